@@ -1,0 +1,31 @@
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test notebooks benchmark clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip >/dev/null
+	$(BIN)/python -m pip install -e ".[dev]"
+	touch $(STAMP)
+
+## Run every experiment's smoke preset; writes runs/demo/REPORT.md.
+demo: $(STAMP)
+	$(BIN)/python -m experiments demo --workdir runs/demo
+
+## Run the whole test suite on two CPU workers.
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 tests
+
+## Pair every jupytext notebook with a generated .ipynb.
+notebooks: $(STAMP)
+	$(BIN)/jupytext --to ipynb notebooks/*.py
+
+## Time the registered benchmarks; writes benchmarks/results/*.json.
+benchmark: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

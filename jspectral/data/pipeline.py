@@ -1,0 +1,70 @@
+"""grain input pipelines: shuffling, per-process sharding, batching, and random patch transforms.
+
+Pipelines are random-access ``grain.MapDataset`` chains, so the batch of step ``s`` is a pure
+function of ``(seed, s)``: a resumed run reads exactly the batches an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import grain
+import jax
+import numpy as np
+
+Example = dict[str, np.ndarray]
+
+
+def train_batches(source, *, batch_size: int, seed: int,
+                  augment: Callable[[Example, np.random.Generator], Example] | None = None,
+                  process_index: int | None = None, process_count: int | None = None):
+  """Endless batches of this process's share of a shuffled, repeated dataset.
+
+  Args:
+    source: a ``grain.MapDataset`` or any random-access sequence of examples (dicts of arrays).
+    batch_size: the global batch size; each process gets ``batch_size // process_count`` rows.
+    seed: shuffling and augmentation seed.
+    augment: optional ``(example, np.random.Generator) -> example``, applied after repetition, so
+      every epoch draws fresh randomness.
+    process_index, process_count: default to ``jax.process_index()`` / ``jax.process_count()``.
+
+  Returns:
+    A ``grain.MapDataset`` whose item ``s`` is this process's part of global batch ``s``. Across
+    processes, global batch ``s`` is the same set of examples for any process count (process ``p``
+    takes elements ``p, p + P, ...`` of the shuffled stream).
+  """
+  process_index = jax.process_index() if process_index is None else process_index
+  process_count = jax.process_count() if process_count is None else process_count
+  if batch_size % process_count:
+    raise ValueError(f"batch_size: {batch_size} is not divisible by the {process_count} processes")
+  dataset = source if isinstance(source, grain.MapDataset) else grain.MapDataset.source(source)
+  if len(dataset) == 0:
+    raise ValueError("source: the training dataset is empty")
+  dataset = dataset.shuffle(seed=seed).repeat()
+  if augment is not None:
+    dataset = dataset.random_map(augment, seed=seed + 1)
+  dataset = dataset[process_index::process_count]
+  return dataset.batch(batch_size // process_count, drop_remainder=True)
+
+
+def random_crop(example: Example, rng: np.random.Generator, size: int,
+                keys: tuple[str, ...] = ("image",)) -> Example:
+  """Crops the same random ``size x size`` window from every ``keys`` entry ``(H, W, ...)``."""
+  height, width = example[keys[0]].shape[:2]
+  if size > min(height, width):
+    raise ValueError(f"size: crop {size} is larger than the image ({height}x{width})")
+  top = rng.integers(0, height - size + 1)
+  left = rng.integers(0, width - size + 1)
+  return {k: v[top:top + size, left:left + size] if k in keys else v for k, v in example.items()}
+
+
+def random_flip_rotate(example: Example, rng: np.random.Generator,
+                       keys: tuple[str, ...] = ("image",)) -> Example:
+  """Applies one of the 8 dihedral transforms (rot90 k times, optional flip) to ``keys``."""
+  k, flip = rng.integers(0, 4), rng.integers(0, 2)
+
+  def transform(v):
+    v = np.rot90(v, k, axes=(0, 1))
+    return np.ascontiguousarray(v[:, ::-1] if flip else v)
+
+  return {key: transform(v) if key in keys else v for key, v in example.items()}

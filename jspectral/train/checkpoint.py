@@ -1,0 +1,61 @@
+"""Orbax checkpoints of a training run: save every K steps, keep the last N, resume from the newest
+readable one.
+
+A checkpoint directory holds two items: ``state`` (the :class:`TrainState` pytree) and ``data`` (the
+input iterator's state as JSON). Orbax writes each step to a temporary directory and renames it when
+complete, so a run killed mid-save leaves the previous checkpoint intact. A newest checkpoint that
+still fails to restore is moved to ``checkpoints/unreadable/`` with a warning (never deleted, never
+trained over) and the next older one is used.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import shutil
+import time
+import warnings
+
+import orbax.checkpoint as ocp
+
+
+def manager(directory: pathlib.Path, keep: int) -> ocp.CheckpointManager:
+  """An orbax ``CheckpointManager`` over ``directory`` keeping the ``keep`` newest steps."""
+  return ocp.CheckpointManager(
+      directory.absolute(), item_names=("state", "data"),
+      options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                           cleanup_tmp_directories=True))
+
+
+def save(mngr: ocp.CheckpointManager, step: int, state, data_state: dict) -> None:
+  """Saves ``state`` and the data-iterator state at ``step`` (asynchronously)."""
+  mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                          data=ocp.args.JsonSave(data_state)), force=True)
+
+
+def restore_latest(directory: pathlib.Path, keep: int, abstract_state):
+  """Restores the newest readable checkpoint onto ``abstract_state`` (shapes and shardings).
+
+  Returns:
+    ``(manager, state, data_state)``; ``state`` and ``data_state`` are ``None`` when there is no
+    checkpoint to resume from.
+  """
+  mngr = manager(directory, keep)
+  for step in sorted(mngr.all_steps(), reverse=True):
+    try:
+      restored = mngr.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
+      return mngr, restored.state, restored.data
+    except Exception as error:  # noqa: BLE001  (any read failure means the step is unusable)
+      mngr.close()
+      moved = _quarantine(directory, step)
+      warnings.warn(f"checkpoint at step {step} could not be restored ({error!r}); moved it to "
+                    f"{moved} and trying an older one", stacklevel=2)
+      mngr = manager(directory, keep)
+  return mngr, None, None
+
+
+def _quarantine(directory: pathlib.Path, step: int) -> pathlib.Path:
+  target = directory / "unreadable" / f"{step}-{time.strftime('%Y%m%d-%H%M%S')}"
+  target.parent.mkdir(parents=True, exist_ok=True)
+  shutil.move(str(directory / str(step)), target)
+  return target

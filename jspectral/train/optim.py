@@ -1,0 +1,104 @@
+"""Optimizers, learning-rate schedules and parameter-group masks, built from a config.
+
+Everything here is an optax composition: the config names the pieces, optax does the work.
+
+Config fields (``ml_collections.ConfigDict``; see :func:`jspectral.train.default_config`):
+  optimizer.name: ``sgd`` | ``momentum`` | ``adam`` | ``adamw`` | ``lars``
+  optimizer.learning_rate, .momentum, .nesterov, .weight_decay, .b1, .b2, .eps
+  schedule.name: ``constant`` | ``warmup_cosine`` | ``step`` | ``cyclic``
+  schedule.warmup_steps, .min_lr_ratio, .boundaries, .decay_factor, .cycle_steps
+  grad_clip_norm: clip by global norm when > 0
+  trainable: regular expression over '/'-joined parameter paths; only matches are updated
+"""
+
+from __future__ import annotations
+
+import re
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+def make_schedule(config, total_steps: int) -> optax.Schedule:
+  """Learning-rate schedule ``step -> lr`` from ``config.schedule`` and ``config.optimizer``."""
+  lr = config.optimizer.learning_rate
+  sched = config.schedule
+  name = sched.name
+  if name == "constant":
+    return optax.constant_schedule(lr)
+  if name == "warmup_cosine":
+    return optax.warmup_cosine_decay_schedule(
+        init_value=0.0, peak_value=lr, warmup_steps=sched.warmup_steps,
+        decay_steps=max(total_steps, sched.warmup_steps + 1), end_value=lr * sched.min_lr_ratio)
+  if name == "step":
+    return optax.piecewise_constant_schedule(
+        lr, {int(b): sched.decay_factor for b in sched.boundaries})
+  if name == "cyclic":
+    return cyclic_schedule(lr, lr * sched.min_lr_ratio, sched.cycle_steps)
+  raise ValueError(f"config.schedule.name: unknown schedule {name!r}; "
+                   "expected constant, warmup_cosine, step or cyclic")
+
+
+def cyclic_schedule(max_value: float, min_value: float, cycle_steps: int) -> optax.Schedule:
+  """Triangular cyclic schedule (Smith, 2017): min -> max -> min every ``cycle_steps`` steps."""
+  if cycle_steps < 2:
+    raise ValueError(f"cycle_steps: expected an integer >= 2, got {cycle_steps}")
+
+  def schedule(step):
+    phase = jnp.mod(step, cycle_steps) / cycle_steps
+    return min_value + (max_value - min_value) * (1.0 - jnp.abs(2.0 * phase - 1.0))
+
+  return schedule
+
+
+def make_optimizer(config, total_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
+  """The optax transformation of ``config`` (clipping, optimizer, mask) and its schedule."""
+  schedule = make_schedule(config, total_steps)
+  opt = config.optimizer
+  name = opt.name
+  if name == "sgd":
+    core = optax.sgd(schedule)
+  elif name == "momentum":
+    core = optax.sgd(schedule, momentum=opt.momentum, nesterov=opt.nesterov)
+  elif name == "adam":
+    core = optax.adam(schedule, b1=opt.b1, b2=opt.b2, eps=opt.eps)
+  elif name == "adamw":
+    core = optax.adamw(schedule, b1=opt.b1, b2=opt.b2, eps=opt.eps, weight_decay=opt.weight_decay)
+  elif name == "lars":
+    core = optax.lars(schedule, weight_decay=opt.weight_decay, momentum=opt.momentum,
+                      weight_decay_mask=_not_bias_or_norm, trust_ratio_mask=_not_bias_or_norm)
+  else:
+    raise ValueError(f"config.optimizer.name: unknown optimizer {name!r}; "
+                     "expected sgd, momentum, adam, adamw or lars")
+  if name in ("sgd", "momentum") and opt.weight_decay:
+    core = optax.chain(optax.add_decayed_weights(opt.weight_decay), core)
+  chain = [core]
+  if config.grad_clip_norm:
+    chain.insert(0, optax.clip_by_global_norm(config.grad_clip_norm))
+  tx = optax.chain(*chain)
+  if config.trainable:
+    tx = optax.multi_transform({"train": tx, "freeze": optax.set_to_zero()},
+                               trainable_labels(config.trainable))
+  return tx, schedule
+
+
+def trainable_labels(pattern: str):
+  """``params -> labels`` tree: ``"train"`` where the '/'-joined path matches ``pattern``."""
+  regex = re.compile(pattern)
+
+  def labels(params):
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: "train" if regex.search(path_name(path)) else "freeze", params)
+
+  return labels
+
+
+def path_name(path) -> str:
+  """'/'-joined names of a ``tree_map_with_path`` key path, e.g. ``block_0/attn/lora_a``."""
+  return "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+
+
+def _not_bias_or_norm(params):
+  """LARS convention: no weight decay or trust ratio for biases and 1-D (norm) parameters."""
+  return jax.tree.map(lambda p: p.ndim > 1, params)
