@@ -24,6 +24,7 @@ import numpy as np
 FAMILY_MODULES = (
   "jspectral.nn.convnet",
   "jspectral.superres.essaformer",
+  "jspectral.superres.mixup_mtl",
 
 )
 

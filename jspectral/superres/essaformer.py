@@ -39,7 +39,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from jspectral.models import ModelSpec
-from jspectral.superres.layers import params_from_torch, pixel_shuffle, pixel_unshuffle
+from jspectral.superres.layers import (
+    PixelShuffleUpsampler,
+    params_from_torch,
+    pixel_unshuffle,
+    shuffle_stages,
+)
 
 _SUM_EPS = 1e-7      # added to the per-token sum of squares (official)
 _NORM_EPS = 1e-12    # F.normalize clamp of the L2 norm (official)
@@ -183,23 +188,9 @@ class EncoderBlock(nn.Module):
 
 
 def _factor_steps(scale: int) -> list[int]:
-  if scale == 3:
-    return [3]
-  if scale >= 2 and scale & (scale - 1) == 0:
-    return [2] * int(math.log2(scale))
-  raise ValueError(f"scale: expected a power of two (2, 4, 8, ...) or 3, got {scale}")
-
-
-class Upsample(nn.Module):
-  """``Upsample``: per stage conv3x3 (d -> r² d) then PixelShuffle(r); stages from ``scale``."""
-
-  scale: int
-
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    for i, r in enumerate(_factor_steps(self.scale)):
-      x = pixel_shuffle(nn.Conv(x.shape[-1] * r * r, (3, 3), padding=1, name=str(2 * i))(x), r)
-    return x
+  if scale < 2:
+    raise ValueError(f"scale: expected a power of two (2, 4, 8, ...) or 3, got {scale}")
+  return shuffle_stages(scale)
 
 
 class Downsample(nn.Module):
@@ -228,7 +219,7 @@ class IterativeRefining(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
-    up = Upsample(self.scale, name="convupsample")
+    up = PixelShuffleUpsampler(self.scale, name="convupsample")
     down = Downsample(self.scale, name="convdownsample")
     e_up = EncoderBlock("convu", self.attention, self.drop_rate, name="convup")
     e_down = EncoderBlock("convd", self.attention, self.drop_rate, name="convdown")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -36,6 +37,30 @@ def pixel_unshuffle(x: jax.Array, factor: int) -> jax.Array:
     raise ValueError(f"x: spatial size {h}x{w} must be divisible by {factor}")
   x = x.reshape(n, h // factor, factor, w // factor, factor, c)
   return x.transpose(0, 1, 3, 5, 2, 4).reshape(n, h // factor, w // factor, c * factor * factor)
+
+
+def shuffle_stages(scale: int) -> list[int]:
+  """PixelShuffle factors of an upsampler: ``[2] * log2(scale)``, ``[3]``, or ``[]`` for 1."""
+  if scale == 3:
+    return [3]
+  if scale >= 1 and scale & (scale - 1) == 0:
+    return [2] * (scale.bit_length() - 1)
+  raise ValueError(f"scale: expected a power of two (1, 2, 4, 8, ...) or 3, got {scale}")
+
+
+class PixelShuffleUpsampler(nn.Module):
+  """SR upsampler (EDSR/SSPSR ``Upsampler``, ESSAformer ``Upsample``): per stage of factor r a
+  3x3 conv (F -> r² F, named ``0``, ``2``, ... as the official ``nn.Sequential``) then
+  :func:`pixel_shuffle`; ``scale`` 1 is the identity. No activation.
+  """
+
+  scale: int
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    for i, r in enumerate(shuffle_stages(self.scale)):
+      x = pixel_shuffle(nn.Conv(x.shape[-1] * r * r, (3, 3), padding=1, name=str(2 * i))(x), r)
+    return x
 
 
 # rank of a torch ``weight`` -> (Flax leaf name, layout change): conv OIHW -> HWIO, Linear
