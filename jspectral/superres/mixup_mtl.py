@@ -39,6 +39,7 @@ import numpy as np
 
 from jspectral.models import ModelSpec
 from jspectral.superres.layers import PixelShuffleUpsampler, params_from_torch, shuffle_stages
+from jspectral.superres.losses import hybrid_loss
 
 # RGB -> 8 pseudo-bands (official, per pixel ``v8 = v_rgb @ RGB_TO_8CH``; rows R, G, B).
 RGB_TO_8CH = np.array([[1.0, 0.66, 0.34, 0.0, 0.0, 0.0, 0.0, 0.0],
@@ -266,6 +267,31 @@ class MultiTaskSR(nn.Module):
 
   def _rgb(self, x: jax.Array, lms: jax.Array) -> jax.Array:
     return self.final_RGB(self.trunk_RGB(self.shared(x)) + self.skip_conv_RGB(lms))
+
+
+def consistency_loss(model: MultiTaskSR, variables: Mapping, x: jax.Array, lms: jax.Array,
+                     matrix: jax.Array) -> jax.Array:
+  """Cross-task consistency on an LR-only HSI (official SSL objective).
+
+  ``HybridLoss(P(net(x, lms, "spectral")), net(P x, P lms, "rgb"))`` with ``P`` the HSI -> 8-channel
+  projection ``matrix`` ``(C, n_subs)``: the projected HSI super-resolution must equal the RGB-head
+  super-resolution of the projected input. Both sides carry gradients (no stop-gradient); the TV
+  terms act on the projected HSI prediction.
+  """
+  hsi = model.apply(variables, x, lms, "spectral")
+  rgb = model.apply(variables, project_bands(x, matrix), project_bands(lms, matrix), "rgb")
+  return hybrid_loss(project_bands(hsi, matrix), rgb)
+
+
+def official_learning_rate(epoch: int, epochs: int = 10, base: float = 1e-4) -> float:
+  """``adjust_learning_rate``: ``base · 0.3^⌊epoch/5⌋`` (1-based epoch), × 0.3 again in the last.
+
+  For 10 epochs: 1e-4 (epochs 1-4), 3e-5 (5-9), 2.7e-6 (10).
+  """
+  if not 1 <= epoch <= epochs:
+    raise ValueError(f"epoch: expected 1 <= epoch <= epochs ({epochs}), got {epoch}")
+  lr = base * 0.3 ** (epoch // 5)
+  return lr * 0.3 if epoch == epochs else lr
 
 
 def from_torch(state_dict: Mapping[str, np.ndarray]) -> tuple[MultiTaskSR, dict]:
