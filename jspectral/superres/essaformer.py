@@ -242,6 +242,9 @@ class ESSAformer(nn.Module):
     attention: ``essa`` (official), ``essa_quadratic`` (same maths, N×N kernel), ``scc`` (paper's
       softmax over SCC) or ``softmax`` (dot-product attention).
     drop_rate: Dropout2d rate in the encoder blocks (official 0.2; active only with ``train``).
+    upsample_skip: add the bicubic upsampling of ``x`` (``jax.image.resize``) to the output and
+      start ``conv_last`` at zero, so the untrained model is bicubic and learns a residual. Not in
+      the official model (default off); the CPU smoke preset turns it on.
   """
 
   bands: int = 128
@@ -250,6 +253,7 @@ class ESSAformer(nn.Module):
   hr_passes: int = 3
   attention: str = "essa"
   drop_rate: float = 0.2
+  upsample_skip: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
@@ -265,7 +269,12 @@ class ESSAformer(nn.Module):
     features = nn.Conv(self.dim, (3, 3), padding=1, name="conv_first")(x)
     features = IterativeRefining(self.scale, self.hr_passes, self.attention, self.drop_rate,
                                  name="blockup")(features, train=train)
-    return nn.Conv(self.bands, (3, 3), padding=1, name="conv_last")(features)
+    if not self.upsample_skip:
+      return nn.Conv(self.bands, (3, 3), padding=1, name="conv_last")(features)
+    n, h, w, c = x.shape
+    residual = nn.Conv(self.bands, (3, 3), padding=1, kernel_init=nn.initializers.zeros,
+                       name="conv_last")(features)
+    return residual + jax.image.resize(x, (n, self.scale * h, self.scale * w, c), "bicubic")
 
 
 def param_count_closed_form(bands: int, dim: int, scale: int) -> int:

@@ -202,6 +202,9 @@ class MultiTaskSR(nn.Module):
     n_ovls: overlap of adjacent groups (2).
     features: width F of every conv (256).
     res_scale: residual scaling of the SSB blocks (0.1).
+    lms_skip: add ``lms`` to the output of both heads and start ``final``/``final_RGB`` at zero
+      (the untrained model is bicubic). Not in the official model (default off); the CPU smoke
+      preset turns it on.
   """
 
   bands: int = 31
@@ -210,6 +213,7 @@ class MultiTaskSR(nn.Module):
   n_ovls: int = 2
   features: int = 256
   res_scale: float = 0.1
+  lms_skip: bool = False
 
   def setup(self):
     if self.scale % 2 or self.scale < 2:
@@ -222,10 +226,11 @@ class MultiTaskSR(nn.Module):
     self.branch2 = BranchUnit(f, 2, self.n_subs, r)
     self.trunk = BranchUnit(f, 1, 0, r)
     self.skip_conv = nn.Conv(f, (3, 3), padding=1)
-    self.final = nn.Conv(self.bands, (3, 3), padding=1)
+    tail_init = nn.initializers.zeros if self.lms_skip else nn.linear.default_kernel_init
+    self.final = nn.Conv(self.bands, (3, 3), padding=1, kernel_init=tail_init)
     self.trunk_RGB = BranchUnit(f, 1, 0, r)
     self.skip_conv_RGB = nn.Conv(f, (3, 3), padding=1)
-    self.final_RGB = nn.Conv(self.n_subs, (3, 3), padding=1)
+    self.final_RGB = nn.Conv(self.n_subs, (3, 3), padding=1, kernel_init=tail_init)
 
   def __call__(self, x: jax.Array, lms: jax.Array, modality: str = "spectral") -> jax.Array:
     """Super-resolves ``x`` ``(N, h, w, K)`` given its bicubic upsampling ``lms`` (N, sh, sw, K).
@@ -244,10 +249,12 @@ class MultiTaskSR(nn.Module):
       raise ValueError(f"lms: expected the bicubic upsampling of x with shape {expected}, got "
                        f"{lms.shape}")
     if modality == "rgb":
-      return self._rgb(x, lms)
-    if self.is_initializing():  # create the RGB head too: one parameter tree for every task
-      self._rgb(x[..., :self.n_subs], lms[..., :self.n_subs])
-    return self._spectral(x, lms)
+      out = self._rgb(x, lms)
+    else:
+      if self.is_initializing():  # create the RGB head too: one parameter tree for every task
+        self._rgb(x[..., :self.n_subs], lms[..., :self.n_subs])
+      out = self._spectral(x, lms)
+    return out + lms if self.lms_skip else out
 
   def shared(self, x: jax.Array) -> jax.Array:
     """The shared part ``branch2(branch1(x))``: ``(N, h, w, n_subs) -> (N, s h, s w, n_subs)``."""

@@ -1,0 +1,293 @@
+"""Training tasks for :func:`jspectral.train.fit`: single-image SR (ESSAformer under the SSPSR
+protocol) and the multi-task Spectral Mixup recipe of kli8996/HSISR.
+
+Examples are dicts of bands-last float32 arrays in the SSPSR file layout: ``lr`` (SSPSR ``ms``),
+``lms`` (``ms_bicubic``, the LR cube upsampled back to HR size) and ``hr`` (``gt``). Building them
+from HR cubes is :func:`patch_pairs`, with the degradation passed in (MATLAB ``imresize`` for the
+papers' protocol).
+
+ESSAformer releases no training code; its README points to SSPSR, so :class:`SingleImageSRTask`
+follows SSPSR: L1 loss (``HybridLoss`` optional), dihedral ×8 augmentation applied identically to
+LR, bicubic and HR, Adam 1e-4 decayed ×0.1 at epoch 30 of 40.
+
+:class:`MultiTaskSRTask` reproduces the official per-task update steps: each ``fit`` step is ONE
+optimizer update of one task, in the official order per iteration (labeled HSI, Spectral Mixup,
+RGB ×3, SSL ×3: 8 updates; 5 once SSL stops after the first half of the epochs), sharing one Adam
+state. The update counter lives in the task's non-trainable state, so the order survives a resume.
+Every batch carries one chunk of each source (labeled HSI, RGB, LR-only HSI; one grain pipeline,
+each source cycled at its own length) and the step's task picks what it uses. Difference from the
+official loop: the Spectral Mixup update draws a fresh labeled batch instead of re-using the
+labeled update's batch (same distribution, same number of updates).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import grain
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jspectral.data import mixup, pipeline
+from jspectral.superres import mixup_mtl
+from jspectral.superres.losses import hybrid_loss
+from jspectral.superres.metrics import quality_assessment
+
+Example = dict[str, np.ndarray]
+Resize = Callable[[np.ndarray, tuple[int, int]], np.ndarray]
+
+
+def patch_pairs(hr: np.ndarray, scale: int, resize: Resize, patch: int | None = None,
+                stride: int | None = None) -> list[Example]:
+  """SSPSR-style training (or test) pairs from one HR cube ``(H, W, C)``.
+
+  Each HR patch (``patch`` × ``patch`` every ``stride`` pixels; the whole cube when ``patch`` is
+  None) gives ``lr = resize(hr, (patch/s, patch/s))`` and ``lms = resize(lr, (patch, patch))``.
+
+  Raises:
+    ValueError: ``hr`` is not 3-D, or its size (or ``patch``) is not divisible by ``scale``.
+  """
+  if hr.ndim != 3:
+    raise ValueError(f"hr: expected an (H, W, C) cube, got shape {hr.shape}")
+  height, width = hr.shape[:2]
+  patch_h, patch_w = (height, width) if patch is None else (patch, patch)
+  if patch_h % scale or patch_w % scale:
+    raise ValueError(f"hr: size {patch_h}x{patch_w} is not divisible by the scale {scale}")
+  stride = stride or patch_h
+  pairs = []
+  for top in range(0, height - patch_h + 1, stride):
+    for left in range(0, width - patch_w + 1, stride):
+      gt = np.asarray(hr[top:top + patch_h, left:left + patch_w], np.float32)
+      lr = np.asarray(resize(gt, (patch_h // scale, patch_w // scale)), np.float32)
+      lms = np.asarray(resize(lr, (patch_h, patch_w)), np.float32)
+      pairs.append({"lr": lr, "lms": lms, "hr": gt})
+  return pairs
+
+
+def evaluate_images(predict: Callable[[Example], np.ndarray], images: Sequence[Example],
+                    ratio: float, clip_cosine: bool = False) -> dict[str, float]:
+  """Mean over test images of the SSPSR indices of ``predict`` and of the bicubic baseline.
+
+  ``clip_cosine`` clips SAM's cosine (the official no-clip SAM is NaN where a prediction's spectra
+  are so close to the truth that the float32 cosine rounds above 1, e.g. bicubic on smooth cubes).
+  """
+  ours, bicubic = [], []
+  for image in images:
+    for store, pred in ((ours, predict(image)), (bicubic, image["lms"])):
+      store.append(quality_assessment(jnp.asarray(pred), image["hr"], ratio=ratio,
+                                      clip_cosine=clip_cosine))
+  out = {k: float(np.mean([r[k] for r in ours])) for k in ours[0]}
+  out.update({f"bicubic_{k}": float(np.mean([r[k] for r in bicubic])) for k in bicubic[0]})
+  return out
+
+
+def _dihedral(example: Example, rng: np.random.Generator, keys: tuple[str, ...]) -> Example:
+  return pipeline.random_flip_rotate(example, rng, keys=keys)
+
+
+@dataclasses.dataclass
+class SingleImageSRTask:
+  """SSPSR protocol for an LR-only model ``model.apply(v, lr, train=...)`` (ESSAformer).
+
+  Attributes:
+    model: a Flax module taking ``(N, h, w, C)`` and returning ``(N, s h, s w, C)``.
+    train_examples: ``lr``/``lms``/``hr`` patches.
+    test_images: whole ``lr``/``lms``/``hr`` test images (whole-image inference: ESSA is global).
+    scale: SR factor (ERGAS ratio).
+    loss_name: ``l1`` (ESSAformer paper) or ``hybrid`` (SSPSR's default ``HybridLoss``).
+    clip_cosine: clip SAM's cosine in evaluation (official: no clip).
+  """
+
+  model: object
+  train_examples: Sequence[Example]
+  test_images: Sequence[Example]
+  scale: int
+  loss_name: str = "l1"
+  clip_cosine: bool = False
+
+  def __post_init__(self):
+    if self.loss_name not in ("l1", "hybrid"):
+      raise ValueError(f"loss_name: expected 'l1' or 'hybrid', got {self.loss_name!r}")
+    self._predict = jax.jit(lambda params, lr: self.model.apply({"params": params}, lr))
+
+  def train_source(self):
+    return grain.MapDataset.source(list(self.train_examples))
+
+  def augment(self, example: Example, rng: np.random.Generator) -> Example:
+    return _dihedral(example, rng, ("lr", "lms", "hr"))
+
+  def init(self, rng, batch):
+    params_rng, dropout_rng = jax.random.split(rng)
+    variables = self.model.init({"params": params_rng, "dropout": dropout_rng}, batch["lr"])
+    return variables["params"], {}
+
+  def loss(self, params, state, batch, rng):
+    pred = self.model.apply({"params": params}, batch["lr"], train=True, rngs={"dropout": rng})
+    l1 = jnp.mean(jnp.abs(pred - batch["hr"]))
+    loss = l1 if self.loss_name == "l1" else hybrid_loss(pred, batch["hr"])
+    return loss, {"l1": l1}
+
+  def predict(self, params, lr: np.ndarray) -> np.ndarray:
+    """Whole-image super-resolution of one LR cube ``(h, w, C)``."""
+    return np.asarray(self._predict(params, jnp.asarray(lr)[None])[0])
+
+  def evaluate(self, params, state):
+    return evaluate_images(lambda im: self.predict(params, im["lr"]), self.test_images, self.scale,
+                           self.clip_cosine)
+
+
+KINDS = ("labeled", "mixup", "rgb", "ssl")
+
+
+@dataclasses.dataclass(frozen=True)
+class UpdatePlan:
+  """Which task each optimizer update trains (official ``mains.train`` order).
+
+  One iteration = ``labeled``, ``theta_mix`` × ``mixup``, ``theta_rgb`` × ``rgb``,
+  ``theta_unlabel`` × ``ssl`` (components switched off are left out); SSL runs while the 0-based
+  epoch ``e <= epochs / 2``.
+  """
+
+  epochs: int
+  iterations_per_epoch: int
+  use_mixup: bool = True
+  use_rgb: bool = True
+  use_ssl: bool = True
+  theta_mix: int = 1
+  theta_rgb: int = 3
+  theta_unlabel: int = 3
+
+  def cycle(self, with_ssl: bool) -> tuple[int, ...]:
+    kinds = (["labeled"] + ["mixup"] * self.theta_mix * self.use_mixup
+             + ["rgb"] * self.theta_rgb * self.use_rgb
+             + ["ssl"] * self.theta_unlabel * (self.use_ssl and with_ssl))
+    return tuple(KINDS.index(k) for k in kinds)
+
+  @property
+  def ssl_epochs(self) -> int:
+    return min(self.epochs, self.epochs // 2 + 1) if self.use_ssl else 0
+
+  def updates_before_epoch(self, epoch: int) -> int:
+    """Number of updates before the 0-based ``epoch`` starts."""
+    early = min(epoch, self.ssl_epochs)
+    return self.iterations_per_epoch * (early * len(self.cycle(True))
+                                        + (epoch - early) * len(self.cycle(False)))
+
+  @property
+  def total_updates(self) -> int:
+    return self.updates_before_epoch(self.epochs)
+
+  def kind(self, count: jax.Array) -> jax.Array:
+    """The ``KINDS`` index of update number ``count`` (0-based), jit-safe."""
+    early, late = (jnp.asarray(self.cycle(flag)) for flag in (True, False))
+    switch = self.updates_before_epoch(self.ssl_epochs)
+    return jnp.where(count < switch, early[count % len(early)],
+                     late[jnp.maximum(count - switch, 0) % len(late)])
+
+  def lr_boundaries(self) -> list[int]:
+    """Update counts where the official schedule decays ×0.3: epochs 5 and 10 (1-based), twice at
+    10 (see :func:`jspectral.superres.mixup_mtl.official_learning_rate`)."""
+    boundaries = []
+    for epoch in range(2, self.epochs + 1):
+      ratio = (mixup_mtl.official_learning_rate(epoch, self.epochs)
+               / mixup_mtl.official_learning_rate(epoch - 1, self.epochs))
+      boundaries += [self.updates_before_epoch(epoch - 1)] * round(np.log(ratio) / np.log(0.3))
+    return boundaries
+
+
+@dataclasses.dataclass
+class MultiTaskSRTask:
+  """The Spectral Mixup multi-task recipe on :class:`~jspectral.superres.mixup_mtl.MultiTaskSR`.
+
+  Attributes:
+    model: the multi-task network.
+    labeled: HSI ``lr``/``lms``/``hr`` patches.
+    rgb: 8-channel ``lr``/``lms``/``hr`` patches (RGB SR set expanded by ``RGB_TO_8CH``).
+    unlabeled: LR-only HSI ``lr``/``lms`` patches.
+    test_images: whole HSI test images.
+    projection: HSI -> 8-channel matrix ``(C, n_subs)`` of the consistency loss.
+    plan: the update schedule (switches and repeat counts).
+    mixup_weight: share of the re-mixed cube in Spectral Mixup (official ½).
+    ratio: ERGAS ratio (the official code uses 4 at every scale).
+    clip_cosine: clip SAM's cosine in evaluation (official: no clip).
+  """
+
+  model: mixup_mtl.MultiTaskSR
+  labeled: Sequence[Example]
+  rgb: Sequence[Example]
+  unlabeled: Sequence[Example]
+  test_images: Sequence[Example]
+  projection: np.ndarray
+  plan: UpdatePlan
+  mixup_weight: float = 0.5
+  ratio: float = 4
+  clip_cosine: bool = False
+
+  def __post_init__(self):
+    if self.plan.use_rgb and not self.rgb:
+      raise ValueError("rgb: the RGB task is on (plan.use_rgb) but no RGB examples were given")
+    if self.plan.use_ssl and not self.unlabeled:
+      raise ValueError("unlabeled: SSL is on (plan.use_ssl) but no unlabeled examples were given")
+    self._predict = jax.jit(lambda params, lr, lms: self.model.apply({"params": params}, lr, lms))
+
+  def train_source(self):
+    sources = {"": self.labeled}
+    if self.plan.use_rgb:
+      sources["rgb_"] = self.rgb
+    if self.plan.use_ssl:
+      sources["u_"] = [{k: e[k] for k in ("lr", "lms")} for e in self.unlabeled]
+    length = max(len(s) for s in sources.values())
+    return grain.MapDataset.range(length).map(
+        lambda i: {prefix + k: v for prefix, s in sources.items()
+                   for k, v in s[i % len(s)].items()})
+
+  def augment(self, example: Example, rng: np.random.Generator) -> Example:
+    for keys in (("lr", "lms", "hr"), ("rgb_lr", "rgb_lms", "rgb_hr"), ("u_lr", "u_lms")):
+      present = tuple(k for k in keys if k in example)
+      if present:
+        example = _dihedral(example, rng, present)
+    return example
+
+  def init(self, rng, batch):
+    params = self.model.init(rng, batch["lr"], batch["lms"])["params"]
+    return params, {"updates": jnp.zeros((), jnp.int32)}
+
+  def _branches(self, params, batch, rng):
+    apply = lambda lr, lms, modality="spectral": self.model.apply(
+        {"params": params}, lr, lms, modality)
+
+    def labeled():
+      return hybrid_loss(apply(batch["lr"], batch["lms"]), batch["hr"])
+
+    def mixed():
+      (lr, lms, hr), _ = mixup.spectral_mixup(rng, batch["lr"], batch["lms"], batch["hr"],
+                                              weight=self.mixup_weight)
+      return hybrid_loss(apply(lr, lms), hr)
+
+    def rgb():
+      return hybrid_loss(apply(batch["rgb_lr"], batch["rgb_lms"], "rgb"), batch["rgb_hr"])
+
+    def ssl():
+      return mixup_mtl.consistency_loss(self.model, {"params": params}, batch["u_lr"],
+                                        batch["u_lms"], jnp.asarray(self.projection))
+
+    return {"labeled": labeled, "mixup": mixed, "rgb": rgb, "ssl": ssl}
+
+  def loss(self, params, state, batch, rng):
+    count = state["updates"]
+    kind = self.plan.kind(count)
+    used = sorted(set(self.plan.cycle(True)))
+    branches = self._branches(params, batch, rng)
+    index = jnp.searchsorted(jnp.asarray(used), kind)
+    loss = jax.lax.switch(index, [branches[KINDS[k]] for k in used])
+    return loss, {"kind": kind, "state": {"updates": count + 1}}
+
+  def predict(self, params, lr: np.ndarray, lms: np.ndarray) -> np.ndarray:
+    """HSI super-resolution of one LR cube (shared part + HSI head only)."""
+    return np.asarray(self._predict(params, jnp.asarray(lr)[None], jnp.asarray(lms)[None])[0])
+
+  def evaluate(self, params, state):
+    return evaluate_images(lambda im: self.predict(params, im["lr"], im["lms"]),
+                           self.test_images, self.ratio, self.clip_cosine)
