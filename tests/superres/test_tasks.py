@@ -1,0 +1,110 @@
+"""SR training tasks: the official per-task update order, the LR schedule in updates, patch pairs,
+the multi-task loss dispatch, and one short ``fit`` whose loss falls."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jspectral import train
+from jspectral.data import synthetic
+from jspectral.superres import essaformer, mixup_mtl, tasks
+from jspectral.superres.losses import hybrid_loss
+
+
+def _resize(x, hw):
+  return np.asarray(jax.image.resize(jnp.asarray(x), (*hw, x.shape[-1]), "bicubic",
+                                     antialias=True))
+
+
+def test_update_plan_official_order_and_ssl_cutoff():
+  plan = tasks.UpdatePlan(epochs=10, iterations_per_epoch=3)
+  names = lambda counts: [tasks.KINDS[int(plan.kind(jnp.asarray(c)))] for c in counts]
+  assert names(range(8)) == ["labeled", "mixup", "rgb", "rgb", "rgb", "ssl", "ssl", "ssl"]
+  assert names(range(8, 16)) == names(range(8))
+  assert plan.ssl_epochs == 6                      # 0-based epochs 0..5 of 10
+  switch = plan.updates_before_epoch(6)
+  assert switch == 6 * 3 * 8
+  assert names(range(switch - 3, switch + 5)) == ["ssl"] * 3 + ["labeled", "mixup"] + ["rgb"] * 3
+  assert plan.total_updates == 6 * 3 * 8 + 4 * 3 * 5
+  off = tasks.UpdatePlan(epochs=10, iterations_per_epoch=3, use_mixup=False, use_ssl=False)
+  assert [tasks.KINDS[k] for k in off.cycle(True)] == ["labeled", "rgb", "rgb", "rgb"]
+  assert off.total_updates == 10 * 3 * 4
+
+
+def test_lr_boundaries_reproduce_official_epoch_rates():
+  plan = tasks.UpdatePlan(epochs=10, iterations_per_epoch=2)
+  boundaries = plan.lr_boundaries()
+  assert boundaries == [plan.updates_before_epoch(4)] + [plan.updates_before_epoch(9)] * 2
+  # learning rate of the first update of each epoch, with the decays counted per boundary
+  for epoch in range(1, 11):
+    first = plan.updates_before_epoch(epoch - 1)
+    lr = 1e-4 * 0.3 ** sum(first >= b for b in boundaries)
+    np.testing.assert_allclose(lr, mixup_mtl.official_learning_rate(epoch, 10), rtol=1e-12)
+
+
+def test_patch_pairs_shapes_and_validation():
+  hr = np.random.default_rng(0).random((20, 24, 3)).astype(np.float32)
+  pairs = tasks.patch_pairs(hr, 4, _resize, patch=8, stride=8)
+  assert len(pairs) == 2 * 3
+  assert pairs[0]["lr"].shape == (2, 2, 3) and pairs[0]["lms"].shape == (8, 8, 3)
+  np.testing.assert_array_equal(pairs[1]["hr"], hr[:8, 8:16])
+  whole = tasks.patch_pairs(hr, 4, _resize)
+  assert len(whole) == 1 and whole[0]["lr"].shape == (5, 6, 3)
+  with pytest.raises(ValueError, match="hr: size"):
+    tasks.patch_pairs(hr, 3, _resize)
+  with pytest.raises(ValueError, match="hr: expected"):
+    tasks.patch_pairs(hr[..., 0], 4, _resize)
+
+
+def _cube_pairs(key, count, bands, size, scale, patch):
+  cubes = [np.asarray(synthetic.hyperspectral_cube(k, size, size, bands))
+           for k in jax.random.split(key, count)]
+  return [p for c in cubes for p in tasks.patch_pairs(c, scale, _resize, patch, patch)]
+
+
+def test_multitask_loss_dispatches_per_update_and_counts():
+  bands, n_subs = 6, 4
+  model = mixup_mtl.MultiTaskSR(bands=bands, scale=2, n_subs=n_subs, n_ovls=2, features=16)
+  matrix = np.abs(np.random.default_rng(1).normal(size=(bands, n_subs))).astype(np.float32)
+  hsi = _cube_pairs(jax.random.key(0), 1, bands, 8, 2, 8)
+  rgb = [{k: v @ matrix for k, v in e.items()} for e in hsi]
+  plan = tasks.UpdatePlan(epochs=2, iterations_per_epoch=1, theta_rgb=1, theta_unlabel=1)
+  task = tasks.MultiTaskSRTask(model, hsi, rgb, hsi, hsi, matrix, plan)
+  batch = jax.tree.map(lambda v: jnp.asarray(v)[None], task.train_source()[0])
+  assert sorted(batch) == ["hr", "lms", "lr", "rgb_hr", "rgb_lms", "rgb_lr", "u_lms", "u_lr"]
+  params, state = task.init(jax.random.key(1), batch)
+  v = {"params": params}
+  expected = {
+      "labeled": hybrid_loss(model.apply(v, batch["lr"], batch["lms"]), batch["hr"]),
+      "rgb": hybrid_loss(model.apply(v, batch["rgb_lr"], batch["rgb_lms"], "rgb"),
+                         batch["rgb_hr"]),
+      "ssl": mixup_mtl.consistency_loss(model, v, batch["u_lr"], batch["u_lms"], matrix)}
+  loss_fn = jax.jit(task.loss)
+  for count, kind in ((0, "labeled"), (2, "rgb"), (3, "ssl"), (4, "labeled")):
+    loss, aux = loss_fn(params, {"updates": jnp.asarray(count)}, batch, jax.random.key(2))
+    assert tasks.KINDS[int(aux["kind"])] == kind
+    assert int(aux["state"]["updates"]) == count + 1
+    np.testing.assert_allclose(loss, expected[kind], rtol=1e-5)
+  mixed, _ = loss_fn(params, {"updates": jnp.asarray(1)}, batch, jax.random.key(2))
+  assert not np.isclose(mixed, expected["labeled"], rtol=1e-4)
+  with pytest.raises(ValueError, match="rgb"):
+    tasks.MultiTaskSRTask(model, hsi, [], hsi, hsi, matrix, plan)
+
+
+def test_short_fit_reduces_l1(tmp_path):
+  examples = _cube_pairs(jax.random.key(3), 2, 4, 16, 2, 8)
+  model = essaformer.ESSAformer(bands=4, dim=8, scale=2, drop_rate=0.0)
+  task = tasks.SingleImageSRTask(model, examples, examples[:1], 2)
+  config = train.default_config()
+  config.update(dict(total_steps=40, batch_size=4, log_every=1, checkpoint_every=40,
+                     progress=False))
+  config.optimizer.learning_rate = 3e-3
+  result = train.fit(task, config, tmp_path)
+  losses = [r["loss"] for r in result.history if "loss" in r]
+  assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
+  assert {"MPSNR", "bicubic_MPSNR", "SAM"} <= {k.removeprefix("eval/") for k in result.evals}
+  assert isinstance(optax.global_norm(result.params), jax.Array)
