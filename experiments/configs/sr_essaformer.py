@@ -75,7 +75,8 @@ def _resize(x: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
 def _smoke_data(data):
   keys = jax.random.split(jax.random.key(data.seed), data.train_cubes + data.test_cubes)
   cubes = [np.asarray(synthetic.hyperspectral_cube(k, data.size, data.size, data.bands,
-                                                   data.correlation_length)) for k in keys]
+                                                   correlation_length=data.correlation_length))
+           for k in keys]
   train_ex = [p for c in cubes[:data.train_cubes]
               for p in tasks.patch_pairs(c, data.scale, _resize, data.patch, data.stride)]
   # test tiles of the training patch size: ESSA is global with a 1/sqrt(N) scale, and a model

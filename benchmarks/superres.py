@@ -1,0 +1,71 @@
+"""ESSAformer's efficiency claim: ESSA attention (linear in tokens) vs softmax (quadratic).
+
+For growing LR images, times one jitted training step (forward + backward + Adam) of ESSAformer
+with ``attention="essa"`` and with ``attention="softmax"`` (same network otherwise), reports the
+compile time separately, and the peak device memory where the backend reports it. Writes
+``benchmarks/results/superres.json``. Run ``python -m benchmarks.superres`` (never in tests).
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import time
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jspectral.superres.essaformer import ESSAformer
+
+RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "superres.json"
+
+
+def _peak_bytes() -> int | None:
+  stats = jax.devices()[0].memory_stats() or {}
+  return stats.get("peak_bytes_in_use")
+
+
+def time_step(attention: str, lr_size: int, *, bands: int = 31, dim: int = 32, scale: int = 4,
+              batch: int = 1, repeats: int = 3) -> dict:
+  """Compile and step times (seconds) of one training step at LR size ``lr_size``."""
+  model = ESSAformer(bands=bands, dim=dim, scale=scale, attention=attention, drop_rate=0.0)
+  lr = jax.random.uniform(jax.random.key(0), (batch, lr_size, lr_size, bands))
+  hr = jax.random.uniform(jax.random.key(1), (batch, scale * lr_size, scale * lr_size, bands))
+  params = model.init(jax.random.key(2), lr)["params"]
+  tx = optax.adam(1e-4)
+
+  def step(params, opt_state):
+    loss, grads = jax.value_and_grad(
+        lambda p: jnp.mean(jnp.abs(model.apply({"params": p}, lr) - hr)))(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss
+
+  start = time.perf_counter()
+  compiled = jax.jit(step).lower(params, tx.init(params)).compile()
+  compile_s = time.perf_counter() - start
+  state = (params, tx.init(params))
+  jax.block_until_ready(compiled(*state))
+  start = time.perf_counter()
+  for _ in range(repeats):
+    state = compiled(*state)[:2]
+  jax.block_until_ready(state)
+  return {"attention": attention, "lr_size": lr_size, "hr_tokens": (scale * lr_size) ** 2,
+          "compile_s": compile_s, "step_s": (time.perf_counter() - start) / repeats,
+          "peak_bytes": _peak_bytes()}
+
+
+def main(sizes: tuple[int, ...] = (4, 8, 16, 24)) -> list[dict]:
+  """Times both attentions at every LR size and writes ``benchmarks/results/superres.json``."""
+  rows = []
+  for size in sizes:
+    for attention in ("essa", "softmax"):
+      rows.append(time_step(attention, size))
+      print(json.dumps(rows[-1]))
+  RESULTS.parent.mkdir(parents=True, exist_ok=True)
+  RESULTS.write_text(json.dumps({"device": str(jax.devices()[0]), "rows": rows}, indent=2) + "\n")
+  return rows
+
+
+if __name__ == "__main__":
+  main()
