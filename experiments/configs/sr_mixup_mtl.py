@@ -26,9 +26,8 @@ from jspectral.superres import figures, mixup_mtl, tasks
 
 METRICS = ("MPSNR", "MSSIM", "SAM", "ERGAS", "CrossCorrelation", "RMSE")
 # (use_rgb, use_ssl, use_mixup) of each ablation row; the first row is the full method.
-ABLATIONS = {"RGB-SR + SSL + SMixup": (True, True, True), "backbone only": (False, False, False),
-             "+ RGB-SR": (True, False, False), "+ RGB-SR + SSL": (True, True, False),
-             "+ SMixup": (False, False, True)}
+ABLATIONS = {"RGB-SR + SSL + SMixup": (True, True, True), "RGB-SR + SSL": (True, True, False),
+             "RGB-SR + SMixup": (True, False, True), "backbone only": (False, False, False)}
 CAVE_LABELED = ("balloons", "chart_and_stuffed_toy", "egyptian_statue", "fake_and_real_peppers",
                 "hairs")
 CAVE_TEST = ("jelly_beans", "oil_painting", "paints", "photo_and_face", "pompoms",
