@@ -50,7 +50,7 @@ def get_config(preset: str) -> ml_collections.ConfigDict:
     config.data = ml_collections.ConfigDict(dict(
         source="synthetic", bands=31, scale=4, size=48, train_cubes=5, test_cubes=1, patch=16,
         stride=8, correlation_length=6.0, sharpness=20.0, endmembers=6, seed=0))
-    config.train.update(dict(total_steps=300, batch_size=8, log_every=50, checkpoint_every=300,
+    config.train.update(dict(total_steps=600, batch_size=8, log_every=50, checkpoint_every=600,
                              progress=False))
     config.train.optimizer.learning_rate = 1e-3
     config.model.drop_rate = 0.0
