@@ -1,0 +1,66 @@
+"""TFDS builders of the real datasets (one module each) and the catalog of their manual files.
+
+``catalog()`` lists every dataset configuration with its manual directory, the files it expects
+there and whether they are present; ``python -m experiments data list`` prints it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+
+from jspectral.data import tfds as tfds_lib
+from jspectral.data.builders.cave import Cave
+from jspectral.data.builders.chikusei import Chikusei
+from jspectral.data.builders.harvard import Harvard
+from jspectral.data.builders.icvl import Icvl
+from jspectral.data.builders.indian_pines import IndianPines
+from jspectral.data.builders.pavia import Pavia
+from jspectral.data.builders.salinas import Salinas
+from jspectral.data.builders.urban import Urban
+from jspectral.data.builders.whu_hi import WhuHi
+
+BUILDERS: tuple[type[tfds_lib.ManualBuilder], ...] = (
+    Icvl, Cave, Harvard, Chikusei, Pavia, IndianPines, Salinas, WhuHi, Urban)
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+  """One dataset configuration: ``name`` is ``"<builder>/<config>"``."""
+
+  name: str
+  manual_dir: pathlib.Path
+  expected_files: tuple[str, ...]
+  missing_files: tuple[str, ...]
+
+  @property
+  def present(self) -> bool:
+    return not self.missing_files
+
+
+def catalog(root: str | os.PathLike | None = None) -> list[Entry]:
+  """Every builder configuration, where its files go and which of them are missing.
+
+  Args:
+    root: the manual root (default :func:`jspectral.data.tfds.manual_root`); each builder reads
+      ``root / <builder name>``.
+  """
+  root = pathlib.Path(root) if root is not None else tfds_lib.manual_root()
+  entries = []
+  for builder in BUILDERS:
+    manual_dir = root / builder.name
+    for config in builder.BUILDER_CONFIGS:
+      entries.append(Entry(f"{builder.name}/{config.name}", manual_dir, tuple(config.files),
+                           tuple(tfds_lib.missing_files(manual_dir, config.files))))
+  return entries
+
+
+def format_catalog(entries: list[Entry]) -> str:
+  """A plain-text table of :func:`catalog` (one line per configuration)."""
+  lines = []
+  for e in entries:
+    shown = ", ".join(e.missing_files[:3]) + (", ..." if len(e.missing_files) > 3 else "")
+    status = "present" if e.present else f"missing {len(e.missing_files)}: {shown}"
+    lines.append(f"{e.name:<24} {str(e.manual_dir):<50} {status}")
+  return "\n".join(lines)
