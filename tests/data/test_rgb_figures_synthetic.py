@@ -51,7 +51,7 @@ def test_false_colour_stretches_to_unit_range():
 
 def test_save_spectra_panel_writes_png(tmp_path):
   cube = np.asarray(synthetic.icvl_like(jax.random.key(0), 16, 12))
-  path = figures.save_spectra_panel(tmp_path / "spectra.png", cube, [(2, 3), (10, 12)],
+  path = figures.save_spectra_panel(tmp_path / "spectra.png", cube, [(2, 3), (10, 11)],
                                     wavelengths=rgb.default_wavelengths(31),
                                     overlays={"noisy": cube + 0.01})
   with Image.open(path) as image:
