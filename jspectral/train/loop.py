@@ -111,7 +111,7 @@ def train_step(ts: TrainState, batch: PyTree, *, loss_fn: Callable, tx: optax.Gr
   aux = dict(aux)
   model_state = aux.pop("state", ts.model_state)
   updates, opt_state = tx.update(grads, ts.opt_state, ts.params)
-  grad_norm = optax.global_norm(grads)
+  grad_norm = optax.tree.norm(grads)
   ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
   candidate = TrainState(ts.step + 1, optax.apply_updates(ts.params, updates), opt_state,
                          model_state, ts.rng)
