@@ -123,7 +123,7 @@ def test_unreadable_newest_checkpoint_is_set_aside(tmp_path):
 
 
 class DivergingTask:
-  """``loss = sqrt(w)`` under SGD with learning rate 1: w = 1, 0.5, then negative -> NaN at step 3."""
+  """``loss = sqrt(w)``, SGD with learning rate 1: w = 1, 0.5, then negative: NaN at step 3."""
 
   def train_source(self):
     return [{"x": np.zeros(1, np.float32)}] * 4
