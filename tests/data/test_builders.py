@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
 import sys
 
@@ -9,6 +10,7 @@ import h5py
 import numpy as np
 import pytest
 import scipy.io
+import tensorflow_datasets as tfds
 from PIL import Image
 
 from jspectral.data import builders
@@ -172,18 +174,27 @@ def test_missing_files_name_directory_and_files(tmp_path):
                      data_dir=tmp_path)
   message = str(info.value)
   assert "nowhere" in message and "Pavia.mat" in message and "Pavia_gt.mat" in message
+  # the plain TFDS entry point gives the same kind of message
+  (tmp_path / "partial").mkdir()
+  (tmp_path / "partial" / "Pavia.mat").touch()
+  builder = pavia.Pavia(config="centre", data_dir=tmp_path)
+  with pytest.raises(FileNotFoundError, match=r"partial.*Pavia_gt\.mat"):
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+        manual_dir=str(tmp_path / "partial")))
 
 
 def test_catalog_lists_every_dataset(tmp_path):
   (tmp_path / "salinas").mkdir()
   for name in ("Salinas_corrected.mat", "Salinas_gt.mat"):
     (tmp_path / "salinas" / name).touch()
-  entries = {e.name: e for e in builders.catalog(tmp_path)}
+  entries = {e["name"]: e for e in builders.catalog(tmp_path)}
+  json.dumps(list(entries.values()))
   for dataset in ("icvl", "cave", "harvard", "chikusei", "pavia", "indian_pines", "salinas",
                   "whu_hi", "urban"):
     assert any(name.startswith(dataset + "/") for name in entries)
   assert {"pavia/centre", "pavia/university", "whu_hi/longkou", "whu_hi/honghu"} <= set(entries)
-  assert entries["salinas/corrected"].present
-  assert not entries["icvl/train_patches"].present
-  assert entries["icvl/train_patches"].manual_dir == tmp_path / "icvl"
+  assert entries["salinas/corrected"]["present"]
+  assert not entries["icvl/train_patches"]["present"]
+  assert entries["icvl/train_patches"]["missing_files"] == ["ICVL_train.txt", "*.mat"]
+  assert entries["icvl/train_patches"]["manual_dir"] == str(tmp_path / "icvl")
   assert "salinas/corrected" in builders.format_catalog(list(entries.values()))

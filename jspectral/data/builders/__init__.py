@@ -6,7 +6,6 @@ there and whether they are present; ``python -m experiments data list`` prints i
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import pathlib
 
@@ -25,42 +24,35 @@ BUILDERS: tuple[type[tfds_lib.ManualBuilder], ...] = (
     Icvl, Cave, Harvard, Chikusei, Pavia, IndianPines, Salinas, WhuHi, Urban)
 
 
-@dataclasses.dataclass(frozen=True)
-class Entry:
-  """One dataset configuration: ``name`` is ``"<builder>/<config>"``."""
-
-  name: str
-  manual_dir: pathlib.Path
-  expected_files: tuple[str, ...]
-  missing_files: tuple[str, ...]
-
-  @property
-  def present(self) -> bool:
-    return not self.missing_files
-
-
-def catalog(root: str | os.PathLike | None = None) -> list[Entry]:
+def catalog(root: str | os.PathLike | None = None) -> list[dict]:
   """Every builder configuration, where its files go and which of them are missing.
 
   Args:
     root: the manual root (default :func:`jspectral.data.tfds.manual_root`); each builder reads
       ``root / <builder name>``.
+
+  Returns:
+    JSON-serialisable dicts ``{"name": "<builder>/<config>", "manual_dir", "expected_files",
+    "missing_files", "present"}``.
   """
   root = pathlib.Path(root) if root is not None else tfds_lib.manual_root()
   entries = []
   for builder in BUILDERS:
     manual_dir = root / builder.name
     for config in builder.BUILDER_CONFIGS:
-      entries.append(Entry(f"{builder.name}/{config.name}", manual_dir, tuple(config.files),
-                           tuple(tfds_lib.missing_files(manual_dir, config.files))))
+      missing = tfds_lib.missing_files(manual_dir, config.files)
+      entries.append({"name": f"{builder.name}/{config.name}", "manual_dir": str(manual_dir),
+                      "expected_files": list(config.files), "missing_files": missing,
+                      "present": not missing})
   return entries
 
 
-def format_catalog(entries: list[Entry]) -> str:
+def format_catalog(entries: list[dict]) -> str:
   """A plain-text table of :func:`catalog` (one line per configuration)."""
   lines = []
   for e in entries:
-    shown = ", ".join(e.missing_files[:3]) + (", ..." if len(e.missing_files) > 3 else "")
-    status = "present" if e.present else f"missing {len(e.missing_files)}: {shown}"
-    lines.append(f"{e.name:<24} {str(e.manual_dir):<50} {status}")
+    missing = e["missing_files"]
+    shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+    status = "present" if e["present"] else f"missing {len(missing)}: {shown}"
+    lines.append(f"{e['name']:<24} {e['manual_dir']:<50} {status}")
   return "\n".join(lines)
