@@ -83,8 +83,16 @@ def blind_gaussian(key: jax.Array, clean: jax.Array,
   if not 0 <= low <= high:
     raise ValueError(f"sigma_range: expected 0 <= low <= high, got {sigma_range}")
   k_sigma, k_noise = jax.random.split(key)
-  sigma = jax.random.uniform(k_sigma, (), clean.dtype, low, high)
-  return gaussian(k_noise, clean, sigma)
+  return gaussian(k_noise, clean, _blind_sigma(k_sigma, clean.dtype, sigma_range))
+
+
+def _blind_sigma(key, dtype, sigma_range):
+  return jax.random.uniform(key, (), dtype, sigma_range[0], sigma_range[1])
+
+
+def _band_sigmas(key, bands, dtype, sigmas):
+  """Per-band sigma on the 0-255 scale, uniform over the set ``sigmas``."""
+  return jnp.asarray(sigmas, dtype)[jax.random.randint(key, (bands,), 0, len(sigmas))]
 
 
 @functools.partial(jax.jit, static_argnames=("sigmas",))
@@ -93,8 +101,7 @@ def noniid_gaussian(key: jax.Array, clean: jax.Array,
   """Per-band sigma drawn uniformly from ``sigmas`` (HSIR ``AddNoiseNoniid``, test ``noniid``)."""
   _check_cube(clean)
   k_sigma, k_noise = jax.random.split(key)
-  table = jnp.asarray(sigmas, clean.dtype) / 255.0
-  band_sigma = table[jax.random.randint(k_sigma, (clean.shape[-1],), 0, len(sigmas))]
+  band_sigma = _band_sigmas(k_sigma, clean.shape[-1], clean.dtype, sigmas) / 255.0
   return clean + jax.random.normal(k_noise, clean.shape, clean.dtype) * band_sigma
 
 
@@ -227,6 +234,35 @@ def complex_noise(key: jax.Array, clean: jax.Array, case: str, protocol: str = "
       apply = _stripes_on if name == "stripe" else _deadlines_on
       x = apply(k_component, x, band_mask, protocol, 0.05, 0.15)
   return x
+
+
+TEST_CASES = ("30", "50", "70", "blind") + COMPLEX_CASES
+
+
+@functools.partial(jax.jit, static_argnames=("case",))
+def noisy_test_example(key: jax.Array, gt: jax.Array, case: str) -> dict[str, jax.Array]:
+  """One element of a QRNN3D-style test set ``icvl_512_<case>`` made from a clean crop.
+
+  Returns ``{"input", "gt", "sigma"}`` with ``sigma`` the per-band Gaussian level on the 0-255
+  scale (constant for ``30``/``50``/``70``/``blind``). The same laws as the MATLAB generator, with
+  a JAX key instead of MATLAB's ``rng(0)`` stream; ``input`` equals :func:`gaussian`,
+  :func:`blind_gaussian` or :func:`complex_noise` called with the same key.
+  """
+  _check_cube(gt)
+  if case not in TEST_CASES:
+    raise ValueError(f"case: expected one of {TEST_CASES}, got {case!r}")
+  bands = gt.shape[-1]
+  if case == "blind":
+    noisy = blind_gaussian(key, gt)
+    sigma = jnp.full((bands,), _blind_sigma(jax.random.split(key)[0], gt.dtype, (10.0, 70.0)))
+  elif case in COMPLEX_CASES:
+    noisy = complex_noise(key, gt, case)
+    k_gauss = jax.random.split(key, 3)[0]
+    sigma = _band_sigmas(jax.random.split(k_gauss)[0], bands, gt.dtype, GAUSSIAN_SIGMAS)
+  else:
+    noisy = gaussian(key, gt, float(case))
+    sigma = jnp.full((bands,), float(case), gt.dtype)
+  return {"input": noisy, "gt": gt, "sigma": sigma}
 
 
 @jax.jit

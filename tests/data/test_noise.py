@@ -202,6 +202,16 @@ def test_complex_noise_adds_noniid_gaussian():
   np.testing.assert_array_equal(out, noise.noniid_gaussian(jax.random.split(key, 3)[0], clean))
 
 
+@pytest.mark.parametrize("case", ["50", "blind", "noniid"])
+def test_noisy_test_example_reports_its_sigma(case):
+  gt = jnp.zeros((32, 32, 31))
+  example = noise.noisy_test_example(jax.random.key(10), gt, case)
+  band_std = np.asarray(example["input"]).std(axis=(0, 1)) * 255
+  np.testing.assert_allclose(band_std, example["sigma"], rtol=0.08)
+  if case == "blind":
+    np.testing.assert_array_equal(example["input"], noise.blind_gaussian(jax.random.key(10), gt))
+
+
 def test_complex_training_noise_cycles():
   clean = _clean(4, 64, 31)
   key = jax.random.key(9)
@@ -224,5 +234,7 @@ def test_bad_inputs_raise():
     noise.deadlines(jax.random.key(0), jnp.zeros((4, 4, 3)), num_bands=5)
   with pytest.raises(ValueError, match="sigma_range"):
     noise.blind_gaussian(jax.random.key(0), jnp.zeros((4, 4, 3)), (50, 10))
+  with pytest.raises(ValueError, match="case"):
+    noise.noisy_test_example(jax.random.key(0), jnp.zeros((4, 4, 3)), "90")
   with pytest.raises(ValueError, match="transform"):
     noise.hsir_replay(np.random.RandomState(0), np.zeros((3, 4, 4)), "blind")
