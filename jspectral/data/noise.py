@@ -108,10 +108,15 @@ def noniid_gaussian(key: jax.Array, clean: jax.Array,
 def _count_range(kind: str, protocol: str, width: int, low: float, high: float) -> tuple[int, int]:
   """Inclusive ``(min, max)`` number of corrupted columns per band."""
   if kind == "stripe" and protocol == "train":
-    return math.floor(low * width), math.floor(high * width) - 1
-  if protocol == "train":
-    return math.ceil(low * width), math.ceil(high * width) - 1
-  return math.ceil(low * width), math.ceil(high * width)
+    count_range = math.floor(low * width), math.floor(high * width) - 1
+  elif protocol == "train":
+    count_range = math.ceil(low * width), math.ceil(high * width) - 1
+  else:
+    count_range = math.ceil(low * width), math.ceil(high * width)
+  if count_range[1] < count_range[0]:
+    raise ValueError(f"x: width {width} is too narrow for the {protocol} {kind} law "
+                     f"({low}..{high} of the columns)")
+  return count_range
 
 
 def _column_masks(key: jax.Array, bands: int, width: int, count_range: tuple[int, int]):

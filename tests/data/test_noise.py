@@ -230,6 +230,8 @@ def test_bad_inputs_raise():
     noise.complex_noise(jax.random.key(0), jnp.zeros((4, 4, 3)), "gauss")
   with pytest.raises(ValueError, match="protocol"):
     noise.stripes(jax.random.key(0), jnp.zeros((4, 4, 3)), protocol="qrnn")
+  with pytest.raises(ValueError, match="width 6"):
+    noise.stripes(jax.random.key(0), jnp.zeros((4, 6, 3)))
   with pytest.raises(ValueError, match="num_bands"):
     noise.deadlines(jax.random.key(0), jnp.zeros((4, 4, 3)), num_bands=5)
   with pytest.raises(ValueError, match="sigma_range"):
