@@ -198,3 +198,24 @@ def test_catalog_lists_every_dataset(tmp_path):
   assert entries["icvl/train_patches"]["missing_files"] == ["ICVL_train.txt", "*.mat"]
   assert entries["icvl/train_patches"]["manual_dir"] == str(tmp_path / "icvl")
   assert "salinas/corrected" in builders.format_catalog(list(entries.values()))
+
+
+@pytest.mark.parametrize("builder_cls,config", [
+    (b, c.name) for b in builders.BUILDERS if issubclass(b, tfds_lib.SceneBuilder)
+    for c in b.BUILDER_CONFIGS])
+def test_every_scene_config_reads_its_named_files(tmp_path, builder_cls, config):
+  """Salinas, Indian Pines, Pavia x2, WHU-Hi x2: the file and variable names of each config."""
+  spec = next(c for c in builder_cls.BUILDER_CONFIGS if c.name == config)
+  manual = tmp_path / builder_cls.name
+  manual.mkdir()
+  cube = RNG.uniform(size=(3, 4, spec.bands)).astype(np.float32)
+  gt = RNG.integers(0, len(spec.classes) + 1, size=(3, 4)).astype(np.uint8)
+  scipy.io.savemat(manual / spec.image_file, {spec.image_key: cube})
+  scipy.io.savemat(manual / spec.gt_file, {spec.gt_key: gt})
+  record = _records(_build(builder_cls, config, manual, tmp_path), "scene")[0]
+  np.testing.assert_array_equal(record["cube"], cube)
+  np.testing.assert_array_equal(record["labels"], gt)
+  scipy.io.savemat(manual / spec.gt_file, {spec.gt_key: gt[:2]})
+  with pytest.raises(ValueError, match="ground truth shape"):
+    builder_cls(config=config, data_dir=tmp_path / "again").download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
