@@ -424,3 +424,22 @@ MODELS = {
                                 mlp_ratio=1.0, rank=4, alpha=8.0, drop_path_rate=0.0),
         example_inputs=_example, from_torch=_from_torch, rng_names=("dropout",)),
 }
+
+
+def pca_whiten(cube: np.ndarray, components: int = 15) -> np.ndarray:
+  """The official band reduction: PCA fitted on every pixel of the scene, whitened.
+
+  ``z = (x - mean) V^T / sqrt(explained variance)`` (ddof 1), so each component has unit variance.
+  Component signs follow the largest-magnitude loading (positive), scikit-learn's ``svd_flip``
+  convention being version dependent. ``(H, W, B) -> (H, W, components)``.
+  """
+  if cube.ndim != 3 or cube.shape[-1] < components:
+    raise ValueError(f"cube: expected (H, W, B) with B >= {components}, got {cube.shape}")
+  pixels = cube.reshape(-1, cube.shape[-1]).astype(np.float64)
+  centred = pixels - pixels.mean(axis=0)
+  eigvals, eigvecs = np.linalg.eigh(centred.T @ centred / (len(pixels) - 1))
+  order = np.argsort(eigvals)[::-1][:components]
+  vectors = eigvecs[:, order]
+  vectors *= np.sign(vectors[np.abs(vectors).argmax(axis=0), np.arange(components)])
+  z = centred @ vectors / np.sqrt(eigvals[order])
+  return z.reshape(cube.shape[:2] + (components,)).astype(np.float32)
