@@ -47,6 +47,9 @@ class Task(Protocol):
 
   ``evaluate(params, state) -> dict[str, float]``: host-side evaluation, run every
   ``config.eval_every`` steps and at the end.
+
+  ``schedule(config) -> optax.Schedule`` (optional attribute) replaces the config's named
+  learning-rate schedule.
   """
 
   def train_source(self): ...
@@ -145,7 +148,9 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str | pathlib.Pa
   data_iter = iter(batches.to_iter_dataset())
 
   # Optimizer and state, born replicated.
-  tx, schedule = optim.make_optimizer(config, config.total_steps)
+  custom_schedule = getattr(task, "schedule", None)
+  tx, schedule = optim.make_optimizer(
+      config, config.total_steps, custom_schedule(config) if custom_schedule else None)
   replicated = NamedSharding(mesh, PartitionSpec())
   first_batch = global_batch(mesh, batches[0])
 
