@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from jspectral import models
+from jspectral import models, train
 from jspectral.classification import lola_specvit as lola
 from jspectral.train.optim import path_name
 from tests.conftest import load_pack
@@ -142,3 +142,22 @@ def test_axis_orders_differ_and_bad_input_is_refused():
     models.create("lola_specvit_mini", in_channels=20).init(
         {"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(0)},
         jnp.zeros((1, 15, 15, 20)))
+
+
+def test_lora_only_training_through_fit_leaves_the_backbone_untouched(tmp_path):
+  from experiments.configs import classify_lola
+
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(8, 15, 15, 15)).astype(np.float32)
+  y = rng.integers(0, 3, 8)
+  module = models.create("lola_specvit_mini", num_classes=3)
+  task = classify_lola.LoLATask(module, x, y, x, y)
+  config = classify_lola.get_config("smoke").train
+  config.update(total_steps=3, batch_size=4, eval_every=0, progress=False)
+  start = task.init(jax.random.PRNGKey(config.seed), {"x": x[:4]})
+  result = train.fit(task, config, tmp_path)
+  changed = {path_name(p): not np.array_equal(a, b) for (p, a), b in zip(
+      jax.tree_util.tree_leaves_with_path(start[0]), jax.tree.leaves(result.params), strict=True)}
+  assert all(v == bool(re.search(lola.LORA_TRAINABLE, k)) for k, v in changed.items()), [
+      k for k, v in changed.items() if v != bool(re.search(lola.LORA_TRAINABLE, k))]
+  assert not np.array_equal(jax.tree.leaves(start[1])[0], jax.tree.leaves(result.model_state)[0])
