@@ -83,9 +83,15 @@ class LoLATask:
     return lola.official_lr_schedule(config.optimizer.learning_rate,
                                      max(len(self.train_labels) // config.batch_size, 1))
 
-  def predict(self, params, state, x):
-    apply = jax.jit(lambda p, s, x: self.module.apply({"params": p, **s}, x).argmax(-1))
-    return np.concatenate([apply(params, state, x[i:i + 256]) for i in range(0, len(x), 256)])
+  @functools.cached_property
+  def _classify(self):
+    return jax.jit(lambda p, s, x: self.module.apply({"params": p, **s}, x).argmax(-1))
+
+  def predict(self, params, state, x, chunk: int = 128):
+    """Class indices for ``x``, in fixed-size chunks (the last one padded): one compilation."""
+    padded = np.concatenate([x, np.zeros((-len(x) % chunk,) + x.shape[1:], x.dtype)])
+    return np.concatenate([self._classify(params, state, padded[i:i + chunk])
+                           for i in range(0, len(padded), chunk)])[:len(x)]
 
   def evaluate(self, params, state):
     """Validation OA; remembers the best-on-validation weights (model selection, never test)."""
