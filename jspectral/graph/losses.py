@@ -101,6 +101,8 @@ def graphcl_ntxent(x: jax.Array, x_aug: jax.Array, temperature: float = 0.2,
   """
   _check_pair(x, x_aug, ("x", "x_aug"))
   valid = _mask(mask, x.shape[0])
+  # Padding rows (all-zero embeddings) are replaced before the norms so no NaN reaches the grads.
+  x, x_aug = jnp.where(valid[:, None], x, 1.0), jnp.where(valid[:, None], x_aug, 1.0)
   norm = jnp.linalg.norm(x, axis=1)[:, None] * jnp.linalg.norm(x_aug, axis=1)[None]
   logits = (x @ x_aug.T) / norm / temperature
   pos = jnp.diagonal(logits)
