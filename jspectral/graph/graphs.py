@@ -170,7 +170,8 @@ def reserve_edge_slots(graph: jraph.GraphsTuple, ratio: float, *,
   """Appends ``int(E_g * ratio)`` dead edge slots to each graph ``g`` (``2x`` if ``mirrored``).
 
   :func:`jspectral.graph.augment.add_edges` fills the slots with sampled pairs; until then they are
-  self-loops on the graph's first node with weight 0 and ``slot`` 1. Call before padding.
+  self-loops on the graph's first node with weight 0 and ``slot`` 1 (``2`` marks the mirror slot
+  of the slot before it). Call before padding.
   """
   if not 0.0 <= ratio:
     raise ValueError(f"ratio: expected >= 0, got {ratio}")
@@ -185,7 +186,8 @@ def reserve_edge_slots(graph: jraph.GraphsTuple, ratio: float, *,
     pieces["senders"] += [np.asarray(graph.senders)[sl], np.full(extra, first[g], np.int32)]
     pieces["receivers"] += [np.asarray(graph.receivers)[sl], np.full(extra, first[g], np.int32)]
     pieces["weight"] += [np.asarray(graph.edges["weight"])[sl], np.zeros(extra, np.float32)]
-    pieces["slot"] += [np.asarray(graph.edges["slot"])[sl], np.ones(extra, np.float32)]
+    pattern = np.tile([1.0, 2.0], extra // 2) if mirrored else np.ones(extra)
+    pieces["slot"] += [np.asarray(graph.edges["slot"])[sl], pattern.astype(np.float32)]
   cat = {k: np.concatenate(v) for k, v in pieces.items()}
   return graph._replace(senders=cat["senders"].astype(np.int32),
                         receivers=cat["receivers"].astype(np.int32),
