@@ -217,12 +217,6 @@ def normalized_adjacency(adj: jax.Array) -> jax.Array:
   return r_inv[..., :, None] * mx * r_inv[..., None, :]
 
 
-def _lower_to_symmetric(delta, n):
-  rows, cols = np.tril_indices(n, -1)
-  m = jnp.zeros((n, n), delta.dtype).at[rows, cols].set(delta)
-  return m + m.T
-
-
 def _spectral_norm(adj, mask2d, use_eigvalsh):
   norm_adj = normalized_adjacency(adj) * mask2d
   if use_eigvalsh:
@@ -284,31 +278,34 @@ def span_probabilities(adj: jax.Array, *, kind: str = "max", ratio: float = 0.3,
   n = adj.shape[0]
   rows, cols = np.tril_indices(n, -1)
   mask = jnp.ones(n, bool) if node_mask is None else jnp.asarray(node_mask, bool)
-  valid = mask[rows] & mask[cols]
-  mask2d = (mask[:, None] & mask[None]).astype(adj.dtype)
-  n_real = jnp.sum(mask)
+  mask2d = mask[:, None] & mask[None]
+  # delta lives on the strict lower triangle of an (N, N) matrix: no scatter/gather in the loop.
+  valid = jnp.tril(mask2d, -1)
+  mask2d = mask2d.astype(adj.dtype)
   if init is None:
     if key is None:
       raise ValueError("key: required when init is not given")
-    init = jax.random.uniform(key, rows.shape, adj.dtype, 1e-5, 1.0 / n_real)
+    delta = jax.random.uniform(key, (n, n), adj.dtype, 1e-5, 1.0 / jnp.sum(mask))
   elif init.shape != rows.shape:
     raise ValueError(f"init: expected shape {rows.shape} (strict lower triangle), got {init.shape}")
-  delta = jnp.where(valid, init.astype(adj.dtype), 0.0)
+  else:
+    delta = jnp.zeros((n, n), adj.dtype).at[rows, cols].set(init.astype(adj.dtype))
+  delta = jnp.where(valid, delta, 0.0)
   budget = jnp.floor(ratio * jnp.sum(adj * mask2d) / 2)
   sign = 1.0 if kind == "max" else -1.0
-  eye = jnp.eye(n, dtype=adj.dtype)
+  flip = 1.0 - jnp.eye(n, dtype=adj.dtype) - 2.0 * adj
   base = _spectral_norm(adj, mask2d, use_eigvalsh)
 
   def objective(d):
-    modified = adj + _lower_to_symmetric(d, n) * (1.0 - eye - 2.0 * adj)
-    return sign * _spectral_norm(modified, mask2d, use_eigvalsh) / base
+    lower = jnp.where(valid, d, 0.0)
+    return sign * _spectral_norm(adj + (lower + lower.T) * flip, mask2d, use_eigvalsh) / base
 
   def step(t, d):
     d = d + lr / jnp.sqrt(t + 1.0) * jax.grad(objective)(d)
     return _project(d, valid, budget, threshold)
 
   delta = jax.lax.fori_loop(1, iterations + 1, step, delta)
-  return _lower_to_symmetric(delta, n)
+  return delta + delta.T
 
 
 def span_sample(key: jax.Array, adj: jax.Array, prob: jax.Array,

@@ -1,0 +1,1 @@
+"""TFDS builders of the real datasets, one module each."""
