@@ -42,7 +42,7 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
   c.probe = ml_collections.ConfigDict(dict(
       protocol="grace", seeds=[0, 1, 2], train_fraction=0.2 if preset == "smoke" else 0.1))
   c.cost_sizes = [100, 300, 1000] if preset == "smoke" else [100, 300, 1000, 3000, 10000]
-  c.cost_eigvalsh_max_n = 300 if preset == "smoke" else 3000
+  c.cost_eigvalsh_max_n = 100 if preset == "smoke" else 3000
   c.train = train.default_config()
   c.train.update(total_steps=100 if preset == "smoke" else 0, batch_size=1, log_every=10,
                  checkpoint_every=1000, progress=False)
