@@ -137,6 +137,7 @@ class GRACEEncoder(nn.Module):
       raise ValueError(f"num_layers: expected >= 2, got {self.num_layers}")
     if self.activation not in ("relu", "prelu"):
       raise ValueError(f"activation: expected 'relu' or 'prelu', got {self.activation!r}")
+    G.check_graph(graph)
     act = nn.relu if self.activation == "relu" else PReLU(1, name="activation")
     widths = [self.hidden_multiplier * self.out_features] * (self.num_layers - 1)
     h = graph.nodes
@@ -184,6 +185,7 @@ class GINEncoder(nn.Module):
 
   @nn.compact
   def __call__(self, graph: jraph.GraphsTuple, train: bool = True):
+    G.check_graph(graph)
     mask = G.node_mask(graph)
     segments = G.node_graph_index(graph)
     num_graphs = graph.n_node.shape[0]
@@ -227,6 +229,7 @@ class GCNStack(nn.Module):
 
   @nn.compact
   def __call__(self, graph: jraph.GraphsTuple) -> jax.Array:
+    G.check_graph(graph)
     act = PReLU(self.hidden, name="activation")
     h = graph.nodes
     for i in range(self.num_layers):
@@ -274,6 +277,7 @@ class BGRL(nn.Module):
 
   @nn.compact
   def __call__(self, graph: jraph.GraphsTuple, train: bool = True):
+    G.check_graph(graph)
     mask = G.node_mask(graph)
     act = PReLU(1, name="activation")
     z = graph.nodes

@@ -126,6 +126,12 @@ def test_malformed_graphs_raise_naming_the_field(field, mutate):
     G.check_graph(mutate(graph))
 
 
+def test_encoders_validate_their_input(grace_setup):
+  graph, model, params = grace_setup
+  with pytest.raises(ValueError, match="receivers"):
+    model.apply(params, graph._replace(receivers=graph.receivers + 34))
+
+
 def test_make_graph_rejects_bad_edge_index():
   with pytest.raises(ValueError, match="edge_index"):
     G.make_graph(np.zeros((3, 2)), np.zeros((3, 4), int))
