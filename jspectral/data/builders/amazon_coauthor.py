@@ -15,17 +15,18 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow_datasets as tfds
 
+from jspectral.data import tfds as tfds_lib
+from jspectral.graph import graph_files
 from jspectral.graph import graphs as G
-from jspectral.graph import tfds_base
 
 FILES = {"computers": "amazon_electronics_computers.npz", "photo": "amazon_electronics_photo.npz",
          "cs": "ms_academic_cs.npz", "physics": "ms_academic_phy.npz"}
 
 
-class AmazonCoauthor(tfds_base.GraphBuilder):
+class AmazonCoauthor(tfds_lib.ManualBuilder):
   """Amazon-Computers/Photo and Coauthor-CS/Physics, one record per graph."""
 
-  BUILDER_CONFIGS = [tfds.core.BuilderConfig(name=n) for n in FILES]
+  BUILDER_CONFIGS = [tfds_lib.ManualConfig(name=n, files=(f,)) for n, f in FILES.items()]
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
   Copy amazon_electronics_computers.npz, amazon_electronics_photo.npz, ms_academic_cs.npz or
   ms_academic_phy.npz (github.com/shchur/gnn-benchmark/tree/master/data/npz) into the manual
@@ -40,10 +41,10 @@ class AmazonCoauthor(tfds_base.GraphBuilder):
         "y": tfds.features.Tensor(shape=(None,), dtype=np.int64),
     })
 
-  def _files(self):
-    return [FILES[self.builder_config.name]]
+  def _split_names(self):
+    return ("train",)
 
-  def _generate_examples(self, manual_dir: pathlib.Path):
+  def _generate_examples(self, split: str, manual_dir: pathlib.Path):
     yield 0, read_npz(manual_dir / FILES[self.builder_config.name])
 
 
@@ -60,14 +61,14 @@ def read_npz(path) -> dict:
                         shape=tuple(f["adj_shape"])).tocoo()
     labels = np.asarray(f["labels"], np.int64)
   x[x > 0] = 1.0
-  edge_index = tfds_base.coalesce(np.stack([adj.row, adj.col]), x.shape[0])
+  edge_index = graph_files.coalesce(np.stack([adj.row, adj.col]), x.shape[0])
   return {"index": 0, "x": x, "edge_index": edge_index, "y": labels}
 
 
 def load(name: str, data_dir=None, manual_dir=None):
   """``(graph, labels)`` with row-normalised features (the SSL scripts use NormalizeFeatures)."""
-  builder = tfds_base.prepare(AmazonCoauthor, name, manual_dir=manual_dir, data_dir=data_dir)
-  record = tfds_base.records(builder)[0]
-  graph = G.make_graph(tfds_base.normalize_features(np.asarray(record["x"])),
+  builder = tfds_lib.prepare(AmazonCoauthor, config=name, manual_dir=manual_dir, data_dir=data_dir)
+  record = graph_files.records(builder)[0]
+  graph = G.make_graph(graph_files.normalize_features(np.asarray(record["x"])),
                        record["edge_index"])
   return graph, np.asarray(record["y"])

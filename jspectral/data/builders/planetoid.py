@@ -17,16 +17,18 @@ import pickle
 import numpy as np
 import tensorflow_datasets as tfds
 
+from jspectral.data import tfds as tfds_lib
+from jspectral.graph import graph_files
 from jspectral.graph import graphs as G
-from jspectral.graph import tfds_base
 
 PARTS = ("x", "y", "tx", "ty", "allx", "ally", "graph", "test.index")
 
 
-class Planetoid(tfds_base.GraphBuilder):
+class Planetoid(tfds_lib.ManualBuilder):
   """Planetoid citation graphs (Cora, CiteSeer, PubMed), one record per graph."""
 
-  BUILDER_CONFIGS = [tfds.core.BuilderConfig(name=n) for n in ("cora", "citeseer", "pubmed")]
+  BUILDER_CONFIGS = [tfds_lib.ManualConfig(name=n, files=tuple(f"ind.{n}.{p}" for p in PARTS))
+                     for n in ("cora", "citeseer", "pubmed")]
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
   Copy the raw Planetoid files ind.<name>.{x,y,tx,ty,allx,ally,graph,test.index} (from
   github.com/kimiyoung/planetoid/tree/master/data) into the manual directory
@@ -44,10 +46,10 @@ class Planetoid(tfds_base.GraphBuilder):
         "test_mask": tfds.features.Tensor(shape=(None,), dtype=np.bool_),
     })
 
-  def _files(self):
-    return [f"ind.{self.builder_config.name}.{p}" for p in PARTS]
+  def _split_names(self):
+    return ("train",)
 
-  def _generate_examples(self, manual_dir: pathlib.Path):
+  def _generate_examples(self, split: str, manual_dir: pathlib.Path):
     yield 0, read_planetoid(manual_dir, self.builder_config.name)
 
 
@@ -79,7 +81,7 @@ def read_planetoid(manual_dir, name: str) -> dict:
   n = x.shape[0]
   rows = [k for k, v in raw["graph"].items() for _ in v]
   cols = [c for v in raw["graph"].values() for c in v]
-  edge_index = tfds_base.coalesce(np.array([rows, cols]), n, undirected=False)
+  edge_index = graph_files.coalesce(np.array([rows, cols]), n, undirected=False)
   n_train = np.asarray(raw["y"]).shape[0]
   masks = {k: np.zeros(n, bool) for k in ("train_mask", "val_mask", "test_mask")}
   masks["train_mask"][:n_train] = True
@@ -90,8 +92,8 @@ def read_planetoid(manual_dir, name: str) -> dict:
 
 def load(name: str, data_dir=None, manual_dir=None):
   """``(graph, labels)`` for the experiments: features row-normalised (NormalizeFeatures)."""
-  builder = tfds_base.prepare(Planetoid, name, manual_dir=manual_dir, data_dir=data_dir)
-  record = tfds_base.records(builder)[0]
-  graph = G.make_graph(tfds_base.normalize_features(np.asarray(record["x"])),
+  builder = tfds_lib.prepare(Planetoid, config=name, manual_dir=manual_dir, data_dir=data_dir)
+  record = graph_files.records(builder)[0]
+  graph = G.make_graph(graph_files.normalize_features(np.asarray(record["x"])),
                        record["edge_index"])
   return graph, np.asarray(record["y"])

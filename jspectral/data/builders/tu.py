@@ -16,17 +16,20 @@ import pathlib
 import numpy as np
 import tensorflow_datasets as tfds
 
+from jspectral.data import tfds as tfds_lib
+from jspectral.graph import graph_files
 from jspectral.graph import graphs as G
-from jspectral.graph import tfds_base
 
 NAMES = ("MUTAG", "PROTEINS", "NCI1", "PTC_MR", "IMDB-BINARY", "IMDB-MULTI", "REDDIT-BINARY",
          "COLLAB", "DD")
 
 
-class TU(tfds_base.GraphBuilder):
+class TU(tfds_lib.ManualBuilder):
   """TU graph collections, one record per graph."""
 
-  BUILDER_CONFIGS = [tfds.core.BuilderConfig(name=n) for n in NAMES]
+  BUILDER_CONFIGS = [tfds_lib.ManualConfig(name=n, files=(f"{n}_A.txt", f"{n}_graph_indicator.txt",
+                                                          f"{n}_graph_labels.txt"))
+                     for n in NAMES]
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
   Unzip <DS>.zip from https://www.chrsmrrs.com/graphkerneldatasets/ and copy its text files
   (<DS>_A.txt, <DS>_graph_indicator.txt, <DS>_graph_labels.txt and, if present,
@@ -41,11 +44,10 @@ class TU(tfds_base.GraphBuilder):
         "label": tfds.features.Scalar(np.int64),
     })
 
-  def _files(self):
-    name = self.builder_config.name
-    return [f"{name}_A.txt", f"{name}_graph_indicator.txt", f"{name}_graph_labels.txt"]
+  def _split_names(self):
+    return ("train",)
 
-  def _generate_examples(self, manual_dir: pathlib.Path):
+  def _generate_examples(self, split: str, manual_dir: pathlib.Path):
     yield from enumerate(read_tu(manual_dir, self.builder_config.name))
 
 
@@ -79,7 +81,7 @@ def read_tu(manual_dir, name: str) -> list[dict]:
   for g in range(num_graphs):
     nodes = np.flatnonzero(indicator == g)
     local = edges[edge_graph == g] - start[g]
-    edge_index = tfds_base.coalesce(local.T, nodes.size, undirected=False)
+    edge_index = graph_files.coalesce(local.T, nodes.size, undirected=False)
     records.append({"index": g, "x": x[nodes], "edge_index": edge_index,
                     "label": int(graph_labels[g])})
   return records
@@ -87,7 +89,7 @@ def read_tu(manual_dir, name: str) -> list[dict]:
 
 def load(name: str, data_dir=None, manual_dir=None):
   """``(graphs, labels)``: single-graph GraphsTuples in file order and ``(G,)`` labels."""
-  builder = tfds_base.prepare(TU, name, manual_dir=manual_dir, data_dir=data_dir)
-  recs = tfds_base.records(builder)
+  builder = tfds_lib.prepare(TU, config=name, manual_dir=manual_dir, data_dir=data_dir)
+  recs = graph_files.records(builder)
   graphs = [G.make_graph(np.asarray(r["x"]), np.asarray(r["edge_index"])) for r in recs]
   return graphs, np.array([int(r["label"]) for r in recs])
