@@ -82,7 +82,7 @@ def save_cost_plot(path, sizes, costs: list[dict], title: str) -> None:
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
-  fig, ax = plt.subplots(figsize=(5.2, 3.8))
+  fig, ax = plt.subplots(figsize=(7.0, 3.8))
   methods = sorted({m for c in costs for m in c})
   for method in methods:
     points = [(n, c[method][0]) for n, c in zip(sizes, costs, strict=True) if method in c]
@@ -91,7 +91,7 @@ def save_cost_plot(path, sizes, costs: list[dict], title: str) -> None:
   ax.set_ylabel("seconds per call")
   ax.set_title(title)
   ax.grid(True, which="both", alpha=0.3)
-  ax.legend(fontsize=7)
+  ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
