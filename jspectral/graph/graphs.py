@@ -240,7 +240,8 @@ def collate_padded(batch: dict) -> jraph.GraphsTuple:
   offsets = (jnp.arange(b, dtype=jnp.int32) * max_nodes)[:, None]
   senders = new_position[(batch["senders"] + offsets).reshape(-1)][edge_order]
   receivers = new_position[(batch["receivers"] + offsets).reshape(-1)][edge_order]
-  pad_node = jnp.sum(n_node)  # first padding node: dead edges point at it
+  # dead edges point at the first padding node (or the last node if no row is padding): weight 0
+  pad_node = jnp.minimum(jnp.sum(n_node), b * max_nodes - 1)
   valid_sorted = edge_valid[edge_order]
   senders = jnp.where(valid_sorted, senders, pad_node)
   receivers = jnp.where(valid_sorted, receivers, pad_node)

@@ -110,6 +110,10 @@ def test_collate_padded_matches_batch_and_pad():
   np.testing.assert_allclose(model.apply(variables, collated, False)[0][:4], ref, rtol=1e-5,
                              atol=1e-5)
   assert collated.nodes.shape[0] == 120 and collated.n_node.shape == (5,)
+  # a batch without any padding row keeps every index in range
+  full = [G.to_padded_example(g, int(g.n_node[0]), int(g.n_edge[0]) + 3) for g in graphs[:1]]
+  tight = G.collate_padded({k: np.stack([e[k] for e in full]) for k in full[0]})
+  G.check_graph(tight)
 
 
 @pytest.mark.parametrize("field, mutate", [
