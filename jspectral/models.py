@@ -24,6 +24,7 @@ import numpy as np
 FAMILY_MODULES = (
   "jspectral.nn.convnet",
   "jspectral.classification.lola_specvit",
+  "jspectral.graph.encoders",
 )
 
 StateDict = Mapping[str, np.ndarray]
