@@ -10,18 +10,22 @@ import os
 import pathlib
 
 from jspectral.data import tfds as tfds_lib
+from jspectral.data.builders.amazon_coauthor import AmazonCoauthor
 from jspectral.data.builders.cave import Cave
 from jspectral.data.builders.chikusei import Chikusei
 from jspectral.data.builders.harvard import Harvard
 from jspectral.data.builders.icvl import Icvl
 from jspectral.data.builders.indian_pines import IndianPines
 from jspectral.data.builders.pavia import Pavia
+from jspectral.data.builders.planetoid import Planetoid
 from jspectral.data.builders.salinas import Salinas
+from jspectral.data.builders.tu import TU
 from jspectral.data.builders.urban import Urban
 from jspectral.data.builders.whu_hi import WhuHi
 
 BUILDERS: tuple[type[tfds_lib.ManualBuilder], ...] = (
-    Icvl, Cave, Harvard, Chikusei, Pavia, IndianPines, Salinas, WhuHi, Urban)
+    Icvl, Cave, Harvard, Chikusei, Pavia, IndianPines, Salinas, WhuHi, Urban, Planetoid,
+    AmazonCoauthor, TU)
 
 
 def catalog(root: str | os.PathLike | None = None) -> list[dict]:
