@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib
-import json
 import pathlib
 import pkgutil
 import sys
@@ -110,8 +109,7 @@ def data_list() -> int:
   """Prints every dataset, where its files go and whether they are there."""
   from jspectral.data import builders
 
-  for entry in builders.catalog():
-    print(json.dumps(entry))
+  print(builders.format_catalog(builders.catalog()))
   return 0
 
 
