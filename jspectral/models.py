@@ -23,6 +23,8 @@ import numpy as np
 # Modules whose ``MODELS`` dicts make up the registry (each system issue appends its module).
 FAMILY_MODULES = (
   "jspectral.nn.convnet",
+  "jspectral.ssl.spectral_adapter",
+  "jspectral.ssl.spectral_earth",
 )
 
 StateDict = Mapping[str, np.ndarray]
