@@ -1,0 +1,1 @@
+"""TFDS builders for real datasets, one file per dataset family."""
