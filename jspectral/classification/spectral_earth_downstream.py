@@ -33,6 +33,7 @@ import numpy as np
 
 from jspectral.metrics.classification import confusion_matrix
 from jspectral.ssl.spectral_adapter import batch_norm
+from jspectral.ssl.spectral_earth import crop_box, resize_crop
 
 
 def _upsample2(x: jax.Array) -> jax.Array:
@@ -300,3 +301,22 @@ class SegmentationTask:
     return {"accuracy": float(micro_accuracy(conf)),
             "jaccard_micro": float(micro_jaccard(conf, self.ignore_index)),
             "miou": float(mean_iou(conf, self.ignore_index))}
+
+
+def downstream_augment(example, rng: np.random.Generator, *, scale: tuple[float, float],
+                       mean: np.ndarray, std: np.ndarray, train: bool = True):
+  """Official downstream transform on ``{"image" (S, S, B), "mask" (S, S)}``: (train)
+  RandomResizedCrop with ``scale`` (mask resampled nearest), vertical and horizontal flips; then
+  per-band standardisation."""
+  image = np.asarray(example["image"], np.float32)
+  mask = np.asarray(example["mask"])
+  if train:
+    size = image.shape[0]
+    box = crop_box(*image.shape[:2], rng, scale)
+    image, mask = resize_crop(image, box, size), resize_crop(mask, box, size, order=0)
+    if rng.uniform() < 0.5:
+      image, mask = image[::-1], mask[::-1]
+    if rng.uniform() < 0.5:
+      image, mask = image[:, ::-1], mask[:, ::-1]
+  return {"image": ((image - mean) / std).astype(np.float32),
+          "mask": np.ascontiguousarray(mask).astype(np.int32)}

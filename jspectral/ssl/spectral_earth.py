@@ -479,28 +479,39 @@ def moco_learning_rate(epoch, base_lr: float = 1e-3, milestones: Sequence[int] =
 # Hyperspectral augmentations (host side, NumPy)
 
 
-def random_resized_crop(image: np.ndarray, rng: np.random.Generator, size: int,
-                        scale: tuple[float, float], ratio=(3 / 4, 4 / 3)) -> np.ndarray:
-  """torchvision/kornia RandomResizedCrop on ``(H, W, C)``: area fraction in ``scale``, log-uniform
-  aspect ratio, bilinear resize to ``size x size`` (centre crop after 10 failed tries)."""
-  h, w = image.shape[:2]
-  area = h * w
+def crop_box(height: int, width: int, rng: np.random.Generator, scale: tuple[float, float],
+             ratio=(3 / 4, 4 / 3)) -> tuple[int, int, int, int]:
+  """torchvision/kornia RandomResizedCrop window ``(top, left, h, w)``: area fraction in
+  ``scale``, log-uniform aspect ratio; the centre square after 10 failed tries."""
+  area = height * width
   for _ in range(10):
     target = area * rng.uniform(*scale)
     aspect = math.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
     cw, ch = int(round(math.sqrt(target * aspect))), int(round(math.sqrt(target / aspect)))
-    if 0 < cw <= w and 0 < ch <= h:
-      top, left = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
-      break
-  else:
-    ch, cw = min(h, w), min(h, w)
-    top, left = (h - ch) // 2, (w - cw) // 2
-  crop = image[top:top + ch, left:left + cw]
-  ys = (np.arange(size) + 0.5) * ch / size - 0.5
-  xs = (np.arange(size) + 0.5) * cw / size - 0.5
-  yy, xx = np.meshgrid(np.clip(ys, 0, ch - 1), np.clip(xs, 0, cw - 1), indexing="ij")
-  return np.stack([scipy.ndimage.map_coordinates(crop[..., c], [yy, xx], order=1)
-                   for c in range(crop.shape[-1])], axis=-1).astype(np.float32)
+    if 0 < cw <= width and 0 < ch <= height:
+      return int(rng.integers(0, height - ch + 1)), int(rng.integers(0, width - cw + 1)), ch, cw
+  side = min(height, width)
+  return (height - side) // 2, (width - side) // 2, side, side
+
+
+def resize_crop(image: np.ndarray, box: tuple[int, int, int, int], size: int,
+                order: int = 1) -> np.ndarray:
+  """Resizes the ``box`` window of ``(H, W[, C])`` to ``size x size`` with half-pixel centres
+  (``align_corners=False``); ``order`` 1 = bilinear, 0 = nearest (masks)."""
+  top, left, ch, cw = box
+  ys = np.clip((np.arange(size) + 0.5) * ch / size - 0.5, 0, ch - 1) + top
+  xs = np.clip((np.arange(size) + 0.5) * cw / size - 0.5, 0, cw - 1) + left
+  if order == 0:
+    return image[np.floor(ys + 0.5).astype(int)][:, np.floor(xs + 0.5).astype(int)]
+  yy, xx = np.meshgrid(ys, xs, indexing="ij")
+  return np.stack([scipy.ndimage.map_coordinates(image[..., c], [yy, xx], order=1)
+                   for c in range(image.shape[-1])], axis=-1).astype(np.float32)
+
+
+def random_resized_crop(image: np.ndarray, rng: np.random.Generator, size: int,
+                        scale: tuple[float, float]) -> np.ndarray:
+  """RandomResizedCrop of ``(H, W, C)`` to ``size x size`` (bilinear)."""
+  return resize_crop(image, crop_box(*image.shape[:2], rng, scale), size)
 
 
 def ssl_view(image: np.ndarray, rng: np.random.Generator, *, size: int,
@@ -566,12 +577,22 @@ class _ViewsTask:
     return self.source
 
   def augment(self, example, rng):
+    """``{"images": (D, S, S, B)}`` (the TFDS archive: two distinct random dates when D >= 2,
+    else the same image twice), ``{"image1", "image2"}`` or ``{"image"}`` -> standardised
+    ``{"view1"[, "view2"]}``."""
     view = functools.partial(ssl_view, rng=rng, size=self.size, scale=self.scale,
                              blur_p=self.blur_p, mean=self.mean, std=self.std)
-    first = example["image1"] if "image1" in example else example["image"]
-    out = {"view1": view(first)}
+    if "images" in example:
+      dates = example["images"]
+      pick = rng.choice(len(dates), 2, replace=False) if len(dates) >= 2 else (0, 0)
+      first, second = dates[pick[0]], dates[pick[1]]
+    elif "image1" in example:
+      first, second = example["image1"], example["image2"]
+    else:
+      first = second = example["image"]
+    out = {"view1": view(np.asarray(first, np.float32))}
     if self.two_views:
-      out["view2"] = view(example.get("image2", first))
+      out["view2"] = view(np.asarray(second, np.float32))
     return out
 
   def evaluate(self, params, state):
@@ -589,7 +610,7 @@ class MoCoTask(_ViewsTask):
   """
 
   backbone: nn.Module = None
-  feature_dim: int = 2048
+  head_hidden: int = 2048
   bank_size: int = 32768
   temperature: float = 0.1
   momentum: float = 0.999
@@ -598,7 +619,7 @@ class MoCoTask(_ViewsTask):
   blur_p: float = 0.5
 
   def __post_init__(self):
-    self.net = SSLNet(self.backbone, MoCoProjectionHead())
+    self.net = SSLNet(self.backbone, MoCoProjectionHead(hidden=self.head_hidden))
 
   def init(self, rng, batch):
     k_q, k_k, k_bank = jax.random.split(rng, 3)
@@ -636,6 +657,7 @@ class DINOTask(_ViewsTask):
   ``momentum_epochs`` (default) or a per-step cosine over the whole run (``per_step_momentum``)."""
 
   backbone: nn.Module = None
+  head_hidden: int = 2048
   out_dim: int = 128
   teacher_temp: float = 0.04
   student_temp: float = 0.1
@@ -649,7 +671,8 @@ class DINOTask(_ViewsTask):
   blur_p: float = 0.5
 
   def __post_init__(self):
-    self.net = SSLNet(self.backbone, DINOProjectionHead(out=self.out_dim))
+    self.net = SSLNet(self.backbone, DINOProjectionHead(hidden=self.head_hidden,
+                                                        out=self.out_dim))
 
   def init(self, rng, batch):
     variables = self.net.init(rng, batch["view1"])

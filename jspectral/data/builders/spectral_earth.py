@@ -141,10 +141,16 @@ class SpectralEarth(tfds.core.GeneratorBasedBuilder):
     return {"train": self._generate_examples(pathlib.Path(dl_manager.manual_dir) / "enmap")}
 
   def _generate_examples(self, root: pathlib.Path):
-    for loc in sorted(p for p in root.iterdir() if p.is_dir()):
-      dates = [_read_tif(t).astype(np.int16) for t in sorted(loc.glob("*.tif"))]
-      if dates:
-        yield loc.name, {"location": loc.name, "images": np.stack(dates)}
+    for loc, images in read_archive(root):
+      yield loc, {"location": loc, "images": images}
+
+
+def read_archive(root: pathlib.Path):
+  """Yields ``(location, images (D, S, S, B) int16)`` for each ``<root>/<location>/*.tif``."""
+  for loc in sorted(p for p in pathlib.Path(root).iterdir() if p.is_dir()):
+    dates = [_read_tif(t).astype(np.int16) for t in sorted(loc.glob("*.tif"))]
+    if dates:
+      yield loc.name, np.stack(dates)
 
 
 @dataclasses.dataclass(eq=False)
@@ -175,6 +181,7 @@ class SpectralEarthDownstream(tfds.core.GeneratorBasedBuilder):
       _downstream("desis_cdl", "desis", "cdl", 235, DATASET_CODES["cdl"]),
       _downstream("eo1_cdl", "eo1", "cdl", 198, DATASET_CODES["cdl"]),
       _downstream("tiny_cdl", "enmap", "cdl", 202, DATASET_CODES["cdl"], size=8),
+      _downstream("smoke_cdl", "enmap", "cdl", 202, DATASET_CODES["cdl"], size=16),
       _downstream("tiny_corine", "enmap", "corine", 202, multilabel=True, size=8),
   ]
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
