@@ -654,7 +654,8 @@ class DINOTask(_ViewsTask):
   """DINO (lightly flavour) with two global views and no local crops (official configs): teacher =
   EMA of the student (same init), centred and sharpened teacher targets, last layer frozen during
   the first ``freeze_last_layer`` epochs. The teacher momentum is lightly's per-epoch cosine over
-  ``momentum_epochs`` (default) or a per-step cosine over the whole run (``per_step_momentum``)."""
+  ``momentum_epochs`` (default) or a per-step cosine over the whole run (``per_step_momentum``),
+  both starting at ``momentum_start``."""
 
   backbone: nn.Module = None
   head_hidden: int = 2048
@@ -667,6 +668,7 @@ class DINOTask(_ViewsTask):
   momentum_epochs: int = 10
   freeze_last_layer: int = 1
   per_step_momentum: bool = False
+  momentum_start: float = 0.996
   scale: tuple[float, float] = (0.05, 1.0)
   blur_p: float = 0.5
 
@@ -684,8 +686,8 @@ class DINOTask(_ViewsTask):
 
   def teacher_momentum(self, step):
     if self.per_step_momentum:
-      return cosine_momentum(step, self.total_steps)
-    return cosine_momentum(step // self.steps_per_epoch, self.momentum_epochs)
+      return cosine_momentum(step, self.total_steps, self.momentum_start)
+    return cosine_momentum(step // self.steps_per_epoch, self.momentum_epochs, self.momentum_start)
 
   def loss(self, params, state, batch, rng):
     del rng
