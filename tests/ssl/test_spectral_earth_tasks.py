@@ -123,7 +123,7 @@ def test_dino_and_moco_loss_curves_equal_over_8_devices():
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
              JAX_PLATFORMS="cpu")
   proc = subprocess.run([sys.executable, "-c", _DATA_PARALLEL], cwd=root, env=env,
-                        capture_output=True, text=True, timeout=600)
+                        capture_output=True, text=True, timeout=1800)
   assert proc.returncode == 0, proc.stderr[-3000:]
   curves = json.loads(proc.stdout.strip().splitlines()[-1])
   for method in ("moco", "dino"):
