@@ -47,8 +47,9 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
   c.data_dir = "" if smoke else "~/tensorflow_datasets"
   c.pretrained = ""  # paper: path to an .npz of the official Spec ViT state dict
   c.pretrain = pretrain.get_config(preset)
-  c.pretrain.methods = ["mae"]
-  c.pretrain.train.mae.total_steps = 60 if smoke else c.pretrain.train.mae.total_steps
+  c.pretrain_method = "mae"  # "moco" | "dino" | "mae": the objective of the smoke pretraining
+  for method in ("moco", "dino", "mae"):
+    c.pretrain.train[method].total_steps = 60 if smoke else c.pretrain.train[method].total_steps
   c.vit = c.pretrain.vit
   c.train = train.default_config()
   c.train.update(seed=c.seed, batch_size=8 if smoke else 32, log_every=5 if smoke else 50,
@@ -83,10 +84,14 @@ def _pretrained_backbone(config, workdir: pathlib.Path, images: list[np.ndarray]
   if config.pretrained:
     module, variables = models.from_torch("spec_vit", dict(np.load(config.pretrained)))
     return module, variables
-  task = pretrain.make_task("mae", config.pretrain, [{"image": im} for im in images])
-  result = train.fit(task, config.pretrain.train.mae, workdir / "pretrain_mae")
-  return task.encoder, {"params": result.params["encoder"],
-                        "batch_stats": result.model_state["batch_stats"]["encoder"]}
+  method = config.pretrain_method
+  task = pretrain.make_task(method, config.pretrain, [{"image": im} for im in images])
+  result = train.fit(task, config.pretrain.train[method], workdir / f"pretrain_{method}")
+  if method == "mae":
+    return task.encoder, {"params": result.params["encoder"],
+                          "batch_stats": result.model_state["batch_stats"]["encoder"]}
+  return task.backbone, {"params": result.params["backbone"],
+                         "batch_stats": result.model_state["batch_stats"]["backbone"]}
 
 
 def _probe(config, backbone, init_variables, splits, num_classes, workdir, scale):
@@ -112,7 +117,8 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
     backbone, pretrained = _pretrained_backbone(config, workdir / name,
                                                 [e["image"] for e in splits["train"]])
     results = {}
-    for label, init in (("pretrained (MAE)", pretrained), ("random init", None)):
+    for label, init in ((f"pretrained ({config.pretrain_method})", pretrained),
+                        ("random init", None)):
       key = label.split()[0]
       task, result, test = _probe(config, backbone, init, splits, num_classes,
                                   workdir / name / f"probe_{key}", scale)
