@@ -2,9 +2,10 @@
 
 Smoke: synthetic EnMAP-CDL-style patches (16 px, 202 bands; linear mixtures of earthlib spectra;
 label rasters with raw CDL codes, code 0 and an unlisted code -> background, ignored) written in
-the published layout and read through the TFDS builder. A tiny Spec ViT is pretrained with MAE on
-the unlabelled training images, then a ConvHead is trained on top of the frozen encoder; the same
-probe on a frozen random-init encoder is the baseline. The pretrained probe must beat it.
+the published layout and read through the TFDS builder. A tiny Spec ViT is pretrained on
+the unlabelled training images (MoCo by default, ``pretrain_method``), then a ConvHead is trained
+on top of the frozen encoder; the same probe on a frozen random-init encoder is the baseline.
+The pretrained probe must beat it.
 
 Paper: the official recipe per dataset (frozen Spec ViT-S/4 from ``config.pretrained`` (an ``.npz``
 of the official state dict), ConvHead, CE with ignore index, AdamW lr 1e-3 wd 1e-4, cosine over 100
@@ -47,7 +48,7 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
   c.data_dir = "" if smoke else "~/tensorflow_datasets"
   c.pretrained = ""  # paper: path to an .npz of the official Spec ViT state dict
   c.pretrain = pretrain.get_config(preset)
-  c.pretrain_method = "mae"  # "moco" | "dino" | "mae": the objective of the smoke pretraining
+  c.pretrain_method = "moco"  # "moco" | "dino" | "mae": the objective of the smoke pretraining
   for method in ("moco", "dino", "mae"):
     c.pretrain.train[method].total_steps = 60 if smoke else c.pretrain.train[method].total_steps
   c.vit = c.pretrain.vit
