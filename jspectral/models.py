@@ -25,6 +25,8 @@ FAMILY_MODULES = (
   "jspectral.nn.convnet",
   "jspectral.classification.lola_specvit",
   "jspectral.graph.encoders",
+  "jspectral.ssl.spectral_adapter",
+  "jspectral.ssl.spectral_earth",
 )
 
 StateDict = Mapping[str, np.ndarray]
