@@ -23,9 +23,12 @@ import numpy as np
 # Modules whose ``MODELS`` dicts make up the registry (each system issue appends its module).
 FAMILY_MODULES = (
   "jspectral.nn.convnet",
+  "jspectral.classification.lola_specvit",
+  "jspectral.graph.encoders",
+  "jspectral.ssl.spectral_adapter",
+  "jspectral.ssl.spectral_earth",
   "jspectral.superres.essaformer",
   "jspectral.superres.mixup_mtl",
-
 )
 
 StateDict = Mapping[str, np.ndarray]

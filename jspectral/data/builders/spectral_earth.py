@@ -1,0 +1,336 @@
+"""SpectralEarth data: the EnMAP band table and per-band statistics, TFDS builders for the
+pretraining patch archive and the downstream datasets in their published layout, label
+remapping, and synthetic EnMAP-like cubes mixed from real reflectance spectra.
+
+Braham et al., "SpectralEarth: Training Hyperspectral Foundation Models at Scale", arXiv 2408.08447.
+Official code: AABNassim/spectral_earth (``src/datasets/*.py``, ``data/statistics``,
+``data/splits``).
+
+Published layouts (read with ``tifffile``: the official code uses rasterio but no geo-referencing):
+
+- Pretraining: ``<manual_dir>/enmap/<location>/<date>.tif``, each ``(202, 128, 128)`` int16
+  reflectance (scale 1e4); one example per location holding all its dates ``(D, S, S, B)``.
+- Downstream: ``<manual_dir>/<sensor>/<tile>/<patch>.tif`` images ``(B, S, S)``,
+  ``<manual_dir>/<product>/<tile>/<patch>.tif`` single-band label rasters with *raw* codes, and
+  ``<manual_dir>/splits/<sensor>_<product>/{train,val,test}.txt`` (the official ``data/splits``
+  files, lines like ``0000823/04138.tif``).
+
+Masks are remapped as in the official datasets: the listed codes become ``0..K-1`` in list order,
+code 0 and every unlisted code become ``K`` (background, ignored). CORINE masks map CLC level-3
+codes to the 43 labels, then to the 19 BigEarthNet classes; the label is the multi-hot set of
+classes present in the patch.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import functools
+import importlib.util
+import pathlib
+
+import numpy as np
+import scipy.ndimage
+import tensorflow_datasets as tfds
+import tifffile
+
+BANDS_CSV = pathlib.Path(__file__).with_name("spectral_earth_enmap_bands.csv")
+RGB_BANDS = (43, 28, 10)  # ~641, 556, 468 nm
+
+
+@functools.cache
+def enmap_bands() -> dict[str, np.ndarray]:
+  """The 202 SpectralEarth EnMAP bands: ``center_nm``, ``fwhm_nm``, ``original_idx`` and the
+  official normalisation statistics ``mu``, ``sigma`` (raw int16 reflectance)."""
+  rows = [r for r in csv.reader(line for line in BANDS_CSV.read_text().splitlines()
+                                if not line.startswith("#"))]
+  header, body = rows[0], np.array(rows[1:], dtype=np.float64)
+  return {name: body[:, i].astype(np.float32) for i, name in enumerate(header) if name != "idx"}
+
+
+def standardise(image: np.ndarray, mean: np.ndarray | None = None,
+                std: np.ndarray | None = None) -> np.ndarray:
+  """Per-band ``(x - mu) / sigma`` on bands-last ``(..., B)``; EnMAP statistics by default."""
+  bands = enmap_bands()
+  mean = bands["mu"] if mean is None else mean
+  std = bands["sigma"] if std is None else std
+  if image.shape[-1] != mean.shape[-1]:
+    raise ValueError(f"image: expected {mean.shape[-1]} bands last, got shape {image.shape}")
+  return ((image - mean) / std).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------------
+# Label remapping
+
+DATASET_CODES = {
+    "cdl": (1, 2, 3, 4, 5, 6, 45, 54, 69, 72, 75, 76, 204, 210),
+    "nlcd": (11, 21, 22, 23, 24, 31, 41, 42, 43, 52, 71, 81, 82, 90, 95),
+    "bdforet": (1, 2, 3, 4, 5, 7, 9, 10, 11, 12, 14, 16),
+    "bnetd": (1, 2, 3, 6, 9, 10, 13, 15, 16, 21),
+}
+
+CORINE_TO_43 = {
+    111: 0, 112: 1, 121: 2, 122: 3, 123: 4, 124: 5, 131: 6, 132: 7, 133: 8, 141: 9, 142: 10,
+    211: 11, 212: 12, 213: 13, 221: 14, 222: 15, 223: 16, 231: 17, 241: 18, 242: 19, 243: 20,
+    244: 21, 311: 22, 312: 23, 313: 24, 321: 25, 322: 26, 323: 27, 324: 28, 331: 29, 332: 30,
+    333: 31, 334: 32, 411: 33, 412: 34, 421: 35, 422: 36, 423: 37, 511: 38, 512: 39, 521: 40,
+    522: 41, 523: 42}
+LABEL43_TO_19 = {
+    0: 0, 1: 0, 2: 1, 11: 2, 12: 2, 13: 2, 14: 3, 15: 3, 16: 3, 18: 3, 17: 4, 19: 5, 20: 6, 21: 7,
+    22: 8, 23: 9, 24: 10, 25: 11, 31: 11, 26: 12, 27: 12, 28: 13, 29: 14, 33: 15, 34: 15, 35: 16,
+    36: 16, 38: 17, 39: 17, 40: 18, 41: 18, 42: 18}
+
+
+def remap_mask(raw: np.ndarray, codes: tuple[int, ...]) -> np.ndarray:
+  """Raw label codes -> ``0..K-1`` in ``codes`` order; 0 and unlisted codes -> ``K``."""
+  out = np.full(raw.shape, len(codes), np.int32)
+  for i, code in enumerate(codes):
+    out[raw == code] = i
+  return out
+
+
+def corine_multihot(raw: np.ndarray, num_classes: int = 19) -> np.ndarray:
+  """CLC codes of a patch -> multi-hot ``(num_classes,)``: codes -> 43 labels (-> 19 classes);
+  unmapped codes are dropped."""
+  if num_classes not in (19, 43):
+    raise ValueError(f"num_classes: expected 19 or 43, got {num_classes}")
+  labels = {CORINE_TO_43[c] for c in np.unique(raw).tolist() if c in CORINE_TO_43}
+  if num_classes == 19:
+    labels = {LABEL43_TO_19[v] for v in labels if v in LABEL43_TO_19}
+  target = np.zeros(num_classes, np.int32)
+  target[sorted(labels)] = 1
+  return target
+
+
+# --------------------------------------------------------------------------------------------------
+# TFDS builders
+
+
+def _read_tif(path: pathlib.Path) -> np.ndarray:
+  """A multi-band GeoTIFF ``(B, H, W)`` (or single band ``(H, W)``) -> bands-last array."""
+  data = tifffile.imread(path)
+  return np.moveaxis(data, 0, -1) if data.ndim == 3 else data
+
+
+@dataclasses.dataclass(eq=False)
+class PatchConfig(tfds.core.BuilderConfig):
+  size: int = 128
+  bands: int = 202
+
+
+class SpectralEarth(tfds.core.GeneratorBasedBuilder):
+  """The SpectralEarth pretraining archive: one example per location with all its dates."""
+
+  VERSION = tfds.core.Version("1.0.0")
+  BUILDER_CONFIGS = [PatchConfig(name="enmap", size=128, bands=202),
+                     PatchConfig(name="smoke", size=32, bands=202),
+                     PatchConfig(name="tiny", size=8, bands=202)]
+  MANUAL_DOWNLOAD_INSTRUCTIONS = """
+  Request 'enmap_spectralearth' from the DLR GeoService (account required) and extract it so that
+  <manual_dir>/enmap/<location_id>/<date>.tif holds (202, 128, 128) int16 patches.
+  """
+
+  def _info(self):
+    c = self.builder_config
+    return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+        "location": tfds.features.Text(),
+        "images": tfds.features.Tensor(shape=(None, c.size, c.size, c.bands), dtype=np.int16),
+    }))
+
+  def _split_generators(self, dl_manager):
+    return {"train": self._generate_examples(pathlib.Path(dl_manager.manual_dir) / "enmap")}
+
+  def _generate_examples(self, root: pathlib.Path):
+    for loc, images in read_archive(root):
+      yield loc, {"location": loc, "images": images}
+
+
+def read_archive(root: pathlib.Path):
+  """Yields ``(location, images (D, S, S, B) int16)`` for each ``<root>/<location>/*.tif``."""
+  for loc in sorted(p for p in pathlib.Path(root).iterdir() if p.is_dir()):
+    dates = [_read_tif(t).astype(np.int16) for t in sorted(loc.glob("*.tif"))]
+    if dates:
+      yield loc.name, np.stack(dates)
+
+
+@dataclasses.dataclass(eq=False)
+class DownstreamConfig(tfds.core.BuilderConfig):
+  sensor: str = "enmap"
+  product: str = "cdl"
+  bands: int = 202
+  size: int = 128
+  codes: tuple[int, ...] = ()
+  multilabel: bool = False
+
+
+def _downstream(name, sensor, product, bands, codes=(), multilabel=False, size=128):
+  return DownstreamConfig(name=name, sensor=sensor, product=product, bands=bands, size=size,
+                          codes=codes, multilabel=multilabel)
+
+
+class SpectralEarthDownstream(tfds.core.GeneratorBasedBuilder):
+  """The SpectralEarth downstream datasets (segmentation masks remapped; CORINE multi-hot)."""
+
+  VERSION = tfds.core.Version("1.0.0")
+  BUILDER_CONFIGS = [
+      _downstream("enmap_cdl", "enmap", "cdl", 202, DATASET_CODES["cdl"]),
+      _downstream("enmap_nlcd", "enmap", "nlcd", 202, DATASET_CODES["nlcd"]),
+      _downstream("enmap_bdforet", "enmap", "bdforet", 202, DATASET_CODES["bdforet"]),
+      _downstream("enmap_bnetd", "enmap", "bnetd", 202, DATASET_CODES["bnetd"]),
+      _downstream("enmap_corine", "enmap", "corine", 202, multilabel=True),
+      _downstream("desis_cdl", "desis", "cdl", 235, DATASET_CODES["cdl"]),
+      _downstream("eo1_cdl", "eo1", "cdl", 198, DATASET_CODES["cdl"]),
+      _downstream("tiny_cdl", "enmap", "cdl", 202, DATASET_CODES["cdl"], size=8),
+      _downstream("smoke_cdl", "enmap", "cdl", 202, DATASET_CODES["cdl"], size=16),
+      _downstream("tiny_corine", "enmap", "corine", 202, multilabel=True, size=8),
+  ]
+  MANUAL_DOWNLOAD_INSTRUCTIONS = """
+  Download the SpectralEarth downstream dataset from the DLR GeoService and arrange it as
+  <manual_dir>/<sensor>/<tile>/<patch>.tif (images), <manual_dir>/<product>/<tile>/<patch>.tif
+  (raw label rasters) and copy the official split lists (AABNassim/spectral_earth data/splits)
+  to <manual_dir>/splits/<sensor>_<product>/{train,val,test}.txt.
+  """
+
+  def _info(self):
+    c = self.builder_config
+    label = (tfds.features.Tensor(shape=(19,), dtype=np.int32) if c.multilabel else
+             tfds.features.Tensor(shape=(c.size, c.size), dtype=np.int32))
+    return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+        "id": tfds.features.Text(),
+        "image": tfds.features.Tensor(shape=(c.size, c.size, c.bands), dtype=np.int16),
+        "label" if c.multilabel else "mask": label,
+    }))
+
+  def _split_generators(self, dl_manager):
+    root = pathlib.Path(dl_manager.manual_dir)
+    c = self.builder_config
+    splits = root / "splits" / f"{c.sensor}_{c.product}"
+    return {s: self._generate_examples(root, (splits / f"{s}.txt").read_text().split())
+            for s in ("train", "val", "test")}
+
+  def _generate_examples(self, root: pathlib.Path, ids: list[str]):
+    c = self.builder_config
+    for sample in ids:
+      image = _read_tif(root / c.sensor / sample).astype(np.int16)
+      if image.shape != (c.size, c.size, c.bands):
+        raise ValueError(f"{sample}: expected a ({c.bands}, {c.size}, {c.size}) image, got "
+                         f"{np.moveaxis(image, -1, 0).shape}")
+      raw = _read_tif(root / c.product / sample)
+      raw = raw[..., 0] if raw.ndim == 3 else raw
+      example = {"id": sample, "image": image}
+      if c.multilabel:
+        example["label"] = corine_multihot(raw)
+      else:
+        example["mask"] = remap_mask(raw, c.codes)
+      yield sample, example
+
+
+# --------------------------------------------------------------------------------------------------
+# Synthetic EnMAP-like cubes from real spectra
+
+
+@functools.cache
+def earthlib_library(centres_nm: tuple[float, ...] | None = None):
+  """earthlib's 7,261 measured spectra resampled (linear interpolation, across its water-vapour
+  gaps) to ``centres_nm`` (default: the 202 EnMAP centres) -> ``(spectra (n, B), level2 names)``,
+  or ``None`` when the optional ``earthlib`` package is not installed. The ENVI library file is
+  read directly; earthlib itself is not imported."""
+  spec = importlib.util.find_spec("earthlib")
+  if spec is None or spec.origin is None:
+    return None
+  data = pathlib.Path(spec.origin).parent / "data"
+  header = (data / "spectra.sli.hdr").read_text()
+  field = lambda key: header.split(f"{key} =")[1].split("\n")[0].strip()
+  samples, lines = int(field("samples")), int(field("lines"))
+  wl = np.array(header.split("wavelength =")[1].split("{")[1].split("}")[0].split(","), float)
+  values = np.fromfile(data / "spectra.sli", "<f4").reshape(lines, samples)
+  centres = np.array(centres_nm if centres_nm is not None else enmap_bands()["center_nm"]) / 1000
+  spectra = np.stack([np.interp(centres, wl, row) for row in values]).astype(np.float32)
+  meta = list(csv.DictReader((data / "spectra.csv").read_text().splitlines()))
+  return np.clip(spectra, 0.0, 1.0), tuple(r["LEVEL_2"] for r in meta)
+
+
+def class_endmembers(rng: np.random.Generator, num_classes: int, per_class: int = 3,
+                     bands: int = 202) -> np.ndarray:
+  """``(num_classes, per_class, bands)`` reflectance spectra in [0, 1]: each class draws its
+  variants from one earthlib LEVEL_2 group (soil, vegetation, impervious, ...) when earthlib is
+  installed, otherwise from :func:`jspectral.data.synthetic.endmember_spectra`."""
+  library = earthlib_library() if bands == 202 else None
+  if library is not None:
+    spectra, groups = library
+    names = sorted(set(groups), key=lambda g: -groups.count(g))
+    out = []
+    for k in range(num_classes):
+      members = np.flatnonzero(np.array(groups) == names[k % len(names)])
+      out.append(spectra[rng.choice(members, per_class, replace=False)])
+    return np.stack(out)
+  import jax  # only for the fallback generator
+
+  from jspectral.data.synthetic import endmember_spectra
+  key = jax.random.key(int(rng.integers(2**31)))
+  return np.asarray(endmember_spectra(key, num_classes * per_class, bands)).reshape(
+      num_classes, per_class, bands)
+
+
+def abundances(rng: np.random.Generator, size: int, num: int, correlation: float = 4.0,
+               sharpness: float = 4.0) -> np.ndarray:
+  """Sum-to-one ``(size, size, num)`` abundances from smoothed Gaussian fields (softmax)."""
+  field = scipy.ndimage.gaussian_filter(rng.normal(size=(num, size, size)),
+                                        sigma=(0, correlation, correlation), mode="wrap")
+  field /= field.std(axis=(1, 2), keepdims=True) + 1e-12
+  z = sharpness * field
+  z = np.exp(z - z.max(axis=0))
+  return (z / z.sum(axis=0)).transpose(1, 2, 0)
+
+
+def synthetic_scene(rng: np.random.Generator, endmembers: np.ndarray, size: int,
+                    noise: float = 0.005) -> tuple[np.ndarray, np.ndarray]:
+  """A linear-mixing scene from class endmembers ``(K, V, B)``: returns int16 reflectance
+  ``(size, size, B)`` (scale 1e4) and the dominant class per pixel ``(size, size)``."""
+  k, v, bands = endmembers.shape
+  ab = abundances(rng, size, k * v).reshape(size, size, k, v)
+  cube = np.einsum("hwkv,kvb->hwb", ab, endmembers)
+  cube += noise * rng.normal(size=cube.shape)
+  dominant = ab.sum(-1).argmax(-1).astype(np.int32)
+  return np.clip(cube * 1e4, 0, 10000).astype(np.int16), dominant
+
+
+def write_pretraining_archive(root: pathlib.Path, rng: np.random.Generator, locations: int,
+                              size: int, endmembers: np.ndarray, max_dates: int = 3) -> None:
+  """Writes ``<root>/enmap/<loc>/<date>.tif`` ``(B, S, S)`` int16 with 1..max_dates dates per
+  location; dates differ by a small gain/offset."""
+  for loc in range(locations):
+    cube, _ = synthetic_scene(rng, endmembers, size)
+    folder = pathlib.Path(root) / "enmap" / f"{loc:07d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for date in range(int(rng.integers(1, max_dates + 1))):
+      gain, offset = rng.uniform(0.9, 1.1), rng.uniform(-100, 100)
+      dated = np.clip(cube * gain + offset, 0, 10000).astype(np.int16)
+      tifffile.imwrite(folder / f"2023{date + 1:02d}01.tif", np.moveaxis(dated, -1, 0))
+
+
+def write_downstream_dataset(root: pathlib.Path, rng: np.random.Generator, config_name: str,
+                             counts: dict[str, int], endmembers: np.ndarray) -> None:
+  """Writes a tiny downstream dataset in the published layout for builder config ``config_name``:
+  images, raw label rasters (listed codes, code 0 and an unlisted code; CLC codes for CORINE)
+  and split lists."""
+  config = next(c for c in SpectralEarthDownstream.BUILDER_CONFIGS if c.name == config_name)
+  root = pathlib.Path(root)
+  clc = sorted(CORINE_TO_43) + [999]
+  for split, n in counts.items():
+    ids = []
+    for i in range(n):
+      sample = f"{split[:2]}{i:05d}/{i:05d}.tif"
+      cube, dominant = synthetic_scene(rng, endmembers, config.size)
+      if config.multilabel:
+        raw = np.array(clc, np.int32)[rng.choice(len(clc), endmembers.shape[0])][dominant]
+      else:
+        table = np.array((0, 999) + tuple(config.codes), np.int32)
+        raw = table[dominant % len(table)]
+      for folder, data in ((config.sensor, np.moveaxis(cube, -1, 0)), (config.product, raw)):
+        (root / folder / sample).parent.mkdir(parents=True, exist_ok=True)
+        tifffile.imwrite(root / folder / sample, data)
+      ids.append(sample)
+    split_dir = root / "splits" / f"{config.sensor}_{config.product}"
+    split_dir.mkdir(parents=True, exist_ok=True)
+    (split_dir / f"{split}.txt").write_text("\n".join(ids) + "\n")

@@ -1,0 +1,342 @@
+"""Graph augmentations as keyed pure functions on GraphsTuples (jit-able, vmap-able over keys).
+
+Shapes never change: removing an edge sets its ``edges["weight"]`` to 0, adding an edge fills a
+slot reserved by :func:`jspectral.graph.graphs.reserve_edge_slots`, removing a node removes its
+edges (the node row stays, as in the official code). Sources (spec graph_ssl.md section 3):
+
+* :func:`drop_edges` -- GRACE ``dropout_adj`` / PyGCL ``EdgeRemoving``: one Bernoulli per directed
+  entry (views become asymmetric).
+* :func:`add_edges` -- PyGCL ``EdgeAdding``; fixed by default (uniform non-edges inside each graph,
+  mirrored, no self-loops or duplicates), ``pyg_compat=True`` reproduces PyGCL's quirks.
+* :func:`mask_features` -- GRACE ``drop_feature`` (one Bernoulli per feature column).
+* :func:`drop_nodes` -- PyGCL ``NodeDropping``; :func:`graphcl_drop_nodes`,
+  :func:`graphcl_subgraph`, :func:`graphcl_mask_nodes` -- GraphCL ``unsupervised_TU/aug.py``.
+* :func:`span_probabilities` / :func:`span_sample` -- SPAN (Lin et al., "Spectral Augmentation for
+  Self-Supervised Learning on Graphs", ICLR 2023, github.com/Louise-LuLin/GCL-SPAN
+  ``Augmentor.SpectralAugmentor``): the perturbation-probability matrix maximising / minimising
+  the spectral norm of the normalised adjacency, by projected gradient ascent under an edge budget,
+  then Bernoulli sampling.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import jraph
+import numpy as np
+
+from jspectral.graph import graphs as G
+
+
+def _check_prob(p, name="p"):
+  if not isinstance(p, jax.core.Tracer) and not 0.0 <= float(p) <= 1.0:
+    raise ValueError(f"{name}: expected a probability in [0, 1], got {p}")
+
+
+def _with_weight(graph: jraph.GraphsTuple, weight: jax.Array) -> jraph.GraphsTuple:
+  return graph._replace(edges={**graph.edges, "weight": weight})
+
+
+def drop_edges(key: jax.Array, graph: jraph.GraphsTuple, p: float) -> jraph.GraphsTuple:
+  """Removes each stored (directed) edge independently with probability ``p``."""
+  _check_prob(p)
+  keep = jax.random.bernoulli(key, 1.0 - p, graph.senders.shape)
+  return _with_weight(graph, graph.edges["weight"] * keep)
+
+
+def mask_features(key: jax.Array, x: jax.Array, p: float) -> jax.Array:
+  """Zeroes each feature column (shared by all nodes) with probability ``p``."""
+  _check_prob(p)
+  if x.ndim != 2:
+    raise ValueError(f"x: expected node features (N, F), got shape {x.shape}")
+  return x * ~jax.random.bernoulli(key, p, (x.shape[1],))
+
+
+def drop_nodes(key: jax.Array, graph: jraph.GraphsTuple, p: float) -> jraph.GraphsTuple:
+  """PyGCL ``NodeDropping``: each node survives with prob ``1 - p``; edges of dropped nodes go."""
+  _check_prob(p)
+  keep = jax.random.bernoulli(key, 1.0 - p, (graph.nodes.shape[0],))
+  return _with_weight(graph, graph.edges["weight"] * keep[graph.senders] * keep[graph.receivers])
+
+
+def _rank_within_graph(key, graph):
+  """A uniformly random rank ``0..n_g-1`` of each node inside its graph."""
+  segments = G.node_graph_index(graph)
+  order = jnp.argsort(segments + jax.random.uniform(key, segments.shape, maxval=0.999))
+  position = jnp.zeros_like(segments).at[order].set(jnp.arange(segments.shape[0]))
+  return position - G.node_offsets(graph)[segments], segments
+
+
+def graphcl_drop_nodes(key: jax.Array, graph: jraph.GraphsTuple,
+                       ratio: float = 0.1) -> jraph.GraphsTuple:
+  """GraphCL ``dnodes``: ``int(n_g * ratio)`` nodes per graph, without replacement, lose their
+  edges; the nodes themselves stay (and still enter the sum-pool readout, as officially)."""
+  rank, segments = _rank_within_graph(key, graph)
+  dropped = rank < jnp.floor(graph.n_node[segments] * ratio)
+  keep = ~dropped
+  return _with_weight(graph, graph.edges["weight"] * keep[graph.senders] * keep[graph.receivers])
+
+
+def graphcl_mask_nodes(key: jax.Array, graph: jraph.GraphsTuple,
+                       ratio: float = 0.1) -> jraph.GraphsTuple:
+  """GraphCL ``mask_nodes``: ``int(n_g * ratio)`` nodes per graph get N(0.5, 0.5^2) features."""
+  k_rank, k_noise = jax.random.split(key)
+  rank, segments = _rank_within_graph(k_rank, graph)
+  chosen = rank < jnp.floor(graph.n_node[segments] * ratio)
+  noise = 0.5 + 0.5 * jax.random.normal(k_noise, graph.nodes.shape, graph.nodes.dtype)
+  return graph._replace(nodes=jnp.where(chosen[:, None], noise, graph.nodes))
+
+
+def graphcl_subgraph(key: jax.Array, graph: jraph.GraphsTuple, ratio: float = 0.2,
+                     grow: bool = False) -> jraph.GraphsTuple:
+  """GraphCL ``subgraph``: keep edges inside a sampled node set of about ``ratio * n_g`` nodes.
+
+  Official behaviour (``grow=False``): the neighbour set is never updated (GraphCL issue #24), so
+  the set is a random seed plus up to ``int(ratio * n_g)`` of its direct neighbours. ``grow=True``
+  expands from the whole current set (a random-walk-like BFS), the intended algorithm.
+  """
+  segments = G.node_graph_index(graph)
+  n = graph.nodes.shape[0]
+  num_graphs = graph.n_node.shape[0]
+  live = graph.edges["weight"] > 0
+  target = jnp.floor(graph.n_node * ratio)  # additions per graph
+  k_seed, k_walk = jax.random.split(key)
+  seed_score = jax.random.uniform(k_seed, (n,))
+  kept = seed_score >= jax.ops.segment_max(seed_score, segments, num_graphs)[segments]
+  seed = kept
+
+  def frontier_of(kept, added):
+    source = kept if grow else seed
+    reach = jax.ops.segment_max((source[graph.senders] & live).astype(jnp.int32),
+                                graph.receivers, n) > 0
+    return reach & ~kept & (added < target)[segments]
+
+  def cond(state):
+    kept, added, _ = state
+    return jnp.any(frontier_of(kept, added))
+
+  def add_one(state):
+    kept, added, i = state
+    frontier = frontier_of(kept, added)
+    score = jnp.where(frontier, jax.random.uniform(jax.random.fold_in(k_walk, i), (n,)), -1.0)
+    best = jax.ops.segment_max(score, segments, num_graphs)[segments]
+    pick = frontier & (score >= best)
+    added = added + jax.ops.segment_sum(pick.astype(added.dtype), segments, num_graphs)
+    return kept | pick, added, i + 1
+
+  kept, _, _ = jax.lax.while_loop(cond, add_one, (kept, jnp.zeros(num_graphs), 0))
+  return _with_weight(graph, graph.edges["weight"] * kept[graph.senders] * kept[graph.receivers])
+
+
+def add_edges(key: jax.Array, graph: jraph.GraphsTuple, *,
+              pyg_compat: bool = False) -> jraph.GraphsTuple:
+  """Fills the reserved edge slots with sampled edges.
+
+  Fixed (default): each forward slot of graph ``g`` gets a uniform pair ``u != v`` inside ``g``'s
+  node range, its mirror slot gets ``v -> u``; pairs that already are live edges or repeat an
+  earlier sampled pair stay dead (the accepted ones are uniform over non-edges).
+
+  ``pyg_compat=True`` reproduces PyGCL ``add_edge``: every slot is an independent directed pair
+  drawn from ``{0, ..., N - 2}`` over the whole batch (``N = max live index + 1``, so the last
+  node never gets one and pairs cross graph boundaries), self-loops possible, then coalesced
+  (duplicates of live edges or of each other removed).
+
+  Slots come from :func:`~jspectral.graph.graphs.reserve_edge_slots`; their number
+  (``int(E_g * ratio)``, doubled when mirrored) is the count before de-duplication.
+  """
+  slot = graph.edges["slot"]
+  is_slot = slot > 0
+  n = graph.nodes.shape[0]
+  k_u, k_v = jax.random.split(key)
+  u01, v01 = jax.random.uniform(k_u, slot.shape), jax.random.uniform(k_v, slot.shape)
+  live = (graph.edges["weight"] > 0) & ~is_slot
+  if pyg_compat:
+    live_max = jnp.max(jnp.where(live, jnp.maximum(graph.senders, graph.receivers), 0))
+    span = jnp.maximum(live_max, 1)  # randint(0, num_nodes - 1): upper bound exclusive
+    src = jnp.floor(u01 * span).astype(jnp.int32)
+    dst = jnp.floor(v01 * span).astype(jnp.int32)
+    forward = is_slot
+    existing = graph.senders * n + graph.receivers
+    new_key = src * n + dst
+  else:
+    segments = G.edge_graph_index(graph)
+    n_g = graph.n_node[segments]
+    offset = G.node_offsets(graph)[segments]
+    a = jnp.floor(u01 * n_g).astype(jnp.int32)
+    b = (a + 1 + jnp.floor(v01 * jnp.maximum(n_g - 1, 1)).astype(jnp.int32)) % jnp.maximum(n_g, 1)
+    forward = slot == 1
+    mirror = slot == 2
+    a_prev, b_prev = jnp.roll(a, 1), jnp.roll(b, 1)
+    src = offset + jnp.where(mirror, b_prev, a)
+    dst = offset + jnp.where(mirror, a_prev, b)
+    forward = forward & (n_g > 1)
+    lo_e, hi_e = (jnp.minimum(graph.senders, graph.receivers),
+                  jnp.maximum(graph.senders, graph.receivers))
+    existing = lo_e * n + hi_e
+    new_key = jnp.minimum(src, dst) * n + jnp.maximum(src, dst)
+  sentinel = jnp.iinfo(jnp.int32).max
+  existing = jnp.sort(jnp.where(live, existing, sentinel))
+  position = jnp.clip(jnp.searchsorted(existing, new_key), 0, existing.shape[0] - 1)
+  is_new = existing[position] != new_key
+  if pyg_compat:
+    is_new = is_new & forward
+  else:
+    is_new = is_new & forward & (src != dst)
+  # First occurrence among the sampled pairs wins.
+  keys = jnp.where(is_new, new_key, sentinel)
+  order = jnp.argsort(keys, stable=True)
+  sorted_keys = keys[order]
+  repeat = jnp.concatenate([jnp.array([False]), sorted_keys[1:] == sorted_keys[:-1]])
+  accepted = is_new & ~jnp.zeros_like(is_new).at[order].set(repeat)
+  if not pyg_compat:
+    accepted = accepted | (mirror & jnp.roll(accepted, 1))
+  senders = jnp.where(is_slot, src, graph.senders)
+  receivers = jnp.where(is_slot, dst, graph.receivers)
+  weight = jnp.where(is_slot, accepted.astype(graph.edges["weight"].dtype), graph.edges["weight"])
+  return graph._replace(senders=senders.astype(graph.senders.dtype),
+                        receivers=receivers.astype(graph.receivers.dtype),
+                        edges={**graph.edges, "weight": weight})
+
+
+# ---------------------------------------------------------------------------------------------
+# SPAN
+
+
+def symmetric_adjacency(graph: jraph.GraphsTuple) -> jax.Array:
+  """GCL-SPAN ``get_adj_tensor``: dense 0/1 ``A + A^T`` clipped to 1, zero diagonal, ``(N, N)``."""
+  a = G.dense_adjacency(graph)
+  a = jnp.minimum(a + a.T, 1.0)
+  return a * (1.0 - jnp.eye(a.shape[0], dtype=a.dtype))
+
+
+def normalized_adjacency(adj: jax.Array) -> jax.Array:
+  """``D^-1/2 (A + I) D^-1/2`` with ``D = rowsum(A + I)`` (``inf -> 0`` guard), ``(N, N)``."""
+  mx = adj + jnp.eye(adj.shape[-1], dtype=adj.dtype)
+  rowsum = mx.sum(-1)
+  r_inv = jnp.where(rowsum > 0, jax.lax.rsqrt(jnp.where(rowsum > 0, rowsum, 1.0)), 0.0)
+  return r_inv[..., :, None] * mx * r_inv[..., None, :]
+
+
+def _spectral_norm(adj, mask2d, use_eigvalsh):
+  norm_adj = normalized_adjacency(adj) * mask2d
+  if use_eigvalsh:
+    return jnp.linalg.norm(jnp.linalg.eigvalsh(norm_adj))
+  return jnp.sqrt(jnp.sum(norm_adj**2))  # ||eig||_2 == ||.||_F for symmetric matrices
+
+
+def _project(delta, valid, budget, threshold, eps=1e-4):
+  """GCL-SPAN ``projection``: bisection for ``mu`` with sum(clip(delta - mu, 0, thr)) = budget."""
+
+  def excess(mu):
+    return jnp.sum(jnp.where(valid, jnp.clip(delta - mu, 0.0, threshold), 0.0)) - budget
+
+  def cond(state):
+    a, b, _, done = state
+    return (b - a >= eps) & ~done
+
+  def body(state):
+    a, b, _, _ = state
+    mid = (a + b) / 2
+    f_mid = excess(mid)
+    root = f_mid == 0.0
+    go_left = root | (f_mid * excess(a) < 0)
+    return jnp.where(go_left, a, mid), jnp.where(go_left, mid, b), mid, root
+
+  low = jnp.min(jnp.where(valid, delta, jnp.inf))
+  high = jnp.max(jnp.where(valid, delta, -jnp.inf))
+  _, _, mu, _ = jax.lax.while_loop(cond, body, (low, high, low, jnp.array(False)))
+  over = excess(0.0) > 0
+  projected = jnp.where(over, jnp.clip(delta - mu, 0.0, 1.0), jnp.clip(delta, 0.0, 1.0))
+  return jnp.where(valid, projected, 0.0)
+
+
+def span_probabilities(adj: jax.Array, *, kind: str = "max", ratio: float = 0.3, lr: float = 100.0,
+                       iterations: int = 40, threshold: float = 0.8, key: jax.Array | None = None,
+                       init: jax.Array | None = None, node_mask: jax.Array | None = None,
+                       use_eigvalsh: bool = False) -> jax.Array:
+  """SPAN perturbation probabilities ``P`` (symmetric ``(N, N)``, zero diagonal).
+
+  Parameters ``delta`` on the strict lower triangle (``np.tril_indices(N, -1)`` order) start at
+  ``init`` or U(1e-5, 1/N); ``A' = A + sym(delta) * (1 - I - 2A)``; each of ``iterations`` steps
+  ascends ``+-||eig(norm(A'))||_2 / ||eig(norm(A))||_2`` (``kind`` ``"max"`` / ``"min"``) with
+  step ``lr / sqrt(t + 1)`` and projects onto the budget ``int(ratio * #edges)``.
+
+  The spectral norm is computed as the Frobenius norm of ``norm(A')`` (identical for symmetric
+  matrices, no eigendecomposition, stable gradients); ``use_eigvalsh=True`` uses ``eigvalsh`` as the
+  official code does. Defaults: the node-level 'max' view (ratio 0.3, T 40, lr 100, threshold 0.8);
+  graph level uses ratio 0.2, T 20, lr 0.5, threshold 0.5.
+
+  Args:
+    adj: dense symmetric 0/1 adjacency, zero diagonal, ``(N, N)``.
+    node_mask: optional ``(N,)`` bool; pairs touching a False node (padding) stay at 0, so padded
+      ``(B, Nmax, Nmax)`` batches can be processed with ``vmap``.
+  """
+  if adj.ndim != 2 or adj.shape[0] != adj.shape[1]:
+    raise ValueError(f"adj: expected a square (N, N) matrix, got shape {adj.shape}")
+  if kind not in ("max", "min"):
+    raise ValueError(f"kind: expected 'max' or 'min', got {kind!r}")
+  n = adj.shape[0]
+  rows, cols = np.tril_indices(n, -1)
+  mask = jnp.ones(n, bool) if node_mask is None else jnp.asarray(node_mask, bool)
+  mask2d = mask[:, None] & mask[None]
+  # delta lives on the strict lower triangle of an (N, N) matrix: no scatter/gather in the loop.
+  valid = jnp.tril(mask2d, -1)
+  mask2d = mask2d.astype(adj.dtype)
+  if init is None:
+    if key is None:
+      raise ValueError("key: required when init is not given")
+    delta = jax.random.uniform(key, (n, n), adj.dtype, 1e-5, 1.0 / jnp.sum(mask))
+  elif init.shape != rows.shape:
+    raise ValueError(f"init: expected shape {rows.shape} (strict lower triangle), got {init.shape}")
+  else:
+    delta = jnp.zeros((n, n), adj.dtype).at[rows, cols].set(init.astype(adj.dtype))
+  delta = jnp.where(valid, delta, 0.0)
+  budget = jnp.floor(ratio * jnp.sum(adj * mask2d) / 2)
+  sign = 1.0 if kind == "max" else -1.0
+  flip = 1.0 - jnp.eye(n, dtype=adj.dtype) - 2.0 * adj
+  base = _spectral_norm(adj, mask2d, use_eigvalsh)
+
+  def objective(d):
+    lower = jnp.where(valid, d, 0.0)
+    return sign * _spectral_norm(adj + (lower + lower.T) * flip, mask2d, use_eigvalsh) / base
+
+  def step(t, d):
+    d = d + lr / jnp.sqrt(t + 1.0) * jax.grad(objective)(d)
+    return _project(d, valid, budget, threshold)
+
+  delta = jax.lax.fori_loop(1, iterations + 1, step, delta)
+  return delta + delta.T
+
+
+def span_sample(key: jax.Array, adj: jax.Array, prob: jax.Array,
+                symmetric: bool = False) -> jax.Array:
+  """One SPAN view ``A + S * (1 - I - 2A)``, ``S ~ Bernoulli(P)``.
+
+  Official: ``S`` is drawn over the full matrix, so the two directions flip independently and the
+  view is asymmetric; ``symmetric=True`` draws the upper triangle and mirrors it.
+  """
+  if adj.shape != prob.shape:
+    raise ValueError(f"prob: expected shape {adj.shape} like adj, got {prob.shape}")
+  flips = jax.random.bernoulli(key, prob).astype(adj.dtype)
+  if symmetric:
+    upper = jnp.triu(flips, 1)
+    flips = upper + upper.T
+  n = adj.shape[-1]
+  return adj + flips * (1.0 - jnp.eye(n, dtype=adj.dtype) - 2.0 * adj)
+
+
+def dense_to_graph(adj: jax.Array, x: jax.Array, max_edges: int | None = None) -> jraph.GraphsTuple:
+  """A single-graph GraphsTuple from a dense ``A[i, j]`` (edge ``i -> j`` stored as sender ``i``).
+
+  The edge list has a static length ``max_edges`` (default ``N * (N - 1)``, never truncating);
+  unused entries are dead edges. Entries beyond ``max_edges`` are dropped, so pick it with slack.
+  """
+  n = adj.shape[0]
+  size = n * (n - 1) if max_edges is None else max_edges
+  nonzero = adj * (1.0 - jnp.eye(n, dtype=adj.dtype)) > 0
+  senders, receivers = jnp.nonzero(nonzero, size=size, fill_value=0)
+  weight = (jnp.arange(size) < jnp.sum(nonzero)).astype(jnp.float32)
+  return jraph.GraphsTuple(
+      nodes=x, edges={"weight": weight, "slot": jnp.zeros(size, jnp.float32)},
+      senders=senders.astype(jnp.int32), receivers=receivers.astype(jnp.int32),
+      n_node=jnp.array([n], jnp.int32), n_edge=jnp.array([size], jnp.int32), globals=None)

@@ -1,0 +1,97 @@
+"""Wall time and memory of one augmentation call as the graph grows (the paper's cost argument).
+
+Edge perturbation is O(E) per call; SPAN needs an O(N^2)-memory precomputation with ``T``
+gradient steps (each O(N^2) in the Frobenius form used here, O(N^3) with the official ``eigvalsh``)
+and O(N^2) Bernoulli sampling per epoch. :func:`augmentation_costs` measures compiled calls
+(compilation excluded, median of ``repeats``) and XLA's buffer estimate of each program.
+"""
+
+from __future__ import annotations
+
+import time
+
+import jax
+import numpy as np
+
+from jspectral.graph import augment
+from jspectral.graph import graphs as G
+
+
+def random_graph(n: int, mean_degree: float = 8.0, seed: int = 0):
+  """An Erdos-Renyi-like undirected graph with ``n`` nodes, both directions stored."""
+  rng = np.random.default_rng(seed)
+  m = int(n * mean_degree / 2)
+  pairs = rng.integers(0, n, (m, 2))
+  pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+  pairs = np.unique(np.sort(pairs, 1), axis=0)
+  edge_index = np.concatenate([pairs, pairs[:, ::-1]]).T
+  return G.make_graph(np.zeros((n, 1), np.float32), edge_index)
+
+
+def _measure(fn, args, repeats):
+  compiled = jax.jit(fn).lower(*args).compile()
+  jax.block_until_ready(compiled(*args))
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(compiled(*args))
+    times.append(time.perf_counter() - start)
+  memory = compiled.memory_analysis()
+  mem = None if memory is None else int(memory.temp_size_in_bytes + memory.argument_size_in_bytes
+                                        + memory.output_size_in_bytes)
+  return float(np.median(times)), mem
+
+
+def augmentation_costs(n: int, *, span_iterations: int = 40, repeats: int = 3,
+                       with_eigvalsh: bool = False, seed: int = 0) -> dict[str, tuple]:
+  """``{method: (seconds, bytes)}`` for one call of each augmentation on an ``n``-node graph.
+
+  Methods: ``drop_edges``, ``add_edges`` (mirrored, ratio 0.2), ``span_precompute`` (node-level
+  defaults, Frobenius form), ``span_sample`` (one Bernoulli view + edge list), and
+  ``span_precompute_eigvalsh`` (the official per-step eigendecomposition) if ``with_eigvalsh``.
+  """
+  graph = random_graph(n, seed=seed)
+  key = jax.random.key(seed)
+  slotted = G.reserve_edge_slots(graph, 0.2)
+  adj = augment.symmetric_adjacency(graph)
+  out = {
+      "drop_edges": _measure(lambda k, g: augment.drop_edges(k, g, 0.2), (key, graph), repeats),
+      "add_edges": _measure(augment.add_edges, (key, slotted), repeats),
+  }
+
+  def span(a, k, eig=False):
+    return augment.span_probabilities(a, kind="max", ratio=0.3, lr=100.0,
+                                      iterations=span_iterations, threshold=0.8, key=k,
+                                      use_eigvalsh=eig)
+
+  out["span_precompute"] = _measure(span, (adj, key), 1)
+  prob = jax.jit(span)(adj, key)
+  out["span_sample"] = _measure(
+      lambda k, a, p: augment.dense_to_graph(augment.span_sample(k, a, p), graph.nodes,
+                                             int(2 * graph.senders.shape[0] + 4 * n)),
+      (key, adj, prob), repeats)
+  if with_eigvalsh:
+    out["span_precompute_eigvalsh"] = _measure(lambda a, k: span(a, k, True), (adj, key), 1)
+  return out
+
+
+def save_cost_plot(path, sizes, costs: list[dict], title: str) -> None:
+  """Log-log wall time per augmentation call against the number of nodes."""
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  fig, ax = plt.subplots(figsize=(7.0, 3.8))
+  methods = sorted({m for c in costs for m in c})
+  for method in methods:
+    points = [(n, c[method][0]) for n, c in zip(sizes, costs, strict=True) if method in c]
+    ax.loglog(*zip(*points, strict=True), marker="o", label=method)
+  ax.set_xlabel("nodes N")
+  ax.set_ylabel("seconds per call")
+  ax.set_title(title)
+  ax.grid(True, which="both", alpha=0.3)
+  ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)

@@ -1,0 +1,109 @@
+"""Small real and synthetic graphs for smoke runs and tests (no downloads).
+
+* :func:`karate_club` -- Zachary's karate club from networkx (34 nodes, 78 edges = 156 directed
+  entries, identity features as PyG's ``KarateClub``, labels = the two clubs).
+* :func:`sbm_graph` -- a stochastic block model with class-correlated sparse bag-of-words features
+  row-normalised to sum 1 (the stand-in for Planetoid data, spec graph_ssl.md section 5).
+* :func:`graph_families` -- a graph-classification stand-in: two-community graphs (class 0) vs
+  Erdos-Renyi graphs of the same mean degree (class 1), one-hot degree labels as node features.
+
+Real datasets are the TFDS builders in ``jspectral/data/builders`` (planetoid, amazon_coauthor, tu).
+"""
+
+from __future__ import annotations
+
+import jraph
+import numpy as np
+
+from jspectral.graph import graphs as G
+
+
+def _undirected_edge_index(pairs: np.ndarray) -> np.ndarray:
+  pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
+  both = np.concatenate([pairs, pairs[:, ::-1]])
+  both = np.unique(both[both[:, 0] != both[:, 1]], axis=0)
+  return both.T
+
+
+def karate_club() -> tuple[jraph.GraphsTuple, np.ndarray]:
+  """Zachary's karate club: ``(graph, labels)`` with identity features ``(34, 34)``."""
+  import networkx as nx
+
+  g = nx.karate_club_graph()
+  edge_index = _undirected_edge_index(np.array(g.edges()))
+  labels = np.array([0 if g.nodes[i]["club"] == "Mr. Hi" else 1 for i in range(34)])
+  return G.make_graph(np.eye(34, dtype=np.float32), edge_index), labels
+
+
+def sbm_graph(seed: int = 0, *, num_classes: int = 4, nodes_per_class: int = 75,
+              p_in: float = 0.08, p_out: float = 0.01, num_features: int = 100,
+              words_per_node: int = 8, signal: float = 0.3) -> tuple[jraph.GraphsTuple, np.ndarray]:
+  """A stochastic block model with weakly class-correlated bag-of-words features.
+
+  Each node draws ``words_per_node`` words; a word comes from its class's vocabulary slice with
+  probability ``signal`` and uniformly otherwise. Rows are normalised to sum 1 (NormalizeFeatures).
+  Returns ``(graph, labels)``.
+  """
+  rng = np.random.default_rng(seed)
+  labels = np.repeat(np.arange(num_classes), nodes_per_class)
+  n = labels.size
+  prob = np.where(labels[:, None] == labels[None], p_in, p_out)
+  upper = np.triu(rng.random((n, n)) < prob, 1)
+  edge_index = _undirected_edge_index(np.argwhere(upper))
+  vocab = np.array_split(np.arange(num_features), num_classes)
+  x = np.zeros((n, num_features), np.float32)
+  for i, c in enumerate(labels):
+    own = rng.random(words_per_node) < signal
+    words = np.where(own, rng.choice(vocab[c], words_per_node),
+                     rng.integers(0, num_features, words_per_node))
+    np.add.at(x[i], words, 1.0)
+  x /= np.maximum(x.sum(1, keepdims=True), 1.0)
+  return G.make_graph(x, edge_index), labels
+
+
+def graph_families(seed: int = 0, *, num_graphs: int = 200, min_nodes: int = 12,
+                   max_nodes: int = 24, mean_degree: float = 3.0, max_degree_label: int = 6
+                   ) -> tuple[list[jraph.GraphsTuple], np.ndarray]:
+  """Two-community graphs (label 0) vs Erdos-Renyi graphs (label 1) of equal mean degree.
+
+  The classes differ in structure (clustering, bottleneck), not in size or degree statistics, so
+  edge perturbations change the class signal. Node features: one-hot ``min(degree, 6)``.
+  Returns ``(graphs, labels)``; every graph is a separate single-graph GraphsTuple.
+  """
+  rng = np.random.default_rng(seed)
+  graphs, labels = [], []
+  for k in range(num_graphs):
+    n = int(rng.integers(min_nodes, max_nodes + 1))
+    label = k % 2
+    p = mean_degree / (n - 1)
+    if label == 0:
+      block = np.arange(n) < n // 2
+      same = block[:, None] == block[None]
+      p_in = mean_degree / (n / 2 - 1) * 0.9
+      prob = np.where(same, p_in, (mean_degree - p_in * (n / 2 - 1)) / (n / 2))
+    else:
+      prob = np.full((n, n), p)
+    upper = np.triu(rng.random((n, n)) < prob, 1)
+    pairs = np.argwhere(upper)
+    if pairs.size == 0:
+      pairs = np.array([[0, 1]])
+    edge_index = _undirected_edge_index(pairs)
+    degree = np.bincount(edge_index[1], minlength=n)
+    x = np.eye(max_degree_label + 1, dtype=np.float32)[np.minimum(degree, max_degree_label)]
+    graphs.append(G.make_graph(x, edge_index))
+    labels.append(label)
+  return graphs, np.array(labels)
+
+
+def graphcl_self_loops(graph: jraph.GraphsTuple) -> jraph.GraphsTuple:
+  """GraphCL's off-by-one self loops: loops for nodes ``0 .. max(edge_index) - 1`` of one graph.
+
+  (``unsupervised_TU/aug.py`` appends them before every augmentation; the highest-index node gets
+  none.) For a single unpadded graph on the host.
+  """
+  senders, receivers = np.asarray(graph.senders), np.asarray(graph.receivers)
+  top = int(max(senders.max(initial=0), receivers.max(initial=0)))
+  loops = np.arange(top, dtype=np.int32)
+  edge_index = np.stack([np.r_[senders, loops], np.r_[receivers, loops]])
+  weight = np.r_[np.asarray(graph.edges["weight"]), np.ones(top, np.float32)]
+  return G.make_graph(graph.nodes, edge_index, edge_weight=weight)

@@ -1,0 +1,391 @@
+"""Graph encoders of the contrastive frameworks compared by Jian et al. (2024), on jraph.
+
+Paper: Jian, Zhao, Pang, Ying, Wang, Xu, Yu, "Rethinking Spectral Augmentation for Contrast-based
+Graph Self-Supervised Learning", arXiv 2405.19600 (TMLR 2025). Its own code was not found; the
+encoders follow the official code of the frameworks it runs:
+
+* :class:`GRACE` -- Zhu et al., "Deep Graph Contrastive Representation Learning" (2020),
+  github.com/CRIPAC-DIG/GRACE (``model.py``): GCN encoder with the activation after every layer and
+  an ELU projection head.
+* :class:`GraphCL` -- You et al., "Graph Contrastive Learning with Augmentations" (NeurIPS 2020),
+  github.com/Shen-Lab/GraphCL (``unsupervised_TU/gin.py``, ``gsimclr.py``): GIN layers
+  (MLP, then ReLU, then BatchNorm), per-layer sum-pool readout concatenated, two-layer head.
+* :class:`MVGRLNode` -- the two-view GCN encoder pair + projector the GCL-SPAN node script runs
+  (github.com/Louise-LuLin/GCL-SPAN ``unsupervised_node.py``, = PyGCL's MVGRL example).
+* :class:`BGRL` -- PyGCL's BGRL example (github.com/PyGCL/PyGCL ``examples/BGRL_L2L.py``): online
+  GCN encoder + BatchNorm + projector, and the predictor; the target is an EMA copy kept as state.
+
+:class:`GCNConv` reproduces PyG ``GCNConv`` exactly, including on the asymmetric edge sets that edge
+dropping produces (``jraph.GraphConvolution`` does not: it normalises senders by out-degree and adds
+its bias before aggregation). Every layer reads edge liveness from ``graph.edges["weight"]``, so
+dropped and padding edges cost nothing and shapes stay static. BatchNorm statistics are taken over
+real nodes only (padding masked), which PyTorch parity needs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import jraph
+import numpy as np
+
+from jspectral.graph import graphs as G
+from jspectral.models import ModelSpec
+
+_xavier = nn.initializers.xavier_uniform()
+_torch_kernel = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+
+def _torch_bias(fan_in: int):
+  bound = 1.0 / math.sqrt(fan_in)
+  return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
+
+
+class TorchDense(nn.Module):
+  """``torch.nn.Linear`` with PyTorch's default init (kernel and bias U(+-1/sqrt(fan_in)))."""
+
+  features: int
+
+  @nn.compact
+  def __call__(self, x):
+    return nn.Dense(self.features, kernel_init=_torch_kernel,
+                    bias_init=_torch_bias(x.shape[-1]))(x)
+
+
+class GCNConv(nn.Module):
+  """PyG ``GCNConv``: ``D^-1/2 (A + I) D^-1/2 X W + b`` with ``D`` from in-degree + 1.
+
+  ``A[i, j]`` counts live edges ``j -> i``; stored self-loops are replaced by one weight-1 loop.
+  Kernel glorot-uniform without bias in the linear map; bias (zero init) added after aggregation.
+  """
+
+  features: int
+
+  @nn.compact
+  def __call__(self, x: jax.Array, graph: jraph.GraphsTuple) -> jax.Array:
+    n = x.shape[0]
+    weight = jnp.where(graph.senders == graph.receivers, 0.0, graph.edges["weight"])
+    inv_sqrt = jax.lax.rsqrt(1.0 + jax.ops.segment_sum(weight, graph.receivers, n))
+    h = nn.Dense(self.features, use_bias=False, kernel_init=_xavier, name="lin")(x)
+    coef = weight * inv_sqrt[graph.senders] * inv_sqrt[graph.receivers]
+    out = jax.ops.segment_sum(h[graph.senders] * coef[:, None], graph.receivers, n)
+    out = out + h * (inv_sqrt**2)[:, None]
+    return out + self.param("bias", nn.initializers.zeros, (self.features,))
+
+
+class PReLU(nn.Module):
+  """``torch.nn.PReLU(num_parameters)``: slope(s) initialised to 0.25."""
+
+  num_parameters: int = 1
+
+  @nn.compact
+  def __call__(self, x):
+    slope = self.param("weight", nn.initializers.constant(0.25), (self.num_parameters,))
+    return jnp.where(x >= 0, x, slope * x)
+
+
+class MaskedBatchNorm(nn.Module):
+  """``torch.nn.BatchNorm1d`` over node rows, statistics from rows where ``mask`` is True.
+
+  Train mode normalises with the biased batch variance and updates the running statistics
+  ``(1 - momentum) * running + momentum * batch`` (unbiased variance), as PyTorch does.
+  """
+
+  momentum: float = 0.1
+  epsilon: float = 1e-5
+
+  @nn.compact
+  def __call__(self, x, mask, train: bool):
+    feat = x.shape[-1]
+    scale = self.param("scale", nn.initializers.ones, (feat,))
+    bias = self.param("bias", nn.initializers.zeros, (feat,))
+    running_mean = self.variable("batch_stats", "mean", jnp.zeros, (feat,))
+    running_var = self.variable("batch_stats", "var", jnp.ones, (feat,))
+    if train:
+      m = mask.astype(x.dtype)[:, None]
+      count = jnp.maximum(jnp.sum(m), 1.0)
+      mean = jnp.sum(x * m, axis=0) / count
+      var = jnp.sum(((x - mean) ** 2) * m, axis=0) / count
+      if not self.is_initializing():
+        unbiased = var * count / jnp.maximum(count - 1.0, 1.0)
+        running_mean.value = (1 - self.momentum) * running_mean.value + self.momentum * mean
+        running_var.value = (1 - self.momentum) * running_var.value + self.momentum * unbiased
+    else:
+      mean, var = running_mean.value, running_var.value
+    return (x - mean) * jax.lax.rsqrt(var + self.epsilon) * scale + bias
+
+
+class GRACEEncoder(nn.Module):
+  """GRACE ``Encoder``: ``num_layers`` GCNConv, activation after every layer (last included).
+
+  Widths: ``F -> m*H``, ``(num_layers - 2) x (m*H -> m*H)``, ``m*H -> H`` with ``m =
+  hidden_multiplier`` (GRACE: 2; PyGCL's GRACE example: 1). ``activation`` is ``"relu"`` or
+  ``"prelu"`` (one slope shared by every layer, init 0.25).
+  """
+
+  out_features: int = 128
+  num_layers: int = 2
+  activation: str = "relu"
+  hidden_multiplier: int = 2
+
+  @nn.compact
+  def __call__(self, graph: jraph.GraphsTuple) -> jax.Array:
+    if self.num_layers < 2:
+      raise ValueError(f"num_layers: expected >= 2, got {self.num_layers}")
+    if self.activation not in ("relu", "prelu"):
+      raise ValueError(f"activation: expected 'relu' or 'prelu', got {self.activation!r}")
+    G.check_graph(graph)
+    act = nn.relu if self.activation == "relu" else PReLU(1, name="activation")
+    widths = [self.hidden_multiplier * self.out_features] * (self.num_layers - 1)
+    h = graph.nodes
+    for i, width in enumerate([*widths, self.out_features]):
+      h = act(GCNConv(width, name=f"conv_{i}")(h, graph))
+    return h
+
+
+class GRACE(nn.Module):
+  """GRACE encoder + projection head (``fc1`` -> ELU -> ``fc2``, PyTorch-default init).
+
+  ``__call__`` returns ``(z, projection(z))``; the embedding for evaluation is ``z``.
+  Defaults: the Cora configuration of GRACE's ``config.yaml`` (H = P = 128, ReLU, 2 layers).
+  """
+
+  num_hidden: int = 128
+  num_proj_hidden: int = 128
+  num_layers: int = 2
+  activation: str = "relu"
+  hidden_multiplier: int = 2
+
+  def setup(self):
+    self.encoder = GRACEEncoder(self.num_hidden, self.num_layers, self.activation,
+                                self.hidden_multiplier)
+    self.fc1 = TorchDense(self.num_proj_hidden)
+    self.fc2 = TorchDense(self.num_hidden)
+
+  def project(self, z: jax.Array) -> jax.Array:
+    return self.fc2(nn.elu(self.fc1(z)))
+
+  def __call__(self, graph: jraph.GraphsTuple) -> tuple[jax.Array, jax.Array]:
+    z = self.encoder(graph)
+    return z, self.project(z)
+
+
+class GINEncoder(nn.Module):
+  """GraphCL ``Encoder``: GIN (eps 0, MLP Lin-ReLU-Lin) -> ReLU -> BatchNorm per layer.
+
+  Returns ``(graph_emb (G, L*hidden), node_emb (N, L*hidden))``: per-layer sum-pool readouts and
+  node states, concatenated. Linear layers are xavier-uniform with zero bias (GraphCL's init).
+  """
+
+  hidden: int = 32
+  num_layers: int = 3
+
+  @nn.compact
+  def __call__(self, graph: jraph.GraphsTuple, train: bool = True):
+    G.check_graph(graph)
+    mask = G.node_mask(graph)
+    segments = G.node_graph_index(graph)
+    num_graphs = graph.n_node.shape[0]
+    weight = graph.edges["weight"]
+    h, layers = graph.nodes, []
+    for i in range(self.num_layers):
+      agg = h + jax.ops.segment_sum(h[graph.senders] * weight[:, None], graph.receivers,
+                                    h.shape[0])
+      agg = nn.Dense(self.hidden, kernel_init=_xavier, name=f"conv_{i}_0")(agg)
+      agg = nn.Dense(self.hidden, kernel_init=_xavier, name=f"conv_{i}_2")(nn.relu(agg))
+      h = MaskedBatchNorm(name=f"bn_{i}")(nn.relu(agg), mask, train)
+      layers.append(h)
+    node_emb = jnp.concatenate(layers, axis=-1)
+    pooled = jax.ops.segment_sum(node_emb * mask[:, None], segments, num_graphs)
+    return pooled, node_emb
+
+
+class GraphCL(nn.Module):
+  """GraphCL ``simclr``: GIN encoder + projection head Lin(32L, 32L) -> ReLU -> Lin(32L, 32L).
+
+  ``__call__(graph, train)`` returns ``(graph_emb, node_emb, projection)``. Defaults: the MUTAG
+  configuration of ``go.sh`` (hidden 32, 3 layers).
+  """
+
+  hidden: int = 32
+  num_layers: int = 3
+
+  @nn.compact
+  def __call__(self, graph: jraph.GraphsTuple, train: bool = True):
+    graph_emb, node_emb = GINEncoder(self.hidden, self.num_layers, name="encoder")(graph, train)
+    width = self.hidden * self.num_layers
+    p = nn.relu(nn.Dense(width, kernel_init=_xavier, name="proj_0")(graph_emb))
+    return graph_emb, node_emb, nn.Dense(width, kernel_init=_xavier, name="proj_2")(p)
+
+
+class GCNStack(nn.Module):
+  """``num_layers`` GCNConv of ``hidden`` channels, one per-channel PReLU shared by the layers."""
+
+  hidden: int = 512
+  num_layers: int = 2
+
+  @nn.compact
+  def __call__(self, graph: jraph.GraphsTuple) -> jax.Array:
+    G.check_graph(graph)
+    act = PReLU(self.hidden, name="activation")
+    h = graph.nodes
+    for i in range(self.num_layers):
+      h = act(GCNConv(self.hidden, name=f"conv_{i}")(h, graph))
+    return h
+
+
+class MVGRLNode(nn.Module):
+  """MVGRL node-level model as run by GCL-SPAN: one :class:`GCNStack` per view + a projector.
+
+  ``__call__(graph1, graph2)`` returns ``(z1, z2, s1, s2)`` with summaries ``s = projector(
+  sigmoid(mean of real-node z))``; the evaluation embedding is ``concat(z1, z2)``.
+  """
+
+  hidden: int = 512
+  num_layers: int = 2
+
+  @nn.compact
+  def __call__(self, graph1: jraph.GraphsTuple, graph2: jraph.GraphsTuple):
+    bound = 1.0 / math.sqrt(self.hidden)
+    projector = nn.Dense(
+        self.hidden, name="projector",
+        kernel_init=lambda k, s, d=jnp.float32: jax.random.uniform(k, s, d, -bound, bound),
+        bias_init=lambda k, s, d=jnp.float32: jax.random.uniform(k, s, d, -bound, bound))
+    outputs = []
+    for i, graph in enumerate((graph1, graph2)):
+      z = GCNStack(self.hidden, self.num_layers, name=f"encoder_{i}")(graph)
+      mask = G.node_mask(graph).astype(z.dtype)[:, None]
+      outputs.append((z, projector(nn.sigmoid(jnp.sum(z * mask, 0) / jnp.sum(mask)))))
+    (z1, s1), (z2, s2) = outputs
+    return z1, z2, s1, s2
+
+
+class BGRL(nn.Module):
+  """BGRL online network (PyGCL example): GCN layers with PReLU and dropout, BatchNorm, a projector
+  (Linear, BatchNorm, PReLU, dropout) and the predictor (Linear, BatchNorm, PReLU).
+
+  ``__call__(graph, train)`` returns ``(z, projection, prediction)``; defaults hidden 256, 2 layers.
+  BatchNorm momentum 0.01 for the predictor (PyGCL), 0.1 elsewhere.
+  """
+
+  hidden: int = 256
+  num_layers: int = 2
+  dropout: float = 0.2
+
+  @nn.compact
+  def __call__(self, graph: jraph.GraphsTuple, train: bool = True):
+    G.check_graph(graph)
+    mask = G.node_mask(graph)
+    act = PReLU(1, name="activation")
+    z = graph.nodes
+    for i in range(self.num_layers):
+      z = act(GCNConv(self.hidden, name=f"conv_{i}")(z, graph))
+      z = nn.Dropout(self.dropout, deterministic=not train)(z)
+    z = MaskedBatchNorm(name="bn")(z, mask, train)
+    p = TorchDense(self.hidden, name="proj_lin")(z)
+    p = PReLU(1, name="proj_act")(MaskedBatchNorm(name="proj_bn")(p, mask, train))
+    p = nn.Dropout(self.dropout, deterministic=not train)(p)
+    q = TorchDense(self.hidden, name="pred_lin")(p)
+    q = PReLU(1, name="pred_act")(MaskedBatchNorm(0.01, name="pred_bn")(q, mask, train))
+    return z, p, q
+
+
+# ---------------------------------------------------------------------------------------------
+# PyTorch state_dict converters (configuration read off the tensor shapes).
+
+
+def grace_from_torch(state: dict) -> tuple[GRACE, dict]:
+  """GRACE ``Model`` state_dict (``encoder.conv.<i>.lin.weight`` ...) -> (module, variables)."""
+  prefix = "encoder." if any(k.startswith("encoder.") for k in state) else ""
+  num_layers = len({k for k in state if k.startswith(prefix + "conv.") and k.endswith(".bias")})
+  first = state[f"{prefix}conv.0.lin.weight"]
+  last = state[f"{prefix}conv.{num_layers - 1}.lin.weight"]
+  hidden = last.shape[0]
+  activation = "prelu" if f"{prefix}activation.weight" in state else "relu"
+  encoder = {f"conv_{i}": {"lin": {"kernel": state[f"{prefix}conv.{i}.lin.weight"].T},
+                           "bias": state[f"{prefix}conv.{i}.bias"]} for i in range(num_layers)}
+  if activation == "prelu":
+    encoder["activation"] = {"weight": state[f"{prefix}activation.weight"]}
+  module_args = dict(num_hidden=hidden, num_layers=num_layers, activation=activation,
+                     hidden_multiplier=first.shape[0] // hidden)
+  if not prefix:  # the state_dict of a bare GRACE Encoder
+    return GRACEEncoder(hidden, num_layers, activation, first.shape[0] // hidden), {
+        "params": jax.tree.map(jnp.asarray, encoder)}
+  params = {"encoder": encoder}
+  for name in ("fc1", "fc2"):
+    params[name] = {"Dense_0": {"kernel": state[f"{name}.weight"].T, "bias": state[f"{name}.bias"]}}
+  module = GRACE(num_proj_hidden=state["fc1.weight"].shape[0], **module_args)
+  return module, {"params": jax.tree.map(jnp.asarray, params)}
+
+
+def graphcl_from_torch(state: dict) -> tuple[GraphCL, dict]:
+  """GraphCL ``simclr`` state_dict -> (module, variables incl. BatchNorm running statistics)."""
+  num_layers = len({k for k in state if k.startswith("encoder.convs.") and k.endswith("nn.0.bias")})
+  hidden = state["encoder.convs.0.nn.0.weight"].shape[0]
+  encoder, stats = {}, {}
+  for i in range(num_layers):
+    for j in (0, 2):
+      encoder[f"conv_{i}_{j}"] = {"kernel": state[f"encoder.convs.{i}.nn.{j}.weight"].T,
+                                  "bias": state[f"encoder.convs.{i}.nn.{j}.bias"]}
+    encoder[f"bn_{i}"] = {"scale": state[f"encoder.bns.{i}.weight"],
+                          "bias": state[f"encoder.bns.{i}.bias"]}
+    stats[f"bn_{i}"] = {"mean": state[f"encoder.bns.{i}.running_mean"],
+                        "var": state[f"encoder.bns.{i}.running_var"]}
+  params = {"encoder": encoder}
+  for j in (0, 2):
+    params[f"proj_{j}"] = {"kernel": state[f"proj_head.{j}.weight"].T,
+                           "bias": state[f"proj_head.{j}.bias"]}
+  variables = {"params": params, "batch_stats": {"encoder": stats}}
+  return GraphCL(hidden, num_layers), jax.tree.map(jnp.asarray, variables)
+
+
+# ---------------------------------------------------------------------------------------------
+# Registry: official default configurations (spec graph_ssl.md section 2).
+
+
+def example_graph(num_features: int, num_nodes: int = 4) -> jraph.GraphsTuple:
+  """A tiny path graph with ``num_features`` zero features (for ``init`` and parameter counts)."""
+  src = np.arange(num_nodes - 1)
+  edge_index = np.stack([np.r_[src, src + 1], np.r_[src + 1, src]])
+  return G.make_graph(np.zeros((num_nodes, num_features), np.float32), edge_index)
+
+
+def _grace(features, hidden, activation, multiplier=2):
+  return ModelSpec(
+      build=lambda **kw: GRACE(**{**dict(num_hidden=hidden, num_proj_hidden=hidden,
+                                         activation=activation, hidden_multiplier=multiplier),
+                                  **kw}),
+      example_inputs=lambda m: {"graph": example_graph(features)},
+      from_torch=grace_from_torch)
+
+
+def _graphcl(features, layers):
+  return ModelSpec(
+      build=lambda **kw: GraphCL(**{**dict(hidden=32, num_layers=layers), **kw}),
+      example_inputs=lambda m: {"graph": example_graph(features), "train": False},
+      from_torch=graphcl_from_torch)
+
+
+def _two_views(features):
+  return lambda m: {"graph1": example_graph(features), "graph2": example_graph(features)}
+
+
+MODELS = {
+    "grace_cora": _grace(1433, 128, "relu"),
+    "grace_citeseer": _grace(3703, 256, "prelu"),
+    "grace_pubmed": _grace(500, 256, "relu"),
+    "grace_dblp": _grace(1639, 256, "relu"),
+    "pygcl_grace_cora": _grace(1433, 32, "relu", multiplier=1),
+    "graphcl_mutag": _graphcl(7, 3),
+    "graphcl_mutag_l5": _graphcl(7, 5),
+    "graphcl_proteins": _graphcl(3, 3),
+    "graphcl_nci1": _graphcl(37, 3),
+    "graphcl_imdb_binary": _graphcl(1, 3),
+    "pygcl_graphcl_mutag": _graphcl(7, 2),
+    "mvgrl_node_cora": ModelSpec(build=MVGRLNode, example_inputs=_two_views(1433)),
+    "bgrl_cora": ModelSpec(build=BGRL, example_inputs=lambda m: {"graph": example_graph(1433),
+                                                                 "train": False}),
+}

@@ -1,0 +1,225 @@
+"""Training tasks for :func:`jspectral.train.fit`: GRACE (node level) and GraphCL (graph level).
+
+Both draw two views per step from keyed augmentations inside the jitted loss, so the whole update
+(augment, encode, contrast) is one compiled XLA program with static shapes.
+
+* :class:`NodeContrastTask` -- full-batch GRACE on one graph. The training "dataset" is a single
+  dummy example (``batch_size`` 1); the graph is a constant of the step. Evaluation: linear probe on
+  the frozen encoder output of the clean graph (:func:`jspectral.graph.protocols.node_probe`).
+* :class:`GraphContrastTask` -- GraphCL on a list of small graphs stored as fixed-size examples
+  (:func:`jspectral.graph.graphs.to_padded_example`), collated in ``jit`` by
+  :func:`~jspectral.graph.graphs.collate_padded`; view 1 is the graph, view 2 the augmentation;
+  BatchNorm statistics are updated by both views. Evaluation: SVM CV on eval-mode embeddings.
+
+Augmentations by name (``kind``): ``"drop_edges"`` (``p`` per directed entry), ``"add_edges"``
+(fills slots reserved with ratio ``p``), ``"drop_nodes"``, ``"subgraph"``, ``"mask_nodes"``,
+``"span_max"`` / ``"span_min"`` (SPAN probabilities precomputed once per graph, sampled per step),
+``"identity"``. Node level adds feature-column masking with ``p_feature``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import jraph
+import numpy as np
+
+from jspectral.graph import augment, losses, protocols
+from jspectral.graph import graphs as G
+
+SPAN_NODE = dict(ratio=0.3, iterations=40, threshold=0.8, lr={"max": 100.0, "min": 0.1})
+SPAN_GRAPH = dict(ratio=0.2, iterations=20, threshold=0.5, lr={"max": 0.5, "min": 0.5})
+TOPOLOGY_KINDS = ("identity", "drop_edges", "add_edges", "drop_nodes", "subgraph", "mask_nodes",
+                  "span_max", "span_min")
+
+
+@dataclasses.dataclass(frozen=True)
+class View:
+  """One view's augmentation: topology ``kind`` with strength ``p``, then feature masking."""
+
+  kind: str = "drop_edges"
+  p: float = 0.2
+  p_feature: float = 0.0
+
+  def __post_init__(self):
+    if self.kind not in TOPOLOGY_KINDS:
+      raise ValueError(f"kind: expected one of {TOPOLOGY_KINDS}, got {self.kind!r}")
+
+
+def apply_topology(key, graph: jraph.GraphsTuple, view: View, *, pyg_compat: bool = False):
+  """The non-spectral augmentations on a (possibly padded) GraphsTuple."""
+  if view.kind == "drop_edges":
+    return augment.drop_edges(key, graph, view.p)
+  if view.kind == "add_edges":
+    return augment.add_edges(key, graph, pyg_compat=pyg_compat)
+  if view.kind == "drop_nodes":
+    return augment.graphcl_drop_nodes(key, graph, view.p)
+  if view.kind == "subgraph":
+    return augment.graphcl_subgraph(key, graph, view.p)
+  if view.kind == "mask_nodes":
+    return augment.graphcl_mask_nodes(key, graph, view.p)
+  return graph
+
+
+def _dense_symmetric(graph: jraph.GraphsTuple, size: int) -> np.ndarray:
+  """GCL-SPAN's ``get_adj_tensor`` on the host, zero-padded to ``(size, size)``."""
+  adj = np.zeros((size, size), np.float32)
+  live = np.asarray(graph.edges["weight"]) > 0
+  adj[np.asarray(graph.senders)[live], np.asarray(graph.receivers)[live]] = 1.0
+  adj = np.minimum(adj + adj.T, 1.0)
+  np.fill_diagonal(adj, 0.0)
+  return adj
+
+
+def span_kind(view: View) -> str | None:
+  return view.kind.split("_")[1] if view.kind.startswith("span_") else None
+
+
+class NodeContrastTask:
+  """GRACE-style node-level contrast on one graph (see module docstring).
+
+  Args:
+    graph: the unpadded graph (edge slots reserved if a view adds edges).
+    labels: ``(N,)`` int labels for the probe.
+    model: a :class:`~jspectral.graph.encoders.GRACE` module.
+    views: the two :class:`View` s.
+    tau: temperature.
+    probe: keyword arguments of :func:`~jspectral.graph.protocols.node_probe`.
+    span_seed: seed of SPAN's initial perturbation vector.
+  """
+
+  def __init__(self, graph, labels, model: nn.Module, views: tuple[View, View], tau: float = 0.4,
+               probe: dict | None = None, span_seed: int = 0):
+    G.check_graph(graph)
+    self.graph, self.labels, self.model = graph, np.asarray(labels), model
+    self.views, self.tau, self.probe = views, tau, dict(probe or {})
+    self.adj = augment.symmetric_adjacency(graph)
+    self.span_prob = {}
+    for view in views:
+      kind = span_kind(view)
+      if kind and kind not in self.span_prob:
+        self.span_prob[kind] = jax.jit(
+            lambda a, k, kind=kind: augment.span_probabilities(
+                a, kind=kind, ratio=SPAN_NODE["ratio"], lr=SPAN_NODE["lr"][kind],
+                iterations=SPAN_NODE["iterations"], threshold=SPAN_NODE["threshold"], key=k)
+        )(self.adj, jax.random.key(span_seed))
+
+  def train_source(self):
+    return [{"step": np.zeros((), np.int32)}]
+
+  def view(self, key, view: View) -> jraph.GraphsTuple:
+    k_topo, k_feat = jax.random.split(key)
+    kind = span_kind(view)
+    if kind:
+      sampled = augment.span_sample(k_topo, self.adj, self.span_prob[kind])
+      graph = augment.dense_to_graph(sampled, self.graph.nodes)
+    else:
+      graph = apply_topology(k_topo, self.graph, view)
+    if view.p_feature:
+      graph = graph._replace(nodes=augment.mask_features(k_feat, graph.nodes, view.p_feature))
+    return graph
+
+  def init(self, rng, batch):
+    return self.model.init(rng, self.graph)["params"], {}
+
+  def loss(self, params, state, batch, rng):
+    k1, k2 = jax.random.split(rng)
+    _, h1 = self.model.apply({"params": params}, self.view(k1, self.views[0]))
+    _, h2 = self.model.apply({"params": params}, self.view(k2, self.views[1]))
+    return losses.grace_infonce(h1, h2, self.tau), {}
+
+  def embed(self, params) -> np.ndarray:
+    return np.asarray(jax.jit(self.model.apply)({"params": params}, self.graph)[0])
+
+  def evaluate(self, params, state):
+    return protocols.node_probe(self.embed(params), self.labels, **self.probe)
+
+
+class GraphContrastTask:
+  """GraphCL graph-level contrast (see module docstring).
+
+  Args:
+    graphs: single-graph GraphsTuples (GraphCL's self loops already added if wanted; edge slots
+      reserved if the view adds edges).
+    labels: ``(G,)`` graph labels for the SVM protocol.
+    model: a :class:`~jspectral.graph.encoders.GraphCL` module.
+    view: the augmentation of view 2.
+    svm: keyword arguments of :func:`~jspectral.graph.protocols.graph_svm`.
+  """
+
+  def __init__(self, graphs, labels, model: nn.Module, view: View, svm: dict | None = None,
+               span_seed: int = 0, pyg_compat: bool = False):
+    if not graphs:
+      raise ValueError("graphs: expected a non-empty list")
+    self.model, self.view_spec, self.svm = model, view, dict(svm or {})
+    self.labels, self.pyg_compat = np.asarray(labels), pyg_compat
+    self.max_nodes = max(int(np.sum(g.n_node)) for g in graphs)
+    self.max_edges = max(int(np.sum(g.n_edge)) for g in graphs)
+    self.examples = [G.to_padded_example(g, self.max_nodes, self.max_edges) for g in graphs]
+    kind = span_kind(view)
+    if kind:
+      adj = np.stack([_dense_symmetric(g, self.max_nodes) for g in graphs])
+      masks = np.arange(self.max_nodes)[None] < np.array([e["n_node"] for e in self.examples])[
+          :, None]
+      keys = jax.random.split(jax.random.key(span_seed), len(graphs))
+      prob = jax.jit(jax.vmap(lambda a, m, k: augment.span_probabilities(
+          a, kind=kind, ratio=SPAN_GRAPH["ratio"], lr=SPAN_GRAPH["lr"][kind],
+          iterations=SPAN_GRAPH["iterations"], threshold=SPAN_GRAPH["threshold"], key=k,
+          node_mask=m)))(adj, masks, keys)
+      for example, a, p in zip(self.examples, adj, np.asarray(prob), strict=True):
+        example["adj"], example["span_prob"] = a, p
+
+  def train_source(self):
+    return self.examples
+
+  def _span_view(self, key, batch):
+    keys = jax.random.split(key, batch["x"].shape[0])
+    size = self.max_nodes * (self.max_nodes - 1)
+
+    def one(k, adj, prob):
+      sampled = augment.span_sample(k, adj, prob)
+      g = augment.dense_to_graph(sampled, jnp.zeros((self.max_nodes, 1)), size)
+      n_edge = jnp.sum(g.edges["weight"]).astype(jnp.int32)
+      return {"senders": g.senders, "receivers": g.receivers, "weight": g.edges["weight"],
+              "slot": g.edges["slot"], "n_edge": n_edge}
+
+    edges = jax.vmap(one)(keys, batch["adj"], batch["span_prob"])
+    return G.collate_padded({"x": batch["x"], "n_node": batch["n_node"], **edges})
+
+  def views(self, key, batch):
+    graph = G.collate_padded({k: batch[k] for k in ("x", "senders", "receivers", "weight", "slot",
+                                                      "n_node", "n_edge")})
+    if span_kind(self.view_spec):
+      return graph, self._span_view(key, batch)
+    return graph, apply_topology(key, graph, self.view_spec, pyg_compat=self.pyg_compat)
+
+  def init(self, rng, batch):
+    variables = self.model.init(rng, self.views(rng, batch)[0], train=True)
+    return variables["params"], {"batch_stats": variables["batch_stats"]}
+
+  def loss(self, params, state, batch, rng):
+    graph, augmented = self.views(rng, batch)
+    (_, _, p1), upd = self.model.apply({"params": params, **state}, graph, True,
+                                       mutable=["batch_stats"])
+    (_, _, p2), upd = self.model.apply({"params": params, **upd}, augmented, True,
+                                       mutable=["batch_stats"])
+    mask = G.graph_mask(graph)
+    return losses.graphcl_ntxent(p1, p2, mask=mask), {"state": upd}
+
+  def embed(self, params, state, batch_size: int = 64) -> np.ndarray:
+    apply = jax.jit(lambda b: self.model.apply(
+        {"params": params, **state}, G.collate_padded(b), False)[0])
+    out = []
+    for start in range(0, len(self.examples), batch_size):
+      chunk = self.examples[start:start + batch_size]
+      chunk = chunk + [chunk[-1]] * (batch_size - len(chunk))  # static batch shape
+      keys = ("x", "senders", "receivers", "weight", "slot", "n_node", "n_edge")
+      stacked = {k: np.stack([e[k] for e in chunk]) for k in keys}
+      out.append(np.asarray(apply(stacked))[:batch_size])
+    return np.concatenate(out)[:len(self.examples)]
+
+  def evaluate(self, params, state):
+    return protocols.graph_svm(self.embed(params, state), self.labels, **self.svm)

@@ -1,0 +1,108 @@
+"""SpectralEarth downstream: ConvHead parity, head counts, losses with ignore index, and the
+torchmetrics-equivalent metrics against the official values."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jspectral import models
+from jspectral.classification import spectral_earth_downstream as ds
+from jspectral.ssl import spectral_earth as se
+from tests.conftest import load_pack
+
+PACK = "spectral_earth_parity"
+
+
+def test_vit_segmentor_conv_head_parity_spec_vit_mini():
+  pack = load_pack(PACK)
+  backbone, variables = se.spec_vit_from_torch(pack.state("spec_vit_mini"), num_heads=4)
+  head_params, head_stats = ds.convert_torch_conv_head(
+      pack.state("spec_vit_mini", "seg_head/state/"))
+  model = ds.ViTSegmentor(backbone, 5)
+  full = {"params": {"backbone": variables["params"], "head": head_params},
+          "batch_stats": {"backbone": variables["batch_stats"], "head": head_stats}}
+  x = jnp.asarray(pack["spec_vit_mini/input"].transpose(0, 2, 3, 1))
+  logits = jax.jit(model.apply)(jax.tree.map(jnp.asarray, full), x)
+  np.testing.assert_allclose(np.asarray(logits).transpose(0, 3, 1, 2),
+                             pack["spec_vit_mini/seg_logits"], atol=1e-5)
+
+
+def _count(module, shape):
+  shapes = jax.eval_shape(module.init, jax.random.key(0), jax.ShapeDtypeStruct(shape, jnp.float32))
+  return models.param_count(shapes)
+
+
+def test_head_param_counts():
+  assert _count(ds.ConvHead(14), (1, 32, 32, 384)) == 458_894   # ViT-S, CDL
+  assert _count(ds.ConvHead(14), (1, 32, 32, 768)) == 901_262   # ViT-B, CDL
+  assert _count(ds.ConvHead(10), (1, 32, 32, 384)) == 454_282
+  assert _count(ds.ConvHead(24), (1, 32, 32, 384)) == 470_424
+  assert _count(ds.FCNHead(14), (1, 8, 8, 2048)) == 4_722_702
+  assert models.param_count_of("spec_vit_s", num_classes=19) - 22_531_328 == 7_315
+  assert models.param_count_of("spec_resnet50", num_classes=19) - 24_202_624 == 38_931
+
+
+def test_segmentor_output_shapes():
+  x = jax.ShapeDtypeStruct((1, 16, 16, 202), jnp.float32)
+  vit_seg = ds.ViTSegmentor(se.spec_vit("t", img_size=16), 7)
+  assert jax.eval_shape(vit_seg.init_with_output, jax.random.key(0), x)[0].shape == (1, 16, 16, 7)
+  fcn = ds.FCNSegmenter(se.SpecResNet50(return_features=True), 7)
+  assert jax.eval_shape(fcn.init_with_output, jax.random.key(0), x)[0].shape == (1, 16, 16, 7)
+  with pytest.raises(ValueError, match="patch_size"):
+    ds.ConvHead(3, patch_size=3).init(jax.random.key(0), jnp.zeros((1, 2, 2, 4)))
+
+
+def test_official_metrics():
+  pack = load_pack(PACK)
+  values = pack.json("metrics/values")
+  conf = ds.segmentation_confusion(jnp.asarray(pack["metrics/seg_preds"]),
+                                   jnp.asarray(pack["metrics/seg_target"]), 5, 4)
+  np.testing.assert_allclose(ds.micro_accuracy(conf), values["seg_micro_accuracy_ignore4"],
+                             atol=1e-6)
+  np.testing.assert_allclose(ds.micro_jaccard(conf, 4), values["seg_micro_jaccard_ignore4"],
+                             atol=1e-6)
+  ml = ds.multilabel_metrics(jnp.asarray(pack["metrics/ml_probs"]),
+                             jnp.asarray(pack["metrics/ml_target"]))
+  for ours, theirs in [("accuracy_micro", "ml_OverallAccuracy_micro"),
+                       ("accuracy_macro", "ml_AverageAccuracy_macro"),
+                       ("f1_micro", "ml_F1Score_micro"), ("f1_macro", "ml_AverageF1Score_macro"),
+                       ("ap_micro", "ml_AP_micro"), ("ap_macro", "ml_AP_macro")]:
+    np.testing.assert_allclose(ml[ours], values[theirs], atol=1e-6, err_msg=ours)
+
+
+def test_average_precision_matches_sklearn_with_ties():
+  sklearn_metrics = pytest.importorskip("sklearn.metrics")
+  rng = np.random.default_rng(0)
+  scores = rng.integers(0, 5, 60) / 4.0  # many ties
+  target = rng.integers(0, 2, 60)
+  ours = ds._binary_average_precision(jnp.asarray(scores), jnp.asarray(target))
+  np.testing.assert_allclose(ours, sklearn_metrics.average_precision_score(target, scores),
+                             rtol=1e-6)
+
+
+def test_jaccard_closed_form_and_mean_iou():
+  # 2 classes + ignore 2: target [0,0,1,1,2], preds [0,1,1,2,0].
+  conf = ds.segmentation_confusion(jnp.array([0, 1, 1, 2, 0]), jnp.array([0, 0, 1, 1, 2]), 2, 2)
+  # Non-ignored pixels: 4, TP 2. Pixel predicted as the ignore class drops out of the FP sum.
+  assert float(ds.micro_accuracy(conf)) == pytest.approx(0.5)
+  # denom: class0 1+... -> TP=2, FP(0)=0, FP(1)=1, FN=2  => 2 / 5
+  assert float(ds.micro_jaccard(conf, 2)) == pytest.approx(2 / 5)
+  assert float(ds.mean_iou(conf, 2)) == pytest.approx((1 / 2 + 1 / 3) / 2)
+
+
+def test_losses():
+  logits = jax.random.normal(jax.random.key(0), (2, 3, 3, 4))
+  target = jnp.array([[[0, 1, 4], [2, 4, 3], [1, 1, 0]], [[4, 4, 4], [3, 2, 1], [0, 0, 2]]])
+  valid = np.asarray(target) != 4
+  logp = np.asarray(jax.nn.log_softmax(logits))
+  t = np.where(valid, np.asarray(target), 0)
+  expected = -np.take_along_axis(logp, t[..., None], -1)[..., 0][valid].mean()
+  np.testing.assert_allclose(ds.segmentation_loss(logits, target, 4), expected, rtol=1e-6)
+  with pytest.raises(ValueError, match="target"):
+    ds.segmentation_loss(logits, target[..., :2], 4)
+  z = jnp.array([[2.0, -1.0], [0.0, 3.0]])
+  y = jnp.array([[1, 0], [0, 1]])
+  p = jax.nn.sigmoid(z)
+  bce = -(y * jnp.log(p) + (1 - y) * jnp.log1p(-p)).mean()
+  np.testing.assert_allclose(ds.multilabel_loss(z, y), bce, rtol=1e-5)

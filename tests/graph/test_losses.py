@@ -1,0 +1,86 @@
+"""Loss properties beyond the parity cases, protocols, and one short GRACE fit."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jspectral import train
+from jspectral.graph import datasets, encoders, losses, protocols, tasks
+
+
+def test_grace_loss_gradient_matches_finite_differences():
+  rng = np.random.default_rng(0)
+  with jax.enable_x64(True):
+    h1, h2 = jnp.asarray(rng.normal(size=(6, 3))), jnp.asarray(rng.normal(size=(6, 3)))
+    f = jax.jit(lambda a: losses.grace_infonce(a, h2, 0.5))
+    grad = jax.grad(f)(h1)
+    direction = jnp.asarray(rng.normal(size=(6, 3)))
+    eps = 1e-6
+    fd = (f(h1 + eps * direction) - f(h1 - eps * direction)) / (2 * eps)
+    np.testing.assert_allclose(jnp.sum(grad * direction), fd, rtol=1e-6)
+
+
+def test_ntxent_mask_drops_padding_rows_and_keeps_gradients_finite():
+  rng = np.random.default_rng(1)
+  x, y = rng.normal(size=(5, 4)).astype(np.float32), rng.normal(size=(5, 4)).astype(np.float32)
+  pad = np.zeros((3, 4), np.float32)
+  mask = np.r_[np.ones(5, bool), np.zeros(3, bool)]
+  full = losses.graphcl_ntxent(np.r_[x, pad], np.r_[y, pad], mask=mask)
+  np.testing.assert_allclose(full, losses.graphcl_ntxent(x, y), rtol=1e-6)
+  grad = jax.grad(lambda a: losses.graphcl_ntxent(a, np.r_[y, pad], mask=mask))(np.r_[x, pad])
+  assert np.all(np.isfinite(grad))
+  assert np.isnan(losses.graphcl_ntxent(np.r_[x, pad], np.r_[y, pad]))  # official: no epsilon
+
+
+def test_jsd_bootstrap_barlow_closed_forms():
+  s = jnp.array([0.3, -1.2, 2.0])
+  expected = np.mean(np.log1p(np.exp(-s)) + s - np.log(2)) - np.mean(np.log(2) - np.log1p(
+      np.exp(-s)))
+  np.testing.assert_allclose(losses.jsd_loss(s, s), expected, rtol=1e-6)
+  a = jnp.array([[1.0, 0.0], [0.0, 2.0]])
+  np.testing.assert_allclose(losses.bootstrap_loss(a, 3 * a, a, a), 0.0, atol=1e-6)
+  np.testing.assert_allclose(losses.bootstrap_loss(a, -a, a, -a), 4.0, atol=1e-6)
+  rng = np.random.default_rng(2)
+  h = rng.normal(size=(64, 3))
+  # identical views: C_ii = (N-1)/N (unbiased std), so the invariance term is 3/N^2
+  c = (h - h.mean(0)) / h.std(0, ddof=1)
+  c = c.T @ c / 64
+  off = c[~np.eye(3, dtype=bool)]
+  np.testing.assert_allclose(losses.barlow_twins_loss(h, h),
+                             3 * (1 / 64) ** 2 + np.sum(off**2) / 3, rtol=1e-4)
+  with pytest.raises(ValueError, match="h1, h2"):
+    losses.grace_infonce(jnp.ones((3, 2)), jnp.ones((4, 2)))
+
+
+def test_protocols_on_separable_embeddings():
+  rng = np.random.default_rng(3)
+  labels = np.repeat(np.arange(3), 40)
+  emb = np.eye(3)[labels] * 5 + rng.normal(size=(120, 3)) * 0.3
+  grace = protocols.node_probe(emb, labels, seeds=(0, 1), train_fraction=0.3,
+                               c_grid=(0.1, 1.0, 10.0))
+  pygcl = protocols.node_probe(emb, labels, protocol="pygcl", seeds=(0,), c_grid=(1.0,))
+  svm = protocols.graph_svm(emb, labels, folds=3, c_grid=(1.0,))
+  assert grace["accuracy"] > 0.95 and pygcl["accuracy"] > 0.95 and svm["accuracy"] > 0.95
+  noise = protocols.graph_svm(rng.normal(size=(120, 3)), labels, folds=3, c_grid=(1.0,))
+  assert noise["accuracy"] < 0.6
+  with pytest.raises(ValueError, match="embeddings"):
+    protocols.node_probe(emb[:5], labels)
+
+
+def test_grace_fit_loss_falls(tmp_path):
+  graph, labels = datasets.karate_club()
+  task = tasks.NodeContrastTask(graph, labels, encoders.GRACE(16, 16),
+                                (tasks.View("drop_edges", 0.2, 0.3),
+                                 tasks.View("drop_edges", 0.4, 0.4)), tau=0.5,
+                                probe=dict(seeds=(0,), train_fraction=0.5, c_grid=(1.0,)))
+  config = train.default_config()
+  config.update(total_steps=60, batch_size=1, log_every=10, checkpoint_every=1000,
+                progress=False)
+  config.optimizer.learning_rate = 5e-3
+  result = train.fit(task, config, tmp_path / "grace")
+  curve = [r["loss"] for r in result.history if "loss" in r]
+  assert curve[-1] < 0.9 * curve[0]
+  assert 0.0 <= result.evals["eval/accuracy"] <= 1.0

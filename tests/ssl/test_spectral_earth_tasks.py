@@ -1,0 +1,132 @@
+"""SpectralEarth SSL tasks: one short fit per objective, official quirks vs their flags, and
+data-parallel equality of the DINO and MoCo loss curves over 8 host devices."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jspectral import train
+from jspectral.data.builders import spectral_earth as data
+from jspectral.ssl import spectral_earth as se
+
+TINY_VIT = dict(token_patch_size=4, img_size=8, embed_dim=16, depth=1, num_heads=2, mlp_ratio=2.0)
+
+
+def make_source(n=16, size=12, seed=0):
+  rng = np.random.default_rng(seed)
+  endmembers = data.class_endmembers(rng, 3, per_class=2)
+  return [{"images": np.stack([data.synthetic_scene(rng, endmembers, size)[0]] * 2)}
+          for _ in range(n)]
+
+
+def make_task(method, source, **kw):
+  bands = data.enmap_bands()
+  common = dict(source=source, mean=bands["mu"], std=bands["sigma"], size=8)
+  vit = se.SpecViT(**TINY_VIT)
+  if method == "moco":
+    return se.MoCoTask(**common, backbone=vit, head_hidden=32, bank_size=32, **kw)
+  if method == "dino":
+    return se.DINOTask(**common, backbone=vit, head_hidden=32, out_dim=16, steps_per_epoch=2,
+                       total_steps=8, **kw)
+  return se.MAETask(**common, encoder=vit, mask_ratio=0.5, decoder_dim=16, decoder_heads=2, **kw)
+
+
+def fit_config(steps, lr=1e-3):
+  config = train.default_config()
+  config.update(total_steps=steps, batch_size=8, log_every=1, checkpoint_every=1000,
+                progress=False)
+  config.optimizer.update(name="adamw", learning_rate=lr)
+  return config
+
+
+def batch_of(task, n=8, seed=0):
+  rng = np.random.default_rng(seed)
+  views = [task.augment(e, rng) for e in task.source[:n]]
+  return {k: jnp.stack([v[k] for v in views]) for k in views[0]}
+
+
+def test_mae_fit_loss_falls(tmp_path):
+  result = train.fit(make_task("mae", make_source()), fit_config(12, 3e-3), tmp_path)
+  losses = [r["loss"] for r in result.history if "loss" in r]
+  assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3])
+
+
+def test_moco_step_updates_bank_and_key_encoder():
+  task = make_task("moco", make_source(8))
+  batch = batch_of(task)
+  params, state = task.init(jax.random.key(0), batch)
+  loss, aux = jax.jit(task.loss)(params, state, batch, jax.random.key(1))
+  new = aux["state"]
+  assert np.isfinite(loss) and int(new["ptr"]) == 8
+  assert not np.allclose(new["bank"][:8], state["bank"][:8])
+  np.testing.assert_allclose(new["bank"][8:], state["bank"][8:])
+  np.testing.assert_allclose(np.linalg.norm(new["bank"][:8], axis=1), 1.0, rtol=1e-5)
+  leaf = lambda tree: jax.tree.leaves(tree)[0]
+  expected = 0.999 * leaf(state["key_params"]) + 0.001 * leaf(params)
+  np.testing.assert_allclose(leaf(new["key_params"]), expected, rtol=1e-6, atol=1e-7)
+
+
+def test_moco_key_encoder_init_quirk_and_flag():
+  source = make_source(8)
+  batch = batch_of(make_task("moco", source))
+  for copy in (False, True):
+    params, state = make_task("moco", source, copy_key_encoder=copy).init(jax.random.key(0), batch)
+    same = jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.all(a == b)), params,
+                                     state["key_params"]))
+    assert same == copy
+
+
+def test_dino_last_layer_frozen_in_first_epoch_and_momentum_flag():
+  task = make_task("dino", make_source(8))
+  batch = batch_of(task)
+  params, state = task.init(jax.random.key(0), batch)
+  grad = jax.jit(jax.grad(lambda p, s: task.loss(p, s, batch, None)[0]))
+  assert np.all(np.asarray(grad(params, state)["head"]["last_layer"]) == 0)
+  later = dict(state, step=jnp.int32(2))  # epoch 1 (2 steps per epoch)
+  assert np.any(np.asarray(grad(params, later)["head"]["last_layer"]) != 0)
+  official = [float(task.teacher_momentum(s)) for s in range(0, 30, 2)]
+  assert official[0] == pytest.approx(0.996) and official[9:] == [1.0] * 6
+  per_step = make_task("dino", make_source(8), per_step_momentum=True)
+  assert float(per_step.teacher_momentum(4)) != pytest.approx(float(task.teacher_momentum(4)))
+  assert float(per_step.teacher_momentum(7)) == 1.0
+
+
+_DATA_PARALLEL = r'''
+import json, sys, tempfile, pathlib
+import jax
+from jax.sharding import Mesh
+import numpy as np
+sys.path.insert(0, ".")
+from jspectral.train import loop
+from tests.ssl.test_spectral_earth_tasks import make_task, make_source, fit_config
+assert len(jax.devices()) == 8
+out = {}
+for method in ("moco", "dino"):
+  for devices in (1, 8):
+    loop.make_mesh = lambda d=devices: Mesh(np.asarray(jax.devices()[:d]), ("data",))
+    with tempfile.TemporaryDirectory() as tmp:
+      result = loop.fit(make_task(method, make_source()), fit_config(4), pathlib.Path(tmp))
+    out[f"{method}_{devices}"] = [r["loss"] for r in result.history if "loss" in r]
+print(json.dumps(out))
+'''
+
+
+def test_dino_and_moco_loss_curves_equal_over_8_devices():
+  root = pathlib.Path(__file__).resolve().parents[2]
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+             JAX_PLATFORMS="cpu")
+  proc = subprocess.run([sys.executable, "-c", _DATA_PARALLEL], cwd=root, env=env,
+                        capture_output=True, text=True, timeout=1800)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  curves = json.loads(proc.stdout.strip().splitlines()[-1])
+  for method in ("moco", "dino"):
+    one, eight = curves[f"{method}_1"], curves[f"{method}_8"]
+    assert len(one) == 4
+    np.testing.assert_allclose(eight, one, rtol=2e-4, err_msg=method)
