@@ -32,8 +32,10 @@ def make_schedule(config, total_steps: int) -> optax.Schedule:
         init_value=0.0, peak_value=lr, warmup_steps=sched.warmup_steps,
         decay_steps=max(total_steps, sched.warmup_steps + 1), end_value=lr * sched.min_lr_ratio)
   if name == "step":
-    return optax.piecewise_constant_schedule(
-        lr, {int(b): sched.decay_factor for b in sched.boundaries})
+    factors = {}  # a boundary listed k times decays by decay_factor**k there
+    for boundary in sched.boundaries:
+      factors[int(boundary)] = factors.get(int(boundary), 1.0) * sched.decay_factor
+    return optax.piecewise_constant_schedule(lr, factors)
   if name == "cyclic":
     return cyclic_schedule(lr, lr * sched.min_lr_ratio, sched.cycle_steps)
   raise ValueError(f"config.schedule.name: unknown schedule {name!r}; "
