@@ -1,0 +1,495 @@
+"""INTL: self-supervised learning with IterNorm and trace loss (the model, views and training task).
+
+Paper: X. Weng, Y. Ni, T. Song, J. Luo, R. M. Anwer, S. Khan, F. S. Khan, L. Huang, "Modulate Your
+Spectrum in Self-Supervised Learning", ICLR 2024 (arXiv 2305.16789). Official code:
+https://github.com/winci-ai/INTL (``methods/intl.py``, ``methods/intl_m.py``, ``src/model.py``,
+``src/transform.py``, ``cifar/transform.py``, ``cifar/main.py``).
+
+* :class:`Projector` / :class:`INTLNet`: ResNet backbone (:mod:`jspectral.nn.resnet`) + the
+  3-layer projector ``[Linear(no bias) -> BN -> ReLU] x 2 -> Linear``; registered as
+  ``intl_resnet18_cifar``, ``intl_resnet18_in100`` and ``intl_resnet50``.
+* :class:`ViewAugment` and :func:`augment_view`: the official view pipeline as a keyed JAX
+  transform (random resized crop with bicubic resampling, colour jitter in random order,
+  grayscale, Gaussian blur, solarisation, horizontal flip, normalisation), applied on device inside
+  the loss so that it is part of the jitted, data-parallel step.
+* :class:`INTLTask`: the task for :func:`jspectral.train.fit` (INTL, or INTL_M with an EMA key
+  network when ``ema_momentum`` is set), with online kNN evaluation and spectrum monitoring.
+
+Deliberate differences: augmentations run in float32 on device (PIL works on uint8 on the host):
+bicubic resampling uses ``jax.image.scale_and_translate`` with antialiasing, the Gaussian blur is
+an exact separable Gaussian (PIL approximates it with box filters) truncated at radius 6; the colour
+jitter follows torchvision's float-tensor formulas. Every view of a batch is encoded by a separate
+forward pass, so BatchNorm statistics are per view, as in the official code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Mapping, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jspectral.models import ModelSpec
+from jspectral.nn import resnet
+from jspectral.ssl import evaluation
+from jspectral.ssl import spectral_transform as st
+
+CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+# ------------------------------------------------------------------------------------------------
+# Model
+# ------------------------------------------------------------------------------------------------
+
+def _torch_uniform(fan_in: int):
+  """PyTorch's default ``Linear`` bias init ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``."""
+  bound = 1.0 / math.sqrt(fan_in)
+  return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
+
+
+torch_linear_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+
+class Projector(nn.Module):
+  """``[Dense(hidden, no bias) -> BatchNorm -> ReLU] x (num_layers - 1) -> Dense(features)``.
+
+  Parameters: ``F*P + 4P + P*P + P*D + D`` for 3 layers (F input, P hidden, D output width).
+  """
+
+  hidden: int = 2048
+  features: int = 2048
+  num_layers: int = 3
+
+  @nn.compact
+  def __call__(self, h: jax.Array, train: bool = True) -> jax.Array:
+    if self.num_layers < 1:
+      raise ValueError(f"num_layers: expected >= 1, got {self.num_layers}")
+    for i in range(self.num_layers - 1):
+      h = nn.Dense(self.hidden, use_bias=False, kernel_init=torch_linear_init, name=f"linear{i}")(h)
+      h = nn.relu(resnet.batch_norm(train, f"bn{i}")(h))
+    return nn.Dense(self.features, kernel_init=torch_linear_init,
+                    bias_init=_torch_uniform(h.shape[-1]), name=f"linear{self.num_layers - 1}")(h)
+
+
+class INTLNet(nn.Module):
+  """Backbone + projector. ``__call__`` returns ``(embedding (N, D), features (N, F))``."""
+
+  backbone: nn.Module
+  projector: nn.Module
+
+  def __call__(self, x: jax.Array, train: bool = True) -> tuple[jax.Array, jax.Array]:
+    h = self.backbone(x, train)
+    return self.projector(h, train), h
+
+  def features(self, x: jax.Array, train: bool = False) -> jax.Array:
+    """Backbone features only (what kNN and the linear probe evaluate)."""
+    return self.backbone(x, train)
+
+
+def intl_resnet18_cifar(hidden: int = 2048, features: int = 2048, **backbone) -> INTLNet:
+  """CIFAR-10/100 setting: CIFAR-stem ResNet-18, projector 512-2048-2048-2048."""
+  return INTLNet(resnet.ResNet18Cifar(**backbone), Projector(hidden, features))
+
+
+def intl_resnet18_in100(hidden: int = 4096, features: int = 8192, **backbone) -> INTLNet:
+  """ImageNet-100 setting: ImageNet-stem ResNet-18, projector 512-4096-4096-8192."""
+  return INTLNet(resnet.ResNet18(**backbone), Projector(hidden, features))
+
+
+def intl_resnet50(hidden: int = 8192, features: int = 8192, **backbone) -> INTLNet:
+  """ImageNet setting: ResNet-50 (zero-init residual), projector 2048-8192-8192-8192."""
+  return INTLNet(resnet.ResNet50(**backbone), Projector(hidden, features))
+
+
+def variables_from_torch(state_dict: Mapping[str, np.ndarray]) -> dict:
+  """Flax variables of an official INTL ``state_dict`` (``[module.]backbone.*`` and
+  ``[module.]projection.*``; ``momentum_*`` entries of INTL_M are ignored)."""
+  sd = {k.removeprefix("module."): np.asarray(v) for k, v in state_dict.items()}
+  variables = resnet.variables_from_torch(sd, prefix="backbone.")
+  params, stats = {}, {}
+  for key, value in sd.items():
+    if not key.startswith("projection.") or key.endswith("num_batches_tracked"):
+      continue
+    _, index, leaf = key.split(".")
+    layer, kind = divmod(int(index), 3)  # Sequential: Linear, BN, ReLU per layer
+    if kind == 0:
+      node = params.setdefault(f"linear{layer}", {})
+      node["kernel" if leaf == "weight" else "bias"] = jnp.asarray(value.T if value.ndim == 2
+                                                                   else value)
+    elif leaf in ("running_mean", "running_var"):
+      stats.setdefault(f"bn{layer}", {})[leaf.removeprefix("running_")] = jnp.asarray(value)
+    else:
+      params.setdefault(f"bn{layer}", {})[{"weight": "scale", "bias": "bias"}[leaf]] = (
+          jnp.asarray(value))
+  return {"params": {"backbone": variables["params"], "projector": params},
+          "batch_stats": {"backbone": variables["batch_stats"], "projector": stats}}
+
+
+def from_torch(state_dict: Mapping[str, np.ndarray]) -> tuple[INTLNet, dict]:
+  """Builds the INTL network described by an official ``state_dict`` and converts its weights."""
+  sd = {k.removeprefix("module."): np.asarray(v) for k, v in state_dict.items()}
+  if "backbone.conv1.weight" not in sd:
+    raise ValueError("state_dict: expected official INTL keys such as 'backbone.conv1.weight'")
+  blocks = {(int(k.split(".")[1][5:]), int(k.split(".")[2])) for k in sd
+            if k.startswith("backbone.layer")}
+  stage_sizes = tuple(sum(1 for s, _ in blocks if s == i) for i in range(1, 5))
+  bottleneck = any(k.endswith("conv3.weight") for k in sd)
+  linears = sorted((int(k.split(".")[1]), v.shape) for k, v in sd.items()
+                   if k.startswith("projection.") and k.endswith("weight") and v.ndim == 2)
+  backbone = resnet.ResNet(
+      stage_sizes=stage_sizes, block_cls=resnet.Bottleneck if bottleneck else resnet.BasicBlock,
+      stem="cifar" if sd["backbone.conv1.weight"].shape[-1] == 3 else "imagenet",
+      width=sd["backbone.conv1.weight"].shape[0], zero_init_residual=bottleneck)
+  projector = Projector(hidden=linears[0][1][0], features=linears[-1][1][0],
+                        num_layers=len(linears))
+  return INTLNet(backbone, projector), variables_from_torch(sd)
+
+
+def _example(module: INTLNet) -> dict:
+  size = 32 if module.backbone.stem == "cifar" else 224
+  return {"x": jax.ShapeDtypeStruct((2, size, size, 3), jnp.float32), "train": False}
+
+
+MODELS = {
+    name: ModelSpec(build=build, example_inputs=_example, from_torch=from_torch)
+    for name, build in (("intl_resnet18_cifar", intl_resnet18_cifar),
+                        ("intl_resnet18_in100", intl_resnet18_in100),
+                        ("intl_resnet50", intl_resnet50))
+}
+
+
+# ------------------------------------------------------------------------------------------------
+# Views: keyed JAX augmentations
+# ------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class ViewAugment:
+  """One view's augmentation pipeline (official defaults of ``CifarTransform``)."""
+
+  crop_size: int = 32
+  scale: tuple[float, float] = (0.08, 1.0)
+  ratio: tuple[float, float] = (3.0 / 4.0, 4.0 / 3.0)
+  brightness: float = 0.4
+  contrast: float = 0.4
+  saturation: float = 0.2
+  hue: float = 0.1
+  jitter_prob: float = 0.8
+  gray_prob: float = 0.2
+  blur_prob: float = 0.0
+  blur_sigma: tuple[float, float] = (0.1, 2.0)
+  solarize_prob: float = 0.0
+  flip_prob: float = 0.5
+  mean: tuple[float, float, float] = CIFAR10_MEAN
+  std: tuple[float, float, float] = CIFAR10_STD
+
+
+def cifar_views(dataset: str = "cifar10", crop_size: int = 32) -> tuple[ViewAugment, ...]:
+  """The 2 official CIFAR views: no blur; solarisation probability 0.0 and 0.2."""
+  if dataset not in ("cifar10", "cifar100"):
+    raise ValueError(f"dataset: expected 'cifar10' or 'cifar100', got {dataset!r}")
+  mean, std = (CIFAR10_MEAN, CIFAR10_STD) if dataset == "cifar10" else (CIFAR100_MEAN, CIFAR100_STD)
+  return tuple(ViewAugment(crop_size=crop_size, solarize_prob=p, mean=mean, std=std)
+               for p in (0.0, 0.2))
+
+
+def imagenet_views(crop_size: int = 224) -> tuple[ViewAugment, ...]:
+  """The 2 official ImageNet / ImageNet-100 views (BYOL asymmetric blur and solarisation)."""
+  return tuple(ViewAugment(crop_size=crop_size, blur_prob=b, solarize_prob=s, mean=IMAGENET_MEAN,
+                           std=IMAGENET_STD) for b, s in ((1.0, 0.0), (0.1, 0.2)))
+
+
+def multicrop_views() -> tuple[ViewAugment, ...]:
+  """The 6 official multi-crop views (2x224, 192, 160, 128, 96); view 0 feeds the EMA key."""
+  crops = ((224, 0.2, 1.0), (224, 0.2, 1.0), (192, 0.171, 0.857), (160, 0.143, 0.714),
+           (128, 0.114, 0.571), (96, 0.086, 0.429))
+  return tuple(ViewAugment(crop_size=c, scale=(lo, hi), blur_prob=0.5, solarize_prob=0.1,
+                           mean=IMAGENET_MEAN, std=IMAGENET_STD) for c, lo, hi in crops)
+
+
+def _crop_box(key: jax.Array, height: int, width: int, scale, ratio, attempts: int = 10):
+  """torchvision ``RandomResizedCrop.get_params``: (top, left, h, w), first valid of 10 draws."""
+  k_area, k_ratio, k_top, k_left = jax.random.split(key, 4)
+  area = height * width * jax.random.uniform(k_area, (attempts,), minval=scale[0], maxval=scale[1])
+  log_r = jax.random.uniform(k_ratio, (attempts,), minval=math.log(ratio[0]),
+                             maxval=math.log(ratio[1]))
+  w = jnp.round(jnp.sqrt(area * jnp.exp(log_r)))
+  h = jnp.round(jnp.sqrt(area / jnp.exp(log_r)))
+  ok = (w > 0) & (w <= width) & (h > 0) & (h <= height)
+  first = jnp.argmax(ok)
+  in_ratio = width / height
+  if in_ratio < ratio[0]:
+    fallback = (round(width / ratio[0]), width)
+  elif in_ratio > ratio[1]:
+    fallback = (height, round(height * ratio[1]))
+  else:
+    fallback = (height, width)
+  h = jnp.where(ok.any(), h[first], fallback[0])
+  w = jnp.where(ok.any(), w[first], fallback[1])
+  top = jnp.where(ok.any(), jnp.floor(jax.random.uniform(k_top) * (height - h + 1)),
+                  (height - h) // 2)
+  left = jnp.where(ok.any(), jnp.floor(jax.random.uniform(k_left) * (width - w + 1)),
+                   (width - w) // 2)
+  return top, left, h, w
+
+
+def _gray(img: jax.Array) -> jax.Array:
+  return (0.299 * img[..., 0] + 0.587 * img[..., 1] + 0.114 * img[..., 2])[..., None]
+
+
+def _rgb_to_hsv(img):
+  r, g, b = img[..., 0], img[..., 1], img[..., 2]
+  maxc, minc = jnp.max(img, axis=-1), jnp.min(img, axis=-1)
+  delta = maxc - minc
+  safe = jnp.where(delta > 0, delta, 1.0)
+  s = jnp.where(maxc > 0, delta / jnp.where(maxc > 0, maxc, 1.0), 0.0)
+  hr = jnp.where(maxc == r, (g - b) / safe, 0.0)
+  hg = jnp.where((maxc == g) & (maxc != r), 2.0 + (b - r) / safe, 0.0)
+  hb = jnp.where((maxc != g) & (maxc != r), 4.0 + (r - g) / safe, 0.0)
+  h = jnp.where(delta > 0, jnp.mod((hr + hg + hb) / 6.0, 1.0), 0.0)
+  return h, s, maxc
+
+
+def _hsv_to_rgb(h, s, v):
+  i = jnp.floor(h * 6.0)
+  f = h * 6.0 - i
+  p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
+  i = i.astype(jnp.int32) % 6
+  r = jnp.choose(i, [v, q, p, p, t, v], mode="clip")
+  g = jnp.choose(i, [t, v, v, q, p, p], mode="clip")
+  b = jnp.choose(i, [p, p, t, v, v, q], mode="clip")
+  return jnp.stack([r, g, b], axis=-1)
+
+
+def _color_jitter(key, img, cfg: ViewAugment):
+  """torchvision ``ColorJitter``: brightness, contrast, saturation, hue in a random order."""
+  k_order, k_b, k_c, k_s, k_h = jax.random.split(key, 5)
+  b = jax.random.uniform(k_b, minval=max(0.0, 1 - cfg.brightness), maxval=1 + cfg.brightness)
+  c = jax.random.uniform(k_c, minval=max(0.0, 1 - cfg.contrast), maxval=1 + cfg.contrast)
+  s = jax.random.uniform(k_s, minval=max(0.0, 1 - cfg.saturation), maxval=1 + cfg.saturation)
+  hue = jax.random.uniform(k_h, minval=-cfg.hue, maxval=cfg.hue)
+
+  def hue_shift(x):
+    h, sat, v = _rgb_to_hsv(x)
+    return _hsv_to_rgb(jnp.mod(h + hue, 1.0), sat, v)
+
+  ops = [lambda x: jnp.clip(x * b, 0, 1),
+         lambda x: jnp.clip((x - jnp.mean(_gray(x))) * c + jnp.mean(_gray(x)), 0, 1),
+         lambda x: jnp.clip((x - _gray(x)) * s + _gray(x), 0, 1),
+         hue_shift]
+  for op in jax.random.permutation(k_order, 4):
+    img = jax.lax.switch(op, ops, img)
+  return img
+
+
+def _gaussian_blur(img, sigma, radius: int = 6):
+  offsets = jnp.arange(-radius, radius + 1, dtype=img.dtype)
+  weights = jnp.exp(-0.5 * (offsets / sigma) ** 2)
+  weights = weights / jnp.sum(weights)
+  for axis in (0, 1):
+    pad = [(0, 0)] * 3
+    pad[axis] = (radius, radius)
+    padded = jnp.pad(img, pad, mode="edge")
+    size = img.shape[axis]
+    img = sum(weights[i] * jax.lax.slice_in_dim(padded, i, i + size, axis=axis)
+              for i in range(2 * radius + 1))
+  return img
+
+
+def augment_image(key: jax.Array, img: jax.Array, cfg: ViewAugment) -> jax.Array:
+  """One augmented, normalised view ``(S, S, 3)`` of an image ``(H, W, 3)`` in [0, 1]."""
+  keys = jax.random.split(key, 10)
+  height, width = img.shape[:2]
+  top, left, h, w = _crop_box(keys[0], height, width, cfg.scale, cfg.ratio)
+  size = cfg.crop_size
+  scale = jnp.stack([size / h, size / w])
+  out = jax.image.scale_and_translate(img, (size, size, 3), (0, 1), scale,
+                                      -jnp.stack([top, left]) * scale, method="cubic")
+  out = jnp.clip(out, 0.0, 1.0)
+  out = jnp.where(jax.random.bernoulli(keys[1], cfg.jitter_prob),
+                  _color_jitter(keys[2], out, cfg), out)
+  out = jnp.where(jax.random.bernoulli(keys[3], cfg.gray_prob),
+                  jnp.broadcast_to(_gray(out), out.shape), out)
+  if cfg.blur_prob > 0:
+    sigma = jax.random.uniform(keys[4], minval=cfg.blur_sigma[0], maxval=cfg.blur_sigma[1])
+    out = jnp.where(jax.random.bernoulli(keys[5], cfg.blur_prob), _gaussian_blur(out, sigma), out)
+  if cfg.solarize_prob > 0:
+    solar = jnp.where(out >= 128.0 / 255.0, 1.0 - out, out)  # PIL threshold 128
+    out = jnp.where(jax.random.bernoulli(keys[6], cfg.solarize_prob), solar, out)
+  out = jnp.where(jax.random.bernoulli(keys[7], cfg.flip_prob), out[:, ::-1], out)
+  return (out - jnp.asarray(cfg.mean)) / jnp.asarray(cfg.std)
+
+
+def augment_view(key: jax.Array, images: jax.Array, cfg: ViewAugment) -> jax.Array:
+  """Independent augmentations of every image of ``images`` (N, H, W, 3) -> (N, S, S, 3)."""
+  if images.ndim != 4 or images.shape[-1] != 3:
+    raise ValueError(f"images: expected RGB images (N, H, W, 3) in [0, 1], got {images.shape}")
+  return jax.vmap(functools.partial(augment_image, cfg=cfg))(
+      jax.random.split(key, images.shape[0]), images.astype(jnp.float32))
+
+
+def normalize(images: jax.Array, mean, std) -> jax.Array:
+  """``(images - mean) / std`` per channel (the un-augmented evaluation transform)."""
+  return (jnp.asarray(images, jnp.float32) - jnp.asarray(mean)) / jnp.asarray(std)
+
+
+# ------------------------------------------------------------------------------------------------
+# Task
+# ------------------------------------------------------------------------------------------------
+
+def ema_momentum_at(step: jax.Array, total_steps: int, base: float) -> jax.Array:
+  """Official cosine momentum ``1 - (1 - m0)(1 + cos(pi t / T)) / 2`` (m0 at t = 0, 1 at t = T)."""
+  return 1.0 - (1.0 - base) * (1.0 + jnp.cos(jnp.pi * step / max(total_steps, 1))) / 2.0
+
+
+class _Images:
+  """Random-access ``{"image": (H, W, 3)}`` examples over an image array (for grain)."""
+
+  def __init__(self, images: np.ndarray):
+    self.images = images
+
+  def __len__(self) -> int:
+    return len(self.images)
+
+  def __getitem__(self, i):
+    return {"image": np.asarray(self.images[i], np.float32)}
+
+
+@dataclasses.dataclass
+class EvalData:
+  """Labelled images (in [0, 1], NHWC) for online kNN / linear evaluation of the backbone.
+
+  ``mean``/``std`` normalise them (the official CIFAR-100 eval uses the CIFAR-10 statistics).
+  """
+
+  x_train: np.ndarray
+  y_train: np.ndarray
+  x_test: np.ndarray
+  y_test: np.ndarray
+  mean: tuple[float, float, float] = CIFAR10_MEAN
+  std: tuple[float, float, float] = CIFAR10_STD
+
+
+@dataclasses.dataclass
+class INTLTask:
+  """INTL pre-training for :func:`jspectral.train.fit`.
+
+  Attributes:
+    model: an :class:`INTLNet` (e.g. ``intl_resnet18_cifar()``).
+    images: training images ``(N, H, W, 3)`` in [0, 1] (labels are not used).
+    views: one :class:`ViewAugment` per view (>= 2).
+    beta: trace-loss weight; ``None`` = the official ``trade_off`` of the global batch.
+    iterations, whiten: IterNorm settings (official: 4, "samples").
+    ema_momentum: base momentum m0 of the INTL_M key network; ``None`` = plain INTL.
+    total_steps: length of the run (the EMA momentum schedule needs it).
+    eval_data: optional :class:`EvalData` for kNN (k = ``knn_k``) and the linear probe.
+    linear_epochs: epochs of the linear probe run at every evaluation (0 = none).
+    eval_batch: batch size of the feature extraction.
+
+  ``evaluate`` appends ``(embedding eigenvalues, backbone-feature eigenvalues)`` of the test images
+  to ``spectra`` (host-side record for the eigen-spectrum figure).
+  """
+
+  model: INTLNet
+  images: np.ndarray
+  views: Sequence[ViewAugment] = dataclasses.field(default_factory=cifar_views)
+  beta: float | None = None
+  iterations: int = 4
+  whiten: str = "samples"
+  ema_momentum: float | None = None
+  total_steps: int = 1
+  eval_data: EvalData | None = None
+  knn_k: int = 5
+  linear_epochs: int = 0
+  eval_batch: int = 256
+  seed: int = 0
+  spectra: list = dataclasses.field(default_factory=list)
+
+  def __post_init__(self):
+    if len(self.views) < 2:
+      raise ValueError(f"views: expected at least 2 views, got {len(self.views)}")
+    if np.ndim(self.images) != 4 or np.shape(self.images)[-1] != 3:
+      raise ValueError(f"images: expected (N, H, W, 3), got shape {np.shape(self.images)}")
+
+  def train_source(self):
+    return _Images(self.images)
+
+  def init(self, rng, batch):
+    size = self.views[0].crop_size
+    variables = self.model.init(rng, jnp.zeros((2, size, size, 3), jnp.float32), train=True)
+    params, state = variables["params"], {"batch_stats": variables["batch_stats"]}
+    if self.ema_momentum is not None:
+      state["ema"] = {"params": params, "batch_stats": variables["batch_stats"]}
+      state["ema_step"] = jnp.zeros((), jnp.int32)
+    return params, state
+
+  def _encode(self, params, stats, x):
+    (z, _), updates = self.model.apply({"params": params, "batch_stats": stats}, x, train=True,
+                                       mutable=["batch_stats"])
+    return z, updates["batch_stats"]
+
+  def loss(self, params, state, batch, rng):
+    keys = jax.random.split(rng, len(self.views))
+    views = [augment_view(k, batch["image"], cfg) for k, cfg in zip(keys, self.views, strict=True)]
+    stats = state["batch_stats"]
+    new_state = dict(state)
+    if self.ema_momentum is None:
+      zs = []
+      for x in views:
+        z, stats = self._encode(params, stats, x)
+        zs.append(z)
+      loss, aux = st.intl_loss(zs, self.beta, self.iterations, self.whiten)
+    else:
+      m = ema_momentum_at(state["ema_step"], self.total_steps, self.ema_momentum)
+      ema_params = jax.tree.map(lambda k, q: m * k + (1 - m) * jax.lax.stop_gradient(q),
+                                state["ema"]["params"], params)
+      z_key, ema_stats = self._encode(ema_params, state["ema"]["batch_stats"], views[0])
+      zs = []
+      for x in views[1:]:
+        z, stats = self._encode(params, stats, x)
+        zs.append(z)
+      loss, aux = st.intl_momentum_loss(z_key, zs, self.beta, self.iterations, self.whiten)
+      new_state["ema"] = {"params": ema_params, "batch_stats": ema_stats}
+      new_state["ema_step"] = state["ema_step"] + 1
+    new_state["batch_stats"] = stats
+    return loss, {"state": new_state, "trace_loss": jnp.mean(aux["trace_losses"]),
+                  "norm_mse": jnp.mean(aux["norm_mse"])}
+
+  @functools.cached_property
+  def _embed(self):
+    def embed(params, stats, x):
+      return self.model.apply({"params": params, "batch_stats": stats}, x, train=False)
+    return jax.jit(embed)
+
+  def embed(self, params, state, images, mean, std) -> tuple[np.ndarray, np.ndarray]:
+    """Eval-mode ``(embeddings, backbone features)`` of un-augmented images, in batches."""
+    outs = [self._embed(params, state["batch_stats"],
+                        normalize(images[i:i + self.eval_batch], mean, std))
+            for i in range(0, len(images), self.eval_batch)]
+    return (np.concatenate([np.asarray(z) for z, _ in outs]),
+            np.concatenate([np.asarray(h) for _, h in outs]))
+
+  def evaluate(self, params, state) -> dict[str, float]:
+    if self.eval_data is None:
+      return {}
+    data = self.eval_data
+    _, h_train = self.embed(params, state, data.x_train, data.mean, data.std)
+    z_test, h_test = self.embed(params, state, data.x_test, data.mean, data.std)
+    spec_z = np.asarray(st.covariance_spectrum(jnp.asarray(z_test), "features"))
+    spec_h = np.asarray(st.covariance_spectrum(jnp.asarray(h_test), "features"))
+    self.spectra.append((spec_z, spec_h))
+    out = {"knn_top1": evaluation.knn_accuracy(h_train, data.y_train, h_test, data.y_test,
+                                               k=self.knn_k),
+           "embedding_effective_rank": float(st.effective_rank(spec_z)),
+           "feature_effective_rank": float(st.effective_rank(spec_h))}
+    if self.linear_epochs:
+      lin = evaluation.linear_probe(h_train, data.y_train, h_test, data.y_test,
+                                    key=jax.random.key(self.seed), epochs=self.linear_epochs)
+      out.update(linear_top1=lin["top1"], linear_top5=lin["top5"])
+    return out
