@@ -16,10 +16,10 @@ https://github.com/winci-ai/INTL (``methods/intl.py``, ``methods/intl_m.py``, ``
   network when ``ema_momentum`` is set), with online kNN evaluation and spectrum monitoring.
 
 Deliberate differences: augmentations run in float32 on device (PIL works on uint8 on the host):
-bicubic resampling uses ``jax.image.scale_and_translate`` with antialiasing, the Gaussian blur is
-an exact separable Gaussian (PIL approximates it with box filters) truncated at radius 6; the colour
-jitter follows torchvision's float-tensor formulas. Every view of a batch is encoded by a separate
-forward pass, so BatchNorm statistics are per view, as in the official code.
+bicubic resampling is PIL's (Keys a = -0.5, kernel stretched when shrinking) on float pixels, the
+Gaussian blur is an exact separable Gaussian (PIL approximates it with box filters) truncated at
+radius 6; the colour jitter follows torchvision's float-tensor formulas. Every view of a batch is
+encoded by a separate forward pass, so BatchNorm statistics are per view, as in the official code.
 """
 
 from __future__ import annotations
@@ -213,14 +213,20 @@ def multicrop_views() -> tuple[ViewAugment, ...]:
                            mean=IMAGENET_MEAN, std=IMAGENET_STD) for c, lo, hi in crops)
 
 
-def _crop_box(key: jax.Array, height: int, width: int, scale, ratio, attempts: int = 10):
-  """torchvision ``RandomResizedCrop.get_params``: (top, left, h, w), first valid of 10 draws."""
-  k_area, k_ratio, k_top, k_left = jax.random.split(key, 4)
-  area = height * width * jax.random.uniform(k_area, (attempts,), minval=scale[0], maxval=scale[1])
-  log_r = jax.random.uniform(k_ratio, (attempts,), minval=math.log(ratio[0]),
-                             maxval=math.log(ratio[1]))
-  w = jnp.round(jnp.sqrt(area * jnp.exp(log_r)))
-  h = jnp.round(jnp.sqrt(area / jnp.exp(log_r)))
+NUM_UNIFORMS = 36  # uniforms consumed by one augmented view of one image
+
+
+def _crop_box(u: jax.Array, height: int, width: int, scale, ratio, attempts: int = 10):
+  """torchvision ``RandomResizedCrop.get_params`` from 22 uniforms: (top, left, h, w).
+
+  The first of 10 (area, log-ratio) draws that fits wins; otherwise the central crop of the
+  clamped aspect ratio.
+  """
+  area = height * width * (scale[0] + (scale[1] - scale[0]) * u[:attempts])
+  log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+  aspect = jnp.exp(log_lo + (log_hi - log_lo) * u[attempts:2 * attempts])
+  w = jnp.round(jnp.sqrt(area * aspect))
+  h = jnp.round(jnp.sqrt(area / aspect))
   ok = (w > 0) & (w <= width) & (h > 0) & (h <= height)
   first = jnp.argmax(ok)
   in_ratio = width / height
@@ -230,13 +236,33 @@ def _crop_box(key: jax.Array, height: int, width: int, scale, ratio, attempts: i
     fallback = (height, round(height * ratio[1]))
   else:
     fallback = (height, width)
-  h = jnp.where(ok.any(), h[first], fallback[0])
-  w = jnp.where(ok.any(), w[first], fallback[1])
-  top = jnp.where(ok.any(), jnp.floor(jax.random.uniform(k_top) * (height - h + 1)),
-                  (height - h) // 2)
-  left = jnp.where(ok.any(), jnp.floor(jax.random.uniform(k_left) * (width - w + 1)),
-                   (width - w) // 2)
+  found = ok.any()
+  h = jnp.where(found, h[first], fallback[0])
+  w = jnp.where(found, w[first], fallback[1])
+  top = jnp.where(found, jnp.floor(u[2 * attempts] * (height - h + 1)), (height - h) // 2)
+  left = jnp.where(found, jnp.floor(u[2 * attempts + 1] * (width - w + 1)), (width - w) // 2)
   return top, left, h, w
+
+
+def _cubic(x: jax.Array, a: float = -0.5) -> jax.Array:
+  """Keys' cubic convolution kernel (a = -0.5, as PIL's bicubic)."""
+  x = jnp.abs(x)
+  near = ((a + 2) * x - (a + 3)) * x * x + 1
+  far = ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+  return jnp.where(x <= 1, near, jnp.where(x < 2, far, 0.0))
+
+
+def _resample_matrix(start, length, in_size: int, out_size: int) -> jax.Array:
+  """``(out_size, in_size)`` PIL-style bicubic weights resampling ``[start, start + length)``.
+
+  The kernel is stretched by ``length / out_size`` when shrinking (antialiasing) and the weights of
+  each output pixel are normalised over the input pixels inside the image, as PIL does.
+  """
+  step = length / out_size
+  stretch = jnp.maximum(step, 1.0)
+  centre = start + (jnp.arange(out_size) + 0.5) * step
+  w = _cubic((jnp.arange(in_size) + 0.5 - centre[:, None]) / stretch)
+  return w / jnp.sum(w, axis=1, keepdims=True)
 
 
 def _gray(img: jax.Array) -> jax.Array:
@@ -249,31 +275,26 @@ def _rgb_to_hsv(img):
   delta = maxc - minc
   safe = jnp.where(delta > 0, delta, 1.0)
   s = jnp.where(maxc > 0, delta / jnp.where(maxc > 0, maxc, 1.0), 0.0)
-  hr = jnp.where(maxc == r, (g - b) / safe, 0.0)
-  hg = jnp.where((maxc == g) & (maxc != r), 2.0 + (b - r) / safe, 0.0)
-  hb = jnp.where((maxc != g) & (maxc != r), 4.0 + (r - g) / safe, 0.0)
-  h = jnp.where(delta > 0, jnp.mod((hr + hg + hb) / 6.0, 1.0), 0.0)
-  return h, s, maxc
+  h = jnp.where(maxc == r, (g - b) / safe,
+                jnp.where(maxc == g, 2.0 + (b - r) / safe, 4.0 + (r - g) / safe))
+  return jnp.where(delta > 0, jnp.mod(h / 6.0, 1.0), 0.0), s, maxc
 
 
 def _hsv_to_rgb(h, s, v):
-  i = jnp.floor(h * 6.0)
-  f = h * 6.0 - i
-  p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
-  i = i.astype(jnp.int32) % 6
-  r = jnp.choose(i, [v, q, p, p, t, v], mode="clip")
-  g = jnp.choose(i, [t, v, v, q, p, p], mode="clip")
-  b = jnp.choose(i, [p, p, t, v, v, q], mode="clip")
-  return jnp.stack([r, g, b], axis=-1)
+  """Branch-free HSV -> RGB: channel n = v - v s clip(min(k, 4 - k), 0, 1), k = (n + 6h) mod 6."""
+  k = jnp.mod(jnp.asarray([5.0, 3.0, 1.0]) + 6.0 * h[..., None], 6.0)
+  return v[..., None] * (1.0 - s[..., None] * jnp.clip(jnp.minimum(k, 4.0 - k), 0.0, 1.0))
 
 
-def _color_jitter(key, img, cfg: ViewAugment):
-  """torchvision ``ColorJitter``: brightness, contrast, saturation, hue in a random order."""
-  k_order, k_b, k_c, k_s, k_h = jax.random.split(key, 5)
-  b = jax.random.uniform(k_b, minval=max(0.0, 1 - cfg.brightness), maxval=1 + cfg.brightness)
-  c = jax.random.uniform(k_c, minval=max(0.0, 1 - cfg.contrast), maxval=1 + cfg.contrast)
-  s = jax.random.uniform(k_s, minval=max(0.0, 1 - cfg.saturation), maxval=1 + cfg.saturation)
-  hue = jax.random.uniform(k_h, minval=-cfg.hue, maxval=cfg.hue)
+def _color_jitter(u: jax.Array, img: jax.Array, cfg: ViewAugment) -> jax.Array:
+  """torchvision ``ColorJitter`` from 8 uniforms: brightness, contrast, saturation, hue factors
+  drawn uniformly, applied in a uniformly random order."""
+
+  def factor(v, strength):
+    return max(0.0, 1 - strength) + (1 + strength - max(0.0, 1 - strength)) * v
+
+  b, c, s = factor(u[0], cfg.brightness), factor(u[1], cfg.contrast), factor(u[2], cfg.saturation)
+  hue = cfg.hue * (2 * u[3] - 1)
 
   def hue_shift(x):
     h, sat, v = _rgb_to_hsv(x)
@@ -283,8 +304,9 @@ def _color_jitter(key, img, cfg: ViewAugment):
          lambda x: jnp.clip((x - jnp.mean(_gray(x))) * c + jnp.mean(_gray(x)), 0, 1),
          lambda x: jnp.clip((x - _gray(x)) * s + _gray(x), 0, 1),
          hue_shift]
-  for op in jax.random.permutation(k_order, 4):
-    img = jax.lax.switch(op, ops, img)
+  order = jnp.argsort(u[4:8])  # a uniformly random permutation
+  for position in range(4):
+    img = sum(jnp.where(order[position] == i, op(img), 0.0) for i, op in enumerate(ops))
   return img
 
 
@@ -302,36 +324,46 @@ def _gaussian_blur(img, sigma, radius: int = 6):
   return img
 
 
-def augment_image(key: jax.Array, img: jax.Array, cfg: ViewAugment) -> jax.Array:
-  """One augmented, normalised view ``(S, S, 3)`` of an image ``(H, W, 3)`` in [0, 1]."""
-  keys = jax.random.split(key, 10)
+def _maybe(u: jax.Array, prob: float, fn, x: jax.Array) -> jax.Array:
+  """``fn(x)`` when ``u < prob`` (resolved at trace time when prob is 0 or 1)."""
+  if prob <= 0:
+    return x
+  if prob >= 1:
+    return fn(x)
+  return jnp.where(u < prob, fn(x), x)
+
+
+def augment_image(u: jax.Array, img: jax.Array, cfg: ViewAugment) -> jax.Array:
+  """One augmented, normalised view ``(S, S, 3)`` of an image ``(H, W, 3)`` in [0, 1].
+
+  ``u``: ``NUM_UNIFORMS`` uniforms in [0, 1) that drive every random choice (one threefry draw per
+  batch instead of one per decision keeps compile time low).
+  """
   height, width = img.shape[:2]
-  top, left, h, w = _crop_box(keys[0], height, width, cfg.scale, cfg.ratio)
+  top, left, h, w = _crop_box(u[:22], height, width, cfg.scale, cfg.ratio)
   size = cfg.crop_size
-  scale = jnp.stack([size / h, size / w])
-  out = jax.image.scale_and_translate(img, (size, size, 3), (0, 1), scale,
-                                      -jnp.stack([top, left]) * scale, method="cubic")
-  out = jnp.clip(out, 0.0, 1.0)
-  out = jnp.where(jax.random.bernoulli(keys[1], cfg.jitter_prob),
-                  _color_jitter(keys[2], out, cfg), out)
-  out = jnp.where(jax.random.bernoulli(keys[3], cfg.gray_prob),
-                  jnp.broadcast_to(_gray(out), out.shape), out)
-  if cfg.blur_prob > 0:
-    sigma = jax.random.uniform(keys[4], minval=cfg.blur_sigma[0], maxval=cfg.blur_sigma[1])
-    out = jnp.where(jax.random.bernoulli(keys[5], cfg.blur_prob), _gaussian_blur(out, sigma), out)
-  if cfg.solarize_prob > 0:
-    solar = jnp.where(out >= 128.0 / 255.0, 1.0 - out, out)  # PIL threshold 128
-    out = jnp.where(jax.random.bernoulli(keys[6], cfg.solarize_prob), solar, out)
-  out = jnp.where(jax.random.bernoulli(keys[7], cfg.flip_prob), out[:, ::-1], out)
+  rows = _resample_matrix(top, h, height, size)
+  cols = _resample_matrix(left, w, width, size)
+  out = jnp.clip(jnp.einsum("ih,hwc,jw->ijc", rows, img, cols), 0.0, 1.0)
+  out = _maybe(u[22], cfg.jitter_prob, lambda x: _color_jitter(u[23:31], x, cfg), out)
+  out = _maybe(u[31], cfg.gray_prob, lambda x: jnp.broadcast_to(_gray(x), x.shape), out)
+  sigma = cfg.blur_sigma[0] + (cfg.blur_sigma[1] - cfg.blur_sigma[0]) * u[32]
+  out = _maybe(u[33], cfg.blur_prob, lambda x: _gaussian_blur(x, sigma), out)
+  out = _maybe(u[34], cfg.solarize_prob,  # PIL threshold 128
+               lambda x: jnp.where(x >= 128.0 / 255.0, 1.0 - x, x), out)
+  out = _maybe(u[35], cfg.flip_prob, lambda x: x[:, ::-1], out)
   return (out - jnp.asarray(cfg.mean)) / jnp.asarray(cfg.std)
 
 
-def augment_view(key: jax.Array, images: jax.Array, cfg: ViewAugment) -> jax.Array:
-  """Independent augmentations of every image of ``images`` (N, H, W, 3) -> (N, S, S, 3)."""
+def augment_views(key: jax.Array, images: jax.Array,
+                  views: Sequence[ViewAugment]) -> list[jax.Array]:
+  """Independent augmentations of ``images`` (N, H, W, 3) for each view: V arrays (N, S, S, 3)."""
   if images.ndim != 4 or images.shape[-1] != 3:
     raise ValueError(f"images: expected RGB images (N, H, W, 3) in [0, 1], got {images.shape}")
-  return jax.vmap(functools.partial(augment_image, cfg=cfg))(
-      jax.random.split(key, images.shape[0]), images.astype(jnp.float32))
+  u = jax.random.uniform(key, (len(views), images.shape[0], NUM_UNIFORMS))
+  images = images.astype(jnp.float32)
+  return [jax.vmap(functools.partial(augment_image, cfg=cfg))(u_v, images)
+          for u_v, cfg in zip(u, views, strict=True)]
 
 
 def normalize(images: jax.Array, mean, std) -> jax.Array:
@@ -435,8 +467,7 @@ class INTLTask:
     return z, updates["batch_stats"]
 
   def loss(self, params, state, batch, rng):
-    keys = jax.random.split(rng, len(self.views))
-    views = [augment_view(k, batch["image"], cfg) for k, cfg in zip(keys, self.views, strict=True)]
+    views = augment_views(rng, batch["image"], self.views)
     stats = state["batch_stats"]
     new_state = dict(state)
     if self.ema_momentum is None:
