@@ -390,7 +390,9 @@ class _Images:
     return len(self.images)
 
   def __getitem__(self, i):
-    return {"image": np.asarray(self.images[i], np.float32)}
+    image = np.asarray(self.images[i])
+    scale = 1.0 / 255.0 if image.dtype == np.uint8 else 1.0
+    return {"image": image.astype(np.float32) * np.float32(scale)}
 
 
 @dataclasses.dataclass
@@ -414,7 +416,7 @@ class INTLTask:
 
   Attributes:
     model: an :class:`INTLNet` (e.g. ``intl_resnet18_cifar()``).
-    images: training images ``(N, H, W, 3)`` in [0, 1] (labels are not used).
+    images: training images ``(N, H, W, 3)``, float in [0, 1] or uint8 (labels are not used).
     views: one :class:`ViewAugment` per view (>= 2).
     beta: trace-loss weight; ``None`` = the official ``trade_off`` of the global batch.
     iterations, whiten: IterNorm settings (official: 4, "samples").
@@ -454,7 +456,10 @@ class INTLTask:
 
   def init(self, rng, batch):
     size = self.views[0].crop_size
-    variables = self.model.init(rng, jnp.zeros((2, size, size, 3), jnp.float32), train=True)
+    # Weights are drawn from an RBG key seeded by ``rng``: on CPU, XLA compiles a ResNet init
+    # with (partitionable) threefry keys several times slower.
+    init_key = jax.random.wrap_key_data(jax.random.bits(rng, (4,), jnp.uint32), impl="rbg")
+    variables = self.model.init(init_key, jnp.zeros((2, size, size, 3), jnp.float32), train=True)
     params, state = variables["params"], {"batch_stats": variables["batch_stats"]}
     if self.ema_momentum is not None:
       state["ema"] = {"params": params, "batch_stats": variables["batch_stats"]}
@@ -500,8 +505,9 @@ class INTLTask:
 
   def embed(self, params, state, images, mean, std) -> tuple[np.ndarray, np.ndarray]:
     """Eval-mode ``(embeddings, backbone features)`` of un-augmented images, in batches."""
+    scale = 1.0 / 255.0 if np.asarray(images[:1]).dtype == np.uint8 else 1.0
     outs = [self._embed(params, state["batch_stats"],
-                        normalize(images[i:i + self.eval_batch], mean, std))
+                        normalize(np.asarray(images[i:i + self.eval_batch]) * scale, mean, std))
             for i in range(0, len(images), self.eval_batch)]
     return (np.concatenate([np.asarray(z) for z, _ in outs]),
             np.concatenate([np.asarray(h) for _, h in outs]))
