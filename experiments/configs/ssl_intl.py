@@ -24,7 +24,7 @@ import numpy as np
 from experiments.report import Report, Table, save_loss_curve
 from jspectral import train
 from jspectral.nn import resnet
-from jspectral.ssl import evaluation, intl
+from jspectral.ssl import intl
 
 matplotlib.use("Agg")
 
