@@ -380,6 +380,24 @@ def ema_momentum_at(step: jax.Array, total_steps: int, base: float) -> jax.Array
   return 1.0 - (1.0 - base) * (1.0 + jnp.cos(jnp.pi * step / max(total_steps, 1))) / 2.0
 
 
+def official_schedule(base_lr: float, warmup_steps: int, total_steps: int):
+  """The INTL trainers' per-step learning rate (``adjust_learning_rate``).
+
+  Warm-up ``base_lr (s + 1) / W`` for ``s < W``; then, with ``s' = s - W`` and ``S' = total - W``,
+  ``q = (1 + cos(pi (s' + 1) / S')) / 2`` and ``lr = base_lr q + 1e-3 base_lr (1 - q)``.
+  """
+  if warmup_steps < 1 or total_steps <= warmup_steps:
+    raise ValueError(f"warmup_steps/total_steps: expected 1 <= warmup < total, got "
+                     f"{warmup_steps}/{total_steps}")
+
+  def schedule(step):
+    warm = base_lr * (step + 1) / warmup_steps
+    q = 0.5 * (1 + jnp.cos(jnp.pi * (step - warmup_steps + 1) / (total_steps - warmup_steps)))
+    return jnp.where(step < warmup_steps, warm, base_lr * q + 1e-3 * base_lr * (1 - q))
+
+  return schedule
+
+
 class _Images:
   """Random-access ``{"image": (H, W, 3)}`` examples over an image array (for grain)."""
 
@@ -453,6 +471,11 @@ class INTLTask:
 
   def train_source(self):
     return _Images(self.images)
+
+  def schedule(self, config):
+    """The official warm-up + cosine schedule (``config.schedule.warmup_steps``, at least 1)."""
+    return official_schedule(config.optimizer.learning_rate,
+                             max(config.schedule.warmup_steps, 1), config.total_steps)
 
   def init(self, rng, batch):
     size = self.views[0].crop_size

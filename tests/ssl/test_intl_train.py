@@ -72,6 +72,16 @@ def test_eight_devices_match_one_device(tmp_path):
   np.testing.assert_allclose(curves[1], curves[0], rtol=2e-5)
 
 
+def test_official_schedule_and_ema_momentum():
+  schedule = intl.official_schedule(0.3, 10, 100)
+  assert float(schedule(0)) == pytest.approx(0.03)
+  assert float(schedule(9)) == pytest.approx(0.3)
+  assert float(schedule(99)) == pytest.approx(3e-4)
+  assert float(schedule(10)) < 0.3 and float(schedule(50)) > float(schedule(60))
+  m = [float(intl.ema_momentum_at(t, 100, 0.996)) for t in (0, 50, 100)]
+  assert m[0] == pytest.approx(0.996) and m[1] == pytest.approx(0.998) and m[2] == 1.0
+
+
 def test_task_validates_inputs():
   model = intl.INTLNet(resnet.ResNet(stage_sizes=(1,), width=4), intl.Projector(8, 8))
   with np.testing.assert_raises_regex(ValueError, "views"):
