@@ -135,7 +135,7 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
   save_loss_curve(workdir / "loss.png", {"INTL": result.history})
   save_spectrum_figure(workdir / "spectrum.png", init_spectrum[0], task.spectra, result.history)
   smoke = config.preset == "smoke"
-  paper = PAPER.get(config.dataset, (float("nan"),) * 3)
+  paper = PAPER.get(config.dataset, PAPER["cifar10"])
   label = " (smoke, digits)" if smoke else ""
   table = Table(
       f"INTL on {config.dataset}: backbone features, {result.step} steps{label}",

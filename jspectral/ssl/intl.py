@@ -439,6 +439,8 @@ class INTLTask:
     beta: trace-loss weight; ``None`` = the official ``trade_off`` of the global batch.
     iterations, whiten: IterNorm settings (official: 4, "samples").
     ema_momentum: base momentum m0 of the INTL_M key network; ``None`` = plain INTL.
+    transform: ``"iternorm"`` (INTL: IterNorm + trace loss) or ``"power"`` (the power-law ST of
+      exponent ``power`` with the normalised MSE only; 0.5 = hard whitening).
     total_steps: length of the run (the EMA momentum schedule needs it).
     eval_data: optional :class:`EvalData` for kNN (k = ``knn_k``) and the linear probe.
     linear_epochs: epochs of the linear probe run at every evaluation (0 = none).
@@ -455,6 +457,8 @@ class INTLTask:
   iterations: int = 4
   whiten: str = "samples"
   ema_momentum: float | None = None
+  transform: str = "iternorm"
+  power: float = 0.5
   total_steps: int = 1
   eval_data: EvalData | None = None
   knn_k: int = 5
@@ -466,6 +470,8 @@ class INTLTask:
   def __post_init__(self):
     if len(self.views) < 2:
       raise ValueError(f"views: expected at least 2 views, got {len(self.views)}")
+    if self.transform not in ("iternorm", "power"):
+      raise ValueError(f"transform: expected 'iternorm' or 'power', got {self.transform!r}")
     if np.ndim(self.images) != 4 or np.shape(self.images)[-1] != 3:
       raise ValueError(f"images: expected (N, H, W, 3), got shape {np.shape(self.images)}")
 
@@ -503,7 +509,10 @@ class INTLTask:
       for x in views:
         z, stats = self._encode(params, stats, x)
         zs.append(z)
-      loss, aux = st.intl_loss(zs, self.beta, self.iterations, self.whiten)
+      if self.transform == "iternorm":
+        loss, aux = st.intl_loss(zs, self.beta, self.iterations, self.whiten)
+      else:
+        loss, aux = st.power_st_loss(zs, self.power, self.whiten)
     else:
       m = ema_momentum_at(state["ema_step"], self.total_steps, self.ema_momentum)
       ema_params = jax.tree.map(lambda k, q: m * k + (1 - m) * jax.lax.stop_gradient(q),

@@ -296,3 +296,18 @@ def intl_momentum_loss(key_view: jax.Array, query_views: Sequence[jax.Array],
   tl = jnp.stack([trace_loss(v, whiten) for v in tq])
   mse = jnp.stack([normalized_mse(v, tk) for v in tq])
   return jnp.mean(mse + beta * tl), {"trace_losses": tl, "norm_mse": mse}
+
+
+def power_st_loss(views: Sequence[jax.Array], power: float = 0.5, whiten: str = "samples",
+                  eps: float = 1e-5) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """The paper's ST experiments: normalised MSE between power-law-transformed views (no trace loss).
+
+  ``L = 1/(V-1) sum_{v>=1} mse_norm(ST_p(z_v), ST_p(z_0))``; ``power = 0.5`` is hard whitening
+  (W-MSE-style), ``power = 0`` plain alignment (collapses).
+  """
+  if len(views) < 2:
+    raise ValueError(f"views: expected at least 2 views, got {len(views)}")
+  _check_views(views, "views")
+  t = [power_transform(v, power, whiten, eps) for v in views]
+  mse = jnp.stack([normalized_mse(v, t[0]) for v in t[1:]])
+  return jnp.mean(mse), {"norm_mse": mse, "trace_losses": jnp.zeros(len(views))}
