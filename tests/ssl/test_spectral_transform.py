@@ -207,3 +207,17 @@ def test_bad_options_raise():
     st.intl_loss([z, z[:1]])
   with pytest.raises(ValueError, match="a, b"):
     st.normalized_mse(z, z[:2])
+
+
+def test_normalized_mse_range_and_power_st_loss():
+  with jax.enable_x64(True):
+    a = jnp.asarray(_gaussian(9, 6, 10))
+    assert float(st.normalized_mse(a, a)) == pytest.approx(0.0, abs=1e-12)
+    assert float(st.normalized_mse(a, -a)) == pytest.approx(4.0)
+    b = jnp.asarray(_gaussian(10, 6, 10))
+    # p = 0: plain alignment of the per-sample-centred embeddings.
+    centred = [v - v.mean(1, keepdims=True) for v in (a, b)]
+    loss, aux = st.power_st_loss([a, b], power=0.0)
+    assert float(loss) == pytest.approx(float(st.normalized_mse(centred[1], centred[0])))
+    grads = jax.grad(lambda v: st.power_st_loss([v, b], power=0.5)[0])(a)
+    assert np.all(np.isfinite(grads)) and aux["trace_losses"].shape == (2,)
