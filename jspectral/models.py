@@ -29,6 +29,8 @@ FAMILY_MODULES = (
   "jspectral.ssl.spectral_earth",
   "jspectral.superres.essaformer",
   "jspectral.superres.mixup_mtl",
+  "jspectral.nn.resnet",
+  "jspectral.ssl.intl",
 )
 
 StateDict = Mapping[str, np.ndarray]

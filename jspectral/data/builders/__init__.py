@@ -13,8 +13,10 @@ from jspectral.data import tfds as tfds_lib
 from jspectral.data.builders.amazon_coauthor import AmazonCoauthor
 from jspectral.data.builders.cave import Cave
 from jspectral.data.builders.chikusei import Chikusei
+from jspectral.data.builders.cifar import Cifar10, Cifar100
 from jspectral.data.builders.harvard import Harvard
 from jspectral.data.builders.icvl import Icvl
+from jspectral.data.builders.imagenet100 import ImageNet100
 from jspectral.data.builders.indian_pines import IndianPines
 from jspectral.data.builders.pavia import Pavia
 from jspectral.data.builders.planetoid import Planetoid
@@ -25,7 +27,7 @@ from jspectral.data.builders.whu_hi import WhuHi
 
 BUILDERS: tuple[type[tfds_lib.ManualBuilder], ...] = (
     Icvl, Cave, Harvard, Chikusei, Pavia, IndianPines, Salinas, WhuHi, Urban, Planetoid,
-    AmazonCoauthor, TU)
+    AmazonCoauthor, TU, Cifar10, Cifar100, ImageNet100)
 
 
 def catalog(root: str | os.PathLike | None = None) -> list[dict]:

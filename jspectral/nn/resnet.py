@@ -1,0 +1,182 @@
+"""ResNet backbones (ResNet-18/50) in the layout of the INTL / solo-learn / VICReg code.
+
+K. He, X. Zhang, S. Ren, J. Sun, "Deep Residual Learning for Image Recognition", CVPR 2016.
+Layout and quirks follow the backbone of winci-ai/INTL (``src/resnet.py``, ``src/model.py``) used by
+"Modulate Your Spectrum in Self-Supervised Learning" (Weng et al., ICLR 2024):
+
+* the forward zero-pads the input by 1 pixel before ``conv1``; the ImageNet stem is a 7x7/2 conv
+  with padding 2 (1 + 2 = torchvision's 3) followed by a 3x3/2 max-pool; the CIFAR stem replaces it
+  by a 3x3/1 conv with padding 1 and no max-pool, so together with the extra pad a 32x32 input gives
+  34x34 maps (stages 34/17/9/5). Both are reproduced by one stem convolution with padding ``1 + conv
+  padding``.
+* stride-2 3x3 convolutions pad (1, 1) explicitly (flax ``"SAME"`` would pad asymmetrically);
+  ResNet-50 strides on the 3x3 conv ("v1.5"); no fc: global average pool -> (N, 512 | 2048).
+* init: convs kaiming-normal (fan_out, ReLU gain), BatchNorm scale 1 / bias 0;
+  ``zero_init_residual`` (last BN scale of every block = 0) is off for ResNet-18 and on for
+  ResNet-50, as in the official ``get_backbone``.
+
+Images are bands-last ``(N, H, W, 3)``. BatchNorm carries no ``axis_name``: under ``jit`` on a
+data-parallel mesh the batch statistics are reduced over the sharded batch axis, i.e. over the
+global batch (the official code uses SyncBatchNorm). Deviation: flax updates the running variance
+with the biased batch variance (PyTorch uses the unbiased one); this affects eval-mode statistics
+only.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jspectral.models import ModelSpec
+
+conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+
+
+def _conv(features: int, kernel: int, stride: int, padding: int, name: str) -> nn.Conv:
+  return nn.Conv(features, (kernel, kernel), (stride, stride), padding=[(padding, padding)] * 2,
+                 use_bias=False, kernel_init=conv_init, name=name)
+
+
+def batch_norm(train: bool, name: str, zero_init: bool = False) -> nn.BatchNorm:
+  """PyTorch-default BatchNorm (momentum 0.1, eps 1e-5) over every axis but the last."""
+  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name=name,
+                      scale_init=nn.initializers.zeros if zero_init else nn.initializers.ones)
+
+
+class BasicBlock(nn.Module):
+  """Two 3x3 convolutions with a residual; ``expansion`` 1."""
+
+  filters: int
+  stride: int = 1
+  zero_init_residual: bool = False
+  expansion = 1
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    y = nn.relu(batch_norm(train, "bn1")(_conv(self.filters, 3, self.stride, 1, "conv1")(x)))
+    y = batch_norm(train, "bn2", self.zero_init_residual)(_conv(self.filters, 3, 1, 1, "conv2")(y))
+    return nn.relu(y + _shortcut(x, self.filters, self.stride, train))
+
+
+class Bottleneck(nn.Module):
+  """1x1 -> 3x3 (strided) -> 1x1 convolutions with a residual; ``expansion`` 4."""
+
+  filters: int
+  stride: int = 1
+  zero_init_residual: bool = False
+  expansion = 4
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    y = nn.relu(batch_norm(train, "bn1")(_conv(self.filters, 1, 1, 0, "conv1")(x)))
+    y = nn.relu(batch_norm(train, "bn2")(_conv(self.filters, 3, self.stride, 1, "conv2")(y)))
+    y = _conv(4 * self.filters, 1, 1, 0, "conv3")(y)
+    y = batch_norm(train, "bn3", self.zero_init_residual)(y)
+    return nn.relu(y + _shortcut(x, 4 * self.filters, self.stride, train))
+
+
+def _shortcut(x: jax.Array, features: int, stride: int, train: bool) -> jax.Array:
+  """Identity, or 1x1 strided conv + BN when the shape changes (called inside a compact block)."""
+  if stride == 1 and x.shape[-1] == features:
+    return x
+  return batch_norm(train, "downsample_bn")(_conv(features, 1, stride, 0, "downsample_conv")(x))
+
+
+class ResNet(nn.Module):
+  """ResNet backbone: stem, four stages, global average pool; no classifier.
+
+  Attributes:
+    stage_sizes: blocks per stage ([2, 2, 2, 2] for ResNet-18, [3, 4, 6, 3] for ResNet-50).
+    block_cls: :class:`BasicBlock` or :class:`Bottleneck`.
+    stem: ``"imagenet"`` (7x7/2 + max-pool) or ``"cifar"`` (3x3/1, no max-pool).
+    width: channels of the stem and of the first stage (64).
+    zero_init_residual: zero the last BN scale of every block.
+    extra_pad: the official extra 1-pixel zero padding before the stem (keep for parity).
+  """
+
+  stage_sizes: Sequence[int] = (2, 2, 2, 2)
+  block_cls: type[nn.Module] = BasicBlock
+  stem: str = "imagenet"
+  width: int = 64
+  zero_init_residual: bool = False
+  extra_pad: bool = True
+
+  @property
+  def num_features(self) -> int:
+    return self.width * 2 ** (len(self.stage_sizes) - 1) * self.block_cls.expansion
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+    """``(N, H, W, 3)`` normalised images -> ``(N, num_features)`` pooled features (>= 0)."""
+    if x.ndim != 4:
+      raise ValueError(f"x: expected images of shape (N, H, W, C), got shape {x.shape}")
+    if self.stem not in ("imagenet", "cifar"):
+      raise ValueError(f"stem: expected 'imagenet' or 'cifar', got {self.stem!r}")
+    pad = int(self.extra_pad)
+    if self.stem == "imagenet":
+      x = _conv(self.width, 7, 2, 2 + pad, "conv1")(x)
+    else:
+      x = _conv(self.width, 3, 1, 1 + pad, "conv1")(x)
+    x = nn.relu(batch_norm(train, "bn1")(x))
+    if self.stem == "imagenet":
+      x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
+    for i, blocks in enumerate(self.stage_sizes):
+      for j in range(blocks):
+        stride = 2 if i > 0 and j == 0 else 1
+        x = self.block_cls(self.width * 2 ** i, stride, self.zero_init_residual,
+                           name=f"layer{i + 1}_{j}")(x, train)
+    return jnp.mean(x, axis=(1, 2))
+
+
+ResNet18 = functools.partial(ResNet, stage_sizes=(2, 2, 2, 2), block_cls=BasicBlock)
+ResNet18Cifar = functools.partial(ResNet18, stem="cifar")
+ResNet50 = functools.partial(ResNet, stage_sizes=(3, 4, 6, 3), block_cls=Bottleneck,
+                             zero_init_residual=True)
+
+
+def variables_from_torch(state_dict: Mapping[str, np.ndarray], prefix: str = "") -> dict:
+  """Converts the ``prefix``-ed entries of an official ResNet ``state_dict`` to flax variables.
+
+  Names map one to one (``layer2.0.downsample.0`` -> ``layer2_0/downsample_conv``); conv weights
+  go OIHW -> HWIO; ``num_batches_tracked`` is dropped. Works on partial state dicts.
+  """
+  params: dict = {}
+  stats: dict = {}
+  for key, value in state_dict.items():
+    if not key.startswith(prefix) or key.endswith("num_batches_tracked"):
+      continue
+    parts = key[len(prefix):].split(".")
+    if parts[0].startswith("layer"):
+      parts = [f"{parts[0]}_{parts[1]}", *parts[2:]]
+    if len(parts) >= 3 and parts[-3] == "downsample":
+      parts = [*parts[:-3], "downsample_conv" if parts[-2] == "0" else "downsample_bn", parts[-1]]
+    *path, leaf = parts
+    value = np.asarray(value)
+    if value.ndim == 4:
+      target, name, value = params, "kernel", value.transpose(2, 3, 1, 0)
+    elif leaf in ("running_mean", "running_var"):
+      target, name = stats, {"running_mean": "mean", "running_var": "var"}[leaf]
+    else:
+      target, name = params, {"weight": "scale", "bias": "bias"}[leaf]
+    node = target
+    for p in path:
+      node = node.setdefault(p, {})
+    node[name] = jnp.asarray(value)
+  return {"params": params, "batch_stats": stats}
+
+
+def _example(module: nn.Module) -> dict:
+  size = 32 if module.stem == "cifar" else 224
+  return {"x": jax.ShapeDtypeStruct((2, size, size, 3), jnp.float32), "train": False}
+
+
+MODELS = {
+    "resnet18_cifar": ModelSpec(build=ResNet18Cifar, example_inputs=_example),
+    "resnet18": ModelSpec(build=ResNet18, example_inputs=_example),
+    "resnet50": ModelSpec(build=ResNet50, example_inputs=_example),
+}

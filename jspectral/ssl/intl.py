@@ -1,0 +1,564 @@
+"""INTL: self-supervised learning with IterNorm and trace loss (the model, views and training task).
+
+Paper: X. Weng, Y. Ni, T. Song, J. Luo, R. M. Anwer, S. Khan, F. S. Khan, L. Huang, "Modulate Your
+Spectrum in Self-Supervised Learning", ICLR 2024 (arXiv 2305.16789). Official code:
+https://github.com/winci-ai/INTL (``methods/intl.py``, ``methods/intl_m.py``, ``src/model.py``,
+``src/transform.py``, ``cifar/transform.py``, ``cifar/main.py``).
+
+* :class:`Projector` / :class:`INTLNet`: ResNet backbone (:mod:`jspectral.nn.resnet`) + the
+  3-layer projector ``[Linear(no bias) -> BN -> ReLU] x 2 -> Linear``; registered as
+  ``intl_resnet18_cifar``, ``intl_resnet18_in100`` and ``intl_resnet50``.
+* :class:`ViewAugment` and :func:`augment_view`: the official view pipeline as a keyed JAX
+  transform (random resized crop with bicubic resampling, colour jitter in random order,
+  grayscale, Gaussian blur, solarisation, horizontal flip, normalisation), applied on device inside
+  the loss so that it is part of the jitted, data-parallel step.
+* :class:`INTLTask`: the task for :func:`jspectral.train.fit` (INTL, or INTL_M with an EMA key
+  network when ``ema_momentum`` is set), with online kNN evaluation and spectrum monitoring.
+
+Deliberate differences: augmentations run in float32 on device (PIL works on uint8 on the host):
+bicubic resampling is PIL's (Keys a = -0.5, kernel stretched when shrinking) on float pixels, the
+Gaussian blur is an exact separable Gaussian (PIL approximates it with box filters) truncated at
+radius 6; the colour jitter follows torchvision's float-tensor formulas. Every view of a batch is
+encoded by a separate forward pass, so BatchNorm statistics are per view, as in the official code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Mapping, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jspectral.models import ModelSpec
+from jspectral.nn import resnet
+from jspectral.ssl import evaluation
+from jspectral.ssl import spectral_transform as st
+
+CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+# ------------------------------------------------------------------------------------------------
+# Model
+# ------------------------------------------------------------------------------------------------
+
+def _torch_uniform(fan_in: int):
+  """PyTorch's default ``Linear`` bias init ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``."""
+  bound = 1.0 / math.sqrt(fan_in)
+  return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
+
+
+torch_linear_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+
+class Projector(nn.Module):
+  """``[Dense(hidden, no bias) -> BatchNorm -> ReLU] x (num_layers - 1) -> Dense(features)``.
+
+  Parameters: ``F*P + 4P + P*P + P*D + D`` for 3 layers (F input, P hidden, D output width).
+  """
+
+  hidden: int = 2048
+  features: int = 2048
+  num_layers: int = 3
+
+  @nn.compact
+  def __call__(self, h: jax.Array, train: bool = True) -> jax.Array:
+    if self.num_layers < 1:
+      raise ValueError(f"num_layers: expected >= 1, got {self.num_layers}")
+    for i in range(self.num_layers - 1):
+      h = nn.Dense(self.hidden, use_bias=False, kernel_init=torch_linear_init, name=f"linear{i}")(h)
+      h = nn.relu(resnet.batch_norm(train, f"bn{i}")(h))
+    return nn.Dense(self.features, kernel_init=torch_linear_init,
+                    bias_init=_torch_uniform(h.shape[-1]), name=f"linear{self.num_layers - 1}")(h)
+
+
+class INTLNet(nn.Module):
+  """Backbone + projector. ``__call__`` returns ``(embedding (N, D), features (N, F))``."""
+
+  backbone: nn.Module
+  projector: nn.Module
+
+  def __call__(self, x: jax.Array, train: bool = True) -> tuple[jax.Array, jax.Array]:
+    h = self.backbone(x, train)
+    return self.projector(h, train), h
+
+  def features(self, x: jax.Array, train: bool = False) -> jax.Array:
+    """Backbone features only (what kNN and the linear probe evaluate)."""
+    return self.backbone(x, train)
+
+
+def intl_resnet18_cifar(hidden: int = 2048, features: int = 2048, **backbone) -> INTLNet:
+  """CIFAR-10/100 setting: CIFAR-stem ResNet-18, projector 512-2048-2048-2048."""
+  return INTLNet(resnet.ResNet18Cifar(**backbone), Projector(hidden, features))
+
+
+def intl_resnet18_in100(hidden: int = 4096, features: int = 8192, **backbone) -> INTLNet:
+  """ImageNet-100 setting: ImageNet-stem ResNet-18, projector 512-4096-4096-8192."""
+  return INTLNet(resnet.ResNet18(**backbone), Projector(hidden, features))
+
+
+def intl_resnet50(hidden: int = 8192, features: int = 8192, **backbone) -> INTLNet:
+  """ImageNet setting: ResNet-50 (zero-init residual), projector 2048-8192-8192-8192."""
+  return INTLNet(resnet.ResNet50(**backbone), Projector(hidden, features))
+
+
+def variables_from_torch(state_dict: Mapping[str, np.ndarray]) -> dict:
+  """Flax variables of an official INTL ``state_dict`` (``[module.]backbone.*`` and
+  ``[module.]projection.*``; ``momentum_*`` entries of INTL_M are ignored)."""
+  sd = {k.removeprefix("module."): np.asarray(v) for k, v in state_dict.items()}
+  variables = resnet.variables_from_torch(sd, prefix="backbone.")
+  params, stats = {}, {}
+  for key, value in sd.items():
+    if not key.startswith("projection.") or key.endswith("num_batches_tracked"):
+      continue
+    _, index, leaf = key.split(".")
+    layer, kind = divmod(int(index), 3)  # Sequential: Linear, BN, ReLU per layer
+    if kind == 0:
+      node = params.setdefault(f"linear{layer}", {})
+      node["kernel" if leaf == "weight" else "bias"] = jnp.asarray(value.T if value.ndim == 2
+                                                                   else value)
+    elif leaf in ("running_mean", "running_var"):
+      stats.setdefault(f"bn{layer}", {})[leaf.removeprefix("running_")] = jnp.asarray(value)
+    else:
+      params.setdefault(f"bn{layer}", {})[{"weight": "scale", "bias": "bias"}[leaf]] = (
+          jnp.asarray(value))
+  return {"params": {"backbone": variables["params"], "projector": params},
+          "batch_stats": {"backbone": variables["batch_stats"], "projector": stats}}
+
+
+def from_torch(state_dict: Mapping[str, np.ndarray]) -> tuple[INTLNet, dict]:
+  """Builds the INTL network described by an official ``state_dict`` and converts its weights."""
+  sd = {k.removeprefix("module."): np.asarray(v) for k, v in state_dict.items()}
+  if "backbone.conv1.weight" not in sd:
+    raise ValueError("state_dict: expected official INTL keys such as 'backbone.conv1.weight'")
+  blocks = {(int(k.split(".")[1][5:]), int(k.split(".")[2])) for k in sd
+            if k.startswith("backbone.layer")}
+  stage_sizes = tuple(sum(1 for s, _ in blocks if s == i) for i in range(1, 5))
+  bottleneck = any(k.endswith("conv3.weight") for k in sd)
+  linears = sorted((int(k.split(".")[1]), v.shape) for k, v in sd.items()
+                   if k.startswith("projection.") and k.endswith("weight") and v.ndim == 2)
+  backbone = resnet.ResNet(
+      stage_sizes=stage_sizes, block_cls=resnet.Bottleneck if bottleneck else resnet.BasicBlock,
+      stem="cifar" if sd["backbone.conv1.weight"].shape[-1] == 3 else "imagenet",
+      width=sd["backbone.conv1.weight"].shape[0], zero_init_residual=bottleneck)
+  projector = Projector(hidden=linears[0][1][0], features=linears[-1][1][0],
+                        num_layers=len(linears))
+  return INTLNet(backbone, projector), variables_from_torch(sd)
+
+
+def _example(module: INTLNet) -> dict:
+  size = 32 if module.backbone.stem == "cifar" else 224
+  return {"x": jax.ShapeDtypeStruct((2, size, size, 3), jnp.float32), "train": False}
+
+
+MODELS = {
+    name: ModelSpec(build=build, example_inputs=_example, from_torch=from_torch)
+    for name, build in (("intl_resnet18_cifar", intl_resnet18_cifar),
+                        ("intl_resnet18_in100", intl_resnet18_in100),
+                        ("intl_resnet50", intl_resnet50))
+}
+
+
+# ------------------------------------------------------------------------------------------------
+# Views: keyed JAX augmentations
+# ------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class ViewAugment:
+  """One view's augmentation pipeline (official defaults of ``CifarTransform``)."""
+
+  crop_size: int = 32
+  scale: tuple[float, float] = (0.08, 1.0)
+  ratio: tuple[float, float] = (3.0 / 4.0, 4.0 / 3.0)
+  brightness: float = 0.4
+  contrast: float = 0.4
+  saturation: float = 0.2
+  hue: float = 0.1
+  jitter_prob: float = 0.8
+  gray_prob: float = 0.2
+  blur_prob: float = 0.0
+  blur_sigma: tuple[float, float] = (0.1, 2.0)
+  solarize_prob: float = 0.0
+  flip_prob: float = 0.5
+  mean: tuple[float, float, float] = CIFAR10_MEAN
+  std: tuple[float, float, float] = CIFAR10_STD
+
+
+def cifar_views(dataset: str = "cifar10", crop_size: int = 32) -> tuple[ViewAugment, ...]:
+  """The 2 official CIFAR views: no blur; solarisation probability 0.0 and 0.2."""
+  if dataset not in ("cifar10", "cifar100"):
+    raise ValueError(f"dataset: expected 'cifar10' or 'cifar100', got {dataset!r}")
+  mean, std = (CIFAR10_MEAN, CIFAR10_STD) if dataset == "cifar10" else (CIFAR100_MEAN, CIFAR100_STD)
+  return tuple(ViewAugment(crop_size=crop_size, solarize_prob=p, mean=mean, std=std)
+               for p in (0.0, 0.2))
+
+
+def imagenet_views(crop_size: int = 224) -> tuple[ViewAugment, ...]:
+  """The 2 official ImageNet / ImageNet-100 views (BYOL asymmetric blur and solarisation)."""
+  return tuple(ViewAugment(crop_size=crop_size, blur_prob=b, solarize_prob=s, mean=IMAGENET_MEAN,
+                           std=IMAGENET_STD) for b, s in ((1.0, 0.0), (0.1, 0.2)))
+
+
+def multicrop_views() -> tuple[ViewAugment, ...]:
+  """The 6 official multi-crop views (2x224, 192, 160, 128, 96); view 0 feeds the EMA key."""
+  crops = ((224, 0.2, 1.0), (224, 0.2, 1.0), (192, 0.171, 0.857), (160, 0.143, 0.714),
+           (128, 0.114, 0.571), (96, 0.086, 0.429))
+  return tuple(ViewAugment(crop_size=c, scale=(lo, hi), blur_prob=0.5, solarize_prob=0.1,
+                           mean=IMAGENET_MEAN, std=IMAGENET_STD) for c, lo, hi in crops)
+
+
+NUM_UNIFORMS = 36  # uniforms consumed by one augmented view of one image
+
+
+def _crop_box(u: jax.Array, height: int, width: int, scale, ratio, attempts: int = 10):
+  """torchvision ``RandomResizedCrop.get_params`` from 22 uniforms: (top, left, h, w).
+
+  The first of 10 (area, log-ratio) draws that fits wins; otherwise the central crop of the
+  clamped aspect ratio.
+  """
+  area = height * width * (scale[0] + (scale[1] - scale[0]) * u[:attempts])
+  log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+  aspect = jnp.exp(log_lo + (log_hi - log_lo) * u[attempts:2 * attempts])
+  w = jnp.round(jnp.sqrt(area * aspect))
+  h = jnp.round(jnp.sqrt(area / aspect))
+  ok = (w > 0) & (w <= width) & (h > 0) & (h <= height)
+  first = jnp.argmax(ok)
+  in_ratio = width / height
+  if in_ratio < ratio[0]:
+    fallback = (round(width / ratio[0]), width)
+  elif in_ratio > ratio[1]:
+    fallback = (height, round(height * ratio[1]))
+  else:
+    fallback = (height, width)
+  found = ok.any()
+  h = jnp.where(found, h[first], fallback[0])
+  w = jnp.where(found, w[first], fallback[1])
+  top = jnp.where(found, jnp.floor(u[2 * attempts] * (height - h + 1)), (height - h) // 2)
+  left = jnp.where(found, jnp.floor(u[2 * attempts + 1] * (width - w + 1)), (width - w) // 2)
+  return top, left, h, w
+
+
+def _cubic(x: jax.Array, a: float = -0.5) -> jax.Array:
+  """Keys' cubic convolution kernel (a = -0.5, as PIL's bicubic)."""
+  x = jnp.abs(x)
+  near = ((a + 2) * x - (a + 3)) * x * x + 1
+  far = ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+  return jnp.where(x <= 1, near, jnp.where(x < 2, far, 0.0))
+
+
+def _resample_matrix(start, length, in_size: int, out_size: int) -> jax.Array:
+  """``(out_size, in_size)`` PIL-style bicubic weights resampling ``[start, start + length)``.
+
+  The kernel is stretched by ``length / out_size`` when shrinking (antialiasing) and the weights of
+  each output pixel are normalised over the input pixels inside the image, as PIL does.
+  """
+  step = length / out_size
+  stretch = jnp.maximum(step, 1.0)
+  centre = start + (jnp.arange(out_size) + 0.5) * step
+  w = _cubic((jnp.arange(in_size) + 0.5 - centre[:, None]) / stretch)
+  return w / jnp.sum(w, axis=1, keepdims=True)
+
+
+def _gray(img: jax.Array) -> jax.Array:
+  return (0.299 * img[..., 0] + 0.587 * img[..., 1] + 0.114 * img[..., 2])[..., None]
+
+
+def _rgb_to_hsv(img):
+  r, g, b = img[..., 0], img[..., 1], img[..., 2]
+  maxc, minc = jnp.max(img, axis=-1), jnp.min(img, axis=-1)
+  delta = maxc - minc
+  safe = jnp.where(delta > 0, delta, 1.0)
+  s = jnp.where(maxc > 0, delta / jnp.where(maxc > 0, maxc, 1.0), 0.0)
+  h = jnp.where(maxc == r, (g - b) / safe,
+                jnp.where(maxc == g, 2.0 + (b - r) / safe, 4.0 + (r - g) / safe))
+  return jnp.where(delta > 0, jnp.mod(h / 6.0, 1.0), 0.0), s, maxc
+
+
+def _hsv_to_rgb(h, s, v):
+  """Branch-free HSV -> RGB: channel n = v - v s clip(min(k, 4 - k), 0, 1), k = (n + 6h) mod 6."""
+  k = jnp.mod(jnp.asarray([5.0, 3.0, 1.0]) + 6.0 * h[..., None], 6.0)
+  return v[..., None] * (1.0 - s[..., None] * jnp.clip(jnp.minimum(k, 4.0 - k), 0.0, 1.0))
+
+
+def _color_jitter(u: jax.Array, img: jax.Array, cfg: ViewAugment) -> jax.Array:
+  """torchvision ``ColorJitter`` from 8 uniforms: brightness, contrast, saturation, hue factors
+  drawn uniformly, applied in a uniformly random order."""
+
+  def factor(v, strength):
+    return max(0.0, 1 - strength) + (1 + strength - max(0.0, 1 - strength)) * v
+
+  b, c, s = factor(u[0], cfg.brightness), factor(u[1], cfg.contrast), factor(u[2], cfg.saturation)
+  hue = cfg.hue * (2 * u[3] - 1)
+
+  def hue_shift(x):
+    h, sat, v = _rgb_to_hsv(x)
+    return _hsv_to_rgb(jnp.mod(h + hue, 1.0), sat, v)
+
+  ops = [lambda x: jnp.clip(x * b, 0, 1),
+         lambda x: jnp.clip((x - jnp.mean(_gray(x))) * c + jnp.mean(_gray(x)), 0, 1),
+         lambda x: jnp.clip((x - _gray(x)) * s + _gray(x), 0, 1),
+         hue_shift]
+  order = jnp.argsort(u[4:8])  # a uniformly random permutation
+  for position in range(4):
+    img = sum(jnp.where(order[position] == i, op(img), 0.0) for i, op in enumerate(ops))
+  return img
+
+
+def _gaussian_blur(img, sigma, radius: int = 6):
+  offsets = jnp.arange(-radius, radius + 1, dtype=img.dtype)
+  weights = jnp.exp(-0.5 * (offsets / sigma) ** 2)
+  weights = weights / jnp.sum(weights)
+  for axis in (0, 1):
+    pad = [(0, 0)] * 3
+    pad[axis] = (radius, radius)
+    padded = jnp.pad(img, pad, mode="edge")
+    size = img.shape[axis]
+    img = sum(weights[i] * jax.lax.slice_in_dim(padded, i, i + size, axis=axis)
+              for i in range(2 * radius + 1))
+  return img
+
+
+def _maybe(u: jax.Array, prob: float, fn, x: jax.Array) -> jax.Array:
+  """``fn(x)`` when ``u < prob`` (resolved at trace time when prob is 0 or 1)."""
+  if prob <= 0:
+    return x
+  if prob >= 1:
+    return fn(x)
+  return jnp.where(u < prob, fn(x), x)
+
+
+def augment_image(u: jax.Array, img: jax.Array, cfg: ViewAugment) -> jax.Array:
+  """One augmented, normalised view ``(S, S, 3)`` of an image ``(H, W, 3)`` in [0, 1].
+
+  ``u``: ``NUM_UNIFORMS`` uniforms in [0, 1) that drive every random choice (one threefry draw per
+  batch instead of one per decision keeps compile time low).
+  """
+  height, width = img.shape[:2]
+  top, left, h, w = _crop_box(u[:22], height, width, cfg.scale, cfg.ratio)
+  size = cfg.crop_size
+  rows = _resample_matrix(top, h, height, size)
+  cols = _resample_matrix(left, w, width, size)
+  out = jnp.clip(jnp.einsum("ih,hwc,jw->ijc", rows, img, cols), 0.0, 1.0)
+  out = _maybe(u[22], cfg.jitter_prob, lambda x: _color_jitter(u[23:31], x, cfg), out)
+  out = _maybe(u[31], cfg.gray_prob, lambda x: jnp.broadcast_to(_gray(x), x.shape), out)
+  sigma = cfg.blur_sigma[0] + (cfg.blur_sigma[1] - cfg.blur_sigma[0]) * u[32]
+  out = _maybe(u[33], cfg.blur_prob, lambda x: _gaussian_blur(x, sigma), out)
+  out = _maybe(u[34], cfg.solarize_prob,  # PIL threshold 128
+               lambda x: jnp.where(x >= 128.0 / 255.0, 1.0 - x, x), out)
+  out = _maybe(u[35], cfg.flip_prob, lambda x: x[:, ::-1], out)
+  return (out - jnp.asarray(cfg.mean)) / jnp.asarray(cfg.std)
+
+
+def augment_views(key: jax.Array, images: jax.Array,
+                  views: Sequence[ViewAugment]) -> list[jax.Array]:
+  """Independent augmentations of ``images`` (N, H, W, 3) for each view: V arrays (N, S, S, 3)."""
+  if images.ndim != 4 or images.shape[-1] != 3:
+    raise ValueError(f"images: expected RGB images (N, H, W, 3) in [0, 1], got {images.shape}")
+  u = jax.random.uniform(key, (len(views), images.shape[0], NUM_UNIFORMS))
+  images = images.astype(jnp.float32)
+  return [jax.vmap(functools.partial(augment_image, cfg=cfg))(u_v, images)
+          for u_v, cfg in zip(u, views, strict=True)]
+
+
+def normalize(images: jax.Array, mean, std) -> jax.Array:
+  """``(images - mean) / std`` per channel (the un-augmented evaluation transform)."""
+  return (jnp.asarray(images, jnp.float32) - jnp.asarray(mean)) / jnp.asarray(std)
+
+
+# ------------------------------------------------------------------------------------------------
+# Task
+# ------------------------------------------------------------------------------------------------
+
+def ema_momentum_at(step: jax.Array, total_steps: int, base: float) -> jax.Array:
+  """Official cosine momentum ``1 - (1 - m0)(1 + cos(pi t / T)) / 2`` (m0 at t = 0, 1 at t = T)."""
+  return 1.0 - (1.0 - base) * (1.0 + jnp.cos(jnp.pi * step / max(total_steps, 1))) / 2.0
+
+
+def official_schedule(base_lr: float, warmup_steps: int, total_steps: int):
+  """The INTL trainers' per-step learning rate (``adjust_learning_rate``).
+
+  Warm-up ``base_lr (s + 1) / W`` for ``s < W``; then, with ``s' = s - W`` and ``S' = total - W``,
+  ``q = (1 + cos(pi (s' + 1) / S')) / 2`` and ``lr = base_lr q + 1e-3 base_lr (1 - q)``.
+  """
+  if warmup_steps < 1 or total_steps <= warmup_steps:
+    raise ValueError(f"warmup_steps/total_steps: expected 1 <= warmup < total, got "
+                     f"{warmup_steps}/{total_steps}")
+
+  def schedule(step):
+    warm = base_lr * (step + 1) / warmup_steps
+    q = 0.5 * (1 + jnp.cos(jnp.pi * (step - warmup_steps + 1) / (total_steps - warmup_steps)))
+    return jnp.where(step < warmup_steps, warm, base_lr * q + 1e-3 * base_lr * (1 - q))
+
+  return schedule
+
+
+class _Images:
+  """Random-access ``{"image": (H, W, 3)}`` examples over an image array (for grain)."""
+
+  def __init__(self, images: np.ndarray):
+    self.images = images
+
+  def __len__(self) -> int:
+    return len(self.images)
+
+  def __getitem__(self, i):
+    image = np.asarray(self.images[i])
+    scale = 1.0 / 255.0 if image.dtype == np.uint8 else 1.0
+    return {"image": image.astype(np.float32) * np.float32(scale)}
+
+
+@dataclasses.dataclass
+class EvalData:
+  """Labelled images (in [0, 1], NHWC) for online kNN / linear evaluation of the backbone.
+
+  ``mean``/``std`` normalise them (the official CIFAR-100 eval uses the CIFAR-10 statistics).
+  """
+
+  x_train: np.ndarray
+  y_train: np.ndarray
+  x_test: np.ndarray
+  y_test: np.ndarray
+  mean: tuple[float, float, float] = CIFAR10_MEAN
+  std: tuple[float, float, float] = CIFAR10_STD
+
+
+@dataclasses.dataclass
+class INTLTask:
+  """INTL pre-training for :func:`jspectral.train.fit`.
+
+  Attributes:
+    model: an :class:`INTLNet` (e.g. ``intl_resnet18_cifar()``).
+    images: training images ``(N, H, W, 3)``, float in [0, 1] or uint8 (labels are not used).
+    views: one :class:`ViewAugment` per view (>= 2).
+    beta: trace-loss weight; ``None`` = the official ``trade_off`` of the global batch.
+    iterations, whiten: IterNorm settings (official: 4, "samples").
+    ema_momentum: base momentum m0 of the INTL_M key network; ``None`` = plain INTL.
+    transform: ``"iternorm"`` (INTL: IterNorm + trace loss) or ``"power"`` (the power-law ST of
+      exponent ``power`` with the normalised MSE only; 0.5 = hard whitening).
+    total_steps: length of the run (the EMA momentum schedule needs it).
+    eval_data: optional :class:`EvalData` for kNN (k = ``knn_k``) and the linear probe.
+    linear_epochs: epochs of the linear probe run at every evaluation (0 = none).
+    eval_batch: batch size of the feature extraction.
+
+  ``evaluate`` appends ``(embedding eigenvalues, backbone-feature eigenvalues)`` of the test images
+  to ``spectra`` (host-side record for the eigen-spectrum figure).
+  """
+
+  model: INTLNet
+  images: np.ndarray
+  views: Sequence[ViewAugment] = dataclasses.field(default_factory=cifar_views)
+  beta: float | None = None
+  iterations: int = 4
+  whiten: str = "samples"
+  ema_momentum: float | None = None
+  transform: str = "iternorm"
+  power: float = 0.5
+  total_steps: int = 1
+  eval_data: EvalData | None = None
+  knn_k: int = 5
+  linear_epochs: int = 0
+  eval_batch: int = 256
+  seed: int = 0
+  spectra: list = dataclasses.field(default_factory=list)
+
+  def __post_init__(self):
+    if len(self.views) < 2:
+      raise ValueError(f"views: expected at least 2 views, got {len(self.views)}")
+    if self.transform not in ("iternorm", "power"):
+      raise ValueError(f"transform: expected 'iternorm' or 'power', got {self.transform!r}")
+    if np.ndim(self.images) != 4 or np.shape(self.images)[-1] != 3:
+      raise ValueError(f"images: expected (N, H, W, 3), got shape {np.shape(self.images)}")
+
+  def train_source(self):
+    return _Images(self.images)
+
+  def schedule(self, config):
+    """The official warm-up + cosine schedule (``config.schedule.warmup_steps``, at least 1)."""
+    return official_schedule(config.optimizer.learning_rate,
+                             max(config.schedule.warmup_steps, 1), config.total_steps)
+
+  def init(self, rng, batch):
+    size = self.views[0].crop_size
+    # Weights are drawn from an RBG key seeded by ``rng``: on CPU, XLA compiles a ResNet init
+    # with (partitionable) threefry keys several times slower.
+    init_key = jax.random.wrap_key_data(jax.random.bits(rng, (4,), jnp.uint32), impl="rbg")
+    variables = self.model.init(init_key, jnp.zeros((2, size, size, 3), jnp.float32), train=True)
+    params, state = variables["params"], {"batch_stats": variables["batch_stats"]}
+    if self.ema_momentum is not None:
+      state["ema"] = {"params": params, "batch_stats": variables["batch_stats"]}
+      state["ema_step"] = jnp.zeros((), jnp.int32)
+    return params, state
+
+  def _encode(self, params, stats, x):
+    (z, _), updates = self.model.apply({"params": params, "batch_stats": stats}, x, train=True,
+                                       mutable=["batch_stats"])
+    return z, updates["batch_stats"]
+
+  def loss(self, params, state, batch, rng):
+    views = augment_views(rng, batch["image"], self.views)
+    stats = state["batch_stats"]
+    new_state = dict(state)
+    if self.ema_momentum is None:
+      zs = []
+      for x in views:
+        z, stats = self._encode(params, stats, x)
+        zs.append(z)
+      if self.transform == "iternorm":
+        loss, aux = st.intl_loss(zs, self.beta, self.iterations, self.whiten)
+      else:
+        loss, aux = st.power_st_loss(zs, self.power, self.whiten)
+    else:
+      m = ema_momentum_at(state["ema_step"], self.total_steps, self.ema_momentum)
+      ema_params = jax.tree.map(lambda k, q: m * k + (1 - m) * jax.lax.stop_gradient(q),
+                                state["ema"]["params"], params)
+      z_key, ema_stats = self._encode(ema_params, state["ema"]["batch_stats"], views[0])
+      zs = []
+      for x in views[1:]:
+        z, stats = self._encode(params, stats, x)
+        zs.append(z)
+      loss, aux = st.intl_momentum_loss(z_key, zs, self.beta, self.iterations, self.whiten)
+      new_state["ema"] = {"params": ema_params, "batch_stats": ema_stats}
+      new_state["ema_step"] = state["ema_step"] + 1
+    new_state["batch_stats"] = stats
+    return loss, {"state": new_state, "trace_loss": jnp.mean(aux["trace_losses"]),
+                  "norm_mse": jnp.mean(aux["norm_mse"])}
+
+  @functools.cached_property
+  def _embed(self):
+    def embed(params, stats, x):
+      return self.model.apply({"params": params, "batch_stats": stats}, x, train=False)
+    return jax.jit(embed)
+
+  def embed(self, params, state, images, mean, std) -> tuple[np.ndarray, np.ndarray]:
+    """Eval-mode ``(embeddings, backbone features)`` of un-augmented images, in batches."""
+    scale = 1.0 / 255.0 if np.asarray(images[:1]).dtype == np.uint8 else 1.0
+    outs = [self._embed(params, state["batch_stats"],
+                        normalize(np.asarray(images[i:i + self.eval_batch]) * scale, mean, std))
+            for i in range(0, len(images), self.eval_batch)]
+    return (np.concatenate([np.asarray(z) for z, _ in outs]),
+            np.concatenate([np.asarray(h) for _, h in outs]))
+
+  def evaluate(self, params, state) -> dict[str, float]:
+    if self.eval_data is None:
+      return {}
+    data = self.eval_data
+    _, h_train = self.embed(params, state, data.x_train, data.mean, data.std)
+    z_test, h_test = self.embed(params, state, data.x_test, data.mean, data.std)
+    spec_z = np.asarray(st.covariance_spectrum(jnp.asarray(z_test), "features"))
+    spec_h = np.asarray(st.covariance_spectrum(jnp.asarray(h_test), "features"))
+    self.spectra.append((spec_z, spec_h))
+    out = {"knn_top1": evaluation.knn_accuracy(h_train, data.y_train, h_test, data.y_test,
+                                               k=self.knn_k),
+           "embedding_effective_rank": float(st.effective_rank(spec_z)),
+           "feature_effective_rank": float(st.effective_rank(spec_h))}
+    if self.linear_epochs:
+      lin = evaluation.linear_probe(h_train, data.y_train, h_test, data.y_test,
+                                    key=jax.random.key(self.seed), epochs=self.linear_epochs)
+      out.update(linear_top1=lin["top1"], linear_top5=lin["top5"])
+    return out
