@@ -71,7 +71,7 @@ def ergas(fused, gt, ratio: int) -> jax.Array:
 
 @functools.partial(jax.jit, static_argnames=("degrees",))
 def sam(fused, gt, degrees: bool = True) -> jax.Array:
-  """Mean spectral angle; zero-norm pixels (and arccos of values > 1) count as 0 but stay counted."""
+  """Mean spectral angle; zero-norm pixels (and arccos above 1) count as 0 but stay counted."""
   f, g, squeeze = _pair(fused, gt)
   dot = jnp.sum(f * g, axis=-1)
   norm = jnp.sqrt(jnp.sum(f * f, axis=-1) * jnp.sum(g * g, axis=-1))
@@ -101,9 +101,10 @@ def sam_loss(fused, gt, eps: float = 1e-8) -> jax.Array:
 def cayley_dickson_table(n: int) -> tuple[np.ndarray, np.ndarray]:
   """Multiplication table of the toolbox's 2^k-onions: ``e_i e_j = sign[i, j] e_{i xor j}``.
 
-  Built recursively from the product ``(a, b)(c, d) = (ac - conj(d) b, conj(a) conj(d) + c conj(b))``
-  (``conj`` keeps the first component and negates the others), which is bilinear and maps basis
-  pairs to signed basis elements.
+  Built recursively from the product
+  ``(a, b)(c, d) = (ac - conj(d) b, conj(a) conj(d) + c conj(b))`` (``conj`` keeps the first
+  component and negates the others), which is bilinear and maps basis pairs to signed basis
+  elements.
 
   Returns:
     ``index[i, k] = i xor k`` and ``weight[i, k] = sign[i, i xor k]`` so that

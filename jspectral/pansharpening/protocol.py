@@ -137,7 +137,7 @@ def starck_murtagh_filters() -> np.ndarray:
 
 
 def toolbox_taps(kernel: np.ndarray) -> np.ndarray:
-  """The toolbox casts every designed kernel to float32 before filtering (``mtf_kernel_to_torch``)."""
+  """The toolbox casts designed kernels to float32 before filtering (``mtf_kernel_to_torch``)."""
   return np.asarray(kernel, np.float32).astype(np.float64)
 
 
@@ -198,7 +198,7 @@ def pad_hw(x: jax.Array, top: int, bottom: int, left: int, right: int, mode: str
 
 
 def correlate_valid(x: jax.Array, kernel, stride: int = 1) -> jax.Array:
-  """Depthwise valid correlation of ``(N, H, W, C)`` with ``kernel`` ``(kh, kw)`` or ``(kh, kw, C)``."""
+  """Depthwise valid correlation of ``(N, H, W, C)`` with ``(kh, kw)`` or ``(kh, kw, C)`` taps."""
   channels = x.shape[-1]
   kernel = jnp.asarray(kernel, dtype=x.dtype)
   if kernel.ndim == 2:
@@ -230,7 +230,7 @@ def mtf_filter(x, ratio: int, *, kernel_size: int = 41, gain: float = HS_NYQUIST
 
 
 def decimate(x: jax.Array, ratio: int, offset: int | None = None) -> jax.Array:
-  """Keeps every ``ratio``-th pixel from ``offset`` (default ``ratio // 2``: PyTorch nearest-exact)."""
+  """Keeps every ``ratio``-th pixel from ``offset`` (default ``ratio // 2``, nearest-exact)."""
   start = ratio // 2 if offset is None else offset
   return x[:, start::ratio, start::ratio, :]
 
@@ -328,8 +328,8 @@ def rr_degradation(hs, pan, ratio: int = 6, *, sensor: str = "PRISMA",
 
   Args:
     hs: HR cube ``(H, W, B)`` or ``(N, H, W, B)`` (DN values).
-    pan: the PAN at the same ground resolution as ``hs`` ``(H, W)`` / ``(N, H, W, 1)``; each input is
-      filtered and decimated independently (as in the toolbox, where the PAN is 6x finer than hs).
+    pan: the PAN at the same ground resolution as ``hs`` ``(H, W)`` / ``(N, H, W, 1)``; each
+      input is filtered and decimated independently (the toolbox's PAN is 6x finer than hs).
     ratio: decimation ratio.
     sensor: selects the PAN Nyquist gain.
     quantize: storage of HS-LR and PAN-LR: ``"truncate"`` (toolbox ``astype(uint16)``),
@@ -353,7 +353,39 @@ def rr_degradation(hs, pan, ratio: int = 6, *, sensor: str = "PRISMA",
   if quantize is None:
     out["hs_lr"], out["pan_lr"] = hs_lr, pan_lr
   else:
-    out["hs_lr"], out["pan_lr"] = quantize_uint16(hs_lr, quantize), quantize_uint16(pan_lr, quantize)
+    out["hs_lr"] = quantize_uint16(hs_lr, quantize)
+    out["pan_lr"] = quantize_uint16(pan_lr, quantize)
   if squeeze:
     out = {k: v[0] for k, v in out.items()}
+  return out
+
+
+def synthetic_rr_scene(key: jax.Array, lr_size: int, bands: int, ratio: int = 6, *,
+                       crop: int | None = None, dn_scale: float = 2.0 ** 14,
+                       correlation_length: float = 6.0) -> dict[str, jax.Array]:
+  """A reduced-resolution test scene built with the Wald protocol from a synthetic cube.
+
+  The GT is a linear-mixing cube (``jspectral.data.synthetic``) at HR, scaled to DN; the PAN is
+  its band mean (a flat spectral response); ``hs_lr`` is the GT MTF-filtered and decimated;
+  ``hs_up`` its rounded ideal interpolation (the dataset's ``I_MS``). ``crop`` keeps the central
+  ``crop`` x ``crop`` LR pixels (and the matching HR area), so scenes smaller than the
+  interpolator's 31-px minimum can still be made.
+
+  Returns:
+    dict with ``gt (H, W, B)``, ``pan (H, W, 1)``, ``hs_lr (h, w, B)``, ``hs_up (H, W, B)``.
+  """
+  from jspectral.data import synthetic
+
+  size = lr_size * ratio
+  gt = synthetic.hyperspectral_cube(key, size, size, bands,
+                                    correlation_length=correlation_length) * dn_scale
+  pan = jnp.mean(gt, axis=-1, keepdims=True)
+  hs_lr = decimate(depthwise_filter(gt[None], toolbox_taps(gen_mtf(ratio)), "replicate"),
+                   ratio)[0]
+  out = {"gt": gt, "pan": pan, "hs_lr": hs_lr, "hs_up": fr_upsample(hs_lr, ratio)}
+  if crop is not None:
+    lo = (lr_size - crop) // 2
+    out = {k: (v[lo:lo + crop, lo:lo + crop] if k == "hs_lr" else
+               v[lo * ratio:(lo + crop) * ratio, lo * ratio:(lo + crop) * ratio])
+           for k, v in out.items()}
   return out

@@ -12,7 +12,7 @@ The procedure as the official ``main.py`` runs it:
   * stage A (pre-training on band 0 tiles): A1, the "model ensemble", leaves the weights unchanged
     in the released code (each copy's optimiser holds other tensors); reproduced by default
     (``ensemble="official"``), a working average of independently trained copies with
-    ``ensemble="working"``. A2 trains with the hysteresis switch at beta 0.5 and ends on EMA weights;
+    ``ensemble="working"``. A2 trains with the hysteresis switch at beta 0.5, ends on EMA weights;
   * stage B (:func:`tune_band`): per band, one jitted ``lax.while_loop`` with weights and Adam state
     carried from the previous band; the spectral loss drives a hysteresis switch of the spatial term
     between ``gamma * gamma_l * min_spec`` and ``gamma * min_spec`` (``min_spec`` = the
@@ -152,7 +152,7 @@ def spectral_kernel(ratio: int = 6, kernel_size: int = 61) -> np.ndarray:
 
 @functools.partial(jax.jit, static_argnames=("ratio", "kernel_size"))
 def spectral_degrade(output: jax.Array, ratio: int = 6, kernel_size: int = 61) -> jax.Array:
-  """Valid MTF filtering, then rows/cols ``3::6``: ``(N, 6h, 6w, C)`` -> ``(N, h - 10, w - 10, C)``."""
+  """Valid MTF filtering, rows/cols ``3::6``: ``(N, 6h, 6w, C)`` -> ``(N, h - 10, w - 10, C)``."""
   y = protocol.correlate_valid(output, spectral_kernel(ratio, kernel_size))
   return y[:, ratio // 2::ratio, ratio // 2::ratio]
 
@@ -247,7 +247,7 @@ class Switch(NamedTuple):
 
 
 def switch_weight(state: Switch, loss_spec, lower, upper, beta_adapt) -> jax.Array:
-  """Step (b): only once beta is known, turn the spatial term on below ``lower``, off above ``upper``."""
+  """Step (b): once beta is known, spatial term on below ``lower``, off above ``upper``."""
   on = jnp.where(loss_spec < lower, beta_adapt, jnp.where(loss_spec > upper, 0.0, state.beta_s))
   return jnp.where(state.good_beta, on, state.beta_s)
 

@@ -41,7 +41,8 @@ def test_kernels(pack):
   np.testing.assert_allclose(protocol.lanczos2_kernel(2, 0, 9), k("lanczos2_f2_phase0"), atol=1e-12)
   np.testing.assert_allclose(protocol.starck_murtagh_filters(), k("starck_murtagh_filters"),
                              atol=1e-12)
-  sums = [protocol.gen_mtf(6, 41).sum(), protocol.gen_mtf(6, 9).sum(), protocol.gen_mtf_pan(6).sum()]
+  sums = [protocol.gen_mtf(6, 41).sum(), protocol.gen_mtf(6, 9).sum(),
+          protocol.gen_mtf_pan(6).sum()]
   np.testing.assert_allclose(sums, [0.997188, 0.636335, 0.996248], atol=1e-6)
 
 
@@ -165,7 +166,8 @@ def test_cayley_dickson_table_matches_recursive_product():
       return p * q
     h = p.size // 2
     a, b, c, d = p[:h], p[h:], q[:h], q[h:]
-    return np.concatenate([onion(a, c) - onion(conj(d), b), onion(conj(a), conj(d)) + onion(c, conj(b))])
+    return np.concatenate([onion(a, c) - onion(conj(d), b),
+                           onion(conj(a), conj(d)) + onion(c, conj(b))])
 
   for n in (1, 2, 4, 8, 16):
     p, q = rng.normal(size=n), rng.normal(size=n)
