@@ -1,6 +1,6 @@
 """rho-PNN zero-shot pansharpening on one scene (Guarino et al., IEEE TGRS 2025).
 
-Smoke: a synthetic reduced-resolution scene (Wald protocol on a linear-mixing cube, 8 bands),
+Smoke: a synthetic reduced-resolution scene (Wald protocol on a linear-mixing cube, 6 bands),
 short pre-training and per-band tuning on CPU. Paper: the PRISMA RR/FR test scenes of the toolbox
 (``jspectral.data.builders.prisma``), the official RR hyper-parameters.
 """
@@ -28,16 +28,16 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.preset = preset
   c.seed = 0
-  c.bands = {"smoke": 8, "paper": 159}[preset]
+  c.bands = {"smoke": 6, "paper": 159}[preset]
   c.lr_size = {"smoke": 32, "paper": 100}[preset]
   c.crop = {"smoke": 16, "paper": None}[preset]
   c.ratio = 6
   c.rho = ml_collections.ConfigDict(dict(
       learning_rate={"smoke": 2e-4, "paper": 1e-5}[preset],
-      pretrain_epochs={"smoke": 40, "paper": 300}[preset],
+      pretrain_epochs={"smoke": 20, "paper": 300}[preset],
       pretrain_tile={"smoke": 48, "paper": 90}[preset],
-      eta={"smoke": 1.0, "paper": 30.0}[preset],
-      ns=5, gamma=0.62, gamma_l=0.90, beta_0=1.0, epsilon=1.003))
+      eta={"smoke": 0.5, "paper": 30.0}[preset],
+      ns={"smoke": 3, "paper": 5}[preset], gamma=0.62, gamma_l=0.90, beta_0=1.0, epsilon=1.003))
   return c
 
 

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jspectral.models import ModelSpec
+from jspectral.pansharpening import protocol
 
 _PAD = {"reflect": "reflect", "replicate": "edge", "zeros": "constant"}
 
@@ -258,6 +259,120 @@ class PanPredictionNetwork(nn.Module):
     return jnp.sum(cube * w, axis=-1, keepdims=True)
 
 
+def dhp_downsample(x, ratio: int = 6) -> jax.Array:
+  """DHP-DARN's prior loss degradation: 9x9 MTF (gain 0.3, float32 taps, reflect 'same'), then
+  nearest-exact decimation by ``ratio``. ``(N, H, W, C)`` -> ``(N, H/r, W/r, C)``."""
+  taps = protocol.toolbox_taps(protocol.gen_mtf(ratio, 9))
+  return protocol.decimate(protocol.depthwise_filter(x, taps, "reflect"), ratio)
+
+
+def dip_downsample(x, factor: int = 6) -> jax.Array:
+  """DIP-HyperKite's prior loss degradation: depthwise Lanczos-2 (phase 0.5, ``4 factor`` taps,
+  float32), replicate padding ``(4 factor - factor) / 2``, stride ``factor``."""
+  kernel = protocol.toolbox_taps(protocol.lanczos2_kernel(factor, 0.5, 4 * factor + 1))
+  pad = (kernel.shape[0] - factor) // 2
+  x = protocol.pad_hw(x, pad, pad, pad, pad, "replicate")
+  return protocol.correlate_valid(x, kernel, stride=factor)
+
+
+# ------------------------------------------------------------------------------------------------
+# Per-image prior generators: DIP (DIP-HyperKite) and DHP (DHP-DARN)
+# ------------------------------------------------------------------------------------------------
+
+def _centre_cat(xs):
+  """``adjust_shapes_and_cat``: centre-crop every input to the smallest size, concatenate."""
+  h, w = min(x.shape[1] for x in xs), min(x.shape[2] for x in xs)
+  crop = lambda x: x[:, (x.shape[1] - h) // 2:(x.shape[1] - h) // 2 + h,
+                     (x.shape[2] - w) // 2:(x.shape[2] - w) // 2 + w]
+  return jnp.concatenate([crop(x) for x in xs], -1)
+
+
+class _Down(nn.Module):
+  """Encoder stage. DIP: reflect pad 1 + stride-2 conv; DHP: the fixed dense Lanczos-2 filter."""
+
+  features: int
+  lanczos: bool
+  slope: float
+  train: bool
+
+  @nn.compact
+  def __call__(self, x):
+    act = lambda v: nn.leaky_relu(v, self.slope)
+    if self.lanczos:
+      # The official dense 128x128 conv repeats one 9x9 kernel for every (out, in) pair: it is
+      # the channel sum filtered once, copied to every output channel (a fixed, untrained layer).
+      k = protocol.toolbox_taps(protocol.lanczos2_kernel(2, 0, 9))
+      summed = protocol.pad_hw(jnp.sum(x, -1, keepdims=True), 4, 4, 4, 4, "replicate")
+      x = jnp.broadcast_to(protocol.correlate_valid(summed, k, stride=2),
+                           x.shape[:1] + ((x.shape[1] - 1) // 2 + 1, (x.shape[2] - 1) // 2 + 1)
+                           + x.shape[-1:])
+    else:
+      x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+      x = nn.Conv(self.features, (3, 3), (2, 2), padding="VALID", name="conv1")(x)
+    x = act(_bn(self.train, "bn1")(x))
+    return act(_bn(self.train, "bn2")(Conv(self.features, 3, "reflect", name="conv2")(x)))
+
+
+class _Skip(nn.Module):
+  features: int
+  slope: float
+  train: bool
+
+  @nn.compact
+  def __call__(self, x):
+    return nn.leaky_relu(_bn(self.train, "bn1")(Conv(self.features, 1, name="conv1")(x)),
+                         self.slope)
+
+
+class _Up(nn.Module):
+  """Decoder stage; DIP adds an input BN and a 1x1 conv + BN + LeakyReLU after the upsampling."""
+
+  features: int
+  dip: bool
+  slope: float
+  train: bool
+
+  @nn.compact
+  def __call__(self, x):
+    act = lambda v: nn.leaky_relu(v, self.slope)
+    if self.dip:
+      x = _bn(self.train, "bn0")(x)
+    x = act(_bn(self.train, "bn1")(Conv(self.features, 3, "reflect", name="conv1")(x)))
+    x = _upsample2(act(_bn(self.train, "bn2")(Conv(self.features, 3, "reflect", name="conv2")(x))))
+    if self.dip:
+      x = act(_bn(self.train, "bn1x")(Conv(self.features, 1, name="conv1x")(x)))
+    return x
+
+
+class PriorNet(nn.Module):
+  """DIP (``DIP(num_inputs, B)``, DIP-HyperKite) or DHP (``DHP(B)``, DHP-DARN) prior generator.
+
+  Five stages of 128 channels with 4-channel skips; DIP: LeakyReLU 0.02, strided convs; DHP:
+  LeakyReLU 0.01, a first 3x3 conv and the fixed channel-mixing Lanczos-2 downsampler (whose
+  6,635,520 fixed weights are not parameters here: our count is the official trainable count).
+  """
+
+  nbands: int = 159
+  kind: str = "dip"
+  features: int = 128
+  skip: int = 4
+
+  @nn.compact
+  def __call__(self, z, train: bool = False):
+    dip = self.kind == "dip"
+    if self.kind not in ("dip", "dhp"):
+      raise ValueError(f"kind: expected 'dip' or 'dhp', got {self.kind!r}")
+    slope = 0.02 if dip else 0.01
+    x = z if dip else Conv(self.features, 3, "reflect", name="conv1")(z)
+    skips = []
+    for k in range(1, 6):
+      x = _Down(self.features, not dip, slope, train, name=f"down_{k}")(x)
+      skips.append(_Skip(self.skip, slope, train, name=f"skip_{k}")(x))
+    for k in range(1, 6):
+      x = _Up(self.features, dip, slope, train, name=f"up_{k}")(_centre_cat([x, skips[-k]]))
+    return Conv(self.nbands, 1, name="final_conv")(x)
+
+
 # ------------------------------------------------------------------------------------------------
 # R-PNN and PCA-Z-PNN (toolbox versions)
 # ------------------------------------------------------------------------------------------------
@@ -332,10 +447,12 @@ def convert_state_dict(state_dict) -> dict:
         put(stats, mod + [{"running_mean": "mean", "running_var": "var"}[leaf]], value)
       else:
         put(params, mod + [{"weight": "scale", "bias": "bias"}[leaf]], value)
-    elif leaf == "weight":
-      put(params, mod + ["conv", "kernel"], np.transpose(value, (2, 3, 1, 0)))
     else:
-      put(params, mod + ["conv", "bias"], value)
+      # DIP's stride-2 ``down_k.conv1`` is a bare flax Conv; every other conv has a wrapper.
+      bare = mod[0].startswith("down_") and mod[-1] == "conv1"
+      path = mod + ([] if bare else ["conv"])
+      put(params, path + ["kernel" if leaf == "weight" else "bias"],
+          np.transpose(value, (2, 3, 1, 0)) if leaf == "weight" else value)
   return {"params": params, **({"batch_stats": stats} if stats else {})}
 
 
@@ -375,6 +492,14 @@ MODELS = {
         lambda **kw: PanPredictionNetwork(**kw),
         lambda m: {"cube": _shape(1, 8, 8, m.nbands)},
         lambda sd: PanPredictionNetwork(nbands=_bands(sd, "conv2.weight"))),
+    "dip_prior": _spec(
+        lambda **kw: PriorNet(**{"kind": "dip", **kw}),
+        lambda m: {"z": _shape(1, 64, 64, 32), "train": False},
+        lambda sd: PriorNet(nbands=_bands(sd, "final_conv.weight"), kind="dip")),
+    "dhp_prior": _spec(
+        lambda **kw: PriorNet(**{"kind": "dhp", **kw}),
+        lambda m: {"z": _shape(1, 64, 64, m.nbands), "train": False},
+        lambda sd: PriorNet(nbands=_bands(sd, "final_conv.weight"), kind="dhp")),
     "r_pnn": _spec(lambda **kw: RPNNToolbox(**kw), lambda m: {"x": _shape(1, 24, 24, 2)},
                    lambda sd: RPNNToolbox()),
     "pca_z_pnn": _spec(

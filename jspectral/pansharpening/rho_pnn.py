@@ -366,7 +366,8 @@ def make_band_tuner(config: RhoPNNConfig, max_iter_cap: int, module: RPNN | None
       return dict(params=params, opt_state=opt_state, ema=ema, best=best,
                   best_ls=jnp.where(improve, lt.astype(jnp.float32), c["best_ls"]),
                   it=c["it"] + 1, beta_adapt=beta_adapt, sw=new_sw,
-                  ls=c["ls"].at[c["it"]].set(ls), lt=c["lt"].at[c["it"]].set(lt),
+                  ls=c["ls"].at[c["it"]].set(ls.astype(jnp.float32)),
+                  lt=c["lt"].at[c["it"]].set(lt.astype(jnp.float32)),
                   bu=c["bu"].at[c["it"]].set(beta_s))
 
     c = jax.lax.while_loop(cond, body, init)

@@ -1,6 +1,7 @@
 """Deep networks of the toolbox: parameter counts at B = 159 and parity on pansharpening_parity.npz.
 
-Cases hyperpnn_b8, hspenet_b8, hyper_dsnet_b8, darn_b8, kite_b8, r_pnn, pca_z_pnn_c4, panpred_b8
+Cases hyperpnn_b8, hspenet_b8, hyper_dsnet_b8, darn_b8, kite_b8, r_pnn, pca_z_pnn_c4, panpred_b8,
+dip_b2, dhp_b2, prior_downsamplers
 (matciotola/hyperspectral_pansharpening_toolbox 1b2ea9b, synthetic deterministic weights).
 """
 
@@ -18,7 +19,9 @@ from tests.conftest import load_pack
 PACK = "pansharpening_parity"
 COUNTS = {"hyperpnn": 140_255, "hspenet": 123_199, "hyper_dsnet": 271_359, "darn": 481_971,
           "dip_hyperkite": 588_861, "r_pnn": 43_473, "pca_z_pnn": 51_396,
-          "hyperkite_pan_predictor": 25_360}
+          "hyperkite_pan_predictor": 25_360,
+          # Trainable counts (the DHP's 6,635,520 fixed Lanczos weights are not parameters).
+          "dip_prior": 2_977_539, "dhp_prior": 2_448_347}
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +95,18 @@ def test_bad_inputs():
     module.init(jax.random.key(0), jnp.zeros((1, 8, 8, 2)), jnp.zeros((1, 8, 8, 4)))
   with pytest.raises(ValueError, match="hs"):
     module.init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)), jnp.zeros((1, 4, 4, 4)))
+
+
+def test_prior_downsamplers(pack):
+  x = nhwc(pack["prior_downsamplers/input"])
+  np.testing.assert_allclose(jax.jit(deep.dhp_downsample)(x),
+                             nhwc(pack["prior_downsamplers/dhp_mtf9"]), atol=1e-6)
+  np.testing.assert_allclose(jax.jit(deep.dip_downsample)(x),
+                             nhwc(pack["prior_downsamplers/dip_lanczos2"]), atol=1e-6)
+
+
+@pytest.mark.parametrize("case,name", [("dip_b2", "dip_prior"), ("dhp_b2", "dhp_prior")])
+def test_prior_generators(pack, case, name):
+  module, variables = models.from_torch(name, pack.state(case))
+  out = jax.jit(module.apply)(variables, nhwc(pack[f"{case}/input"]))
+  np.testing.assert_allclose(out, nhwc(pack[f"{case}/output"]), atol=1e-4)
