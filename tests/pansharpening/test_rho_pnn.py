@@ -177,6 +177,7 @@ def test_hysteresis(pack):
   np.testing.assert_array_equal(counter, pack["hysteresis/counter_after"])
 
 
+@pytest.mark.slow   # 42 full iterations + a beta search at 96 x 108 in x64: ~1 min of one core
 def test_band_loop(pack, scene):
   x, hs_lr = scene
   cfg = pack.config("band_loop")
@@ -185,8 +186,8 @@ def test_band_loop(pack, scene):
   state["conv3.bias"] = np.zeros_like(state["conv3.bias"])
   params = torch_params(state)
   config = rho_pnn.RhoPNNConfig(gamma=cfg["gamma"], gamma_l=cfg["gamma_l"], beta_0=cfg["beta_0"],
-                                epsilon=cfg["epsilon"], ns=cfg["ns"], learning_rate=cfg["optimizer"]
-                                and 1e-4)
+                                epsilon=cfg["epsilon"], ns=cfg["ns"], learning_rate=1e-4)
+  assert "lr=0.0001" in cfg["optimizer"]
   with jax.enable_x64(True):
     tune, opt = rho_pnn.make_band_tuner(config, cfg["max_iter"])
     res = tune(params, opt.init(params), x, hs_lr, jnp.asarray(cfg["max_iter"]))
