@@ -31,6 +31,8 @@ FAMILY_MODULES = (
   "jspectral.superres.mixup_mtl",
   "jspectral.nn.resnet",
   "jspectral.ssl.intl",
+  "jspectral.pansharpening.deep",
+  "jspectral.pansharpening.rho_pnn",
 )
 
 StateDict = Mapping[str, np.ndarray]

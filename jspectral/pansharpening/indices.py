@@ -1,0 +1,357 @@
+"""Quality indices of hyperspectral pansharpening, as the benchmark toolbox computes them.
+
+References: Ciotola et al., "Hyperspectral Pansharpening: Critical Review, Tools and Future
+Perspectives", arXiv 2407.01355, code github.com/matciotola/hyperspectral_pansharpening_toolbox
+(``Metrics/``); Q2n: Garzelli & Nencini, IEEE GRSL 2009; D_lambda (Khan): Khan et al., IEEE TGRS
+2009; D_sR: Scarpa & Ciotola, "Full-resolution quality assessment for pansharpening", Remote Sens.
+2022; QNR / D_s: Alparone et al., PE&RS 2008; D_rho: Ciotola et al. (Z-PNN) IEEE TGRS 2022 and
+the rho-PNN code github.com/giu-guarino/rho-PNN (``Metrics/metrics_fr.py``).
+
+Every index is a pure JAX function of bands-last cubes ``(H, W, C)`` (a scalar) or batches
+``(N, H, W, C)`` (shape ``(N,)``), jit-compatible and differentiable where the mathematics allows
+(Q2n's default integer rounding and the clip in :func:`evaluation_rr` have zero gradient: pass
+``round_inputs=False`` to differentiate through Q2n).
+
+Toolbox conventions kept by default: RR crop of 10 px top/left and 11 px bottom/right; SAM counts
+pixels with a zero norm (and arccos of values above 1) as 0 degrees but keeps them in the divisor;
+Q2n rounds both images, pads spatially with symmetric padding (the H/W amounts swapped) and the
+bands with zeros to a power of two, standardises both images with the reference block's mean and
+(unbiased) std, leaves a block unscaled when the reference mean is exactly 0, and uses
+``k = b^2/(b^2 - 1)`` with the block size b; D_lambda filters with the float32-rounded 41-tap MTF
+(replicate padding) and decimates from offset 3.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jspectral.pansharpening import protocol
+
+RR_CROP = (10, 11)
+
+
+def _pair(fused, reference, names=("fused", "gt")) -> tuple[jax.Array, jax.Array, bool]:
+  f, squeeze = protocol.as_batch(fused, names[0])
+  g, _ = protocol.as_batch(reference, names[1])
+  if f.shape != g.shape:
+    raise ValueError(f"{names[0]}: shape {f.shape} differs from {names[1]}'s {g.shape}")
+  return f, g, squeeze
+
+
+def _out(x: jax.Array, squeeze: bool) -> jax.Array:
+  return x[0] if squeeze else x
+
+
+# ------------------------------------------------------------------------------------------------
+# ERGAS, SAM
+# ------------------------------------------------------------------------------------------------
+
+@functools.partial(jax.jit, static_argnames=("ratio",))
+def ergas_per_band(fused, gt, ratio: int) -> jax.Array:
+  """``(100/r) sqrt(MSE_b / mu_b^2)`` per band: ``(..., C)``."""
+  f, g, squeeze = _pair(fused, gt)
+  mse = jnp.mean((f - g) ** 2, axis=(1, 2))
+  mu2 = jnp.mean(g, axis=(1, 2)) ** 2
+  return _out(100.0 / ratio * jnp.sqrt(mse / mu2), squeeze)
+
+
+@functools.partial(jax.jit, static_argnames=("ratio",))
+def ergas(fused, gt, ratio: int) -> jax.Array:
+  """ERGAS (toolbox ``Metrics/metrics_rr.ERGAS``): ``(100/r) sqrt(mean_b MSE_b / mu_b^2)``."""
+  f, g, squeeze = _pair(fused, gt)
+  mse = jnp.mean((f - g) ** 2, axis=(1, 2))
+  mu2 = jnp.mean(g, axis=(1, 2)) ** 2
+  return _out(100.0 / ratio * jnp.sqrt(jnp.mean(mse / mu2, axis=-1)), squeeze)
+
+
+@functools.partial(jax.jit, static_argnames=("degrees",))
+def sam(fused, gt, degrees: bool = True) -> jax.Array:
+  """Mean spectral angle; zero-norm pixels (and arccos above 1) count as 0 but stay counted."""
+  f, g, squeeze = _pair(fused, gt)
+  dot = jnp.sum(f * g, axis=-1)
+  norm = jnp.sqrt(jnp.sum(f * f, axis=-1) * jnp.sum(g * g, axis=-1))
+  ratio = dot / jnp.where(norm == 0, 1.0, norm)
+  valid = (norm != 0) & (ratio <= 1.0)
+  angle = jnp.where(valid, jnp.arccos(jnp.where(valid, ratio, 0.0)), 0.0)
+  angle = jnp.mean(angle, axis=(1, 2))
+  return _out(angle * 180.0 / math.pi if degrees else angle, squeeze)
+
+
+@functools.partial(jax.jit, static_argnames=("eps",))
+def sam_loss(fused, gt, eps: float = 1e-8) -> jax.Array:
+  """HSpeNet's ``SAMLoss``: mean of ``1 - cos`` over all pixels (zero norm products -> eps)."""
+  f, g, _ = _pair(fused, gt)
+  dot = jnp.sum(f * g, axis=-1)
+  # The official replaces the *squared* norm product by eps, so a zero pixel scores 1 - 1e-4.
+  norm_sq = jnp.sum(f * f, axis=-1) * jnp.sum(g * g, axis=-1)
+  zero = norm_sq == 0
+  return jnp.mean(1.0 - jnp.where(zero, eps, dot) / jnp.sqrt(jnp.where(zero, eps, norm_sq)))
+
+
+# ------------------------------------------------------------------------------------------------
+# Q2n (hypercomplex quality index)
+# ------------------------------------------------------------------------------------------------
+
+@functools.cache
+def cayley_dickson_table(n: int) -> tuple[np.ndarray, np.ndarray]:
+  """Multiplication table of the toolbox's 2^k-onions: ``e_i e_j = sign[i, j] e_{i xor j}``.
+
+  Built recursively from the product
+  ``(a, b)(c, d) = (ac - conj(d) b, conj(a) conj(d) + c conj(b))`` (``conj`` keeps the first
+  component and negates the others), which is bilinear and maps basis pairs to signed basis
+  elements.
+
+  Returns:
+    ``index[i, k] = i xor k`` and ``weight[i, k] = sign[i, i xor k]`` so that
+    ``(p q)_k = sum_i weight[i, k] p_i q_{index[i, k]}``.
+  """
+  if n & (n - 1):
+    raise ValueError(f"n: expected a power of two, got {n}")
+  sign = np.ones((1, 1))
+  while sign.shape[0] < n:
+    half = sign.shape[0]
+    c = np.where(np.arange(half) == 0, 1.0, -1.0)
+    sign = np.block([[sign, c[:, None] * c[None, :] * sign],
+                     [c[:, None] * sign.T, -c[None, :] * sign.T]])
+  i = np.arange(n)[:, None]
+  index = i ^ np.arange(n)[None, :]
+  return index, sign[i, index]
+
+
+def _hyper_mean_product(p: jax.Array, q: jax.Array) -> jax.Array:
+  """Pixel mean of the onion product: ``p, q (..., P, K)`` -> ``(..., K)`` via the cross moments."""
+  index, weight = cayley_dickson_table(p.shape[-1])
+  moments = jnp.einsum("...pi,...pj->...ij", p, q) / p.shape[-2]
+  rows = np.arange(p.shape[-1], dtype=np.int32)[:, None]
+  return jnp.sum(jnp.asarray(weight, p.dtype) * moments[..., rows, index.astype(np.int32)],
+                 axis=-2)
+
+
+def _q_block(g: jax.Array, f: jax.Array, block: int) -> jax.Array:
+  """Hypercomplex Q vector of blocks ``g, f (..., P, K)`` (reference first) -> ``(..., K)``."""
+  m = jnp.mean(g, axis=-2, keepdims=True)
+  s = jnp.std(g, axis=-2, keepdims=True, ddof=1)
+  s = jnp.where(s == 0, 1e-10, s)
+  g1 = (g - m) / s + 1.0
+  f1 = jnp.where(m == 0, f + 1.0, (f - m) / s + 1.0)
+  conj = jnp.where(jnp.arange(g.shape[-1]) == 0, 1.0, -1.0).astype(f.dtype)
+  f1 = f1 * conj
+  k = block ** 2 / (block ** 2 - 1)
+  m1, m2 = jnp.mean(g1, axis=-2), jnp.mean(f1, axis=-2)
+  n1, n2 = jnp.sum(m1 ** 2, axis=-1), jnp.sum(m2 ** 2, axis=-1)
+  term3 = k * (jnp.mean(jnp.sum(g1 ** 2, -1), -1) + jnp.mean(jnp.sum(f1 ** 2, -1), -1) - n1 - n2)
+  mean_bias = 2.0 * jnp.sqrt(n1 * n2) / (n1 + n2)
+  mean_moment = _hyper_mean_product(m1[..., None, :], m2[..., None, :])
+  q = k * (_hyper_mean_product(g1, f1) - mean_moment)
+  safe = jnp.where(term3 == 0, 1.0, term3)
+  q = q * (mean_bias * 2.0 / safe)[..., None]
+  degenerate = jnp.zeros_like(q).at[..., -1].set(mean_bias)
+  return jnp.where((term3 == 0)[..., None], degenerate, q)
+
+
+@functools.partial(jax.jit, static_argnames=("block_size", "shift", "round_inputs"))
+def q2n_map(fused, gt, block_size: int = 32, shift: int = 32, *,
+            round_inputs: bool = True) -> jax.Array:
+  """Block map of Q2n: ``(..., n_y, n_x)`` (see :func:`q2n`)."""
+  f, g, squeeze = _pair(fused, gt)
+  n, h, w, c = g.shape
+  if round_inputs:
+    f, g = jnp.round(f), jnp.round(g)
+  steps_y, steps_x = math.ceil(h / shift), math.ceil(w / shift)
+  extra_from_h = (steps_y - 1) * shift + block_size - h
+  extra_from_w = (steps_x - 1) * shift + block_size - w
+  # The toolbox pads columns by the amount computed from the rows and vice versa.
+  if extra_from_h > w or extra_from_w > h:
+    raise ValueError(f"gt: symmetric padding of {(extra_from_w, extra_from_h)} px exceeds the "
+                     f"image size {(h, w)} for block {block_size} / shift {shift}")
+  pad = ((0, 0), (0, extra_from_w), (0, extra_from_h), (0, 2 ** math.ceil(math.log2(c)) - c))
+  f = jnp.pad(f, pad[:3] + ((0, 0),), mode="symmetric")
+  g = jnp.pad(g, pad[:3] + ((0, 0),), mode="symmetric")
+  f, g = jnp.pad(f, ((0, 0),) * 3 + (pad[3],)), jnp.pad(g, ((0, 0),) * 3 + (pad[3],))
+  ys = (np.arange(steps_y)[:, None] * shift + np.arange(block_size)[None, :]).astype(np.int32)
+  xs = (np.arange(steps_x)[:, None] * shift + np.arange(block_size)[None, :]).astype(np.int32)
+
+  def blocks(x):  # (N, Hp, Wp, K) -> (N, sy, sx, b*b, K)
+    x = x[:, ys][:, :, :, xs]                      # (N, sy, b, sx, b, K)
+    x = jnp.transpose(x, (0, 1, 3, 2, 4, 5))
+    return x.reshape(x.shape[:3] + (block_size * block_size, x.shape[-1]))
+
+  q = _q_block(blocks(g), blocks(f), block_size)
+  # The toolbox stores block vectors in a float32 tensor.
+  qmap = jnp.sqrt(jnp.sum(q.astype(jnp.float32) ** 2, axis=-1))
+  return _out(qmap, squeeze)
+
+
+@functools.partial(jax.jit, static_argnames=("block_size", "shift", "round_inputs"))
+def q2n(fused, gt, block_size: int = 32, shift: int = 32, *, round_inputs: bool = True):
+  """Q2n (toolbox ``Metrics/metrics_rr.Q2n``): mean over blocks of the hypercomplex Q norm.
+
+  Args:
+    fused: fused cube ``(H, W, C)`` / ``(N, H, W, C)``.
+    gt: the reference of the same shape (its block statistics standardise both images).
+    block_size, shift: block side and step (32/32 in the toolbox).
+    round_inputs: round both images to integers first (toolbox); False keeps it differentiable.
+  """
+  return jnp.mean(q2n_map(fused, gt, block_size, shift, round_inputs=round_inputs), axis=(-2, -1))
+
+
+# ------------------------------------------------------------------------------------------------
+# Per-band Q (UIQI), local correlation, D_rho
+# ------------------------------------------------------------------------------------------------
+
+def _box(x: jax.Array, size: int) -> jax.Array:
+  return protocol.correlate_valid(x, np.ones((size, size)))
+
+
+@functools.partial(jax.jit, static_argnames=("block_size",))
+def q_per_band(fused, reference, block_size: int = 32) -> jax.Array:
+  """Wang-Bovik UIQI per band, averaged over all valid ``block_size`` windows: ``(..., C)``.
+
+  ``Q = 4 s_xy mu_x mu_y / ((s_x^2 + s_y^2)(mu_x^2 + mu_y^2))``; windows with a zero denominator
+  count as 1 (identical constant windows). Inputs as in rho-PNN's ``Metrics/metrics_rr.Q``.
+  """
+  f, g, squeeze = _pair(fused, reference, ("fused", "reference"))
+  n = block_size ** 2
+  sf, sg = _box(f, block_size), _box(g, block_size)
+  sff, sgg, sfg = _box(f * f, block_size), _box(g * g, block_size), _box(f * g, block_size)
+  prod, sq = sf * sg, sf ** 2 + sg ** 2
+  num = 4.0 * (n * sfg - prod) * prod
+  den = (n * (sff + sgg) - sq) * sq
+  q = jnp.where(den == 0, 1.0, num / jnp.where(den == 0, 1.0, den))
+  return _out(jnp.mean(q, axis=(1, 2)), squeeze)
+
+
+def q_avg(fused, reference, block_size: int = 32) -> jax.Array:
+  """Band-averaged UIQI (the "Q" column of rho-PNN's tables)."""
+  return jnp.mean(q_per_band(fused, reference, block_size), axis=-1)
+
+
+@functools.partial(jax.jit, static_argnames=("half_width", "clip"))
+def local_correlation(a: jax.Array, b: jax.Array, half_width: int, *,
+                      clip: str = "variances") -> jax.Array:
+  """Local correlation field of the toolbox's ``xcorr_torch`` on ``(N, H, W, C)`` arrays.
+
+  Window of pixel (i, j): rows ``i-w+1 .. i+w`` and columns ``j-w+1 .. j+w`` (2w x 2w, zeros
+  outside); each pixel is centred on its own local mean, then the same window sums of the centred
+  products give ``rho = S_ab / (sqrt(S_aa S_bb) + 1e-20)``. ``clip``: ``"variances"`` clips
+  ``S_aa, S_bb`` below at 1e-20 (rho-PNN's ``xcorr_torch``); ``"all"`` also clips ``S_ab``, so
+  ``rho >= 0`` (the toolbox's ``R_PNN/loss.py``); ``"none"`` (``Utils/cross_correlation.py`` of the
+  toolbox). ``b`` may have one channel (broadcast over ``a``'s bands).
+  """
+  size = 2 * half_width
+
+  def window_sum(x):
+    xp = protocol.pad_hw(x, half_width, half_width, half_width, half_width, "zero")
+    return _box(xp, size)[:, 1:, 1:]
+
+  a_c = a - window_sum(a) / size ** 2
+  b_c = b - window_sum(b) / size ** 2
+  s_ab = window_sum(a_c * b_c)
+  s_aa, s_bb = window_sum(a_c ** 2), window_sum(b_c ** 2)
+  if clip not in ("none", "variances", "all"):
+    raise ValueError(f"clip: expected 'none', 'variances' or 'all', got {clip!r}")
+  if clip != "none":
+    s_aa, s_bb = jnp.maximum(s_aa, 1e-20), jnp.maximum(s_bb, 1e-20)
+  if clip == "all":
+    s_ab = jnp.maximum(s_ab, 1e-20)
+  return s_ab / (jnp.sqrt(s_aa * s_bb) + 1e-20)
+
+
+@functools.partial(jax.jit, static_argnames=("ratio",))
+def d_rho(fused, pan, ratio: int = 6) -> jax.Array:
+  """D_rho: mean of ``1 - clip(rho(F_b, P), -1, 1)``, local windows of half width ``ratio // 2``."""
+  f, squeeze = protocol.as_batch(fused, "fused")
+  p, _ = protocol.as_pan_batch(pan)
+  if p.shape[:3] != f.shape[:3]:
+    raise ValueError(f"pan: expected spatial size {f.shape[1:3]}, got {p.shape[1:3]}")
+  rho = local_correlation(f, p, ratio // 2, clip="none")
+  return _out(jnp.mean(1.0 - jnp.clip(rho, -1.0, 1.0), axis=(1, 2, 3)), squeeze)
+
+
+# ------------------------------------------------------------------------------------------------
+# Full-resolution indices
+# ------------------------------------------------------------------------------------------------
+
+@functools.partial(jax.jit, static_argnames=("ratio", "offset"))
+def khan_degrade(fused, ratio: int, offset: int = 3) -> jax.Array:
+  """D_lambda's degradation: 41-tap MTF (G 0.3, replicate 'same'), decimation from ``offset``."""
+  f, squeeze = protocol.as_batch(fused, "fused")
+  return _out(protocol.decimate(protocol.mtf_filter(f, ratio), ratio, offset), squeeze)
+
+
+@functools.partial(jax.jit, static_argnames=("ratio", "round_inputs"))
+def d_lambda_khan(fused, ms_lr, ratio: int, *, round_inputs: bool = True) -> jax.Array:
+  """D_lambda (Khan) = ``1 - Q2n(khan_degrade(fused), ms_lr)``, blocks 32/32 at LR scale."""
+  f, squeeze = protocol.as_batch(fused, "fused")
+  m, _ = protocol.as_batch(ms_lr, "ms_lr")
+  protocol.check_hs_pan(m, f, ratio)
+  return _out(1.0 - q2n(khan_degrade(f, ratio), m, round_inputs=round_inputs), squeeze)
+
+
+@functools.partial(jax.jit, static_argnames=())
+def d_sr(fused, pan) -> jax.Array:
+  """D_sR = ``1 - R^2`` of the no-intercept least-squares regression of PAN on the fused bands."""
+  f, squeeze = protocol.as_batch(fused, "fused")
+  p, _ = protocol.as_pan_batch(pan)
+  if p.shape[:3] != f.shape[:3]:
+    raise ValueError(f"pan: expected shape {f.shape[:3] + (1,)}, got {p.shape}")
+  design = f.reshape(f.shape[0], -1, f.shape[-1])
+  target = p.reshape(p.shape[0], -1, 1)
+  alpha = jax.lax.stop_gradient(jnp.linalg.pinv(design) @ target)   # the toolbox uses no_grad
+  residual = target - design @ alpha
+  r2 = 1.0 - jnp.var(residual, axis=(1, 2), ddof=1) / jnp.var(target, axis=(1, 2), ddof=1)
+  return _out(1.0 - r2, squeeze)
+
+
+@functools.partial(jax.jit, static_argnames=("ratio", "block_size", "exponent"))
+def d_s(fused, pan, ms_lr, ratio: int, *, block_size: int = 32, exponent: float = 1.0):
+  """Classic QNR spatial distortion (Alparone 2008): ``(mean_b |Q(F_b,P) - Q(M_b,P_L)|^q)^(1/q)``.
+
+  The LR PAN is the PAN MTF-filtered (gain 0.2) and decimated by ``ratio``; LR Q uses blocks of
+  ``block_size // ratio``.
+  """
+  f, squeeze = protocol.as_batch(fused, "fused")
+  m, _ = protocol.as_batch(ms_lr, "ms_lr")
+  p, _ = protocol.as_pan_batch(pan)
+  protocol.check_hs_pan(m, p, ratio)
+  taps = protocol.toolbox_taps(protocol.gen_mtf_pan(ratio))
+  p_lr = protocol.decimate(protocol.depthwise_filter(p, taps, "replicate"), ratio)
+  q_high = q_per_band(f, jnp.broadcast_to(p, f.shape), block_size)
+  q_low = q_per_band(m, jnp.broadcast_to(p_lr, m.shape), max(block_size // ratio, 2))
+  value = jnp.mean(jnp.abs(q_high - q_low) ** exponent, axis=-1) ** (1.0 / exponent)
+  return _out(value, squeeze)
+
+
+def hqnr(d_lambda, d_spatial, alpha: float = 1.0, beta: float = 1.0) -> jax.Array:
+  """HQNR / the toolbox's QNR column: ``(1 - D_lambda)^alpha (1 - D_s)^beta``."""
+  return (1.0 - d_lambda) ** alpha * (1.0 - d_spatial) ** beta
+
+
+# ------------------------------------------------------------------------------------------------
+# Protocol wrappers
+# ------------------------------------------------------------------------------------------------
+
+@functools.partial(jax.jit, static_argnames=("ratio", "crop", "max_value"))
+def evaluation_rr(fused, gt, ratio: int, *, crop: tuple[int, int] | None = RR_CROP,
+                  max_value: float = 2.0 ** 16) -> dict[str, jax.Array]:
+  """RR scores of the toolbox's ``evaluation_rr``: crop, clip fused to [0, 2^16], ERGAS/SAM/Q2n."""
+  f, g, _ = _pair(fused, gt)
+  if crop is not None:
+    top, bottom = crop
+    f, g = f[:, top:-bottom, top:-bottom], g[:, top:-bottom, top:-bottom]
+  f = jnp.clip(f, 0.0, max_value)
+  return {"ERGAS": jnp.mean(ergas(f, g, ratio)), "SAM": jnp.mean(sam(f, g)),
+          "Q2n": jnp.mean(q2n(f, g))}
+
+
+@functools.partial(jax.jit, static_argnames=("ratio",))
+def evaluation_fr(fused, pan, ms_lr, ratio: int) -> dict[str, jax.Array]:
+  """FR scores of the toolbox's ``evaluation_fr``: D_lambda (Khan), D_sR, QNR = (1-D_l)(1-D_sR)."""
+  dl = jnp.mean(d_lambda_khan(fused, ms_lr, ratio))
+  dsr = jnp.mean(d_sr(fused, pan))
+  return {"D_lambda": dl, "D_sR": dsr, "QNR": hqnr(dl, dsr)}
