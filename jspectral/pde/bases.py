@@ -231,9 +231,16 @@ def grid(kinds: str, modes: Sequence[int]) -> np.ndarray:
   return np.stack(axes, axis=-1)
 
 
+# Every public operator validates its inputs, then calls a jitted core (static kinds and sizes), so
+# eager calls compile once per shape instead of once per primitive; under an outer jit it inlines.
+
 def transform(values, kinds: str) -> jax.Array:
   """Grid values ``(*modes, *channels)`` on :func:`grid` -> coefficients of the same shape."""
-  values = _check_coef(values, kinds, "values")
+  return _transform(_check_coef(values, kinds, "values"), kinds)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _transform(values, kinds):
   for axis, kind in enumerate(kinds):
     values = _along(_forward_1d(kind), values, axis)
   return values
@@ -241,7 +248,11 @@ def transform(values, kinds: str) -> jax.Array:
 
 def inverse(coef, kinds: str) -> jax.Array:
   """Coefficients -> values on the collocation grid of their own mode counts."""
-  coef = _check_coef(coef, kinds)
+  return _inverse(_check_coef(coef, kinds), kinds)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _inverse(coef, kinds):
   for axis, kind in enumerate(kinds):
     coef = _along(_inverse_1d(kind), coef, axis)
   return coef
@@ -249,8 +260,11 @@ def inverse(coef, kinds: str) -> jax.Array:
 
 def resize(coef, kinds: str, modes: Sequence[int]) -> jax.Array:
   """Truncates/zero-pads every mode axis (official ``to``): grow-then-shrink is the identity."""
-  coef = _check_coef(coef, kinds)
-  modes = _check_modes(modes, kinds)
+  return _resize(_check_coef(coef, kinds), kinds, _check_modes(modes, kinds))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _resize(coef, kinds, modes):
   for axis, (kind, m) in enumerate(zip(kinds, modes, strict=True)):
     coef = _along(functools.partial(_resize_1d, kind, m=m), coef, axis)
   return coef
@@ -261,7 +275,11 @@ def grad(coef, kinds: str, k: int = 1) -> jax.Array:
 
   ``grad(grad(c))`` is the Hessian (trailing ``(d, d)``); the mode count is preserved.
   """
-  coef = _check_coef(coef, kinds)
+  return _grad(_check_coef(coef, kinds), kinds, int(k))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _grad(coef, kinds, k):
   return jnp.stack([_along(functools.partial(_grad_1d, kind, k=k), coef, axis)
                     for axis, kind in enumerate(kinds)], axis=-1)
 
@@ -272,15 +290,23 @@ def integrate(coef, kinds: str, k: int = 1) -> jax.Array:
   Chebyshev drops the top mode (official ``int``); Fourier divides by ``2 pi i k`` and zeroes the
   mean (the official Fourier ``int`` is broken, see BUILD_NOTES).
   """
-  coef = _check_coef(coef, kinds)
+  return _integrate(_check_coef(coef, kinds), kinds, int(k))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _integrate(coef, kinds, k):
   return jnp.stack([_along(functools.partial(_int_1d, kind, k=k), coef, axis)
                     for axis, kind in enumerate(kinds)], axis=-1)
 
 
 def laplacian(coef, kinds: str, axes: Sequence[int] | None = None) -> jax.Array:
   """Trace of ``grad(grad(coef))`` over ``axes`` (default all mode axes)."""
-  coef = _check_coef(coef, kinds)
-  axes = range(len(kinds)) if axes is None else axes
+  axes = tuple(range(len(kinds)) if axes is None else axes)
+  return _laplacian(_check_coef(coef, kinds), kinds, axes)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _laplacian(coef, kinds, axes):
   total = 0
   for axis in axes:
     first = _along(functools.partial(_grad_1d, kinds[axis], k=1), coef, axis)
@@ -294,6 +320,11 @@ def evaluate(coef, kinds: str, points) -> jax.Array:
   points = jnp.asarray(points)
   if points.ndim != 2 or points.shape[1] != len(kinds):
     raise ValueError(f"points: expected shape (P, {len(kinds)}), got {points.shape}")
+  return _evaluate(coef, kinds, points)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _evaluate(coef, kinds, points):
   out = jnp.tensordot(_fn_1d(kinds[0], coef.shape[0], points[:, 0]).astype(coef.dtype), coef,
                       axes=(1, 0))
   for axis in range(1, len(kinds)):
@@ -319,6 +350,11 @@ def uniform(coef, kinds: str, sizes: Sequence[int]) -> jax.Array:
   sizes = tuple(int(s) for s in sizes)
   if len(sizes) != len(kinds) or any(s < 2 for s in sizes):
     raise ValueError(f"sizes: expected {len(kinds)} grid sizes >= 2, got {sizes}")
+  return _uniform(coef, kinds, sizes)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _uniform(coef, kinds, sizes):
   for axis, (kind, s) in enumerate(zip(kinds, sizes, strict=True)):
     coef = _along(functools.partial(_uniform_1d, kind, s=s), coef, axis)
   return coef
@@ -329,7 +365,7 @@ def _align(kinds: str, coefs, scheme) -> list[jax.Array]:
   if len({c.shape[len(kinds):] for c in coefs}) != 1:
     raise ValueError(f"coefs: channel axes differ: {[c.shape for c in coefs]}")
   modes = tuple(scheme(c.shape[i] for c in coefs) for i in range(len(kinds)))
-  return [resize(c, kinds, modes) for c in coefs]
+  return [_resize(c, kinds, modes) for c in coefs]
 
 
 def add(kinds: str, *coefs) -> jax.Array:
@@ -339,11 +375,15 @@ def add(kinds: str, *coefs) -> jax.Array:
 
 def mul(kinds: str, *coefs) -> jax.Array:
   """Exact product: pad to the per-axis SUM of modes, multiply on that grid, transform back."""
-  values = [inverse(c, kinds) for c in _align(kinds, coefs, sum)]
-  product = values[0]
-  for v in values[1:]:
-    product = product * v
-  return transform(product, kinds)
+  return _mul(kinds, *_align(kinds, coefs, sum))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _mul(kinds, *coefs):
+  product = _inverse(coefs[0], kinds)
+  for c in coefs[1:]:
+    product = product * _inverse(c, kinds)
+  return _transform(product, kinds)
 
 
 # ----------------------------------------------------------------------------- inner products
@@ -351,7 +391,7 @@ def mul(kinds: str, *coefs) -> jax.Array:
 def _chebyshev_gram(n: int) -> np.ndarray:
   """``G[j, k] = integral_0^1 T_j(2x-1) T_k(2x-1) dx``."""
   m = np.arange(2 * n)
-  moment = np.where(m % 2 == 0, 1.0 / (1.0 - m.astype(float) ** 2), 0.0)  # integral_0^1 T_m*
+  moment = np.where(m % 2 == 0, 1.0 / (1.0 - np.where(m % 2 == 0, m, 0) ** 2), 0.0)  # int T*_m
   j, k = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
   return 0.5 * (moment[j + k] + moment[np.abs(j - k)])
 

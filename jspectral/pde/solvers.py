@@ -51,6 +51,11 @@ def poisson_periodic(source_coef) -> jax.Array:
   s = _finite(source_coef, "source_coef")
   if s.ndim != 3:
     raise ValueError(f"source_coef: expected (n_x, n_y, 1), got shape {s.shape}")
+  return _poisson_periodic(s)
+
+
+@jax.jit
+def _poisson_periodic(s):
   freq = [np.square(np.fft.fftfreq(n) * 2 * np.pi * n) for n in s.shape[:2]]
   denom = np.add.outer(*freq)
   denom[0, 0] = 1.0
@@ -90,6 +95,11 @@ def poisson_dirichlet(source_coef, n: int = 48) -> jax.Array:
     raise ValueError(f"source_coef: expected (m_x, m_y, 1) with m >= 2, got shape {s.shape}")
   if n < 3:
     raise ValueError(f"n: expected >= 3 collocation points, got {n}")
+  return _poisson_dirichlet(s, int(n))
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _poisson_dirichlet(s, n):
   lam, vec, inv = (jnp.asarray(a, s.dtype) for a in _chebyshev_second_derivative(n))
   points = bases.grid("CC", (n, n))[1:-1, 1:-1].reshape(-1, 2)
   rhs = bases.evaluate(s, "CC", points)[..., 0].reshape(n - 2, n - 2)
@@ -119,6 +129,11 @@ def reaction_diffusion(h, nu: float, rho: float, nt: int) -> jax.Array:
     raise ValueError(f"h: expected (nx,), got shape {h.shape}")
   if nt < 2:
     raise ValueError(f"nt: expected >= 2 time levels, got {nt}")
+  return _reaction_diffusion(h, nu, rho, int(nt))
+
+
+@functools.partial(jax.jit, static_argnums=3)
+def _reaction_diffusion(h, nu, rho, nt):
   dt = 1.0 / (nt - 1)
   k2 = jnp.asarray((2 * np.pi * np.arange(h.shape[0] // 2 + 1)) ** 2, h.dtype)
   decay = jnp.exp(-nu * k2 * dt)
@@ -157,10 +172,15 @@ def navier_stokes(w0, T: float, nu: float, dt: float, nt: int, forcing=None) -> 
     raise ValueError(f"w0: expected a square (s, s) field, got shape {w0.shape}")
   if nt < 2:
     raise ValueError(f"nt: expected >= 2 frames, got {nt}")
-  s = w0.shape[0]
   f = jnp.zeros_like(w0) if forcing is None else _finite(forcing, "forcing")
   if f.shape != w0.shape:
     raise ValueError(f"forcing: expected shape {w0.shape}, got {f.shape}")
+  return _navier_stokes(w0, float(T), nu, float(dt), int(nt), f)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 3, 4))
+def _navier_stokes(w0, T, nu, dt, nt, f):
+  s = w0.shape[0]
   kx, ky = problems.wavenumbers(s, s)
   lap = kx ** 2 + ky ** 2
   diffuse = lap * nu
@@ -251,7 +271,7 @@ def recover_diffusivity(h, observed, nu_init, *, rho: float = 5.0, steps: int = 
   nt = observed.shape[0]
 
   def misfit(log_nu):
-    return jnp.mean((reaction_diffusion(h, jnp.exp(log_nu), rho, nt) - observed) ** 2)
+    return jnp.mean((_reaction_diffusion(h, jnp.exp(log_nu), rho, nt) - observed) ** 2)
 
   tx = optax.adam(learning_rate)
 
