@@ -53,7 +53,7 @@ def _check_coef(coef, kinds: str, name: str = "coef") -> jax.Array:
                        f"shape {coef.shape}")
     if coef.shape[axis] < 1:
       raise ValueError(f"{name}: axis {axis} is empty in shape {coef.shape}")
-  if not isinstance(coef, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(coef))):
+  if not isinstance(coef, jax.core.Tracer) and not np.isfinite(np.asarray(coef)).all():
     raise ValueError(f"{name}: contains NaN or Inf")
   return coef
 

@@ -322,3 +322,68 @@ MODELS = {
         build=_builder(NSM, problem=_NS_TF, hdim=32, depth=5, mode=(18, 31, 31)),
         example_inputs=_example),
 }
+
+
+# ----------------------------------------------------------------------------- experiment driver
+
+def train_and_evaluate(model: nn.Module, phi_test, u_test, train_config, workdir) -> dict:
+  """Trains ``model`` with :func:`jspectral.train.fit` and measures what the paper tables report.
+
+  Returns a dict with the untrained and trained relative L2 errors (``errors_init``, ``errors``;
+  per test sample, fractions), ``train_seconds_per_step`` (wall time of the fit divided by its
+  steps, compile included), ``inference_seconds`` (whole test set on its grid), the ``history``,
+  ``params`` and one example prediction ``pred0`` on the test grid.
+  """
+  from jspectral import train
+
+  task = OperatorTask(model, np.asarray(phi_test), np.asarray(u_test))
+  params0, _ = task.init(jax.random.PRNGKey(train_config.seed), None)
+  errors_init = task.errors(params0)
+  start = time.perf_counter()
+  result = train.fit(task, train_config, workdir)
+  seconds = time.perf_counter() - start
+  sizes = tuple(np.shape(u_test)[1:-1])
+  return dict(errors_init=errors_init, errors=task.errors(result.params),
+              train_seconds_per_step=seconds / max(train_config.total_steps, 1),
+              inference_seconds=task.inference_seconds(result.params), history=result.history,
+              params=result.params,
+              pred0=np.asarray(predict(model, result.params, jnp.asarray(phi_test[0]), sizes)))
+
+
+def plot_prediction(path, reference: np.ndarray, prediction: np.ndarray, histories: dict,
+                    title: str = "") -> None:
+  """Reference field, prediction, error map (last time slice for time-dependent fields), and the
+  evaluation error (or loss) against the training step per run."""
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  ref = np.asarray(reference)[..., 0]
+  pred = np.asarray(prediction)[..., 0]
+  while ref.ndim > 2:                       # NS: last time frame
+    ref, pred = ref[-1], pred[-1]
+  fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
+  lim = np.abs(ref).max()
+  for ax, field, name in ((axes[0], ref, "reference"), (axes[1], pred, "prediction")):
+    im = ax.imshow(field, cmap="RdBu_r", vmin=-lim, vmax=lim, origin="lower")
+    ax.set_title(name)
+    fig.colorbar(im, ax=ax)
+  im = axes[2].imshow(np.abs(pred - ref), cmap="magma", origin="lower")
+  axes[2].set_title("|error|")
+  fig.colorbar(im, ax=axes[2])
+  for name, records in histories.items():
+    pts = [(r["step"], r["rel_l2_percent"]) for r in records if "rel_l2_percent" in r]
+    if len(pts) < 2:
+      pts = [(r["step"], r["loss"]) for r in records if "loss" in r]
+      axes[3].set_ylabel("training loss")
+    else:
+      axes[3].set_ylabel("relative L2 error (%)")
+    axes[3].plot(*zip(*pts, strict=True), label=name)
+  axes[3].set_yscale("log")
+  axes[3].set_xlabel("step")
+  axes[3].legend()
+  fig.suptitle(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)

@@ -33,7 +33,7 @@ from jspectral.pde import bases, problems
 
 def _finite(x, name: str) -> jax.Array:
   x = jnp.asarray(x)
-  if not isinstance(x, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(x))):
+  if not isinstance(x, jax.core.Tracer) and not np.isfinite(np.asarray(x)).all():
     raise ValueError(f"{name}: contains NaN or Inf")
   return x
 
