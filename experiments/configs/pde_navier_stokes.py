@@ -34,7 +34,7 @@ def get_config(preset: str) -> ml_collections.ConfigDict:
     c.phi_res = 16
     c.n_test = 4
     c.test_grid = [9, 17, 17]
-    c.models = {"NSM": model_config("nsm", 8, 2, (6, 15, 15), activate="tanh")}
+    c.models = {"NSM": model_config("nsm", 8, 2, (6, 15, 15))}
     c.train = train_config(preset, steps=300, batch_size=4, learning_rate=5e-3)
     c.reference = dict(refine=8, dirichlet_n=48, ns_grid=32, ns_dt=1e-2)
   else:

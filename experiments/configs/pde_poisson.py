@@ -44,8 +44,6 @@ def train_config(preset: str, steps: int, batch_size: int = 16, learning_rate: f
     config.checkpoint_every = 5000
     config.log_every = 100
   else:
-    config.schedule.name = "warmup_cosine"
-    config.schedule.min_lr_ratio = 0.05
     config.eval_every = max(steps // 5, 1)
     config.checkpoint_every = steps
     config.log_every = max(steps // 20, 1)

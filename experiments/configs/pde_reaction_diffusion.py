@@ -34,9 +34,8 @@ def get_config(preset: str) -> ml_collections.ConfigDict:
     c.phi_res = 16
     c.n_test = 8
     c.test_grid = [17, 17]
-    # tanh: one of the official activation variants; smoother than relu at tiny widths
-    c.models = {"NSM": model_config("nsm", 16, 2, (8, 16), activate="tanh")}
-    c.train = train_config(preset, steps=300, batch_size=8, learning_rate=5e-3)
+    c.models = {"NSM": model_config("nsm", 16, 2, (8, 16))}
+    c.train = train_config(preset, steps=400, batch_size=8, learning_rate=5e-3)
   else:
     c.problems = list(NUS)
     c.phi_res = 64

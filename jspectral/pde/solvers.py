@@ -245,7 +245,8 @@ def reference_solution(problem, phi, sizes, *, refine: int = 8, dirichlet_n: int
     u = u[::refine, ::refine]
     return jnp.concatenate([u, u[:, :1]], axis=1)[..., None]
   if isinstance(problem, problems.NavierStokes):
-    w0 = bases.inverse(bases.resize(phi, "CFF", (1, ns_grid, ns_grid)), "CFF")[0, ..., 0]
+    # official: phi.to(1, s, s).inv(); phi is constant in t, so its first Chebyshev row is w0
+    w0 = bases.inverse(bases.resize(phi[0], "FF", (ns_grid, ns_grid)), "FF")[..., 0]
     dt = ns_dt if ns_dt is not None else (5e-3 if problem.forced else 1e-3)
     forcing = jnp.asarray(problem.forcing(ns_grid, ns_grid), w0.dtype)
     w = navier_stokes(w0, problem.T, problem.nu, dt, sizes[0], forcing)
