@@ -51,7 +51,7 @@ print("solutions:", u.shape, "range", float(u.min()), float(u.max()))
 xs = jnp.arange(32) / 32
 h = 0.5 + 0.3 * jnp.sin(2 * jnp.pi * xs)
 observed = solvers.reaction_diffusion(h, 0.02, 5.0, 17)
-nu, losses = solvers.recover_diffusivity(h, observed, 0.005, steps=100, learning_rate=0.1)
+nu, losses = solvers.recover_diffusivity(h, observed, 0.005, steps=60, learning_rate=0.1)
 print(f"recovered nu = {float(nu):.5f} (true 0.02); misfit {float(losses[0]):.2e} -> "
       f"{float(losses[-1]):.2e}")
 
@@ -65,7 +65,7 @@ phi_test = problems.sample(poisson, jax.random.PRNGKey(1), (4,))
 u_test = jax.vmap(lambda p: solvers.reference_solution(poisson, p, (17, 17)))(phi_test)
 task = nsm.OperatorTask(model, np.asarray(phi_test), np.asarray(u_test), pool=64)
 config = train.default_config()
-config.update(total_steps=40, batch_size=8, log_every=10, checkpoint_every=1000, progress=False)
+config.update(total_steps=30, batch_size=8, log_every=10, checkpoint_every=1000, progress=False)
 config.optimizer.learning_rate = 1e-2
 with tempfile.TemporaryDirectory() as workdir:
   result = train.fit(task, config, workdir)
