@@ -33,6 +33,7 @@ FAMILY_MODULES = (
   "jspectral.ssl.intl",
   "jspectral.pansharpening.deep",
   "jspectral.pansharpening.rho_pnn",
+  "jspectral.pde.nsm",
 )
 
 StateDict = Mapping[str, np.ndarray]

@@ -1,0 +1,59 @@
+"""Neural Spectral Methods on 2-D Navier-Stokes (vorticity form): unforced re2/re3/re4, forced tf.
+
+Paper: Du, Chalapathi, Krishnapriyan, ICLR 2024 (arXiv 2312.05225), Navier-Stokes experiments;
+official recipe (ASK-Berkeley/Neural-Spectral-Methods ``run/navierstokes*.sh``): re2/re3/re4 T = 3,
+nu = 1e-2/1e-3/1e-4: NSM h 32, L 10, modes 12 x 31 x 31; tf (T = 50, nu = 2e-3, forced): h 32, L 5,
+modes 18 x 31 x 31; FNO x64/x96 + PINN baselines; 200k steps; test 128 instances on 64 x 257 x 257
+from the CN/Heun solver on 256^2 (dt 1e-3, forced 5e-3). Smoke: a tiny NSM on re2 with a 16 x 16
+IC grid and a 32^2 reference solver.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import ml_collections
+
+from experiments.configs.pde_poisson import model_config, run_operator_experiment, train_config
+from experiments.report import Report
+from jspectral.pde import problems
+
+INSTANCES = {"re2": (3.0, 1e-2, False), "re3": (3.0, 1e-3, False), "re4": (3.0, 1e-4, False),
+             "tf": (50.0, 2e-3, True)}
+
+
+def get_config(preset: str) -> ml_collections.ConfigDict:
+  if preset not in ("smoke", "paper"):
+    raise ValueError(f"preset: expected 'smoke' or 'paper', got {preset!r}")
+  c = ml_collections.ConfigDict()
+  c.preset = preset
+  c.seed = 0
+  c.min_error_drop = 10.0
+  if preset == "smoke":
+    c.problems = ["re2"]
+    c.phi_res = 16
+    c.n_test = 4
+    c.test_grid = [9, 17, 17]
+    c.models = {"NSM": model_config("nsm", 8, 2, (6, 15, 15))}
+    # measured at 300 steps: 97.3% -> 11.9% (8.2x, short of the 10x check); 450 not yet verified
+    c.train = train_config(preset, steps=450, batch_size=4, learning_rate=5e-3)
+    c.reference = dict(refine=8, dirichlet_n=48, ns_grid=32, ns_dt=1e-2)
+  else:
+    c.problems = ["re2", "re3", "re4"]       # tf: set problems=["tf"] and models of its table
+    c.phi_res = 64
+    c.n_test = 128
+    c.test_grid = [64, 257, 257]
+    c.models = {
+        "FNO x64 + PINN": model_config("fno", 32, 10, (12, 31, 31), grid=64),
+        "FNO x96 + PINN": model_config("fno", 32, 10, (12, 31, 31), grid=96),
+        "NSM": model_config("nsm", 32, 10, (12, 31, 31)),
+    }
+    c.train = train_config(preset, steps=200_000)
+    c.reference = dict(refine=8, dirichlet_n=48, ns_grid=256, ns_dt=0.0)
+  return c
+
+
+def run(config, workdir: pathlib.Path) -> Report:
+  instances = {name: problems.NavierStokes(T=T, nu=nu, forced=forced, res=config.phi_res)
+               for name, (T, nu, forced) in INSTANCES.items()}
+  return run_operator_experiment(config, workdir, "NSM on Navier-Stokes", instances, {})

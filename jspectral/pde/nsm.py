@@ -1,0 +1,389 @@
+"""Neural Spectral Methods (NSM), the Spectral Neural Operator (SNO) and FNO/CNO + PINN baselines.
+
+Du, Chalapathi, Krishnapriyan, "Neural Spectral Methods: Self-supervised learning in the spectral
+domain", ICLR 2024 (arXiv 2312.05225); official JAX/Flax code
+github.com/ASK-Berkeley/Neural-Spectral-Methods (``src/model``). Parameter names, shapes, call order
+and the numerics of the official models are reproduced, so official ``params`` trees load directly:
+
+* :class:`NSM` acts on coefficients. Linear maps (``Dense`` on channels, the per-mode
+  ``SpectralConv``) act on coefficients; activations are applied on the collocation grid of the
+  current mode count (inverse transform -> sigma -> transform, no oversampling: aliased, as
+  official). The ``Dense`` bias is added to every coefficient (official quirk).
+* :class:`SNO` applies sigma directly to coefficients and mixes modes with a full ``DenseGeneral``.
+* :class:`FNOPINN` acts on values on a uniform grid (ends included) and is trained with the
+  finite-difference PINN loss; ``cheb=True`` is the CNO + PINN ablation (Chebyshev transform).
+
+Every model maps ONE parameter function ``phi`` (coefficients ``(*phi_modes, 1)``) to ``u``; batches
+go through ``jax.vmap`` (:func:`spectral_loss` and :func:`pinn_loss` are per sample, the
+:class:`OperatorTask` averages them over the batch as the official trainer does). Deliberate
+differences: the NSM-Fourier ablation (``--fourier``) is not implemented; the ``weighted=True``
+flag of :func:`spectral_loss` gives the exact Parseval L2 norm (official: unweighted sum).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jspectral.models import ModelSpec
+from jspectral.pde import bases, problems
+
+
+def _activation(name: str):
+  fn = getattr(nn, name, None)
+  if not callable(fn):
+    raise ValueError(f"activate: expected a flax.linen activation name, got {name!r}")
+  return fn
+
+
+class SpectralConv(nn.Module):
+  """Per-mode channel mixing ``out[m] = u[m] @ W[m]``; ``modes`` truncates (FNO) then pads back.
+
+  ``W`` has shape ``(*modes, C_in, features)``, init ``N(0, 1) / (C_in * features)`` (official).
+  """
+
+  features: int
+  kinds: str
+  modes: tuple[int, ...] | None = None
+
+  @nn.compact
+  def __call__(self, coef: jax.Array) -> jax.Array:
+    d = len(self.kinds)
+    own = coef.shape[:d]
+    modes = tuple(self.modes) if self.modes is not None else own
+    a = bases.resize(coef, self.kinds, modes)
+
+    def init(key, shape):
+      return jax.random.normal(key, shape) / (shape[-2] * shape[-1])
+
+    w = self.param("W", init, (*modes, coef.shape[-1], self.features))
+    batch = tuple(range(d))
+    out = jax.lax.dot_general(a, w.astype(a.dtype), ((((d,), (d,))), (batch, batch)))
+    return bases.resize(out, self.kinds, own)
+
+
+class NSM(nn.Module):
+  """Neural Spectral Method: coefficients of ``phi`` -> coefficients of ``u`` (after the mollifier).
+
+  Attributes:
+    problem: a ``jspectral.pde.problems`` instance (basis, mollifier).
+    hdim: hidden width h (paper default 64). depth: number of spectral layers L (4).
+    mode: modes M per axis of the hidden series ((31, 31) for Poisson).
+    activate: flax activation name ("relu").
+  """
+
+  problem: Any = problems.PoissonPeriodic()
+  hdim: int = 64
+  depth: int = 4
+  mode: tuple[int, ...] = (31, 31)
+  activate: str = "relu"
+
+  @nn.compact
+  def __call__(self, phi: jax.Array) -> jax.Array:
+    kinds = self.problem.kinds
+    phi = _check_phi(phi, self.problem)
+    sigma = _activation(self.activate)
+
+    def act(u):
+      return bases.transform(sigma(bases.inverse(u, kinds)), kinds)
+
+    u = bases.resize(phi, kinds, self.mode)
+    coords = bases.transform(jnp.asarray(bases.grid(kinds, self.mode), u.dtype), kinds)
+    u = jnp.concatenate([u, coords], axis=-1)
+    u = act(nn.Dense(self.hdim * 4)(u))
+    u = act(nn.Dense(self.hdim)(u))
+    for _ in range(self.depth):
+      conv = SpectralConv(self.hdim, kinds)(u)
+      fc = nn.Dense(self.hdim)(u)
+      u = act(bases.add(kinds, conv, fc))
+    u = act(nn.Dense(self.hdim)(u))
+    u = act(nn.Dense(self.hdim * 4)(u))
+    u = nn.Dense(1)(u)
+    return self.problem.mollify(phi, u)
+
+
+class SNO(nn.Module):
+  """Spectral Neural Operator: sigma on coefficients, full ``DenseGeneral`` mode mixing."""
+
+  problem: Any = problems.PoissonPeriodic()
+  hdim: int = 64
+  depth: int = 4
+  mode: tuple[int, ...] = (31, 31)
+  activate: str = "relu"
+
+  @nn.compact
+  def __call__(self, phi: jax.Array) -> jax.Array:
+    kinds = self.problem.kinds
+    d = len(kinds)
+    phi = _check_phi(phi, self.problem)
+    sigma = _activation(self.activate)
+    u = bases.resize(phi, kinds, self.mode)
+    coords = bases.transform(jnp.asarray(bases.grid(kinds, self.mode), u.dtype), kinds)
+    u = jnp.concatenate([u, coords], axis=-1)
+    u = sigma(nn.Dense(self.hdim * 4)(u))
+    u = sigma(nn.Dense(self.hdim)(u))
+    for _ in range(self.depth):
+      mix = nn.DenseGeneral(tuple(self.mode), axis=tuple(range(-d, 0)))
+      u = jnp.moveaxis(mix(jnp.moveaxis(u, -1, 0)), 0, -1)
+      u = sigma(nn.Dense(self.hdim)(u))
+    u = sigma(nn.Dense(self.hdim)(u))
+    u = sigma(nn.Dense(self.hdim * 4)(u))
+    u = nn.Dense(1)(u)
+    return self.problem.mollify(phi, u)
+
+
+class FNOPINN(nn.Module):
+  """FNO (``cheb=False``) or CNO (``cheb=True``) on a uniform grid; trained with the PINN loss.
+
+  ``__call__(phi, sizes)`` returns ``u`` on ``linspace(0, 1, s_i)`` per axis, shape ``(*sizes, 1)``.
+  ``grid`` is the training grid size per axis (64/96/128/256 in the paper).
+  """
+
+  problem: Any = problems.PoissonPeriodic()
+  hdim: int = 64
+  depth: int = 4
+  mode: tuple[int, ...] = (31, 31)
+  activate: str = "relu"
+  grid: int = 64
+  cheb: bool = False
+
+  @nn.compact
+  def __call__(self, phi: jax.Array, sizes: tuple[int, ...] | None = None) -> jax.Array:
+    problem = self.problem
+    phi = _check_phi(phi, problem)
+    sizes = (self.grid,) * problem.ndim if sizes is None else tuple(sizes)
+    kinds = problem.kinds if self.cheb else "F" * problem.ndim
+    sigma = _activation(self.activate)
+    x = jnp.asarray(problems.uniform_grid(sizes), phi.dtype)
+    y = bases.uniform(phi, problem.kinds, sizes)
+    z = jnp.concatenate([x, y], axis=-1)
+    z = sigma(nn.Dense(self.hdim * 4)(z))
+    z = sigma(nn.Dense(self.hdim)(z))
+    for _ in range(self.depth):
+      conv = SpectralConv(self.hdim, kinds, tuple(self.mode))(bases.transform(z, kinds))
+      z = sigma(bases.inverse(conv, kinds) + nn.Dense(self.hdim)(z))
+    z = sigma(nn.Dense(self.hdim)(z))
+    z = sigma(nn.Dense(self.hdim * 4)(z))
+    z = nn.Dense(1)(z)
+    return problem.mollify_grid(x, y, z)
+
+
+def _check_phi(phi, problem) -> jax.Array:
+  phi = jnp.asarray(phi)
+  expected = (*problem.phi_modes, 1)
+  if phi.shape != expected:
+    raise ValueError(f"phi: expected one sample of coefficients {expected} for {problem.name} "
+                     f"(vmap over a batch), got shape {phi.shape}")
+  return phi
+
+
+# ----------------------------------------------------------------------------- losses
+
+def spectral_loss(model: nn.Module, params, phi, weighted: bool = False) -> dict[str, jax.Array]:
+  """``{"residual": sum of squared spectral-residual coefficients}`` for one ``phi`` (NSM, SNO).
+
+  ``weighted=True`` replaces the official unweighted sum by the exact L2 norm of the residual
+  (Parseval weights on Fourier axes, the Chebyshev Gram matrix on Chebyshev axes).
+  """
+  residual = model.problem.spectral_residual(phi, model.apply({"params": params}, phi))
+  kinds = model.problem.kinds
+  if weighted:
+    return {"residual": jnp.sum(bases.inner(residual, residual, kinds, weighted=True))}
+  return {"residual": jnp.sum(jnp.square(residual))}
+
+
+def pinn_loss(model: nn.Module, params, phi) -> dict[str, jax.Array]:
+  """Official PINN loss for one ``phi``: mean squared FD residual + one term per periodic axis."""
+  problem = model.problem
+  sizes = (model.grid,) * problem.ndim
+  u = model.apply({"params": params}, phi, sizes)
+  x = jnp.asarray(problems.uniform_grid(sizes), u.dtype)
+  y = bases.uniform(phi, problem.kinds, sizes)
+  out = {"residual": jnp.mean(problem.grid_residual(x, y, u) ** 2)}
+  for i, b in enumerate(problem.boundary(u)):
+    out[f"boundary{i}"] = jnp.mean(b ** 2)
+  return out
+
+
+def loss_terms(model: nn.Module, params, phi, weighted: bool = False) -> dict[str, jax.Array]:
+  """The model's training loss terms for one ``phi`` (spectral for NSM/SNO, PINN for FNO)."""
+  if isinstance(model, FNOPINN):
+    return pinn_loss(model, params, phi)
+  return spectral_loss(model, params, phi, weighted)
+
+
+def predict(model: nn.Module, params, phi, sizes: tuple[int, ...]) -> jax.Array:
+  """``u`` for one ``phi`` on the uniform grid ``sizes`` (both ends included): ``(*sizes, 1)``.
+
+  NSM/SNO evaluate the predicted series (cost of the network independent of ``sizes``); FNO runs
+  the network on that grid.
+  """
+  if isinstance(model, FNOPINN):
+    return model.apply({"params": params}, phi, tuple(sizes))
+  coef = model.apply({"params": params}, phi)
+  return bases.uniform(coef, model.problem.kinds, tuple(sizes))
+
+
+def relative_l2(pred: jax.Array, target: jax.Array) -> jax.Array:
+  """``||pred - target||_2 / ||target||_2`` per sample over all but the leading axis."""
+  axes = tuple(range(1, target.ndim))
+  return jnp.sqrt(jnp.sum((pred - target) ** 2, axes) / jnp.sum(target ** 2, axes))
+
+
+# ----------------------------------------------------------------------------- training task
+
+@dataclasses.dataclass
+class OperatorTask:
+  """A :func:`jspectral.train.fit` task: self-supervised operator learning on fresh prior samples.
+
+  Every step draws ``batch_size`` new ``phi`` from the problem's GP prior (key = the step's rng, as
+  the official "sample" stream); per-sample losses are averaged over the batch. The data source
+  only carries indices. ``evaluate`` reports the relative L2 error (%) against reference solutions
+  ``u_test`` on the uniform grid ``u_test.shape[1:-1]``.
+  """
+
+  model: nn.Module
+  phi_test: np.ndarray
+  u_test: np.ndarray
+  weighted: bool = False
+  pool: int = 4096
+
+  def train_source(self):
+    return [{"index": np.int32(i)} for i in range(self.pool)]
+
+  def init(self, rng, batch):
+    phi = problems.sample(self.model.problem, rng)
+    args = (phi, (2,) * self.model.problem.ndim) if isinstance(self.model, FNOPINN) else (phi,)
+    return self.model.init(rng, *args)["params"], {}
+
+  def loss(self, params, state, batch, rng):
+    phi = self.model.problem.draw(rng, (batch["index"].shape[0],))
+    terms = jax.vmap(lambda p: loss_terms(self.model, params, p, self.weighted))(phi)
+    terms = {k: jnp.mean(v) for k, v in terms.items()}
+    return sum(terms.values()), terms
+
+  def evaluate(self, params, state):
+    errors = self.errors(params)
+    return {"rel_l2_percent": float(100 * np.mean(errors))}
+
+  def errors(self, params) -> np.ndarray:
+    sizes = tuple(self.u_test.shape[1:-1])
+    pred = jax.jit(jax.vmap(lambda p: predict(self.model, params, p, sizes)))(self.phi_test)
+    return np.asarray(relative_l2(pred, jnp.asarray(self.u_test, pred.dtype)))
+
+  def inference_seconds(self, params) -> float:
+    """Wall time to predict the whole test set on its grid (compiled, median of 3)."""
+    sizes = tuple(self.u_test.shape[1:-1])
+    fn = jax.jit(jax.vmap(lambda p: predict(self.model, params, p, sizes)))
+    fn(self.phi_test).block_until_ready()
+    times = []
+    for _ in range(3):
+      start = time.perf_counter()
+      fn(self.phi_test).block_until_ready()
+      times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+# ----------------------------------------------------------------------------- registry
+
+def _example(model):
+  phi = jax.ShapeDtypeStruct((*model.problem.phi_modes, 1), jnp.float32)
+  if isinstance(model, FNOPINN):
+    return {"phi": phi, "sizes": (2,) * model.problem.ndim}
+  return {"phi": phi}
+
+
+def _builder(cls, **defaults):
+  return lambda **overrides: cls(**{**defaults, **overrides})
+
+
+_NS = problems.PROBLEMS["navier_stokes_re3"]
+_NS_TF = problems.PROBLEMS["navier_stokes_tf"]
+_REACTION = problems.PROBLEMS["reaction_nu01"]
+
+MODELS = {
+    "nsm_poisson": ModelSpec(build=_builder(NSM), example_inputs=_example),
+    "sno_poisson": ModelSpec(build=_builder(SNO), example_inputs=_example),
+    "fno_pinn_poisson": ModelSpec(build=_builder(FNOPINN), example_inputs=_example),
+    "nsm_reaction": ModelSpec(build=_builder(NSM, problem=_REACTION, mode=(32, 64)),
+                              example_inputs=_example),
+    "sno_reaction": ModelSpec(build=_builder(SNO, problem=_REACTION, mode=(32, 64)),
+                              example_inputs=_example),
+    "nsm_navier_stokes": ModelSpec(
+        build=_builder(NSM, problem=_NS, hdim=32, depth=10, mode=(12, 31, 31)),
+        example_inputs=_example),
+    "nsm_navier_stokes_forced": ModelSpec(
+        build=_builder(NSM, problem=_NS_TF, hdim=32, depth=5, mode=(18, 31, 31)),
+        example_inputs=_example),
+}
+
+
+# ----------------------------------------------------------------------------- experiment driver
+
+def train_and_evaluate(model: nn.Module, phi_test, u_test, train_config, workdir) -> dict:
+  """Trains ``model`` with :func:`jspectral.train.fit` and measures what the paper tables report.
+
+  Returns a dict with the untrained and trained relative L2 errors (``errors_init``, ``errors``;
+  per test sample, fractions), ``train_seconds_per_step`` (wall time of the fit divided by its
+  steps, compile included), ``inference_seconds`` (whole test set on its grid), the ``history``,
+  ``params`` and one example prediction ``pred0`` on the test grid.
+  """
+  from jspectral import train
+
+  task = OperatorTask(model, np.asarray(phi_test), np.asarray(u_test))
+  params0, _ = task.init(jax.random.PRNGKey(train_config.seed), None)
+  errors_init = task.errors(params0)
+  start = time.perf_counter()
+  result = train.fit(task, train_config, workdir)
+  seconds = time.perf_counter() - start
+  sizes = tuple(np.shape(u_test)[1:-1])
+  return dict(errors_init=errors_init, errors=task.errors(result.params),
+              train_seconds_per_step=seconds / max(train_config.total_steps, 1),
+              inference_seconds=task.inference_seconds(result.params), history=result.history,
+              params=result.params,
+              pred0=np.asarray(predict(model, result.params, jnp.asarray(phi_test[0]), sizes)))
+
+
+def plot_prediction(path, reference: np.ndarray, prediction: np.ndarray, histories: dict,
+                    title: str = "") -> None:
+  """Reference field, prediction, error map (last time slice for time-dependent fields), and the
+  evaluation error (or loss) against the training step per run."""
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  ref = np.asarray(reference)[..., 0]
+  pred = np.asarray(prediction)[..., 0]
+  while ref.ndim > 2:                       # NS: last time frame
+    ref, pred = ref[-1], pred[-1]
+  fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
+  lim = np.abs(ref).max()
+  for ax, field, name in ((axes[0], ref, "reference"), (axes[1], pred, "prediction")):
+    im = ax.imshow(field, cmap="RdBu_r", vmin=-lim, vmax=lim, origin="lower")
+    ax.set_title(name)
+    fig.colorbar(im, ax=ax)
+  im = axes[2].imshow(np.abs(pred - ref), cmap="magma", origin="lower")
+  axes[2].set_title("|error|")
+  fig.colorbar(im, ax=axes[2])
+  for name, records in histories.items():
+    pts = [(r["step"], r["eval/rel_l2_percent"]) for r in records if "eval/rel_l2_percent" in r]
+    if len(pts) < 2:
+      pts = [(r["step"], r["loss"]) for r in records if "loss" in r]
+      axes[3].set_ylabel("training loss")
+    else:
+      axes[3].set_ylabel("relative L2 error (%)")
+    axes[3].plot(*zip(*pts, strict=True), label=name)
+  axes[3].set_yscale("log")
+  axes[3].set_xlabel("step")
+  axes[3].legend()
+  fig.suptitle(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
