@@ -37,14 +37,14 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
   config.split_seed = 345
   config.axis_order = "official"
   config.label_smoothing = 0.1
-  config.scene = dict(height=32, width=32, bands=30, num_classes=5, noise_std=0.08)
+  config.scene = dict(height=32, width=32, bands=30, num_classes=5, noise_std=0.3)
   config.train = train.default_config()
   config.train.update(
-      total_steps=100 if smoke else 100 * 320, batch_size=8 if smoke else 64,
+      total_steps=150 if smoke else 100 * 320, batch_size=8 if smoke else 64,
       grad_clip_norm=0.5, trainable=lola.LORA_TRAINABLE, log_every=10,
       eval_every=25 if smoke else 5 * 320,
       checkpoint_every=50 if smoke else 1000)
-  config.train.optimizer.update(name="adamw", learning_rate=1e-3 if smoke else 2e-5,
+  config.train.optimizer.update(name="adamw", learning_rate=3e-3 if smoke else 2e-5,
                                 weight_decay=0.01)
   config.use_official_schedule = not smoke
   return config

@@ -5,7 +5,7 @@ Everything here is an optax composition: the config names the pieces, optax does
 Config fields (``ml_collections.ConfigDict``; see :func:`jspectral.train.default_config`):
   optimizer.name: ``sgd`` | ``momentum`` | ``adam`` | ``adamw`` | ``lars``
   optimizer.learning_rate, .momentum, .nesterov, .weight_decay, .b1, .b2, .eps
-  schedule.name: ``constant`` | ``warmup_cosine`` | ``step`` | ``cyclic``
+  schedule.name: ``constant`` | ``warmup_cosine`` | ``step`` | ``exponential`` | ``cyclic``
   schedule.warmup_steps, .min_lr_ratio, .boundaries, .decay_factor, .cycle_steps
   grad_clip_norm: clip by global norm when > 0
   trainable: regular expression over '/'-joined parameter paths; only matches are updated
@@ -36,10 +36,12 @@ def make_schedule(config, total_steps: int) -> optax.Schedule:
     for boundary in sched.boundaries:
       factors[int(boundary)] = factors.get(int(boundary), 1.0) * sched.decay_factor
     return optax.piecewise_constant_schedule(lr, factors)
+  if name == "exponential":  # lr * decay_factor ** (step / total_steps)
+    return optax.exponential_decay(lr, transition_steps=total_steps, decay_rate=sched.decay_factor)
   if name == "cyclic":
     return cyclic_schedule(lr, lr * sched.min_lr_ratio, sched.cycle_steps)
   raise ValueError(f"config.schedule.name: unknown schedule {name!r}; "
-                   "expected constant, warmup_cosine, step or cyclic")
+                   "expected constant, warmup_cosine, step, exponential or cyclic")
 
 
 def cyclic_schedule(max_value: float, min_value: float, cycle_steps: int) -> optax.Schedule:

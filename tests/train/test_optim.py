@@ -32,6 +32,9 @@ def test_step_decay_and_cyclic():
   assert_allclose([schedule(9), schedule(10), schedule(25)], [0.1, 0.01, 0.001], rtol=1e-6)
   c.schedule.boundaries = [10, 20, 20]  # a repeated boundary decays twice
   assert_allclose(train.make_schedule(c, 30)(25), 1e-4, rtol=1e-6)
+  c.schedule.update(name="exponential", decay_factor=1e-3)  # NSM's 1000x decay over the run
+  assert_allclose([train.make_schedule(c, 30)(s) for s in (0, 15, 30)], [0.1, 0.1 * 10**-1.5, 1e-4],
+                  rtol=1e-5)
   cyclic = train.cyclic_schedule(1.0, 0.0, cycle_steps=8)
   assert_allclose([cyclic(s) for s in (0, 2, 4, 6, 8)], [0, 0.5, 1, 0.5, 0], atol=1e-6)
 
