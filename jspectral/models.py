@@ -23,6 +23,8 @@ import numpy as np
 # Modules whose ``MODELS`` dicts make up the registry (each system issue appends its module).
 FAMILY_MODULES = (
   "jspectral.nn.convnet",
+  "jspectral.denoising.hsdt",
+  "jspectral.denoising.man",
 )
 
 StateDict = Mapping[str, np.ndarray]
