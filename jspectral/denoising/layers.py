@@ -35,7 +35,7 @@ def from_volume(v: jax.Array) -> jax.Array:
 
 
 def check_cube(x: jax.Array, multiple: int, name: str = "x") -> None:
-  """Raises ``ValueError`` unless ``x`` is ``(N, H, W, D)`` with H and W divisible by ``multiple``."""
+  """``ValueError`` unless ``x`` is ``(N, H, W, D)`` with H, W divisible by ``multiple``."""
   if x.ndim != 4:
     raise ValueError(f"{name}: expected a bands-last cube (N, H, W, bands), got shape {x.shape}")
   _, h, w, _ = x.shape
@@ -53,9 +53,14 @@ def conv3d(features: int, kernel: Sequence[int] = (3, 3, 3), stride: Sequence[in
 
 
 def pointwise(features: int, *, use_bias: bool = True, kernel_init: Callable = kaiming_fan_out,
-              name: str | None = None) -> nn.Conv:
-  """A 1x1x1 ``Conv3d`` (a per-position linear map over features)."""
-  return conv3d(features, (1, 1, 1), use_bias=use_bias, kernel_init=kernel_init, name=name)
+              name: str | None = None) -> nn.Dense:
+  """A 1x1x1 ``Conv3d``, as the equivalent per-position ``Dense`` over the feature axis.
+
+  The kernel is ``(in, out)``; :func:`load_torch` squeezes the official ``(O, I, 1, 1, 1)``.
+  Kaiming fan_out of a 1x1x1 conv is the fan_out of this ``Dense``.
+  """
+  return nn.Dense(features, use_bias=use_bias, kernel_init=kernel_init,
+                  bias_init=nn.initializers.zeros, name=name)
 
 
 def align_corners_matrix(n: int) -> np.ndarray:
@@ -137,6 +142,8 @@ def load_torch(state_dict: Mapping[str, np.ndarray], renames: Sequence[tuple[str
     raise ValueError(f"state_dict: does not match the configuration read off its shapes; "
                      f"missing {missing[:5]}, unexpected {extra[:5]}")
   for k, v in flat.items():
+    if len(want[k].shape) == 2 and v.ndim == 5 and v.shape[:3] == (1, 1, 1):
+      flat[k] = v = v[0, 0, 0]
     if tuple(want[k].shape) != v.shape:
       raise ValueError(f"state_dict: {'/'.join(k)} has shape {v.shape}, expected {want[k].shape}")
   return traverse_util.unflatten_dict({k: jnp.asarray(v) for k, v in flat.items()})

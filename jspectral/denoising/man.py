@@ -324,8 +324,8 @@ def _layout(state_dict: Mapping[str, np.ndarray], head_key: str) -> tuple[int, i
   if head.shape[1] != 1:
     raise ValueError(f"state_dict: {head.shape[1]} input channels; only in_channels=1 is supported")
   encoder = layers.layer_indices(state_dict, "encoder.layers")
-  weights = [state_dict[f"encoder.layers.{i}.conv.weight"] for i in encoder]
-  sample_idx = tuple(i for i, w in zip(encoder, weights, strict=True) if w.shape[0] == 2 * w.shape[1])
+  shapes = [state_dict[f"encoder.layers.{i}.conv.weight"].shape for i in encoder]
+  sample_idx = tuple(i for i, s in zip(encoder, shapes, strict=True) if s[0] == 2 * s[1])
   return head.shape[0], len(encoder), sample_idx
 
 
