@@ -55,9 +55,9 @@ def test_block_formulas(c):
 
 @pytest.fixture(scope="module")
 def gssa():
-  v = jax.random.normal(jax.random.key(1), (2, 31, 3, 5, 6))
+  v = jnp.asarray(np.random.default_rng(1).normal(size=(2, 31, 3, 5, 6)), jnp.float32)
   module = hsdt.GSSA(flex=True)
-  params = module.init(KEY, v)
+  params = jax.jit(module.init)(KEY, v)
   params = jax.tree.map(lambda p: p * 300.0, params)  # undo the 1e-3 init: non-trivial attention
   return module, params, v
 
@@ -65,7 +65,8 @@ def gssa():
 def test_gssa_attention_rows_sum_to_one(gssa):
   module, params, v = gssa
   for flex in (True, False):
-    _, inter = module.clone(flex=flex).apply(params, v, mutable="intermediates")
+    _, inter = jax.jit(module.clone(flex=flex).apply, static_argnames="mutable")(
+        params, v, mutable="intermediates")
     attn = inter["intermediates"]["attention"][0]
     assert attn.shape == (2, 31, 31)
     np.testing.assert_allclose(attn.sum(-1), 1.0, atol=1e-6)
@@ -76,20 +77,20 @@ def test_gssa_zero_fc_is_identity(gssa):
   module, params, v = gssa
   params = jax.tree_util.tree_map_with_path(
       lambda path, p: jnp.zeros_like(p) if "fc" in jax.tree_util.keystr(path) else p, params)
-  np.testing.assert_array_equal(module.apply(params, v), v)
+  np.testing.assert_array_equal(jax.jit(module.apply)(params, v), v)
 
 
 def test_gssa_self_branch_band_permutation_equivariant(gssa):
   module, params, v = gssa
   perm = np.random.default_rng(0).permutation(31)
-  out = module.apply(params, v)
-  np.testing.assert_allclose(module.apply(params, v[:, perm]), out[:, perm], atol=1e-6)
+  apply = jax.jit(module.apply)
+  np.testing.assert_allclose(apply(params, v[:, perm]), apply(params, v)[:, perm], atol=1e-6)
 
 
 def test_gssa_train_switch_is_keyed_and_jittable(gssa):
   module, params, v = gssa
-  self_out = module.apply(params, v)
-  guided_out = module.clone(flex=False).apply(params, v)
+  self_out = jax.jit(module.apply)(params, v)
+  guided_out = jax.jit(module.clone(flex=False).apply)(params, v)
   train = jax.jit(lambda key: module.apply(params, v, train=True, rngs={"gssa": key}))
   picks = []
   for seed in range(12):
@@ -102,14 +103,18 @@ def test_gssa_train_switch_is_keyed_and_jittable(gssa):
 
 
 def test_smffn_closed_form():
-  v = jax.random.normal(jax.random.key(2), (2, 3, 4, 5, 4))
+  v = jnp.asarray(np.random.default_rng(2).normal(size=(2, 3, 4, 5, 4)), jnp.float32)
   module = hsdt.SMFFN()
-  params = jax.tree.map(lambda p: p * 500.0, module.init(KEY, v))["params"]
-  dense = lambda name, x: x @ params[name]["kernel"] + params[name]["bias"]
-  gelu = lambda t: 0.5 * t * (1.0 + jax.scipy.special.erf(t / np.sqrt(2.0)))
-  a, g = jnp.split(dense("w_3", v), 2, axis=-1)
-  expected = dense("w_2", gelu(dense("w_1", v))) + a * jax.nn.sigmoid(g)
-  np.testing.assert_allclose(module.apply({"params": params}, v), expected, atol=1e-5)
+  params = jax.tree.map(lambda p: p * 500.0, jax.jit(module.init)(KEY, v))["params"]
+
+  @jax.jit
+  def expected(x):
+    dense = lambda name, t: t @ params[name]["kernel"] + params[name]["bias"]
+    gelu = lambda t: 0.5 * t * (1.0 + jax.scipy.special.erf(t / np.sqrt(2.0)))
+    a, g = jnp.split(dense("w_3", x), 2, axis=-1)
+    return dense("w_2", gelu(dense("w_1", x))) + a * jax.nn.sigmoid(g)
+
+  np.testing.assert_allclose(jax.jit(module.apply)({"params": params}, v), expected(v), atol=1e-5)
 
 
 @pytest.mark.parametrize("h, w", [(3, 5), (1, 4)])
