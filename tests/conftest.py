@@ -44,7 +44,8 @@ def load_pack(stem: str) -> ParityPack:
   path = REFERENCE_DIR / f"{stem}.npz"
   if not path.exists():
     raise FileNotFoundError(f"parity pack {path} is missing: the reference packs live in "
-                            "../shared/reference beside the repository (or set JSPECTRAL_REFERENCE)")
+                            "../shared/reference beside the repository "
+                            "(or set JSPECTRAL_REFERENCE)")
   return ParityPack(path)
 
 

@@ -29,9 +29,10 @@ def train_batches(source, *, batch_size: int, seed: int,
     process_index, process_count: default to ``jax.process_index()`` / ``jax.process_count()``.
 
   Returns:
-    A ``grain.MapDataset`` whose item ``s`` is this process's part of global batch ``s``. Across
-    processes, global batch ``s`` is the same set of examples for any process count (process ``p``
-    takes elements ``p, p + P, ...`` of the shuffled stream).
+    A ``grain.MapDataset`` whose item ``s`` is this process's part of global batch ``s``: process
+    ``p`` of ``P`` takes the ``p``-th of the ``P`` consecutive local batches that make up global
+    batch ``s``, so the global batch (process 0's rows first) is the same examples in the same
+    order for any process count.
   """
   process_index = jax.process_index() if process_index is None else process_index
   process_count = jax.process_count() if process_count is None else process_count
@@ -43,8 +44,8 @@ def train_batches(source, *, batch_size: int, seed: int,
   dataset = dataset.shuffle(seed=seed).repeat()
   if augment is not None:
     dataset = dataset.random_map(augment, seed=seed + 1)
-  dataset = dataset[process_index::process_count]
-  return dataset.batch(batch_size // process_count, drop_remainder=True)
+  local_batches = dataset.batch(batch_size // process_count, drop_remainder=True)
+  return local_batches[process_index::process_count]
 
 
 def random_crop(example: Example, rng: np.random.Generator, size: int,

@@ -14,7 +14,8 @@ from jspectral.models import ModelSpec
 
 
 class ResidualConvNet(nn.Module):
-  """``y = x + f(x)`` with ``f`` a stack of ``depth`` 3x3 convolutions of ``features`` channels.
+  """``y = x + f(x)`` with ``f`` a stack of ``depth`` 3x3 convolutions of ``features`` channels;
+  the last one starts at zero, so training starts from the identity.
 
   Attributes:
     features: hidden width.
@@ -33,7 +34,7 @@ class ResidualConvNet(nn.Module):
     h = nn.relu(nn.Conv(self.features, (3, 3))(x))
     for _ in range(self.depth - 2):
       h = nn.relu(nn.Conv(self.features, (3, 3))(h))
-    return x + nn.Conv(x.shape[-1], (3, 3))(h)
+    return x + nn.Conv(x.shape[-1], (3, 3), kernel_init=nn.initializers.zeros)(h)
 
 
 MODELS = {

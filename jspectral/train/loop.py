@@ -103,7 +103,8 @@ def global_batch(mesh: Mesh, local_batch: PyTree) -> PyTree:
       lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), local_batch)
 
 
-def train_step(ts: TrainState, batch: PyTree, *, loss_fn: Callable, tx: optax.GradientTransformation):
+def train_step(ts: TrainState, batch: PyTree, *, loss_fn: Callable,
+               tx: optax.GradientTransformation):
   """One update. A non-finite loss or gradient leaves ``ts`` unchanged and reports ``ok=False``."""
   rng = jax.random.fold_in(ts.rng, ts.step)
   (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(
@@ -111,7 +112,7 @@ def train_step(ts: TrainState, batch: PyTree, *, loss_fn: Callable, tx: optax.Gr
   aux = dict(aux)
   model_state = aux.pop("state", ts.model_state)
   updates, opt_state = tx.update(grads, ts.opt_state, ts.params)
-  grad_norm = optax.global_norm(grads)
+  grad_norm = optax.tree.norm(grads)
   ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
   candidate = TrainState(ts.step + 1, optax.apply_updates(ts.params, updates), opt_state,
                          model_state, ts.rng)

@@ -1,0 +1,1 @@
+"""Experiment configs (``experiments/configs/<name>.py``) and the runner that executes them."""

@@ -1,0 +1,155 @@
+"""The training engine: data parallelism, multi-host, kill-and-resume, corrupt checkpoints, NaN."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jspectral import train
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SCRIPT = pathlib.Path(__file__).with_name("engine_run.py")
+sys.path.insert(0, str(SCRIPT.parent))
+import engine_run  # noqa: E402
+
+
+def launch(workdir, out, *args, env=None):
+  full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+  return subprocess.Popen([sys.executable, str(SCRIPT), str(workdir), str(out), *args],
+                          env=full_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def finish(proc, timeout=300):
+  out, _ = proc.communicate(timeout=timeout)
+  assert proc.returncode == 0, out.decode()[-3000:]
+
+
+def load(path):
+  data = np.load(path)
+  return {k: data[k] for k in data.files if k not in ("step", "devices")}, int(data["step"])
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory):
+  """One uninterrupted single-device, single-process run."""
+  tmp = tmp_path_factory.mktemp("reference")
+  finish(launch(tmp / "work", tmp / "out.npz"))
+  return load(tmp / "out.npz")
+
+
+def test_fit_learns_and_writes_its_files(tmp_path):
+  result = train.fit(engine_run.RegressionTask(), engine_run.config(steps=60), tmp_path)
+  assert result.evals["eval/mse"] < 0.05 * np.var(engine_run.RegressionTask().data()[1])
+  assert (tmp_path / "config.json").exists() and (tmp_path / "metrics.jsonl").exists()
+  assert {"loss", "learning_rate", "examples_per_sec", "grad_norm"} <= set(result.history[0])
+  # A finished run restarted on the same workdir restores and trains no further.
+  again = train.fit(engine_run.RegressionTask(), engine_run.config(steps=60), tmp_path)
+  assert again.step == 60
+  for a, b in zip(jax.tree.leaves(result.params), jax.tree.leaves(again.params), strict=True):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_eight_devices_equal_one_device(tmp_path, reference_run):
+  env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+  finish(launch(tmp_path / "work", tmp_path / "out.npz", env=env))
+  params, step = load(tmp_path / "out.npz")
+  assert int(np.load(tmp_path / "out.npz")["devices"]) == 8
+  expected, expected_step = reference_run
+  assert step == expected_step
+  for key, value in expected.items():
+    np.testing.assert_allclose(params[key], value, rtol=2e-5, atol=2e-6, err_msg=key)
+
+
+def free_port():
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def test_two_processes_equal_one_process(tmp_path, reference_run):
+  address = f"127.0.0.1:{free_port()}"
+  procs = [launch(tmp_path / "work", tmp_path / "out.npz", env={
+      "JSPECTRAL_COORDINATOR": address, "JSPECTRAL_NUM_PROCESSES": "2",
+      "JSPECTRAL_PROCESS_ID": str(i)}) for i in range(2)]
+  for proc in procs:
+    finish(proc)
+  params, step = load(tmp_path / "out.npz")
+  assert int(np.load(tmp_path / "out.npz")["devices"]) == 2
+  expected, expected_step = reference_run
+  assert step == expected_step
+  for key, value in expected.items():
+    np.testing.assert_allclose(params[key], value, rtol=2e-5, atol=2e-6, err_msg=key)
+
+
+def test_sigkill_then_resume_is_bitwise_identical(tmp_path, reference_run):
+  workdir = tmp_path / "work"
+  proc = launch(workdir, tmp_path / "killed.npz", "--sleep", "0.1")
+  deadline = time.time() + 240
+  while not (workdir / "checkpoints" / "10").exists():
+    assert proc.poll() is None and time.time() < deadline, "run ended before the kill"
+    time.sleep(0.05)
+  time.sleep(0.25)  # land somewhere between checkpoints, possibly mid-save
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert not (tmp_path / "killed.npz").exists()
+  finish(launch(workdir, tmp_path / "resumed.npz"))  # a fresh process restores the checkpoint
+  params, step = load(tmp_path / "resumed.npz")
+  expected, expected_step = reference_run
+  assert step == expected_step
+  for key, value in expected.items():
+    np.testing.assert_array_equal(params[key], value, err_msg=key)
+
+
+def test_unreadable_newest_checkpoint_is_set_aside(tmp_path):
+  train.fit(engine_run.RegressionTask(), engine_run.config(steps=10), tmp_path)
+  newest = tmp_path / "checkpoints" / "10" / "state"
+  for f in newest.rglob("*"):
+    if f.is_file():
+      f.write_bytes(b"garbage")
+  with pytest.warns(UserWarning, match="step 10 could not be restored"):
+    result = train.fit(engine_run.RegressionTask(), engine_run.config(steps=10), tmp_path)
+  assert result.step == 10
+  assert any((tmp_path / "checkpoints" / "unreadable").iterdir())
+
+
+class DivergingTask:
+  """``loss = sqrt(w)``, SGD with learning rate 1: w = 1, 0.5, then negative: NaN at step 3."""
+
+  def train_source(self):
+    return [{"x": np.zeros(1, np.float32)}] * 4
+
+  def init(self, rng, batch):
+    return {"w": jnp.ones(())}, {}
+
+  def loss(self, params, state, batch, rng):
+    return jnp.sqrt(params["w"]), {}
+
+  def evaluate(self, params, state):
+    return {}
+
+
+def test_nan_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
+  config = engine_run.config(steps=10, checkpoint_every=1)
+  config.optimizer.update(name="sgd", learning_rate=1.0)
+  config.batch_size = 2
+  with pytest.raises(train.NonFiniteError, match="at step 3.*last good checkpoint: step 2"):
+    train.fit(DivergingTask(), config, tmp_path)
+  assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir()
+                if p.name.isdigit()) == [1, 2]
+
+
+def test_batch_size_must_divide_over_devices_and_processes(tmp_path):
+  config = engine_run.config()
+  config.batch_size = 0
+  with pytest.raises(ValueError, match="batch_size"):
+    train.fit(engine_run.RegressionTask(), config, tmp_path)

@@ -1,0 +1,72 @@
+"""Optimizers, schedules and parameter masks built from a config."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from numpy.testing import assert_allclose
+
+from jspectral import train
+
+
+def config(**optimizer):
+  c = train.default_config()
+  c.optimizer.update(optimizer)
+  return c
+
+
+def test_warmup_cosine_values():
+  c = config(learning_rate=1.0)
+  c.schedule.update(name="warmup_cosine", warmup_steps=10, min_lr_ratio=0.1)
+  schedule = train.make_schedule(c, total_steps=110)
+  assert_allclose([schedule(0), schedule(5), schedule(10), schedule(110)], [0, 0.5, 1, 0.1],
+                  atol=1e-6)
+  assert_allclose(schedule(60), 0.1 + 0.9 * 0.5, atol=1e-6)  # half-way down the cosine
+
+
+def test_step_decay_and_cyclic():
+  c = config(learning_rate=0.1)
+  c.schedule.update(name="step", boundaries=[10, 20], decay_factor=0.1)
+  schedule = train.make_schedule(c, 30)
+  assert_allclose([schedule(9), schedule(10), schedule(25)], [0.1, 0.01, 0.001], rtol=1e-6)
+  cyclic = train.cyclic_schedule(1.0, 0.0, cycle_steps=8)
+  assert_allclose([cyclic(s) for s in (0, 2, 4, 6, 8)], [0, 0.5, 1, 0.5, 0], atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "adam", "adamw", "lars"])
+def test_every_optimizer_descends_a_quadratic(name):
+  c = config(name=name, learning_rate=0.05, weight_decay=1e-4)
+  tx, _ = train.make_optimizer(c, 100)
+  params = {"w": jnp.full((3, 2), 2.0), "b": jnp.ones((2,))}
+  state = tx.init(params)
+  loss = lambda p: sum(jnp.sum(x**2) for x in jax.tree.leaves(p))
+  start = loss(params)
+  for _ in range(20):
+    updates, state = tx.update(jax.grad(loss)(params), state, params)
+    params = optax.apply_updates(params, updates)
+  # LARS scales each step by its trust ratio (coefficient 1e-3), so it moves far less in 20 steps.
+  assert loss(params) < (0.999 if name == "lars" else 0.9) * start
+
+
+def test_trainable_mask_freezes_everything_else_and_clipping_bounds_the_update():
+  c = config(name="sgd", learning_rate=1.0)
+  c.trainable = r"lora"
+  c.grad_clip_norm = 0.5
+  tx, _ = train.make_optimizer(c, 10)
+  params = {"dense": {"kernel": jnp.ones(3), "lora_a": jnp.ones(3)}}
+  grads = jax.tree.map(lambda p: 10 * p, params)
+  updates, _ = tx.update(grads, tx.init(params), params)
+  np.testing.assert_array_equal(updates["dense"]["kernel"], 0.0)
+  assert_allclose(jnp.linalg.norm(updates["dense"]["lora_a"]), 0.5, rtol=1e-5)
+
+
+def test_unknown_names_are_refused():
+  with pytest.raises(ValueError, match="config.optimizer.name"):
+    train.make_optimizer(config(name="rmsprop"), 10)
+  c = config()
+  c.schedule.name = "linear"
+  with pytest.raises(ValueError, match="config.schedule.name"):
+    train.make_optimizer(c, 10)
+  with pytest.raises(ValueError, match="cycle_steps"):
+    train.cyclic_schedule(1.0, 0.0, 1)
