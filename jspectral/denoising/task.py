@@ -98,6 +98,6 @@ class DenoisingTask:
 def score(clean: np.ndarray, pred: np.ndarray) -> dict[str, float]:
   """Official MPSNR / MSSIM / SAM of ``pred`` against ``clean``, averaged over the cubes."""
   clean, pred = jnp.asarray(clean), jnp.asarray(pred)
-  return {"psnr": float(jnp.mean(metrics.mpsnr(clean, pred))),
-          "ssim": float(jnp.mean(metrics.mssim(clean, pred))),
-          "sam": float(jnp.mean(metrics.sam(clean, pred)))}
+  return {"psnr": float(jnp.mean(metrics.mpsnr(pred, clean))),
+          "ssim": float(jnp.mean(metrics.mssim(pred, clean))),
+          "sam": float(jnp.mean(metrics.sam(pred, clean)))}
