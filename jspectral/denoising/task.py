@@ -35,28 +35,35 @@ class DenoisingTask:
 
   Attributes:
     model: a bands-last denoiser ``(N, H, W, C) -> (N, H, W, C)``.
-    clean: training patches ``(num, H, W, C)`` float32 in [0, 1].
+    clean: training patches, an array ``(num, H, W, C)`` float32 in [0, 1] or a random-access
+      source of ``{"clean": (H, W, C)}`` examples (e.g. a TFDS builder's ``grain.MapDataset``).
     noise: ``(key, clean batch) -> noisy batch``, pure JAX.
     eval_noisy, eval_clean: evaluation cubes ``(num, H, W, C)`` (e.g. a fixed noisy test set).
+    initial: ``(params, state)`` to start from (a previous training stage) instead of ``init``.
   """
 
   model: nn.Module
-  clean: np.ndarray
+  clean: np.ndarray | Sequence[dict]
   noise: NoiseFn
   eval_noisy: np.ndarray | None = None
   eval_clean: np.ndarray | None = None
+  initial: tuple | None = None
 
   def __post_init__(self):
-    if self.clean.ndim != 4:
+    if isinstance(self.clean, np.ndarray) and self.clean.ndim != 4:
       raise ValueError(f"clean: expected (num, H, W, bands) patches, got shape {self.clean.shape}")
     if (self.eval_noisy is None) != (self.eval_clean is None):
       raise ValueError("eval_noisy, eval_clean: give both or neither")
     self._train_flag = takes_train_flag(self.model)
 
   def train_source(self) -> Sequence[dict]:
-    return [{"clean": patch} for patch in np.asarray(self.clean, np.float32)]
+    if isinstance(self.clean, np.ndarray):
+      return [{"clean": patch} for patch in self.clean.astype(np.float32)]
+    return self.clean
 
   def init(self, rng, batch):
+    if self.initial is not None:
+      return self.initial
     variables = dict(self.model.init({"params": rng}, batch["clean"]))
     params = variables.pop("params")
     return params, variables
