@@ -10,16 +10,21 @@ import pytest
 _FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
 
-def _fast_jit(fn):
-  def run(*args):
-    return jax.jit(fn).lower(*args).compile(_FAST_COMPILE)(*args)
-  return run
+def _fast_compile(fn, *args, **jit_kwargs):
+  return jax.jit(fn, **jit_kwargs).lower(*args).compile(_FAST_COMPILE)
+
+
+@pytest.fixture(scope="session")
+def fast_compile():
+  """``fast_compile(fn, *args, **jit_kwargs)``: the executable of ``jit(fn)`` for ``args``,
+  compiled with cheap settings."""
+  return _fast_compile
 
 
 @pytest.fixture(scope="session")
 def fast_jit():
   """``fast_jit(fn)(*args)``: compile ``fn`` for ``args`` with cheap settings and run it once."""
-  return _fast_jit
+  return lambda fn: lambda *args: _fast_compile(fn, *args)(*args)
 
 
 @pytest.fixture(scope="session")
