@@ -23,6 +23,7 @@ import numpy as np
 # Modules whose ``MODELS`` dicts make up the registry (each system issue appends its module).
 FAMILY_MODULES = (
   "jspectral.nn.convnet",
+  "jspectral.classification.lola_specvit",
   "jspectral.denoising.hsdt",
   "jspectral.denoising.man",
 )

@@ -7,8 +7,13 @@ white noise.
 
 from __future__ import annotations
 
+import functools
+import math
+
 import jax
 import jax.numpy as jnp
+
+from jspectral.data import noise
 
 
 def endmember_spectra(key: jax.Array, num_endmembers: int, bands: int) -> jax.Array:
@@ -60,3 +65,80 @@ def hyperspectral_cube(key: jax.Array, height: int, width: int, bands: int,
   spectra = endmember_spectra(k_spec, num_endmembers, bands)
   abundances = abundance_maps(k_abund, height, width, num_endmembers, correlation_length)
   return abundances @ spectra
+
+
+# ------------------------------------------------------------------------------------------------
+# Stand-ins for the real datasets: same band counts and value ranges as the builders produce.
+
+def _minmax(cube: jax.Array) -> jax.Array:
+  return (cube - cube.min()) / (cube.max() - cube.min())
+
+
+@functools.partial(jax.jit, static_argnames=("height", "width", "bands"))
+def icvl_like(key: jax.Array, height: int, width: int, bands: int = 31) -> jax.Array:
+  """A natural-scene cube like ICVL/CAVE/Harvard: 31 bands, min-max normalised to [0, 1] (exact 0
+  and 1 occur, as in the papers' normalisation). ``bands=34`` mimics RealHSI."""
+  return _minmax(hyperspectral_cube(key, height, width, bands))
+
+
+cave_like = icvl_like
+harvard_like = icvl_like
+
+
+@functools.partial(jax.jit, static_argnames=("height", "width", "bands"))
+def chikusei_like(key: jax.Array, height: int, width: int, bands: int = 128) -> jax.Array:
+  """An airborne-scene cube like Chikusei: 128 bands, divided by its maximum (values in (0, 1])."""
+  cube = hyperspectral_cube(key, height, width, bands, num_endmembers=8, correlation_length=4.0)
+  return cube / cube.max()
+
+
+@functools.partial(jax.jit, static_argnames=("height", "width", "bands"))
+def pavia_like(key: jax.Array, height: int, width: int, bands: int = 102) -> jax.Array:
+  """An urban ROSIS-like cube: 102 bands (Pavia Centre; 103 for University), max-normalised."""
+  cube = hyperspectral_cube(key, height, width, bands, num_endmembers=6, correlation_length=3.0)
+  return cube / cube.max()
+
+
+@functools.partial(jax.jit, static_argnames=("height", "width", "bands"))
+def urban_like(key: jax.Array, height: int, width: int, bands: int = 162) -> jax.Array:
+  """A really-noisy scene like HYDICE Urban (no clean reference): a min-max normalised cube with
+  the QRNN3D ``mixture`` noise (non-i.i.d. Gaussian, stripes, dead lines, impulse)."""
+  k_cube, k_noise = jax.random.split(key)
+  return noise.complex_noise(k_noise, _minmax(hyperspectral_cube(k_cube, height, width, bands)),
+                             "mixture")
+
+
+@functools.partial(jax.jit, static_argnames=("height", "width", "bands", "num_classes",
+                                             "labelled_fraction", "noise_std"))
+def classification_scene(key: jax.Array, height: int = 32, width: int = 32, bands: int = 30,
+                         num_classes: int = 5, labelled_fraction: float = 0.8,
+                         noise_std: float = 0.02) -> tuple[jax.Array, jax.Array]:
+  """A labelled scene ``(cube (H, W, bands) in [0, 1], labels (H, W) int32 in 0..K)``.
+
+  Classes own contiguous regions (Voronoi cells of a jittered seed grid, with wavy borders); each
+  class has its own smooth spectrum, modulated by a smooth brightness field plus white noise, so
+  spectra are class-structured but not trivially separable. About ``1 - labelled_fraction`` of the
+  pixels are unlabelled (0). Every class keeps a labelled neighbourhood around its seed.
+  """
+  if num_classes < 1 or height * width < 4 * num_classes:
+    raise ValueError(f"num_classes: {num_classes} classes need at least 4 pixels each, got a "
+                     f"{height}x{width} scene")
+  k_spec, k_seed, k_warp, k_bright, k_noise, k_mask = jax.random.split(key, 6)
+  spectra = endmember_spectra(k_spec, num_classes, bands)
+  grid = math.ceil(math.sqrt(num_classes))
+  cells = jnp.stack(jnp.meshgrid(jnp.arange(grid), jnp.arange(grid), indexing="ij"), -1)
+  cells = cells.reshape(-1, 2)[:num_classes]
+  seeds = (cells + 0.5 + 0.3 * jax.random.uniform(k_seed, cells.shape, minval=-1, maxval=1))
+  seeds = seeds * jnp.array([height / grid, width / grid])
+  rows, cols = jnp.meshgrid(jnp.arange(height), jnp.arange(width), indexing="ij")
+  warp = abundance_maps(k_warp, height, width, 2, correlation_length=height / 6, sharpness=1.0)
+  pos = jnp.stack([rows, cols], -1) + (warp - 0.5) * (height / grid)
+  distance = jnp.linalg.norm(pos[:, :, None, :] - seeds[None, None], axis=-1)
+  classes = distance.argmin(axis=-1)
+  brightness = abundance_maps(k_bright, height, width, 2, correlation_length=4.0)[..., :1]
+  cube = spectra[classes] * (0.85 + 0.3 * brightness)
+  cube = cube + noise_std * jax.random.normal(k_noise, (height, width, bands))
+  near_seed = distance.min(axis=-1) < 1.5
+  keep = (jax.random.uniform(k_mask, (height, width)) < labelled_fraction) | near_seed
+  labels = jnp.where(keep, classes + 1, 0).astype(jnp.int32)
+  return jnp.clip(cube, 0.0, 1.0), labels

@@ -51,9 +51,18 @@ def per_class_accuracy(confusion: jax.Array) -> jax.Array:
   return jnp.where(support > 0, jnp.diag(confusion) / jnp.maximum(support, 1), jnp.nan)
 
 
-def average_accuracy(confusion: jax.Array) -> jax.Array:
-  """AA: mean per-class accuracy over the classes present in the ground truth."""
-  return jnp.nanmean(per_class_accuracy(confusion))
+def average_accuracy(confusion: jax.Array, predicted_absent_as_zero: bool = False) -> jax.Array:
+  """AA: mean per-class accuracy over the classes present in the ground truth.
+
+  ``predicted_absent_as_zero=True`` follows scikit-learn reports built on the sorted union of true
+  and predicted labels (LoLA-SpecViT's ``acc_reports``): a class that is predicted but never true
+  counts as accuracy 0; classes absent from both are left out.
+  """
+  accuracy = per_class_accuracy(confusion)
+  if not predicted_absent_as_zero:
+    return jnp.nanmean(accuracy)
+  present = (jnp.sum(confusion, axis=0) + jnp.sum(confusion, axis=1)) > 0
+  return jnp.sum(jnp.where(present, jnp.nan_to_num(accuracy), 0.0)) / jnp.sum(present)
 
 
 def kappa(confusion: jax.Array) -> jax.Array:

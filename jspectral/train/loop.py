@@ -47,6 +47,9 @@ class Task(Protocol):
 
   ``evaluate(params, state) -> dict[str, float]``: host-side evaluation, run every
   ``config.eval_every`` steps and at the end.
+
+  ``schedule(config) -> optax.Schedule`` (optional attribute) replaces the config's named
+  learning-rate schedule.
   """
 
   def train_source(self): ...
@@ -145,7 +148,9 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str | pathlib.Pa
   data_iter = iter(batches.to_iter_dataset())
 
   # Optimizer and state, born replicated.
-  tx, schedule = optim.make_optimizer(config, config.total_steps)
+  custom_schedule = getattr(task, "schedule", None)
+  tx, schedule = optim.make_optimizer(
+      config, config.total_steps, custom_schedule(config) if custom_schedule else None)
   replicated = NamedSharding(mesh, PartitionSpec())
   first_batch = global_batch(mesh, batches[0])
 
@@ -169,7 +174,8 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str | pathlib.Pa
   start = int(ts.step)
   history = _MetricsLog(workdir / "metrics.jsonl", start, enabled=is_main)
 
-  step_fn = jax.jit(functools.partial(train_step, loss_fn=task.loss, tx=tx), donate_argnums=0)
+  loss_fn = _freeze(task.loss, config.trainable) if config.trainable else task.loss
+  step_fn = jax.jit(functools.partial(train_step, loss_fn=loss_fn, tx=tx), donate_argnums=0)
   evals: dict[str, float] = {}
   bar = tqdm(total=config.total_steps, initial=start, disable=not (is_main and config.progress),
              desc=workdir.name, dynamic_ncols=True)
@@ -204,6 +210,19 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str | pathlib.Pa
     mngr.close()
   host = jax.tree.map(_host, (ts.params, ts.model_state))
   return FitResult(host[0], host[1], int(ts.step), history.records, evals)
+
+
+def _freeze(loss_fn: Callable, pattern: str) -> Callable:
+  """``loss_fn`` with ``stop_gradient`` on parameters outside ``pattern``, so no backward pass is
+  spent on frozen layers (e.g. the random front end under LoRA-only training)."""
+  labels_fn = optim.trainable_labels(pattern)
+
+  def frozen_loss(params, *args):
+    params = jax.tree.map(lambda p, label: p if label == "train" else jax.lax.stop_gradient(p),
+                          params, labels_fn(params))
+    return loss_fn(params, *args)
+
+  return frozen_loss
 
 
 def _host(x):

@@ -44,6 +44,8 @@ def test_ignore_index_and_absent_classes():
   assert int(cm.sum()) == 3
   assert np.isnan(metrics.per_class_accuracy(cm)[1])  # class 1 never in the ground truth
   assert_allclose(metrics.average_accuracy(cm), (0.5 + 1.0) / 2)
+  # scikit-learn report convention: class 1 is predicted, never true -> counts as 0.
+  assert_allclose(metrics.average_accuracy(cm, predicted_absent_as_zero=True), (0.5 + 0 + 1) / 3)
 
 
 def test_bad_input():

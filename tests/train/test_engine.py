@@ -39,6 +39,16 @@ def load(path):
   return {k: data[k] for k in data.files if k not in ("step", "devices")}, int(data["step"])
 
 
+def assert_matches(path, reference_run, devices):
+  """The run saved at ``path`` used ``devices`` devices and ends where the reference run does."""
+  params, step = load(path)
+  assert int(np.load(path)["devices"]) == devices
+  expected, expected_step = reference_run
+  assert step == expected_step
+  for key, value in expected.items():
+    np.testing.assert_allclose(params[key], value, rtol=2e-5, atol=2e-6, err_msg=key)
+
+
 @pytest.fixture(scope="module")
 def reference_run(tmp_path_factory):
   """One uninterrupted single-device, single-process run."""
@@ -62,12 +72,7 @@ def test_fit_learns_and_writes_its_files(tmp_path):
 def test_eight_devices_equal_one_device(tmp_path, reference_run):
   env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
   finish(launch(tmp_path / "work", tmp_path / "out.npz", env=env))
-  params, step = load(tmp_path / "out.npz")
-  assert int(np.load(tmp_path / "out.npz")["devices"]) == 8
-  expected, expected_step = reference_run
-  assert step == expected_step
-  for key, value in expected.items():
-    np.testing.assert_allclose(params[key], value, rtol=2e-5, atol=2e-6, err_msg=key)
+  assert_matches(tmp_path / "out.npz", reference_run, devices=8)
 
 
 def free_port():
@@ -83,12 +88,7 @@ def test_two_processes_equal_one_process(tmp_path, reference_run):
       "JSPECTRAL_PROCESS_ID": str(i)}) for i in range(2)]
   for proc in procs:
     finish(proc)
-  params, step = load(tmp_path / "out.npz")
-  assert int(np.load(tmp_path / "out.npz")["devices"]) == 2
-  expected, expected_step = reference_run
-  assert step == expected_step
-  for key, value in expected.items():
-    np.testing.assert_allclose(params[key], value, rtol=2e-5, atol=2e-6, err_msg=key)
+  assert_matches(tmp_path / "out.npz", reference_run, devices=2)
 
 
 def test_sigkill_then_resume_is_bitwise_identical(tmp_path, reference_run):

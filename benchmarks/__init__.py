@@ -1,0 +1,1 @@
+"""Throughput, memory and compile-time benchmarks; each module's ``main()`` writes JSON."""

@@ -1,0 +1,216 @@
+"""LoLA-SpecViT pixel classification: PCA-15 patches, LoRA-only training, OA / AA / kappa.
+
+Smoke: a synthetic labelled scene, the mini model, CPU; must beat a per-pixel logistic regression
+on the same split. Paper: WHU-Hi LongKou, HongHu and Salinas at the code's 10 % and the README's
+2 % label fractions (the TFDS builders in ``jspectral.data.builders``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import matplotlib
+import ml_collections
+import numpy as np
+import optax
+
+from experiments.report import Report, Table, save_loss_curve
+from jspectral import metrics, models, train
+from jspectral.classification import lola_specvit as lola
+from jspectral.data import patches, synthetic
+
+matplotlib.use("Agg")
+
+
+def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
+  smoke = preset == "smoke"
+  config = ml_collections.ConfigDict()
+  config.preset = preset
+  config.model_name = "lola_specvit_mini" if smoke else "lola_specvit"
+  config.datasets = ["synthetic"] if smoke else ["whu_hi_longkou", "whu_hi_honghu", "salinas"]
+  config.train_fraction = 0.1            # the released code; the README says 2 %
+  config.val_fraction = 0.1              # of the training pixels, for model selection
+  config.split_seed = 345
+  config.axis_order = "official"
+  config.label_smoothing = 0.1
+  config.scene = dict(height=32, width=32, bands=30, num_classes=5, noise_std=0.08)
+  config.train = train.default_config()
+  config.train.update(
+      total_steps=100 if smoke else 100 * 320, batch_size=8 if smoke else 64,
+      grad_clip_norm=0.5, trainable=lola.LORA_TRAINABLE, log_every=10,
+      eval_every=25 if smoke else 5 * 320,
+      checkpoint_every=50 if smoke else 1000)
+  config.train.optimizer.update(name="adamw", learning_rate=1e-3 if smoke else 2e-5,
+                                weight_decay=0.01)
+  config.use_official_schedule = not smoke
+  return config
+
+
+@dataclasses.dataclass
+class LoLATask:
+  """Cross-entropy with label smoothing; BatchNorm statistics update; LoRA-only optimisation."""
+
+  module: lola.LoLASpecViT
+  train_patches: np.ndarray
+  train_labels: np.ndarray
+  val_patches: np.ndarray
+  val_labels: np.ndarray
+  label_smoothing: float = 0.1
+  official_schedule: bool = False
+  best: dict = dataclasses.field(default_factory=dict)
+
+  def train_source(self):
+    return [{"x": x, "y": y} for x, y in zip(self.train_patches, self.train_labels, strict=True)]
+
+  def init(self, rng, batch):
+    variables = self.module.init({"params": rng, "dropout": rng}, batch["x"])
+    return variables["params"], {"batch_stats": variables["batch_stats"]}
+
+  def loss(self, params, state, batch, rng):
+    logits, updates = self.module.apply({"params": params, **state}, batch["x"], train=True,
+                                        rngs={"dropout": rng}, mutable=["batch_stats"])
+    targets = optax.smooth_labels(jax.nn.one_hot(batch["y"], logits.shape[-1]),
+                                  self.label_smoothing)
+    return optax.softmax_cross_entropy(logits, targets).mean(), {"state": updates}
+
+  def schedule(self, config):
+    if not self.official_schedule:
+      return None
+    return lola.official_lr_schedule(config.optimizer.learning_rate,
+                                     max(len(self.train_labels) // config.batch_size, 1))
+
+  def predict(self, params, state, x):
+    apply = jax.jit(lambda p, s, x: self.module.apply({"params": p, **s}, x).argmax(-1))
+    return np.concatenate([apply(params, state, x[i:i + 256]) for i in range(0, len(x), 256)])
+
+  def evaluate(self, params, state):
+    """Validation OA; remembers the best-on-validation weights (model selection, never test)."""
+    oa = float(np.mean(self.predict(params, state, self.val_patches) == self.val_labels))
+    if oa >= self.best.get("val_oa", -1.0):
+      self.best.update(val_oa=oa, params=params, state=state)
+    return {"val_oa": oa}
+
+
+def scores(pred: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[str, float]:
+  """OA, AA (official predicted-but-absent rule) and kappa, x100 as the paper reports them."""
+  confusion = metrics.confusion_matrix(jnp.asarray(labels), jnp.asarray(pred), num_classes)
+  return {"OA": 100 * float(metrics.overall_accuracy(confusion)),
+          "AA": 100 * float(metrics.average_accuracy(confusion, predicted_absent_as_zero=True)),
+          "kappa": 100 * float(metrics.kappa(confusion))}
+
+
+def logistic_regression(x_train, y_train, x_test, num_classes: int, steps: int = 500):
+  """Per-pixel multinomial logistic regression (full-batch Adam, small L2), predictions on test."""
+  mean, std = x_train.mean(0), x_train.std(0) + 1e-6
+  x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
+  params = {"w": jnp.zeros((x_train.shape[1], num_classes)), "b": jnp.zeros(num_classes)}
+  tx = optax.adam(0.05)
+
+  def loss(p):
+    logits = x_train @ p["w"] + p["b"]
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y_train).mean() + 1e-4 * (
+        p["w"] ** 2).sum()
+
+  @jax.jit
+  def step(p, s):
+    updates, s = tx.update(jax.grad(loss)(p), s)
+    return optax.apply_updates(p, updates), s
+
+  state = tx.init(params)
+  for _ in range(steps):
+    params, state = step(params, state)
+  return np.asarray((x_test @ params["w"] + params["b"]).argmax(-1))
+
+
+def load_scene(name: str, config):
+  """``(cube (H, W, B), labels (H, W) 0..K)`` of a dataset; the smoke scene is synthetic."""
+  if name == "synthetic":
+    cube, labels = synthetic.classification_scene(jax.random.PRNGKey(0), **config.scene)
+    return np.asarray(cube), np.asarray(labels)
+  from jspectral.data import tfds as tfds_lib
+  from jspectral.data.builders import salinas, whu_hi
+
+  builder_cls, builder_config = {"whu_hi_longkou": (whu_hi.WhuHi, "longkou"),
+                                 "whu_hi_honghu": (whu_hi.WhuHi, "honghu"),
+                                 "salinas": (salinas.Salinas, "corrected")}[name]
+  record = tfds_lib.data_source(tfds_lib.prepare(builder_cls, config=builder_config), "scene")[0]
+  return record["cube"], record["labels"]
+
+
+def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
+  rows, checks, figures, histories = [], {}, [], {}
+  for name in config.datasets:
+    cube, labels = load_scene(name, config)
+    num_classes = int(labels.max())
+    reduced = lola.pca_whiten(cube, 15)
+    train_pos, test_pos = patches.stratified_split(labels, seed=config.split_seed,
+                                                   train_fraction=config.train_fraction)
+    train_map = np.zeros_like(labels)
+    train_map[tuple(train_pos.T)] = labels[tuple(train_pos.T)]
+    fit_pos, val_pos = patches.stratified_split(train_map, seed=config.split_seed + 1,
+                                                train_fraction=1 - config.val_fraction)
+
+    patch_set = functools.partial(_patch_set, reduced, labels, config.axis_order)
+    (x_fit, y_fit), (x_val, y_val), (x_test, y_test) = map(patch_set,
+                                                           (fit_pos, val_pos, test_pos))
+    module = models.create(config.model_name, num_classes=num_classes,
+                           axis_order=config.axis_order)
+    task = LoLATask(module, x_fit, y_fit, x_val, y_val, config.label_smoothing,
+                    config.use_official_schedule)
+    result = train.fit(task, config.train, workdir / name)
+    histories[name] = result.history
+    params, state = task.best["params"], task.best["state"]
+    ours = scores(task.predict(params, state, x_test), y_test, num_classes)
+    baseline = scores(logistic_regression(reduced[tuple(fit_pos.T)], jnp.asarray(y_fit),
+                                          reduced[tuple(test_pos.T)], num_classes),
+                      y_test, num_classes)
+    rows.append([name, config.model_name, f"{config.train_fraction:.0%}", ours["OA"], ours["AA"],
+                 ours["kappa"], "–"])
+    rows.append([name, "per-pixel logistic regression", f"{config.train_fraction:.0%}",
+                 baseline["OA"], baseline["AA"], baseline["kappa"], "–"])
+    if config.preset == "smoke":
+      checks[f"{name}: LoLA OA > logistic-regression OA"] = ours["OA"] > baseline["OA"]
+      checks[f"{name}: LoLA kappa > logistic-regression kappa"] = ours["kappa"] > baseline["kappa"]
+    figure = f"{name}_map.png"
+    full = np.concatenate([fit_pos, val_pos, test_pos])
+    pred_all = task.predict(params, state, patch_set(full)[0])
+    _save_map(workdir / figure, labels, full, pred_all + 1)
+    figures.append(figure)
+  save_loss_curve(workdir / "loss.png", histories)
+  table = Table(
+      "Test-set OA / AA / kappa (x100), model selected on a validation split",
+      ["dataset", "method", "train labels", "OA", "AA", "kappa", "paper OA"], rows,
+      note="The paper's per-dataset tables could not be retrieved (specs/lola_specvit.md §6); "
+           "its abstract reports up to 99.91 % OA. Smoke numbers come from a synthetic scene.")
+  return Report(title=f"LoLA-SpecViT classification ({config.preset})", tables=[table],
+                figures=["loss.png", *figures], checks=checks,
+                notes=[f"axis_order={config.axis_order!r}; only LoRA A/B/gate/residual are "
+                       "trained (optax mask); BatchNorm statistics still update.",
+                       "The official code selects its checkpoint on the test set; here the weights "
+                       "with the best validation OA (a split of the training pixels) are scored."])
+
+
+def _patch_set(reduced, labels, axis_order, positions):
+  """Zero-padded 15x15 patches at ``positions``, per-sample normalised, and their labels."""
+  x, y = patches.classification_patches(reduced, labels, positions, 15, pad_mode="constant")
+  return np.asarray(lola.normalise_patches(jnp.asarray(x), axis_order)), y
+
+
+def _save_map(path, labels, positions, predictions) -> None:
+  import matplotlib.pyplot as plt
+
+  predicted = np.zeros_like(labels)
+  predicted[tuple(positions.T)] = predictions
+  fig, axes = plt.subplots(1, 2, figsize=(7, 3.4))
+  for ax, image, title in zip(axes, (labels, predicted), ("ground truth", "prediction"),
+                              strict=True):
+    ax.imshow(image, cmap="tab20", vmin=0, vmax=20, interpolation="nearest")
+    ax.set_title(title)
+    ax.axis("off")
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)

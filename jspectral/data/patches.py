@@ -1,0 +1,160 @@
+"""Patch samplers: training crops with dihedral augmentation, full-image test crops, and
+classification patches centred on labelled pixels with fixed-seed stratified splits.
+
+The training-side functions are NumPy ``(example, np.random.Generator) -> example`` transforms for
+``jspectral.data.pipeline.train_batches(augment=...)`` (grain), so augmentation is replayable from
+``(seed, step)``. Arrays are bands-last ``(H, W, C)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+Example = dict[str, np.ndarray]
+
+
+def dihedral(x: np.ndarray, mode: int) -> np.ndarray:
+  """One of the 8 symmetries of the square on the spatial axes ``(0, 1)`` of ``(H, W, ...)``.
+
+  Modes 0-3 rotate by ``mode`` quarter turns; modes 4-7 flip rows first (``x[::-1]``), then
+  rotate by ``mode - 4`` quarter turns (the 8 modes of QRNN3D/SSPSR ``data_augmentation``, in a
+  different numbering).
+  """
+  if not 0 <= mode < 8:
+    raise ValueError(f"mode: expected 0..7, got {mode}")
+  x = x[::-1] if mode >= 4 else x
+  return np.rot90(x, mode % 4, axes=(0, 1))
+
+
+def augment_dihedral(example: Example, rng: np.random.Generator,
+                     keys: Sequence[str] = ("clean",), band_reverse: bool = False) -> Example:
+  """The same random dihedral mode for every ``keys`` entry; with ``band_reverse``, the band order
+  is also reversed with probability 1/2 (QRNN3D's ICVL patch augmentation)."""
+  mode = int(rng.integers(0, 8))
+  flip_bands = band_reverse and bool(rng.integers(0, 2))
+  out = dict(example)
+  for key in keys:
+    v = dihedral(example[key], mode)
+    out[key] = np.ascontiguousarray(v[..., ::-1] if flip_bands else v)
+  return out
+
+
+def random_patch(example: Example, rng: np.random.Generator, size: int,
+                 keys: Sequence[str] = ("cube",), scales: Sequence[int] | None = None) -> Example:
+  """Aligned random crops: ``keys[i]`` gets a ``size * scales[i]`` window at ``scales[i]`` times
+  the same position (e.g. LR ``ms`` with scale 1 and HR ``gt`` with scale 4)."""
+  scales = [1] * len(keys) if scales is None else list(scales)
+  if len(scales) != len(keys):
+    raise ValueError(f"scales: expected one per key ({len(keys)}), got {len(scales)}")
+  height, width = (example[keys[0]].shape[0] // scales[0], example[keys[0]].shape[1] // scales[0])
+  if size > min(height, width):
+    raise ValueError(f"size: patch {size} is larger than the image ({height}x{width})")
+  top, left = int(rng.integers(0, height - size + 1)), int(rng.integers(0, width - size + 1))
+  out = dict(example)
+  for key, s in zip(keys, scales, strict=True):
+    out[key] = example[key][top * s:(top + size) * s, left * s:(left + size) * s]
+  return out
+
+
+def grid_patches(cube: np.ndarray, size: int, stride: int) -> np.ndarray:
+  """All ``size x size`` windows at ``stride`` (top-left first, row-major): ``(N, size, size, C)``.
+
+  With ``stride == size`` this tiles the image into non-overlapping test crops.
+  """
+  if size > min(cube.shape[:2]) or stride < 1:
+    raise ValueError(f"size, stride: need size <= {min(cube.shape[:2])} and stride >= 1, got "
+                     f"{size}, {stride}")
+  rows = range(0, cube.shape[0] - size + 1, stride)
+  cols = range(0, cube.shape[1] - size + 1, stride)
+  return np.stack([cube[r:r + size, c:c + size] for r in rows for c in cols])
+
+
+def crop_to_multiple(cube: np.ndarray, multiple: int) -> np.ndarray:
+  """The central crop whose height and width are multiples of ``multiple`` (whole-image tests of
+  U-shaped networks or scale-``s`` super-resolution)."""
+  height, width = (cube.shape[0] // multiple) * multiple, (cube.shape[1] // multiple) * multiple
+  if height == 0 or width == 0:
+    raise ValueError(f"cube: image {cube.shape[:2]} is smaller than multiple {multiple}")
+  top, left = (cube.shape[0] - height) // 2, (cube.shape[1] - width) // 2
+  return cube[top:top + height, left:left + width]
+
+
+# ------------------------------------------------------------------------------------------------
+# Classification: labelled pixels, stratified splits, centred patches.
+
+def labelled_pixels(labels: np.ndarray) -> np.ndarray:
+  """``(N, 2)`` row/column of every pixel with label > 0, in row-major scan order."""
+  if labels.ndim != 2:
+    raise ValueError(f"labels: expected a (H, W) label map, got shape {labels.shape}")
+  return np.argwhere(labels > 0)
+
+
+def stratified_split(labels: np.ndarray, *, seed: int, train_per_class: int | None = None,
+                     train_fraction: float | None = None, min_train: int = 1
+                     ) -> tuple[np.ndarray, np.ndarray]:
+  """Fixed-seed stratified split of the labelled pixels into ``(train, test)`` positions.
+
+  Exactly one of ``train_per_class`` (a count per class; a class with no more pixels than the
+  count keeps half of them for testing) or ``train_fraction`` (``round(fraction * n_class)``, at
+  least ``min_train``) is given. Each class's pixels are shuffled with
+  ``np.random.default_rng(seed)`` in class order; the result is deterministic for a given seed
+  (not sklearn's ``train_test_split`` stream). Returns ``(N, 2)`` row/column arrays in scan order.
+  """
+  if (train_per_class is None) == (train_fraction is None):
+    raise ValueError("train_per_class, train_fraction: give exactly one")
+  if train_fraction is not None and not 0 < train_fraction < 1:
+    raise ValueError(f"train_fraction: expected a value in (0, 1), got {train_fraction}")
+  positions = labelled_pixels(labels)
+  classes = labels[positions[:, 0], positions[:, 1]]
+  rng = np.random.default_rng(seed)
+  train = np.zeros(len(positions), bool)
+  for c in np.unique(classes):
+    members = np.flatnonzero(classes == c)
+    if train_fraction is not None:
+      count = max(min_train, round(train_fraction * len(members)))
+    else:
+      count = train_per_class if len(members) > train_per_class else len(members) // 2
+    count = min(count, len(members) - 1)
+    train[rng.permutation(members)[:count]] = True
+  return positions[train], positions[~train]
+
+
+class PatchSource:
+  """Random-access ``{"patch" (size, size, C), "label", "position"}`` records around the given
+  labelled pixels, for ``grain.MapDataset.source``.
+
+  The cube is padded once by ``size // 2`` with ``pad_mode`` (``"reflect"`` by default;
+  ``"constant"`` gives the zero padding of LoLA-SpecViT); labels are shifted to ``0..K-1``.
+  """
+
+  def __init__(self, cube: np.ndarray, labels: np.ndarray, positions: np.ndarray, size: int,
+               pad_mode: str = "reflect"):
+    if cube.ndim != 3 or labels.shape != cube.shape[:2]:
+      raise ValueError(f"cube, labels: expected (H, W, C) and (H, W), got {cube.shape} and "
+                       f"{labels.shape}")
+    if size % 2 != 1:
+      raise ValueError(f"size: expected an odd patch size (centred on the pixel), got {size}")
+    half = size // 2
+    self.padded = np.pad(cube, ((half, half), (half, half), (0, 0)), mode=pad_mode)
+    self.positions = np.asarray(positions)
+    self.labels = labels[self.positions[:, 0], self.positions[:, 1]].astype(np.int32) - 1
+    self.size = size
+
+  def __len__(self) -> int:
+    return len(self.positions)
+
+  def __getitem__(self, index: int) -> Example:
+    row, col = self.positions[index]
+    return {"patch": self.padded[row:row + self.size, col:col + self.size],
+            "label": self.labels[index], "position": self.positions[index]}
+
+
+def classification_patches(cube: np.ndarray, labels: np.ndarray, positions: np.ndarray,
+                           size: int, pad_mode: str = "reflect"
+                           ) -> tuple[np.ndarray, np.ndarray]:
+  """All patches of :class:`PatchSource` stacked: ``((N, size, size, C), (N,) labels 0..K-1)``."""
+  source = PatchSource(cube, labels, positions, size, pad_mode)
+  patches = np.stack([source[i]["patch"] for i in range(len(source))])
+  return patches, source.labels
