@@ -133,15 +133,14 @@ def _data(config):
   if config.preset == "smoke":
     k_train, k_test, k_noise = jax.random.split(jax.random.key(config.train.seed), 3)
     cubes = lambda key, n, size: np.asarray(jax.vmap(
-        lambda k: synthetic.hyperspectral_cube(k, size, size, config.bands))(
+        lambda k: synthetic.icvl_like(k, size, size, config.bands))(
             jax.random.split(key, n)))
     clean = cubes(k_test, config.num_test, config.test_size)
     tests = {case: (_test_noise(jax.random.fold_in(k_noise, i), clean, case), clean)
              for i, case in enumerate(config.test_cases)}
     return cubes(k_train, config.num_train, config.patch), tests
-  from jspectral.data.builders.icvl import Icvl
-
   from jspectral.data import tfds as tfds_lib
+  from jspectral.data.builders.icvl import Icvl
 
   manual = config.manual_dir or None
   source = tfds_lib.data_source(
