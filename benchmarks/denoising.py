@@ -67,20 +67,21 @@ def bench_model(name: str, batch: int, size: int, steps: int, repeats: int) -> d
       ts, metrics, _ = step_exec(ts, batch_tree)
     return ts, metrics
 
-  def run_infer():
+  def run_infer(params, state):
     for _ in range(steps):
       out = infer_exec(params, state, batch_tree["clean"])
     return out
 
-  (ts, _), _ = _timed(run_train, ts)  # warm-up
+  num_params = models.param_count({"params": params})
+  (ts, _), _ = _timed(run_train, ts)  # warm-up; ``ts`` is donated, so read parameters from it
   train_times = []
   for _ in range(repeats):
     (ts, _), seconds = _timed(run_train, ts)
     train_times.append(seconds)
-  _timed(run_infer)
-  infer_times = [_timed(run_infer)[1] for _ in range(repeats)]
+  _timed(run_infer, ts.params, ts.model_state)
+  infer_times = [_timed(run_infer, ts.params, ts.model_state)[1] for _ in range(repeats)]
   return {
-      "params": models.param_count({"params": params}),
+      "params": num_params,
       "train_compile_s": train_compile, "infer_compile_s": infer_compile,
       "train_step_s": statistics.median(train_times) / steps,
       "train_examples_per_s": batch * steps / statistics.median(train_times),
