@@ -88,7 +88,7 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
       "man": {"channels": 4} if smoke else {}})
   c.phases = ml_collections.ConfigDict({
       "hsdt": [(0, 1, 2e-3, False, "50")] if smoke else [list(p) for p in HSDT_PHASES],
-      "man": [(0, 1, 2e-3, False, "50")] if smoke else [list(p) for p in MAN_PHASES]})
+      "man": [(0, 1, 1e-2, False, "50")] if smoke else [list(p) for p in MAN_PHASES]})
   # smoke: synthetic cubes; paper: TFDS ICVL (train_patches / noisy_test).
   c.patch = 16 if smoke else 64
   c.num_train = 64 if smoke else 53_000
