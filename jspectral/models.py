@@ -34,6 +34,8 @@ FAMILY_MODULES = (
   "jspectral.pansharpening.deep",
   "jspectral.pansharpening.rho_pnn",
   "jspectral.pde.nsm",
+  "jspectral.denoising.hsdt",
+  "jspectral.denoising.man",
 )
 
 StateDict = Mapping[str, np.ndarray]

@@ -1,0 +1,110 @@
+"""Supervised blind-denoising training task for :func:`jspectral.train.fit` (HSDT, MAN, ...).
+
+Clean patches come from the data source; the noise is drawn on device inside the jitted loss from
+the step key (``noise(key, clean) -> noisy``), as the official loaders draw fresh noise for every
+sample. Loss: mean squared error between the network output and the clean patch (official).
+Evaluation follows HSIR's ``hsirun.test``: whole cubes, output clamped to [0, 1], the official
+MPSNR / MSSIM / SAM averaged over the images.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+from collections.abc import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jspectral.denoising import metrics
+
+NoiseFn = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+def takes_train_flag(model: nn.Module) -> bool:
+  """Whether ``model.__call__`` has a ``train`` argument (BatchNorm / stochastic branches)."""
+  return "train" in inspect.signature(type(model).__call__).parameters
+
+
+@dataclasses.dataclass
+class DenoisingTask:
+  """Trains ``model`` to map ``noise(key, clean)`` back to ``clean``.
+
+  Attributes:
+    model: a bands-last denoiser ``(N, H, W, C) -> (N, H, W, C)``.
+    clean: training patches, an array ``(num, H, W, C)`` float32 in [0, 1] or a random-access
+      source of ``{"clean": (H, W, C)}`` examples (e.g. a TFDS builder's ``grain.MapDataset``).
+    noise: ``(key, clean batch) -> noisy batch``, pure JAX.
+    eval_noisy, eval_clean: evaluation cubes ``(num, H, W, C)`` (e.g. a fixed noisy test set).
+    initial: ``(params, state)`` to start from (a previous training stage) instead of ``init``.
+  """
+
+  model: nn.Module
+  clean: np.ndarray | Sequence[dict]
+  noise: NoiseFn
+  eval_noisy: np.ndarray | None = None
+  eval_clean: np.ndarray | None = None
+  initial: tuple | None = None
+
+  def __post_init__(self):
+    if isinstance(self.clean, np.ndarray) and self.clean.ndim != 4:
+      raise ValueError(f"clean: expected (num, H, W, bands) patches, got shape {self.clean.shape}")
+    if (self.eval_noisy is None) != (self.eval_clean is None):
+      raise ValueError("eval_noisy, eval_clean: give both or neither")
+    self._train_flag = takes_train_flag(self.model)
+
+  def train_source(self) -> Sequence[dict]:
+    if isinstance(self.clean, np.ndarray):
+      return [{"clean": patch} for patch in self.clean.astype(np.float32)]
+    return self.clean
+
+  def init(self, rng, batch):
+    if self.initial is not None:
+      return self.initial
+    variables = dict(self.model.init({"params": rng}, batch["clean"]))
+    params = variables.pop("params")
+    return params, variables
+
+  def predict(self, params, state, x, train: bool = False, rng=None):
+    """Network output (not clamped); with ``train`` also returns the updated state."""
+    variables = {"params": params, **state}
+    if not self._train_flag:
+      out = self.model.apply(variables, x)
+      return (out, state) if train else out
+    if not train:
+      return self.model.apply(variables, x, train=False)
+    out, new_state = self.model.apply(variables, x, train=True, rngs={"gssa": rng},
+                                      mutable=list(state))
+    return out, dict(new_state)
+
+  def loss(self, params, state, batch, rng):
+    k_noise, k_model = jax.random.split(rng)
+    clean = batch["clean"]
+    noisy = self.noise(k_noise, clean)
+    out, new_state = self.predict(params, state, noisy, train=True, rng=k_model)
+    mse = jnp.mean(jnp.square(out - clean))
+    return mse, {"state": new_state, "noisy_mse": jnp.mean(jnp.square(noisy - clean))}
+
+  @functools.cached_property
+  def _eval_fn(self):
+    return jax.jit(lambda params, state, x: jnp.clip(self.predict(params, state, x), 0.0, 1.0))
+
+  def denoise(self, params, state, noisy: np.ndarray) -> np.ndarray:
+    """Clamped outputs for ``noisy`` ``(num, H, W, C)``, one cube per forward pass."""
+    return np.stack([np.asarray(self._eval_fn(params, state, cube[None]))[0] for cube in noisy])
+
+  def evaluate(self, params, state) -> dict[str, float]:
+    if self.eval_noisy is None:
+      return {}
+    return score(self.eval_clean, self.denoise(params, state, self.eval_noisy))
+
+
+def score(clean: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+  """Official MPSNR / MSSIM / SAM of ``pred`` against ``clean``, averaged over the cubes."""
+  clean, pred = jnp.asarray(clean), jnp.asarray(pred)
+  return {"psnr": float(jnp.mean(metrics.mpsnr(pred, clean))),
+          "ssim": float(jnp.mean(metrics.mssim(pred, clean))),
+          "sam": float(jnp.mean(metrics.sam(pred, clean)))}
