@@ -194,7 +194,8 @@ def test_band_loop(pack, scene):
     n = int(res.iterations)
     assert n == cfg["iterations_run"] == 42
     assert float(res.beta_adapt) == cfg["beta_adaptation"]["beta_adapt"]
-    np.testing.assert_allclose(res.min_spec, cfg["min_spec"], rtol=1e-6)
+    # min_spec is computed in float32 (as officially); the pack allows 1e-4 rel on losses.
+    np.testing.assert_allclose(res.min_spec, cfg["min_spec"], rtol=1e-5)
     np.testing.assert_array_equal(np.asarray(res.beta_used)[:n], pack["band_loop/beta_used"])
     np.testing.assert_allclose(np.asarray(res.loss_spec)[:n], pack["band_loop/loss_spec"],
                                rtol=1e-4)
