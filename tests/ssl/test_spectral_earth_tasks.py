@@ -108,7 +108,7 @@ from jspectral.train import loop
 from tests.ssl.test_spectral_earth_tasks import make_task, make_source, fit_config
 assert len(jax.devices()) == 8
 out = {}
-for method in ("moco", "dino"):
+for method in sys.argv[1:]:
   for devices in (1, 8):
     loop.make_mesh = lambda d=devices: Mesh(np.asarray(jax.devices()[:d]), ("data",))
     with tempfile.TemporaryDirectory() as tmp:
@@ -121,15 +121,20 @@ print(json.dumps(out))
 '''
 
 
-def test_dino_and_moco_loss_curves_equal_over_8_devices():
+@pytest.mark.parametrize("method", [
+    "dino",
+    pytest.param("moco", marks=pytest.mark.xfail(
+        strict=True, reason="known bug (issue 10): MoCo's 8-device loss curve departs from the "
+                            "1-device one already at step 1 (2e-5) and by 5% at step 4 with SGD")),
+])
+def test_loss_curves_equal_over_8_devices(method):
   root = pathlib.Path(__file__).resolve().parents[2]
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
              JAX_PLATFORMS="cpu")
-  proc = subprocess.run([sys.executable, "-c", _DATA_PARALLEL], cwd=root, env=env,
+  proc = subprocess.run([sys.executable, "-c", _DATA_PARALLEL, method], cwd=root, env=env,
                         capture_output=True, text=True, timeout=1800)
   assert proc.returncode == 0, proc.stderr[-3000:]
   curves = json.loads(proc.stdout.strip().splitlines()[-1])
-  for method in ("moco", "dino"):
-    one, eight = curves[f"{method}_1"], curves[f"{method}_8"]
-    assert len(one) == 4
-    np.testing.assert_allclose(eight, one, rtol=2e-4, err_msg=method)
+  one, eight = curves[f"{method}_1"], curves[f"{method}_8"]
+  assert len(one) == 4
+  np.testing.assert_allclose(eight, one, rtol=2e-4, err_msg=method)
