@@ -242,15 +242,10 @@ class LoLASpecViT(nn.Module):
     if x.shape[1:] != (self.spatial_size, self.spatial_size, self.in_channels):
       raise ValueError(f"x: expected patches of shape (N, {self.spatial_size}, "
                        f"{self.spatial_size}, {self.in_channels}), got {x.shape}")
-    if self.axis_order == "official":
-      if self.spatial_size != self.in_channels:
-        raise ValueError("axis_order='official' needs spatial_size == in_channels (the released "
-                         f"pipeline only runs then), got {self.spatial_size} and "
-                         f"{self.in_channels}")
-      return x
-    if self.axis_order == "spectral":
-      return x.transpose(0, 3, 1, 2)
-    raise ValueError(f"axis_order: expected one of {AXIS_ORDERS}, got {self.axis_order!r}")
+    if self.axis_order == "official" and self.spatial_size != self.in_channels:
+      raise ValueError("axis_order='official' needs spatial_size == in_channels (the released "
+                       f"pipeline only runs then), got {self.spatial_size} and {self.in_channels}")
+    return depth_first(x, self.axis_order)
 
   @nn.compact
   def __call__(self, x, train: bool = False):
@@ -284,11 +279,19 @@ class LoLASpecViT(nn.Module):
                       name="head")(x)
 
 
+def depth_first(x: jax.Array, axis_order: str) -> jax.Array:
+  """Bands-last ``(N, H, W, C)`` -> ``(N, depth, plane-1, plane-2)`` for ``axis_order``."""
+  if axis_order == "official":
+    return x
+  if axis_order == "spectral":
+    return x.transpose(0, 3, 1, 2)
+  raise ValueError(f"axis_order: expected one of {AXIS_ORDERS}, got {axis_order!r}")
+
+
 def normalise_patches(x: jax.Array, axis_order: str = "official") -> jax.Array:
   """The official per-sample normalisation of the arranged patch: for each depth index, subtract
   the mean and divide by (unbiased std + 1e-8) over the two plane axes. Bands-last in and out."""
-  arranged = LoLASpecViT(axis_order=axis_order, spatial_size=x.shape[1],
-                         in_channels=x.shape[-1]).arrange(x)
+  arranged = depth_first(x, axis_order)
   mean = arranged.mean(axis=(2, 3), keepdims=True)
   std = arranged.std(axis=(2, 3), keepdims=True, ddof=1)
   normalised = (arranged - mean) / (std + 1e-8)
