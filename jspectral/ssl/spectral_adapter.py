@@ -45,8 +45,15 @@ def spectral_lengths(bands: int) -> tuple[int, ...]:
 
 
 def batch_norm(train: bool, name: str, **kw) -> nn.BatchNorm:
-  """torch-default BatchNorm (eps 1e-5, momentum 0.1): batch statistics when ``train``."""
-  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name=name, **kw)
+  """torch-default BatchNorm (eps 1e-5, momentum 0.1): batch statistics when ``train``.
+
+  The batch variance is the two-pass ``mean((x - mean)**2)`` as in torch, not flax's default
+  ``mean(x**2) - mean(x)**2``: in float32 the latter cancels catastrophically when a channel's mean
+  is large against its spread, and its error depends on the reduction order, so one device and a
+  data-sharded batch gave different MoCo loss curves.
+  """
+  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name=name,
+                      use_fast_variance=False, **kw)
 
 
 class SpectralAdapter(nn.Module):

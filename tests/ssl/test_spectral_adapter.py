@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from jspectral import models
-from jspectral.ssl.spectral_adapter import SpectralAdapter, spectral_lengths
+from jspectral.ssl.spectral_adapter import SpectralAdapter, batch_norm, spectral_lengths
 from tests.conftest import load_pack
 
 PACK = "spectral_earth_parity"
@@ -75,3 +75,15 @@ def test_pixels_are_independent_in_eval_mode(official):
   y_one = apply(variables, x.at[1, 2, 3].add(1.0))
   changed = np.abs(np.asarray(y_one - y)).max(axis=-1) > 0
   assert changed[1, 2, 3] and changed.sum() == 1
+
+
+def test_batch_norm_variance_is_two_pass():
+  """A channel whose mean (1e3) dwarfs its spread (1e-2): flax's default E[x^2] - E[x]^2 loses
+  every digit in float32; the two-pass variance keeps the normalised output exact."""
+  x = (1e3 + 1e-2 * np.random.default_rng(0).standard_normal((64, 1))).astype(np.float32)
+  bn = batch_norm(True, "bn")
+  variables = bn.init(jax.random.key(0), jnp.zeros((64, 1)))
+  y, _ = bn.apply(variables, jnp.asarray(x), mutable=["batch_stats"])
+  x = x.astype(np.float64)
+  expected = (x - x.mean()) / np.sqrt(x.var() + 1e-5)
+  np.testing.assert_allclose(np.asarray(y), expected, atol=1e-3)
