@@ -1,11 +1,14 @@
 """SpectralEarth downstream protocol: frozen-encoder ("linear") segmentation probes.
 
-Smoke: synthetic EnMAP-CDL-style patches (16 px, 202 bands; linear mixtures of earthlib spectra;
-label rasters with raw CDL codes, code 0 and an unlisted code -> background, ignored) written in
-the published layout and read through the TFDS builder. A tiny Spec ViT is pretrained on
-the unlabelled training images (MoCo by default, ``pretrain_method``), then a ConvHead is trained
-on top of the frozen encoder; the same probe on a frozen random-init encoder is the baseline.
-The pretrained probe must beat it.
+Smoke: synthetic EnMAP-CDL-style patches (16 px, 202 bands; linear mixtures of earthlib spectra
+with a per-scene land-cover composition and a per-scene illumination gain; label = dominant class,
+raw CDL codes, code 0 and an unlisted code -> background, ignored) written in the published layout
+and read through the TFDS builder. As in the paper, the encoder is pretrained on a separate,
+unlabelled multi-date archive (a synthetic SpectralEarth: same spectra, 1-3 dates per location
+that differ by illumination gain and offset) with MoCo by default (``pretrain_method``); MoCo's
+positives are two dates of one location, so it can learn invariance to illumination, which the
+labels do not depend on. Then a ConvHead is trained on top of the frozen encoder; the same probe
+on a frozen random-init encoder is the baseline. The pretrained probe must beat it.
 
 Paper: the official recipe per dataset (frozen Spec ViT-S/4 from ``config.pretrained`` (an ``.npz``
 of the official state dict), ConvHead, CE with ignore index, AdamW lr 1e-3 wd 1e-4, cosine over 100
@@ -49,6 +52,8 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
   c.pretrained = ""  # paper: path to an .npz of the official Spec ViT state dict
   c.pretrain = pretrain.get_config(preset)
   c.pretrain_method = "moco"  # "moco" | "dino" | "mae": the objective of the smoke pretraining
+  c.composition = 0.5  # smoke: Dirichlet concentration of each scene's class mixture
+  c.log_gain = 0.3  # smoke: per-scene (downstream) and per-date (archive) gain exp(U(-0.3, 0.3))
   for method in ("moco", "dino", "mae"):
     c.pretrain.train[method].total_steps = 60 if smoke else c.pretrain.train[method].total_steps
   c.vit = c.pretrain.vit
@@ -69,8 +74,8 @@ def _splits(config, name: str, workdir: pathlib.Path) -> dict[str, list]:
   if config.preset == "smoke":
     manual = workdir / "synthetic_downstream"
     rng = np.random.default_rng(config.seed + 1)
-    data.write_downstream_dataset(manual, rng, name, dict(config.counts),
-                                  data.class_endmembers(np.random.default_rng(config.seed), 6))
+    data.write_downstream_dataset(manual, rng, name, dict(config.counts), _endmembers(config),
+                                  composition=config.composition, log_gain=config.log_gain)
     builder = data.SpectralEarthDownstream(data_dir=workdir / "tfds", **builder_kw)
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
         manual_dir=str(manual)))
@@ -81,12 +86,23 @@ def _splits(config, name: str, workdir: pathlib.Path) -> dict[str, list]:
           for s in ("train", "val", "test")}
 
 
-def _pretrained_backbone(config, workdir: pathlib.Path, images: list[np.ndarray]):
+def _endmembers(config) -> np.ndarray:
+  return data.class_endmembers(np.random.default_rng(config.seed), 6)
+
+
+def _pretrained_backbone(config, workdir: pathlib.Path):
   if config.pretrained:
     module, variables = models.from_torch("spec_vit", dict(np.load(config.pretrained)))
     return module, variables
+  archive = workdir / "synthetic_archive"
+  if not (archive / "enmap").exists():
+    p = config.pretrain
+    data.write_pretraining_archive(archive, np.random.default_rng(config.seed + 2), p.locations,
+                                   p.archive_size, _endmembers(config),
+                                   composition=config.composition, log_gain=config.log_gain)
   method = config.pretrain_method
-  task = pretrain.make_task(method, config.pretrain, [{"image": im} for im in images])
+  source = [{"images": images} for _, images in data.read_archive(archive / "enmap")]
+  task = pretrain.make_task(method, config.pretrain, source)
   result = train.fit(task, config.pretrain.train[method], workdir / f"pretrain_{method}")
   if method == "mae":
     return task.encoder, {"params": result.params["encoder"],
@@ -115,8 +131,7 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
     num_classes = len(next(c for c in data.SpectralEarthDownstream.BUILDER_CONFIGS
                            if c.name == name).codes)
     scale = PAPER_DATASETS.get(name, ((0.2, 1.0), 0))[0]
-    backbone, pretrained = _pretrained_backbone(config, workdir / name,
-                                                [e["image"] for e in splits["train"]])
+    backbone, pretrained = _pretrained_backbone(config, workdir / name)
     results = {}
     for label, init in ((f"pretrained ({config.pretrain_method})", pretrained),
                         ("random init", None)):

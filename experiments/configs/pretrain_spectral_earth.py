@@ -40,6 +40,7 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
   c.size = 16 if smoke else 128
   c.archive_size = 24 if smoke else 128
   c.locations = 48 if smoke else LOCATIONS_PAPER
+  c.composition = 0.5  # smoke: Dirichlet concentration of each synthetic scene's class mixture
   c.data_dir = "" if smoke else "~/tensorflow_datasets"
   c.vit = ml_collections.ConfigDict(dict(
       token_patch_size=4, img_size=c.size, embed_dim=32 if smoke else 384,
@@ -93,7 +94,8 @@ def pretraining_source(config, workdir: pathlib.Path):
   endmembers = data.class_endmembers(rng, 4)
   root = workdir / "synthetic_archive"
   if not (root / "enmap").exists():
-    data.write_pretraining_archive(root, rng, config.locations, config.archive_size, endmembers)
+    data.write_pretraining_archive(root, rng, config.locations, config.archive_size, endmembers,
+                                   composition=config.composition)
   return [{"images": images} for _, images in data.read_archive(root / "enmap")]
 
 

@@ -284,11 +284,20 @@ def abundances(rng: np.random.Generator, size: int, num: int, correlation: float
 
 
 def synthetic_scene(rng: np.random.Generator, endmembers: np.ndarray, size: int,
-                    noise: float = 0.005) -> tuple[np.ndarray, np.ndarray]:
+                    noise: float = 0.005,
+                    composition: float | None = None) -> tuple[np.ndarray, np.ndarray]:
   """A linear-mixing scene from class endmembers ``(K, V, B)``: returns int16 reflectance
-  ``(size, size, B)`` (scale 1e4) and the dominant class per pixel ``(size, size)``."""
+  ``(size, size, B)`` (scale 1e4) and the dominant class per pixel ``(size, size)``.
+
+  ``composition``: if given, the scene's land-cover proportions are drawn from a symmetric
+  Dirichlet with this concentration (small = scenes dominated by few classes), so scenes differ
+  from each other as real patches do; ``None`` mixes every class evenly in every scene.
+  """
   k, v, bands = endmembers.shape
   ab = abundances(rng, size, k * v).reshape(size, size, k, v)
+  if composition is not None:
+    ab = ab * rng.dirichlet(np.full(k, composition))[:, None]
+    ab /= ab.sum(axis=(2, 3), keepdims=True)
   cube = np.einsum("hwkv,kvb->hwb", ab, endmembers)
   cube += noise * rng.normal(size=cube.shape)
   dominant = ab.sum(-1).argmax(-1).astype(np.int32)
@@ -296,24 +305,28 @@ def synthetic_scene(rng: np.random.Generator, endmembers: np.ndarray, size: int,
 
 
 def write_pretraining_archive(root: pathlib.Path, rng: np.random.Generator, locations: int,
-                              size: int, endmembers: np.ndarray, max_dates: int = 3) -> None:
+                              size: int, endmembers: np.ndarray, max_dates: int = 3,
+                              composition: float | None = None, log_gain: float = 0.1) -> None:
   """Writes ``<root>/enmap/<loc>/<date>.tif`` ``(B, S, S)`` int16 with 1..max_dates dates per
-  location; dates differ by a small gain/offset."""
+  location; dates differ by an illumination gain ``exp(U(-log_gain, log_gain))`` and an offset
+  of up to 100. ``composition``: see :func:`synthetic_scene`."""
   for loc in range(locations):
-    cube, _ = synthetic_scene(rng, endmembers, size)
+    cube, _ = synthetic_scene(rng, endmembers, size, composition=composition)
     folder = pathlib.Path(root) / "enmap" / f"{loc:07d}"
     folder.mkdir(parents=True, exist_ok=True)
     for date in range(int(rng.integers(1, max_dates + 1))):
-      gain, offset = rng.uniform(0.9, 1.1), rng.uniform(-100, 100)
+      gain, offset = np.exp(rng.uniform(-log_gain, log_gain)), rng.uniform(-100, 100)
       dated = np.clip(cube * gain + offset, 0, 10000).astype(np.int16)
       tifffile.imwrite(folder / f"2023{date + 1:02d}01.tif", np.moveaxis(dated, -1, 0))
 
 
 def write_downstream_dataset(root: pathlib.Path, rng: np.random.Generator, config_name: str,
-                             counts: dict[str, int], endmembers: np.ndarray) -> None:
+                             counts: dict[str, int], endmembers: np.ndarray,
+                             composition: float | None = None, log_gain: float = 0.0) -> None:
   """Writes a tiny downstream dataset in the published layout for builder config ``config_name``:
   images, raw label rasters (listed codes, code 0 and an unlisted code; CLC codes for CORINE)
-  and split lists."""
+  and split lists. Each scene gets an illumination gain ``exp(U(-log_gain, log_gain))``;
+  ``composition``: see :func:`synthetic_scene`."""
   config = next(c for c in SpectralEarthDownstream.BUILDER_CONFIGS if c.name == config_name)
   root = pathlib.Path(root)
   clc = sorted(CORINE_TO_43) + [999]
@@ -321,7 +334,9 @@ def write_downstream_dataset(root: pathlib.Path, rng: np.random.Generator, confi
     ids = []
     for i in range(n):
       sample = f"{split[:2]}{i:05d}/{i:05d}.tif"
-      cube, dominant = synthetic_scene(rng, endmembers, config.size)
+      cube, dominant = synthetic_scene(rng, endmembers, config.size, composition=composition)
+      if log_gain:
+        cube = np.clip(cube * np.exp(rng.uniform(-log_gain, log_gain)), 0, 10000).astype(np.int16)
       if config.multilabel:
         raw = np.array(clc, np.int32)[rng.choice(len(clc), endmembers.shape[0])][dominant]
       else:
