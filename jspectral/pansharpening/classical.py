@@ -37,13 +37,15 @@ from jspectral.pansharpening import protocol, resample
 _EPS64 = float(jnp.finfo(jnp.float64).eps)
 
 
-def _inputs(hs_lr, pan, ratio, hs_up):
+def _inputs(hs_lr, pan, ratio, hs_up, *, interpolate: bool = True):
+  """Validated float batches ``(lr, pan, up, squeeze)``; without ``hs_up`` and ``interpolate``
+  (methods that never read it) ``up`` is a zero scalar."""
   ratio = protocol.check_ratio(ratio)
   lr, squeeze = protocol.as_batch(hs_lr, "hs_lr")
   p, _ = protocol.as_pan_batch(pan)
   protocol.check_hs_pan(lr, p, ratio)
   if hs_up is None:
-    up = protocol.ideal_interpolator(lr, ratio)
+    up = protocol.ideal_interpolator(lr, ratio) if interpolate else jnp.zeros((), lr.dtype)
   else:
     up, _ = protocol.as_batch(hs_up, "hs_up")
     if up.shape != p.shape[:3] + lr.shape[-1:]:
@@ -396,7 +398,7 @@ def tv(hs_lr, pan, ratio: int, *, hs_up=None, weights=None, alpha: float = 0.75,
   gradient field from channels ``[4, B + 4)`` in the divergence; that defect is the default and
   ``fix_channel_offset=True`` reads ``[B, 2B)``. ``hs_up`` is validated but unused.
   """
-  lr, p, _, squeeze = _inputs(hs_lr, pan, ratio, hs_up)
+  lr, p, _, squeeze = _inputs(hs_lr, pan, ratio, hs_up, interpolate=False)
   bands = lr.shape[-1]
   offset = bands if fix_channel_offset else TV_OFFICIAL_CHANNEL_OFFSET
   if offset + bands > 2 * bands:
@@ -433,6 +435,106 @@ def tv(hs_lr, pan, ratio: int, *, hs_up=None, weights=None, alpha: float = 0.75,
   return _out(x, squeeze)
 
 
+def _tile_starts(size: int, tile: int, overlap: int) -> np.ndarray:
+  """LR tile origins of SR-D: stride ``tile - overlap``, the last tile shifted back to fit."""
+  stride = tile - overlap
+  count = math.ceil((size - overlap) / stride)
+  starts = np.arange(count) * stride
+  if (size - overlap) % stride:
+    starts[-1] -= stride - (size - overlap) % stride
+  return starts
+
+
+def _tiles(x, starts_r, starts_c, size: int):
+  """``(h, w, B)`` -> ``(T, size, size, B)`` tiles at the given origins (row-major tile order)."""
+  rows = starts_r[:, None] + np.arange(size)
+  cols = starts_c[:, None] + np.arange(size)
+  t = x[rows[:, None, :, None], cols[None, :, None, :]]
+  return t.reshape((-1, size, size, x.shape[-1]))
+
+
+def _omp(atoms, target, first, n_atoms: int):
+  """The toolbox's OMP on multi-band atoms ``(T, p, p, B)``: per-band coefficients on a shared
+  support; the first atom is forced, later ones maximise ``|<atom, residual>|`` over all bands;
+  a band's coefficients are its normal-equation solution when ``det(D'D) > 0.1``, else 0; stops
+  when the residual energy is 0. Returns the support ``(n_atoms,)`` and coefficients
+  ``(n_atoms, B)`` (zero beyond the atoms used).
+  """
+  hi = jax.lax.Precision.HIGHEST
+
+  def step(t, state):
+    support, coef, residual = state
+    active = jnp.sum(residual ** 2) > 0
+    best = jnp.argmax(jnp.abs(jnp.einsum("thwb,hwb->t", atoms, residual, precision=hi)))
+    cand = support.at[t].set(jnp.where(t == 0, first, best).astype(jnp.int32))
+    used = (jnp.arange(n_atoms) <= t).astype(target.dtype)
+    chosen = atoms[cand] * used[:, None, None, None]
+    gram = jnp.einsum("ihwb,jhwb->bij", chosen, chosen, precision=hi) + jnp.diag(1.0 - used)
+    ok = jnp.linalg.det(gram) > 0.1
+    gram = jnp.where(ok[:, None, None], gram, jnp.eye(n_atoms, dtype=gram.dtype))
+    rhs = jnp.einsum("ihwb,hwb->bi", chosen, target, precision=hi)
+    c = jnp.where(ok[:, None], jnp.linalg.solve(gram, rhs[..., None])[..., 0], 0.0).T
+    fit = target - jnp.einsum("ihwb,ib->hwb", chosen, c, precision=hi)
+    return (jnp.where(active, cand, support), jnp.where(active, c, coef),
+            jnp.where(active, fit, residual))
+
+  init = (jnp.zeros(n_atoms, jnp.int32), jnp.zeros((n_atoms, target.shape[-1]), target.dtype),
+          target)
+  support, coef, _ = jax.lax.fori_loop(0, n_atoms, step, init)
+  return support, coef
+
+
+@functools.partial(jax.jit, static_argnames=("ratio", "tile", "overlap", "n_atoms",
+                                             "fix_tile_index"))
+def sr_d(hs_lr, pan, ratio: int, *, hs_up=None, tile: int = 7, overlap: int = 4,
+         n_atoms: int = 10, fix_tile_index: bool = False):
+  """SR-D: sparse representation of the injected details over a PAN-detail dictionary.
+
+  LR tiles of ``tile`` px (stride ``tile - overlap``) of the MTF-reduced PAN details form the
+  dictionary, the matching HR tiles (``ratio * tile`` px) of the PAN details its HR twin; each
+  tile's MS details are coded by :func:`_omp` and rebuilt with the HR atoms, overlaps averaged.
+  The toolbox never advances its tile counter, so every tile is coded with tile 0's target and
+  forced atom (one code pasted on every tile): that defect is the default; ``fix_tile_index=True``
+  codes each tile with its own target and forced atom. Atom choice is discrete (argmax), so the
+  output is differentiable only for a fixed support.
+  """
+  _, p, ms, squeeze = _inputs(hs_lr, pan, ratio, hs_up)
+  lr_size = (ms.shape[1] // ratio, ms.shape[2] // ratio)
+  if min(lr_size) < tile:
+    raise ValueError(f"hs_lr: SR-D needs LR sides >= tile ({tile}), got {lr_size}")
+  taps = protocol.toolbox_taps(protocol.gen_mtf(ratio))
+  bands = (p - _mean(p)) / _std(p) * _std(ms) + _mean(ms)
+  ms_d = protocol.decimate(ms - protocol.depthwise_filter(ms, taps), ratio)
+  pan_d = bands - resample.imresize(
+      protocol.decimate(protocol.depthwise_filter(bands, taps), ratio), ratio)
+  pan_lr_d = protocol.decimate(protocol.depthwise_filter(pan_d, taps), ratio)
+  starts_r, starts_c = (_tile_starts(n, tile, overlap) for n in lr_size)
+  hr_r, hr_c, hr_tile = starts_r * ratio, starts_c * ratio, tile * ratio
+
+  def one(pan_d, pan_lr_d, ms_d):
+    atoms_lr = _tiles(pan_lr_d, starts_r, starts_c, tile)
+    atoms_hr = _tiles(pan_d, hr_r, hr_c, hr_tile)
+    targets = _tiles(ms_d, starts_r, starts_c, tile)
+    if fix_tile_index:
+      support, coef = jax.vmap(lambda y, k: _omp(atoms_lr, y, k, n_atoms))(
+          targets, jnp.arange(targets.shape[0]))
+    else:
+      support, coef = _omp(atoms_lr, targets[0], 0, n_atoms)
+      support = jnp.broadcast_to(support, (targets.shape[0],) + support.shape)
+      coef = jnp.broadcast_to(coef, (targets.shape[0],) + coef.shape)
+    patches = jnp.einsum("tihwb,tib->thwb", atoms_hr[support], coef,
+                         precision=jax.lax.Precision.HIGHEST)
+    rows = hr_r[:, None] + np.arange(hr_tile)
+    cols = hr_c[:, None] + np.arange(hr_tile)
+    index = (rows[:, None, :, None], cols[None, :, None, :])
+    patches = patches.reshape((len(hr_r), len(hr_c), hr_tile, hr_tile, patches.shape[-1]))
+    count = np.zeros(pan_d.shape[:2])
+    np.add.at(count, index, 1.0)
+    return jnp.zeros_like(pan_d).at[index].add(patches) / count[..., None]
+
+  return _out(ms + jax.vmap(one)(pan_d, pan_lr_d, ms_d), squeeze)
+
+
 METHODS = {"EXP": exp, "GSA": gsa, "BT-H": bt_h, "BDSD-PC": bdsd_pc, "PRACS": pracs,
            "AWLP": awlp, "MTF-GLP-FS": mtf_glp_fs, "MTF-GLP-HPM": mtf_glp_hpm,
-           "MTF-GLP-HPM-R": mtf_glp_hpm_r, "MF": mf, "TV": tv}
+           "MTF-GLP-HPM-R": mtf_glp_hpm_r, "MF": mf, "SR-D": sr_d, "TV": tv}
