@@ -86,8 +86,9 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
       "all Q2n and QNR in [0, 1]": all(0 <= r[3] <= 1 for r in rr_rows)
       and all(0 <= r[3] <= 1 for r in fr_rows)}
   notes = [f"methods: {', '.join(config.methods)}; times include compilation on first call",
-           "not run: GSA, AWLP, PRACS, BDSD-PC, MF, SR-D, TV, HySURE (not implemented yet) and "
-           "the deep methods (need trained weights)"]
+           "TV uses the toolbox's weights for 8 (WV3) or 159 (PRISMA) bands; SR-D and TV keep the "
+           "toolbox defects (tile index, channel offset) as the published benchmark does",
+           "not run: HySURE (not implemented) and the deep methods (need trained weights)"]
   return Report(title="Hyperspectral pansharpening benchmark (toolbox protocol)",
                 tables=[rr_table, fr_table], figures=["per_band_ergas.png", "fused.png"],
                 checks=checks, notes=notes)
