@@ -151,8 +151,7 @@ def bt_h(hs_lr, pan, ratio: int, *, hs_up=None, float32_alpha: bool = True):
   haze = jnp.min(ms, axis=(1, 2), keepdims=True)
   design = ms.reshape(ms.shape[0], -1, ms.shape[-1])
   alpha = jnp.linalg.pinv(design) @ p_lp.reshape(p.shape[0], -1, 1)
-  if float32_alpha:
-    alpha = alpha.astype(jnp.float32).astype(ms.dtype)
+  alpha = _float32(alpha, float32_alpha)
   intensity = jnp.sum((ms - haze) * alpha[:, None, :, 0][:, :, None, :], axis=-1, keepdims=True)
   p_eq = (p - _mean(p_lp)) * (_std(intensity) / _std(p_lp)) + _mean(intensity)
   shifted = ms - haze
