@@ -370,6 +370,12 @@ def _tv_weights(weights, bands: int, dtype):
   return weights.astype(dtype)
 
 
+def _safe_sqrt(x):
+  """``sqrt`` with a zero (not NaN) gradient at 0, where TV magnitudes start."""
+  positive = x > 0
+  return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), 0.0)
+
+
 def _forward_diff(x, axis: int):
   """Forward difference along a spatial axis with a replicated edge (last difference 0)."""
   last = jax.lax.slice_in_dim(x, x.shape[axis] - 1, x.shape[axis], axis=axis)
@@ -424,7 +430,7 @@ def tv(hs_lr, pan, ratio: int, *, hs_up=None, weights=None, alpha: float = 0.75,
     x, z = state
     hs_x, pan_x = forward(x)
     b = alpha * x + adjoint(lr - hs_x, p - pan_x)
-    magnitude = jnp.sqrt(_forward_diff(x, 2) ** 2 + _forward_diff(x, 1) ** 2)
+    magnitude = _safe_sqrt(_forward_diff(x, 2) ** 2 + _forward_diff(x, 1) ** 2)
     z = (grad(b) + grad(div(z))) / jnp.tile(2.0 * alpha / lam * magnitude + c, 2)
     return (b - div(z)) / alpha, z
 
@@ -687,8 +693,7 @@ def hysure(hs_lr, pan, ratio: int, *, hs_up=None, key=None, overlap: int | None 
       v1 = jnp.linalg.solve(ie, (mu * nu[0] + yyh).reshape(-1, p).T).T.reshape(nu[0].shape)
       v1 = v1 * mask + nu[0] * (1.0 - mask)
       v2 = jnp.linalg.solve(ire, (mu * nu[1] + lam_m * yym).reshape(-1, p).T).T.reshape(x.shape)
-      norm = jnp.sqrt(jnp.sum(nu[2] ** 2, -1, keepdims=True) + jnp.sum(nu[3] ** 2, -1,
-                                                                       keepdims=True))
+      norm = _safe_sqrt(jnp.sum(nu[2] ** 2 + nu[3] ** 2, -1, keepdims=True))
       shrink = jnp.maximum(norm - lam_phi / mu, 0.0)
       shrink = shrink / (shrink + lam_phi / mu)
       v = (v1, v2, shrink * nu[2], shrink * nu[3])
