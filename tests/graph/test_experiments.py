@@ -11,8 +11,8 @@ from experiments.configs import graph_ssl_graph, graph_ssl_node
 def test_presets(module):
   smoke, paper = module.get_config("smoke"), module.get_config("paper")
   assert smoke.train.total_steps > 0 and smoke.train.batch_size >= 1
-  assert "sbm" in smoke.datasets or "families" in smoke.datasets
-  assert not set(paper.datasets) & {"sbm", "families"}
+  assert "sbm" in smoke.datasets or "cycles_trees" in smoke.datasets
+  assert not set(paper.datasets) & {"sbm", "cycles_trees"}
   with pytest.raises(ValueError, match="preset"):
     module.get_config("large")
 
