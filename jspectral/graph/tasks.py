@@ -17,6 +17,7 @@ Both draw two views per step from keyed augmentations inside the jitted loss, so
 Augmentations by name (``kind``): ``"drop_edges"`` (``p`` per directed entry), ``"add_edges"``
 (fills slots reserved with ratio ``p``), ``"drop_nodes"``, ``"subgraph"``, ``"mask_nodes"``,
 ``"span_max"`` / ``"span_min"`` (SPAN probabilities precomputed once per graph, sampled per step),
+``"span_max_l2"`` / ``"span_min_l2"`` (SPAN's spectrum-distance objectives, eigvalsh, same lr),
 ``"identity"``. Node level adds feature-column masking with ``p_feature``.
 """
 
@@ -36,7 +37,7 @@ from jspectral.graph import graphs as G
 SPAN_NODE = dict(ratio=0.3, iterations=40, threshold=0.8, lr={"max": 100.0, "min": 0.1})
 SPAN_GRAPH = dict(ratio=0.2, iterations=20, threshold=0.5, lr={"max": 0.5, "min": 0.5})
 TOPOLOGY_KINDS = ("identity", "drop_edges", "add_edges", "drop_nodes", "subgraph", "mask_nodes",
-                  "span_max", "span_min")
+                  "span_max", "span_min", "span_max_l2", "span_min_l2")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +79,10 @@ def _dense_symmetric(graph: jraph.GraphsTuple, size: int) -> np.ndarray:
 
 
 def span_kind(view: View) -> str | None:
-  return view.kind.split("_")[1] if view.kind.startswith("span_") else None
+  """``"span_max_l2"`` -> ``"max-l2"``, the kind of :func:`.augment.span_probabilities`."""
+  if not view.kind.startswith("span_"):
+    return None
+  return view.kind.removeprefix("span_").replace("_", "-")
 
 
 class NodeContrastTask:
@@ -106,7 +110,7 @@ class NodeContrastTask:
       if kind and kind not in self.span_prob:
         self.span_prob[kind] = jax.jit(
             lambda a, k, kind=kind: augment.span_probabilities(
-                a, kind=kind, ratio=SPAN_NODE["ratio"], lr=SPAN_NODE["lr"][kind],
+                a, kind=kind, ratio=SPAN_NODE["ratio"], lr=SPAN_NODE["lr"][kind.split("-")[0]],
                 iterations=SPAN_NODE["iterations"], threshold=SPAN_NODE["threshold"], key=k)
         )(self.adj, jax.random.key(span_seed))
 
@@ -259,7 +263,7 @@ class GraphContrastTask:
           :, None]
       keys = jax.random.split(jax.random.key(span_seed), len(graphs))
       prob = jax.jit(jax.vmap(lambda a, m, k: augment.span_probabilities(
-          a, kind=kind, ratio=SPAN_GRAPH["ratio"], lr=SPAN_GRAPH["lr"][kind],
+          a, kind=kind, ratio=SPAN_GRAPH["ratio"], lr=SPAN_GRAPH["lr"][kind.split("-")[0]],
           iterations=SPAN_GRAPH["iterations"], threshold=SPAN_GRAPH["threshold"], key=k,
           node_mask=m)))(adj, masks, keys)
       for example, a, p in zip(self.examples, adj, np.asarray(prob), strict=True):
