@@ -102,7 +102,7 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
                                          probe=config.probe.to_dict())
     random_params, _ = random_task.init(jax.random.key(config.train.seed), None)
     baseline = random_task.evaluate(random_params, {})
-    rows.append([name, "GRACE", "random-init encoder", _pm(baseline), "-"])
+    rows.append([name, "grace", "random-init encoder", _pm(baseline), "-"])
     for framework, aug in itertools.product(config.frameworks, config.augmentations):
       build, fw_lr, fw_steps = FRAMEWORKS[framework]
       fw_config = train_config.copy_and_resolve_references()
