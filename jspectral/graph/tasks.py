@@ -315,9 +315,10 @@ class GraphContrastTask:
       yield {k: np.stack([e[k] for e in chunk]) for k in keys}
 
   def embed(self, params, state, batch_size: int = 64) -> np.ndarray:
-    apply = jax.jit(lambda b: self.model.apply(
-        {"params": params, **state}, G.collate_padded(b), False)[0])
-    out = [np.asarray(apply(b))[:batch_size] for b in self._batches(batch_size)]  # no pad graph
+    apply = jax.jit(lambda p, s, b: self.model.apply(
+        {"params": p, **s}, G.collate_padded(b), False)[0])
+    out = [np.asarray(apply(params, state, b))[:batch_size]  # drop the padding graph's row
+           for b in self._batches(batch_size)]
     return np.concatenate(out)[:len(self.examples)]
 
   def calibrate_batch_stats(self, params, state, *, passes: int = 8, batch_size: int = 32):
@@ -326,11 +327,11 @@ class GraphContrastTask:
     No gradient step: this gives the random-init baseline the data-normalised features a trained
     encoder's BatchNorm has (without it the baseline probes un-normalised sums).
     """
-    update = jax.jit(lambda s, b: self.model.apply(
-        {"params": params, **s}, G.collate_padded(b), True, mutable=["batch_stats"])[1])
+    update = jax.jit(lambda p, s, b: self.model.apply(
+        {"params": p, **s}, G.collate_padded(b), True, mutable=["batch_stats"])[1])
     for _ in range(passes):
       for batch in self._batches(batch_size):
-        state = update(state, batch)
+        state = update(params, state, batch)
     return state
 
   def evaluate(self, params, state):
