@@ -1,9 +1,11 @@
 """Graph SSL, graph level: GraphCL with edge adding vs SPAN spectral views (SVM protocol).
 
 Jian et al. (arXiv 2405.19600) claim edge adding matches or beats spectral augmentation at graph
-level. Smoke: 160 synthetic two-community vs Erdos-Renyi graphs (CPU, no download), a small GraphCL
-(hidden 32, 3 layers), SVM cross-validated accuracy per augmentation beside a random-init encoder,
-and the per-batch augmentation time. Paper: TU datasets (MUTAG, PROTEINS, NCI1, IMDB-BINARY) from
+level. Smoke: 160 synthetic graphs, cycles with chords vs preferential-attachment trees with as
+many extra random edges, constant node features (CPU, no download), a small GraphCL (hidden 32,
+3 layers), the official 10-fold SVM accuracy per augmentation beside a random-init encoder (with
+BatchNorm statistics calibrated on the data, so that only the gradient training differs), and the
+per-batch augmentation time. Paper: TU datasets (MUTAG, PROTEINS, NCI1, IMDB-BINARY) from
 the TU TFDS builder with GraphCL's go.sh recipe (Adam 0.01, batch 128, 20 epochs, 10-fold SVM).
 """
 
@@ -31,27 +33,29 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
     raise ValueError(f"preset: expected 'smoke' or 'paper', got {preset!r}")
   c = ml_collections.ConfigDict()
   c.preset = preset
-  c.datasets = ["families"] if preset == "smoke" else ["mutag", "proteins", "nci1", "imdb_binary"]
+  c.datasets = (["cycles_trees"] if preset == "smoke" else
+                ["mutag", "proteins", "nci1", "imdb_binary"])
   c.data_dir = ""
   c.num_graphs = 160
-  c.augmentations = ["add_edges", "span_max"]
+  c.extra_edge_fraction = 1.5  # smoke data: extra random edges per node in both classes
+  c.augmentations = (["add_edges", "span_max"] if preset == "smoke" else
+                     ["add_edges", "span_max", "span_min", "span_max_l2"])
   c.edge_ratio = 0.2
   c.hidden, c.num_layers = 32, 3
   c.epochs = 20
-  c.svm = ml_collections.ConfigDict(dict(folds=5 if preset == "smoke" else 10,
-                                         c_grid=[0.1, 1.0, 10.0] if preset == "smoke" else
-                                         [1e-3, 1e-2, 1e-1, 1.0, 1e1, 1e2, 1e3]))
+  c.svm = ml_collections.ConfigDict(dict(folds=10, c_grid=[1e-3, 1e-2, 1e-1, 1.0, 1e1, 1e2, 1e3]))
   c.train = train.default_config()
   c.train.update(total_steps=0, batch_size=32 if preset == "smoke" else 128, log_every=5,
                  checkpoint_every=1000, progress=False)
   c.train.optimizer.learning_rate = 1e-2
-  c.train.total_steps = 40 if preset == "smoke" else 0  # 0: epochs * len(dataset) / batch
+  c.train.total_steps = 60 if preset == "smoke" else 0  # 0: epochs * len(dataset) / batch
   return c
 
 
 def _load(name: str, config):
-  if name == "families":
-    return datasets.graph_families(0, num_graphs=config.num_graphs)
+  if name == "cycles_trees":
+    return datasets.cycles_vs_trees(0, num_graphs=config.num_graphs,
+                                    extra_edge_fraction=config.extra_edge_fraction)
   from jspectral.data.builders import tu
 
   return tu.load(name.upper().replace("IMDB_BINARY", "IMDB-BINARY"), config.data_dir or None)
@@ -72,8 +76,10 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
     first = {k: np.stack([e[k] for e in random_task.examples[:config.train.batch_size]])
              for k in random_task.examples[0]}
     params, state = random_task.init(jax.random.key(config.train.seed), first)
-    baseline = random_task.evaluate(params, state)
-    rows.append([name, "random-init encoder", _pm(baseline), "-"])
+    rows.append([name, "random-init encoder, initial BN statistics",
+                 _pm(random_task.evaluate(params, state)), "-"])
+    baseline = random_task.evaluate(params, random_task.calibrate_batch_stats(params, state))
+    rows.append([name, "random-init encoder, BN calibrated on data", _pm(baseline), "-"])
     for aug in config.augmentations:
       start = time.perf_counter()
       task = tasks.GraphContrastTask(graphs, labels, model, tasks.View(aug, config.edge_ratio),
@@ -84,8 +90,12 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
       histories[f"{name} {aug}"] = result.history
       acc = {k.removeprefix("eval/"): v for k, v in result.evals.items()}
       rows.append([name, aug, _pm(acc),
-                   PAPER_GRAPHCL.get(name, "-") if aug != "span_max" else "n/a"])
-      checks[f"{name}: {aug} accuracy above chance (50%)"] = acc["accuracy"] > 0.5
+                   PAPER_GRAPHCL.get(name, "-") if aug == "add_edges" else "n/a"])
+      if aug == "add_edges":
+        checks[f"{name}: {aug} accuracy > random-init encoder (BN calibrated)"] = (
+            acc["accuracy"] > baseline["accuracy"])
+      else:
+        checks[f"{name}: {aug} accuracy above chance (50%)"] = acc["accuracy"] > 0.5
   save_loss_curve(workdir / "loss.png", histories)
   spans = [float(r[2]) for r in timing if r[1].startswith("span")]
   edges = [float(r[2]) for r in timing if not r[1].startswith("span")]
@@ -100,9 +110,11 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
       notes=[f"{config.preset} preset; SVM {config.svm.folds}-fold CV, C grid "
              f"{list(config.svm.c_grid)}; view 1 = graph with GraphCL's off-by-one self loops, "
              "view 2 = augmentation.",
-             "A random-init GIN + RBF-SVM is a strong baseline on small graphs (the GraphCL "
-             "paper's own observation); the smoke check is above-chance accuracy, the table "
-             "shows whether training beats the random encoder.",
+             "A random-init GIN + RBF-SVM is a strong baseline on small graphs. Its BatchNorm "
+             "running statistics are calibrated by train-mode passes over the data (no gradient "
+             "step); with the initial statistics (mean 0, var 1) the layer sums are probed "
+             "un-normalised, which alone costs it 10-30 points, so that row is not a fair "
+             "baseline.",
              "Smoke data are synthetic; the paper column is GraphCL's published SVM accuracy "
              "(the comparison paper's table could not be retrieved)."])
 

@@ -6,6 +6,9 @@
   row-normalised to sum 1 (the stand-in for Planetoid data, spec graph_ssl.md section 5).
 * :func:`graph_families` -- a graph-classification stand-in: two-community graphs (class 0) vs
   Erdos-Renyi graphs of the same mean degree (class 1), one-hot degree labels as node features.
+* :func:`cycles_vs_trees` -- the graph-level smoke task (spec section 5's suggestion): cycles with
+  random chords (class 0) vs preferential-attachment trees with the same number of extra random
+  edges (class 1), constant node features (as TU sets without labels, e.g. IMDB-BINARY).
 
 Real datasets are the TFDS builders in ``jspectral/data/builders`` (planetoid, amazon_coauthor, tu).
 """
@@ -91,6 +94,43 @@ def graph_families(seed: int = 0, *, num_graphs: int = 200, min_nodes: int = 12,
     degree = np.bincount(edge_index[1], minlength=n)
     x = np.eye(max_degree_label + 1, dtype=np.float32)[np.minimum(degree, max_degree_label)]
     graphs.append(G.make_graph(x, edge_index))
+    labels.append(label)
+  return graphs, np.array(labels)
+
+
+def cycles_vs_trees(seed: int = 0, *, num_graphs: int = 160, min_nodes: int = 12,
+                    max_nodes: int = 24, extra_edge_fraction: float = 0.25
+                    ) -> tuple[list[jraph.GraphsTuple], np.ndarray]:
+  """Cycles with chords (label 0) vs preferential-attachment trees plus random edges (label 1).
+
+  Both classes get ``int(extra_edge_fraction * n)`` extra random edges (chords of the cycle, or
+  random pairs added to the tree), so edge counts overlap; the classes differ in degree
+  distribution (hubs and leaves vs near-regular) and cycle structure. Node features are a
+  constant ``(n, 1)`` one, so the class signal lives in the structure only. Returns
+  ``(graphs, labels)``; every graph is a separate single-graph GraphsTuple.
+  """
+  rng = np.random.default_rng(seed)
+  graphs, labels = [], []
+  for k in range(num_graphs):
+    n = int(rng.integers(min_nodes, max_nodes + 1))
+    label = k % 2
+    extra = int(extra_edge_fraction * n)
+    if label == 0:
+      ring = np.arange(n)
+      pairs = [np.stack([ring, (ring + 1) % n], 1)]
+      start = rng.integers(0, n, extra)
+      pairs.append(np.stack([start, (start + rng.integers(2, n - 1, extra)) % n], 1))
+    else:
+      degree, tree = np.zeros(n), []
+      degree[0] = 1.0
+      for v in range(1, n):  # attach v to an existing node with probability ~ degree
+        u = int(rng.choice(v, p=degree[:v] / degree[:v].sum()))
+        tree.append((u, v))
+        degree[u] += 1.0
+        degree[v] += 1.0
+      pairs = [np.array(tree), rng.integers(0, n, (extra, 2))]
+    edge_index = _undirected_edge_index(np.concatenate(pairs))
+    graphs.append(G.make_graph(np.ones((n, 1), np.float32), edge_index))
     labels.append(label)
   return graphs, np.array(labels)
 

@@ -293,6 +293,24 @@ class BGRL(nn.Module):
     return z, p, q
 
 
+class GBTEncoder(nn.Module):
+  """Graph Barlow Twins encoder (PyGCL G-BT example): GCNConv(F -> 2h), BatchNorm (momentum
+  0.01), PReLU (one slope), GCNConv(2h -> h); no projector. Returns the node embeddings ``(N, h)``.
+
+  Layout recalled from PyGCL's example; the spec's parameter counts (Cora 866,561, CiteSeer
+  2,028,801) pin it.
+  """
+
+  hidden: int = 256
+
+  @nn.compact
+  def __call__(self, graph: jraph.GraphsTuple, train: bool = True) -> jax.Array:
+    G.check_graph(graph)
+    z = GCNConv(2 * self.hidden, name="conv_0")(graph.nodes, graph)
+    z = PReLU(1, name="activation")(MaskedBatchNorm(0.01, name="bn")(z, G.node_mask(graph), train))
+    return GCNConv(self.hidden, name="conv_1")(z, graph)
+
+
 # ---------------------------------------------------------------------------------------------
 # PyTorch state_dict converters (configuration read off the tensor shapes).
 
@@ -388,4 +406,6 @@ MODELS = {
     "mvgrl_node_cora": ModelSpec(build=MVGRLNode, example_inputs=_two_views(1433)),
     "bgrl_cora": ModelSpec(build=BGRL, example_inputs=lambda m: {"graph": example_graph(1433),
                                                                  "train": False}),
+    "gbt_cora": ModelSpec(build=GBTEncoder,
+                          example_inputs=lambda m: {"graph": example_graph(1433), "train": False}),
 }

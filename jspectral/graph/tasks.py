@@ -6,6 +6,9 @@ Both draw two views per step from keyed augmentations inside the jitted loss, so
 * :class:`NodeContrastTask` -- full-batch GRACE on one graph. The training "dataset" is a single
   dummy example (``batch_size`` 1); the graph is a constant of the step. Evaluation: linear probe on
   the frozen encoder output of the clean graph (:func:`jspectral.graph.protocols.node_probe`).
+* :class:`MVGRLNodeTask`, :class:`BGRLTask`, :class:`GBTTask` -- the other node-level frameworks
+  the paper compares (MVGRL with JSD G2L, BGRL bootstrap with an EMA target, graph Barlow Twins),
+  sharing the views and the probe of :class:`NodeContrastTask`.
 * :class:`GraphContrastTask` -- GraphCL on a list of small graphs stored as fixed-size examples
   (:func:`jspectral.graph.graphs.to_padded_example`), collated in ``jit`` by
   :func:`~jspectral.graph.graphs.collate_padded`; view 1 is the graph, view 2 the augmentation;
@@ -14,6 +17,7 @@ Both draw two views per step from keyed augmentations inside the jitted loss, so
 Augmentations by name (``kind``): ``"drop_edges"`` (``p`` per directed entry), ``"add_edges"``
 (fills slots reserved with ratio ``p``), ``"drop_nodes"``, ``"subgraph"``, ``"mask_nodes"``,
 ``"span_max"`` / ``"span_min"`` (SPAN probabilities precomputed once per graph, sampled per step),
+``"span_max_l2"`` / ``"span_min_l2"`` (SPAN's spectrum-distance objectives, eigvalsh, same lr),
 ``"identity"``. Node level adds feature-column masking with ``p_feature``.
 """
 
@@ -33,7 +37,7 @@ from jspectral.graph import graphs as G
 SPAN_NODE = dict(ratio=0.3, iterations=40, threshold=0.8, lr={"max": 100.0, "min": 0.1})
 SPAN_GRAPH = dict(ratio=0.2, iterations=20, threshold=0.5, lr={"max": 0.5, "min": 0.5})
 TOPOLOGY_KINDS = ("identity", "drop_edges", "add_edges", "drop_nodes", "subgraph", "mask_nodes",
-                  "span_max", "span_min")
+                  "span_max", "span_min", "span_max_l2", "span_min_l2")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +79,10 @@ def _dense_symmetric(graph: jraph.GraphsTuple, size: int) -> np.ndarray:
 
 
 def span_kind(view: View) -> str | None:
-  return view.kind.split("_")[1] if view.kind.startswith("span_") else None
+  """``"span_max_l2"`` -> ``"max-l2"``, the kind of :func:`.augment.span_probabilities`."""
+  if not view.kind.startswith("span_"):
+    return None
+  return view.kind.removeprefix("span_").replace("_", "-")
 
 
 class NodeContrastTask:
@@ -103,7 +110,7 @@ class NodeContrastTask:
       if kind and kind not in self.span_prob:
         self.span_prob[kind] = jax.jit(
             lambda a, k, kind=kind: augment.span_probabilities(
-                a, kind=kind, ratio=SPAN_NODE["ratio"], lr=SPAN_NODE["lr"][kind],
+                a, kind=kind, ratio=SPAN_NODE["ratio"], lr=SPAN_NODE["lr"][kind.split("-")[0]],
                 iterations=SPAN_NODE["iterations"], threshold=SPAN_NODE["threshold"], key=k)
         )(self.adj, jax.random.key(span_seed))
 
@@ -131,11 +138,101 @@ class NodeContrastTask:
     _, h2 = self.model.apply({"params": params}, self.view(k2, self.views[1]))
     return losses.grace_infonce(h1, h2, self.tau), {}
 
-  def embed(self, params) -> np.ndarray:
+  def embed(self, params, state=None) -> np.ndarray:
+    """Frozen embeddings of the clean graph (encoder output, no projection head)."""
     return np.asarray(jax.jit(self.model.apply)({"params": params}, self.graph)[0])
 
   def evaluate(self, params, state):
-    return protocols.node_probe(self.embed(params), self.labels, **self.probe)
+    return protocols.node_probe(self.embed(params, state), self.labels, **self.probe)
+
+
+class MVGRLNodeTask(NodeContrastTask):
+  """MVGRL node level as GCL-SPAN / PyGCL run it: one GCN encoder per view, graph summaries
+  ``s = projector(sigmoid(mean z))``, DGI negatives from row-shuffled features, JSD in G2L mode
+  (``0.5 * (jsd(z2 . s1, z2~ . s1) + jsd(z1 . s2, z1~ . s2))``). ``model``: a
+  :class:`~jspectral.graph.encoders.MVGRLNode`. Evaluation embedding ``concat(z1, z2)`` of the
+  clean graph (both encoders).
+  """
+
+  def init(self, rng, batch):
+    return self.model.init(rng, self.graph, self.graph)["params"], {}
+
+  def loss(self, params, state, batch, rng):
+    k1, k2, k_perm = jax.random.split(rng, 3)
+    g1, g2 = self.view(k1, self.views[0]), self.view(k2, self.views[1])
+    z1, z2, s1, s2 = self.model.apply({"params": params}, g1, g2)
+    perm = jax.random.permutation(k_perm, g1.nodes.shape[0])
+    n1, n2, _, _ = self.model.apply({"params": params}, g1._replace(nodes=g1.nodes[perm]),
+                                    g2._replace(nodes=g2.nodes[perm]))
+    loss = 0.5 * (losses.jsd_loss(z2 @ s1, n2 @ s1) + losses.jsd_loss(z1 @ s2, n1 @ s2))
+    return loss, {}
+
+  def embed(self, params, state=None) -> np.ndarray:
+    z1, z2, _, _ = jax.jit(self.model.apply)({"params": params}, self.graph, self.graph)
+    return np.concatenate([np.asarray(z1), np.asarray(z2)], axis=1)
+
+
+class BGRLTask(NodeContrastTask):
+  """BGRL (PyGCL ``BootstrapLatent``, L2L): the online network's predictions of each view regress
+  the other view's projection by the target network, an EMA of the online parameters
+  (``momentum``). ``model``: a :class:`~jspectral.graph.encoders.BGRL`. State: online BatchNorm
+  statistics and ``target`` parameters; the EMA uses the parameters before this step's update
+  (one step behind the official post-step update). Evaluation: eval-mode online ``z``.
+  """
+
+  def __init__(self, *args, momentum: float = 0.99, **kwargs):
+    super().__init__(*args, **kwargs)
+    self.momentum = momentum
+
+  def init(self, rng, batch):
+    variables = self.model.init({"params": rng, "dropout": rng}, self.graph, train=True)
+    return variables["params"], {"batch_stats": variables["batch_stats"],
+                                 "target": variables["params"]}
+
+  def loss(self, params, state, batch, rng):
+    k1, k2, k_drop = jax.random.split(rng, 3)
+    g1, g2 = self.view(k1, self.views[0]), self.view(k2, self.views[1])
+    stats, online, target = {"batch_stats": state["batch_stats"]}, [], []
+    for i, g in enumerate((g1, g2)):
+      rngs = {"dropout": jax.random.fold_in(k_drop, i)}
+      out, stats = self.model.apply({"params": params, **stats}, g, True, rngs=rngs,
+                                    mutable=["batch_stats"])
+      online.append(out)
+      t_out, _ = self.model.apply({"params": state["target"], **stats}, g, True,
+                                  rngs={"dropout": jax.random.fold_in(k_drop, 2 + i)},
+                                  mutable=["batch_stats"])
+      target.append(t_out[1])
+    loss = losses.bootstrap_loss(online[0][2], target[1], online[1][2], target[0])
+    ema = jax.tree.map(lambda t, p: self.momentum * t + (1 - self.momentum) * p, state["target"],
+                       jax.lax.stop_gradient(params))
+    return loss, {"state": {**stats, "target": ema}}
+
+  def embed(self, params, state=None) -> np.ndarray:
+    return np.asarray(jax.jit(lambda p, s: self.model.apply(
+        {"params": p, "batch_stats": s}, self.graph, False)[0])(params, state["batch_stats"]))
+
+
+class GBTTask(NodeContrastTask):
+  """Graph Barlow Twins (PyGCL G-BT example): Barlow Twins loss on the two views' encoder outputs
+  (no projector). ``model``: a :class:`~jspectral.graph.encoders.GBTEncoder`. Evaluation:
+  eval-mode embeddings of the clean graph.
+  """
+
+  def init(self, rng, batch):
+    variables = self.model.init(rng, self.graph, train=True)
+    return variables["params"], {"batch_stats": variables["batch_stats"]}
+
+  def loss(self, params, state, batch, rng):
+    k1, k2 = jax.random.split(rng)
+    z1, stats = self.model.apply({"params": params, **state}, self.view(k1, self.views[0]), True,
+                                 mutable=["batch_stats"])
+    z2, stats = self.model.apply({"params": params, **stats}, self.view(k2, self.views[1]), True,
+                                 mutable=["batch_stats"])
+    return losses.barlow_twins_loss(z1, z2), {"state": stats}
+
+  def embed(self, params, state=None) -> np.ndarray:
+    return np.asarray(jax.jit(lambda p, s: self.model.apply(
+        {"params": p, **s}, self.graph, False))(params, state))
 
 
 class GraphContrastTask:
@@ -166,7 +263,7 @@ class GraphContrastTask:
           :, None]
       keys = jax.random.split(jax.random.key(span_seed), len(graphs))
       prob = jax.jit(jax.vmap(lambda a, m, k: augment.span_probabilities(
-          a, kind=kind, ratio=SPAN_GRAPH["ratio"], lr=SPAN_GRAPH["lr"][kind],
+          a, kind=kind, ratio=SPAN_GRAPH["ratio"], lr=SPAN_GRAPH["lr"][kind.split("-")[0]],
           iterations=SPAN_GRAPH["iterations"], threshold=SPAN_GRAPH["threshold"], key=k,
           node_mask=m)))(adj, masks, keys)
       for example, a, p in zip(self.examples, adj, np.asarray(prob), strict=True):
@@ -209,17 +306,33 @@ class GraphContrastTask:
     mask = G.graph_mask(graph)
     return losses.graphcl_ntxent(p1, p2, mask=mask), {"state": upd}
 
+  def _batches(self, batch_size: int):
+    """Every example once, in order, in batches of static size (the last one padded by repeats)."""
+    keys = ("x", "senders", "receivers", "weight", "slot", "n_node", "n_edge")
+    for start in range(0, len(self.examples), batch_size):
+      chunk = self.examples[start:start + batch_size]
+      chunk = chunk + [chunk[-1]] * (batch_size - len(chunk))
+      yield {k: np.stack([e[k] for e in chunk]) for k in keys}
+
   def embed(self, params, state, batch_size: int = 64) -> np.ndarray:
     apply = jax.jit(lambda p, s, b: self.model.apply(
         {"params": p, **s}, G.collate_padded(b), False)[0])
-    out = []
-    for start in range(0, len(self.examples), batch_size):
-      chunk = self.examples[start:start + batch_size]
-      chunk = chunk + [chunk[-1]] * (batch_size - len(chunk))  # static batch shape
-      keys = ("x", "senders", "receivers", "weight", "slot", "n_node", "n_edge")
-      stacked = {k: np.stack([e[k] for e in chunk]) for k in keys}
-      out.append(np.asarray(apply(params, state, stacked))[:batch_size])
+    out = [np.asarray(apply(params, state, b))[:batch_size]  # drop the padding graph's row
+           for b in self._batches(batch_size)]
     return np.concatenate(out)[:len(self.examples)]
+
+  def calibrate_batch_stats(self, params, state, *, passes: int = 8, batch_size: int = 32):
+    """BatchNorm running statistics from ``passes`` train-mode passes over the clean graphs.
+
+    No gradient step: this gives the random-init baseline the data-normalised features a trained
+    encoder's BatchNorm has (without it the baseline probes un-normalised sums).
+    """
+    update = jax.jit(lambda p, s, b: self.model.apply(
+        {"params": p, **s}, G.collate_padded(b), True, mutable=["batch_stats"])[1])
+    for _ in range(passes):
+      for batch in self._batches(batch_size):
+        state = update(params, state, batch)
+    return state
 
   def evaluate(self, params, state):
     return protocols.graph_svm(self.embed(params, state), self.labels, **self.svm)

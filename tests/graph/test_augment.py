@@ -174,6 +174,35 @@ def test_span_rejects_bad_inputs():
   with pytest.raises(ValueError, match="adj"):
     augment.span_probabilities(jnp.zeros((3, 4)), key=jax.random.key(0))
   with pytest.raises(ValueError, match="kind"):
-    augment.span_probabilities(jnp.zeros((3, 3)), kind="max-l2", key=jax.random.key(0))
+    augment.span_probabilities(jnp.zeros((3, 3)), kind="median", key=jax.random.key(0))
+  with pytest.raises(ValueError, match="num_eigs"):
+    augment.span_probabilities(jnp.zeros((3, 3)), kind="max-low", num_eigs=4,
+                               key=jax.random.key(0))
   with pytest.raises(ValueError, match="key"):
     augment.span_probabilities(jnp.zeros((3, 3)))
+
+
+def test_span_spectrum_distance_and_subset_kinds(karate):
+  """The non-default SPAN objectives: valid budgeted probabilities; 'max-l2' moves the expected
+  spectrum further than 'min-l2'; 'max-high' with one eigenvalue has no signal (the top eigenvalue
+  of D^-1/2 (A+I) D^-1/2 is exactly 1), so its probabilities stay at the initial vector."""
+  adj = augment.symmetric_adjacency(karate)
+  n = adj.shape[0]
+  init = jax.random.uniform(jax.random.key(3), (n * (n - 1) // 2,), minval=1e-5, maxval=1.0 / n)
+  run = jax.jit(lambda a: {kind: augment.span_probabilities(
+      a, kind=kind, ratio=0.3, lr=1.0, iterations=10, threshold=0.8, init=init, num_eigs=1)
+      for kind in ("max-l2", "min-l2", "max-high")})
+  probs = run(adj)
+  e0 = jnp.linalg.eigvalsh(augment.normalized_adjacency(adj))
+  flip = 1.0 - jnp.eye(n) - 2.0 * adj
+  distance = {}
+  for kind in ("max-l2", "min-l2"):
+    p = np.asarray(probs[kind])
+    np.testing.assert_array_equal(p, p.T)
+    assert np.all(np.diag(p) == 0) and p.min() >= 0 and p.max() <= 1
+    assert np.triu(p, 1).sum() <= int(0.3 * 78) + 0.05
+    mean_field = augment.normalized_adjacency(adj + jnp.asarray(p) * flip)
+    distance[kind] = float(jnp.linalg.norm(jnp.linalg.eigvalsh(mean_field) - e0))
+  assert distance["max-l2"] > 2 * distance["min-l2"]
+  rows, cols = np.tril_indices(n, -1)
+  np.testing.assert_allclose(np.asarray(probs["max-high"])[rows, cols], init, atol=1e-4)

@@ -17,7 +17,7 @@ COUNTS = {  # spec graph_ssl.md section 2 (official PyTorch modules)
     "grace_dblp": 1_102_592, "pygcl_grace_cora": 49_056, "graphcl_mutag": 24_352,
     "graphcl_mutag_l5": 61_600, "graphcl_proteins": 24_224, "graphcl_nci1": 25_312,
     "graphcl_imdb_binary": 24_160, "pygcl_graphcl_mutag": 11_872, "mvgrl_node_cora": 2_257_408,
-    "bgrl_cora": 566_019,
+    "bgrl_cora": 566_019, "gbt_cora": 866_561,
 }
 
 

@@ -1,4 +1,4 @@
-"""Loss properties beyond the parity cases, protocols, and one short GRACE fit."""
+"""Loss properties beyond the parity cases, protocols, short GRACE / MVGRL / BGRL / G-BT fits."""
 
 from __future__ import annotations
 
@@ -83,4 +83,32 @@ def test_grace_fit_loss_falls(tmp_path):
   result = train.fit(task, config, tmp_path / "grace")
   curve = [r["loss"] for r in result.history if "loss" in r]
   assert curve[-1] < 0.9 * curve[0]
+  assert 0.0 <= result.evals["eval/accuracy"] <= 1.0
+
+
+# Each framework: (task class, model, lr, statement about the loss). JSD is negative-valued with
+# minimum -2 log 2, so MVGRL's criterion is an absolute fall; the others fall by a factor.
+FRAMEWORKS = {
+    "mvgrl": (tasks.MVGRLNodeTask, lambda: encoders.MVGRLNode(16), 5e-3,
+              lambda first, last: last < first - 0.02),
+    "bgrl": (tasks.BGRLTask, lambda: encoders.BGRL(16), 5e-3,
+             lambda first, last: last < 0.85 * first),
+    "gbt": (tasks.GBTTask, lambda: encoders.GBTEncoder(16), 5e-3,
+            lambda first, last: last < 0.85 * first),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FRAMEWORKS))
+def test_node_framework_fit_loss_falls(name, tmp_path):
+  task_cls, model, lr, falls = FRAMEWORKS[name]
+  graph, labels = datasets.karate_club()
+  task = task_cls(graph, labels, model(), (tasks.View("drop_edges", 0.2, 0.2),
+                                           tasks.View("drop_edges", 0.3, 0.2)),
+                  probe=dict(seeds=(0,), train_fraction=0.5, c_grid=(1.0,)))
+  config = train.default_config()
+  config.update(total_steps=30, batch_size=1, log_every=1, checkpoint_every=1000, progress=False)
+  config.optimizer.learning_rate = lr
+  result = train.fit(task, config, tmp_path / name)
+  curve = np.array([r["loss"] for r in result.history if "loss" in r])
+  assert falls(curve[:5].mean(), curve[-5:].mean()), curve
   assert 0.0 <= result.evals["eval/accuracy"] <= 1.0
