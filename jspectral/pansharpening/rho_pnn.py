@@ -160,8 +160,16 @@ def spectral_degrade(output: jax.Array, ratio: int = 6, kernel_size: int = 61) -
 @functools.partial(jax.jit, static_argnames=("ratio", "kernel_size"))
 def spectral_loss(output: jax.Array, hs_lr: jax.Array, ratio: int = 6,
                   kernel_size: int = 61) -> jax.Array:
-  """``SpectralLossNocorr``: L1 mean between the degraded output and ``hs_lr`` cropped by 5."""
+  """``SpectralLossNocorr``: L1 mean between the degraded output and ``hs_lr`` cropped by 5.
+
+  The valid filtering needs tiles larger than the kernel (``H, W >= ratio (2 crop + 1)``, 66 px at
+  the defaults; the official pre-training tiles are 90 px); smaller ones raise, since the loss
+  would be the mean of nothing (NaN) and training on it a silent no-op.
+  """
   crop = (kernel_size // ratio) // 2
+  if min(output.shape[1:3]) < ratio * (2 * crop + 1):
+    raise ValueError(f"output: spatial size {output.shape[1:3]} is too small for the "
+                     f"{kernel_size}-tap valid spectral loss (need >= {ratio * (2 * crop + 1)})")
   ref = hs_lr[:, crop:-crop, crop:-crop]
   degraded = spectral_degrade(output, ratio, kernel_size)
   if degraded.shape != ref.shape:
