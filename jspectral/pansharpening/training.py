@@ -31,7 +31,6 @@ negative (no update, ``seam="official"``); ``seam="absolute"`` uses ``|delta lam
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -42,7 +41,6 @@ import ml_collections
 import numpy as np
 import optax
 import scipy.ndimage
-from flax import traverse_util
 
 from jspectral.pansharpening import deep, indices, protocol, rho_pnn
 from jspectral.train import default_config
@@ -117,44 +115,6 @@ def train_config(name: str, num_examples: int, *, epochs: int | None = None,
   return c
 
 
-@functools.partial(jax.jit, static_argnames=("scheme",))
-def official_init(params, rng: jax.Array, scheme: str = "torch"):
-  """Re-draws conv kernels / biases as the official code initialises them.
-
-  ``"torch"``: PyTorch's default, weights and biases ``U(+-1/sqrt(fan_in))``. ``"hyper_dsnet"``:
-  torch default, then Block2/3 and channel-attention kernels from a fan-in truncated normal
-  (variance ``1/fan_in``, truncation at 2 std) with zero biases. ``"he_normal"``: torch default
-  biases, kernels ``N(0, 2 / (kh kw out))`` (Kite's ``initialize_weights``). BatchNorm and the
-  fixed Hyper-DSNet taps are left alone.
-  """
-  if scheme not in ("torch", "hyper_dsnet", "he_normal"):
-    raise ValueError(f"scheme: expected 'torch', 'hyper_dsnet' or 'he_normal', got {scheme!r}")
-  flat = traverse_util.flatten_dict(params)
-  out = dict(flat)
-  for i, (path, kernel) in enumerate(sorted(flat.items())):
-    if path[-1] != "kernel" or kernel.ndim != 4:
-      continue
-    kh, kw, cin, cout = kernel.shape
-    fan_in = kh * kw * cin
-    key_w, key_b = jax.random.split(jax.random.fold_in(rng, i))
-    bound = 1.0 / math.sqrt(fan_in)
-    w = jax.random.uniform(key_w, kernel.shape, kernel.dtype, -bound, bound)
-    bias_path = path[:-1] + ("bias",)
-    b = (jax.random.uniform(key_b, flat[bias_path].shape, kernel.dtype, -bound, bound)
-         if bias_path in flat else None)
-    name = "/".join(path)
-    if scheme == "hyper_dsnet" and any(s in name for s in ("block2_", "block3_", "CA_conv")):
-      w = bound * jax.random.truncated_normal(key_w, -2.0, 2.0, kernel.shape, kernel.dtype)
-      w = w / 0.87962566103423978
-      b = None if b is None else jnp.zeros_like(b)
-    elif scheme == "he_normal":
-      w = math.sqrt(2.0 / (kh * kw * cout)) * jax.random.normal(key_w, kernel.shape, kernel.dtype)
-    out[path] = w
-    if b is not None:
-      out[bias_path] = b
-  return traverse_util.unflatten_dict(out)
-
-
 # ------------------------------------------------------------------------------------------------
 # Per-image priors (DHP for DHP-DARN, DIP + PAN predictor for DIP-HyperKite)
 # ------------------------------------------------------------------------------------------------
@@ -188,10 +148,10 @@ def fit_prior(kind: str, hs_lr, pan, rng: jax.Array, *, ratio: int = 6,
   depth = 32 if kind == "dip" else bands
   z = 0.1 * jax.random.uniform(k_noise, (1,) + pan.shape[:2] + (depth,), jnp.float32)
   variables = net.init(k_net, z, train=False)
-  params = {"prior": official_init(variables["params"], k_net)}
+  params = {"prior": deep.official_init(variables["params"], k_net)}
   stats = variables["batch_stats"]
   if kind == "dip":
-    params["pan"] = official_init(pan_net.init(k_pan, jnp.zeros((1, 8, 8, bands)))["params"],
+    params["pan"] = deep.official_init(pan_net.init(k_pan, jnp.zeros((1, 8, 8, bands)))["params"],
                                   k_pan)
   schedule = (optax.piecewise_constant_schedule(learning_rate, {rec["step"]: 0.1})
               if rec["step"] else learning_rate)
@@ -234,7 +194,7 @@ def fit_prior(kind: str, hs_lr, pan, rng: jax.Array, *, ratio: int = 6,
 def rr_examples(scenes: Sequence[dict], name: str, rng: jax.Array | None = None, *,
                 ratio: int = 6, prior_iterations: int | None = None,
                 prior_kwargs: dict | None = None) -> list[dict[str, np.ndarray]]:
-  """RR scenes in DN (``pan (H, W, 1)``, ``hs_lr``, ``hs_up``, ``gt``) -> training examples /2^16.
+  """Scenes in DN (``pan (H, W, 1)``, ``hs_lr``, ``hs_up``, RR ``gt``) -> examples / 2^16.
 
   For DARN / Kite each example also gets its prior (:func:`fit_prior`, computed once per scene:
   the official caches the priors of a split).
@@ -244,7 +204,7 @@ def rr_examples(scenes: Sequence[dict], name: str, rng: jax.Array | None = None,
   out = []
   for i, s in enumerate(scenes):
     ex = {k: np.asarray(s[k], np.float32) / np.float32(NORMALISATION)
-          for k in ("pan", "hs_lr", "hs_up", "gt")}
+          for k in ("pan", "hs_lr", "hs_up", "gt") if k in s}
     if recipe.prior is not None:
       ex["prior"] = np.asarray(fit_prior(recipe.prior, ex["hs_lr"], ex["pan"],
                                          jax.random.fold_in(rng, i), ratio=ratio,
@@ -296,7 +256,7 @@ class SupervisedTask:
 
   def init(self, rng, batch):
     variables = self.module.init(rng, *_inputs(self.name, batch))
-    params = official_init(variables["params"], jax.random.fold_in(rng, 1), self.recipe.init)
+    params = deep.official_init(variables["params"], jax.random.fold_in(rng, 1), self.recipe.init)
     return params, {k: v for k, v in variables.items() if k != "params"}
 
   def loss(self, params, state, batch, rng):
@@ -396,7 +356,7 @@ class RPNNPretrainTask:
 
   def init(self, rng, batch):
     x = _pad_input(batch["band_up"], batch["pan"])
-    return official_init(self.module.init(rng, x)["params"], jax.random.fold_in(rng, 1)), {}
+    return deep.official_init(self.module.init(rng, x)["params"], jax.random.fold_in(rng, 1)), {}
 
   def loss(self, params, state, batch, rng):
     del state, rng
@@ -608,7 +568,7 @@ def pca_z_pnn(hs_lr, pan, wavelengths, rng: jax.Array, *, ratio: int = 6,
     inp = jnp.concatenate([jnp.asarray(pcs_up[None, ..., :ncomponents] / scale, jnp.float32),
                            pan_n], -1)
     ref = jnp.asarray(np.asarray(pcs)[None, ..., :ncomponents] / scale, jnp.float32)
-    p = (params[k] if params is not None else official_init(
+    p = (params[k] if params is not None else deep.official_init(
         module.init(jax.random.fold_in(rng, 2 * k), inp)["params"],
         jax.random.fold_in(rng, 2 * k + 1)))
     out, ls, lt = fit(p, inp, ref, jnp.float32(alphas[k]))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from jspectral import train
-from jspectral.pansharpening import protocol, training
+from jspectral.pansharpening import deep, protocol, training
 
 RATIO = 6
 
@@ -53,19 +53,19 @@ def test_official_init():
             "block2_conv1": {"conv": {"kernel": jnp.ones((3, 3, 4, 8)), "bias": jnp.ones(8)}},
             "block1": {"sobel_x": jnp.ones((3, 3, 1, 1))}, "bn": {"scale": jnp.ones(8)}}
   key = jax.random.key(0)
-  torch = training.official_init(params, key)
+  torch = deep.official_init(params, key)
   bound = 1 / 6.0                                          # 1 / sqrt(3 * 3 * 4)
   assert float(jnp.max(jnp.abs(torch["a"]["conv"]["kernel"]))) <= bound
   assert 0 < float(jnp.max(jnp.abs(torch["a"]["conv"]["bias"]))) <= bound
-  ds = training.official_init(params, key, "hyper_dsnet")
+  ds = deep.official_init(params, key, "hyper_dsnet")
   np.testing.assert_array_equal(ds["block2_conv1"]["conv"]["bias"], 0.0)
   assert float(jnp.max(jnp.abs(ds["block2_conv1"]["conv"]["kernel"]))) > bound   # std 1/6/0.88
   np.testing.assert_array_equal(ds["a"]["conv"]["kernel"], torch["a"]["conv"]["kernel"])
   np.testing.assert_array_equal(ds["block1"]["sobel_x"], 1.0)                   # fixed taps
-  he = training.official_init({"c": {"kernel": jnp.ones((3, 3, 16, 64))}}, key, "he_normal")
+  he = deep.official_init({"c": {"kernel": jnp.ones((3, 3, 16, 64))}}, key, "he_normal")
   np.testing.assert_allclose(np.std(he["c"]["kernel"]), np.sqrt(2 / (9 * 64)), rtol=0.05)
   with pytest.raises(ValueError, match="scheme"):
-    training.official_init(params, key, "xavier")
+    deep.official_init(params, key, "xavier")
 
 
 def test_supervised_tasks_and_short_fit(tmp_path):
@@ -123,7 +123,7 @@ def test_rpnn_iterations_seam_flag():
 def test_r_pnn_adapt(scene):
   """Band 0 adapts (loss trace recorded, best checkpoint); a band with 0 updates is predicted with
   the carried weights; output in DN, rounded."""
-  module = training.deep.RPNNToolbox()
+  module = deep.RPNNToolbox()
   params = module.init(jax.random.key(0), jnp.zeros((1, 78, 78, 2)))["params"]
   wl = np.array([500.0, 510.0, 520.0, 505.0])
   res = training.r_pnn_adapt(params, scene["hs_lr"], scene["hs_up"], scene["pan"], wl,
@@ -147,7 +147,7 @@ def test_pca_stage(scene):
     np.testing.assert_allclose(cov - np.diag(np.diag(cov)), 0, atol=1e-6 * cov.max())
   np.testing.assert_allclose(training.spline_upsample(x, RATIO),
                              skimage.rescale(x, RATIO, order=3, channel_axis=-1), rtol=1e-10)
-  zero = training.deep.PCAZPNN(2).init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)))["params"]
+  zero = deep.PCAZPNN(2).init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)))["params"]
   zero = jax.tree_util.tree_map(jnp.zeros_like, zero)
   wl = np.array([600.0, 700.0, 780.0, 900.0])             # split at band 2: blocks 0-2 and 2-3
   res = training.pca_z_pnn(scene["hs_lr"], scene["pan"], wl, jax.random.key(0), ncomponents=2,

@@ -108,15 +108,30 @@ def make_builder(resolution: str, *, manual_dir: str | os.PathLike | None = None
                           data_dir=data_dir)
 
 
+def load_scenes(resolution: str, split: str = "test", *,
+                manual_dir: str | os.PathLike | None = None,
+                data_dir: str | os.PathLike | None = None) -> list[dict[str, np.ndarray]]:
+  """Every scene of ``split`` sorted by name: float64 ``pan``, ``hs_lr``, ``hs_up``, ``gt`` (RR
+  only), float64 ``wavelengths`` and the ``name``."""
+  if split not in SPLITS:
+    raise ValueError(f"split: expected one of {sorted(SPLITS)}, got {split!r}")
+  source = make_builder(resolution, manual_dir=manual_dir, data_dir=data_dir).as_data_source(
+      split)
+  text = lambda v: v.decode() if isinstance(v, bytes) else str(v)
+  records = sorted((source[i] for i in range(len(source))), key=lambda r: text(r["name"]))
+  scenes = []
+  for record in records:
+    scene = {k: np.asarray(record[k], np.float64)
+             for k in ("pan", "hs_lr", "hs_up", "gt", "wavelengths")}
+    scene["name"] = text(record["name"])
+    if scene["gt"].size == 0:
+      scene.pop("gt")
+    scenes.append(scene)
+  return scenes
+
+
 def load_test_scene(resolution: str, index: int = 0, *,
                     manual_dir: str | os.PathLike | None = None,
                     data_dir: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
-  """Test scene ``index`` (sorted by name) as float64 arrays (``gt`` only for RR)."""
-  source = make_builder(resolution, manual_dir=manual_dir, data_dir=data_dir).as_data_source(
-      "test")
-  names = sorted((str(source[i]["name"]), i) for i in range(len(source)))
-  record = source[names[index][1]]
-  scene = {k: np.asarray(record[k], np.float64) for k in ("pan", "hs_lr", "hs_up", "gt")}
-  if scene["gt"].size == 0:
-    scene.pop("gt")
-  return scene
+  """Test scene ``index`` of :func:`load_scenes` (sorted by name)."""
+  return load_scenes(resolution, "test", manual_dir=manual_dir, data_dir=data_dir)[index]
