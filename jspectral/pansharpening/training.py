@@ -109,7 +109,7 @@ def train_config(name: str, num_examples: int, *, epochs: int | None = None,
     c.schedule.boundaries = list(range(recipe.step_epochs * per_epoch, c.total_steps,
                                        recipe.step_epochs * per_epoch))
     c.schedule.decay_factor = 0.1
-  c.checkpoint_every = max(c.total_steps // 4, 1)
+  c.checkpoint_every = max(c.total_steps // 4, 1000)   # and at the last step
   c.log_every = max(min(c.total_steps // 10, 100), 1)
   c.progress = False
   return c
@@ -375,7 +375,7 @@ def rpnn_pretrain_config(num_examples: int, epochs: int = 200) -> ml_collections
   c.total_steps = epochs * math.ceil(num_examples / c.batch_size)
   c.optimizer.learning_rate = 1e-5
   c.log_every = max(min(c.total_steps // 10, 100), 1)
-  c.checkpoint_every = max(c.total_steps // 4, 1)
+  c.checkpoint_every = max(c.total_steps // 4, 1000)   # and at the last step
   c.progress = False
   return c
 
