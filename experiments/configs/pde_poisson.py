@@ -37,9 +37,9 @@ def train_config(preset: str, steps: int, batch_size: int = 16, learning_rate: f
   config.batch_size = batch_size
   config.optimizer.learning_rate = learning_rate
   if preset == "paper":
-    # Official schedule "exp" decays the lr 1000x over the run; the engine has no exponential
-    # schedule yet, so the paper preset uses the official alternative "cos" (cosine to 0).
-    config.schedule.name = "warmup_cosine"
+    # Official schedule "exp": lr * (1e-3) ** (step / total_steps), a smooth 1000x decay.
+    config.schedule.name = "exponential"
+    config.schedule.decay_factor = 1e-3
     config.eval_every = 1000
     config.checkpoint_every = 5000
     config.log_every = 100

@@ -210,15 +210,15 @@ class GraphContrastTask:
     return losses.graphcl_ntxent(p1, p2, mask=mask), {"state": upd}
 
   def embed(self, params, state, batch_size: int = 64) -> np.ndarray:
-    apply = jax.jit(lambda b: self.model.apply(
-        {"params": params, **state}, G.collate_padded(b), False)[0])
+    apply = jax.jit(lambda p, s, b: self.model.apply(
+        {"params": p, **s}, G.collate_padded(b), False)[0])
     out = []
     for start in range(0, len(self.examples), batch_size):
       chunk = self.examples[start:start + batch_size]
       chunk = chunk + [chunk[-1]] * (batch_size - len(chunk))  # static batch shape
       keys = ("x", "senders", "receivers", "weight", "slot", "n_node", "n_edge")
       stacked = {k: np.stack([e[k] for e in chunk]) for k in keys}
-      out.append(np.asarray(apply(stacked))[:batch_size])
+      out.append(np.asarray(apply(params, state, stacked))[:batch_size])
     return np.concatenate(out)[:len(self.examples)]
 
   def evaluate(self, params, state):

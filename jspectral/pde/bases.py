@@ -98,15 +98,23 @@ def _fourier_complex(coef: jax.Array) -> jax.Array:
   return jax.lax.complex(cos, imag)
 
 
+def _scale_rows(x: jax.Array, start: int, stop: int, factor: float) -> jax.Array:
+  """``x`` with rows ``start:stop`` of axis 0 times ``factor`` (a broadcast product, not a
+  scatter, so XLA need not constant-fold a scatter when ``x`` is a constant)."""
+  weight = np.ones(x.shape[0])
+  weight[start:stop] = factor
+  return x * jnp.asarray(weight, x.dtype).reshape((-1,) + (1,) * (x.ndim - 1))
+
+
 def _fourier_forward(values: jax.Array) -> jax.Array:
   n = values.shape[0]
   spectrum = jnp.fft.rfft(values, axis=0, norm="forward")
-  return _fourier_real(spectrum.at[1:_half(n)].multiply(2), n)
+  return _fourier_real(_scale_rows(spectrum, 1, _half(n), 2.0), n)
 
 
 def _fourier_inverse(coef: jax.Array) -> jax.Array:
   n = coef.shape[0]
-  spectrum = _fourier_complex(coef).at[1:_half(n)].divide(2)
+  spectrum = _scale_rows(_fourier_complex(coef), 1, _half(n), 0.5)
   return jnp.fft.irfft(spectrum, n, axis=0, norm="forward")
 
 
@@ -142,12 +150,12 @@ def _chebyshev_forward(values: jax.Array) -> jax.Array:
   n = values.shape[0]
   extended = jnp.concatenate([values, values[-2:0:-1]], axis=0)
   coef = jnp.fft.rfft(extended, axis=0).real[:n] / (2 * (n - 1))
-  return coef.at[1:-1].multiply(2)
+  return _scale_rows(coef, 1, n - 1, 2.0)
 
 
 def _chebyshev_inverse(coef: jax.Array) -> jax.Array:
   n = coef.shape[0]
-  half = coef.at[1:-1].divide(2)
+  half = _scale_rows(coef, 1, n - 1, 0.5)
   extended = jnp.concatenate([half, half[-2:0:-1]], axis=0)
   return jnp.fft.rfft(extended, axis=0).real[:n]
 

@@ -83,7 +83,7 @@ def default_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
       seed=0, total_steps=100, batch_size=8,
       optimizer=dict(name="adam", learning_rate=1e-3, momentum=0.9, nesterov=False,
-                     weight_decay=0.0, b1=0.9, b2=0.999, eps=1e-8),
+                     weight_decay=0.0, decay_1d=True, b1=0.9, b2=0.999, eps=1e-8),
       schedule=dict(name="constant", warmup_steps=0, min_lr_ratio=0.0, boundaries=[],
                     decay_factor=0.1, cycle_steps=100),
       grad_clip_norm=0.0, trainable="",
@@ -154,11 +154,13 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str | pathlib.Pa
   replicated = NamedSharding(mesh, PartitionSpec())
   first_batch = global_batch(mesh, batches[0])
 
-  def init_state(rng):
-    params, model_state = task.init(rng, first_batch)
+  # The batch is an argument, not a closed-over constant: XLA would otherwise constant-fold
+  # everything the model computes from it while compiling (minutes for a 3-D conv network).
+  def init_state(rng, batch):
+    params, model_state = task.init(rng, batch)
     return TrainState(jnp.zeros((), jnp.int32), params, tx.init(params), model_state, rng)
 
-  init_fn = jax.jit(init_state, out_shardings=replicated)
+  init_fn = functools.partial(jax.jit(init_state, out_shardings=replicated), batch=first_batch)
   rng = jax.random.PRNGKey(config.seed)
   abstract = jax.eval_shape(init_fn, rng)
   abstract = jax.tree.map(

@@ -4,7 +4,9 @@ Everything here is an optax composition: the config names the pieces, optax does
 
 Config fields (``ml_collections.ConfigDict``; see :func:`jspectral.train.default_config`):
   optimizer.name: ``sgd`` | ``momentum`` | ``adam`` | ``adamw`` | ``lars``
-  optimizer.learning_rate, .momentum, .nesterov, .weight_decay, .b1, .b2, .eps
+  optimizer.learning_rate, .momentum, .nesterov, .weight_decay, .b1, .b2, .eps,
+    .decay_1d (False: sgd/momentum/adamw skip weight decay on biases and norm scales, as LARS
+    always does; True, the default, decays every parameter as plain optax does)
   schedule.name: ``constant`` | ``warmup_cosine`` | ``step`` | ``exponential`` | ``cyclic``
   schedule.warmup_steps, .min_lr_ratio, .boundaries, .decay_factor, .cycle_steps
   grad_clip_norm: clip by global norm when > 0
@@ -66,6 +68,7 @@ def make_optimizer(config, total_steps: int, schedule: optax.Schedule | None = N
   schedule = make_schedule(config, total_steps) if schedule is None else schedule
   opt = config.optimizer
   name = opt.name
+  decay_mask = None if opt.get("decay_1d", True) else _not_bias_or_norm
   if name == "sgd":
     core = optax.sgd(schedule)
   elif name == "momentum":
@@ -73,7 +76,8 @@ def make_optimizer(config, total_steps: int, schedule: optax.Schedule | None = N
   elif name == "adam":
     core = optax.adam(schedule, b1=opt.b1, b2=opt.b2, eps=opt.eps)
   elif name == "adamw":
-    core = optax.adamw(schedule, b1=opt.b1, b2=opt.b2, eps=opt.eps, weight_decay=opt.weight_decay)
+    core = optax.adamw(schedule, b1=opt.b1, b2=opt.b2, eps=opt.eps, weight_decay=opt.weight_decay,
+                       mask=decay_mask)
   elif name == "lars":
     core = optax.lars(schedule, weight_decay=opt.weight_decay, momentum=opt.momentum,
                       weight_decay_mask=_not_bias_or_norm, trust_ratio_mask=_not_bias_or_norm)
@@ -81,7 +85,7 @@ def make_optimizer(config, total_steps: int, schedule: optax.Schedule | None = N
     raise ValueError(f"config.optimizer.name: unknown optimizer {name!r}; "
                      "expected sgd, momentum, adam, adamw or lars")
   if name in ("sgd", "momentum") and opt.weight_decay:
-    core = optax.chain(optax.add_decayed_weights(opt.weight_decay), core)
+    core = optax.chain(optax.add_decayed_weights(opt.weight_decay, decay_mask), core)
   chain = [core]
   if config.grad_clip_norm:
     chain.insert(0, optax.clip_by_global_norm(config.grad_clip_norm))
@@ -109,5 +113,5 @@ def path_name(path) -> str:
 
 
 def _not_bias_or_norm(params):
-  """LARS convention: no weight decay or trust ratio for biases and 1-D (norm) parameters."""
+  """``False`` for biases and 1-D (norm) parameters: LARS's convention, and ``decay_1d=False``."""
   return jax.tree.map(lambda p: p.ndim > 1, params)

@@ -54,6 +54,22 @@ def test_every_optimizer_descends_a_quadratic(name):
   assert loss(params) < (0.999 if name == "lars" else 0.9) * start
 
 
+@pytest.mark.parametrize("name", ["sgd", "adamw"])
+def test_decay_1d_false_leaves_biases_and_norm_scales_undecayed(name):
+  # Zero gradients: the only update is weight decay, -lr * wd * p for SGD and AdamW alike.
+  c = config(name=name, learning_rate=0.5, weight_decay=0.1, decay_1d=False)
+  tx, _ = train.make_optimizer(c, 10)
+  params = {"kernel": jnp.full((2, 2), 2.0), "bias": jnp.full((2,), 2.0)}
+  zeros = jax.tree.map(jnp.zeros_like, params)
+  updates, _ = tx.update(zeros, tx.init(params), params)
+  assert_allclose(updates["kernel"], -0.5 * 0.1 * 2.0, rtol=1e-6)
+  np.testing.assert_array_equal(updates["bias"], 0.0)
+  c.optimizer.decay_1d = True
+  tx, _ = train.make_optimizer(c, 10)
+  updates, _ = tx.update(zeros, tx.init(params), params)
+  assert_allclose(updates["bias"], -0.5 * 0.1 * 2.0, rtol=1e-6)
+
+
 def test_trainable_mask_freezes_everything_else_and_clipping_bounds_the_update():
   c = config(name="sgd", learning_rate=1.0)
   c.trainable = r"lora"
