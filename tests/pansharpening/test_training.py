@@ -71,7 +71,7 @@ def test_official_init():
 def test_supervised_tasks_and_short_fit(tmp_path):
   """Every supervised task's loss is finite with its own inputs; Kite updates BN statistics and
   adds the coupled L2; a short HSpeNet fit (0.9 MSE + 0.1 SAM) lowers its loss 2x."""
-  s = protocol.synthetic_rr_scene(jax.random.key(3), 32, 3, RATIO, crop=2)   # HR 12 x 12
+  s = protocol.synthetic_rr_scene(jax.random.key(3), 32, 4, RATIO, crop=2)   # HR 12 x 12
   ex = training.rr_examples([{k: np.asarray(v) for k, v in s.items()}], "hyperpnn")[0]
   batch = {k: v[None] for k, v in ex.items()}
   batch["prior"] = batch["hs_up"]
@@ -92,7 +92,7 @@ def test_supervised_tasks_and_short_fit(tmp_path):
   losses = [h["loss"] for h in result.history if "loss" in h]
   assert losses[-1] < losses[0] / 2, losses
   fused = task.predict(result.params, result.model_state, ex)
-  assert fused.shape == (12, 12, 3) and np.all(np.isfinite(fused))
+  assert fused.shape == (12, 12, 4) and np.all(np.isfinite(fused))
 
 
 @pytest.mark.parametrize("kind", ["dhp", "dip"])
