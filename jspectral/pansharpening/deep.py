@@ -166,6 +166,9 @@ class HyperDSNet(nn.Module):
   @nn.compact
   def __call__(self, pan, ms, ms_lr):
     _check(pan, ms, "ms")
+    if self.nbands < 4:
+      raise ValueError(f"nbands: the channel attention reduces by 4, so nbands >= 4 is needed, "
+                       f"got {self.nbands}")
     edges = EdgeBlock(name="block1")(pan)
     x = jnp.concatenate([pan, edges, ms], -1)
     x = jnp.concatenate([nn.relu(Conv(16, k, "zeros", name=f"block2_conv{i}")(x))
