@@ -242,7 +242,7 @@ class SupervisedTask:
     self.examples, self.eval_examples, self.ratio = list(examples), list(eval_examples), ratio
     nbands = self.examples[0]["gt"].shape[-1]
     self.module = deep.MODELS[name].build(nbands=nbands, **(model_kwargs or {}))
-    self._predict = jax.jit(lambda v, *x: self._apply(v, x, train=False))
+    self._predict = jax.jit(lambda v, *x: self._apply(v, x, train=False)[0])
 
   def train_source(self):
     return self.examples
