@@ -3,8 +3,9 @@
 Smoke: a synthetic scene (Wald protocol on a linear-mixing cube, PAN = band mean). Paper: the
 four PRISMA test scenes of the toolbox (``jspectral.data.builders.prisma``). RR: ERGAS, SAM, Q2n
 (10/11 px crop); FR: D_lambda (Khan), D_sR and their product QNR, as the toolbox's ``main.py``.
-Deep methods need trained weights (official ``<Method>/weights/PRISMA.tar`` through
-``jspectral.models.from_torch``) and are not run here.
+Deep methods (``config.deep_methods``, section at the end of this file): the supervised networks
+trained with their official recipes (``jspectral.pansharpening.training``; smoke: tiny synthetic
+training set, a few steps) and the zero-shot R-PNN / PCA-Z-PNN adapted on each test scene.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
   c.methods = [m for m in classical.METHODS if preset == "paper" or m not in SLOW_METHODS]
   # PRISMA's toolbox overlap: the 25 selected bands below 700 nm feed HySURE's response estimate.
   c.method_kwargs = {"HySURE": {"overlap": 25}} if preset == "paper" else {}
+  c.deep_methods = deep_methods_config(preset)
   return c
 
 
@@ -78,6 +80,9 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
     fr_rows.append([name] + [mean(fr_scores, k) for k in ("D_lambda", "D_sR", "QNR")])
     per_band[name] = np.asarray(indices.ergas_per_band(rr[0], rr_scenes[0]["gt"], config.ratio))
     fused_rr[name] = rr[0]
+  deep = run_deep_methods(config, rr_scenes, fr_scenes, workdir)
+  rr_rows, fr_rows = rr_rows + deep["rr_rows"], fr_rows + deep["fr_rows"]
+  per_band, fused_rr = {**per_band, **deep["per_band"]}, {**fused_rr, **deep["fused_rr"]}
   _plot_per_band(workdir / "per_band_ergas.png", per_band)
   _plot_panel(workdir / "fused.png", rr_scenes[0], fused_rr)
   tag = f"({config.preset}{', synthetic scene' if config.preset == 'smoke' else ''})"
@@ -92,12 +97,13 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
       "MTF-GLP-FS beats EXP on Q2n (RR)": rr_by["MTF-GLP-FS"][3] > rr_by["EXP"][3],
       "MTF-GLP-FS has lower D_sR than EXP (FR)": fr_by["MTF-GLP-FS"][2] < fr_by["EXP"][2],
       "all Q2n and QNR in [0, 1]": all(0 <= r[3] <= 1 for r in rr_rows)
-      and all(0 <= r[3] <= 1 for r in fr_rows)}
+      and all(0 <= r[3] <= 1 for r in fr_rows), **deep["checks"]}
   notes = [f"methods: {', '.join(config.methods)}; times include compilation on first call",
            "TV uses the toolbox's weights for 8 (WV3) or 159 (PRISMA) bands; SR-D and TV keep the "
            "toolbox defects (tile index, channel offset) as the published benchmark does",
-           "not run: the deep methods (need trained weights)"
-           + ("" if config.preset == "paper" else "; HySURE (paper preset only: slow on CPU)")]
+           "not run: the deep methods not listed in config.deep_methods"
+           + ("" if config.preset == "paper" else "; HySURE (paper preset only: slow on CPU)")
+           ] + deep["notes"]
   return Report(title="Hyperspectral pansharpening benchmark (toolbox protocol)",
                 tables=[rr_table, fr_table], figures=["per_band_ergas.png", "fused.png"],
                 checks=checks, notes=notes)
@@ -131,3 +137,133 @@ def _plot_panel(path, scene, fused):
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
+
+
+# ================================================================================================
+# Deep methods (training recipes of ``jspectral.pansharpening.training``)
+# ================================================================================================
+
+def deep_methods_config(preset: str) -> ml_collections.ConfigDict:
+  """Which deep methods run and how long. Paper: the official recipes; smoke: short CPU runs."""
+  smoke = preset == "smoke"
+  return ml_collections.ConfigDict(dict(
+      # Smoke: the two residual networks (output = ms + correction); HyperPNN has no residual and
+      # after a few steps from scratch is no image at all (D_sR > 1, QNR < 0 in a smoke run).
+      supervised=["hspenet", "hyper_dsnet"] if smoke else
+      ["hyperpnn", "hspenet", "hyper_dsnet", "darn", "dip_hyperkite"],
+      zero_shot=["r_pnn"] if smoke else ["r_pnn", "pca_z_pnn"],
+      # Smoke training set: synthetic RR patches (HR 72 px) drawn with seeds seed + 1, 2, ...
+      train_scenes=3, train_lr_size=12,
+      epochs=7 if smoke else None,                  # None: the recipe's epochs
+      learning_rate=1e-3 if smoke else None,        # None: the recipe's learning rate
+      prior_iterations=None,                        # None: DHP 10,000 / DIP 1,500
+      r_pnn_pretrain_epochs=10 if smoke else 200,
+      r_pnn_pretrain_lr=1e-3 if smoke else 1e-5,
+      r_pnn_lr=1e-4 if smoke else 1e-5,
+      r_pnn_iterations=3 if smoke else None,        # per band; None: the wavelength schedule
+      pca_z_pnn_iterations=1000))
+
+
+def _deep_training_scenes(config):
+  d = config.deep_methods
+  if config.preset == "paper":
+    from jspectral.data.builders import prisma
+    return prisma.load_scenes("rr", "train"), prisma.load_scenes("fr", "train")
+  scenes = []
+  for i in range(d.train_scenes):
+    s = protocol.synthetic_rr_scene(jax.random.key(config.seed + 1 + i), 32, config.bands,
+                                    config.ratio, crop=d.train_lr_size)
+    scenes.append({k: np.asarray(v, np.float64) for k, v in s.items()})
+  return scenes, scenes
+
+
+def _wavelengths(scene, bands):
+  """The scene's wavelengths (PRISMA records) or an even 465.7-2293.1 nm grid (synthetic)."""
+  return np.asarray(scene["wavelengths"]) if "wavelengths" in scene else np.linspace(
+      465.7, 2293.1, bands)
+
+
+def run_deep_methods(config, rr_scenes, fr_scenes, workdir: pathlib.Path) -> dict:
+  """Trains / adapts every configured deep method and scores it like the classical ones."""
+  from jspectral import train
+  from jspectral.pansharpening import training
+
+  d = config.deep_methods
+  out = {"rr_rows": [], "fr_rows": [], "per_band": {}, "fused_rr": {}, "checks": {},
+         "notes": []}
+  if not (d.supervised or d.zero_shot):
+    return out
+  train_rr, train_fr = _deep_training_scenes(config)
+  norm = training.NORMALISATION
+
+  def score(name, rr, fr, seconds):
+    rr_s = [indices.evaluation_rr(f, s["gt"], config.ratio) for f, s in zip(rr, rr_scenes,
+                                                                            strict=True)]
+    fr_s = [indices.evaluation_fr(f, s["pan"], s["hs_lr"], config.ratio)
+            for f, s in zip(fr, fr_scenes, strict=True)]
+    mean = lambda scores, k: float(np.mean([float(x[k]) for x in scores]))
+    out["rr_rows"].append([name] + [mean(rr_s, k) for k in ("ERGAS", "SAM", "Q2n")] + [seconds])
+    out["fr_rows"].append([name] + [mean(fr_s, k) for k in ("D_lambda", "D_sR", "QNR")])
+    out["per_band"][name] = np.asarray(indices.ergas_per_band(rr[0], rr_scenes[0]["gt"],
+                                                              config.ratio))
+    out["fused_rr"][name] = rr[0]
+
+  for name in d.supervised:
+    start = time.perf_counter()
+    key = jax.random.key(config.seed)
+    examples = training.rr_examples(train_rr, name, key, ratio=config.ratio,
+                                    prior_iterations=d.prior_iterations)
+    task = training.SupervisedTask(name, examples, ratio=config.ratio)
+    tc = training.train_config(name, len(examples), epochs=d.epochs)
+    if d.learning_rate is not None:
+      tc.optimizer.learning_rate = d.learning_rate
+    result = train.fit(task, tc, workdir / name)
+    losses = [h["loss"] for h in result.history if "loss" in h]
+    out["checks"][f"{name}: training loss fell 2x"] = losses[-1] < losses[0] / 2
+    fused = {}
+    for tag, scenes in (("rr", rr_scenes), ("fr", fr_scenes)):
+      test = training.rr_examples(scenes, name, jax.random.fold_in(key, len(tag)),
+                                  ratio=config.ratio, prior_iterations=d.prior_iterations)
+      fused[tag] = [task.predict(result.params, result.model_state, ex) for ex in test]
+    score(name, fused["rr"], fused["fr"], time.perf_counter() - start)
+    out["notes"].append(f"{name}: {tc.total_steps} steps (batch {tc.batch_size}, lr "
+                        f"{tc.optimizer.learning_rate:g}), loss {losses[0]:.4g} -> "
+                        f"{losses[-1]:.4g}")
+
+  if "r_pnn" in d.zero_shot:
+    start = time.perf_counter()
+    pre = [{"band_up": np.asarray(s["hs_up"][..., :1], np.float32) / norm,
+            "pan": np.asarray(s["pan"], np.float32) / norm,
+            "band_lr": np.asarray(s["hs_lr"][..., :1], np.float32) / norm} for s in train_fr]
+    pc = training.rpnn_pretrain_config(len(pre), d.r_pnn_pretrain_epochs)
+    pc.optimizer.learning_rate = d.r_pnn_pretrain_lr
+    params = train.fit(training.RPNNPretrainTask(pre, config.ratio), pc,
+                       workdir / "r_pnn_pretrain").params
+    runs = {}
+
+    def adapt(s):
+      if id(s["hs_lr"]) in runs:      # smoke: the FR "scene" holds the RR inputs themselves
+        return runs[id(s["hs_lr"])].fused
+      iters = None if d.r_pnn_iterations is None else [d.r_pnn_iterations] * s["hs_lr"].shape[-1]
+      r = training.r_pnn_adapt(params, s["hs_lr"], s["hs_up"], s["pan"],
+                               _wavelengths(s, s["hs_lr"].shape[-1]),
+                               learning_rate=d.r_pnn_lr, iterations=iters)
+      runs.setdefault("first", r)
+      runs[id(s["hs_lr"])] = r
+      return r.fused
+
+    rr = [adapt(s) for s in rr_scenes]
+    score("R-PNN", rr, [adapt(s) for s in fr_scenes], time.perf_counter() - start)
+    spec = runs["first"].loss_spec[0]
+    out["checks"]["R-PNN: adaptation lowered band 0's spectral loss"] = bool(spec[-1] < spec[0])
+    out["notes"].append(f"R-PNN: pre-trained {pc.total_steps} steps on band 0, then "
+                        f"{int(runs['first'].iterations.sum())} adaptation steps on the scene")
+
+  if "pca_z_pnn" in d.zero_shot:
+    start = time.perf_counter()
+    run_pca = lambda s: training.pca_z_pnn(
+        s["hs_lr"], s["pan"], _wavelengths(s, s["hs_lr"].shape[-1]), jax.random.key(config.seed),
+        ratio=config.ratio, iterations=d.pca_z_pnn_iterations).fused
+    score("PCA-Z-PNN", [run_pca(s) for s in rr_scenes], [run_pca(s) for s in fr_scenes],
+          time.perf_counter() - start)
+  return out

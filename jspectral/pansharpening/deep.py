@@ -19,12 +19,15 @@ bands; ``DARN(swapped_inputs=False)`` gives the intended network.
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import traverse_util
 
 from jspectral.models import ModelSpec
 from jspectral.pansharpening import protocol
@@ -163,6 +166,9 @@ class HyperDSNet(nn.Module):
   @nn.compact
   def __call__(self, pan, ms, ms_lr):
     _check(pan, ms, "ms")
+    if self.nbands < 4:
+      raise ValueError(f"nbands: the channel attention reduces by 4, so nbands >= 4 is needed, "
+                       f"got {self.nbands}")
     edges = EdgeBlock(name="block1")(pan)
     x = jnp.concatenate([pan, edges, ms], -1)
     x = jnp.concatenate([nn.relu(Conv(16, k, "zeros", name=f"block2_conv{i}")(x))
@@ -407,6 +413,48 @@ class PCAZPNN(nn.Module):
     y = nn.relu(Conv(48, 7, "reflect", name="conv1")(x))
     y = nn.relu(Conv(32, 5, "reflect", name="conv2")(y))
     return Conv(self.ncomponents, 3, "reflect", name="conv3")(y) + x[..., :-1]
+
+
+# ------------------------------------------------------------------------------------------------
+# Official initialisation (training from scratch)
+# ------------------------------------------------------------------------------------------------
+
+@functools.partial(jax.jit, static_argnames=("scheme",))
+def official_init(params, rng: jax.Array, scheme: str = "torch"):
+  """Re-draws conv kernels / biases as the official code initialises them.
+
+  ``"torch"``: PyTorch's default, weights and biases ``U(+-1/sqrt(fan_in))``. ``"hyper_dsnet"``:
+  torch default, then Block2/3 and channel-attention kernels from a fan-in truncated normal
+  (variance ``1/fan_in``, truncation at 2 std) with zero biases. ``"he_normal"``: torch default
+  biases, kernels ``N(0, 2 / (kh kw out))`` (Kite's ``initialize_weights``). BatchNorm and the
+  fixed Hyper-DSNet taps are left alone.
+  """
+  if scheme not in ("torch", "hyper_dsnet", "he_normal"):
+    raise ValueError(f"scheme: expected 'torch', 'hyper_dsnet' or 'he_normal', got {scheme!r}")
+  flat = traverse_util.flatten_dict(params)
+  out = dict(flat)
+  for i, (path, kernel) in enumerate(sorted(flat.items())):
+    if path[-1] != "kernel" or kernel.ndim != 4:
+      continue
+    kh, kw, cin, cout = kernel.shape
+    fan_in = kh * kw * cin
+    key_w, key_b = jax.random.split(jax.random.fold_in(rng, i))
+    bound = 1.0 / math.sqrt(fan_in)
+    w = jax.random.uniform(key_w, kernel.shape, kernel.dtype, -bound, bound)
+    bias_path = path[:-1] + ("bias",)
+    b = (jax.random.uniform(key_b, flat[bias_path].shape, kernel.dtype, -bound, bound)
+         if bias_path in flat else None)
+    name = "/".join(path)
+    if scheme == "hyper_dsnet" and any(s in name for s in ("block2_", "block3_", "CA_conv")):
+      w = bound * jax.random.truncated_normal(key_w, -2.0, 2.0, kernel.shape, kernel.dtype)
+      w = w / 0.87962566103423978
+      b = None if b is None else jnp.zeros_like(b)
+    elif scheme == "he_normal":
+      w = math.sqrt(2.0 / (kh * kw * cout)) * jax.random.normal(key_w, kernel.shape, kernel.dtype)
+    out[path] = w
+    if b is not None:
+      out[bias_path] = b
+  return traverse_util.unflatten_dict(out)
 
 
 # ------------------------------------------------------------------------------------------------

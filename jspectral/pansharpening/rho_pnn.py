@@ -40,7 +40,7 @@ import numpy as np
 import optax
 
 from jspectral.models import ModelSpec
-from jspectral.pansharpening import indices, protocol
+from jspectral.pansharpening import deep, indices, protocol
 
 NORMALISATION = 2.0 ** 16
 
@@ -160,8 +160,16 @@ def spectral_degrade(output: jax.Array, ratio: int = 6, kernel_size: int = 61) -
 @functools.partial(jax.jit, static_argnames=("ratio", "kernel_size"))
 def spectral_loss(output: jax.Array, hs_lr: jax.Array, ratio: int = 6,
                   kernel_size: int = 61) -> jax.Array:
-  """``SpectralLossNocorr``: L1 mean between the degraded output and ``hs_lr`` cropped by 5."""
+  """``SpectralLossNocorr``: L1 mean between the degraded output and ``hs_lr`` cropped by 5.
+
+  The valid filtering needs tiles larger than the kernel (``H, W >= ratio (2 crop + 1)``, 66 px at
+  the defaults; the official pre-training tiles are 90 px); smaller ones raise, since the loss
+  would be the mean of nothing (NaN) and training on it a silent no-op.
+  """
   crop = (kernel_size // ratio) // 2
+  if min(output.shape[1:3]) < ratio * (2 * crop + 1):
+    raise ValueError(f"output: spatial size {output.shape[1:3]} is too small for the "
+                     f"{kernel_size}-tap valid spectral loss (need >= {ratio * (2 * crop + 1)})")
   ref = hs_lr[:, crop:-crop, crop:-crop]
   degraded = spectral_degrade(output, ratio, kernel_size)
   if degraded.shape != ref.shape:
@@ -495,7 +503,8 @@ def fuse(hs_lr, hs_up, pan, config: RhoPNNConfig = RhoPNNConfig(), *, params=Non
     hs_lr: ``(h, w, B)`` LR cube; hs_up: ``(r h, r w, B)`` upsampled cube (``I_MS``); pan:
       ``(r h, r w)``; all in DN (divided by 2^16 here, as the official code).
     config: :class:`RhoPNNConfig` (RR defaults; :meth:`RhoPNNConfig.full_resolution` for FR).
-    params: starting weights (default: a fresh init from ``rng``).
+    params: starting weights (default: a fresh PyTorch-default init from ``rng``, like the
+      official ``R_PNN`` module; flax's LeCun-normal default is sqrt(3) larger per layer).
     tile_indices: which ``config.tile`` tiles to tune on (FR salient tiles); default all.
     max_iter: per-band budgets (default :func:`adaptive_epochs` with ``N1 = 4 ns``).
     pretrain_stage: run stage A first.
@@ -513,7 +522,9 @@ def fuse(hs_lr, hs_up, pan, config: RhoPNNConfig = RhoPNNConfig(), *, params=Non
   rng = jax.random.key(0) if rng is None else rng
   module = RPNN()
   if params is None:
-    params = module.init(rng, hs_up_b[:, :8, :8, :1].repeat(2, -1))["params"]
+    # PyTorch's default conv initialisation, as the official network starts from.
+    params = deep.official_init(module.init(rng, hs_up_b[:, :8, :8, :1].repeat(2, -1))["params"],
+                                jax.random.fold_in(rng, 2))
   if max_iter is None:
     max_iter = adaptive_epochs(np.asarray(hs_lr_b[0]), 4 * config.ns, config.eta)
   max_iter = np.asarray(max_iter, np.int64)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import scipy.io
 
+from jspectral.data import builders
 from jspectral.data.builders import prisma
 
 
@@ -23,20 +24,24 @@ def _write(path, rng, gt: bool):
 
 def test_open_mat_and_builder(tmp_path):
   rng = np.random.default_rng(0)
-  folder = tmp_path / "manual" / "Test" / "Reduced_Resolution"
-  folder.mkdir(parents=True)
-  written = _write(folder / "Scene_KANSAS_RR.mat", rng, gt=True)
-  scene = prisma.open_mat(folder / "Scene_KANSAS_RR.mat")
+  manual = tmp_path / "prisma"   # the catalog looks under <root>/<builder name>
+  for folder in prisma.SPLITS.values():
+    (manual / folder / "Reduced_Resolution").mkdir(parents=True)
+  written = _write(manual / "Test" / "Reduced_Resolution" / "Scene_KANSAS_RR.mat", rng, gt=True)
+  _write(manual / "Training" / "Reduced_Resolution" / "patch_0.mat", rng, gt=True)
+  _write(manual / "Validation" / "Reduced_Resolution" / "patch_1.mat", rng, gt=True)
+  scene = prisma.open_mat(manual / "Test" / "Reduced_Resolution" / "Scene_KANSAS_RR.mat")
   assert scene["pan"].shape == (12, 12, 1) and scene["hs_lr"].shape == (2, 2, 159)
   assert scene["hs_up"].dtype == np.float64
   np.testing.assert_array_equal(scene["overlap"], np.arange(25))
   np.testing.assert_array_equal(scene["gt"], written["I_GT"])
-  builder = prisma.make_builder("RR", tmp_path / "tfds")
-  builder.download_and_prepare(download_config=prisma.tfds.download.DownloadConfig(
-      manual_dir=tmp_path / "manual"))
-  loaded = prisma.load_test_scene("RR", 0, data_dir=tmp_path / "tfds")
+  entry = next(e for e in builders.catalog(tmp_path) if e["name"] == "prisma/rr")
+  assert entry["missing_files"] == [] and entry["present"]
+  loaded = prisma.load_test_scene("RR", 0, manual_dir=manual, data_dir=tmp_path / "tfds")
   np.testing.assert_array_equal(loaded["hs_lr"], written["I_MS_LR"])
   np.testing.assert_array_equal(loaded["pan"][..., 0], written["I_PAN"])
+  with pytest.raises(FileNotFoundError, match="Full_Resolution"):
+    prisma.make_builder("FR", manual_dir=manual, data_dir=tmp_path / "tfds")
 
 
 def test_missing_key(tmp_path):

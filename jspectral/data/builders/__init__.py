@@ -20,6 +20,7 @@ from jspectral.data.builders.imagenet100 import ImageNet100
 from jspectral.data.builders.indian_pines import IndianPines
 from jspectral.data.builders.pavia import Pavia
 from jspectral.data.builders.planetoid import Planetoid
+from jspectral.data.builders.prisma import Prisma
 from jspectral.data.builders.salinas import Salinas
 from jspectral.data.builders.tu import TU
 from jspectral.data.builders.urban import Urban
@@ -27,7 +28,7 @@ from jspectral.data.builders.whu_hi import WhuHi
 
 BUILDERS: tuple[type[tfds_lib.ManualBuilder], ...] = (
     Icvl, Cave, Harvard, Chikusei, Pavia, IndianPines, Salinas, WhuHi, Urban, Planetoid,
-    AmazonCoauthor, TU, Cifar10, Cifar100, ImageNet100)
+    AmazonCoauthor, TU, Cifar10, Cifar100, ImageNet100, Prisma)
 
 
 def catalog(root: str | os.PathLike | None = None) -> list[dict]:

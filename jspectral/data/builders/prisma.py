@@ -10,80 +10,84 @@ On-disk layout (MATLAB v5 ``.mat`` written by ``scipy.io.savemat``; uint16 image
 ``(H, W, B)`` (reduced resolution only), ``wavelengths (1, B)`` and ``overlap`` (number of bands
 below ~700 nm; the toolbox turns it into ``arange(0, overlap)``). B = 159, ratio 6.
 
-Written directly on ``tfds.core.GeneratorBasedBuilder`` (the shared TFDS base had not landed when
-this was written). Records: ``pan (H, W, 1)``, ``hs_lr``, ``hs_up``, ``gt`` (RR; zeros of shape
-``(0, 0, B)`` in FR), ``wavelengths (B,)``, ``overlap``, ``name``; images keep their uint16 values.
+A :class:`jspectral.data.tfds.ManualBuilder` (listed in the data catalog): configs ``rr`` / ``fr``
+need ``{Training,Validation,Test}/<Resolution>/*.mat`` in the manual directory. Records:
+``pan (H, W, 1)``, ``hs_lr``, ``hs_up``, ``gt`` (RR; zeros of shape ``(0, 0, B)`` in FR),
+``wavelengths (B,)``, ``overlap``, ``name``; images keep their uint16 values.
 """
 
 from __future__ import annotations
 
-import pathlib
+import dataclasses
+import os
 
 import numpy as np
-import scipy.io
 import tensorflow_datasets as tfds
+
+from jspectral.data import tfds as tfds_lib
 
 BANDS = 159
 RESOLUTIONS = {"rr": "Reduced_Resolution", "fr": "Full_Resolution"}
 SPLITS = {"train": "Training", "validation": "Validation", "test": "Test"}
+KEYS = ("I_PAN", "I_MS_LR", "I_MS", "wavelengths", "overlap")
 
 
 def open_mat(path) -> dict[str, np.ndarray]:
   """One toolbox ``.mat`` as bands-last arrays (float64 images, as the toolbox loader casts them).
 
   Returns ``pan (H, W, 1)``, ``hs_lr (h, w, B)``, ``hs_up (H, W, B)``, ``gt`` (or None),
-  ``wavelengths (B,)`` float32 and ``overlap`` = ``arange(0, overlap)``.
+  ``wavelengths (B,)`` float32 and ``overlap`` = ``arange(0, overlap)``. A missing key raises a
+  ``ValueError`` naming the file and the key (``jspectral.data.tfds.load_mat``).
   """
-  data = scipy.io.loadmat(path)
-  for key in ("I_PAN", "I_MS_LR", "I_MS", "wavelengths", "overlap"):
-    if key not in data:
-      raise ValueError(f"path: {path} has no key {key!r} (expected the toolbox's PRISMA layout)")
+  data = {k: tfds_lib.load_mat(path, k) for k in KEYS}
+  try:
+    gt = tfds_lib.load_mat(path, "I_GT").astype(np.float64)
+  except ValueError:
+    gt = None
   pan = data["I_PAN"].astype(np.float64)
   if pan.ndim != 2:
-    raise ValueError(f"path: I_PAN must be (H, W), got {pan.shape}")
+    raise ValueError(f"path: I_PAN of {path} must be (H, W), got {pan.shape}")
   return {"pan": pan[..., None], "hs_lr": data["I_MS_LR"].astype(np.float64),
-          "hs_up": data["I_MS"].astype(np.float64),
-          "gt": data["I_GT"].astype(np.float64) if "I_GT" in data else None,
+          "hs_up": data["I_MS"].astype(np.float64), "gt": gt,
           "wavelengths": np.squeeze(data["wavelengths"]).astype(np.float32),
           "overlap": np.arange(0, int(np.squeeze(data["overlap"])))}
 
 
-class PrismaConfig(tfds.core.BuilderConfig):
-  def __init__(self, *, resolution: str, **kwargs):
-    super().__init__(**kwargs)
-    self.resolution = resolution
+@dataclasses.dataclass(eq=False)
+class PrismaConfig(tfds_lib.ManualConfig):
+  """One protocol of the toolbox dataset: ``resolution`` = ``"rr"`` or ``"fr"``."""
+
+  resolution: str = "rr"
 
 
-class Prisma(tfds.core.GeneratorBasedBuilder):
+class Prisma(tfds_lib.ManualBuilder):
   """PRISMA RR / FR pansharpening scenes of the toolbox (manual download)."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  BUILDER_CONFIGS = [PrismaConfig(name=k, resolution=k, description=v)
-                     for k, v in RESOLUTIONS.items()]
-  MANUAL_DOWNLOAD_INSTRUCTIONS = (
-      "Request the PRISMA L2D products listed in the toolbox's Dataset/list_images.csv from the "
-      "ASI portal (prisma.asi.it), run the toolbox's elaborate_PRISMA_images.py, and point "
-      "manual_dir at its output folder (the one holding Training/, Validation/, Test/).")
+  BUILDER_CONFIGS = [
+      PrismaConfig(name=k, resolution=k, description=f"{v} scenes",
+                   files=tuple(f"{folder}/{v}/*.mat" for folder in SPLITS.values()))
+      for k, v in RESOLUTIONS.items()]
+  HOMEPAGE = "https://github.com/matciotola/hyperspectral_pansharpening_toolbox"
+  DESCRIPTION = "PRISMA hyperspectral pansharpening scenes (toolbox layout), ratio 6."
+  MANUAL_DOWNLOAD_INSTRUCTIONS = """
+  Request the PRISMA L2D products listed in the toolbox's Dataset/list_images.csv from the ASI
+  portal (prisma.asi.it), run the toolbox's elaborate_PRISMA_images.py, and copy its output
+  folders Training/, Validation/ and Test/ (each with Reduced_Resolution/ and Full_Resolution/
+  holding the .mat files) into the manual directory.
+  """
 
-  def _info(self) -> tfds.core.DatasetInfo:
-    image = lambda channels: tfds.features.Tensor(shape=(None, None, channels), dtype=np.uint16,
-                                                  encoding="zlib")
-    return tfds.core.DatasetInfo(
-        builder=self,
-        description="PRISMA hyperspectral pansharpening scenes (toolbox layout), ratio 6.",
-        features=tfds.features.FeaturesDict({
-            "pan": image(1), "hs_lr": image(BANDS), "hs_up": image(BANDS), "gt": image(BANDS),
-            "wavelengths": tfds.features.Tensor(shape=(BANDS,), dtype=np.float32),
-            "overlap": np.int32, "name": tfds.features.Text()}),
-        homepage="https://github.com/matciotola/hyperspectral_pansharpening_toolbox")
+  def _features(self):
+    image = lambda channels: tfds_lib.cube_feature(channels, np.uint16)
+    return tfds.features.FeaturesDict({
+        "pan": image(1), "hs_lr": image(BANDS), "hs_up": image(BANDS), "gt": image(BANDS),
+        "wavelengths": tfds.features.Tensor(shape=(BANDS,), dtype=np.float32),
+        "overlap": np.int32, "name": tfds.features.Text()})
 
-  def _split_generators(self, dl_manager):
-    root = pathlib.Path(dl_manager.manual_dir)
-    sub = RESOLUTIONS[self.builder_config.resolution]
-    return {split: self._generate_examples(root / folder / sub)
-            for split, folder in SPLITS.items() if (root / folder / sub).is_dir()}
+  def _split_names(self):
+    return tuple(SPLITS)
 
-  def _generate_examples(self, folder: pathlib.Path):
+  def _generate_examples(self, split, manual_dir):
+    folder = manual_dir / SPLITS[split] / RESOLUTIONS[self.builder_config.resolution]
     for path in sorted(folder.glob("*.mat")):
       scene = open_mat(path)
       gt = scene["gt"] if scene["gt"] is not None else np.zeros((0, 0, BANDS))
@@ -94,20 +98,40 @@ class Prisma(tfds.core.GeneratorBasedBuilder):
           "name": path.stem}
 
 
-def make_builder(resolution: str, data_dir=None) -> Prisma:
-  """The builder for ``"rr"`` / ``"fr"`` writing array_record files (read back without TF)."""
+def make_builder(resolution: str, *, manual_dir: str | os.PathLike | None = None,
+                 data_dir: str | os.PathLike | None = None) -> Prisma:
+  """The prepared builder for ``"rr"`` / ``"fr"`` (``jspectral.data.tfds.prepare``: built once
+  from ``manual_dir``, default ``manual_root()/prisma``)."""
   if resolution.lower() not in RESOLUTIONS:
     raise ValueError(f"resolution: expected 'rr' or 'fr', got {resolution!r}")
-  return Prisma(config=resolution.lower(), data_dir=data_dir, file_format="array_record")
+  return tfds_lib.prepare(Prisma, config=resolution.lower(), manual_dir=manual_dir,
+                          data_dir=data_dir)
 
 
-def load_test_scene(resolution: str, index: int = 0, data_dir=None) -> dict[str, np.ndarray]:
-  """Test scene ``index`` of the prepared builder as float64 arrays (``gt`` only for RR)."""
-  builder = make_builder(resolution, data_dir)
-  source = builder.as_data_source("test")
-  names = sorted((str(source[i]["name"]), i) for i in range(len(source)))
-  record = source[names[index][1]]
-  scene = {k: np.asarray(record[k], np.float64) for k in ("pan", "hs_lr", "hs_up", "gt")}
-  if scene["gt"].size == 0:
-    scene.pop("gt")
-  return scene
+def load_scenes(resolution: str, split: str = "test", *,
+                manual_dir: str | os.PathLike | None = None,
+                data_dir: str | os.PathLike | None = None) -> list[dict[str, np.ndarray]]:
+  """Every scene of ``split`` sorted by name: float64 ``pan``, ``hs_lr``, ``hs_up``, ``gt`` (RR
+  only), float64 ``wavelengths`` and the ``name``."""
+  if split not in SPLITS:
+    raise ValueError(f"split: expected one of {sorted(SPLITS)}, got {split!r}")
+  source = make_builder(resolution, manual_dir=manual_dir, data_dir=data_dir).as_data_source(
+      split)
+  text = lambda v: v.decode() if isinstance(v, bytes) else str(v)
+  records = sorted((source[i] for i in range(len(source))), key=lambda r: text(r["name"]))
+  scenes = []
+  for record in records:
+    scene = {k: np.asarray(record[k], np.float64)
+             for k in ("pan", "hs_lr", "hs_up", "gt", "wavelengths")}
+    scene["name"] = text(record["name"])
+    if scene["gt"].size == 0:
+      scene.pop("gt")
+    scenes.append(scene)
+  return scenes
+
+
+def load_test_scene(resolution: str, index: int = 0, *,
+                    manual_dir: str | os.PathLike | None = None,
+                    data_dir: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
+  """Test scene ``index`` of :func:`load_scenes` (sorted by name)."""
+  return load_scenes(resolution, "test", manual_dir=manual_dir, data_dir=data_dir)[index]

@@ -1,0 +1,581 @@
+"""Training recipes of the toolbox's deep pansharpening methods.
+
+Reference: Ciotola et al., "Hyperspectral Pansharpening: Critical Review, Tools and Future
+Perspectives", arXiv 2407.01355; github.com/matciotola/hyperspectral_pansharpening_toolbox
+(``<Method>/<Method>.py``, ``<Method>/config.yaml``, ``<Method>/aux.py``). Networks and losses
+live in :mod:`jspectral.pansharpening.deep`, :mod:`.indices` and :mod:`.rho_pnn`.
+
+* Supervised reduced-resolution training (HyperPNN, HSpeNet, Hyper-DSNet, DHP-DARN,
+  DIP-HyperKite): :class:`SupervisedTask` for :func:`jspectral.train.fit`, with
+  :func:`train_config` holding the official loss, optimiser, learning rate, schedule, epochs and
+  batch size (:data:`RECIPES`). Data are the toolbox's RR patches divided by 2^16
+  (:func:`rr_examples`); DARN and Kite train on per-image priors cached per split.
+* Per-image prior fitting (DHP for DARN, DIP + PAN predictor for Kite): :func:`fit_prior`, one
+  jitted ``lax.fori_loop`` (the procedure is itself an optimisation on one image).
+* Test-time adaptation: R-PNN (:func:`r_pnn_adapt`, band by band, one jitted loop per band with
+  weights and Adam state carried on) with its optional pre-training (:class:`RPNNPretrainTask`),
+  and PCA-Z-PNN (:func:`pca_z_pnn`: PCA of each spectral block, 4 components upsampled with a
+  cubic spline, 1000 Adam steps, inverse PCA).
+
+Official behaviour kept: torch's default initialisation for every conv (uniform
+``+-1/sqrt(fan_in)`` weights and biases) unless the method re-initialises (Hyper-DSNet's
+truncated-normal fan-in variance scaling on Block2/3 and the attention: the official helper
+computes ``x / 10 * 1.28`` but discards it, so the effective scale is 1; Kite's He-normal
+``N(0, 2 / (k^2 out))``); Kite's ``Adam(weight_decay=1e-4)`` is torch's coupled L2 (added to the
+loss as ``wd / 2 |w|^2``, all parameters); StepLR per epoch / per iteration; R-PNN's and
+PCA-Z-PNN's best-loss checkpoint holds the weights *after* the update whose pre-update loss was
+the lowest. Official defect kept by default: R-PNN's iteration count at the VNIR/SWIR seam is
+negative (no update, ``seam="official"``); ``seam="absolute"`` uses ``|delta lambda|``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import scipy.ndimage
+
+from jspectral.pansharpening import deep, indices, protocol, rho_pnn
+from jspectral.train import default_config
+
+NORMALISATION = 2.0 ** 16
+
+
+# ------------------------------------------------------------------------------------------------
+# Recipes and initialisation
+# ------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+  """One method's official training settings (``config.yaml`` and the training function)."""
+
+  loss: str                 # "mse", "mse_sam" (0.9 MSE + 0.1 SAMLoss) or "l1"
+  learning_rate: float
+  epochs: int
+  batch_size: int
+  weight_decay: float = 0.0  # torch Adam's coupled L2
+  step_epochs: int = 0       # StepLR(step_epochs, 0.1) per epoch; 0: constant
+  prior: str | None = None   # per-image prior: "dhp" (DARN) or "dip" (Kite)
+  init: str = "torch"        # "torch", "hyper_dsnet" or "he_normal"
+
+
+RECIPES = {
+    "hyperpnn": Recipe("mse", 1e-4, 5000, 64),
+    "hspenet": Recipe("mse_sam", 1e-4, 4000, 64),
+    "hyper_dsnet": Recipe("mse", 1e-4, 5000, 32, init="hyper_dsnet"),
+    "darn": Recipe("l1", 1e-3, 1500, 64, prior="dhp"),
+    "dip_hyperkite": Recipe("l1", 1e-3, 2500, 2, weight_decay=1e-4, step_epochs=1000, prior="dip",
+                            init="he_normal"),
+}
+
+# DHP: Adam 0.01, 10,000 iterations; DIP: Adam 1e-3, 1500 iterations, StepLR(1300, 0.1).
+PRIOR_RECIPES = {"dhp": dict(iterations=10_000, learning_rate=1e-2, step=0, pan_weight=0.0),
+                 "dip": dict(iterations=1500, learning_rate=1e-3, step=1300, pan_weight=0.6)}
+
+
+def _recipe(name: str) -> Recipe:
+  if name not in RECIPES:
+    raise ValueError(f"name: expected one of {sorted(RECIPES)}, got {name!r}")
+  return RECIPES[name]
+
+
+def train_config(name: str, num_examples: int, *, epochs: int | None = None,
+                 batch_size: int | None = None) -> ml_collections.ConfigDict:
+  """The :func:`jspectral.train.fit` config of ``name``'s official recipe.
+
+  An epoch is ``ceil(num_examples / batch)`` steps of the shuffled, repeated stream (the engine
+  draws full batches; torch's loader ends each epoch on a short batch). ``epochs`` /
+  ``batch_size`` override the recipe (short runs); StepLR boundaries stay at the official epochs.
+  """
+  recipe = _recipe(name)
+  if num_examples < 1:
+    raise ValueError(f"num_examples: expected >= 1, got {num_examples}")
+  batch = min(batch_size or recipe.batch_size, num_examples)
+  per_epoch = math.ceil(num_examples / batch)
+  c = default_config()
+  c.batch_size = batch
+  c.total_steps = (recipe.epochs if epochs is None else epochs) * per_epoch
+  c.optimizer.name = "adam"
+  c.optimizer.learning_rate = recipe.learning_rate
+  if recipe.step_epochs:
+    c.schedule.name = "step"
+    c.schedule.boundaries = list(range(recipe.step_epochs * per_epoch, c.total_steps,
+                                       recipe.step_epochs * per_epoch))
+    c.schedule.decay_factor = 0.1
+  c.checkpoint_every = max(c.total_steps // 4, 1000)   # and at the last step
+  c.log_every = max(min(c.total_steps // 10, 100), 1)
+  c.progress = False
+  return c
+
+
+# ------------------------------------------------------------------------------------------------
+# Per-image priors (DHP for DHP-DARN, DIP + PAN predictor for DIP-HyperKite)
+# ------------------------------------------------------------------------------------------------
+
+def fit_prior(kind: str, hs_lr, pan, rng: jax.Array, *, ratio: int = 6,
+              iterations: int | None = None, learning_rate: float | None = None,
+              prior_kwargs: dict | None = None) -> tuple[jax.Array, jax.Array]:
+  """Fits one image's prior network from scratch; returns ``(prior (H, W, B), losses)``.
+
+  Inputs are normalised (/2^16): ``hs_lr (h, w, B)``, ``pan (H, W, 1)``. DHP: input
+  ``U(0, 1) 0.1`` noise with B channels, loss ``L1(dhp_downsample(out), hs_lr)``. DIP: 32-channel
+  noise, loss ``L1(dip_downsample(out), hs_lr) + 0.6 L1(PanPred(out), pan)``, the PAN predictor
+  trained jointly. BatchNorm in training mode throughout, final forward included (the official
+  net is never switched to eval); the prior is clipped to [0, 1]. One jitted ``lax.fori_loop``.
+  """
+  if kind not in PRIOR_RECIPES:
+    raise ValueError(f"kind: expected 'dhp' or 'dip', got {kind!r}")
+  rec = PRIOR_RECIPES[kind]
+  iterations = rec["iterations"] if iterations is None else iterations
+  learning_rate = rec["learning_rate"] if learning_rate is None else learning_rate
+  hs_lr, pan = jnp.asarray(hs_lr, jnp.float32), jnp.asarray(pan, jnp.float32)
+  if hs_lr.ndim != 3 or pan.ndim != 3 or pan.shape[-1] != 1:
+    raise ValueError(f"hs_lr, pan: expected (h, w, B) and (H, W, 1), got {hs_lr.shape}, "
+                     f"{pan.shape}")
+  protocol.check_hs_pan(hs_lr[None], pan[None], ratio)
+  bands = hs_lr.shape[-1]
+  net = deep.PriorNet(nbands=bands, kind=kind, **(prior_kwargs or {}))
+  pan_net = deep.PanPredictionNetwork(nbands=bands)
+  k_noise, k_net, k_pan = jax.random.split(rng, 3)
+  # DIP's get_noise has shape (1, 32, W, H): identical to (H, W) for the square toolbox patches.
+  depth = 32 if kind == "dip" else bands
+  z = 0.1 * jax.random.uniform(k_noise, (1,) + pan.shape[:2] + (depth,), jnp.float32)
+  variables = net.init(k_net, z, train=False)
+  params = {"prior": deep.official_init(variables["params"], k_net)}
+  stats = variables["batch_stats"]
+  if kind == "dip":
+    params["pan"] = deep.official_init(pan_net.init(k_pan, jnp.zeros((1, 8, 8, bands)))["params"],
+                                  k_pan)
+  schedule = (optax.piecewise_constant_schedule(learning_rate, {rec["step"]: 0.1})
+              if rec["step"] else learning_rate)
+  tx = optax.adam(schedule)
+
+  def forward(p, s):
+    out, upd = net.apply({"params": p["prior"], "batch_stats": s}, z, train=True,
+                         mutable=["batch_stats"])
+    return out, upd["batch_stats"]
+
+  def loss_fn(p, s):
+    out, s = forward(p, s)
+    if kind == "dhp":
+      loss = jnp.mean(jnp.abs(deep.dhp_downsample(out, ratio) - hs_lr[None]))
+    else:
+      loss = (jnp.mean(jnp.abs(deep.dip_downsample(out, ratio) - hs_lr[None]))
+              + rec["pan_weight"] * jnp.mean(jnp.abs(
+                  pan_net.apply({"params": p["pan"]}, out) - pan[None])))
+    return loss, s
+
+  @jax.jit
+  def run(params, stats):
+    def body(i, c):
+      p, s, o, trace = c
+      (loss, s), g = jax.value_and_grad(loss_fn, has_aux=True)(p, s)
+      u, o = tx.update(g, o, p)
+      return optax.apply_updates(p, u), s, o, trace.at[i].set(loss)
+
+    p, s, _, trace = jax.lax.fori_loop(0, iterations, body,
+                                       (params, stats, tx.init(params), jnp.zeros(iterations)))
+    return jnp.clip(forward(p, s)[0][0], 0.0, 1.0), trace
+
+  return run(params, stats)
+
+
+# ------------------------------------------------------------------------------------------------
+# Supervised reduced-resolution training
+# ------------------------------------------------------------------------------------------------
+
+def rr_examples(scenes: Sequence[dict], name: str, rng: jax.Array | None = None, *,
+                ratio: int = 6, prior_iterations: int | None = None,
+                prior_kwargs: dict | None = None) -> list[dict[str, np.ndarray]]:
+  """Scenes in DN (``pan (H, W, 1)``, ``hs_lr``, ``hs_up``, RR ``gt``) -> examples / 2^16.
+
+  For DARN / Kite each example also gets its prior (:func:`fit_prior`, computed once per scene:
+  the official caches the priors of a split).
+  """
+  recipe = _recipe(name)
+  rng = jax.random.key(0) if rng is None else rng
+  out = []
+  for i, s in enumerate(scenes):
+    ex = {k: np.asarray(s[k], np.float32) / np.float32(NORMALISATION)
+          for k in ("pan", "hs_lr", "hs_up", "gt") if k in s}
+    if recipe.prior is not None:
+      ex["prior"] = np.asarray(fit_prior(recipe.prior, ex["hs_lr"], ex["pan"],
+                                         jax.random.fold_in(rng, i), ratio=ratio,
+                                         iterations=prior_iterations,
+                                         prior_kwargs=prior_kwargs)[0])
+    out.append(ex)
+  return out
+
+
+def _inputs(name: str, batch: dict) -> tuple:
+  if name in ("hyperpnn", "hspenet"):
+    return batch["pan"], batch["hs_up"]
+  if name == "hyper_dsnet":
+    return batch["pan"], batch["hs_up"], batch["hs_lr"]
+  return batch["pan"], batch["prior"]
+
+
+class SupervisedTask:
+  """:func:`jspectral.train.fit` task of one supervised toolbox network on RR examples.
+
+  Args:
+    name: registry name (:data:`RECIPES`).
+    examples: :func:`rr_examples` output (normalised, with priors where needed).
+    eval_examples: scored by :meth:`evaluate` (RR ERGAS / SAM / Q2n on the outputs x 2^16).
+    model_kwargs: module overrides (e.g. ``swapped_inputs=False`` for DARN, smaller widths).
+    ratio: the scale ratio of the evaluation indices.
+  """
+
+  def __init__(self, name: str, examples: Sequence[dict], *,
+               eval_examples: Sequence[dict] = (), model_kwargs: dict | None = None,
+               ratio: int = 6):
+    self.name, self.recipe = name, _recipe(name)
+    if not examples:
+      raise ValueError("examples: expected at least one training example")
+    self.examples, self.eval_examples, self.ratio = list(examples), list(eval_examples), ratio
+    nbands = self.examples[0]["gt"].shape[-1]
+    self.module = deep.MODELS[name].build(nbands=nbands, **(model_kwargs or {}))
+    self._predict = jax.jit(lambda v, *x: self._apply(v, x, train=False)[0])
+
+  def train_source(self):
+    return self.examples
+
+  def _apply(self, variables, inputs, train: bool):
+    if self.name == "dip_hyperkite":
+      if train:
+        return self.module.apply(variables, *inputs, train=True, mutable=["batch_stats"])
+      return self.module.apply(variables, *inputs, train=False), {}
+    return self.module.apply(variables, *inputs), {}
+
+  def init(self, rng, batch):
+    variables = self.module.init(rng, *_inputs(self.name, batch))
+    params = deep.official_init(variables["params"], jax.random.fold_in(rng, 1), self.recipe.init)
+    return params, {k: v for k, v in variables.items() if k != "params"}
+
+  def loss(self, params, state, batch, rng):
+    del rng
+    out, updates = self._apply({"params": params, **state}, _inputs(self.name, batch), True)
+    gt = batch["gt"]
+    mse, l1 = jnp.mean((out - gt) ** 2), jnp.mean(jnp.abs(out - gt))
+    if self.recipe.loss == "mse":
+      loss = mse
+    elif self.recipe.loss == "mse_sam":
+      loss = 0.9 * mse + 0.1 * indices.sam_loss(out, gt)
+    else:
+      loss = l1
+    aux = {"mse": mse, "l1": l1}
+    if self.recipe.weight_decay:
+      l2 = sum(jnp.sum(p ** 2) for p in jax.tree_util.tree_leaves(params))
+      loss = loss + 0.5 * self.recipe.weight_decay * l2
+    if updates:
+      aux["state"] = {**state, **updates}
+    return loss, aux
+
+  def predict(self, params, state, example: dict) -> np.ndarray:
+    """The fused ``(H, W, B)`` in DN for one normalised example (DARN / Kite clip to [0, 1])."""
+    inputs = tuple(x[None] for x in _inputs(self.name, example))
+    out = self._predict({"params": params, **state}, *inputs)[0]
+    if self.recipe.prior is not None:
+      out = jnp.clip(out, 0.0, 1.0)
+    return np.asarray(out, np.float64) * NORMALISATION
+
+  def evaluate(self, params, state) -> dict[str, float]:
+    if not self.eval_examples:
+      return {}
+    scores = [indices.evaluation_rr(self.predict(params, state, ex),
+                                    np.asarray(ex["gt"], np.float64) * NORMALISATION, self.ratio)
+              for ex in self.eval_examples]
+    return {k: float(np.mean([float(s[k]) for s in scores])) for k in scores[0]}
+
+
+# ------------------------------------------------------------------------------------------------
+# R-PNN: pre-training task and band-by-band test-time adaptation
+# ------------------------------------------------------------------------------------------------
+
+R_PNN_SCOPE = 6            # net_scope: reflect padding of the input (valid convs 7/5/3)
+
+
+def rpnn_iterations(wavelengths, *, first: int = 20, per_10nm: int = 15, cap: int = 80,
+                    seam: str = "official") -> np.ndarray:
+  """Per-band iteration counts: ``first`` for band 0, else ``min((dl // 10 + 1) per_10nm, cap)``.
+
+  ``seam="official"`` keeps the toolbox's signed ``dl``: at the VNIR/SWIR seam (wavelengths going
+  back) the count is negative and the band gets no update (returned as 0); ``"absolute"`` uses
+  ``|dl|`` (the seam band is tuned like any other).
+  """
+  wl = np.asarray(wavelengths, np.float64).reshape(-1)
+  if seam not in ("official", "absolute"):
+    raise ValueError(f"seam: expected 'official' or 'absolute', got {seam!r}")
+  dl = np.diff(wl)
+  dl = np.abs(dl) if seam == "absolute" else dl
+  counts = np.minimum((dl // 10 + 1) * per_10nm, cap).astype(np.int64)
+  return np.maximum(np.concatenate([[first], counts]), 0)
+
+
+def _rpnn_losses(module, params, inp, band_lr, alpha, ratio):
+  """R-PNN's ``L_spec + alpha L_struct`` on a reflect-padded ``inp = [band, pan]``."""
+  out = module.apply({"params": params}, inp)
+  pan = inp[:, R_PNN_SCOPE:-R_PNN_SCOPE, R_PNN_SCOPE:-R_PNN_SCOPE, 1:]
+  thr = rho_pnn.correlation_mask(inp[..., :1], inp[..., 1:], ratio)
+  thr = thr[:, R_PNN_SCOPE:-R_PNN_SCOPE, R_PNN_SCOPE:-R_PNN_SCOPE]
+  spec = rho_pnn.spectral_loss(out, band_lr, ratio)
+  struct = rho_pnn.spatial_loss(out, pan, ratio, jax.lax.stop_gradient(thr),
+                                apply_threshold=True, absolute=False, clip="all")
+  return spec + alpha * struct.astype(spec.dtype), (spec, struct)
+
+
+def _pad_input(band, pan):
+  x = jnp.concatenate([band, pan], -1)
+  s = R_PNN_SCOPE
+  return jnp.pad(x, ((0, 0), (s, s), (s, s), (0, 0)), mode="reflect")
+
+
+class RPNNPretrainTask:
+  """R-PNN's optional pre-training on band 0 of FR patches: ``L_spec + 0.5 L_struct``.
+
+  Official settings (``R_PNN/config.yaml``): Adam 1e-5, batch 4, 200 epochs
+  (:func:`rpnn_pretrain_config`). Examples: normalised ``band_up (H, W, 1)``, ``pan (H, W, 1)``,
+  ``band_lr (h, w, 1)``.
+  """
+
+  alpha = 0.5
+
+  def __init__(self, examples: Sequence[dict], ratio: int = 6):
+    self.examples, self.ratio = list(examples), ratio
+    self.module = deep.RPNNToolbox()
+
+  def train_source(self):
+    return self.examples
+
+  def init(self, rng, batch):
+    x = _pad_input(batch["band_up"], batch["pan"])
+    return deep.official_init(self.module.init(rng, x)["params"], jax.random.fold_in(rng, 1)), {}
+
+  def loss(self, params, state, batch, rng):
+    del state, rng
+    x = _pad_input(batch["band_up"], batch["pan"])
+    loss, (spec, struct) = _rpnn_losses(self.module, params, x, batch["band_lr"], self.alpha,
+                                        self.ratio)
+    return loss, {"spectral": spec, "structural": struct}
+
+  def evaluate(self, params, state):
+    return {}
+
+
+def rpnn_pretrain_config(num_examples: int, epochs: int = 200) -> ml_collections.ConfigDict:
+  c = default_config()
+  c.batch_size = min(4, num_examples)
+  c.total_steps = epochs * math.ceil(num_examples / c.batch_size)
+  c.optimizer.learning_rate = 1e-5
+  c.log_every = max(min(c.total_steps // 10, 100), 1)
+  c.checkpoint_every = max(c.total_steps // 4, 1000)   # and at the last step
+  c.progress = False
+  return c
+
+
+@dataclasses.dataclass
+class AdaptationResult:
+  fused: np.ndarray          # (H, W, B) in DN
+  iterations: np.ndarray     # (B,) updates per band
+  loss_spec: list[np.ndarray]
+  loss_struct: list[np.ndarray]
+
+
+def r_pnn_adapt(params, hs_lr, hs_up, pan, wavelengths, *, ratio: int = 6,
+                learning_rate: float = 1e-5, alphas: tuple[float, float] = (0.5, 0.25),
+                alpha_switch_nm: float = 700.0, seam: str = "official",
+                iterations: Sequence[int] | None = None) -> AdaptationResult:
+  """R-PNN's target adaptation and prediction on one scene (``R_PNN.py``).
+
+  One network and one Adam state for all bands; band b runs ``rpnn_iterations`` updates of
+  ``L_spec + alpha L_struct`` (alpha 0.5, then 0.25 from the first band above 700 nm) in one jitted
+  ``lax.while_loop``, checkpoints the weights after every update whose pre-update loss is the
+  lowest so far, predicts the band with that checkpoint and continues from it (a band without
+  updates keeps the previous weights). Output x 2^16, rounded, clipped to [0, 2^16].
+
+  Args:
+    params: starting weights of :class:`deep.RPNNToolbox` (official / pre-trained).
+    hs_lr ``(h, w, B)``, hs_up ``(H, W, B)``, pan ``(H, W)`` or ``(H, W, 1)``: DN.
+    wavelengths: ``(B,)`` nm. seam: see :func:`rpnn_iterations`. iterations: override counts.
+  """
+  hs_lr_b, _ = protocol.as_batch(hs_lr, "hs_lr")
+  pan_b, _ = protocol.as_pan_batch(pan)
+  hs_up_b, _ = protocol.as_batch(hs_up, "hs_up")
+  protocol.check_hs_pan(hs_lr_b, pan_b, ratio)
+  nb = hs_lr_b.shape[-1]
+  wl = np.asarray(wavelengths, np.float64).reshape(-1)
+  if wl.size != nb:
+    raise ValueError(f"wavelengths: expected {nb} values, got {wl.size}")
+  counts = (rpnn_iterations(wl, seam=seam) if iterations is None
+            else np.asarray(iterations, np.int64))
+  hs_lr_b, hs_up_b, pan_b = (jnp.asarray(a, jnp.float32) / NORMALISATION
+                             for a in (hs_lr_b, hs_up_b, pan_b))
+  module = deep.RPNNToolbox()
+  tx = optax.adam(learning_rate)
+  cap = max(int(counts.max()), 1)
+
+  @jax.jit
+  def tune(p, o, inp, band_lr, n, alpha):
+    loss_fn = lambda q: _rpnn_losses(module, q, inp, band_lr, alpha, ratio)
+
+    def body(c):
+      (loss, (spec, struct)), g = jax.value_and_grad(loss_fn, has_aux=True)(c["p"])
+      u, o = tx.update(g, c["o"], c["p"])
+      p = optax.apply_updates(c["p"], u)
+      better = loss < c["min"]
+      best = jax.tree_util.tree_map(lambda b, w: jnp.where(better, w, b), c["best"], p)
+      return dict(p=p, o=o, best=best, min=jnp.where(better, loss, c["min"]), i=c["i"] + 1,
+                  ls=c["ls"].at[c["i"]].set(spec), lt=c["lt"].at[c["i"]].set(struct))
+
+    init = dict(p=p, o=o, best=p, min=jnp.asarray(jnp.inf, jnp.float32), i=jnp.asarray(0),
+                ls=jnp.zeros(cap), lt=jnp.zeros(cap))
+    c = jax.lax.while_loop(lambda c: c["i"] < n, body, init)
+    return c["best"], c["o"], module.apply({"params": c["best"]}, inp)[..., 0], c["ls"], c["lt"]
+
+  opt_state, alpha, bands, ls, lt = tx.init(params), alphas[0], [], [], []
+  for b in range(nb):
+    if wl[b] > alpha_switch_nm:
+      alpha = alphas[1]
+    inp = _pad_input(hs_up_b[..., b:b + 1], pan_b)
+    params, opt_state, out, spec, struct = tune(params, opt_state, inp, hs_lr_b[..., b:b + 1],
+                                                jnp.asarray(counts[b]), jnp.float32(alpha))
+    bands.append(np.asarray(out[0]))
+    ls.append(np.asarray(spec)[:counts[b]])
+    lt.append(np.asarray(struct)[:counts[b]])
+  fused = np.clip(np.round(np.stack(bands, -1).astype(np.float64) * NORMALISATION), 0,
+                  NORMALISATION)
+  return AdaptationResult(fused, counts, ls, lt)
+
+
+# ------------------------------------------------------------------------------------------------
+# PCA-Z-PNN
+# ------------------------------------------------------------------------------------------------
+
+def pca(hs_lr) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """``PCA_Z_PNN/aux.pca``: ``(h, w, B)`` -> ``(pcs (h, w, B), U (B, B), mean (B,))``.
+
+  Covariance ``Xc Xc^T / (hw - 1)``, ``U`` from its SVD, projection ``pcs = -U^T Xc``.
+  """
+  x = jnp.asarray(hs_lr)
+  if x.ndim != 3:
+    raise ValueError(f"hs_lr: expected (h, w, B), got shape {x.shape}")
+  h, w, b = x.shape
+  flat = x.reshape(-1, b).T
+  mean = jnp.mean(flat, axis=1)
+  centred = flat - mean[:, None]
+  u, _, _ = jnp.linalg.svd(centred @ centred.T / (h * w - 1))
+  return (-u.T @ centred).T.reshape(h, w, b), u, mean
+
+
+def inverse_pca(pcs, u, mean) -> jax.Array:
+  """``inverse_pca``: ``-U pcs + mean`` for ``pcs (H, W, B)``."""
+  h, w, b = pcs.shape
+  return ((-u @ pcs.reshape(-1, b).T) + mean[:, None]).T.reshape(h, w, b)
+
+
+def spline_upsample(x, ratio: int) -> np.ndarray:
+  """``skimage.transform.rescale(x, ratio, order=3, channel_axis=-1)`` for upscaling, in NumPy.
+
+  Cubic B-spline interpolation on the pixel-centre grid (``scipy.ndimage.zoom`` with
+  ``grid_mode=True``), mirror boundary (skimage's ``mode="reflect"``), output clipped to the
+  input's range (skimage's ``clip=True``). ``(h, w, C)`` -> ``(r h, r w, C)`` float64.
+  """
+  x = np.asarray(x, np.float64)
+  if x.ndim != 3:
+    raise ValueError(f"x: expected (h, w, C), got shape {x.shape}")
+  out = np.stack([scipy.ndimage.zoom(x[..., c], ratio, order=3, mode="mirror", grid_mode=True)
+                  for c in range(x.shape[-1])], -1)
+  return np.clip(out, x.min(), x.max())
+
+
+@dataclasses.dataclass
+class PCAZPNNResult:
+  fused: np.ndarray          # (H, W, B) float64 DN (not rounded, as the toolbox returns it)
+  split: int                 # first band with wavelength >= last_wl (shared by both blocks)
+  loss_spec: list[np.ndarray]
+  loss_struct: list[np.ndarray]
+
+
+def pca_z_pnn(hs_lr, pan, wavelengths, rng: jax.Array, *, ratio: int = 6,
+              ncomponents: int = 4, iterations: int = 1000, learning_rate: float = 5e-5,
+              alphas: tuple[float, float] = (0.5, 0.25), last_wl: float = 770.0,
+              params: Sequence[Any] | None = None) -> PCAZPNNResult:
+  """PCA-Z-PNN on one scene (``PCA_Z_PNN.py``): per spectral block, PCA, zero-shot fit, inverse.
+
+  Blocks: bands ``0..s`` and ``s..B-1`` with ``s`` the first band at ``>= last_wl`` nm (band
+  ``s`` is taken from block 1). Per block: PCA of the LR block; the first ``ncomponents`` PCs
+  upsampled by :func:`spline_upsample`, divided by ``sqrt(B_block) 2^16`` (PAN by 2^16); a fresh
+  :class:`deep.PCAZPNN` (``params[block]`` if given) trained ``iterations`` Adam steps on
+  ``L_spec`` (61-tap MTF, all components) + ``alpha L_struct`` (R-PNN structural loss on PC 1 vs
+  PAN with the threshold mask); best-loss checkpoint; the adapted components replace the
+  upsampled ones and the block is inverse-transformed (remaining PCs upsampled only).
+  """
+  hs_lr_b, _ = protocol.as_batch(hs_lr, "hs_lr")
+  pan_b, _ = protocol.as_pan_batch(pan)
+  protocol.check_hs_pan(hs_lr_b, pan_b, ratio)
+  wl = np.asarray(wavelengths, np.float64).reshape(-1)
+  nb = hs_lr_b.shape[-1]
+  if wl.size != nb:
+    raise ValueError(f"wavelengths: expected {nb} values, got {wl.size}")
+  split = int(np.argmax(wl >= last_wl)) if np.any(wl >= last_wl) else nb - 1
+  blocks = [(0, split + 1), (split, nb)]
+  if min(e - s for s, e in blocks) < ncomponents:
+    raise ValueError(f"wavelengths: both spectral blocks need >= {ncomponents} bands, got "
+                     f"{[e - s for s, e in blocks]} (split at band {split})")
+  module = deep.PCAZPNN(ncomponents=ncomponents)
+  tx = optax.adam(learning_rate)
+  pan_n = jnp.asarray(pan_b, jnp.float32) / NORMALISATION
+  hs_lr64 = np.asarray(hs_lr_b[0], np.float64)
+
+  @jax.jit
+  def fit(p, inp, ref, alpha):
+    thr = rho_pnn.correlation_mask(inp[..., :1], inp[..., -1:], ratio)
+
+    def loss_fn(q):
+      out = module.apply({"params": q}, inp)
+      spec = rho_pnn.spectral_loss(out, ref, ratio)
+      struct = rho_pnn.spatial_loss(out[..., :1], inp[..., -1:], ratio,
+                                    jax.lax.stop_gradient(thr), apply_threshold=True,
+                                    absolute=False, clip="all")
+      return spec + alpha * struct.astype(spec.dtype), (spec, struct)
+
+    def body(i, c):
+      q, o, best, low, ls, lt = c
+      (loss, (spec, struct)), g = jax.value_and_grad(loss_fn, has_aux=True)(q)
+      u, o = tx.update(g, o, q)
+      q = optax.apply_updates(q, u)
+      better = loss < low
+      best = jax.tree_util.tree_map(lambda b, w: jnp.where(better, w, b), best, q)
+      return q, o, best, jnp.where(better, loss, low), ls.at[i].set(spec), lt.at[i].set(struct)
+
+    zeros = jnp.zeros(iterations)
+    _, _, best, _, ls, lt = jax.lax.fori_loop(
+        0, iterations, body, (p, tx.init(p), p, jnp.asarray(jnp.inf, jnp.float32), zeros, zeros))
+    return module.apply({"params": best}, inp), ls, lt
+
+  fused, ls_all, lt_all = [], [], []
+  for k, (s, e) in enumerate(blocks):
+    pcs, u, mean = pca(hs_lr64[..., s:e])
+    scale = math.sqrt(e - s) * NORMALISATION
+    pcs_up = spline_upsample(pcs, ratio)
+    inp = jnp.concatenate([jnp.asarray(pcs_up[None, ..., :ncomponents] / scale, jnp.float32),
+                           pan_n], -1)
+    ref = jnp.asarray(np.asarray(pcs)[None, ..., :ncomponents] / scale, jnp.float32)
+    p = (params[k] if params is not None else deep.official_init(
+        module.init(jax.random.fold_in(rng, 2 * k), inp)["params"],
+        jax.random.fold_in(rng, 2 * k + 1)))
+    out, ls, lt = fit(p, inp, ref, jnp.float32(alphas[k]))
+    pcs_up[..., :ncomponents] = np.asarray(out[0], np.float64) * scale
+    block = np.asarray(inverse_pca(jnp.asarray(pcs_up), u, mean))
+    fused.append(block[..., :-1] if k == 0 else block)
+    ls_all.append(np.asarray(ls))
+    lt_all.append(np.asarray(lt))
+  return PCAZPNNResult(np.concatenate(fused, -1), split, ls_all, lt_all)
+
