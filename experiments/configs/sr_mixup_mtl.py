@@ -46,6 +46,7 @@ def get_config(preset: str) -> ml_collections.ConfigDict:
   config.mixup_weight = 0.5
   config.ratio = 4
   config.clip_cosine = True
+  config.dispatch = "switch"
   config.train = train.default_config()
   config.train.optimizer.learning_rate = 1e-4
   config.train.schedule.name = "step"
@@ -54,6 +55,7 @@ def get_config(preset: str) -> ml_collections.ConfigDict:
   if preset == "smoke":
     config.model.features = 16
     config.model.lms_skip = True
+    config.dispatch = "select"
     config.data = ml_collections.ConfigDict(dict(
         source="synthetic", bands=31, scale=4, size=32, labeled=3, unlabeled=3, rgb=3, test=1,
         patch=16, stride=8, seed=0))
@@ -129,7 +131,8 @@ def _train(config, workdir, labeled, unlabeled, rgb, test, projection, switches,
   plan = tasks.UpdatePlan(use_mixup=use_mixup, use_rgb=use_rgb, use_ssl=use_ssl, **plan_fields)
   model = mixup_mtl.MultiTaskSR(bands=config.data.bands, scale=config.data.scale, **config.model)
   task = tasks.MultiTaskSRTask(model, labeled, rgb, unlabeled, test, projection, plan,
-                               config.mixup_weight, config.ratio, config.clip_cosine)
+                               config.mixup_weight, config.ratio, config.clip_cosine,
+                               config.dispatch)
   train_config = config.train.copy_and_resolve_references()
   train_config.total_steps = updates or plan.total_updates
   train_config.schedule.boundaries = plan.lr_boundaries()
