@@ -14,7 +14,6 @@ from __future__ import annotations
 import pathlib
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -22,6 +21,7 @@ from experiments.report import Report, Table
 from jspectral import train
 from jspectral.data import synthetic
 from jspectral.superres import essaformer, figures, tasks
+from jspectral.superres.tasks import antialiased_bicubic as resize
 
 # SSPSR README (same split, degradation and metrics); ESSAformer's own table is not reproduced in
 # the spec (paper text unavailable): the trend to reproduce is ESSAformer > SSPSR > bicubic.
@@ -67,12 +67,6 @@ def get_config(preset: str) -> ml_collections.ConfigDict:
   return config
 
 
-def _resize(x: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-  """Antialiased bicubic resize (smoke data; the paper preset uses MATLAB ``imresize``)."""
-  return np.asarray(jax.image.resize(jnp.asarray(x), (*hw, x.shape[-1]), "bicubic",
-                                     antialias=True))
-
-
 def _sharp_cube(key, data) -> np.ndarray:
   """A synthetic cube with sharp region boundaries (high abundance ``sharpness``): edges are the
   detail bicubic upsampling blurs and a network can learn to restore."""
@@ -87,11 +81,11 @@ def _smoke_data(data):
   keys = jax.random.split(jax.random.key(data.seed), data.train_cubes + data.test_cubes)
   cubes = [_sharp_cube(k, data) for k in keys]
   train_ex = [p for c in cubes[:data.train_cubes]
-              for p in tasks.patch_pairs(c, data.scale, _resize, data.patch, data.stride)]
+              for p in tasks.patch_pairs(c, data.scale, resize, data.patch, data.stride)]
   # test tiles of the training patch size: ESSA is global with a 1/sqrt(N) scale, and a model
   # trained for a few hundred steps on 16x16 patches does not yet transfer to other sizes.
   test = [p for c in cubes[data.train_cubes:]
-          for p in tasks.patch_pairs(c, data.scale, _resize, data.patch, data.patch)]
+          for p in tasks.patch_pairs(c, data.scale, resize, data.patch, data.patch)]
   return train_ex, test
 
 

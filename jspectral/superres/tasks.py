@@ -23,6 +23,7 @@ labeled update's batch (same distribution, same number of updates).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 
 import grain
@@ -37,6 +38,18 @@ from jspectral.superres.metrics import quality_assessment
 
 Example = dict[str, np.ndarray]
 Resize = Callable[[np.ndarray, tuple[int, int]], np.ndarray]
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _antialiased_bicubic(x: jax.Array, hw: tuple[int, int]) -> jax.Array:
+  return jax.image.resize(x, (*hw, x.shape[-1]), "bicubic", antialias=True)
+
+
+def antialiased_bicubic(x: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+  """``(H, W, C) -> (*hw, C)`` antialiased bicubic resize (``jax.image.resize``; compiled once per
+  shape). The synthetic smoke degradation; the papers' protocol uses MATLAB ``imresize``
+  (:func:`jspectral.data.degradations.imresize`), which differs at the borders."""
+  return np.asarray(_antialiased_bicubic(jnp.asarray(x), tuple(hw)))
 
 
 def patch_pairs(hr: np.ndarray, scale: int, resize: Resize, patch: int | None = None,

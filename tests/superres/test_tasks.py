@@ -15,12 +15,8 @@ from jspectral import train
 from jspectral.data import mixup, synthetic
 from jspectral.superres import essaformer, mixup_mtl, tasks
 from jspectral.superres.losses import hybrid_loss
+from jspectral.superres.tasks import antialiased_bicubic as resize
 from jspectral.train import optim
-
-
-def _resize(x, hw):
-  return np.asarray(jax.image.resize(jnp.asarray(x), (*hw, x.shape[-1]), "bicubic",
-                                     antialias=True))
 
 
 def test_update_plan_official_order_and_ssl_cutoff():
@@ -56,22 +52,22 @@ def test_lr_boundaries_reproduce_official_epoch_rates():
 
 def test_patch_pairs_shapes_and_validation():
   hr = np.random.default_rng(0).random((20, 24, 3)).astype(np.float32)
-  pairs = tasks.patch_pairs(hr, 4, _resize, patch=8, stride=8)
+  pairs = tasks.patch_pairs(hr, 4, resize, patch=8, stride=8)
   assert len(pairs) == 2 * 3
   assert pairs[0]["lr"].shape == (2, 2, 3) and pairs[0]["lms"].shape == (8, 8, 3)
   np.testing.assert_array_equal(pairs[1]["hr"], hr[:8, 8:16])
-  whole = tasks.patch_pairs(hr, 4, _resize)
+  whole = tasks.patch_pairs(hr, 4, resize)
   assert len(whole) == 1 and whole[0]["lr"].shape == (5, 6, 3)
   with pytest.raises(ValueError, match="hr: size"):
-    tasks.patch_pairs(hr, 3, _resize)
+    tasks.patch_pairs(hr, 3, resize)
   with pytest.raises(ValueError, match="hr: expected"):
-    tasks.patch_pairs(hr[..., 0], 4, _resize)
+    tasks.patch_pairs(hr[..., 0], 4, resize)
 
 
 def _cube_pairs(key, count, bands, size, scale, patch):
   cubes = [np.asarray(synthetic.hyperspectral_cube(k, size, size, bands))
            for k in jax.random.split(key, count)]
-  return [p for c in cubes for p in tasks.patch_pairs(c, scale, _resize, patch, patch)]
+  return [p for c in cubes for p in tasks.patch_pairs(c, scale, resize, patch, patch)]
 
 
 @pytest.fixture(scope="module")
