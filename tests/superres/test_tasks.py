@@ -3,20 +3,20 @@ the multi-task loss dispatch, and one short ``fit`` whose loss falls."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from experiments.configs import sr_mixup_mtl
 from jspectral import train
-from jspectral.data import synthetic
+from jspectral.data import mixup, synthetic
 from jspectral.superres import essaformer, mixup_mtl, tasks
 from jspectral.superres.losses import hybrid_loss
-
-
-def _resize(x, hw):
-  return np.asarray(jax.image.resize(jnp.asarray(x), (*hw, x.shape[-1]), "bicubic",
-                                     antialias=True))
+from jspectral.superres.tasks import antialiased_bicubic as resize
+from jspectral.train import optim
 
 
 def test_update_plan_official_order_and_ssl_cutoff():
@@ -38,34 +38,41 @@ def test_lr_boundaries_reproduce_official_epoch_rates():
   plan = tasks.UpdatePlan(epochs=10, iterations_per_epoch=2)
   boundaries = plan.lr_boundaries()
   assert boundaries == [plan.updates_before_epoch(4)] + [plan.updates_before_epoch(9)] * 2
-  # learning rate of the first update of each epoch, with the decays counted per boundary
+  # the paper preset's optimizer config with these boundaries: the engine's step schedule must
+  # decay twice at the repeated boundary (last epoch at 2.7e-6, not 9e-6)
+  config = sr_mixup_mtl.get_config("paper").train
+  config.schedule.boundaries = boundaries
+  schedule = optim.make_schedule(config, plan.total_updates)
   for epoch in range(1, 11):
-    first = plan.updates_before_epoch(epoch - 1)
-    lr = 1e-4 * 0.3 ** sum(first >= b for b in boundaries)
-    np.testing.assert_allclose(lr, mixup_mtl.official_learning_rate(epoch, 10), rtol=1e-12)
+    first, last = plan.updates_before_epoch(epoch - 1), plan.updates_before_epoch(epoch) - 1
+    official = mixup_mtl.official_learning_rate(epoch, 10)
+    np.testing.assert_allclose([schedule(first), schedule(last)], official, rtol=1e-6)
+  np.testing.assert_allclose(schedule(plan.total_updates - 1), 2.7e-6, rtol=1e-6)
 
 
 def test_patch_pairs_shapes_and_validation():
   hr = np.random.default_rng(0).random((20, 24, 3)).astype(np.float32)
-  pairs = tasks.patch_pairs(hr, 4, _resize, patch=8, stride=8)
+  pairs = tasks.patch_pairs(hr, 4, resize, patch=8, stride=8)
   assert len(pairs) == 2 * 3
   assert pairs[0]["lr"].shape == (2, 2, 3) and pairs[0]["lms"].shape == (8, 8, 3)
   np.testing.assert_array_equal(pairs[1]["hr"], hr[:8, 8:16])
-  whole = tasks.patch_pairs(hr, 4, _resize)
+  whole = tasks.patch_pairs(hr, 4, resize)
   assert len(whole) == 1 and whole[0]["lr"].shape == (5, 6, 3)
   with pytest.raises(ValueError, match="hr: size"):
-    tasks.patch_pairs(hr, 3, _resize)
+    tasks.patch_pairs(hr, 3, resize)
   with pytest.raises(ValueError, match="hr: expected"):
-    tasks.patch_pairs(hr[..., 0], 4, _resize)
+    tasks.patch_pairs(hr[..., 0], 4, resize)
 
 
 def _cube_pairs(key, count, bands, size, scale, patch):
   cubes = [np.asarray(synthetic.hyperspectral_cube(k, size, size, bands))
            for k in jax.random.split(key, count)]
-  return [p for c in cubes for p in tasks.patch_pairs(c, scale, _resize, patch, patch)]
+  return [p for c in cubes for p in tasks.patch_pairs(c, scale, resize, patch, patch)]
 
 
-def test_multitask_loss_dispatches_per_update_and_counts():
+@pytest.fixture(scope="module")
+def multitask():
+  """A tiny multi-task setup: task, one batch of every source, parameters, per-task losses."""
   bands, n_subs = 6, 4
   model = mixup_mtl.MultiTaskSR(bands=bands, scale=2, n_subs=n_subs, n_ovls=2, features=16)
   matrix = np.abs(np.random.default_rng(1).normal(size=(bands, n_subs))).astype(np.float32)
@@ -74,29 +81,47 @@ def test_multitask_loss_dispatches_per_update_and_counts():
   plan = tasks.UpdatePlan(epochs=2, iterations_per_epoch=1, theta_rgb=1, theta_unlabel=1)
   task = tasks.MultiTaskSRTask(model, hsi, rgb, hsi, hsi, matrix, plan)
   batch = jax.tree.map(lambda v: jnp.asarray(v)[None], task.train_source()[0])
-  assert sorted(batch) == ["hr", "lms", "lr", "rgb_hr", "rgb_lms", "rgb_lr", "u_lms", "u_lr"]
-  params, state = task.init(jax.random.key(1), batch)
+  params, _ = task.init(jax.random.key(1), batch)
   v = {"params": params}
   expected = {
       "labeled": hybrid_loss(model.apply(v, batch["lr"], batch["lms"]), batch["hr"]),
       "rgb": hybrid_loss(model.apply(v, batch["rgb_lr"], batch["rgb_lms"], "rgb"),
                          batch["rgb_hr"]),
       "ssl": mixup_mtl.consistency_loss(model, v, batch["u_lr"], batch["u_lms"], matrix)}
+  # the mixup update: the labeled loss on the batch mixed with the key's matrix
+  (lr, lms, hr), _ = mixup.spectral_mixup(jax.random.key(2), batch["lr"], batch["lms"],
+                                          batch["hr"])
+  expected["mixup"] = hybrid_loss(model.apply(v, lr, lms), hr)
+  return task, batch, params, expected
+
+
+@pytest.mark.parametrize("dispatch", ["switch", "select"])
+def test_multitask_loss_dispatches_per_update_and_counts(multitask, dispatch):
+  task, batch, params, expected = multitask
+  task = dataclasses.replace(task, dispatch=dispatch)
+  assert sorted(batch) == ["hr", "lms", "lr", "rgb_hr", "rgb_lms", "rgb_lr", "u_lms", "u_lr"]
   loss_fn = jax.jit(task.loss)
-  for count, kind in ((0, "labeled"), (2, "rgb"), (3, "ssl"), (4, "labeled")):
+  for count, kind in ((0, "labeled"), (1, "mixup"), (2, "rgb"), (3, "ssl"), (4, "labeled")):
     loss, aux = loss_fn(params, {"updates": jnp.asarray(count)}, batch, jax.random.key(2))
     assert tasks.KINDS[int(aux["kind"])] == kind
     assert int(aux["state"]["updates"]) == count + 1
     np.testing.assert_allclose(loss, expected[kind], rtol=1e-5)
-  mixed, _ = loss_fn(params, {"updates": jnp.asarray(1)}, batch, jax.random.key(2))
-  assert not np.isclose(mixed, expected["labeled"], rtol=1e-4)
+  assert not np.isclose(expected["mixup"], expected["labeled"], rtol=1e-4)
+
+
+def test_multitask_task_validation(multitask):
+  task = multitask[0]
   with pytest.raises(ValueError, match="rgb"):
-    tasks.MultiTaskSRTask(model, hsi, [], hsi, hsi, matrix, plan)
+    dataclasses.replace(task, rgb=[])
+  with pytest.raises(ValueError, match="unlabeled"):
+    dataclasses.replace(task, unlabeled=[])
+  with pytest.raises(ValueError, match="dispatch"):
+    dataclasses.replace(task, dispatch="cond")
 
 
 def test_short_fit_reduces_l1(tmp_path):
   examples = _cube_pairs(jax.random.key(3), 2, 4, 16, 2, 8)
-  model = essaformer.ESSAformer(bands=4, dim=8, scale=2, drop_rate=0.0)
+  model = essaformer.ESSAformer(bands=4, dim=8, scale=2, hr_passes=1, drop_rate=0.0)
   task = tasks.SingleImageSRTask(model, examples, examples[:1], 2)
   config = train.default_config()
   config.update(dict(total_steps=40, batch_size=4, log_every=1, checkpoint_every=40,
