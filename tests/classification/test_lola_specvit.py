@@ -95,8 +95,9 @@ def test_lora_merge_identity_and_zero_adapters():
 def test_trainable_mask_selects_exactly_the_adapters():
   from jspectral.train import trainable_labels
   module = models.create("lola_specvit_mini")
-  params = module.init({"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(0)},
-                       jnp.zeros((1, 15, 15, 15)))["params"]
+  params = jax.eval_shape(  # the labels depend on the tree's paths only: nothing is allocated
+      lambda: module.init({"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(0)},
+                          jnp.zeros((1, 15, 15, 15))))["params"]
   labels = jax.tree_util.tree_leaves_with_path(trainable_labels(lola.LORA_TRAINABLE)(params))
   trained = {path_name(p).rsplit("/", 1)[0].rsplit("/", 1)[-1] for p, v in labels if v == "train"}
   assert trained == {"lora_down", "lora_up", "lora_gate", "lora_residual"}
