@@ -140,7 +140,7 @@ def test_pca_stage(scene):
   """PCA round trip, decorrelated components, the spline upsampler equals skimage's rescale, and
   PCA-Z-PNN with a zero residual returns each block's inverse PCA of its upsampled components
   (block 0 without its last band, which block 1 supplies)."""
-  skimage = pytest.importorskip("skimage.transform")
+  from skimage import transform  # dev extra: the test never skips
   x = np.asarray(scene["hs_lr"], np.float64)
   with jax.enable_x64(True):
     pcs, u, mean = training.pca(x)
@@ -148,7 +148,7 @@ def test_pca_stage(scene):
     cov = np.cov(np.asarray(pcs).reshape(-1, 4).T)
     np.testing.assert_allclose(cov - np.diag(np.diag(cov)), 0, atol=1e-6 * cov.max())
   np.testing.assert_allclose(training.spline_upsample(x, RATIO),
-                             skimage.rescale(x, RATIO, order=3, channel_axis=-1), rtol=1e-10)
+                             transform.rescale(x, RATIO, order=3, channel_axis=-1), rtol=1e-10)
   zero = deep.PCAZPNN(2).init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)))["params"]
   zero = jax.tree_util.tree_map(jnp.zeros_like, zero)
   wl = np.array([600.0, 700.0, 780.0, 900.0])             # split at band 2: blocks 0-2 and 2-3
