@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 
 from experiments.configs import sr_mixup_mtl
-from jspectral import train
+from jspectral import models, train
 from jspectral.data import mixup, synthetic
 from jspectral.superres import essaformer, mixup_mtl, tasks
 from jspectral.superres.losses import hybrid_loss
 from jspectral.superres.tasks import antialiased_bicubic as resize
 from jspectral.train import optim
+from tests.conftest import load_pack
 
 
 def test_update_plan_official_order_and_ssl_cutoff():
@@ -65,33 +66,46 @@ def test_patch_pairs_shapes_and_validation():
 
 
 def _cube_pairs(key, count, bands, size, scale, patch):
-  cubes = [np.asarray(synthetic.hyperspectral_cube(k, size, size, bands))
+  cube = jax.jit(synthetic.hyperspectral_cube, static_argnums=(1, 2, 3))
+  cubes = [np.asarray(cube(k, size, size, bands))
            for k in jax.random.split(key, count)]
   return [p for c in cubes for p in tasks.patch_pairs(c, scale, resize, patch, patch)]
 
 
 @pytest.fixture(scope="module")
 def multitask():
-  """A tiny multi-task setup: task, one batch of every source, parameters, per-task losses."""
-  bands, n_subs = 6, 4
-  model = mixup_mtl.MultiTaskSR(bands=bands, scale=2, n_subs=n_subs, n_ovls=2, features=16)
+  """A tiny multi-task setup: task, one batch of every source, parameters, per-task losses.
+
+  The parameters are the parity pack's converted ``model_x4`` weights (C=11, n_subs 4, x4, F=24):
+  no random initialisation to compile (``jit(init)`` of this model costs ~20 s of CPU, mostly the
+  RNG); ``task.init`` is checked against their tree with ``eval_shape``.
+  """
+  model, variables = models.from_torch("mixup_mtl", load_pack("hsi_sr_mixup_parity").state(
+      "model_x4"))
+  bands, n_subs = model.bands, model.n_subs
   matrix = np.abs(np.random.default_rng(1).normal(size=(bands, n_subs))).astype(np.float32)
-  hsi = _cube_pairs(jax.random.key(0), 1, bands, 8, 2, 8)
+  hsi = _cube_pairs(jax.random.key(0), 1, bands, 8, model.scale, 8)
   rgb = [{k: v @ matrix for k, v in e.items()} for e in hsi]
   plan = tasks.UpdatePlan(epochs=2, iterations_per_epoch=1, theta_rgb=1, theta_unlabel=1)
   task = tasks.MultiTaskSRTask(model, hsi, rgb, hsi, hsi, matrix, plan)
   batch = jax.tree.map(lambda v: jnp.asarray(v)[None], task.train_source()[0])
-  params, _ = task.init(jax.random.key(1), batch)
-  v = {"params": params}
-  expected = {
-      "labeled": hybrid_loss(model.apply(v, batch["lr"], batch["lms"]), batch["hr"]),
-      "rgb": hybrid_loss(model.apply(v, batch["rgb_lr"], batch["rgb_lms"], "rgb"),
-                         batch["rgb_hr"]),
-      "ssl": mixup_mtl.consistency_loss(model, v, batch["u_lr"], batch["u_lms"], matrix)}
-  # the mixup update: the labeled loss on the batch mixed with the key's matrix
-  (lr, lms, hr), _ = mixup.spectral_mixup(jax.random.key(2), batch["lr"], batch["lms"],
-                                          batch["hr"])
-  expected["mixup"] = hybrid_loss(model.apply(v, lr, lms), hr)
+  params = variables["params"]
+  shapes, state = jax.eval_shape(task.init, jax.random.key(1), batch)
+  assert jax.tree.map(lambda s: s.shape, shapes) == jax.tree.map(jnp.shape, params)
+  assert state["updates"].shape == () and state["updates"].dtype == jnp.int32
+
+  @jax.jit  # one compile, not op-by-op
+  def direct_losses(v, batch):
+    # the mixup update: the labeled loss on the batch mixed with the key's matrix
+    (lr, lms, hr), _ = mixup.spectral_mixup(jax.random.key(2), batch["lr"], batch["lms"],
+                                            batch["hr"])
+    return {"labeled": hybrid_loss(model.apply(v, batch["lr"], batch["lms"]), batch["hr"]),
+            "mixup": hybrid_loss(model.apply(v, lr, lms), hr),
+            "rgb": hybrid_loss(model.apply(v, batch["rgb_lr"], batch["rgb_lms"], "rgb"),
+                               batch["rgb_hr"]),
+            "ssl": mixup_mtl.consistency_loss(model, v, batch["u_lr"], batch["u_lms"], matrix)}
+
+  expected = direct_losses({"params": params}, batch)
   return task, batch, params, expected
 
 
