@@ -166,6 +166,7 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
     if i == 0:
       full_task, full_params = task, fit.params
   evals = results["RGB-SR + SSL + SMixup"][0]
+  plan = full_task.plan
 
   image = test[0]
   ours = full_task.predict(full_params, image["lr"], image["lms"])
@@ -204,5 +205,6 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
                   {ABLATIONS[name][j] for name in results} == {True, False} for j in range(3))},
       notes=["smoke: lms_skip on (output = lms + learned residual, not the official model); SAM "
              "with clipped cosine (official no-clip SAM is NaN for bicubic on smooth cubes).",
-             "Each fit step is one per-task optimizer update in the official order (8 per "
-             "iteration while SSL is on, 5 after)."])
+             f"Each fit step is one per-task optimizer update in the official order "
+             f"({len(plan.cycle(True))} per iteration while SSL is on, "
+             f"{len(plan.cycle(False))} after)."])

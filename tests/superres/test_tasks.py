@@ -9,10 +9,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from experiments.configs import sr_mixup_mtl
 from jspectral import models, train
-from jspectral.data import mixup, synthetic
+from jspectral.data import mixup
 from jspectral.superres import essaformer, mixup_mtl, tasks
 from jspectral.superres.losses import hybrid_loss
 from jspectral.superres.tasks import antialiased_bicubic as resize
@@ -65,10 +66,11 @@ def test_patch_pairs_shapes_and_validation():
     tasks.patch_pairs(hr[..., 0], 4, resize)
 
 
-def _cube_pairs(key, count, bands, size, scale, patch):
-  cube = jax.jit(synthetic.hyperspectral_cube, static_argnums=(1, 2, 3))
-  cubes = [np.asarray(cube(k, size, size, bands))
-           for k in jax.random.split(key, count)]
+def _cube_pairs(seed, count, bands, size, scale, patch):
+  """Smooth random cubes in [0, 1] drawn on the host (no JAX program to compile), as pairs."""
+  rng = np.random.default_rng(seed)
+  cubes = [ndimage.gaussian_filter(rng.random((size, size, bands)), (1.5, 1.5, 1.0))
+           for _ in range(count)]
   return [p for c in cubes for p in tasks.patch_pairs(c, scale, resize, patch, patch)]
 
 
@@ -84,7 +86,7 @@ def multitask():
       "model_x4"))
   bands, n_subs = model.bands, model.n_subs
   matrix = np.abs(np.random.default_rng(1).normal(size=(bands, n_subs))).astype(np.float32)
-  hsi = _cube_pairs(jax.random.key(0), 1, bands, 8, model.scale, 8)
+  hsi = _cube_pairs(0, 1, bands, 8, model.scale, 8)
   rgb = [{k: v @ matrix for k, v in e.items()} for e in hsi]
   plan = tasks.UpdatePlan(epochs=2, iterations_per_epoch=1, theta_rgb=1, theta_unlabel=1)
   task = tasks.MultiTaskSRTask(model, hsi, rgb, hsi, hsi, matrix, plan)
@@ -134,9 +136,19 @@ def test_multitask_task_validation(multitask):
 
 
 def test_short_fit_reduces_l1(tmp_path):
-  examples = _cube_pairs(jax.random.key(3), 2, 4, 16, 2, 8)
+  examples = _cube_pairs(3, 2, 4, 16, 2, 8)
   model = essaformer.ESSAformer(bands=4, dim=8, scale=2, hr_passes=1, drop_rate=0.0)
   task = tasks.SingleImageSRTask(model, examples, examples[:1], 2)
+  # host-drawn LeCun-normal weights on init's tree: the RNG-heavy init would add ~15 s of compile
+  rng = np.random.default_rng(0)
+
+  def draw(path, s):
+    if s.ndim > 1:
+      return rng.normal(0.0, np.prod(s.shape[:-1]) ** -0.5, s.shape).astype(s.dtype)
+    return (np.ones if path[-1].key == "scale" else np.zeros)(s.shape, s.dtype)
+
+  shapes, _ = jax.eval_shape(task.init, jax.random.key(0), {"lr": examples[0]["lr"][None]})
+  task.init = lambda rng, batch: (jax.tree_util.tree_map_with_path(draw, shapes), {})
   config = train.default_config()
   config.update(dict(total_steps=40, batch_size=4, log_every=1, checkpoint_every=40,
                      progress=False))
