@@ -7,10 +7,8 @@ and read through the TFDS builder. As in the paper, the encoder is pretrained on
 unlabelled multi-date archive (a synthetic SpectralEarth: same spectra, 1-3 dates per location
 that differ by illumination gain and offset) with MoCo by default (``pretrain_method``); MoCo's
 positives are two dates of one location, so it can learn invariance to illumination, which the
-labels do not depend on. Then a linear probe (a 1x1 conv on the frozen tokens, logits resized
-bilinearly; ``probe_head``) is trained on top of the frozen encoder; the same probe on a frozen
-random-init encoder is the baseline. The pretrained probe must beat it. (With the official
-ConvHead the smoke task is learnt as well from random tokens as from pretrained ones.)
+labels do not depend on. Then a ConvHead is trained on top of the frozen encoder; the same probe
+on a frozen random-init encoder is the baseline. The pretrained probe must beat it.
 
 Paper: the official recipe per dataset (frozen Spec ViT-S/4 from ``config.pretrained`` (an ``.npz``
 of the official state dict), ConvHead, CE with ignore index, AdamW lr 1e-3 wd 1e-4, cosine over 100
@@ -54,9 +52,6 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
   c.pretrained = ""  # paper: path to an .npz of the official Spec ViT state dict
   c.pretrain = pretrain.get_config(preset)
   c.pretrain_method = "moco"  # "moco" | "dino" | "mae": the objective of the smoke pretraining
-  # Probe head: the official ConvHead (paper) or a linear 1x1 probe of the tokens (smoke: a
-  # ConvHead learns the synthetic task from random tokens as well as from pretrained ones).
-  c.probe_head = "linear" if smoke else "conv"
   c.composition = 0.5  # smoke: Dirichlet concentration of each scene's class mixture
   c.log_gain = 0.3  # smoke: per-scene (downstream) and per-date (archive) gain exp(U(-0.3, 0.3))
   for method in ("moco", "dino", "mae"):
@@ -121,8 +116,7 @@ def _probe(config, backbone, init_variables, splits, num_classes, workdir, scale
   aug = lambda e, rng, train=True: ds.downstream_augment(e, rng, scale=scale, mean=bands["mu"],
                                                          std=bands["sigma"], train=train)
   test = [aug(e, None, train=False) for e in splits["test"]]
-  task = ds.SegmentationTask(model=ds.ViTSegmentor(backbone, num_classes, config.probe_head),
-                             source=splits["train"],
+  task = ds.SegmentationTask(model=ds.ViTSegmentor(backbone, num_classes), source=splits["train"],
                              eval_source=test, num_classes=num_classes,
                              ignore_index=num_classes, init_variables=init_variables,
                              augment_fn=aug)

@@ -63,43 +63,20 @@ class ConvHead(nn.Module):
     return x
 
 
-class LinearHead(nn.Module):
-  """A linear probe of the token grid: a 1x1 conv to ``num_classes`` logits per token, resized
-  bilinearly (``align_corners=False``) to the pixel grid. Not an official head: the smoke
-  experiment's linear probe (the official ViT protocol trains a :class:`ConvHead`)."""
-
-  num_classes: int
-  patch_size: int = 4
-
-  @nn.compact
-  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    del train  # no BatchNorm
-    n, h, w, _ = x.shape
-    logits = nn.Conv(self.num_classes, (1, 1), name="conv")(x)
-    return jax.image.resize(logits, (n, h * self.patch_size, w * self.patch_size,
-                                     self.num_classes), method="bilinear")
-
-
 class ViTSegmentor(nn.Module):
-  """``backbone`` (a :class:`jspectral.ssl.spectral_earth.SpecViT`) + :class:`ConvHead`
-  (``head="conv"``, official) or :class:`LinearHead` (``head="linear"``):
+  """``backbone`` (a :class:`jspectral.ssl.spectral_earth.SpecViT`) + :class:`ConvHead`:
   ``(N, H, W, B) -> (N, H, W, num_classes)`` logits."""
 
   backbone: nn.Module
   num_classes: int
-  head: str = "conv"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False, backbone_train: bool | None = None):
-    heads = {"conv": ConvHead, "linear": LinearHead}
-    if self.head not in heads:
-      raise ValueError(f"head: expected 'conv' or 'linear', got {self.head!r}")
     backbone_train = train if backbone_train is None else backbone_train
     tokens = self.backbone.patch_tokens(x, backbone_train, norm=True)
     grid = x.shape[1] // self.backbone.token_patch_size
     fmap = tokens.reshape(x.shape[0], grid, grid, tokens.shape[-1])
-    head = heads[self.head](self.num_classes, self.backbone.token_patch_size, name="head")
-    return head(fmap, train)
+    return ConvHead(self.num_classes, self.backbone.token_patch_size, name="head")(fmap, train)
 
 
 class FCNHead(nn.Module):

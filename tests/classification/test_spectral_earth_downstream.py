@@ -47,13 +47,6 @@ def test_segmentor_output_shapes():
   x = jax.ShapeDtypeStruct((1, 16, 16, 202), jnp.float32)
   vit_seg = ds.ViTSegmentor(se.spec_vit("t", img_size=16), 7)
   assert jax.eval_shape(vit_seg.init_with_output, jax.random.key(0), x)[0].shape == (1, 16, 16, 7)
-  linear = ds.ViTSegmentor(se.spec_vit("t", img_size=16), 7, head="linear")
-  out, shapes = jax.eval_shape(linear.init_with_output, jax.random.key(0), x)
-  assert out.shape == (1, 16, 16, 7)
-  assert models.param_count({"params": shapes["params"]["head"]}) == (192 + 1) * 7  # ViT-T: 192
-  with pytest.raises(ValueError, match="head"):
-    ds.ViTSegmentor(se.spec_vit("t", img_size=16), 7, head="mlp").init(
-        jax.random.key(0), jnp.zeros((1, 16, 16, 202)))
   fcn = ds.FCNSegmenter(se.SpecResNet50(return_features=True), 7)
   assert jax.eval_shape(fcn.init_with_output, jax.random.key(0), x)[0].shape == (1, 16, 16, 7)
   with pytest.raises(ValueError, match="patch_size"):
