@@ -9,6 +9,7 @@ import benchmarks
 SKIP = {"harness"}
 names = sys.argv[1:] or sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__)
                                if m.name not in SKIP and not m.name.startswith("_"))
+sys.argv = sys.argv[:1]  # the benchmarks' own argument parsers see no module names
 for name in names:
   print(f"== {name}", flush=True)
   importlib.import_module(f"benchmarks.{name}").main()

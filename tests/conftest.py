@@ -52,3 +52,19 @@ def load_pack(stem: str) -> ParityPack:
 @pytest.fixture(scope="session")
 def reference_dir() -> pathlib.Path:
   return REFERENCE_DIR
+
+
+@pytest.fixture
+def rbg_prng():
+  """jax's ``rbg`` generator as the default for one test.
+
+  XLA:CPU compiles threefry's unrolled rounds slowly, once per initializer: a small ViT's
+  ``init`` compiled in ~70 s with threefry and ~25 s with ``rbg`` here. Tests of training
+  behaviour (a loss falls, a mask holds) do not depend on which generator drew the weights.
+  """
+  import jax
+
+  previous = jax.config.jax_default_prng_impl
+  jax.config.update("jax_default_prng_impl", "rbg")
+  yield
+  jax.config.update("jax_default_prng_impl", previous)

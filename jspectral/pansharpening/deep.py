@@ -30,6 +30,7 @@ import numpy as np
 from flax import traverse_util
 
 from jspectral.models import ModelSpec
+from jspectral.nn import canonical_conv
 from jspectral.pansharpening import protocol
 
 _PAD = {"reflect": "reflect", "replicate": "edge", "zeros": "constant"}
@@ -49,7 +50,8 @@ class Conv(nn.Module):
       lo, hi = (self.kernel - 1) // 2, self.kernel // 2
       x = jnp.pad(x, ((0, 0), (lo, hi), (lo, hi), (0, 0)), mode=_PAD[self.padding_mode])
     return nn.Conv(self.features, (self.kernel, self.kernel), padding="VALID",
-                   use_bias=self.use_bias, name="conv")(x)
+                   use_bias=self.use_bias, conv_general_dilated=canonical_conv.conv_general_dilated,
+                   name="conv")(x)
 
 
 def _bn(train: bool, name: str):

@@ -40,6 +40,7 @@ import numpy as np
 import optax
 
 from jspectral.models import ModelSpec
+from jspectral.nn import canonical_conv
 from jspectral.pansharpening import deep, indices, protocol
 
 NORMALISATION = 2.0 ** 16
@@ -105,7 +106,8 @@ class RPNN(nn.Module):
     for i, (feat, k) in enumerate(zip(self.features, self.kernel_sizes, strict=True)):
       p = k // 2
       y = jnp.pad(y, ((0, 0), (p, p), (p, p), (0, 0)), mode="reflect")
-      y = nn.Conv(feat, (k, k), padding="VALID", name=f"conv{i + 1}")(y)
+      y = nn.Conv(feat, (k, k), padding="VALID",
+                  conv_general_dilated=canonical_conv.conv_general_dilated, name=f"conv{i + 1}")(y)
       if i < len(self.features) - 1:
         y = nn.relu(y)
     return y + x[..., :-1]

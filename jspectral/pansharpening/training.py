@@ -147,23 +147,26 @@ def fit_prior(kind: str, hs_lr, pan, rng: jax.Array, *, ratio: int = 6,
   # DIP's get_noise has shape (1, 32, W, H): identical to (H, W) for the square toolbox patches.
   depth = 32 if kind == "dip" else bands
   z = 0.1 * jax.random.uniform(k_noise, (1,) + pan.shape[:2] + (depth,), jnp.float32)
-  variables = net.init(k_net, z, train=False)
-  params = {"prior": deep.official_init(variables["params"], k_net)}
-  stats = variables["batch_stats"]
-  if kind == "dip":
-    params["pan"] = deep.official_init(pan_net.init(k_pan, jnp.zeros((1, 8, 8, bands)))["params"],
-                                  k_pan)
   schedule = (optax.piecewise_constant_schedule(learning_rate, {rec["step"]: 0.1})
               if rec["step"] else learning_rate)
   tx = optax.adam(schedule)
 
-  def forward(p, s):
+  @jax.jit
+  def initial(z):
+    variables = net.init(k_net, z, train=False)
+    params = {"prior": deep.official_init(variables["params"], k_net)}
+    if kind == "dip":
+      pan_params = pan_net.init(k_pan, jnp.zeros((1, 8, 8, bands)))["params"]
+      params["pan"] = deep.official_init(pan_params, k_pan)
+    return params, variables["batch_stats"]
+
+  def forward(p, s, z):
     out, upd = net.apply({"params": p["prior"], "batch_stats": s}, z, train=True,
                          mutable=["batch_stats"])
     return out, upd["batch_stats"]
 
-  def loss_fn(p, s):
-    out, s = forward(p, s)
+  def loss_fn(p, s, z, hs_lr, pan):
+    out, s = forward(p, s, z)
     if kind == "dhp":
       loss = jnp.mean(jnp.abs(deep.dhp_downsample(out, ratio) - hs_lr[None]))
     else:
@@ -172,19 +175,20 @@ def fit_prior(kind: str, hs_lr, pan, rng: jax.Array, *, ratio: int = 6,
                   pan_net.apply({"params": p["pan"]}, out) - pan[None])))
     return loss, s
 
+  # The image and the noise are arguments, not closed-over constants: XLA would fold them.
   @jax.jit
-  def run(params, stats):
+  def run(params, stats, z, hs_lr, pan):
     def body(i, c):
       p, s, o, trace = c
-      (loss, s), g = jax.value_and_grad(loss_fn, has_aux=True)(p, s)
+      (loss, s), g = jax.value_and_grad(loss_fn, has_aux=True)(p, s, z, hs_lr, pan)
       u, o = tx.update(g, o, p)
       return optax.apply_updates(p, u), s, o, trace.at[i].set(loss)
 
     p, s, _, trace = jax.lax.fori_loop(0, iterations, body,
                                        (params, stats, tx.init(params), jnp.zeros(iterations)))
-    return jnp.clip(forward(p, s)[0][0], 0.0, 1.0), trace
+    return jnp.clip(forward(p, s, z)[0][0], 0.0, 1.0), trace
 
-  return run(params, stats)
+  return run(*initial(z), z, hs_lr, pan)
 
 
 # ------------------------------------------------------------------------------------------------

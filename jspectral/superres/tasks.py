@@ -79,6 +79,9 @@ def patch_pairs(hr: np.ndarray, scale: int, resize: Resize, patch: int | None = 
   return pairs
 
 
+_quality = jax.jit(quality_assessment, static_argnames=("ratio", "clip_cosine"))
+
+
 def evaluate_images(predict: Callable[[Example], np.ndarray], images: Sequence[Example],
                     ratio: float, clip_cosine: bool = False) -> dict[str, float]:
   """Mean over test images of the SSPSR indices of ``predict`` and of the bicubic baseline.
@@ -89,8 +92,8 @@ def evaluate_images(predict: Callable[[Example], np.ndarray], images: Sequence[E
   ours, bicubic = [], []
   for image in images:
     for store, pred in ((ours, predict(image)), (bicubic, image["lms"])):
-      store.append(quality_assessment(jnp.asarray(pred), image["hr"], ratio=ratio,
-                                      clip_cosine=clip_cosine))
+      store.append(_quality(jnp.asarray(pred), jnp.asarray(image["hr"]), ratio=ratio,
+                            clip_cosine=clip_cosine))
   out = {k: float(np.mean([r[k] for r in ours])) for k in ours[0]}
   out.update({f"bicubic_{k}": float(np.mean([r[k] for r in bicubic])) for k in bicubic[0]})
   return out

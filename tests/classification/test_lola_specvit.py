@@ -145,7 +145,7 @@ def test_axis_orders_differ_and_bad_input_is_refused():
         jnp.zeros((1, 15, 15, 20)))
 
 
-def test_lora_only_training_through_fit_leaves_the_backbone_untouched(tmp_path):
+def test_lora_only_training_through_fit_leaves_the_backbone_untouched(tmp_path, rbg_prng):
   from experiments.configs import classify_lola
 
   rng = np.random.default_rng(0)
@@ -155,7 +155,7 @@ def test_lora_only_training_through_fit_leaves_the_backbone_untouched(tmp_path):
   task = classify_lola.LoLATask(module, x, y, x, y)
   config = classify_lola.get_config("smoke").train
   config.update(total_steps=3, batch_size=4, eval_every=0, progress=False)
-  start = task.init(jax.random.PRNGKey(config.seed), {"x": x[:4]})
+  start = jax.jit(task.init)(jax.random.PRNGKey(config.seed), {"x": x[:4]})
   result = train.fit(task, config, tmp_path)
   changed = {path_name(p): not np.array_equal(a, b) for (p, a), b in zip(
       jax.tree_util.tree_leaves_with_path(start[0]), jax.tree.leaves(result.params), strict=True)}

@@ -97,7 +97,7 @@ def test_supervised_tasks_and_short_fit(tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["dhp", "dip"])
-def test_fit_prior(kind):
+def test_fit_prior(kind, rbg_prng):
   """The per-image prior fit lowers its loss and returns a [0, 1] cube of the HR size."""
   s = protocol.synthetic_rr_scene(jax.random.key(2), 32, 3, RATIO, crop=8)
   hs_lr, pan = np.asarray(s["hs_lr"]) / 2 ** 16, np.asarray(s["pan"]) / 2 ** 16

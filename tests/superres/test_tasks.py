@@ -9,14 +9,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from experiments.configs import sr_mixup_mtl
-from jspectral import train
-from jspectral.data import mixup, synthetic
+from jspectral import models, train
+from jspectral.data import mixup
 from jspectral.superres import essaformer, mixup_mtl, tasks
 from jspectral.superres.losses import hybrid_loss
 from jspectral.superres.tasks import antialiased_bicubic as resize
 from jspectral.train import optim
+from tests.conftest import load_pack
 
 
 def test_update_plan_official_order_and_ssl_cutoff():
@@ -64,34 +66,48 @@ def test_patch_pairs_shapes_and_validation():
     tasks.patch_pairs(hr[..., 0], 4, resize)
 
 
-def _cube_pairs(key, count, bands, size, scale, patch):
-  cubes = [np.asarray(synthetic.hyperspectral_cube(k, size, size, bands))
-           for k in jax.random.split(key, count)]
+def _cube_pairs(seed, count, bands, size, scale, patch):
+  """Smooth random cubes in [0, 1] drawn on the host (no JAX program to compile), as pairs."""
+  rng = np.random.default_rng(seed)
+  cubes = [ndimage.gaussian_filter(rng.random((size, size, bands)), (1.5, 1.5, 1.0))
+           for _ in range(count)]
   return [p for c in cubes for p in tasks.patch_pairs(c, scale, resize, patch, patch)]
 
 
 @pytest.fixture(scope="module")
 def multitask():
-  """A tiny multi-task setup: task, one batch of every source, parameters, per-task losses."""
-  bands, n_subs = 6, 4
-  model = mixup_mtl.MultiTaskSR(bands=bands, scale=2, n_subs=n_subs, n_ovls=2, features=16)
+  """A tiny multi-task setup: task, one batch of every source, parameters, per-task losses.
+
+  The parameters are the parity pack's converted ``model_x4`` weights (C=11, n_subs 4, x4, F=24):
+  no random initialisation to compile (``jit(init)`` of this model costs ~20 s of CPU, mostly the
+  RNG); ``task.init`` is checked against their tree with ``eval_shape``.
+  """
+  model, variables = models.from_torch("mixup_mtl", load_pack("hsi_sr_mixup_parity").state(
+      "model_x4"))
+  bands, n_subs = model.bands, model.n_subs
   matrix = np.abs(np.random.default_rng(1).normal(size=(bands, n_subs))).astype(np.float32)
-  hsi = _cube_pairs(jax.random.key(0), 1, bands, 8, 2, 8)
+  hsi = _cube_pairs(0, 1, bands, 8, model.scale, 8)
   rgb = [{k: v @ matrix for k, v in e.items()} for e in hsi]
   plan = tasks.UpdatePlan(epochs=2, iterations_per_epoch=1, theta_rgb=1, theta_unlabel=1)
   task = tasks.MultiTaskSRTask(model, hsi, rgb, hsi, hsi, matrix, plan)
   batch = jax.tree.map(lambda v: jnp.asarray(v)[None], task.train_source()[0])
-  params, _ = task.init(jax.random.key(1), batch)
-  v = {"params": params}
-  expected = {
-      "labeled": hybrid_loss(model.apply(v, batch["lr"], batch["lms"]), batch["hr"]),
-      "rgb": hybrid_loss(model.apply(v, batch["rgb_lr"], batch["rgb_lms"], "rgb"),
-                         batch["rgb_hr"]),
-      "ssl": mixup_mtl.consistency_loss(model, v, batch["u_lr"], batch["u_lms"], matrix)}
-  # the mixup update: the labeled loss on the batch mixed with the key's matrix
-  (lr, lms, hr), _ = mixup.spectral_mixup(jax.random.key(2), batch["lr"], batch["lms"],
-                                          batch["hr"])
-  expected["mixup"] = hybrid_loss(model.apply(v, lr, lms), hr)
+  params = variables["params"]
+  shapes, state = jax.eval_shape(task.init, jax.random.key(1), batch)
+  assert jax.tree.map(lambda s: s.shape, shapes) == jax.tree.map(jnp.shape, params)
+  assert state["updates"].shape == () and state["updates"].dtype == jnp.int32
+
+  @jax.jit  # one compile, not op-by-op
+  def direct_losses(v, batch):
+    # the mixup update: the labeled loss on the batch mixed with the key's matrix
+    (lr, lms, hr), _ = mixup.spectral_mixup(jax.random.key(2), batch["lr"], batch["lms"],
+                                            batch["hr"])
+    return {"labeled": hybrid_loss(model.apply(v, batch["lr"], batch["lms"]), batch["hr"]),
+            "mixup": hybrid_loss(model.apply(v, lr, lms), hr),
+            "rgb": hybrid_loss(model.apply(v, batch["rgb_lr"], batch["rgb_lms"], "rgb"),
+                               batch["rgb_hr"]),
+            "ssl": mixup_mtl.consistency_loss(model, v, batch["u_lr"], batch["u_lms"], matrix)}
+
+  expected = direct_losses({"params": params}, batch)
   return task, batch, params, expected
 
 
@@ -120,9 +136,19 @@ def test_multitask_task_validation(multitask):
 
 
 def test_short_fit_reduces_l1(tmp_path):
-  examples = _cube_pairs(jax.random.key(3), 2, 4, 16, 2, 8)
+  examples = _cube_pairs(3, 2, 4, 16, 2, 8)
   model = essaformer.ESSAformer(bands=4, dim=8, scale=2, hr_passes=1, drop_rate=0.0)
   task = tasks.SingleImageSRTask(model, examples, examples[:1], 2)
+  # host-drawn LeCun-normal weights on init's tree: the RNG-heavy init would add ~15 s of compile
+  rng = np.random.default_rng(0)
+
+  def draw(path, s):
+    if s.ndim > 1:
+      return rng.normal(0.0, np.prod(s.shape[:-1]) ** -0.5, s.shape).astype(s.dtype)
+    return (np.ones if path[-1].key == "scale" else np.zeros)(s.shape, s.dtype)
+
+  shapes, _ = jax.eval_shape(task.init, jax.random.key(0), {"lr": examples[0]["lr"][None]})
+  task.init = lambda rng, batch: (jax.tree_util.tree_map_with_path(draw, shapes), {})
   config = train.default_config()
   config.update(dict(total_steps=40, batch_size=4, log_every=1, checkpoint_every=40,
                      progress=False))

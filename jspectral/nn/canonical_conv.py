@@ -1,0 +1,74 @@
+"""A drop-in ``conv_general_dilated`` whose gradients stay fast inside ``lax`` loops on CPU.
+
+XLA:CPU runs a convolution through its fast (Eigen) kernels only in the canonical form
+``b01f_01io->b01f`` (NHWC input, HWIO kernel). Outside loops it rewrites the two gradient
+convolutions of a VALID, stride-1 convolution into that form; inside a ``while`` body it does not,
+and the weight gradient falls back to a generic loop. Measured here (jax 0.10.2, 2 cores): the
+weight gradient of a 7x7x48x32 convolution on a 96x108 image took 0.06 s as one call and 1.5 s per
+iteration of a ``fori_loop``; rho-PNN's per-band tuning loop ran 5x slower than the same steps
+called one by one. The VJP below writes both gradients as canonical convolutions (with explicit
+transposes), which XLA keeps, and is otherwise the same function: same values, same gradients.
+
+Pass it to flax: ``nn.Conv(..., conv_general_dilated=canonical_conv.conv_general_dilated)``. Used
+by the networks that train inside jitted loops (zero-shot pansharpening, deep image priors).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+_NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+def _valid(x, w, precision):
+  return jax.lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=_NHWC,
+                                      precision=precision)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def valid_conv(x: jax.Array, w: jax.Array, precision=None) -> jax.Array:
+  """VALID, stride-1 correlation of ``x (N, H, W, Ci)`` with ``w (kh, kw, Ci, Co)``."""
+  return _valid(x, w, precision)
+
+
+def _valid_conv_fwd(x, w, precision):
+  return _valid(x, w, precision), (x, w)
+
+
+def _valid_conv_bwd(precision, residuals, g):
+  x, w = residuals
+  kh, kw = w.shape[:2]
+  # dx: full correlation of the cotangent with the flipped kernel, in/out channels swapped.
+  g_full = jnp.pad(g, ((0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1), (0, 0)))
+  dx = _valid(g_full, jnp.transpose(w[::-1, ::-1], (0, 1, 3, 2)), precision)
+  # dw[a, b, i, o] = sum_{n, y, x} x[n, y + a, x + b, i] g[n, y, x, o]: input channels as the
+  # batch, the image batch as the contracted feature axis, the cotangent as the kernel.
+  dw = _valid(jnp.transpose(x, (3, 1, 2, 0)), jnp.transpose(g, (1, 2, 0, 3)), precision)
+  return dx, jnp.transpose(dw, (1, 2, 0, 3))
+
+
+valid_conv.defvjp(_valid_conv_fwd, _valid_conv_bwd)
+
+
+def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+                         dimension_numbers=None, feature_group_count=1, batch_group_count=1,
+                         precision=None, preferred_element_type=None):
+  """``lax.conv_general_dilated`` with :func:`valid_conv` for 2-D VALID, stride-1 NHWC convs."""
+  unit = (1,) * (lhs.ndim - 2)
+  canonical = jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC)
+  simple = (lhs.ndim == 4 and padding == "VALID" and tuple(window_strides) == unit
+            and tuple(lhs_dilation or unit) == unit and tuple(rhs_dilation or unit) == unit
+            and feature_group_count == 1 and batch_group_count == 1
+            and preferred_element_type is None
+            and jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+            == canonical)
+  if simple:
+    return valid_conv(lhs, rhs, precision)
+  return jax.lax.conv_general_dilated(
+      lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
+      dimension_numbers=dimension_numbers, feature_group_count=feature_group_count,
+      batch_group_count=batch_group_count, precision=precision,
+      preferred_element_type=preferred_element_type)

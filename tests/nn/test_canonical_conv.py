@@ -1,0 +1,55 @@
+"""The loop-friendly convolution: same values and gradients as lax, canonical inside loops."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jspectral.nn import canonical_conv
+
+NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+def _lax_valid(x, w):
+  return jax.lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=NHWC)
+
+
+def test_values_and_gradients_equal_lax_in_float64():
+  with jax.enable_x64(True):
+    kx, kw = jax.random.split(jax.random.key(0))
+    x = jax.random.normal(kx, (2, 9, 11, 3), jnp.float64)
+    w = jax.random.normal(kw, (3, 4, 3, 5), jnp.float64)
+    np.testing.assert_allclose(canonical_conv.valid_conv(x, w), _lax_valid(x, w), atol=1e-12)
+    ref = jax.grad(lambda x, w: jnp.sum(jnp.sin(_lax_valid(x, w))), (0, 1))(x, w)
+    ours = jax.grad(lambda x, w: jnp.sum(jnp.sin(canonical_conv.valid_conv(x, w))), (0, 1))(x, w)
+    for a, b in zip(ref, ours, strict=True):
+      np.testing.assert_allclose(b, a, atol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs", [{"strides": (2, 2)}, {"padding": "SAME"},
+                                    {"feature_group_count": 2}, {"kernel_dilation": (2, 2)}])
+def test_other_convolutions_fall_back_to_lax(kwargs):
+  x = jax.random.normal(jax.random.key(0), (1, 8, 8, 4))
+  module = nn.Conv(6, (3, 3), padding=kwargs.pop("padding", "VALID"), **kwargs)
+  params = module.init(jax.random.key(1), x)
+  ours = module.clone(conv_general_dilated=canonical_conv.conv_general_dilated)
+  np.testing.assert_array_equal(ours.apply(params, x), module.apply(params, x))
+
+
+def test_gradient_convolutions_stay_canonical_inside_a_loop():
+  """Plain lax leaves a non-canonical (slow on CPU) weight-gradient conv in a while body."""
+  x = jax.random.normal(jax.random.key(0), (1, 12, 12, 2))
+
+  def labels(conv):
+    module = nn.Conv(3, (3, 3), padding="VALID", conv_general_dilated=conv)
+    params = module.init(jax.random.key(1), x)
+    grad = jax.grad(lambda p: jnp.mean(module.apply(p, x) ** 2))
+    loop = lambda p: jax.lax.fori_loop(
+        0, 2, lambda _, q: jax.tree_util.tree_map(lambda a, b: a - 0.1 * b, q, grad(q)), p)
+    text = jax.jit(loop).lower(params).compile().as_text()
+    return {line.split("dim_labels=")[1].split(",")[0]
+            for line in text.splitlines() if " convolution(" in line}
+
+  assert labels(canonical_conv.conv_general_dilated) == {"b01f_01io->b01f"}
+  assert labels(jax.lax.conv_general_dilated) != {"b01f_01io->b01f"}
