@@ -57,8 +57,8 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
   # 0.5 (official 0.9: a 10-step centre transient is a sixth of the run), a 32-wide bottleneck
   # (official 256: the tiny ViT's init features are nearly input-independent, so 256-dimensional
   # cosines spread too little for the 0.04 teacher temperature and the targets go uniform), crops
-  # of scale (0.4, 1) (official (0.05, 1)), batch 16 and a 10-step lr warm-up (official: 20 of
-  # 100 epochs). See BUILD_NOTES for the settings that collapsed.
+  # of scale (0.4, 1) (official (0.05, 1)) and a 10-step lr warm-up (official: 20 of 100
+  # epochs). See BUILD_NOTES for the settings that collapsed.
   c.dino_per_step_momentum = smoke
   c.dino_momentum_start = 0.99 if smoke else 0.996
   c.dino_center_momentum = 0.5 if smoke else 0.9
@@ -69,11 +69,10 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
   c.steps_per_epoch = steps_per_epoch
   epochs = {"moco": 100, "dino": 100, "mae": 200}
 
-  def tc(method, name, lr, wd, schedule, smoke_steps=30, smoke_batch=batch):
+  def tc(method, name, lr, wd, schedule, smoke_steps=30):
     t = train.default_config()
-    t.update(seed=c.seed, batch_size=smoke_batch if smoke else batch,
-             log_every=2 if smoke else 100, checkpoint_every=1000 if smoke else 5000,
-             progress=not smoke,
+    t.update(seed=c.seed, batch_size=batch, log_every=2 if smoke else 100,
+             checkpoint_every=1000 if smoke else 5000, progress=not smoke,
              total_steps=smoke_steps if smoke else epochs[method] * steps_per_epoch)
     t.optimizer.update(name=name, learning_rate=lr, weight_decay=wd, momentum=0.9)
     t.schedule.update(schedule)
@@ -86,7 +85,7 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
       "dino": tc("dino", "adamw", 1e-3, 1e-5,
                  dict(name="warmup_cosine", warmup_steps=10, min_lr_ratio=0.1) if smoke else
                  dict(name="warmup_cosine", warmup_steps=20 * steps_per_epoch,
-                      min_lr_ratio=0.095), smoke_steps=60, smoke_batch=16),
+                      min_lr_ratio=0.095), smoke_steps=60),
       "mae": tc("mae", "adamw", 1e-3 if smoke else 1e-4, 0.01,
                 dict(name="constant") if smoke else dict(name="warmup_cosine", warmup_steps=0)),
   })
