@@ -659,6 +659,7 @@ class DINOTask(_ViewsTask):
 
   backbone: nn.Module = None
   head_hidden: int = 2048
+  bottleneck: int = 256
   out_dim: int = 128
   teacher_temp: float = 0.04
   student_temp: float = 0.1
@@ -673,8 +674,8 @@ class DINOTask(_ViewsTask):
   blur_p: float = 0.5
 
   def __post_init__(self):
-    self.net = SSLNet(self.backbone, DINOProjectionHead(hidden=self.head_hidden,
-                                                        out=self.out_dim))
+    self.net = SSLNet(self.backbone, DINOProjectionHead(
+        hidden=self.head_hidden, bottleneck=self.bottleneck, out=self.out_dim))
 
   def init(self, rng, batch):
     variables = self.net.init(rng, batch["view1"])
