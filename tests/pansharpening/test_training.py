@@ -68,7 +68,7 @@ def test_official_init():
     deep.official_init(params, key, "xavier")
 
 
-def test_supervised_tasks_and_short_fit(tmp_path):
+def test_supervised_tasks_and_short_fit(tmp_path, rbg_prng):
   """DARN's prior-fed and Kite's tasks give finite losses with their own inputs (the plain
   HyperPNN / Hyper-DSNet tasks take the HSpeNet path below); Kite updates BN statistics and adds
   the coupled L2; a short HSpeNet fit (0.9 MSE + 0.1 SAM) lowers its loss 2x."""
