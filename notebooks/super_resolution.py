@@ -62,7 +62,7 @@ model = essaformer.ESSAformer(bands=bands, dim=16, scale=scale, drop_rate=0.0,
                               upsample_skip=True)
 patches_hr = jnp.stack([hr[i:i + 16, j:j + 16] for i in (0, 16) for j in (0, 16)])
 patches_lr = jnp.stack([lr[i:i + 4, j:j + 4] for i in (0, 4) for j in (0, 4)])
-params = model.init(jax.random.key(2), patches_lr)["params"]
+params = jax.jit(model.init)(jax.random.key(2), patches_lr)["params"]  # compiled once, not per op
 tx = optax.adam(2e-3)
 opt_state = tx.init(params)
 
