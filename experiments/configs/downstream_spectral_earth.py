@@ -53,6 +53,9 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
   c.pretrain = pretrain.get_config(preset)
   c.pretrain_method = "moco"  # "moco" | "dino" | "mae": the objective of the smoke pretraining
   c.composition = 0.5  # smoke: Dirichlet concentration of each scene's class mixture
+  # Smoke: a BatchNorm without affine standardises the frozen tokens before the ConvHead (the
+  # MAE / DINO / MoCo-v3 linear-probe practice; the paper's protocol has none and keeps it off).
+  c.probe_standardise = smoke
   c.log_gain = 0.3  # smoke: per-scene (downstream) and per-date (archive) gain exp(U(-0.3, 0.3))
   for method in ("moco", "dino", "mae"):
     c.pretrain.train[method].total_steps = 60 if smoke else c.pretrain.train[method].total_steps
@@ -116,7 +119,8 @@ def _probe(config, backbone, init_variables, splits, num_classes, workdir, scale
   aug = lambda e, rng, train=True: ds.downstream_augment(e, rng, scale=scale, mean=bands["mu"],
                                                          std=bands["sigma"], train=train)
   test = [aug(e, None, train=False) for e in splits["test"]]
-  task = ds.SegmentationTask(model=ds.ViTSegmentor(backbone, num_classes), source=splits["train"],
+  task = ds.SegmentationTask(model=ds.ViTSegmentor(
+      backbone, num_classes, standardise=config.probe_standardise), source=splits["train"],
                              eval_source=test, num_classes=num_classes,
                              ignore_index=num_classes, init_variables=init_variables,
                              augment_fn=aug)

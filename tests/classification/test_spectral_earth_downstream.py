@@ -53,6 +53,23 @@ def test_segmentor_output_shapes():
     ds.ConvHead(3, patch_size=3).init(jax.random.key(0), jnp.zeros((1, 2, 2, 4)))
 
 
+def test_standardised_probe_ignores_the_token_scale():
+  # With ``standardise`` the head sees batch-standardised tokens: rescaling the frozen encoder's
+  # final LayerNorm (scale and shift) leaves the training logits unchanged; without it they move.
+  vit = se.SpecViT(token_patch_size=4, img_size=8, embed_dim=16, depth=1, num_heads=2,
+                   mlp_ratio=2.0)
+  x = jax.random.normal(jax.random.key(1), (4, 8, 8, 80))
+  for standardise in (True, False):
+    model = ds.ViTSegmentor(vit, 3, standardise=standardise)
+    variables = model.init(jax.random.key(0), x)
+    scaled = jax.tree.map(lambda a: a, variables)
+    norm = scaled["params"]["backbone"]["vit_core"]["norm"]
+    norm["scale"], norm["bias"] = 3.0 * norm["scale"], 3.0 * norm["bias"] + 0.5
+    fn = jax.jit(lambda v, m=model: m.apply(v, x, train=True, mutable=["batch_stats"])[0])
+    diff = float(jnp.max(jnp.abs(fn(variables) - fn(scaled))))
+    assert (diff < 1e-4) if standardise else (diff > 1e-2), (standardise, diff)
+
+
 def test_official_metrics():
   pack = load_pack(PACK)
   values = pack.json("metrics/values")
