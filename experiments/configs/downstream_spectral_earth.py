@@ -7,8 +7,9 @@ and read through the TFDS builder. As in the paper, the encoder is pretrained on
 unlabelled multi-date archive (a synthetic SpectralEarth: same spectra, 1-3 dates per location
 that differ by illumination gain and offset) with MoCo by default (``pretrain_method``); MoCo's
 positives are two dates of one location, so it can learn invariance to illumination, which the
-labels do not depend on. Then a ConvHead is trained on top of the frozen encoder; the same probe
-on a frozen random-init encoder is the baseline. The pretrained probe must beat it.
+labels do not depend on. Then a ConvHead is trained on top of the frozen encoder (smoke: 150 steps,
+tokens standardised by a BatchNorm without affine first, ``probe_standardise``); the same probe on
+a frozen random-init encoder is the baseline. The pretrained probe must beat it.
 
 Paper: the official recipe per dataset (frozen Spec ViT-S/4 from ``config.pretrained`` (an ``.npz``
 of the official state dict), ConvHead, CE with ignore index, AdamW lr 1e-3 wd 1e-4, cosine over 100
@@ -63,7 +64,7 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
   c.train = train.default_config()
   c.train.update(seed=c.seed, batch_size=8 if smoke else 32, log_every=5 if smoke else 50,
                  checkpoint_every=1000, progress=not smoke, trainable=ds.SegmentationTask
-                 .trainable_head, total_steps=60 if smoke else 100 * 1200 // 32)
+                 .trainable_head, total_steps=150 if smoke else 100 * 1200 // 32)
   c.train.optimizer.update(name="adamw", learning_rate=3e-3 if smoke else 1e-3,
                            weight_decay=1e-4)
   c.train.schedule.update(name="constant" if smoke else "warmup_cosine", warmup_steps=0)
@@ -161,7 +162,10 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
                          "0.766 (BDForet) (unverified).")],
       figures=["probe_loss.png", *figures], checks=checks,
       notes=["Linear protocol: encoder frozen (parameters), BatchNorm of the frozen adapter in "
-             "training mode as in the official code; ConvHead trained with CE(ignore index)."])
+             "training mode as in the official code; ConvHead trained with CE(ignore index)."
+             + (" Smoke deviation: the frozen tokens are standardised (BatchNorm without affine) "
+                "before the ConvHead, as MAE/DINO/MoCo-v3 linear probes do." if
+                config.probe_standardise else "")])
 
 
 def _figures(workdir: pathlib.Path, name: str, results, test) -> list[str]:
