@@ -8,8 +8,8 @@ unlabelled multi-date archive (a synthetic SpectralEarth: same spectra, 1-3 date
 that differ by illumination gain and offset) with MoCo by default (``pretrain_method``); MoCo's
 positives are two dates of one location, so it can learn invariance to illumination, which the
 labels do not depend on. Then a ConvHead is trained on top of the frozen encoder (smoke: 150 steps,
-tokens standardised by a BatchNorm without affine first, ``probe_standardise``); the same probe on
-a frozen random-init encoder is the baseline. The pretrained probe must beat it.
+cosine lr, tokens standardised by a BatchNorm without affine first, ``probe_standardise``); the
+same probe on a frozen random-init encoder is the baseline. The pretrained probe must beat it.
 
 Paper: the official recipe per dataset (frozen Spec ViT-S/4 from ``config.pretrained`` (an ``.npz``
 of the official state dict), ConvHead, CE with ignore index, AdamW lr 1e-3 wd 1e-4, cosine over 100
@@ -67,7 +67,7 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
                  .trainable_head, total_steps=150 if smoke else 100 * 1200 // 32)
   c.train.optimizer.update(name="adamw", learning_rate=3e-3 if smoke else 1e-3,
                            weight_decay=1e-4)
-  c.train.schedule.update(name="constant" if smoke else "warmup_cosine", warmup_steps=0)
+  c.train.schedule.update(name="warmup_cosine", warmup_steps=0)
   return c
 
 
