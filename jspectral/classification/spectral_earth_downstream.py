@@ -65,17 +65,34 @@ class ConvHead(nn.Module):
 
 class ViTSegmentor(nn.Module):
   """``backbone`` (a :class:`jspectral.ssl.spectral_earth.SpecViT`) + :class:`ConvHead`:
-  ``(N, H, W, B) -> (N, H, W, num_classes)`` logits."""
+  ``(N, H, W, B) -> (N, H, W, num_classes)`` logits.
+
+  ``standardise`` (not in the official code, off by default) puts a BatchNorm without scale and
+  shift between the frozen tokens and the head, as the MAE / DINO / MoCo-v3 linear-probe
+  protocols do: each token feature is standardised by batch statistics in training and by their
+  running averages in inference, so the head sees pretrained and random-init features at a
+  common scale. ``head="linear"``: a 1x1 conv on the token grid, logits resized bilinearly to
+  the input (the official "linear" protocol is the ConvHead on a frozen encoder).
+  """
 
   backbone: nn.Module
   num_classes: int
+  standardise: bool = False
+  head: str = "conv"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False, backbone_train: bool | None = None):
+    if self.head not in ("conv", "linear"):
+      raise ValueError(f"head: expected 'conv' or 'linear', got {self.head!r}")
     backbone_train = train if backbone_train is None else backbone_train
     tokens = self.backbone.patch_tokens(x, backbone_train, norm=True)
     grid = x.shape[1] // self.backbone.token_patch_size
     fmap = tokens.reshape(x.shape[0], grid, grid, tokens.shape[-1])
+    if self.standardise:
+      fmap = batch_norm(train, "feature_bn", use_scale=False, use_bias=False)(fmap)
+    if self.head == "linear":
+      logits = nn.Conv(self.num_classes, (1, 1), name="head")(fmap)
+      return jax.image.resize(logits, (*x.shape[:3], self.num_classes), method="bilinear")
     return ConvHead(self.num_classes, self.backbone.token_patch_size, name="head")(fmap, train)
 
 

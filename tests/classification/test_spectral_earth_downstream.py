@@ -1,6 +1,7 @@
 """SpectralEarth downstream: ConvHead parity, head counts, losses with ignore index, and the
 torchmetrics-equivalent metrics against the official values."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -47,10 +48,47 @@ def test_segmentor_output_shapes():
   x = jax.ShapeDtypeStruct((1, 16, 16, 202), jnp.float32)
   vit_seg = ds.ViTSegmentor(se.spec_vit("t", img_size=16), 7)
   assert jax.eval_shape(vit_seg.init_with_output, jax.random.key(0), x)[0].shape == (1, 16, 16, 7)
+  linear = ds.ViTSegmentor(se.spec_vit("t", img_size=16), 7, standardise=True, head="linear")
+  assert jax.eval_shape(linear.init_with_output, jax.random.key(0), x)[0].shape == (1, 16, 16, 7)
+  head_count = _count(linear, (1, 16, 16, 202)) - _count(se.spec_vit("t", img_size=16),
+                                                          (1, 16, 16, 202))
+  assert head_count == 192 * 7 + 7
+  with pytest.raises(ValueError, match="head"):
+    jax.eval_shape(ds.ViTSegmentor(se.spec_vit("t", img_size=16), 7, head="mlp").init,
+                   jax.random.key(0), x)
   fcn = ds.FCNSegmenter(se.SpecResNet50(return_features=True), 7)
   assert jax.eval_shape(fcn.init_with_output, jax.random.key(0), x)[0].shape == (1, 16, 16, 7)
   with pytest.raises(ValueError, match="patch_size"):
     ds.ConvHead(3, patch_size=3).init(jax.random.key(0), jnp.zeros((1, 2, 2, 4)))
+
+
+class _AffineTokens(nn.Module):
+  """Stand-in backbone: 4x4 patches averaged into tokens, then ``gain * tokens + shift``."""
+
+  gain: float = 1.0
+  token_patch_size: int = 4
+
+  def patch_tokens(self, x, train=False, norm=True):
+    del train, norm
+    n, h, w, c = x.shape
+    tokens = x.reshape(n, h // 4, 4, w // 4, 4, c).mean((2, 4)).reshape(n, -1, c)
+    return self.gain * tokens + 0.5 * self.gain
+
+
+def test_standardised_probe_ignores_the_token_scale():
+  # With ``standardise`` the head sees batch-standardised tokens: an affine rescaling of the frozen
+  # encoder's tokens leaves the training logits of the linear head unchanged; without it they
+  # move. (The ConvHead's own BatchNorm makes its forward pass nearly scale-free too; there the
+  # layer changes the gradients, i.e. the learning dynamics.)
+  x = 4.0 * jax.random.normal(jax.random.key(1), (4, 8, 8, 6))  # tokens of unit variance
+  for standardise in (True, False):
+    logits = []
+    for gain in (1.0, 3.0):
+      model = ds.ViTSegmentor(_AffineTokens(gain), 3, standardise=standardise, head="linear")
+      variables = model.init(jax.random.key(0), x)
+      logits.append(model.apply(variables, x, train=True, mutable=["batch_stats"])[0])
+    diff = float(jnp.max(jnp.abs(logits[0] - logits[1])))
+    assert (diff < 1e-4) if standardise else (diff > 1e-1), (standardise, diff)
 
 
 def test_official_metrics():
