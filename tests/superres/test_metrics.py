@@ -17,8 +17,12 @@ def test_metrics_sspsr_parity():
   values = quality_assessment(pack["metrics_sspsr/pred"], pack["metrics_sspsr/gt"],
                               data_range=config["data_range"], ratio=config["ratio"])
   assert sorted(values) == sorted(["MPSNR", "MSSIM", "ERGAS", "SAM", "CrossCorrelation", "RMSE"])
+  # SAM is an arccos near 0 (about 3 degrees here): it magnifies the float32 rounding of the
+  # cosine ~20x, so summation order alone moves it by 1.1e-5 on a GPU (2.1e-6 on CPU; the
+  # official float32 value is itself 2.6e-6 from the float64 one).
   for name, value in values.items():
-    np.testing.assert_allclose(value, pack[f"metrics_sspsr/{name}"], rtol=1e-5, err_msg=name)
+    rtol = 3e-5 if name == "SAM" else 1e-5
+    np.testing.assert_allclose(value, pack[f"metrics_sspsr/{name}"], rtol=rtol, err_msg=name)
 
 
 def test_sam_clip_switch_and_batching():
