@@ -1,4 +1,4 @@
-"""Shared test fixtures: the public parity packs and CPU device settings."""
+"""Shared test fixtures: the public parity packs and the suite's CPU compile settings."""
 
 from __future__ import annotations
 
@@ -8,6 +8,35 @@ import pathlib
 
 import numpy as np
 import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+# The suite's compile settings, fixed here before jax starts its backend; subprocesses inherit
+# them through ``subprocess_env``. XLA:CPU compilation is most of the suite's time (tiny inputs,
+# large graphs):
+#  - LLVM optimisation level 1 instead of 2 (-20% compile time; at level 0 float rounding moves
+#    enough to change short-training outcomes);
+#  - jax's ``rbg`` generator: threefry's unrolled rounds compile ~3x slower (20 ``normal`` draws:
+#    10 s vs 3 s). Tests that need vmap-consistent draws (rbg's are not) ask for threefry keys
+#    explicitly: ``jax.random.key(seed, impl="threefry2x32")``. The library keeps jax's default.
+SUITE_XLA_FLAGS = "--xla_backend_optimization_level=1"
+os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {SUITE_XLA_FLAGS}".strip()
+os.environ["JAX_DEFAULT_PRNG_IMPL"] = "rbg"
+
+import jax  # noqa: E402  (after the settings above)
+
+jax.config.update("jax_default_prng_impl", "rbg")
+
+
+def subprocess_env(devices: int | None = None, **extra: str) -> dict[str, str]:
+  """The environment of a test's child Python: the suite's settings, the repository on the path,
+  the CPU backend and, with ``devices``, that many host devices."""
+  flags = SUITE_XLA_FLAGS
+  if devices is not None:
+    flags += f" --xla_force_host_platform_device_count={devices}"
+  return {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu", "XLA_FLAGS": flags,
+          **extra}
+
 
 REFERENCE_DIR = pathlib.Path(
     os.environ.get("JSPECTRAL_REFERENCE", pathlib.Path(__file__).resolve().parents[2] / "shared"
@@ -52,19 +81,3 @@ def load_pack(stem: str) -> ParityPack:
 @pytest.fixture(scope="session")
 def reference_dir() -> pathlib.Path:
   return REFERENCE_DIR
-
-
-@pytest.fixture
-def rbg_prng():
-  """jax's ``rbg`` generator as the default for one test.
-
-  XLA:CPU compiles threefry's unrolled rounds slowly, once per initializer: a small ViT's
-  ``init`` compiled in ~70 s with threefry and ~25 s with ``rbg`` here. Tests of training
-  behaviour (a loss falls, a mask holds) do not depend on which generator drew the weights.
-  """
-  import jax
-
-  previous = jax.config.jax_default_prng_impl
-  jax.config.update("jax_default_prng_impl", "rbg")
-  yield
-  jax.config.update("jax_default_prng_impl", previous)

@@ -1,11 +1,12 @@
 """Every notebook runs top to bottom (they default to small sizes)."""
 
-import os
 import pathlib
 import subprocess
 import sys
 
 import pytest
+
+from tests.conftest import subprocess_env
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.py"))
@@ -13,10 +14,8 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.py"))
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs(notebook, tmp_path):
-  # rbg: model initialisers compile ~3x faster on CPU than threefry's (tests/conftest.py)
-  env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg",
-         "JAX_DEFAULT_PRNG_IMPL": "rbg"}
-  proc = subprocess.run([sys.executable, str(notebook)], cwd=tmp_path, env=env,
+  proc = subprocess.run([sys.executable, str(notebook)], cwd=tmp_path,
+                        env=subprocess_env(MPLBACKEND="Agg"),
                         capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
 

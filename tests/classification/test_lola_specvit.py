@@ -128,7 +128,7 @@ def test_cyclic_lora_schedule_restarts():
                   rtol=1e-5)
 
 
-def test_axis_orders_differ_and_bad_input_is_refused(rbg_prng):
+def test_axis_orders_differ_and_bad_input_is_refused():
   # random weights: the released mini weights give nearly input-independent logits
   module = models.create("lola_specvit_mini")
   x = jax.random.normal(jax.random.PRNGKey(0), (2, 15, 15, 15))
@@ -148,7 +148,7 @@ def test_axis_orders_differ_and_bad_input_is_refused(rbg_prng):
         jnp.zeros((1, 15, 15, 20)))
 
 
-def test_lora_only_training_through_fit_leaves_the_backbone_untouched(tmp_path, rbg_prng):
+def test_lora_only_training_through_fit_leaves_the_backbone_untouched(tmp_path):
   from experiments.configs import classify_lola
 
   rng = np.random.default_rng(0)

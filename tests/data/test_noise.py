@@ -73,7 +73,8 @@ def test_noise_parity_official_laws_match_jax_laws(pack):
 
 
 def test_gaussian_std_within_two_percent_and_vmaps():
-  keys = jax.random.split(jax.random.key(1), 3)
+  # threefry: rbg (the suite's default, tests/conftest.py) draws differently under vmap
+  keys = jax.random.split(jax.random.key(1, impl="threefry2x32"), 3)
   clean = jnp.zeros((32, 32, 31))
   batched = jax.vmap(noise.gaussian, in_axes=(0, None, None))(keys, clean, 50.0)
   batched = np.asarray(batched)

@@ -28,7 +28,7 @@ def _gaussian50(key, clean):
 @pytest.mark.parametrize("model, steps", [
     (hsdt.HSDT(channels=2, num_half_layer=2, sample_idx=(1,), num_bands=8), 40),
     (man.MAN(channels=2, num_half_layer=3, sample_idx=(1,)), 60)], ids=["hsdt", "man"])
-def test_training_loss_falls_and_beats_noisy_input(model, steps, fast_compile, rbg_prng):
+def test_training_loss_falls_and_beats_noisy_input(model, steps, fast_compile):
   cubes = np.asarray(jax.vmap(lambda k: synthetic.hyperspectral_cube(k, 8, 8, 8))(
       jax.random.split(jax.random.key(0), 8)))
   noisy = np.asarray(_gaussian50(jax.random.key(1), cubes[:2]))

@@ -68,7 +68,7 @@ def test_official_init():
     deep.official_init(params, key, "xavier")
 
 
-def test_supervised_tasks_and_short_fit(tmp_path, rbg_prng):
+def test_supervised_tasks_and_short_fit(tmp_path):
   """DARN's prior-fed and Kite's tasks give finite losses with their own inputs (the plain
   HyperPNN / Hyper-DSNet tasks take the HSpeNet path below); Kite updates BN statistics and adds
   the coupled L2; a short HSpeNet fit (0.9 MSE + 0.1 SAM) lowers its loss 2x."""
@@ -97,7 +97,7 @@ def test_supervised_tasks_and_short_fit(tmp_path, rbg_prng):
 
 
 @pytest.mark.parametrize("kind", ["dhp", "dip"])
-def test_fit_prior(kind, rbg_prng):
+def test_fit_prior(kind):
   """The per-image prior fit lowers its loss and returns a [0, 1] cube of the HR size."""
   s = protocol.synthetic_rr_scene(jax.random.key(2), 32, 3, RATIO, crop=8)
   hs_lr, pan = np.asarray(s["hs_lr"]) / 2 ** 16, np.asarray(s["pan"]) / 2 ** 16

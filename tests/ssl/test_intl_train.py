@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pytest
 from jspectral import train
 from jspectral.nn import resnet
 from jspectral.ssl import intl
+from tests.conftest import subprocess_env
 
 # A tiny INTL run shared by the in-process test and the multi-device subprocesses.
 TINY_RUN = textwrap.dedent("""
@@ -38,7 +38,7 @@ TINY_RUN = textwrap.dedent("""
 exec(TINY_RUN)  # defines tiny_run  # noqa: S102
 
 
-def test_fit_loss_falls(tmp_path, rbg_prng):
+def test_fit_loss_falls(tmp_path):
   result = tiny_run(tmp_path, steps=24, log_every=6)  # noqa: F821
   losses = [r["loss"] for r in result.history if "loss" in r]
   assert np.all(np.isfinite(losses))
@@ -53,12 +53,8 @@ def _run_on_devices(count: int, workdir: pathlib.Path) -> subprocess.Popen:
       result = tiny_run({str(workdir)!r}, steps=3)
       print(json.dumps([r["loss"] for r in result.history if "loss" in r]))
   """)
-  # rbg: both runs draw the same weights, and the init compiles ~3x faster (tests/conftest.py)
-  env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={count}",
-         "JAX_PLATFORMS": "cpu", "JAX_DEFAULT_PRNG_IMPL": "rbg",
-         "PYTHONPATH": str(pathlib.Path(__file__).resolve().parents[2])}
-  return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True)
+  return subprocess.Popen([sys.executable, "-c", code], env=subprocess_env(count),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 @pytest.mark.slow

@@ -2,7 +2,6 @@
 data-parallel equality of the DINO and MoCo loss curves over 8 host devices."""
 
 import json
-import os
 import pathlib
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pytest
 from jspectral import train
 from jspectral.data.builders import spectral_earth as data
 from jspectral.ssl import spectral_earth as se
+from tests.conftest import subprocess_env
 
 TINY_VIT = dict(token_patch_size=4, img_size=8, embed_dim=16, depth=1, num_heads=2, mlp_ratio=2.0)
 
@@ -52,7 +52,7 @@ def batch_of(task, n=8, seed=0):
   return {k: jnp.stack([v[k] for v in views]) for k in views[0]}
 
 
-def test_mae_fit_loss_falls(tmp_path, rbg_prng):
+def test_mae_fit_loss_falls(tmp_path):
   result = train.fit(make_task("mae", make_source()), fit_config(12, 3e-3), tmp_path)
   losses = [r["loss"] for r in result.history if "loss" in r]
   assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3])
@@ -127,10 +127,8 @@ def test_loss_curves_equal_over_8_devices():
   Both run in one subprocess (one interpreter start). Before BatchNorm used the two-pass variance,
   MoCo's curves parted by 5% at step 4 (float32 cancellation in ``E[x^2] - E[x]^2``)."""
   root = pathlib.Path(__file__).resolve().parents[2]
-  # rbg: the initialisers compile ~3x faster than threefry's (tests/conftest.py)
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-             JAX_PLATFORMS="cpu", JAX_DEFAULT_PRNG_IMPL="rbg")
-  proc = subprocess.run([sys.executable, "-c", _DATA_PARALLEL, "dino", "moco"], cwd=root, env=env,
+  proc = subprocess.run([sys.executable, "-c", _DATA_PARALLEL, "dino", "moco"], cwd=root,
+                        env=subprocess_env(8),
                         capture_output=True, text=True, timeout=1800)
   assert proc.returncode == 0, proc.stderr[-3000:]
   curves = json.loads(proc.stdout.strip().splitlines()[-1])

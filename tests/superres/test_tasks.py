@@ -74,6 +74,11 @@ def _cube_pairs(seed, count, bands, size, scale, patch):
   return [p for c in cubes for p in tasks.patch_pairs(c, scale, resize, patch, patch)]
 
 
+# threefry: with rbg (the suite's default, tests/conftest.py) key 2's mixup loss falls within
+# 1e-4 of the labeled loss, and the dispatch test needs the two apart
+MIXUP_KEY = jax.random.key(2, impl="threefry2x32")
+
+
 @pytest.fixture(scope="module")
 def multitask():
   """A tiny multi-task setup: task, one batch of every source, parameters, per-task losses.
@@ -99,8 +104,7 @@ def multitask():
   @jax.jit  # one compile, not op-by-op
   def direct_losses(v, batch):
     # the mixup update: the labeled loss on the batch mixed with the key's matrix
-    (lr, lms, hr), _ = mixup.spectral_mixup(jax.random.key(2), batch["lr"], batch["lms"],
-                                            batch["hr"])
+    (lr, lms, hr), _ = mixup.spectral_mixup(MIXUP_KEY, batch["lr"], batch["lms"], batch["hr"])
     return {"labeled": hybrid_loss(model.apply(v, batch["lr"], batch["lms"]), batch["hr"]),
             "mixup": hybrid_loss(model.apply(v, lr, lms), hr),
             "rgb": hybrid_loss(model.apply(v, batch["rgb_lr"], batch["rgb_lms"], "rgb"),
@@ -118,7 +122,7 @@ def test_multitask_loss_dispatches_per_update_and_counts(multitask, dispatch):
   assert sorted(batch) == ["hr", "lms", "lr", "rgb_hr", "rgb_lms", "rgb_lr", "u_lms", "u_lr"]
   loss_fn = jax.jit(task.loss)
   for count, kind in ((0, "labeled"), (1, "mixup"), (2, "rgb"), (3, "ssl"), (4, "labeled")):
-    loss, aux = loss_fn(params, {"updates": jnp.asarray(count)}, batch, jax.random.key(2))
+    loss, aux = loss_fn(params, {"updates": jnp.asarray(count)}, batch, MIXUP_KEY)
     assert tasks.KINDS[int(aux["kind"])] == kind
     assert int(aux["state"]["updates"]) == count + 1
     np.testing.assert_allclose(loss, expected[kind], rtol=1e-5)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import pathlib
 import signal
 import socket
@@ -22,11 +21,13 @@ SCRIPT = pathlib.Path(__file__).with_name("engine_run.py")
 sys.path.insert(0, str(SCRIPT.parent))
 import engine_run  # noqa: E402
 
+from tests.conftest import subprocess_env  # noqa: E402
 
-def launch(workdir, out, *args, env=None):
-  full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+
+def launch(workdir, out, *args, devices=None, **env):
   return subprocess.Popen([sys.executable, str(SCRIPT), str(workdir), str(out), *args],
-                          env=full_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                          env=subprocess_env(devices, **env), cwd=ROOT, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT)
 
 
 def finish(proc, timeout=300):
@@ -70,8 +71,7 @@ def test_fit_learns_and_writes_its_files(tmp_path):
 
 
 def test_eight_devices_equal_one_device(tmp_path, reference_run):
-  env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
-  finish(launch(tmp_path / "work", tmp_path / "out.npz", env=env))
+  finish(launch(tmp_path / "work", tmp_path / "out.npz", devices=8))
   assert_matches(tmp_path / "out.npz", reference_run, devices=8)
 
 
@@ -83,9 +83,8 @@ def free_port():
 
 def test_two_processes_equal_one_process(tmp_path, reference_run):
   address = f"127.0.0.1:{free_port()}"
-  procs = [launch(tmp_path / "work", tmp_path / "out.npz", env={
-      "JSPECTRAL_COORDINATOR": address, "JSPECTRAL_NUM_PROCESSES": "2",
-      "JSPECTRAL_PROCESS_ID": str(i)}) for i in range(2)]
+  procs = [launch(tmp_path / "work", tmp_path / "out.npz", JSPECTRAL_COORDINATOR=address,
+                  JSPECTRAL_NUM_PROCESSES="2", JSPECTRAL_PROCESS_ID=str(i)) for i in range(2)]
   for proc in procs:
     finish(proc)
   assert_matches(tmp_path / "out.npz", reference_run, devices=2)
