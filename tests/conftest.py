@@ -81,3 +81,13 @@ def load_pack(stem: str) -> ParityPack:
 @pytest.fixture(scope="session")
 def reference_dir() -> pathlib.Path:
   return REFERENCE_DIR
+
+
+def pytest_collection_modifyitems(items):
+  """Modules holding ``slow`` tests run first, each kept whole (module fixtures are built once).
+
+  pytest-xdist hands tests to its workers in this order, so the long ones start early and the short
+  ones fill in at the end instead of one worker finishing a 60 s test alone.
+  """
+  slow = {item.path for item in items if item.get_closest_marker("slow")}
+  items.sort(key=lambda item: item.path not in slow)

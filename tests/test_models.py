@@ -17,6 +17,7 @@ def test_registry_counts_and_builds():
       9 * 31 * 8 + 8) + (9 * 8 * 31 + 31)
 
 
+@pytest.mark.slow  # ~20 s: traces every default model
 def test_every_registered_model_has_a_countable_default():
   for name in models.names():
     assert models.param_count_of(name) > 0, name

@@ -12,6 +12,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.py"))
 
 
+@pytest.mark.slow  # 10-35 s each: a notebook in a subprocess
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs(notebook, tmp_path):
   proc = subprocess.run([sys.executable, str(notebook)], cwd=tmp_path,

@@ -153,6 +153,7 @@ def test_axis_orders_differ_and_bad_input_is_refused():
         jnp.zeros((1, 15, 15, 20)))
 
 
+@pytest.mark.slow  # ~25 s: a fit
 def test_lora_only_training_through_fit_leaves_the_backbone_untouched(tmp_path):
   from experiments.configs import classify_lola
 

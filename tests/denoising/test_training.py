@@ -28,6 +28,7 @@ def _gaussian50(key, clean):
 @pytest.mark.parametrize("model, steps", [
     (hsdt.HSDT(channels=2, num_half_layer=2, sample_idx=(1,), num_bands=8), 40),
     (man.MAN(channels=2, num_half_layer=3, sample_idx=(1,)), 60)], ids=["hsdt", "man"])
+@pytest.mark.slow  # ~25 s: 40-60 training steps
 def test_training_loss_falls_and_beats_noisy_input(model, steps, fast_compile):
   cubes = np.asarray(jax.vmap(lambda k: synthetic.hyperspectral_cube(k, 8, 8, 8))(
       jax.random.split(jax.random.key(0), 8)))

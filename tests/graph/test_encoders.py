@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import jraph
@@ -58,15 +60,16 @@ def test_gcn_equals_dense_formula_on_asymmetric_edges():
 def grace_setup():
   graph, _ = datasets.karate_club()
   model = encoders.GRACE(8, 8)
-  params = model.init(jax.random.key(0), graph)
+  params = jax.jit(model.init)(jax.random.key(0), graph)
   return graph, model, params
 
 
 def test_padding_invariance_node_level(grace_setup):
   graph, model, params = grace_setup
-  z, h = model.apply(params, graph)
+  apply = jax.jit(model.apply)  # one compilation per shape, not one per operation
+  z, h = apply(params, graph)
   padded = G.pad_graph(graph, 40, 200, 3)
-  zp, hp = model.apply(params, padded)
+  zp, hp = apply(params, padded)
   mask = np.asarray(G.node_mask(padded))
   np.testing.assert_allclose(zp[mask], z, rtol=1e-5, atol=1e-6)
   loss = losses.grace_infonce(h, 2 * h[::-1], 0.5)
@@ -105,10 +108,10 @@ def test_collate_padded_matches_batch_and_pad():
   stacked = {k: np.stack([e[k] for e in examples]) for k in examples[0]}
   collated = jax.jit(G.collate_padded)(stacked)
   model = encoders.GraphCL(8, 2)
-  variables = model.init(jax.random.key(1), collated, train=False)
-  ref = model.apply(variables, jraph.batch(graphs)._replace(globals=None), False)[0]
-  np.testing.assert_allclose(model.apply(variables, collated, False)[0][:4], ref, rtol=1e-5,
-                             atol=1e-5)
+  variables = jax.jit(functools.partial(model.init, train=False))(jax.random.key(1), collated)
+  embed = jax.jit(lambda g: model.apply(variables, g, False)[0])
+  ref = embed(jraph.batch(graphs)._replace(globals=None))
+  np.testing.assert_allclose(embed(collated)[:4], ref, rtol=1e-5, atol=1e-5)
   assert collated.nodes.shape[0] == 120 and collated.n_node.shape == (5,)
   # a batch without any padding row keeps every index in range
   full = [G.to_padded_example(g, int(g.n_node[0]), int(g.n_edge[0]) + 3) for g in graphs[:1]]

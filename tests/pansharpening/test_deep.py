@@ -68,7 +68,7 @@ def test_hyper_dsnet(pack):
   assert (err > 1e-5).mean() < 0.01 and err.max() < 0.05
   # The fixed edge taps receive no gradient.
   pan, ms, ms_lr = (jnp.asarray(nhwc(pack[f"{case}/{k}"])) for k in ("pan", "ms", "ms_lr"))
-  grads = jax.grad(lambda p: module.apply({"params": p}, pan, ms, ms_lr).sum())(
+  grads = jax.jit(jax.grad(lambda p: module.apply({"params": p}, pan, ms, ms_lr).sum()))(
       variables["params"])
   assert all(float(jnp.abs(g).max()) == 0 for g in grads["block1"].values())
 

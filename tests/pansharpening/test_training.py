@@ -96,6 +96,7 @@ def test_supervised_tasks_and_short_fit(tmp_path):
   assert fused.shape == (12, 12, 4) and np.all(np.isfinite(fused))
 
 
+@pytest.mark.slow  # ~25 s: a DIP/DHP network trained inside one lax loop
 @pytest.mark.parametrize("kind", ["dhp", "dip"])
 def test_fit_prior(kind):
   """The per-image prior fit lowers its loss and returns a [0, 1] cube of the HR size."""
@@ -121,6 +122,7 @@ def test_rpnn_iterations_seam_flag():
   np.testing.assert_array_equal(np.delete(official, 56), np.delete(fixed, 56))
 
 
+@pytest.mark.slow  # ~30 s: R-PNN's per-band adaptation loop
 def test_r_pnn_adapt(scene):
   """Band 0 adapts (loss trace recorded, best checkpoint); a band with 0 updates is predicted with
   the carried weights; output in DN, rounded."""

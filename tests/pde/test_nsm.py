@@ -122,6 +122,7 @@ def test_bad_phi_raises_value_error():
         jax.random.PRNGKey(0), jnp.zeros((16, 16, 1)))
 
 
+@pytest.mark.slow  # ~17 s: a fit
 def test_short_fit_reduces_loss_and_error(tmp_path):
   pde = problems.PoissonPeriodic(res=8)
   model = nsm.NSM(problem=pde, hdim=8, depth=1, mode=(9, 9))

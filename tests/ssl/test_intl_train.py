@@ -38,6 +38,7 @@ TINY_RUN = textwrap.dedent("""
 exec(TINY_RUN)  # defines tiny_run  # noqa: S102
 
 
+@pytest.mark.slow  # ~30 s: a 24-step fit
 def test_fit_loss_falls(tmp_path):
   result = tiny_run(tmp_path, steps=24, log_every=6)  # noqa: F821
   losses = [r["loss"] for r in result.history if "loss" in r]

@@ -52,6 +52,7 @@ def batch_of(task, n=8, seed=0):
   return {k: jnp.stack([v[k] for v in views]) for k in views[0]}
 
 
+@pytest.mark.slow  # ~30 s: a 12-step fit
 def test_mae_fit_loss_falls(tmp_path):
   result = train.fit(make_task("mae", make_source()), fit_config(12, 3e-3), tmp_path)
   losses = [r["loss"] for r in result.history if "loss" in r]
@@ -61,7 +62,7 @@ def test_mae_fit_loss_falls(tmp_path):
 def test_moco_step_updates_bank_and_key_encoder():
   task = make_task("moco", make_source(8))
   batch = batch_of(task)
-  params, state = task.init(jax.random.key(0), batch)
+  params, state = jax.jit(task.init)(jax.random.key(0), batch)
   loss, aux = jax.jit(task.loss)(params, state, batch, jax.random.key(1))
   new = aux["state"]
   assert np.isfinite(loss) and int(new["ptr"]) == 8
@@ -86,7 +87,7 @@ def test_moco_key_encoder_init_quirk_and_flag():
 def test_dino_last_layer_frozen_in_first_epoch_and_momentum_flag():
   task = make_task("dino", make_source(8))
   batch = batch_of(task)
-  params, state = task.init(jax.random.key(0), batch)
+  params, state = jax.jit(task.init)(jax.random.key(0), batch)
   grad = jax.jit(jax.grad(lambda p, s: task.loss(p, s, batch, None)[0]))
   assert np.all(np.asarray(grad(params, state)["head"]["last_layer"]) == 0)
   later = dict(state, step=jnp.int32(2))  # epoch 1 (2 steps per epoch)
@@ -121,6 +122,7 @@ print(json.dumps(out))
 '''
 
 
+@pytest.mark.slow  # ~50 s: two fits in an 8-device subprocess
 @pytest.mark.parametrize("method", ["dino", "moco"])
 def test_loss_curves_equal_over_8_devices(method):
   """DINO (centring) and MoCo (queue, global BatchNorm) give the 1-device loss curve on 8 devices.
