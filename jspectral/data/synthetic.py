@@ -50,9 +50,11 @@ def abundance_maps(key: jax.Array, height: int, width: int, num_endmembers: int,
   return jax.nn.softmax(sharpness * field, axis=0).transpose(1, 2, 0)
 
 
+@functools.partial(jax.jit, static_argnames=("height", "width", "bands", "num_endmembers"))
 def hyperspectral_cube(key: jax.Array, height: int, width: int, bands: int,
                        num_endmembers: int = 6, correlation_length: float = 8.0) -> jax.Array:
-  """A ``(height, width, bands)`` cube in [0, 1], deterministic from ``key``.
+  """A ``(height, width, bands)`` cube in [0, 1], deterministic from ``key`` (one compiled program
+  per shape).
 
   >>> cube = hyperspectral_cube(jax.random.key(0), 32, 32, 31)
   >>> cube.shape
