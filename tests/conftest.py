@@ -14,11 +14,12 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 # The suite's compile settings, fixed here before jax starts its backend; subprocesses inherit
 # them through ``subprocess_env``. XLA:CPU compilation is most of the suite's time (tiny inputs,
 # large graphs):
-#  - LLVM optimisation level 1 instead of 2 (-20% compile time; at level 0 float rounding moves
-#    enough to change short-training outcomes);
+#  - LLVM optimisation level 1 instead of 2 (~12% less compile time; at level 0 float rounding
+#    moves enough to change short-training outcomes);
 #  - jax's ``rbg`` generator: threefry's unrolled rounds compile ~3x slower (20 ``normal`` draws:
-#    10 s vs 3 s). Tests that need vmap-consistent draws (rbg's are not) ask for threefry keys
-#    explicitly: ``jax.random.key(seed, impl="threefry2x32")``. The library keeps jax's default.
+#    10 s vs 3 s). Tests that need vmap-stable draws (rbg's are not) or a particular draw ask for
+#    threefry keys explicitly: ``jax.random.key(seed, impl="threefry2x32")``. The library keeps
+#    jax's default.
 SUITE_XLA_FLAGS = "--xla_backend_optimization_level=1"
 os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {SUITE_XLA_FLAGS}".strip()
 os.environ["JAX_DEFAULT_PRNG_IMPL"] = "rbg"
