@@ -27,7 +27,7 @@ import optax
 
 from jspectral import models, train
 from jspectral.data import synthetic
-from jspectral.denoising.task import DenoisingTask
+from jspectral.denoising.tasks import DenoisingTask
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "denoising.json"
 

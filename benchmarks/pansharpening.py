@@ -12,7 +12,9 @@ import time
 import jax
 import numpy as np
 
-from jspectral.pansharpening import classical, indices, protocol, rho_pnn
+from jspectral.data import wald
+from jspectral.metrics import pansharpening as indices
+from jspectral.pansharpening import classical, rho_pnn
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "pansharpening.json"
 
@@ -28,7 +30,7 @@ def _time(fn, *args, repeats: int = 5) -> dict[str, float]:
 
 
 def main(lr_size: int = 32, bands: int = 32) -> dict:
-  scene = protocol.synthetic_rr_scene(jax.random.key(0), lr_size, bands)
+  scene = wald.synthetic_rr_scene(jax.random.key(0), lr_size, bands)
   gt, pan, hs_lr, hs_up = scene["gt"], scene["pan"], scene["hs_lr"], scene["hs_up"]
   out = {"device": str(jax.devices()[0]), "scene": {"lr": lr_size, "ratio": 6, "bands": bands}}
   out["indices"] = {

@@ -11,22 +11,24 @@ converter from the official PyTorch ``state_dict``). This file lists those modul
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import flax.linen as nn
 import jax
 import numpy as np
 
-# Modules whose ``MODELS`` dicts make up the registry (each system issue appends its module).
+from jspectral.nn.model_spec import ModelSpec, StateDict  # noqa: F401  (re-exported)
+
+# Modules whose ``MODELS`` dicts make up the registry .
 FAMILY_MODULES = (
   "jspectral.nn.convnet",
   "jspectral.classification.lola_specvit",
   "jspectral.graph.encoders",
-  "jspectral.ssl.spectral_adapter",
-  "jspectral.ssl.spectral_earth",
+  "jspectral.nn.spectral_adapter",
+  "jspectral.nn.spec_resnet",
+  "jspectral.nn.spec_vit",
   "jspectral.superres.essaformer",
   "jspectral.superres.mixup_mtl",
   "jspectral.nn.resnet",
@@ -37,28 +39,6 @@ FAMILY_MODULES = (
   "jspectral.denoising.hsdt",
   "jspectral.denoising.man",
 )
-
-StateDict = Mapping[str, np.ndarray]
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelSpec:
-  """How to build, initialise and load one registered model.
-
-  Attributes:
-    build: ``**overrides -> nn.Module``; called with no argument it gives the paper's default.
-    example_inputs: ``module -> dict`` of keyword arguments for ``module.init`` (arrays or
-      ``jax.ShapeDtypeStruct``; e.g. ``{"x": ShapeDtypeStruct((1, 64, 64, 31)), "train": False}``).
-    from_torch: optional ``state_dict -> (module, variables)``; reads the configuration off the
-      tensor shapes of the official PyTorch ``state_dict`` and converts the weights.
-    rng_names: the RNG streams ``init`` needs besides ``params`` (e.g. ``("dropout",)``).
-  """
-
-  build: Callable[..., nn.Module]
-  example_inputs: Callable[[nn.Module], dict[str, Any]]
-  from_torch: Callable[[StateDict], tuple[nn.Module, dict]] | None = None
-  rng_names: tuple[str, ...] = ()
-
 
 def _registry() -> dict[str, ModelSpec]:
   table = {}

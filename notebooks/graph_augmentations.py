@@ -24,10 +24,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import optax
 
-from jspectral.graph import augment, datasets, encoders, losses
-from jspectral.graph import graphs as G
+from jspectral.data import graphs as G
+from jspectral.data import synthetic_graphs
+from jspectral.graph import augment, encoders, losses
 
-graph, labels = datasets.karate_club()
+graph, labels = synthetic_graphs.karate_club()
 print(graph.nodes.shape, graph.senders.shape, "directed edge entries")
 
 # %% [markdown]

@@ -18,7 +18,9 @@
 import jax
 import jax.numpy as jnp
 
-from jspectral.pansharpening import classical, indices, protocol
+from jspectral.data import wald
+from jspectral.metrics import pansharpening as indices
+from jspectral.pansharpening import classical
 
 # %% [markdown]
 # ## A reduced-resolution scene
@@ -26,7 +28,7 @@ from jspectral.pansharpening import classical, indices, protocol
 # MTF-filtered (gain 0.3 at Nyquist) and decimated by 6; `hs_up` is the toolbox's interpolation.
 
 # %%
-scene = protocol.synthetic_rr_scene(jax.random.key(0), lr_size=32, bands=4)
+scene = wald.synthetic_rr_scene(jax.random.key(0), lr_size=32, bands=4)
 gt, pan, hs_lr, hs_up = scene["gt"], scene["pan"], scene["hs_lr"], scene["hs_up"]
 print({k: v.shape for k, v in scene.items()})
 

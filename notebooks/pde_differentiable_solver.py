@@ -23,6 +23,7 @@ import numpy as np
 
 from jspectral import train
 from jspectral.pde import bases, nsm, problems, solvers
+from jspectral.pde import tasks as pde_tasks
 
 # %% [markdown]
 # ## 1. Bases: coefficients in, exact derivatives out
@@ -63,7 +64,7 @@ poisson = problems.PoissonPeriodic(res=8)
 model = nsm.NSM(problem=poisson, hdim=8, depth=1, mode=(9, 9))
 phi_test = problems.sample(poisson, jax.random.PRNGKey(1), (4,))
 u_test = jax.vmap(lambda p: solvers.reference_solution(poisson, p, (17, 17)))(phi_test)
-task = nsm.OperatorTask(model, np.asarray(phi_test), np.asarray(u_test), pool=64)
+task = pde_tasks.OperatorTask(model, np.asarray(phi_test), np.asarray(u_test), pool=64)
 config = train.default_config()
 config.update(total_steps=30, batch_size=8, log_every=10, checkpoint_every=1000, progress=False)
 config.optimizer.learning_rate = 1e-2

@@ -22,7 +22,7 @@ import numpy as np
 import optax
 
 from jspectral.data import synthetic
-from jspectral.superres import essaformer, metrics
+from jspectral.superres import essaformer, protocol
 
 # %% [markdown]
 # ## Degrade
@@ -35,7 +35,7 @@ hr = synthetic.hyperspectral_cube(jax.random.key(0), 32, 32, bands, correlation_
 lr = jax.image.resize(hr, (8, 8, bands), "bicubic", antialias=True)
 lms = jax.image.resize(lr, hr.shape, "bicubic")
 
-assess = jax.jit(lambda pred: metrics.quality_assessment(pred, hr, clip_cosine=True))
+assess = jax.jit(lambda pred: protocol.quality_assessment(pred, hr, clip_cosine=True))
 
 
 def report(pred):

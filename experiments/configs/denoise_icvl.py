@@ -31,8 +31,8 @@ import numpy as np
 from experiments.report import Report, Table, save_loss_curve
 from jspectral import models, train
 from jspectral.data import noise, synthetic
-from jspectral.denoising import metrics
-from jspectral.denoising.task import DenoisingTask, score
+from jspectral.denoising import protocol
+from jspectral.denoising.tasks import DenoisingTask, score
 
 matplotlib.use("Agg")
 
@@ -254,7 +254,7 @@ def _save_panels(path: pathlib.Path, example: dict) -> None:
     ax.imshow(_false_colour(np.asarray(example[key])))
     title = PAPER_NAMES.get(key, key)
     if key not in ("noisy", "clean"):
-      title += f"\n{float(metrics.mpsnr(example[key], example['clean'])):.2f} dB"
+      title += f"\n{float(protocol.mpsnr(example[key], example['clean'])):.2f} dB"
     ax.set_title(title)
     ax.axis("off")
   fig.tight_layout()

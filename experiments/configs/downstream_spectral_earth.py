@@ -29,8 +29,9 @@ import numpy as np
 from experiments.configs import pretrain_spectral_earth as pretrain
 from experiments.report import Report, Table, save_loss_curve
 from jspectral import models, train
-from jspectral.classification import spectral_earth_downstream as ds
 from jspectral.data.builders import spectral_earth as data
+from jspectral.ssl import spectral_earth as se
+from jspectral.ssl import tasks
 
 matplotlib.use("Agg")
 
@@ -63,7 +64,7 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
   c.vit = c.pretrain.vit
   c.train = train.default_config()
   c.train.update(seed=c.seed, batch_size=8 if smoke else 32, log_every=5 if smoke else 50,
-                 checkpoint_every=1000, progress=not smoke, trainable=ds.SegmentationTask
+                 checkpoint_every=1000, progress=not smoke, trainable=tasks.SegmentationTask
                  .trainable_head, total_steps=150 if smoke else 100 * 1200 // 32)
   c.train.optimizer.update(name="adamw", learning_rate=3e-3 if smoke else 1e-3,
                            weight_decay=1e-4)
@@ -117,10 +118,10 @@ def _pretrained_backbone(config, workdir: pathlib.Path):
 
 def _probe(config, backbone, init_variables, splits, num_classes, workdir, scale):
   bands = data.enmap_bands()
-  aug = lambda e, rng, train=True: ds.downstream_augment(e, rng, scale=scale, mean=bands["mu"],
+  aug = lambda e, rng, train=True: se.downstream_augment(e, rng, scale=scale, mean=bands["mu"],
                                                          std=bands["sigma"], train=train)
   test = [aug(e, None, train=False) for e in splits["test"]]
-  task = ds.SegmentationTask(model=ds.ViTSegmentor(
+  task = tasks.SegmentationTask(model=se.ViTSegmentor(
       backbone, num_classes, standardise=config.probe_standardise), source=splits["train"],
                              eval_source=test, num_classes=num_classes,
                              ignore_index=num_classes, init_variables=init_variables,

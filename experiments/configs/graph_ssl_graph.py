@@ -20,8 +20,9 @@ import numpy as np
 
 from experiments.report import Report, Table, save_loss_curve
 from jspectral import train
-from jspectral.graph import datasets, encoders, tasks
-from jspectral.graph import graphs as G
+from jspectral.data import graphs as G
+from jspectral.data import synthetic_graphs
+from jspectral.graph import encoders, tasks
 
 # GraphCL unsupervised TU (SVM), % -- GraphCL paper; the comparison paper's own table could not be
 # retrieved (spec section 7).
@@ -54,7 +55,7 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
 
 def _load(name: str, config):
   if name == "cycles_trees":
-    return datasets.cycles_vs_trees(0, num_graphs=config.num_graphs,
+    return synthetic_graphs.cycles_vs_trees(0, num_graphs=config.num_graphs,
                                     extra_edge_fraction=config.extra_edge_fraction)
   from jspectral.data.builders import tu
 
@@ -65,7 +66,7 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
   rows, checks, histories, timing = [], {}, {}, []
   for name in config.datasets:
     graphs, labels = _load(name, config)
-    graphs = [G.reserve_edge_slots(datasets.graphcl_self_loops(g), config.edge_ratio)
+    graphs = [G.reserve_edge_slots(synthetic_graphs.graphcl_self_loops(g), config.edge_ratio)
               for g in graphs]
     model = encoders.GraphCL(config.hidden, config.num_layers)
     train_config = config.train.copy_and_resolve_references()

@@ -20,7 +20,8 @@ import ml_collections
 
 from experiments.report import Report, Table, save_loss_curve
 from jspectral import train
-from jspectral.graph import cost, datasets, encoders, tasks
+from jspectral.data import synthetic_graphs
+from jspectral.graph import cost, encoders, figures, tasks
 
 # GRACE config.yaml (spec graph_ssl.md 2.2): lr, hidden, activation, pe1, pe2, pf1, pf2, tau, epochs
 GRACE_CONFIGS = {
@@ -79,7 +80,7 @@ def _views(aug: str, pe: tuple, pf: tuple) -> tuple[tasks.View, tasks.View]:
 
 def _load(name: str, data_dir: str):
   if name == "sbm":
-    graph, labels = datasets.sbm_graph(0)
+    graph, labels = synthetic_graphs.sbm_graph(0)
     return graph, labels, (1e-3, 32, "relu", 0.2, 0.4, 0.3, 0.4, 0.5, 100)
   from jspectral.data.builders import planetoid
 
@@ -123,7 +124,7 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
   sizes = list(config.cost_sizes)
   costs = [cost.augmentation_costs(n, with_eigvalsh=n <= config.cost_eigvalsh_max_n)
            for n in sizes]
-  cost.save_cost_plot(workdir / "augmentation_cost.png", sizes, costs,
+  figures.save_cost_plot(workdir / "augmentation_cost.png", sizes, costs,
                       f"augmentation cost per call ({config.preset})")
   save_loss_curve(workdir / "loss.png", histories)
   methods = ["drop_edges", "add_edges", "span_precompute", "span_sample",

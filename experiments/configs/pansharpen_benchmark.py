@@ -1,10 +1,10 @@
-"""The toolbox benchmark: every implemented method on the reduced- and full-resolution protocols.
+"""The toolbox benchmark: every implemented method on the reduced- and full-resolution protocol.
 
 Smoke: a synthetic scene (Wald protocol on a linear-mixing cube, PAN = band mean). Paper: the
 four PRISMA test scenes of the toolbox (``jspectral.data.builders.prisma``). RR: ERGAS, SAM, Q2n
 (10/11 px crop); FR: D_lambda (Khan), D_sR and their product QNR, as the toolbox's ``main.py``.
 Deep methods (``config.deep_methods``, section at the end of this file): the supervised networks
-trained with their official recipes (``jspectral.pansharpening.training``; smoke: tiny synthetic
+trained with their official recipes (``jspectral.pansharpening.tasks``; smoke: tiny synthetic
 training set, a few steps) and the zero-shot R-PNN / PCA-Z-PNN adapted on each test scene.
 """
 
@@ -20,7 +20,9 @@ import ml_collections
 import numpy as np
 
 from experiments.report import Report, Table
-from jspectral.pansharpening import classical, indices, protocol
+from jspectral.data import wald
+from jspectral.metrics import pansharpening as indices
+from jspectral.pansharpening import classical
 
 matplotlib.use("Agg")
 
@@ -51,7 +53,7 @@ def _scenes(config):
     from jspectral.data.builders import prisma
     return ([prisma.load_test_scene("RR", i) for i in range(4)],
             [prisma.load_test_scene("FR", i) for i in range(4)])
-  s = protocol.synthetic_rr_scene(jax.random.key(config.seed), config.lr_size, config.bands,
+  s = wald.synthetic_rr_scene(jax.random.key(config.seed), config.lr_size, config.bands,
                                   config.ratio)
   s = {k: np.asarray(v, np.float64) for k, v in s.items()}
   fr = {k: s[k] for k in ("pan", "hs_lr", "hs_up")}   # FR indices on the same inputs
@@ -140,7 +142,7 @@ def _plot_panel(path, scene, fused):
 
 
 # ================================================================================================
-# Deep methods (training recipes of ``jspectral.pansharpening.training``)
+# Deep methods (training recipes of ``jspectral.pansharpening.tasks``)
 # ================================================================================================
 
 def deep_methods_config(preset: str) -> ml_collections.ConfigDict:
@@ -171,7 +173,7 @@ def _deep_training_scenes(config):
     return prisma.load_scenes("rr", "train"), prisma.load_scenes("fr", "train")
   scenes = []
   for i in range(d.train_scenes):
-    s = protocol.synthetic_rr_scene(jax.random.key(config.seed + 1 + i), 32, config.bands,
+    s = wald.synthetic_rr_scene(jax.random.key(config.seed + 1 + i), 32, config.bands,
                                     config.ratio, crop=d.train_lr_size)
     scenes.append({k: np.asarray(v, np.float64) for k, v in s.items()})
   return scenes, scenes
@@ -186,7 +188,7 @@ def _wavelengths(scene, bands):
 def run_deep_methods(config, rr_scenes, fr_scenes, workdir: pathlib.Path) -> dict:
   """Trains / adapts every configured deep method and scores it like the classical ones."""
   from jspectral import train
-  from jspectral.pansharpening import training
+  from jspectral.pansharpening import per_image, tasks
 
   d = config.deep_methods
   out = {"rr_rows": [], "fr_rows": [], "per_band": {}, "fused_rr": {}, "checks": {},
@@ -194,7 +196,7 @@ def run_deep_methods(config, rr_scenes, fr_scenes, workdir: pathlib.Path) -> dic
   if not (d.supervised or d.zero_shot):
     return out
   train_rr, train_fr = _deep_training_scenes(config)
-  norm = training.NORMALISATION
+  norm = tasks.NORMALISATION
 
   def score(name, rr, fr, seconds):
     rr_s = [indices.evaluation_rr(f, s["gt"], config.ratio) for f, s in zip(rr, rr_scenes,
@@ -211,10 +213,10 @@ def run_deep_methods(config, rr_scenes, fr_scenes, workdir: pathlib.Path) -> dic
   for name in d.supervised:
     start = time.perf_counter()
     key = jax.random.key(config.seed)
-    examples = training.rr_examples(train_rr, name, key, ratio=config.ratio,
+    examples = tasks.rr_examples(train_rr, name, key, ratio=config.ratio,
                                     prior_iterations=d.prior_iterations)
-    task = training.SupervisedTask(name, examples, ratio=config.ratio)
-    tc = training.train_config(name, len(examples), epochs=d.epochs)
+    task = tasks.SupervisedTask(name, examples, ratio=config.ratio)
+    tc = tasks.train_config(name, len(examples), epochs=d.epochs)
     if d.learning_rate is not None:
       tc.optimizer.learning_rate = d.learning_rate
     result = train.fit(task, tc, workdir / name)
@@ -222,7 +224,7 @@ def run_deep_methods(config, rr_scenes, fr_scenes, workdir: pathlib.Path) -> dic
     out["checks"][f"{name}: training loss fell 2x"] = losses[-1] < losses[0] / 2
     fused = {}
     for tag, scenes in (("rr", rr_scenes), ("fr", fr_scenes)):
-      test = training.rr_examples(scenes, name, jax.random.fold_in(key, len(tag)),
+      test = tasks.rr_examples(scenes, name, jax.random.fold_in(key, len(tag)),
                                   ratio=config.ratio, prior_iterations=d.prior_iterations)
       fused[tag] = [task.predict(result.params, result.model_state, ex) for ex in test]
     score(name, fused["rr"], fused["fr"], time.perf_counter() - start)
@@ -235,9 +237,9 @@ def run_deep_methods(config, rr_scenes, fr_scenes, workdir: pathlib.Path) -> dic
     pre = [{"band_up": np.asarray(s["hs_up"][..., :1], np.float32) / norm,
             "pan": np.asarray(s["pan"], np.float32) / norm,
             "band_lr": np.asarray(s["hs_lr"][..., :1], np.float32) / norm} for s in train_fr]
-    pc = training.rpnn_pretrain_config(len(pre), d.r_pnn_pretrain_epochs)
+    pc = tasks.rpnn_pretrain_config(len(pre), d.r_pnn_pretrain_epochs)
     pc.optimizer.learning_rate = d.r_pnn_pretrain_lr
-    params = train.fit(training.RPNNPretrainTask(pre, config.ratio), pc,
+    params = train.fit(tasks.RPNNPretrainTask(pre, config.ratio), pc,
                        workdir / "r_pnn_pretrain").params
     runs = {}
 
@@ -245,7 +247,7 @@ def run_deep_methods(config, rr_scenes, fr_scenes, workdir: pathlib.Path) -> dic
       if id(s["hs_lr"]) in runs:      # smoke: the FR "scene" holds the RR inputs themselves
         return runs[id(s["hs_lr"])].fused
       iters = None if d.r_pnn_iterations is None else [d.r_pnn_iterations] * s["hs_lr"].shape[-1]
-      r = training.r_pnn_adapt(params, s["hs_lr"], s["hs_up"], s["pan"],
+      r = per_image.r_pnn_adapt(params, s["hs_lr"], s["hs_up"], s["pan"],
                                _wavelengths(s, s["hs_lr"].shape[-1]),
                                learning_rate=d.r_pnn_lr, iterations=iters)
       runs.setdefault("first", r)
@@ -261,7 +263,7 @@ def run_deep_methods(config, rr_scenes, fr_scenes, workdir: pathlib.Path) -> dic
 
   if "pca_z_pnn" in d.zero_shot:
     start = time.perf_counter()
-    run_pca = lambda s: training.pca_z_pnn(
+    run_pca = lambda s: per_image.pca_z_pnn(
         s["hs_lr"], s["pan"], _wavelengths(s, s["hs_lr"].shape[-1]), jax.random.key(config.seed),
         ratio=config.ratio, iterations=d.pca_z_pnn_iterations).fused
     score("PCA-Z-PNN", [run_pca(s) for s in rr_scenes], [run_pca(s) for s in fr_scenes],

@@ -16,7 +16,9 @@ import ml_collections
 import numpy as np
 
 from experiments.report import Report, Table
-from jspectral.pansharpening import indices, protocol, rho_pnn
+from jspectral.data import wald
+from jspectral.metrics import pansharpening as indices
+from jspectral.pansharpening import rho_pnn
 
 matplotlib.use("Agg")
 
@@ -46,7 +48,7 @@ def _scene(config):
   if config.preset == "paper":
     from jspectral.data.builders import prisma
     return prisma.load_test_scene("RR", index=0)
-  s = protocol.synthetic_rr_scene(jax.random.key(config.seed), config.lr_size, config.bands,
+  s = wald.synthetic_rr_scene(jax.random.key(config.seed), config.lr_size, config.bands,
                                   config.ratio, crop=config.crop)
   return {k: np.asarray(v) for k, v in s.items()}
 

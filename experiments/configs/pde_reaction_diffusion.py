@@ -13,7 +13,7 @@ import pathlib
 
 import ml_collections
 
-from experiments.configs.pde_poisson import model_config, run_operator_experiment, train_config
+from experiments.common import model_config, run_operator_experiment, train_config
 from experiments.report import Report
 from jspectral.pde import problems
 

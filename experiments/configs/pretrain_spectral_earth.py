@@ -24,7 +24,8 @@ import numpy as np
 from experiments.report import Report, Table, save_loss_curve
 from jspectral import train
 from jspectral.data.builders import spectral_earth as data
-from jspectral.ssl import spectral_earth as se
+from jspectral.nn import spec_vit
+from jspectral.ssl import tasks
 
 matplotlib.use("Agg")
 
@@ -110,13 +111,13 @@ def pretraining_source(config, workdir: pathlib.Path):
 
 def make_task(method: str, config, source):
   bands = data.enmap_bands()
-  vit = se.SpecViT(**config.vit)
+  vit = spec_vit.SpecViT(**config.vit)
   common = dict(source=source, mean=bands["mu"], std=bands["sigma"], size=config.size)
   if method == "moco":
-    return se.MoCoTask(**common, backbone=vit, head_hidden=config.head_hidden,
+    return tasks.MoCoTask(**common, backbone=vit, head_hidden=config.head_hidden,
                        bank_size=config.bank_size)
   if method == "dino":
-    return se.DINOTask(**common, backbone=vit, head_hidden=config.head_hidden,
+    return tasks.DINOTask(**common, backbone=vit, head_hidden=config.head_hidden,
                        out_dim=config.dino_out, steps_per_epoch=config.steps_per_epoch,
                        total_steps=config.train.dino.total_steps,
                        per_step_momentum=config.dino_per_step_momentum,
@@ -124,7 +125,7 @@ def make_task(method: str, config, source):
                        center_momentum=config.dino_center_momentum,
                        bottleneck=config.dino_bottleneck, scale=tuple(config.dino_scale))
   if method == "mae":
-    return se.MAETask(**common, encoder=vit, mask_ratio=config.mask_ratio,
+    return tasks.MAETask(**common, encoder=vit, mask_ratio=config.mask_ratio,
                       decoder_dim=config.decoder_dim, decoder_heads=config.decoder_heads)
   raise ValueError(f"method: expected moco, dino or mae, got {method!r}")
 

@@ -24,7 +24,7 @@ import numpy as np
 from experiments.report import Report, Table, save_loss_curve
 from jspectral import train
 from jspectral.nn import resnet
-from jspectral.ssl import intl
+from jspectral.ssl import intl, tasks
 
 matplotlib.use("Agg")
 
@@ -85,7 +85,7 @@ def digits(size: int) -> tuple[np.ndarray, np.ndarray]:
   return np.repeat(np.asarray(images)[..., None], 3, axis=-1), data.target.astype(np.int32)
 
 
-def load_data(config) -> tuple[intl.EvalData, tuple[intl.ViewAugment, ...], np.ndarray]:
+def load_data(config) -> tuple[tasks.EvalData, tuple[intl.ViewAugment, ...], np.ndarray]:
   """(evaluation data, views, pre-training images) of ``config.dataset``."""
   if config.dataset == "digits":
     images, labels = digits(config.image_size)
@@ -96,7 +96,7 @@ def load_data(config) -> tuple[intl.EvalData, tuple[intl.ViewAugment, ...], np.n
     views = tuple(intl.ViewAugment(crop_size=config.image_size, scale=(0.3, 1.0), saturation=0.0,
                                    hue=0.0, gray_prob=0.0, flip_prob=0.0, mean=mean, std=std)
                   for _ in range(2))
-    data = intl.EvalData(images[train_idx], labels[train_idx], images[test_idx],
+    data = tasks.EvalData(images[train_idx], labels[train_idx], images[test_idx],
                          labels[test_idx], mean, std)
     return data, views, images[train_idx]
   from jspectral.data import tfds as tfds_lib
@@ -107,12 +107,12 @@ def load_data(config) -> tuple[intl.EvalData, tuple[intl.ViewAugment, ...], np.n
     arrays = {s: cifar.as_arrays(builder, s) for s in ("train", "test")}
     views = intl.cifar_views(config.dataset)
     # Official quirk: the CIFAR-100 evaluation loader normalises with the CIFAR-10 statistics.
-    data = intl.EvalData(*arrays["train"], *arrays["test"], intl.CIFAR10_MEAN, intl.CIFAR10_STD)
+    data = tasks.EvalData(*arrays["train"], *arrays["test"], intl.CIFAR10_MEAN, intl.CIFAR10_STD)
     return data, views, arrays["train"][0]
   builder = tfds_lib.prepare(imagenet100.ImageNet100)
   train_images, train_labels = imagenet100.as_arrays(builder, "train")
   val_images, val_labels = imagenet100.as_arrays(builder, "validation")
-  data = intl.EvalData(train_images, train_labels, val_images, val_labels, intl.IMAGENET_MEAN,
+  data = tasks.EvalData(train_images, train_labels, val_images, val_labels, intl.IMAGENET_MEAN,
                        intl.IMAGENET_STD)
   return data, intl.imagenet_views(), train_images
 
@@ -124,7 +124,7 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
       resnet.ResNet(stage_sizes=tuple(config.model.stage_sizes), width=config.model.width,
                     stem=stem),
       intl.Projector(config.model.hidden, config.model.features))
-  task = intl.INTLTask(model, images, views, iterations=config.iterations, whiten=config.whiten,
+  task = tasks.INTLTask(model, images, views, iterations=config.iterations, whiten=config.whiten,
                        total_steps=config.train.total_steps, eval_data=data, knn_k=config.knn_k,
                        linear_epochs=config.linear_epochs, seed=config.train.seed)
   params, state = jax.jit(task.init)(jax.random.PRNGKey(config.train.seed), None)

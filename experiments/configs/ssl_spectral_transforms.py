@@ -19,7 +19,7 @@ from experiments.configs import ssl_intl
 from experiments.report import Report, Table
 from jspectral import train
 from jspectral.nn import resnet
-from jspectral.ssl import intl
+from jspectral.ssl import intl, tasks
 from jspectral.ssl import spectral_transform as st
 
 matplotlib.use("Agg")
@@ -46,7 +46,7 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
         resnet.ResNet(stage_sizes=tuple(config.model.stage_sizes), width=config.model.width,
                       stem=stem),
         intl.Projector(config.model.hidden, config.model.features))
-    task = intl.INTLTask(model, images, views, iterations=config.iterations,
+    task = tasks.INTLTask(model, images, views, iterations=config.iterations,
                          whiten=config.whiten, transform=transform, power=power,
                          total_steps=config.train.total_steps, eval_data=data,
                          knn_k=config.knn_k, seed=config.train.seed)

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jspectral.models import ModelSpec
+from jspectral.nn.model_spec import ModelSpec
 
 AXIS_ORDERS = ("official", "spectral")
 _torch_bn = functools.partial(nn.BatchNorm, momentum=0.9, epsilon=1e-5)

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jspectral.denoising import layers
-from jspectral.models import ModelSpec
+from jspectral.nn.model_spec import ModelSpec
 
 _linear_init = nn.initializers.normal(1e-3)
 

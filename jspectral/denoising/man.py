@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jspectral.denoising import layers
-from jspectral.models import ModelSpec
+from jspectral.nn.model_spec import ModelSpec
 
 
 def recurrent_scan(z: jax.Array, f: jax.Array, reverse: bool = False, axis: int = 1) -> jax.Array:

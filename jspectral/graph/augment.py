@@ -1,7 +1,7 @@
 """Graph augmentations as keyed pure functions on GraphsTuples (jit-able, vmap-able over keys).
 
 Shapes never change: removing an edge sets its ``edges["weight"]`` to 0, adding an edge fills a
-slot reserved by :func:`jspectral.graph.graphs.reserve_edge_slots`, removing a node removes its
+slot reserved by :func:`jspectral.data.graphs.reserve_edge_slots`, removing a node removes its
 edges (the node row stays, as in the official code). Sources (spec graph_ssl.md section 3):
 
 * :func:`drop_edges` -- GRACE ``dropout_adj`` / PyGCL ``EdgeRemoving``: one Bernoulli per directed
@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import jraph
 import numpy as np
 
-from jspectral.graph import graphs as G
+from jspectral.data import graphs as G
 
 
 def _check_prob(p, name="p"):
@@ -141,7 +141,7 @@ def add_edges(key: jax.Array, graph: jraph.GraphsTuple, *,
   node never gets one and pairs cross graph boundaries), self-loops possible, then coalesced
   (duplicates of live edges or of each other removed).
 
-  Slots come from :func:`~jspectral.graph.graphs.reserve_edge_slots`; their number
+  Slots come from :func:`~jspectral.data.graphs.reserve_edge_slots`; their number
   (``int(E_g * ratio)``, doubled when mirrored) is the count before de-duplication.
   """
   slot = graph.edges["slot"]

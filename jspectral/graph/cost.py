@@ -13,8 +13,8 @@ import time
 import jax
 import numpy as np
 
+from jspectral.data import graphs as G
 from jspectral.graph import augment
-from jspectral.graph import graphs as G
 
 
 def random_graph(n: int, mean_degree: float = 8.0, seed: int = 0):
@@ -75,25 +75,3 @@ def augmentation_costs(n: int, *, span_iterations: int = 40, repeats: int = 3,
     out["span_precompute_eigvalsh"] = _measure(lambda a, k: span(a, k, True), (adj, key), 1)
     out["span_l2_precompute"] = _measure(lambda a, k: span(a, k, kind="max-l2"), (adj, key), 1)
   return out
-
-
-def save_cost_plot(path, sizes, costs: list[dict], title: str) -> None:
-  """Log-log wall time per augmentation call against the number of nodes."""
-  import matplotlib
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
-  fig, ax = plt.subplots(figsize=(7.0, 3.8))
-  methods = sorted({m for c in costs for m in c})
-  for method in methods:
-    points = [(n, c[method][0]) for n, c in zip(sizes, costs, strict=True) if method in c]
-    ax.loglog(*zip(*points, strict=True), marker="o", label=method)
-  ax.set_xlabel("nodes N")
-  ax.set_ylabel("seconds per call")
-  ax.set_title(title)
-  ax.grid(True, which="both", alpha=0.3)
-  ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)

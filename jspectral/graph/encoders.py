@@ -32,8 +32,8 @@ import jax.numpy as jnp
 import jraph
 import numpy as np
 
-from jspectral.graph import graphs as G
-from jspectral.models import ModelSpec
+from jspectral.data import graphs as G
+from jspectral.nn.model_spec import ModelSpec
 
 _xavier = nn.initializers.xavier_uniform()
 _torch_kernel = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")

@@ -5,13 +5,13 @@ Both draw two views per step from keyed augmentations inside the jitted loss, so
 
 * :class:`NodeContrastTask` -- full-batch GRACE on one graph. The training "dataset" is a single
   dummy example (``batch_size`` 1); the graph is a constant of the step. Evaluation: linear probe on
-  the frozen encoder output of the clean graph (:func:`jspectral.graph.protocols.node_probe`).
+  the frozen encoder output of the clean graph (:func:`jspectral.graph.protocol.node_probe`).
 * :class:`MVGRLNodeTask`, :class:`BGRLTask`, :class:`GBTTask` -- the other node-level frameworks
   the paper compares (MVGRL with JSD G2L, BGRL bootstrap with an EMA target, graph Barlow Twins),
   sharing the views and the probe of :class:`NodeContrastTask`.
 * :class:`GraphContrastTask` -- GraphCL on a list of small graphs stored as fixed-size examples
-  (:func:`jspectral.graph.graphs.to_padded_example`), collated in ``jit`` by
-  :func:`~jspectral.graph.graphs.collate_padded`; view 1 is the graph, view 2 the augmentation;
+  (:func:`jspectral.data.graphs.to_padded_example`), collated in ``jit`` by
+  :func:`~jspectral.data.graphs.collate_padded`; view 1 is the graph, view 2 the augmentation;
   BatchNorm statistics are updated by both views. Evaluation: SVM CV on eval-mode embeddings.
 
 Augmentations by name (``kind``): ``"drop_edges"`` (``p`` per directed entry), ``"add_edges"``
@@ -31,8 +31,8 @@ import jax.numpy as jnp
 import jraph
 import numpy as np
 
-from jspectral.graph import augment, losses, protocols
-from jspectral.graph import graphs as G
+from jspectral.data import graphs as G
+from jspectral.graph import augment, losses, protocol
 
 SPAN_NODE = dict(ratio=0.3, iterations=40, threshold=0.8, lr={"max": 100.0, "min": 0.1})
 SPAN_GRAPH = dict(ratio=0.2, iterations=20, threshold=0.5, lr={"max": 0.5, "min": 0.5})
@@ -94,7 +94,7 @@ class NodeContrastTask:
     model: a :class:`~jspectral.graph.encoders.GRACE` module.
     views: the two :class:`View` s.
     tau: temperature.
-    probe: keyword arguments of :func:`~jspectral.graph.protocols.node_probe`.
+    probe: keyword arguments of :func:`~jspectral.graph.protocol.node_probe`.
     span_seed: seed of SPAN's initial perturbation vector.
   """
 
@@ -143,7 +143,7 @@ class NodeContrastTask:
     return np.asarray(jax.jit(self.model.apply)({"params": params}, self.graph)[0])
 
   def evaluate(self, params, state):
-    return protocols.node_probe(self.embed(params, state), self.labels, **self.probe)
+    return protocol.node_probe(self.embed(params, state), self.labels, **self.probe)
 
 
 class MVGRLNodeTask(NodeContrastTask):
@@ -244,7 +244,7 @@ class GraphContrastTask:
     labels: ``(G,)`` graph labels for the SVM protocol.
     model: a :class:`~jspectral.graph.encoders.GraphCL` module.
     view: the augmentation of view 2.
-    svm: keyword arguments of :func:`~jspectral.graph.protocols.graph_svm`.
+    svm: keyword arguments of :func:`~jspectral.graph.protocol.graph_svm`.
   """
 
   def __init__(self, graphs, labels, model: nn.Module, view: View, svm: dict | None = None,
@@ -335,4 +335,4 @@ class GraphContrastTask:
     return state
 
   def evaluate(self, params, state):
-    return protocols.graph_svm(self.embed(params, state), self.labels, **self.svm)
+    return protocol.graph_svm(self.embed(params, state), self.labels, **self.svm)

@@ -10,7 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jspectral.models import ModelSpec
+from jspectral.nn.model_spec import ModelSpec
 
 
 class ResidualConvNet(nn.Module):

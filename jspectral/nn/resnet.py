@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jspectral.models import ModelSpec
+from jspectral.nn.model_spec import ModelSpec
 
 conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 

@@ -32,7 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jspectral.pansharpening import protocol, resample
+from jspectral.data import wald
+from jspectral.pansharpening import resample
 
 _EPS64 = float(jnp.finfo(jnp.float64).eps)
 
@@ -40,14 +41,14 @@ _EPS64 = float(jnp.finfo(jnp.float64).eps)
 def _inputs(hs_lr, pan, ratio, hs_up, *, interpolate: bool = True):
   """Validated float batches ``(lr, pan, up, squeeze)``; without ``hs_up`` and ``interpolate``
   (methods that never read it) ``up`` is a zero scalar."""
-  ratio = protocol.check_ratio(ratio)
-  lr, squeeze = protocol.as_batch(hs_lr, "hs_lr")
-  p, _ = protocol.as_pan_batch(pan)
-  protocol.check_hs_pan(lr, p, ratio)
+  ratio = wald.check_ratio(ratio)
+  lr, squeeze = wald.as_batch(hs_lr, "hs_lr")
+  p, _ = wald.as_pan_batch(pan)
+  wald.check_hs_pan(lr, p, ratio)
   if hs_up is None:
-    up = protocol.ideal_interpolator(lr, ratio) if interpolate else jnp.zeros((), lr.dtype)
+    up = wald.ideal_interpolator(lr, ratio) if interpolate else jnp.zeros((), lr.dtype)
   else:
-    up, _ = protocol.as_batch(hs_up, "hs_up")
+    up, _ = wald.as_batch(hs_up, "hs_up")
     if up.shape != p.shape[:3] + lr.shape[-1:]:
       raise ValueError(f"hs_up: expected shape {p.shape[:3] + lr.shape[-1:]}, got {up.shape}")
   dtype = jnp.result_type(lr.dtype, p.dtype, up.dtype, jnp.float32)
@@ -88,8 +89,8 @@ def _float32(x, enabled: bool):
 
 def _lowpass_pan_lr(bands_hr, ratio):
   """MTF low-pass, nearest-exact decimation, ideal interpolation (the GLP detail base)."""
-  lr = protocol.decimate(protocol.mtf_filter(bands_hr, ratio), ratio)
-  return protocol.ideal_interpolator(lr, ratio)
+  lr = wald.decimate(wald.mtf_filter(bands_hr, ratio), ratio)
+  return wald.ideal_interpolator(lr, ratio)
 
 
 def _out(x, squeeze):
@@ -121,8 +122,8 @@ def mtf_glp_hpm(hs_lr, pan, ratio: int, *, hs_up=None, max_ratio: float = 10.0):
   """
   _, p, ms, squeeze = _inputs(hs_lr, pan, ratio, hs_up)
   bands = jnp.broadcast_to(p, ms.shape)
-  gauss = protocol.toolbox_taps(protocol.lp_filter_gauss_kernel(ratio))
-  bands = (bands - _mean(bands)) * (_std(ms) / _std(protocol.depthwise_filter(bands, gauss))) \
+  gauss = wald.toolbox_taps(wald.lp_filter_gauss_kernel(ratio))
+  bands = (bands - _mean(bands)) * (_std(ms) / _std(wald.depthwise_filter(bands, gauss))) \
       + _mean(ms)
   low = _lowpass_pan_lr(bands, ratio)
   return _out(ms * jnp.clip(bands / (low + _EPS64), 0.0, max_ratio), squeeze)
@@ -146,8 +147,8 @@ def bt_h(hs_lr, pan, ratio: int, *, hs_up=None, float32_alpha: bool = True):
   ``float32_alpha`` rounds the regression weights to float32 as the toolbox does.
   """
   _, p, ms, squeeze = _inputs(hs_lr, pan, ratio, hs_up)
-  gauss = protocol.toolbox_taps(protocol.lp_filter_gauss_kernel(ratio))
-  p_lp = protocol.depthwise_filter(p, gauss)
+  gauss = wald.toolbox_taps(wald.lp_filter_gauss_kernel(ratio))
+  p_lp = wald.depthwise_filter(p, gauss)
   haze = jnp.min(ms, axis=(1, 2), keepdims=True)
   design = ms.reshape(ms.shape[0], -1, ms.shape[-1])
   alpha = jnp.linalg.pinv(design) @ p_lp.reshape(p.shape[0], -1, 1)
@@ -173,7 +174,7 @@ def gsa(hs_lr, pan, ratio: int, *, hs_up=None, float32_coeffs: bool = True):
   """
   lr, p, ms, squeeze = _inputs(hs_lr, pan, ratio, hs_up)
   ms0, lr0, p0 = ms - _mean(ms), lr - _mean(lr), p - _mean(p)
-  p_lr = protocol.decimate(resample.wavelet_lowpass(p0, _levels(ratio)), ratio)
+  p_lr = wald.decimate(resample.wavelet_lowpass(p0, _levels(ratio)), ratio)
   design = _flat(jnp.concatenate([lr0, jnp.ones_like(lr0[..., :1])], axis=-1))
   alpha = _float32(_regress(design, _flat(p_lr)), float32_coeffs)[:, None, :, 0]
   intensity = jnp.sum(ms0 * alpha[..., None, :-1], axis=-1, keepdims=True) + alpha[..., None, -1:]
@@ -318,9 +319,9 @@ def bdsd_pc(hs_lr, pan, ratio: int, *, hs_up=None, sensor: str = "PRISMA",
   _, p, ms, squeeze = _inputs(hs_lr, pan, ratio, hs_up)
   ms, p = ms / scale, p / scale
   gt = resample.imresize(ms, 1 / ratio)
-  ms_lr = protocol.depthwise_filter(gt, protocol.toolbox_taps(protocol.gen_mtf(ratio)))
-  pan_taps = protocol.toolbox_taps(protocol.gen_mtf_pan(ratio, sensor=sensor))
-  pan_lr = protocol.decimate(protocol.depthwise_filter(p, pan_taps), ratio)
+  ms_lr = wald.depthwise_filter(gt, wald.toolbox_taps(wald.gen_mtf(ratio)))
+  pan_taps = wald.toolbox_taps(wald.gen_mtf_pan(ratio, sensor=sensor))
+  pan_lr = wald.decimate(wald.depthwise_filter(p, pan_taps), ratio)
   design = _flat(jnp.concatenate([pan_lr, ms_lr], axis=-1))
   bands = ms.shape[-1]
   sign = jnp.concatenate([jnp.ones(1), -jnp.ones(bands)]).astype(ms.dtype)
@@ -507,12 +508,12 @@ def sr_d(hs_lr, pan, ratio: int, *, hs_up=None, tile: int = 7, overlap: int = 4,
   lr_size = (ms.shape[1] // ratio, ms.shape[2] // ratio)
   if min(lr_size) < tile:
     raise ValueError(f"hs_lr: SR-D needs LR sides >= tile ({tile}), got {lr_size}")
-  taps = protocol.toolbox_taps(protocol.gen_mtf(ratio))
+  taps = wald.toolbox_taps(wald.gen_mtf(ratio))
   bands = (p - _mean(p)) / _std(p) * _std(ms) + _mean(ms)
-  ms_d = protocol.decimate(ms - protocol.depthwise_filter(ms, taps), ratio)
+  ms_d = wald.decimate(ms - wald.depthwise_filter(ms, taps), ratio)
   pan_d = bands - resample.imresize(
-      protocol.decimate(protocol.depthwise_filter(bands, taps), ratio), ratio)
-  pan_lr_d = protocol.decimate(protocol.depthwise_filter(pan_d, taps), ratio)
+      wald.decimate(wald.depthwise_filter(bands, taps), ratio), ratio)
+  pan_lr_d = wald.decimate(wald.depthwise_filter(pan_d, taps), ratio)
   starts_r, starts_c = (_tile_starts(n, tile, overlap) for n in lr_size)
   hr_r, hr_c, hr_tile = starts_r * ratio, starts_c * ratio, tile * ratio
 

@@ -29,9 +29,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
-from jspectral.models import ModelSpec
+from jspectral.data import wald
 from jspectral.nn import canonical_conv
-from jspectral.pansharpening import protocol
+from jspectral.nn.model_spec import ModelSpec
 
 _PAD = {"reflect": "reflect", "replicate": "edge", "zeros": "constant"}
 
@@ -270,17 +270,17 @@ class PanPredictionNetwork(nn.Module):
 def dhp_downsample(x, ratio: int = 6) -> jax.Array:
   """DHP-DARN's prior loss degradation: 9x9 MTF (gain 0.3, float32 taps, reflect 'same'), then
   nearest-exact decimation by ``ratio``. ``(N, H, W, C)`` -> ``(N, H/r, W/r, C)``."""
-  taps = protocol.toolbox_taps(protocol.gen_mtf(ratio, 9))
-  return protocol.decimate(protocol.depthwise_filter(x, taps, "reflect"), ratio)
+  taps = wald.toolbox_taps(wald.gen_mtf(ratio, 9))
+  return wald.decimate(wald.depthwise_filter(x, taps, "reflect"), ratio)
 
 
 def dip_downsample(x, factor: int = 6) -> jax.Array:
   """DIP-HyperKite's prior loss degradation: depthwise Lanczos-2 (phase 0.5, ``4 factor`` taps,
   float32), replicate padding ``(4 factor - factor) / 2``, stride ``factor``."""
-  kernel = protocol.toolbox_taps(protocol.lanczos2_kernel(factor, 0.5, 4 * factor + 1))
+  kernel = wald.toolbox_taps(wald.lanczos2_kernel(factor, 0.5, 4 * factor + 1))
   pad = (kernel.shape[0] - factor) // 2
-  x = protocol.pad_hw(x, pad, pad, pad, pad, "replicate")
-  return protocol.correlate_valid(x, kernel, stride=factor)
+  x = wald.pad_hw(x, pad, pad, pad, pad, "replicate")
+  return wald.correlate_valid(x, kernel, stride=factor)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -309,9 +309,9 @@ class _Down(nn.Module):
     if self.lanczos:
       # The official dense 128x128 conv repeats one 9x9 kernel for every (out, in) pair: it is
       # the channel sum filtered once, copied to every output channel (a fixed, untrained layer).
-      k = protocol.toolbox_taps(protocol.lanczos2_kernel(2, 0, 9))
-      summed = protocol.pad_hw(jnp.sum(x, -1, keepdims=True), 4, 4, 4, 4, "replicate")
-      x = jnp.broadcast_to(protocol.correlate_valid(summed, k, stride=2),
+      k = wald.toolbox_taps(wald.lanczos2_kernel(2, 0, 9))
+      summed = wald.pad_hw(jnp.sum(x, -1, keepdims=True), 4, 4, 4, 4, "replicate")
+      x = jnp.broadcast_to(wald.correlate_valid(summed, k, stride=2),
                            x.shape[:1] + ((x.shape[1] - 1) // 2 + 1, (x.shape[2] - 1) // 2 + 1)
                            + x.shape[-1:])
     else:

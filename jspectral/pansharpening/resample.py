@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jspectral.pansharpening import protocol
+from jspectral.data import wald
 
 
 def _symmetric_index(idx: np.ndarray, n: int) -> np.ndarray:
@@ -128,11 +128,11 @@ def wavelet_lowpass(x: jax.Array, levels: int) -> jax.Array:
   image grows by 4 px per side... 2 px per side); each synthesis level is a valid correlation with
   ``sqrt2 h`` along both axes divided by 4. The DC gain is 1.
   """
-  bank = protocol.starck_murtagh_filters()
+  bank = wald.starck_murtagh_filters()
   lo, rec = bank[0], bank[2]
   for _ in range(levels):
-    x = protocol.pad_hw(x, 4, 4, 4, 4, "symmetric")
-    x = protocol.correlate_valid(protocol.correlate_valid(x, lo[None, :]), lo[:, None])
+    x = wald.pad_hw(x, 4, 4, 4, 4, "symmetric")
+    x = wald.correlate_valid(wald.correlate_valid(x, lo[None, :]), lo[:, None])
   for _ in range(levels):
-    x = protocol.correlate_valid(protocol.correlate_valid(x, rec[:, None]), rec[None, :]) / 4.0
+    x = wald.correlate_valid(wald.correlate_valid(x, rec[:, None]), rec[None, :]) / 4.0
   return x

@@ -39,9 +39,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jspectral.models import ModelSpec
+from jspectral.data import wald
+from jspectral.metrics import pansharpening as indices
 from jspectral.nn import canonical_conv
-from jspectral.pansharpening import deep, indices, protocol
+from jspectral.nn.model_spec import ModelSpec
+from jspectral.pansharpening import deep
 
 NORMALISATION = 2.0 ** 16
 
@@ -149,13 +151,13 @@ def _wide_float(x: jax.Array) -> jax.Array:
 
 def spectral_kernel(ratio: int = 6, kernel_size: int = 61) -> np.ndarray:
   """The spectral loss filter: ``gen_mtf(ratio, N)`` rounded to float32 as in the official code."""
-  return protocol.toolbox_taps(protocol.gen_mtf(ratio, kernel_size))
+  return wald.toolbox_taps(wald.gen_mtf(ratio, kernel_size))
 
 
 @functools.partial(jax.jit, static_argnames=("ratio", "kernel_size"))
 def spectral_degrade(output: jax.Array, ratio: int = 6, kernel_size: int = 61) -> jax.Array:
   """Valid MTF filtering, rows/cols ``3::6``: ``(N, 6h, 6w, C)`` -> ``(N, h - 10, w - 10, C)``."""
-  y = protocol.correlate_valid(output, spectral_kernel(ratio, kernel_size))
+  y = wald.correlate_valid(output, spectral_kernel(ratio, kernel_size))
   return y[:, ratio // 2::ratio, ratio // 2::ratio]
 
 
@@ -213,7 +215,7 @@ def correlation_mask(band_up: jax.Array, pan: jax.Array, ratio: int = 6,
 
   The PAN is low-passed with the 41-tap MTF kernel (gain 0.3) after reflect padding of 20.
   """
-  pan_lp = protocol.depthwise_filter(pan, protocol.toolbox_taps(protocol.gen_mtf(ratio)),
+  pan_lp = wald.depthwise_filter(pan, wald.toolbox_taps(wald.gen_mtf(ratio)),
                                      "reflect")
   rho = indices.local_correlation(_wide_float(pan_lp), _wide_float(band_up), half_width,
                                   clip="none")
@@ -512,10 +514,10 @@ def fuse(hs_lr, hs_up, pan, config: RhoPNNConfig = RhoPNNConfig(), *, params=Non
     pretrain_stage: run stage A first.
   """
   ratio = config.ratio
-  hs_lr_b, _ = protocol.as_batch(hs_lr, "hs_lr")
-  hs_up_b, _ = protocol.as_batch(hs_up, "hs_up")
-  pan_b, _ = protocol.as_pan_batch(pan)
-  protocol.check_hs_pan(hs_lr_b, pan_b, ratio)
+  hs_lr_b, _ = wald.as_batch(hs_lr, "hs_lr")
+  hs_up_b, _ = wald.as_batch(hs_up, "hs_up")
+  pan_b, _ = wald.as_pan_batch(pan)
+  wald.check_hs_pan(hs_lr_b, pan_b, ratio)
   if hs_up_b.shape[:3] != pan_b.shape[:3] or hs_up_b.shape[-1] != hs_lr_b.shape[-1]:
     raise ValueError(f"hs_up: expected shape {pan_b.shape[1:3] + hs_lr_b.shape[-1:]}, "
                      f"got {hs_up_b.shape[1:]}")

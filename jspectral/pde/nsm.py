@@ -14,25 +14,21 @@ and the numerics of the official models are reproduced, so official ``params`` t
   finite-difference PINN loss; ``cheb=True`` is the CNO + PINN ablation (Chebyshev transform).
 
 Every model maps ONE parameter function ``phi`` (coefficients ``(*phi_modes, 1)``) to ``u``; batches
-go through ``jax.vmap`` (:func:`spectral_loss` and :func:`pinn_loss` are per sample, the
-:class:`OperatorTask` averages them over the batch as the official trainer does). Deliberate
+go through ``jax.vmap`` (:func:`spectral_loss` and :func:`pinn_loss` are per sample; the
+:class:`~jspectral.pde.tasks.OperatorTask` averages them over the batch, as official). Deliberate
 differences: the NSM-Fourier ablation (``--fourier``) is not implemented; the ``weighted=True``
 flag of :func:`spectral_loss` gives the exact Parseval L2 norm (official: unweighted sum).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import time
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from jspectral.models import ModelSpec
+from jspectral.nn.model_spec import ModelSpec
 from jspectral.pde import bases, problems
 
 
@@ -237,65 +233,6 @@ def relative_l2(pred: jax.Array, target: jax.Array) -> jax.Array:
   return jnp.sqrt(jnp.sum((pred - target) ** 2, axes) / jnp.sum(target ** 2, axes))
 
 
-# ----------------------------------------------------------------------------- training task
-
-@dataclasses.dataclass
-class OperatorTask:
-  """A :func:`jspectral.train.fit` task: self-supervised operator learning on fresh prior samples.
-
-  Every step draws ``batch_size`` new ``phi`` from the problem's GP prior (key = the step's rng, as
-  the official "sample" stream); per-sample losses are averaged over the batch. The data source
-  only carries indices. ``evaluate`` reports the relative L2 error (%) against reference solutions
-  ``u_test`` on the uniform grid ``u_test.shape[1:-1]``.
-  """
-
-  model: nn.Module
-  phi_test: np.ndarray
-  u_test: np.ndarray
-  weighted: bool = False
-  pool: int = 4096
-
-  def train_source(self):
-    return [{"index": np.int32(i)} for i in range(self.pool)]
-
-  def init(self, rng, batch):
-    phi = problems.sample(self.model.problem, rng)
-    args = (phi, (2,) * self.model.problem.ndim) if isinstance(self.model, FNOPINN) else (phi,)
-    return self.model.init(rng, *args)["params"], {}
-
-  def loss(self, params, state, batch, rng):
-    phi = self.model.problem.draw(rng, (batch["index"].shape[0],))
-    terms = jax.vmap(lambda p: loss_terms(self.model, params, p, self.weighted))(phi)
-    terms = {k: jnp.mean(v) for k, v in terms.items()}
-    return sum(terms.values()), terms
-
-  def evaluate(self, params, state):
-    errors = self.errors(params)
-    return {"rel_l2_percent": float(100 * np.mean(errors))}
-
-  @functools.cached_property
-  def _predict_test(self):
-    """``(params, phi (N, ...)) -> u (N, *u_test grid, 1)``, compiled once; the parameters are an
-    argument, never a constant XLA would fold while compiling."""
-    sizes = tuple(self.u_test.shape[1:-1])
-    return jax.jit(jax.vmap(lambda params, p: predict(self.model, params, p, sizes),
-                            in_axes=(None, 0)))
-
-  def errors(self, params) -> np.ndarray:
-    pred = self._predict_test(params, self.phi_test)
-    return np.asarray(relative_l2(pred, jnp.asarray(self.u_test, pred.dtype)))
-
-  def inference_seconds(self, params) -> float:
-    """Wall time to predict the whole test set on its grid (compiled, median of 3)."""
-    self._predict_test(params, self.phi_test).block_until_ready()
-    times = []
-    for _ in range(3):
-      start = time.perf_counter()
-      self._predict_test(params, self.phi_test).block_until_ready()
-      times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
 # ----------------------------------------------------------------------------- registry
 
 def _example(model):
@@ -328,68 +265,3 @@ MODELS = {
         build=_builder(NSM, problem=_NS_TF, hdim=32, depth=5, mode=(18, 31, 31)),
         example_inputs=_example),
 }
-
-
-# ----------------------------------------------------------------------------- experiment driver
-
-def train_and_evaluate(model: nn.Module, phi_test, u_test, train_config, workdir) -> dict:
-  """Trains ``model`` with :func:`jspectral.train.fit` and measures what the paper tables report.
-
-  Returns a dict with the untrained and trained relative L2 errors (``errors_init``, ``errors``;
-  per test sample, fractions), ``train_seconds_per_step`` (wall time of the fit divided by its
-  steps, compile included), ``inference_seconds`` (whole test set on its grid), the ``history``,
-  ``params`` and one example prediction ``pred0`` on the test grid.
-  """
-  from jspectral import train
-
-  task = OperatorTask(model, np.asarray(phi_test), np.asarray(u_test))
-  params0, _ = task.init(jax.random.PRNGKey(train_config.seed), None)
-  errors_init = task.errors(params0)
-  start = time.perf_counter()
-  result = train.fit(task, train_config, workdir)
-  seconds = time.perf_counter() - start
-  sizes = tuple(np.shape(u_test)[1:-1])
-  return dict(errors_init=errors_init, errors=task.errors(result.params),
-              train_seconds_per_step=seconds / max(train_config.total_steps, 1),
-              inference_seconds=task.inference_seconds(result.params), history=result.history,
-              params=result.params,
-              pred0=np.asarray(predict(model, result.params, jnp.asarray(phi_test[0]), sizes)))
-
-
-def plot_prediction(path, reference: np.ndarray, prediction: np.ndarray, histories: dict,
-                    title: str = "") -> None:
-  """Reference field, prediction, error map (last time slice for time-dependent fields), and the
-  evaluation error (or loss) against the training step per run."""
-  import matplotlib
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
-  ref = np.asarray(reference)[..., 0]
-  pred = np.asarray(prediction)[..., 0]
-  while ref.ndim > 2:                       # NS: last time frame
-    ref, pred = ref[-1], pred[-1]
-  fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
-  lim = np.abs(ref).max()
-  for ax, field, name in ((axes[0], ref, "reference"), (axes[1], pred, "prediction")):
-    im = ax.imshow(field, cmap="RdBu_r", vmin=-lim, vmax=lim, origin="lower")
-    ax.set_title(name)
-    fig.colorbar(im, ax=ax)
-  im = axes[2].imshow(np.abs(pred - ref), cmap="magma", origin="lower")
-  axes[2].set_title("|error|")
-  fig.colorbar(im, ax=axes[2])
-  for name, records in histories.items():
-    pts = [(r["step"], r["eval/rel_l2_percent"]) for r in records if "eval/rel_l2_percent" in r]
-    if len(pts) < 2:
-      pts = [(r["step"], r["loss"]) for r in records if "loss" in r]
-      axes[3].set_ylabel("training loss")
-    else:
-      axes[3].set_ylabel("relative L2 error (%)")
-    axes[3].plot(*zip(*pts, strict=True), label=name)
-  axes[3].set_yscale("log")
-  axes[3].set_xlabel("step")
-  axes[3].legend()
-  fig.suptitle(title)
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)

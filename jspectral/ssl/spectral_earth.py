@@ -1,5 +1,5 @@
-"""SpectralEarth backbones and self-supervised objectives: Spec ResNet-50, the Spec ViT family,
-MoCo-v2, DINO and MAE, with tasks for :func:`jspectral.train.fit`.
+"""SpectralEarth: self-supervised objectives (MoCo-v2, DINO, MAE) and downstream heads.
+
 
 Braham, Albrecht, Mairal, Chanussot, Wang, Zhu, "SpectralEarth: Training Hyperspectral Foundation
 Models at Scale", arXiv 2408.08447 (IEEE JSTARS 2025). Official code: AABNassim/spectral_earth
@@ -23,11 +23,8 @@ official code, each deliberate:
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import flax.linen as nn
 import jax
@@ -35,234 +32,10 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.ndimage
 
-from jspectral.models import ModelSpec
+from jspectral.data.crops import crop_box, random_resized_crop, resize_crop
 from jspectral.nn import vit as vit_lib
-from jspectral.ssl.spectral_adapter import SpectralAdapter, batch_norm, convert_torch_adapter
-
-# --------------------------------------------------------------------------------------------------
-# Spec ResNet-50
-
-
-def _conv(features: int, kernel: int, name: str, strides: int = 1, dilation: int = 1) -> nn.Conv:
-  pad = dilation * (kernel // 2)
-  return nn.Conv(features, (kernel, kernel), strides=(strides, strides), padding=[(pad, pad)] * 2,
-                 kernel_dilation=(dilation, dilation), use_bias=False, name=name)
-
-
-class CustomBottleneck(nn.Module):
-  """SpectralEarth's first ResNet block: three convolutions of ``features`` channels each.
-
-  ``1x1 -> BN -> ReLU -> 3x3 (stride, dilation) -> BN -> ReLU -> 1x1 -> BN``, plus a ``1x1``
-  strided conv + BN shortcut, then ReLU. Unlike a standard bottleneck there is no 4x reduction.
-  """
-
-  features: int = 256
-  strides: int = 2
-  dilation: int = 1
-
-  @nn.compact
-  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    y = nn.relu(batch_norm(train, "bn1")(_conv(self.features, 1, "conv1")(x)))
-    y = _conv(self.features, 3, "conv2", self.strides, self.dilation)(y)
-    y = nn.relu(batch_norm(train, "bn2")(y))
-    y = batch_norm(train, "bn3")(_conv(self.features, 1, "conv3")(y))
-    shortcut = batch_norm(train, "downsample_1")(
-        _conv(self.features, 1, "downsample_0", self.strides)(x))
-    return nn.relu(y + shortcut)
-
-
-class Bottleneck(nn.Module):
-  """timm ``resnet50`` bottleneck: width ``planes``, output ``4 * planes``, stride on the 3x3 conv,
-  1x1-conv + BN shortcut when the shape changes; the last BN's scale starts at zero (timm)."""
-
-  planes: int
-  strides: int = 1
-  dilation: int = 1
-
-  @nn.compact
-  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    out = 4 * self.planes
-    y = nn.relu(batch_norm(train, "bn1")(_conv(self.planes, 1, "conv1")(x)))
-    y = nn.relu(batch_norm(train, "bn2")(
-        _conv(self.planes, 3, "conv2", self.strides, self.dilation)(y)))
-    y = batch_norm(train, "bn3", scale_init=nn.initializers.zeros)(_conv(out, 1, "conv3")(y))
-    if self.strides != 1 or x.shape[-1] != out:
-      x = batch_norm(train, "downsample_1")(_conv(out, 1, "downsample_0", self.strides)(x))
-    return nn.relu(y + x)
-
-
-class SpecResNet50(nn.Module):
-  """Spectral adapter + stem-less ResNet-50 whose first block is :class:`CustomBottleneck`.
-
-  ``(N, H, W, B) -> (N, 2048)`` pooled features (or logits when ``num_classes > 0``), or the
-  feature map ``(N, H/16, W/16, 2048)`` with ``return_features``. ``replace_stride_with_dilation``
-  removes every stride of the chosen stages (the custom block's included) and sets the 3x3
-  dilation of every block of those stages to 1, 2, 4, 8 in order of replaced stages, as the
-  official ``CustomResNet50`` does; all four replaced gives output stride 1.
-
-  Attributes:
-    num_classes: size of the ``fc`` head; 0 = identity.
-    stage_sizes: blocks per stage (3, 4, 6, 3); a prefix builds a truncated network.
-  """
-
-  num_classes: int = 0
-  replace_stride_with_dilation: tuple[bool, ...] = (False, False, False, False)
-  return_features: bool = False
-  stage_sizes: tuple[int, ...] = (3, 4, 6, 3)
-
-  @nn.compact
-  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    if len(self.stage_sizes) > 4 or len(self.replace_stride_with_dilation) != 4:
-      raise ValueError("stage_sizes: at most 4 stages; replace_stride_with_dilation: 4 flags")
-    y = SpectralAdapter(name="spectral_adapter")(x, train)
-    dilation = 1
-    for stage, (blocks, dilate) in enumerate(
-        zip(self.stage_sizes, self.replace_stride_with_dilation, strict=False)):
-      stride = 1 if dilate else 2
-      block_dilation = dilation if dilate else 1
-      for b in range(blocks):
-        name = f"layer{stage + 1}_{b}"
-        s = stride if b == 0 else 1
-        if stage == 0 and b == 0:
-          y = CustomBottleneck(256, s, block_dilation, name=name)(y, train)
-        else:
-          y = Bottleneck(64 * 2**stage, s, block_dilation, name=name)(y, train)
-      if dilate:
-        dilation *= 2
-    if self.return_features:
-      return y
-    y = y.mean(axis=(1, 2))
-    return nn.Dense(self.num_classes, name="fc")(y) if self.num_classes else y
-
-
-def _convert_resnet(sd, prefix: str) -> tuple[dict, dict, tuple[int, ...]]:
-  params, stats = {}, {}
-  stage_sizes = []
-  for stage in range(1, 5):
-    blocks = sorted({int(k[len(f"{prefix}layer{stage}."):].split(".")[0]) for k in sd
-                     if k.startswith(f"{prefix}layer{stage}.")})
-    if not blocks:
-      break
-    stage_sizes.append(len(blocks))
-    for b in blocks:
-      head = f"{prefix}layer{stage}.{b}."
-      p, s = {}, {}
-      for conv in ("conv1", "conv2", "conv3", "downsample.0"):
-        if f"{head}{conv}.weight" in sd:
-          p[conv.replace(".", "_")] = {"kernel": sd[f"{head}{conv}.weight"].transpose(2, 3, 1, 0)}
-      for bn in ("bn1", "bn2", "bn3", "downsample.1"):
-        if f"{head}{bn}.weight" in sd:
-          key = bn.replace(".", "_")
-          p[key] = {"scale": sd[f"{head}{bn}.weight"], "bias": sd[f"{head}{bn}.bias"]}
-          s[key] = {"mean": sd[f"{head}{bn}.running_mean"], "var": sd[f"{head}{bn}.running_var"]}
-      params[f"layer{stage}_{b}"], stats[f"layer{stage}_{b}"] = p, s
-  if f"{prefix}fc.weight" in sd:
-    params["fc"] = {"kernel": sd[f"{prefix}fc.weight"].T, "bias": sd[f"{prefix}fc.bias"]}
-  return params, stats, tuple(stage_sizes)
-
-
-def spec_resnet50_from_torch(state_dict, **overrides) -> tuple[SpecResNet50, dict]:
-  """Official ``SpecResNet50`` state dict (``spectral_adapter.*``, ``resnet.layer*``, optional
-  ``resnet.fc``) -> ``(module, variables)``. Missing later stages give a truncated network."""
-  sd = {k: np.asarray(v) for k, v in state_dict.items()}
-  if "spectral_adapter.0.weight" not in sd or "resnet.layer1.0.conv1.weight" not in sd:
-    raise ValueError("state_dict: expected SpecResNet50 keys 'spectral_adapter.*' and "
-                     "'resnet.layer1.0.*'")
-  params, stats, stage_sizes = _convert_resnet(sd, "resnet.")
-  adapter = convert_torch_adapter(sd, "spectral_adapter.")
-  params["spectral_adapter"] = adapter["params"]
-  stats["spectral_adapter"] = adapter["batch_stats"]
-  num_classes = sd["resnet.fc.weight"].shape[0] if "resnet.fc.weight" in sd else 0
-  module = SpecResNet50(num_classes=num_classes, stage_sizes=stage_sizes, **overrides)
-  return module, jax.tree.map(jnp.asarray, {"params": params, "batch_stats": stats})
-
-
-# --------------------------------------------------------------------------------------------------
-# Spec ViT
-
-
-class SpecViT(nn.Module):
-  """Spectral adapter + timm ViT with ``token_patch_size`` tokens on the adapter's 128 channels.
-
-  Defaults are Spec ViT-S/4 at 128 px: ``(N, 128, 128, B) -> (N, 384)`` class-token feature;
-  1024 tokens on a 32x32 grid. ``img_size`` is the official ``patch_size`` argument.
-  """
-
-  token_patch_size: int = 4
-  img_size: int = 128
-  embed_dim: int = 384
-  depth: int = 12
-  num_heads: int = 6
-  mlp_ratio: float = 4.0
-  num_classes: int = 0
-
-  def setup(self):
-    self.spectral_adapter = SpectralAdapter()
-    self.vit_core = vit_lib.VisionTransformer(
-        img_size=self.img_size, patch_size=self.token_patch_size, embed_dim=self.embed_dim,
-        depth=self.depth, num_heads=self.num_heads, mlp_ratio=self.mlp_ratio,
-        num_classes=self.num_classes)
-
-  @property
-  def num_patches(self) -> int:
-    return (self.img_size // self.token_patch_size) ** 2
-
-  def embed(self, x: jax.Array, train: bool = False) -> jax.Array:
-    """Tokens ``(N, 1 + T, D)`` after the adapter, patch embedding and position embedding."""
-    return self.vit_core.embed(self.spectral_adapter(x, train))
-
-  def encode_masked(self, x: jax.Array, idx_keep: jax.Array, train: bool = False) -> jax.Array:
-    """MAE encoder: the adapter sees the full image; blocks run on tokens ``idx_keep`` only."""
-    tokens = jnp.take_along_axis(self.embed(x, train), idx_keep[..., None], axis=1)
-    return self.vit_core.final_norm(self.vit_core.blocks_forward(tokens))
-
-  def patch_tokens(self, x: jax.Array, train: bool = False, norm: bool = True) -> jax.Array:
-    """Last-block patch tokens without the class token, ``(N, T, D)`` (timm
-    ``get_intermediate_layers(n=1, norm=norm)``)."""
-    tokens = self.vit_core.blocks_forward(self.embed(x, train))
-    return (self.vit_core.final_norm(tokens) if norm else tokens)[:, 1:]
-
-  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    return self.vit_core(self.spectral_adapter(x, train))
-
-
-_VIT_SHAPES = {"t": (192, 12, 3), "s": (384, 12, 6), "b": (768, 12, 12), "l": (1024, 24, 16),
-               "h": (1280, 32, 16), "g": (1536, 40, 24)}
-
-
-def spec_vit(variant: str = "s", **overrides) -> SpecViT:
-  """Spec ViT-T/S/B/L/H/g (timm widths; token size 4, 128 px by default)."""
-  if variant not in _VIT_SHAPES:
-    raise ValueError(f"variant: expected one of {', '.join(_VIT_SHAPES)}, got {variant!r}")
-  d, depth, heads = _VIT_SHAPES[variant]
-  return SpecViT(**{"embed_dim": d, "depth": depth, "num_heads": heads, **overrides})
-
-
-def spec_vit_from_torch(state_dict, num_heads: int | None = None) -> tuple[SpecViT, dict]:
-  """Official ``SpecVisionTransformer`` state dict (``spectral_adapter.*``, ``vit_core.*``).
-
-  The head count is not visible in the shapes: it is taken from the timm variant of the same
-  width (192: 3, 384: 6, 768: 12, 1024/1280: 16, 1536: 24) unless ``num_heads`` is given.
-  """
-  sd = {k: np.asarray(v) for k, v in state_dict.items()}
-  if "vit_core.pos_embed" not in sd or "spectral_adapter.0.weight" not in sd:
-    raise ValueError("state_dict: expected SpecVisionTransformer keys 'spectral_adapter.*' and "
-                     "'vit_core.*'")
-  cfg = vit_lib.torch_vit_config(sd, "vit_core.")
-  heads = {d: h for d, _, h in _VIT_SHAPES.values()}
-  if num_heads is None:
-    if cfg["embed_dim"] not in heads:
-      raise ValueError(f"num_heads: width {cfg['embed_dim']} is not a timm variant; pass it")
-    num_heads = heads[cfg["embed_dim"]]
-  module = SpecViT(token_patch_size=cfg["patch_size"], img_size=cfg["img_size"],
-                   embed_dim=cfg["embed_dim"], depth=cfg["depth"], num_heads=num_heads,
-                   mlp_ratio=cfg["mlp_ratio"], num_classes=cfg["num_classes"])
-  adapter = convert_torch_adapter(sd, "spectral_adapter.")
-  variables = {"params": {"spectral_adapter": adapter["params"],
-                          "vit_core": vit_lib.convert_torch_vit(sd, "vit_core.")},
-               "batch_stats": {"spectral_adapter": adapter["batch_stats"]}}
-  return module, jax.tree.map(jnp.asarray, variables)
-
+from jspectral.nn.spec_vit import SpecViT
+from jspectral.nn.spectral_adapter import batch_norm
 
 # --------------------------------------------------------------------------------------------------
 # Projection heads and the MAE decoder (lightly's modules)
@@ -354,7 +127,7 @@ class MAEDecoder(nn.Module):
 # Losses and schedules (pure functions)
 
 
-def _l2_normalise(x: jax.Array) -> jax.Array:
+def l2_normalise(x: jax.Array) -> jax.Array:
   return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
@@ -365,7 +138,7 @@ def ntxent_loss(q: jax.Array, k: jax.Array, bank: jax.Array | None = None,
   ``q, k`` ``(N, D)`` are L2-normalised here; bank rows are used as given."""
   if q.ndim != 2 or q.shape != k.shape:
     raise ValueError(f"q, k: expected equal (N, D) shapes, got {q.shape} and {k.shape}")
-  q, k = _l2_normalise(q), _l2_normalise(k)
+  q, k = l2_normalise(q), l2_normalise(k)
   if bank is not None:
     if bank.ndim != 2 or bank.shape[1] != q.shape[1]:
       raise ValueError(f"bank: expected (M, {q.shape[1]}), got {bank.shape}")
@@ -479,41 +252,6 @@ def moco_learning_rate(epoch, base_lr: float = 1e-3, milestones: Sequence[int] =
 # Hyperspectral augmentations (host side, NumPy)
 
 
-def crop_box(height: int, width: int, rng: np.random.Generator, scale: tuple[float, float],
-             ratio=(3 / 4, 4 / 3)) -> tuple[int, int, int, int]:
-  """torchvision/kornia RandomResizedCrop window ``(top, left, h, w)``: area fraction in
-  ``scale``, log-uniform aspect ratio; the centre square after 10 failed tries."""
-  area = height * width
-  for _ in range(10):
-    target = area * rng.uniform(*scale)
-    aspect = math.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
-    cw, ch = int(round(math.sqrt(target * aspect))), int(round(math.sqrt(target / aspect)))
-    if 0 < cw <= width and 0 < ch <= height:
-      return int(rng.integers(0, height - ch + 1)), int(rng.integers(0, width - cw + 1)), ch, cw
-  side = min(height, width)
-  return (height - side) // 2, (width - side) // 2, side, side
-
-
-def resize_crop(image: np.ndarray, box: tuple[int, int, int, int], size: int,
-                order: int = 1) -> np.ndarray:
-  """Resizes the ``box`` window of ``(H, W[, C])`` to ``size x size`` with half-pixel centres
-  (``align_corners=False``); ``order`` 1 = bilinear, 0 = nearest (masks)."""
-  top, left, ch, cw = box
-  ys = np.clip((np.arange(size) + 0.5) * ch / size - 0.5, 0, ch - 1) + top
-  xs = np.clip((np.arange(size) + 0.5) * cw / size - 0.5, 0, cw - 1) + left
-  if order == 0:
-    return image[np.floor(ys + 0.5).astype(int)][:, np.floor(xs + 0.5).astype(int)]
-  yy, xx = np.meshgrid(ys, xs, indexing="ij")
-  return np.stack([scipy.ndimage.map_coordinates(image[..., c], [yy, xx], order=1)
-                   for c in range(image.shape[-1])], axis=-1).astype(np.float32)
-
-
-def random_resized_crop(image: np.ndarray, rng: np.random.Generator, size: int,
-                        scale: tuple[float, float]) -> np.ndarray:
-  """RandomResizedCrop of ``(H, W, C)`` to ``size x size`` (bilinear)."""
-  return resize_crop(image, crop_box(*image.shape[:2], rng, scale), size)
-
-
 def ssl_view(image: np.ndarray, rng: np.random.Generator, *, size: int,
              scale: tuple[float, float], blur_p: float, mean: np.ndarray,
              std: np.ndarray) -> np.ndarray:
@@ -534,7 +272,8 @@ def ssl_view(image: np.ndarray, rng: np.random.Generator, *, size: int,
 
 
 # --------------------------------------------------------------------------------------------------
-# Tasks for jspectral.train.fit
+# --------------------------------------------------------------------------------------------------
+# Networks
 
 
 class SSLNet(nn.Module):
@@ -547,171 +286,6 @@ class SSLNet(nn.Module):
     features = self.backbone(x, train)
     return features, self.head(features, train, **head_kw)
 
-
-def _apply(net: nn.Module, params, stats, x, **kw):
-  variables = {"params": params, "batch_stats": stats} if stats else {"params": params}
-  if not stats:
-    return net.apply(variables, x, **kw), stats
-  out, updated = net.apply(variables, x, mutable=["batch_stats"], **kw)
-  return out, updated["batch_stats"]
-
-
-def _feature_std(features: jax.Array) -> jax.Array:
-  """Collapse monitor: mean per-dimension std of L2-normalised features (official logging)."""
-  return jnp.std(_l2_normalise(features), axis=0, ddof=1).mean()
-
-
-@dataclasses.dataclass
-class _ViewsTask:
-  """Shared plumbing: a source of raw cubes and the per-example view augmentation."""
-
-  source: Any
-  mean: np.ndarray
-  std: np.ndarray
-  size: int
-  scale: tuple[float, float]
-  blur_p: float
-  two_views: bool = True
-
-  def train_source(self):
-    return self.source
-
-  def augment(self, example, rng):
-    """``{"images": (D, S, S, B)}`` (the TFDS archive: two distinct random dates when D >= 2,
-    else the same image twice), ``{"image1", "image2"}`` or ``{"image"}`` -> standardised
-    ``{"view1"[, "view2"]}``."""
-    view = functools.partial(ssl_view, rng=rng, size=self.size, scale=self.scale,
-                             blur_p=self.blur_p, mean=self.mean, std=self.std)
-    if "images" in example:
-      dates = example["images"]
-      pick = rng.choice(len(dates), 2, replace=False) if len(dates) >= 2 else (0, 0)
-      first, second = dates[pick[0]], dates[pick[1]]
-    elif "image1" in example:
-      first, second = example["image1"], example["image2"]
-    else:
-      first = second = example["image"]
-    out = {"view1": view(np.asarray(first, np.float32))}
-    if self.two_views:
-      out["view2"] = view(np.asarray(second, np.float32))
-    return out
-
-  def evaluate(self, params, state):
-    return {}
-
-
-@dataclasses.dataclass
-class MoCoTask(_ViewsTask):
-  """MoCo-v2 (lightly flavour): EMA key encoder (momentum updated before the key forward), InfoNCE
-  against a FIFO bank of L2-normalised keys (random normalised init), keys enqueued after the
-  loss. BatchNorm everywhere uses global-batch statistics (torch ``sync_batchnorm``).
-
-  ``copy_key_encoder=False`` reproduces the official independent random init of the key encoder;
-  True starts it as a copy of the query encoder (the MoCo paper's recipe).
-  """
-
-  backbone: nn.Module = None
-  head_hidden: int = 2048
-  bank_size: int = 32768
-  temperature: float = 0.1
-  momentum: float = 0.999
-  copy_key_encoder: bool = False
-  scale: tuple[float, float] = (0.08, 1.0)
-  blur_p: float = 0.5
-
-  def __post_init__(self):
-    self.net = SSLNet(self.backbone, MoCoProjectionHead(hidden=self.head_hidden))
-
-  def init(self, rng, batch):
-    k_q, k_k, k_bank = jax.random.split(rng, 3)
-    x = batch["view1"]
-    variables = self.net.init(k_q, x)
-    key_vars = variables if self.copy_key_encoder else self.net.init(k_k, x)
-    bank = _l2_normalise(jax.random.normal(k_bank, (self.bank_size, 128)))
-    state = {"batch_stats": variables.get("batch_stats", {}),
-             "key_params": key_vars["params"], "key_batch_stats": key_vars.get("batch_stats", {}),
-             "bank": bank, "ptr": jnp.zeros((), jnp.int32)}
-    return variables["params"], state
-
-  def loss(self, params, state, batch, rng):
-    del rng
-    m = self.momentum
-    key_params = jax.tree.map(lambda k, q: m * k + (1 - m) * jax.lax.stop_gradient(q),
-                              state["key_params"], params)
-    (features, q), stats = _apply(self.net, params, state["batch_stats"], batch["view1"],
-                                  train=True)
-    (_, k), key_stats = _apply(self.net, key_params, state["key_batch_stats"], batch["view2"],
-                               train=True)
-    k = jax.lax.stop_gradient(k)
-    loss = ntxent_loss(q, k, state["bank"], self.temperature)
-    bank, ptr = enqueue(state["bank"], state["ptr"], _l2_normalise(k))
-    new_state = {"batch_stats": stats, "key_params": key_params, "key_batch_stats": key_stats,
-                 "bank": bank, "ptr": ptr}
-    return loss, {"state": new_state, "feature_std": _feature_std(features)}
-
-
-@dataclasses.dataclass
-class DINOTask(_ViewsTask):
-  """DINO (lightly flavour) with two global views and no local crops (official configs): teacher =
-  EMA of the student (same init), centred and sharpened teacher targets, last layer frozen during
-  the first ``freeze_last_layer`` epochs. The teacher momentum is lightly's per-epoch cosine over
-  ``momentum_epochs`` (default) or a per-step cosine over the whole run (``per_step_momentum``),
-  both starting at ``momentum_start``."""
-
-  backbone: nn.Module = None
-  head_hidden: int = 2048
-  bottleneck: int = 256
-  out_dim: int = 128
-  teacher_temp: float = 0.04
-  student_temp: float = 0.1
-  center_momentum: float = 0.9
-  steps_per_epoch: int = 1
-  total_steps: int = 1
-  momentum_epochs: int = 10
-  freeze_last_layer: int = 1
-  per_step_momentum: bool = False
-  momentum_start: float = 0.996
-  scale: tuple[float, float] = (0.05, 1.0)
-  blur_p: float = 0.5
-
-  def __post_init__(self):
-    self.net = SSLNet(self.backbone, DINOProjectionHead(
-        hidden=self.head_hidden, bottleneck=self.bottleneck, out=self.out_dim))
-
-  def init(self, rng, batch):
-    variables = self.net.init(rng, batch["view1"])
-    stats = variables.get("batch_stats", {})
-    state = {"batch_stats": stats, "teacher_params": variables["params"],
-             "teacher_batch_stats": stats, "center": jnp.zeros((self.out_dim,)),
-             "step": jnp.zeros((), jnp.int32)}
-    return variables["params"], state
-
-  def teacher_momentum(self, step):
-    if self.per_step_momentum:
-      return cosine_momentum(step, self.total_steps, self.momentum_start)
-    return cosine_momentum(step // self.steps_per_epoch, self.momentum_epochs, self.momentum_start)
-
-  def loss(self, params, state, batch, rng):
-    del rng
-    step = state["step"]
-    m = self.teacher_momentum(step)
-    teacher = jax.tree.map(lambda t, s: m * t + (1 - m) * jax.lax.stop_gradient(s),
-                           state["teacher_params"], params)
-    views = (batch["view1"], batch["view2"])
-    t_stats, t_out = state["teacher_batch_stats"], []
-    for v in views:
-      (_, z), t_stats = _apply(self.net, teacher, t_stats, v, train=True)
-      t_out.append(jax.lax.stop_gradient(z))
-    frozen = step // self.steps_per_epoch < self.freeze_last_layer
-    stats, s_out, feats = state["batch_stats"], [], None
-    for v in views:
-      (f, z), stats = _apply(self.net, params, stats, v, train=True, freeze_last_layer=frozen)
-      feats = f if feats is None else feats
-      s_out.append(z)
-    loss, center = dino_loss(jnp.stack(t_out), jnp.stack(s_out), state["center"],
-                             self.teacher_temp, self.student_temp, self.center_momentum)
-    new_state = {"batch_stats": stats, "teacher_params": teacher, "teacher_batch_stats": t_stats,
-                 "center": center, "step": step + 1}
-    return loss, {"state": new_state, "feature_std": _feature_std(feats), "teacher_momentum": m}
 
 
 class MAENet(nn.Module):
@@ -734,60 +308,156 @@ class MAENet(nn.Module):
     return self.decoder(encoded, idx_keep, idx_mask)
 
 
-@dataclasses.dataclass
-class MAETask(_ViewsTask):
-  """MAE: one view (RandomResizedCrop scale (0.4, 1), flips, no blur), mask ratio 0.9 of the
-  tokens after patch- and position-embedding (the adapter sees the full image), norm-pix MSE on
-  the masked patches of the augmented, standardised image."""
+# --------------------------------------------------------------------------------------------------
+# Downstream heads and losses (src/models/*_module.py)
 
-  encoder: SpecViT = None
-  mask_ratio: float = 0.9
-  decoder_dim: int = 512
-  decoder_heads: int = 16
-  norm_pix: bool = True
-  bands: int = 202
-  two_views: bool = False
-  scale: tuple[float, float] = (0.4, 1.0)
-  blur_p: float = 0.0
 
-  def __post_init__(self):
-    self.net = MAENet(self.encoder, self.decoder_dim, 1, self.decoder_heads, self.bands)
+def _upsample2(x: jax.Array) -> jax.Array:
+  n, h, w, c = x.shape
+  return jax.image.resize(x, (n, 2 * h, 2 * w, c), method="bilinear")
 
-  def _mask(self, rng, batch_size):
-    return random_token_mask(rng, batch_size, self.encoder.num_patches, self.mask_ratio)
 
-  def init(self, rng, batch):
-    k_init, k_mask = jax.random.split(rng)
-    x = batch["view1"]
-    variables = self.net.init(k_init, x, *self._mask(k_mask, x.shape[0]))
-    return variables["params"], {"batch_stats": variables["batch_stats"]}
+class ConvHead(nn.Module):
+  """Official ``ConvHead``: for ``log2(patch_size)`` stages, bilinear x2 upsampling
+  (``align_corners=False``) and a 3x3 conv with bias; widths 128, 64, ... then ``num_classes``;
+  BatchNorm + ReLU after every conv but the last."""
 
-  def loss(self, params, state, batch, rng):
-    x = batch["view1"]
-    idx_keep, idx_mask = self._mask(rng, x.shape[0])
-    pred, stats = _apply(self.net, params, state["batch_stats"], x, idx_keep=idx_keep,
-                         idx_mask=idx_mask, train=True)
-    loss = mae_loss(pred, x, idx_mask, self.encoder.token_patch_size, self.norm_pix)
-    return loss, {"state": {"batch_stats": stats}}
+  num_classes: int
+  patch_size: int = 4
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    p = self.patch_size
+    if p < 2 or p & (p - 1):
+      raise ValueError(f"patch_size: expected a power of 2 >= 2, got {p}")
+    steps = int(math.log2(p))
+    widths = [128 // 2**i for i in range(steps - 1)] + [self.num_classes]
+    for i, width in enumerate(widths):
+      x = nn.Conv(width, (3, 3), padding=[(1, 1), (1, 1)], name=f"conv{i}")(_upsample2(x))
+      if i < steps - 1:
+        x = nn.relu(batch_norm(train, f"bn{i}")(x))
+    return x
+
+
+class ViTSegmentor(nn.Module):
+  """``backbone`` (a :class:`jspectral.ssl.spectral_earth.SpecViT`) + :class:`ConvHead`:
+  ``(N, H, W, B) -> (N, H, W, num_classes)`` logits.
+
+  ``standardise`` (not in the official code, off by default) puts a BatchNorm without scale and
+  shift between the frozen tokens and the head, as the MAE / DINO / MoCo-v3 linear-probe
+  protocols do: each token feature is standardised by batch statistics in training and by their
+  running averages in inference, so the head sees pretrained and random-init features at a
+  common scale. ``head="linear"``: a 1x1 conv on the token grid, logits resized bilinearly to
+  the input (the official "linear" protocol is the ConvHead on a frozen encoder).
+  """
+
+  backbone: nn.Module
+  num_classes: int
+  standardise: bool = False
+  head: str = "conv"
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False, backbone_train: bool | None = None):
+    if self.head not in ("conv", "linear"):
+      raise ValueError(f"head: expected 'conv' or 'linear', got {self.head!r}")
+    backbone_train = train if backbone_train is None else backbone_train
+    tokens = self.backbone.patch_tokens(x, backbone_train, norm=True)
+    grid = x.shape[1] // self.backbone.token_patch_size
+    fmap = tokens.reshape(x.shape[0], grid, grid, tokens.shape[-1])
+    if self.standardise:
+      fmap = batch_norm(train, "feature_bn", use_scale=False, use_bias=False)(fmap)
+    if self.head == "linear":
+      logits = nn.Conv(self.num_classes, (1, 1), name="head")(fmap)
+      return jax.image.resize(logits, (*x.shape[:3], self.num_classes), method="bilinear")
+    return ConvHead(self.num_classes, self.backbone.token_patch_size, name="head")(fmap, train)
+
+
+class FCNHead(nn.Module):
+  """Official ``FCNHead``: 3x3 conv (no bias) to ``in/8`` channels, BN, ReLU, 1x1 conv."""
+
+  num_classes: int
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    inter = x.shape[-1] // 8
+    x = nn.Conv(inter, (3, 3), padding=[(1, 1), (1, 1)], use_bias=False, name="conv0")(x)
+    x = nn.relu(batch_norm(train, "bn0")(x))
+    return nn.Conv(self.num_classes, (1, 1), name="conv1")(x)
+
+
+class FCNSegmenter(nn.Module):
+  """``backbone`` (a ``SpecResNet50(return_features=True)``, usually all-dilated) + FCNHead +
+  bilinear resize of the logits to the input size."""
+
+  backbone: nn.Module
+  num_classes: int
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False, backbone_train: bool | None = None):
+    backbone_train = train if backbone_train is None else backbone_train
+    logits = FCNHead(self.num_classes, name="head")(self.backbone(x, backbone_train), train)
+    n, h, w, _ = x.shape
+    return jax.image.resize(logits, (n, h, w, self.num_classes), method="bilinear")
+
+
+def convert_torch_conv_head(state_dict, prefix: str = "segmentation_conv.") -> tuple[dict, dict]:
+  """Official ``ConvHead`` ``nn.Sequential`` entries -> ``(params, batch_stats)`` of
+  :class:`ConvHead` (conv at Sequential index ``4i + 1``, BatchNorm at ``4i + 2``)."""
+  params, stats = {}, {}
+  i = 0
+  while f"{prefix}{4 * i + 1}.weight" in state_dict:
+    c = f"{prefix}{4 * i + 1}."
+    params[f"conv{i}"] = {"kernel": np.asarray(state_dict[c + "weight"]).transpose(2, 3, 1, 0),
+                          "bias": state_dict[c + "bias"]}
+    b = f"{prefix}{4 * i + 2}."
+    if b + "weight" in state_dict:
+      params[f"bn{i}"] = {"scale": state_dict[b + "weight"], "bias": state_dict[b + "bias"]}
+      stats[f"bn{i}"] = {"mean": state_dict[b + "running_mean"],
+                         "var": state_dict[b + "running_var"]}
+    i += 1
+  if not params:
+    raise ValueError(f"state_dict: no ConvHead keys under {prefix!r}")
+  return params, stats
 
 
 # --------------------------------------------------------------------------------------------------
-# Registry
+# Losses
 
 
-def _example(size: int = 128):
-  return lambda m: {"x": jax.ShapeDtypeStruct((1, size, size, 202), jnp.float32)}
+def segmentation_loss(logits: jax.Array, target: jax.Array, ignore_index: int) -> jax.Array:
+  """torch ``CrossEntropyLoss(ignore_index=...)``: mean over the pixels whose target is not
+  ``ignore_index``. ``logits`` ``(..., C)``, ``target`` ``(...)`` integer."""
+  if logits.shape[:-1] != target.shape:
+    raise ValueError(f"target: expected shape {logits.shape[:-1]}, got {target.shape}")
+  valid = target != ignore_index
+  logp = jax.nn.log_softmax(logits, axis=-1)
+  safe = jnp.where(valid, target, 0)
+  nll = -jnp.take_along_axis(logp, safe[..., None], axis=-1)[..., 0]
+  return jnp.sum(jnp.where(valid, nll, 0.0)) / jnp.maximum(valid.sum(), 1)
 
 
-MODELS = {
-    "spec_resnet50": ModelSpec(build=SpecResNet50, example_inputs=_example(),
-                               from_torch=spec_resnet50_from_torch),
-    "spec_vit": ModelSpec(build=spec_vit, example_inputs=lambda m: {
-        "x": jax.ShapeDtypeStruct((1, m.img_size, m.img_size, 202), jnp.float32)},
-        from_torch=spec_vit_from_torch),
-    **{f"spec_vit_{v}": ModelSpec(
-        build=functools.partial(spec_vit, v),
-        example_inputs=lambda m: {
-            "x": jax.ShapeDtypeStruct((1, m.img_size, m.img_size, 202), jnp.float32)})
-       for v in _VIT_SHAPES},
-}
+def multilabel_loss(logits: jax.Array, target: jax.Array) -> jax.Array:
+  """BCE-with-logits averaged over samples and labels (``(N, L)`` multi-hot target)."""
+  if logits.shape != target.shape:
+    raise ValueError(f"target: expected shape {logits.shape}, got {target.shape}")
+  t = target.astype(logits.dtype)
+  return jnp.mean(jnp.maximum(logits, 0) - logits * t + jnp.log1p(jnp.exp(-jnp.abs(logits))))
+
+
+def downstream_augment(example, rng: np.random.Generator, *, scale: tuple[float, float],
+                       mean: np.ndarray, std: np.ndarray, train: bool = True):
+  """Official downstream transform on ``{"image" (S, S, B), "mask" (S, S)}``: (train)
+  RandomResizedCrop with ``scale`` (mask resampled nearest), vertical and horizontal flips; then
+  per-band standardisation."""
+  image = np.asarray(example["image"], np.float32)
+  mask = np.asarray(example["mask"])
+  if train:
+    size = image.shape[0]
+    box = crop_box(*image.shape[:2], rng, scale)
+    image, mask = resize_crop(image, box, size), resize_crop(mask, box, size, order=0)
+    if rng.uniform() < 0.5:
+      image, mask = image[::-1], mask[::-1]
+    if rng.uniform() < 0.5:
+      image, mask = image[:, ::-1], mask[:, ::-1]
+  return {"image": ((image - mean) / std).astype(np.float32),
+          "mask": np.ascontiguousarray(mask).astype(np.int32)}

@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jspectral.models import ModelSpec
+from jspectral.nn.model_spec import ModelSpec
 from jspectral.superres.layers import (
     PixelShuffleUpsampler,
     params_from_torch,

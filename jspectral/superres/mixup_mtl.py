@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jspectral.models import ModelSpec
+from jspectral.nn.model_spec import ModelSpec
 from jspectral.superres.layers import PixelShuffleUpsampler, params_from_torch, shuffle_stages
 from jspectral.superres.losses import hybrid_loss
 

@@ -34,7 +34,7 @@ import numpy as np
 from jspectral.data import mixup, pipeline
 from jspectral.superres import mixup_mtl
 from jspectral.superres.losses import hybrid_loss
-from jspectral.superres.metrics import quality_assessment
+from jspectral.superres.protocol import quality_assessment
 
 Example = dict[str, np.ndarray]
 Resize = Callable[[np.ndarray, tuple[int, int]], np.ndarray]

@@ -156,12 +156,13 @@ def test_axis_orders_differ_and_bad_input_is_refused():
 @pytest.mark.slow  # ~25 s: a fit
 def test_lora_only_training_through_fit_leaves_the_backbone_untouched(tmp_path):
   from experiments.configs import classify_lola
+  from jspectral.classification.tasks import LoLATask
 
   rng = np.random.default_rng(0)
   x = rng.normal(size=(8, 15, 15, 15)).astype(np.float32)
   y = rng.integers(0, 3, 8)
   module = models.create("lola_specvit_mini", num_classes=3, **ONE_LEVEL)
-  task = classify_lola.LoLATask(module, x, y, x, y)
+  task = LoLATask(module, x, y, x, y)
   config = classify_lola.get_config("smoke").train
   config.update(total_steps=3, batch_size=4, eval_every=0, progress=False)
   start = jax.jit(task.init)(jax.random.PRNGKey(config.seed), {"x": x[:4]})

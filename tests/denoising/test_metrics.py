@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from jspectral.denoising import metrics
+from jspectral.denoising import protocol
 from tests.conftest import load_pack
 
 
@@ -24,12 +24,12 @@ def cubes():
 def test_metrics_match_official_values(cubes, case):
   values, gt, preds = cubes
   pred, expected = preds[case], values[case]
-  assert float(metrics.mpsnr(pred, gt)) == pytest.approx(expected["MPSNR"], rel=1e-5)
-  assert float(metrics.mssim(pred, gt)) == pytest.approx(expected["MSSIM"], rel=1e-5)
-  assert float(metrics.mssim(pred, gt, data_range=1.0)) == pytest.approx(
+  assert float(protocol.mpsnr(pred, gt)) == pytest.approx(expected["MPSNR"], rel=1e-5)
+  assert float(protocol.mssim(pred, gt)) == pytest.approx(expected["MSSIM"], rel=1e-5)
+  assert float(protocol.mssim(pred, gt, data_range=1.0)) == pytest.approx(
       expected["MSSIM_data_range_1"], rel=1e-5)
-  assert float(metrics.sam(pred, gt)) == pytest.approx(expected["SAM"], rel=1e-5)
-  assert float(metrics.mpsnr(pred, gt)) != pytest.approx(
+  assert float(protocol.sam(pred, gt)) == pytest.approx(expected["SAM"], rel=1e-5)
+  assert float(protocol.mpsnr(pred, gt)) != pytest.approx(
       expected["PSNR_whole_cube_not_official"], rel=1e-5)
 
 
@@ -40,10 +40,10 @@ def test_against_scikit_image_and_batched(cubes):
                   for b in range(gt.shape[-1])])
   ssim = np.mean([structural_similarity(gt[..., b], pred[..., b], data_range=2.0)
                   for b in range(gt.shape[-1])])
-  batched = jax.jit(metrics.mssim)(np.stack([pred, gt]), np.stack([gt, gt]))
+  batched = jax.jit(protocol.mssim)(np.stack([pred, gt]), np.stack([gt, gt]))
   np.testing.assert_allclose(batched, [ssim, 1.0], rtol=1e-5)
-  assert float(metrics.mpsnr(pred, gt)) == pytest.approx(psnr, rel=1e-6)
-  assert float(metrics.mpsnr(gt, gt)) == np.inf
+  assert float(protocol.mpsnr(pred, gt)) == pytest.approx(psnr, rel=1e-6)
+  assert float(protocol.mpsnr(gt, gt)) == np.inf
 
 
 def test_sam_epsilon_quirk(cubes):
@@ -53,15 +53,15 @@ def test_sam_epsilon_quirk(cubes):
   for fill, key in ((0.04, "pixel=0.04"), (0.6, "pixel=0.6")):
     pred = preds["denoised"].copy()
     pred[1, 2] = fill
-    assert float(metrics.sam(pred, gt0)) == pytest.approx(
+    assert float(protocol.sam(pred, gt0)) == pytest.approx(
         values["sam_quirk"][f"SAM(gt0, pred_denoised with {key})"], rel=1e-5)
-  self_angle = float(metrics.sam(gt, gt))
+  self_angle = float(protocol.sam(gt, gt))
   assert 0.0 < self_angle < 1e-3  # official float32 value 8.7e-5; arccos near 1 amplifies rounding
 
 
 def test_metric_input_errors(cubes):
   _, gt, _ = cubes
   with pytest.raises(ValueError, match="band counts differ"):
-    metrics.mpsnr(gt, gt[..., :-1])
+    protocol.mpsnr(gt, gt[..., :-1])
   with pytest.raises(ValueError, match="7x7"):
-    metrics.mssim(gt[:5], gt[:5])
+    protocol.mssim(gt[:5], gt[:5])

@@ -18,7 +18,7 @@ import pytest
 from jspectral import train
 from jspectral.data import synthetic
 from jspectral.denoising import hsdt, man
-from jspectral.denoising.task import DenoisingTask, score
+from jspectral.denoising.tasks import DenoisingTask, score
 
 
 def _gaussian50(key, clean):

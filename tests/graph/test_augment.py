@@ -9,13 +9,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jspectral.graph import augment, datasets
-from jspectral.graph import graphs as G
+from jspectral.data import graphs as G
+from jspectral.data import synthetic_graphs
+from jspectral.graph import augment
 
 
 @pytest.fixture(scope="module")
 def karate():
-  return datasets.karate_club()[0]
+  return synthetic_graphs.karate_club()[0]
 
 
 def test_drop_edges_rate_and_static_shape(karate):
@@ -47,7 +48,7 @@ def test_mask_features_is_per_column():
 
 
 def test_add_edges_fixed_mode_stays_inside_graphs():
-  graphs, _ = datasets.graph_families(3, num_graphs=6)
+  graphs, _ = synthetic_graphs.graph_families(3, num_graphs=6)
   slotted = [G.reserve_edge_slots(g, 0.5) for g in graphs]
   for g, s in zip(graphs, slotted, strict=True):
     assert int(s.n_edge[0]) - int(g.n_edge[0]) == 2 * int(int(g.n_edge[0]) * 0.5)
@@ -67,7 +68,7 @@ def test_add_edges_fixed_mode_stays_inside_graphs():
 
 
 def test_add_edges_pyg_compat_quirks():
-  graphs, _ = datasets.graph_families(4, num_graphs=4)
+  graphs, _ = synthetic_graphs.graph_families(4, num_graphs=4)
   batch = G.batch_and_pad([G.reserve_edge_slots(g, 1.0, mirrored=False) for g in graphs],
                           128, 1024, 8)
   outs = jax.jit(jax.vmap(functools.partial(augment.add_edges, graph=batch, pyg_compat=True)))(
@@ -86,7 +87,7 @@ def test_node_dropping_variants(karate):
   out = augment.drop_nodes(jax.random.key(4), karate, 0.5)
   w = np.asarray(out.edges["weight"])
   assert 0 < w.sum() < 156
-  graphs, _ = datasets.graph_families(5, num_graphs=5)
+  graphs, _ = synthetic_graphs.graph_families(5, num_graphs=5)
   batch = G.batch_and_pad(graphs, 256, 512, 8)
   out = augment.graphcl_drop_nodes(jax.random.key(5), batch, 0.25)
   removed = (np.asarray(batch.edges["weight"]) > 0) & (np.asarray(out.edges["weight"]) == 0)

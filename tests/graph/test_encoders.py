@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from jspectral import models
-from jspectral.graph import datasets, encoders, losses
-from jspectral.graph import graphs as G
+from jspectral.data import graphs as G
+from jspectral.data import synthetic_graphs
+from jspectral.graph import encoders, losses
 
 COUNTS = {  # spec graph_ssl.md section 2 (official PyTorch modules)
     "grace_cora": 433_024, "grace_citeseer": 2_159_361, "grace_pubmed": 519_424,
@@ -58,7 +59,7 @@ def test_gcn_equals_dense_formula_on_asymmetric_edges():
 
 @pytest.fixture(scope="module")
 def grace_setup():
-  graph, _ = datasets.karate_club()
+  graph, _ = synthetic_graphs.karate_club()
   model = encoders.GRACE(8, 8)
   params = jax.jit(model.init)(jax.random.key(0), graph)
   return graph, model, params
@@ -78,7 +79,7 @@ def test_padding_invariance_node_level(grace_setup):
 
 
 def test_no_recompilation_and_padding_invariance_graph_level():
-  graphs, _ = datasets.graph_families(1, num_graphs=12)
+  graphs, _ = synthetic_graphs.graph_families(1, num_graphs=12)
   model = encoders.GraphCL(8, 2)
   batches = [G.batch_and_pad(graphs[i:j], 256, 512, 8) for i, j in ((0, 3), (3, 10), (10, 12))]
   variables = model.init(jax.random.key(0), batches[0], train=False)
@@ -103,7 +104,7 @@ def test_no_recompilation_and_padding_invariance_graph_level():
 
 
 def test_collate_padded_matches_batch_and_pad():
-  graphs, _ = datasets.graph_families(2, num_graphs=4)
+  graphs, _ = synthetic_graphs.graph_families(2, num_graphs=4)
   examples = [G.to_padded_example(g, 30, 120) for g in graphs]
   stacked = {k: np.stack([e[k] for e in examples]) for k in examples[0]}
   collated = jax.jit(G.collate_padded)(stacked)
@@ -128,7 +129,7 @@ def test_collate_padded_matches_batch_and_pad():
     ("edges", lambda g: g._replace(edges={"weight": g.edges["weight"][:-1]})),
 ])
 def test_malformed_graphs_raise_naming_the_field(field, mutate):
-  graph, _ = datasets.karate_club()
+  graph, _ = synthetic_graphs.karate_club()
   with pytest.raises(ValueError, match=field):
     G.check_graph(mutate(graph))
 

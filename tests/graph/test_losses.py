@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from jspectral import train
-from jspectral.graph import datasets, encoders, losses, protocols, tasks
+from jspectral.data import synthetic_graphs
+from jspectral.graph import encoders, losses, protocol, tasks
 
 
 def test_grace_loss_gradient_matches_finite_differences():
@@ -59,19 +60,19 @@ def test_protocols_on_separable_embeddings():
   rng = np.random.default_rng(3)
   labels = np.repeat(np.arange(3), 40)
   emb = np.eye(3)[labels] * 5 + rng.normal(size=(120, 3)) * 0.3
-  grace = protocols.node_probe(emb, labels, seeds=(0, 1), train_fraction=0.3,
+  grace = protocol.node_probe(emb, labels, seeds=(0, 1), train_fraction=0.3,
                                c_grid=(0.1, 1.0, 10.0))
-  pygcl = protocols.node_probe(emb, labels, protocol="pygcl", seeds=(0,), c_grid=(1.0,))
-  svm = protocols.graph_svm(emb, labels, folds=3, c_grid=(1.0,))
+  pygcl = protocol.node_probe(emb, labels, protocol="pygcl", seeds=(0,), c_grid=(1.0,))
+  svm = protocol.graph_svm(emb, labels, folds=3, c_grid=(1.0,))
   assert grace["accuracy"] > 0.95 and pygcl["accuracy"] > 0.95 and svm["accuracy"] > 0.95
-  noise = protocols.graph_svm(rng.normal(size=(120, 3)), labels, folds=3, c_grid=(1.0,))
+  noise = protocol.graph_svm(rng.normal(size=(120, 3)), labels, folds=3, c_grid=(1.0,))
   assert noise["accuracy"] < 0.6
   with pytest.raises(ValueError, match="embeddings"):
-    protocols.node_probe(emb[:5], labels)
+    protocol.node_probe(emb[:5], labels)
 
 
 def test_grace_fit_loss_falls(tmp_path):
-  graph, labels = datasets.karate_club()
+  graph, labels = synthetic_graphs.karate_club()
   task = tasks.NodeContrastTask(graph, labels, encoders.GRACE(16, 16),
                                 (tasks.View("drop_edges", 0.2, 0.3),
                                  tasks.View("drop_edges", 0.4, 0.4)), tau=0.5,
@@ -101,7 +102,7 @@ FRAMEWORKS = {
 @pytest.mark.parametrize("name", sorted(FRAMEWORKS))
 def test_node_framework_fit_loss_falls(name, tmp_path):
   task_cls, model, lr, falls = FRAMEWORKS[name]
-  graph, labels = datasets.karate_club()
+  graph, labels = synthetic_graphs.karate_club()
   task = task_cls(graph, labels, model(), (tasks.View("drop_edges", 0.2, 0.2),
                                            tasks.View("drop_edges", 0.3, 0.2)),
                   probe=dict(seeds=(0,), train_fraction=0.5, c_grid=(1.0,)))

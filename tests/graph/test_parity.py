@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from jspectral import models
+from jspectral.data import graphs as G
 from jspectral.graph import augment, encoders, losses
-from jspectral.graph import graphs as G
 from tests.conftest import load_pack
 
 PACK = "graph_ssl_parity"

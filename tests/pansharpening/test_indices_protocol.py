@@ -11,7 +11,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jspectral.pansharpening import indices, protocol, rho_pnn
+from jspectral.data import wald
+from jspectral.metrics import pansharpening as indices
+from jspectral.pansharpening import rho_pnn
 from tests.conftest import load_pack
 
 PACK = "pansharpening_parity"
@@ -28,47 +30,47 @@ def nhwc(x):
 
 def test_kernels(pack):
   k = lambda name: pack[f"kernels/{name}"]
-  np.testing.assert_allclose(protocol.gen_mtf(6, 41), k("gen_mtf_r6_k41"), atol=1e-12)
-  np.testing.assert_allclose(protocol.gen_mtf(6, 61), k("gen_mtf_r6_k61"), atol=1e-12)
-  np.testing.assert_allclose(protocol.gen_mtf(6, 9), k("gen_mtf_r6_k9"), atol=1e-12)
-  np.testing.assert_allclose(protocol.gen_mtf(4, 41), k("gen_mtf_r4_k41"), atol=1e-12)
-  np.testing.assert_allclose(protocol.gen_mtf_pan(6), k("gen_mtf_pan_r6_k41"), atol=1e-12)
+  np.testing.assert_allclose(wald.gen_mtf(6, 41), k("gen_mtf_r6_k41"), atol=1e-12)
+  np.testing.assert_allclose(wald.gen_mtf(6, 61), k("gen_mtf_r6_k61"), atol=1e-12)
+  np.testing.assert_allclose(wald.gen_mtf(6, 9), k("gen_mtf_r6_k9"), atol=1e-12)
+  np.testing.assert_allclose(wald.gen_mtf(4, 41), k("gen_mtf_r4_k41"), atol=1e-12)
+  np.testing.assert_allclose(wald.gen_mtf_pan(6), k("gen_mtf_pan_r6_k41"), atol=1e-12)
   # LPfilterGauss filters with float32-rounded taps (the toolbox's mtf_kernel_to_torch).
-  np.testing.assert_allclose(protocol.toolbox_taps(protocol.lp_filter_gauss_kernel(6)),
+  np.testing.assert_allclose(wald.toolbox_taps(wald.lp_filter_gauss_kernel(6)),
                              k("lpfiltergauss_r6_impulse"), atol=1e-12)
-  np.testing.assert_allclose(protocol.lanczos2_kernel(6, 0.5, 25), k("lanczos2_f6_phase05"),
+  np.testing.assert_allclose(wald.lanczos2_kernel(6, 0.5, 25), k("lanczos2_f6_phase05"),
                              atol=1e-12)
-  np.testing.assert_allclose(protocol.lanczos2_kernel(2, 0, 9), k("lanczos2_f2_phase0"), atol=1e-12)
-  np.testing.assert_allclose(protocol.starck_murtagh_filters(), k("starck_murtagh_filters"),
+  np.testing.assert_allclose(wald.lanczos2_kernel(2, 0, 9), k("lanczos2_f2_phase0"), atol=1e-12)
+  np.testing.assert_allclose(wald.starck_murtagh_filters(), k("starck_murtagh_filters"),
                              atol=1e-12)
-  sums = [protocol.gen_mtf(6, 41).sum(), protocol.gen_mtf(6, 9).sum(),
-          protocol.gen_mtf_pan(6).sum()]
+  sums = [wald.gen_mtf(6, 41).sum(), wald.gen_mtf(6, 9).sum(),
+          wald.gen_mtf_pan(6).sum()]
   np.testing.assert_allclose(sums, [0.997188, 0.636335, 0.996248], atol=1e-6)
 
 
 def test_interp(pack):
   with jax.enable_x64(True):
     x4 = nhwc(pack["interp/x_r4"])
-    np.testing.assert_allclose(protocol.interp23tap(x4, 4), nhwc(pack["interp/interp23_r4"]),
+    np.testing.assert_allclose(wald.interp23tap(x4, 4), nhwc(pack["interp/interp23_r4"]),
                                atol=1e-12)
-    np.testing.assert_allclose(protocol.interp23tap(x4, 2), nhwc(pack["interp/interp23_r2"]),
+    np.testing.assert_allclose(wald.interp23tap(x4, 2), nhwc(pack["interp/interp23_r2"]),
                                atol=1e-12)
-    np.testing.assert_allclose(protocol.interp23tap(x4, 4), nhwc(pack["interp/interp23_numpy_r4"]),
+    np.testing.assert_allclose(wald.interp23tap(x4, 4), nhwc(pack["interp/interp23_numpy_r4"]),
                                atol=1e-12)
     x6 = nhwc(pack["interp/x_r6"])
-    np.testing.assert_allclose(protocol.ideal_interpolator(x6, 6), nhwc(pack["interp/ideal_r6"]),
+    np.testing.assert_allclose(wald.ideal_interpolator(x6, 6), nhwc(pack["interp/ideal_r6"]),
                                atol=1e-6)
   with pytest.raises(ValueError, match="31"):
-    protocol.ideal_interpolator(jnp.zeros((30, 30, 1)), 6)
+    wald.ideal_interpolator(jnp.zeros((30, 30, 1)), 6)
   with pytest.raises(ValueError, match="ratio"):
-    protocol.interp23tap(jnp.zeros((8, 8, 1)), 3)
+    wald.interp23tap(jnp.zeros((8, 8, 1)), 3)
 
 
 def test_rr_degradation(pack):
   hs = pack["rr_degradation/hs"].astype(np.float64)
   pan = pack["rr_degradation/pan"].astype(np.float64)
   with jax.enable_x64(True):
-    out = protocol.rr_degradation(hs, pan, 6)
+    out = wald.rr_degradation(hs, pan, 6)
     # The official filters in float32 (1681-tap sums): its own rounding is ~1e-2 DN at 2.7e4 DN.
     ref = np.transpose(pack["rr_degradation/hs_lr_float"], (1, 2, 0))
     np.testing.assert_allclose(out["hs_lr_float"], ref, atol=2e-6 * ref.max())
@@ -80,17 +82,17 @@ def test_rr_degradation(pack):
     exp = np.asarray(out["hs_lr_exp"]).astype(int) - pack["rr_degradation/hs_lr_exp"].astype(int)
     assert np.abs(exp).max() <= 1 and (exp != 0).mean() < 0.01
     # From the official float HS-LR, the rounded interpolation agrees on >= 99.9% of pixels.
-    again = np.asarray(protocol.fr_upsample(ref.astype(np.float64), 6)).astype(int)
+    again = np.asarray(wald.fr_upsample(ref.astype(np.float64), 6)).astype(int)
     diff = again - pack["rr_degradation/hs_lr_exp"].astype(int)
     assert np.abs(diff).max() <= 1 and (diff != 0).mean() < 1e-3
     # Truncation (default) vs rounding (option) differ exactly where the fraction is >= 0.5.
-    rounded = protocol.rr_degradation(hs, pan, 6, quantize="round")["hs_lr"]
+    rounded = wald.rr_degradation(hs, pan, 6, quantize="round")["hs_lr"]
     frac = np.asarray(out["hs_lr_float"]) % 1
     np.testing.assert_array_equal(np.asarray(rounded) != np.asarray(out["hs_lr"]), frac > 0.5)
   with pytest.raises(ValueError, match="multiple"):
-    protocol.rr_degradation(hs[:100, :100], pan[:100, :100], 6)
+    wald.rr_degradation(hs[:100, :100], pan[:100, :100], 6)
   with pytest.raises(ValueError, match="pan"):
-    protocol.rr_degradation(hs, np.stack([pan, pan], -1), 6)
+    wald.rr_degradation(hs, np.stack([pan, pan], -1), 6)
 
 
 def test_metrics_rr(pack):

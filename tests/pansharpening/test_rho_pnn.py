@@ -57,10 +57,10 @@ def test_net_pads_with_pytorch_reflect(pack):
 
 
 def test_mtf_kernels(pack):
-  from jspectral.pansharpening import protocol
-  np.testing.assert_allclose(protocol.gen_mtf(6, 61), pack["mtf/kernel61"], atol=1e-12)
-  np.testing.assert_allclose(protocol.gen_mtf(6, 41), pack["mtf/kernel41"], atol=1e-12)
-  assert abs(protocol.gen_mtf(6, 61).sum() - 0.998769) < 1e-6
+  from jspectral.data import wald
+  np.testing.assert_allclose(wald.gen_mtf(6, 61), pack["mtf/kernel61"], atol=1e-12)
+  np.testing.assert_allclose(wald.gen_mtf(6, 41), pack["mtf/kernel41"], atol=1e-12)
+  assert abs(wald.gen_mtf(6, 61).sum() - 0.998769) < 1e-6
 
 
 def test_losses(pack, scene):
@@ -78,7 +78,7 @@ def test_losses(pack, scene):
   ref = nhwc(pack["losses/grad_spectral"])
   np.testing.assert_allclose(g, ref, atol=1e-6 * np.abs(ref).max())
   with jax.enable_x64(True):
-    from jspectral.pansharpening import indices
+    from jspectral.metrics import pansharpening as indices
     rho = indices.local_correlation(out.astype(jnp.float64), pan.astype(jnp.float64), 3)
     np.testing.assert_allclose(rho, nhwc(pack["losses/xcorr_w3"]), atol=1e-9)
     ls = rho_pnn.spatial_loss(out, pan)

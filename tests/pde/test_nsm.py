@@ -9,6 +9,7 @@ from flax.traverse_util import flatten_dict, unflatten_dict
 
 from jspectral import models, train
 from jspectral.pde import nsm, problems, solvers
+from jspectral.pde import tasks as pde_tasks
 from tests.conftest import load_pack
 
 PACK = "nsm_parity"
@@ -128,7 +129,7 @@ def test_short_fit_reduces_loss_and_error(tmp_path):
   model = nsm.NSM(problem=pde, hdim=8, depth=1, mode=(9, 9))
   phi_test = problems.sample(pde, jax.random.PRNGKey(100), (4,))
   u_test = jax.vmap(lambda p: solvers.reference_solution(pde, p, (17, 17)))(phi_test)
-  task = nsm.OperatorTask(model, np.asarray(phi_test), np.asarray(u_test), pool=64)
+  task = pde_tasks.OperatorTask(model, np.asarray(phi_test), np.asarray(u_test), pool=64)
   config = train.default_config()
   config.update(total_steps=60, batch_size=8, log_every=5, checkpoint_every=1000,
                 progress=False)

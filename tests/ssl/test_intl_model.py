@@ -9,7 +9,7 @@ import pytest
 
 from jspectral import models
 from jspectral.nn import resnet
-from jspectral.ssl import evaluation, intl
+from jspectral.ssl import intl, protocol
 from jspectral.ssl import spectral_transform as st
 from tests.conftest import load_pack
 
@@ -177,17 +177,17 @@ def test_colour_ops_match_closed_forms():
 
 def test_knn_parity_and_tie_rule():
   case = "knn_k5"
-  acc = evaluation.knn_accuracy(PACK[f"{case}/x_train"], PACK[f"{case}/y_train"],
+  acc = protocol.knn_accuracy(PACK[f"{case}/x_train"], PACK[f"{case}/y_train"],
                                 PACK[f"{case}/x_test"], PACK[f"{case}/y_test"], k=5)
   assert acc == float(PACK[f"{case}/accuracy"])
   # Two votes for label 3, two for label 1, one for 2: the tie goes to the smaller label.
   x_train = np.asarray([[0.0], [0.1], [0.2], [0.3], [0.4], [5.0]], np.float32)
   y_train = np.asarray([3, 1, 3, 1, 2, 0], np.int32)
-  pred = evaluation.knn_predict(x_train, y_train, np.zeros((1, 1), np.float32), k=5,
+  pred = protocol.knn_predict(x_train, y_train, np.zeros((1, 1), np.float32), k=5,
                                 num_classes=4)
   assert int(pred[0]) == 1
   with pytest.raises(ValueError, match="k"):
-    evaluation.knn_accuracy(x_train, y_train, x_train, y_train, k=7)
+    protocol.knn_accuracy(x_train, y_train, x_train, y_train, k=7)
 
 
 def test_cosine_knn_and_linear_probe_separate_clusters():
@@ -195,6 +195,6 @@ def test_cosine_knn_and_linear_probe_separate_clusters():
   centres = rng.normal(size=(3, 6)) * 4
   y = np.repeat(np.arange(3), 40).astype(np.int32)
   x = (centres[y] + rng.normal(size=(120, 6))).astype(np.float32)
-  assert evaluation.knn_accuracy(x[::2], y[::2], x[1::2], y[1::2], metric="cosine") > 0.9
-  result = evaluation.linear_probe(x[::2], y[::2], x[1::2], y[1::2], key=jax.random.key(0))
+  assert protocol.knn_accuracy(x[::2], y[::2], x[1::2], y[1::2], metric="cosine") > 0.9
+  result = protocol.linear_probe(x[::2], y[::2], x[1::2], y[1::2], key=jax.random.key(0))
   assert result["top1"] > 0.9 and result["top5"] == 1.0

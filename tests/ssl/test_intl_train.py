@@ -13,7 +13,7 @@ import pytest
 
 from jspectral import train
 from jspectral.nn import resnet
-from jspectral.ssl import intl
+from jspectral.ssl import intl, tasks
 from tests.conftest import subprocess_env
 
 # A tiny INTL run shared by the in-process test and the multi-device subprocesses.
@@ -21,14 +21,14 @@ TINY_RUN = textwrap.dedent("""
     import numpy as np
     from jspectral import train
     from jspectral.nn import resnet
-    from jspectral.ssl import intl
+    from jspectral.ssl import intl, tasks
 
     def tiny_run(workdir, steps, batch_size=16, num_images=16, lr=0.05, log_every=1):
       rng = np.random.default_rng(0)
       images = rng.uniform(size=(num_images, 8, 8, 3)).astype(np.float32)
       model = intl.INTLNet(resnet.ResNet(stage_sizes=(1, 1, 1, 1), width=4, stem="cifar"),
                            intl.Projector(16, 32))
-      task = intl.INTLTask(model, images, intl.cifar_views(crop_size=8), total_steps=steps)
+      task = tasks.INTLTask(model, images, intl.cifar_views(crop_size=8), total_steps=steps)
       config = train.default_config()
       config.update(total_steps=steps, batch_size=batch_size, log_every=log_every,
                     checkpoint_every=10_000, progress=False)
@@ -84,7 +84,7 @@ def test_official_schedule_and_ema_momentum():
 def test_task_validates_inputs():
   model = intl.INTLNet(resnet.ResNet(stage_sizes=(1,), width=4), intl.Projector(8, 8))
   with np.testing.assert_raises_regex(ValueError, "views"):
-    intl.INTLTask(model, np.zeros((4, 8, 8, 3)), intl.cifar_views()[:1])
+    tasks.INTLTask(model, np.zeros((4, 8, 8, 3)), intl.cifar_views()[:1])
   with np.testing.assert_raises_regex(ValueError, "images"):
-    intl.INTLTask(model, np.zeros((4, 8, 8)))
+    tasks.INTLTask(model, np.zeros((4, 8, 8)))
   assert train.default_config().batch_size > 0

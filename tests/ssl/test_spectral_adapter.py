@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from jspectral import models
-from jspectral.ssl.spectral_adapter import SpectralAdapter, batch_norm, spectral_lengths
+from jspectral.nn.spectral_adapter import SpectralAdapter, batch_norm, spectral_lengths
 from tests.conftest import load_pack
 
 PACK = "spectral_earth_parity"

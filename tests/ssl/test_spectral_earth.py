@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from jspectral import models
+from jspectral.nn import spec_resnet, spec_vit
 from jspectral.ssl import spectral_earth as se
 from tests.conftest import load_pack
 
@@ -55,7 +56,7 @@ def test_head_param_counts():
 
 def test_spec_vit_mini_parity():
   pack = load_pack(PACK)
-  module, variables = se.spec_vit_from_torch(pack.state("spec_vit_mini"), num_heads=4)
+  module, variables = spec_vit.spec_vit_from_torch(pack.state("spec_vit_mini"), num_heads=4)
   assert models.param_count(variables) == pack.config("spec_vit_mini")["params_backbone"]
   x = _nhwc(pack["spec_vit_mini/input"])
   out, tok_norm, tok_raw = jax.jit(lambda v, x: (
@@ -77,8 +78,8 @@ def test_spec_vit_registry_from_torch_reads_shapes():
 def test_spec_resnet_bottleneck_parity():
   pack = load_pack(PACK)
   sd = {f"resnet.layer1.0.{k}": v for k, v in pack.state("spec_resnet_bottleneck").items()}
-  params, stats, _ = se._convert_resnet(sd, "resnet.")
-  block = se.CustomBottleneck(32, 2)
+  params, stats, _ = spec_resnet._convert_resnet(sd, "resnet.")
+  block = spec_resnet.CustomBottleneck(32, 2)
   y = block.apply({"params": params["layer1_0"], "batch_stats": stats["layer1_0"]},
                   _nhwc(pack["spec_resnet_bottleneck/input"]))
   np.testing.assert_allclose(_nchw(y), pack["spec_resnet_bottleneck/output"], atol=1e-5)
@@ -99,14 +100,14 @@ def test_spec_resnet50_layer1_parity_strided_and_dilated():
 
 def test_spec_resnet50_feature_shapes():
   x = jax.ShapeDtypeStruct((1, 128, 128, 202), jnp.float32)
-  fmap = se.SpecResNet50(return_features=True)
+  fmap = spec_resnet.SpecResNet50(return_features=True)
   out = jax.eval_shape(fmap.init_with_output, jax.random.key(0), x)[0]
   assert out.shape == (1, 8, 8, 2048)
-  dilated = se.SpecResNet50(return_features=True, replace_stride_with_dilation=(True,) * 4)
+  dilated = spec_resnet.SpecResNet50(return_features=True, replace_stride_with_dilation=(True,) * 4)
   x_small = jax.ShapeDtypeStruct((1, 16, 16, 202), jnp.float32)
   assert jax.eval_shape(dilated.init_with_output, jax.random.key(0), x_small)[0].shape == \
       (1, 16, 16, 2048)
-  vit = se.spec_vit("s")
+  vit = spec_vit.spec_vit("s")
   tokens = jax.eval_shape(lambda: vit.init_with_output(jax.random.key(0), jnp.zeros(x.shape),
                                                        method="patch_tokens"))[0]
   assert tokens.shape == (1, 1024, 384)

@@ -13,7 +13,8 @@ import pytest
 
 from jspectral import train
 from jspectral.data.builders import spectral_earth as data
-from jspectral.ssl import spectral_earth as se
+from jspectral.nn import spec_vit
+from jspectral.ssl import tasks
 from tests.conftest import subprocess_env
 
 TINY_VIT = dict(token_patch_size=4, img_size=8, embed_dim=16, depth=1, num_heads=2, mlp_ratio=2.0)
@@ -29,13 +30,13 @@ def make_source(n=16, size=12, seed=0):
 def make_task(method, source, **kw):
   bands = data.enmap_bands()
   common = dict(source=source, mean=bands["mu"], std=bands["sigma"], size=8)
-  vit = se.SpecViT(**TINY_VIT)
+  vit = spec_vit.SpecViT(**TINY_VIT)
   if method == "moco":
-    return se.MoCoTask(**common, backbone=vit, head_hidden=32, bank_size=32, **kw)
+    return tasks.MoCoTask(**common, backbone=vit, head_hidden=32, bank_size=32, **kw)
   if method == "dino":
-    return se.DINOTask(**common, backbone=vit, head_hidden=32, out_dim=16, steps_per_epoch=2,
+    return tasks.DINOTask(**common, backbone=vit, head_hidden=32, out_dim=16, steps_per_epoch=2,
                        total_steps=8, **kw)
-  return se.MAETask(**common, encoder=vit, mask_ratio=0.5, decoder_dim=16, decoder_heads=2, **kw)
+  return tasks.MAETask(**common, encoder=vit, mask_ratio=0.5, decoder_dim=16, decoder_heads=2, **kw)
 
 
 def fit_config(steps, lr=1e-3, optimizer="adamw"):

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jspectral.superres.metrics import quality_assessment
+from jspectral.superres.protocol import quality_assessment
 from tests.conftest import load_pack
 
 

@@ -15,9 +15,9 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow_datasets as tfds
 
+from jspectral.data import graph_files
+from jspectral.data import graphs as G
 from jspectral.data import tfds as tfds_lib
-from jspectral.graph import graph_files
-from jspectral.graph import graphs as G
 
 FILES = {"computers": "amazon_electronics_computers.npz", "photo": "amazon_electronics_photo.npz",
          "cs": "ms_academic_cs.npz", "physics": "ms_academic_phy.npz"}

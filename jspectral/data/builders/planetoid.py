@@ -17,9 +17,9 @@ import pickle
 import numpy as np
 import tensorflow_datasets as tfds
 
+from jspectral.data import graph_files
+from jspectral.data import graphs as G
 from jspectral.data import tfds as tfds_lib
-from jspectral.graph import graph_files
-from jspectral.graph import graphs as G
 
 PARTS = ("x", "y", "tx", "ty", "allx", "ally", "graph", "test.index")
 

@@ -16,9 +16,9 @@ import pathlib
 import numpy as np
 import tensorflow_datasets as tfds
 
+from jspectral.data import graph_files
+from jspectral.data import graphs as G
 from jspectral.data import tfds as tfds_lib
-from jspectral.graph import graph_files
-from jspectral.graph import graphs as G
 
 NAMES = ("MUTAG", "PROTEINS", "NCI1", "PTC_MR", "IMDB-BINARY", "IMDB-MULTI", "REDDIT-BINARY",
          "COLLAB", "DD")

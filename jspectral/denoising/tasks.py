@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jspectral.denoising import metrics
+from jspectral.denoising import protocol
 
 NoiseFn = Callable[[jax.Array, jax.Array], jax.Array]
 
@@ -105,6 +105,6 @@ class DenoisingTask:
 def score(clean: np.ndarray, pred: np.ndarray) -> dict[str, float]:
   """Official MPSNR / MSSIM / SAM of ``pred`` against ``clean``, averaged over the cubes."""
   clean, pred = jnp.asarray(clean), jnp.asarray(pred)
-  return {"psnr": float(jnp.mean(metrics.mpsnr(pred, clean))),
-          "ssim": float(jnp.mean(metrics.mssim(pred, clean))),
-          "sam": float(jnp.mean(metrics.sam(pred, clean)))}
+  return {"psnr": float(jnp.mean(protocol.mpsnr(pred, clean))),
+          "ssim": float(jnp.mean(protocol.mssim(pred, clean))),
+          "sam": float(jnp.mean(protocol.sam(pred, clean)))}

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from jspectral import models
-from jspectral.classification import spectral_earth_downstream as ds
+from jspectral.metrics import segmentation
+from jspectral.nn import spec_resnet, spec_vit
 from jspectral.ssl import spectral_earth as se
 from tests.conftest import load_pack
 
@@ -17,10 +18,10 @@ PACK = "spectral_earth_parity"
 
 def test_vit_segmentor_conv_head_parity_spec_vit_mini():
   pack = load_pack(PACK)
-  backbone, variables = se.spec_vit_from_torch(pack.state("spec_vit_mini"), num_heads=4)
-  head_params, head_stats = ds.convert_torch_conv_head(
+  backbone, variables = spec_vit.spec_vit_from_torch(pack.state("spec_vit_mini"), num_heads=4)
+  head_params, head_stats = se.convert_torch_conv_head(
       pack.state("spec_vit_mini", "seg_head/state/"))
-  model = ds.ViTSegmentor(backbone, 5)
+  model = se.ViTSegmentor(backbone, 5)
   full = {"params": {"backbone": variables["params"], "head": head_params},
           "batch_stats": {"backbone": variables["batch_stats"], "head": head_stats}}
   x = jnp.asarray(pack["spec_vit_mini/input"].transpose(0, 2, 3, 1))
@@ -35,31 +36,31 @@ def _count(module, shape):
 
 
 def test_head_param_counts():
-  assert _count(ds.ConvHead(14), (1, 32, 32, 384)) == 458_894   # ViT-S, CDL
-  assert _count(ds.ConvHead(14), (1, 32, 32, 768)) == 901_262   # ViT-B, CDL
-  assert _count(ds.ConvHead(10), (1, 32, 32, 384)) == 454_282
-  assert _count(ds.ConvHead(24), (1, 32, 32, 384)) == 470_424
-  assert _count(ds.FCNHead(14), (1, 8, 8, 2048)) == 4_722_702
+  assert _count(se.ConvHead(14), (1, 32, 32, 384)) == 458_894   # ViT-S, CDL
+  assert _count(se.ConvHead(14), (1, 32, 32, 768)) == 901_262   # ViT-B, CDL
+  assert _count(se.ConvHead(10), (1, 32, 32, 384)) == 454_282
+  assert _count(se.ConvHead(24), (1, 32, 32, 384)) == 470_424
+  assert _count(se.FCNHead(14), (1, 8, 8, 2048)) == 4_722_702
   assert models.param_count_of("spec_vit_s", num_classes=19) - 22_531_328 == 7_315
   assert models.param_count_of("spec_resnet50", num_classes=19) - 24_202_624 == 38_931
 
 
 def test_segmentor_output_shapes():
   x = jax.ShapeDtypeStruct((1, 16, 16, 202), jnp.float32)
-  vit_seg = ds.ViTSegmentor(se.spec_vit("t", img_size=16), 7)
+  vit_seg = se.ViTSegmentor(spec_vit.spec_vit("t", img_size=16), 7)
   assert jax.eval_shape(vit_seg.init_with_output, jax.random.key(0), x)[0].shape == (1, 16, 16, 7)
-  linear = ds.ViTSegmentor(se.spec_vit("t", img_size=16), 7, standardise=True, head="linear")
+  linear = se.ViTSegmentor(spec_vit.spec_vit("t", img_size=16), 7, standardise=True, head="linear")
   assert jax.eval_shape(linear.init_with_output, jax.random.key(0), x)[0].shape == (1, 16, 16, 7)
-  head_count = _count(linear, (1, 16, 16, 202)) - _count(se.spec_vit("t", img_size=16),
+  head_count = _count(linear, (1, 16, 16, 202)) - _count(spec_vit.spec_vit("t", img_size=16),
                                                           (1, 16, 16, 202))
   assert head_count == 192 * 7 + 7
   with pytest.raises(ValueError, match="head"):
-    jax.eval_shape(ds.ViTSegmentor(se.spec_vit("t", img_size=16), 7, head="mlp").init,
+    jax.eval_shape(se.ViTSegmentor(spec_vit.spec_vit("t", img_size=16), 7, head="mlp").init,
                    jax.random.key(0), x)
-  fcn = ds.FCNSegmenter(se.SpecResNet50(return_features=True), 7)
+  fcn = se.FCNSegmenter(spec_resnet.SpecResNet50(return_features=True), 7)
   assert jax.eval_shape(fcn.init_with_output, jax.random.key(0), x)[0].shape == (1, 16, 16, 7)
   with pytest.raises(ValueError, match="patch_size"):
-    ds.ConvHead(3, patch_size=3).init(jax.random.key(0), jnp.zeros((1, 2, 2, 4)))
+    se.ConvHead(3, patch_size=3).init(jax.random.key(0), jnp.zeros((1, 2, 2, 4)))
 
 
 class _AffineTokens(nn.Module):
@@ -84,7 +85,7 @@ def test_standardised_probe_ignores_the_token_scale():
   for standardise in (True, False):
     logits = []
     for gain in (1.0, 3.0):
-      model = ds.ViTSegmentor(_AffineTokens(gain), 3, standardise=standardise, head="linear")
+      model = se.ViTSegmentor(_AffineTokens(gain), 3, standardise=standardise, head="linear")
       variables = model.init(jax.random.key(0), x)
       logits.append(model.apply(variables, x, train=True, mutable=["batch_stats"])[0])
     diff = float(jnp.max(jnp.abs(logits[0] - logits[1])))
@@ -94,13 +95,13 @@ def test_standardised_probe_ignores_the_token_scale():
 def test_official_metrics():
   pack = load_pack(PACK)
   values = pack.json("metrics/values")
-  conf = ds.segmentation_confusion(jnp.asarray(pack["metrics/seg_preds"]),
-                                   jnp.asarray(pack["metrics/seg_target"]), 5, 4)
-  np.testing.assert_allclose(ds.micro_accuracy(conf), values["seg_micro_accuracy_ignore4"],
-                             atol=1e-6)
-  np.testing.assert_allclose(ds.micro_jaccard(conf, 4), values["seg_micro_jaccard_ignore4"],
-                             atol=1e-6)
-  ml = ds.multilabel_metrics(jnp.asarray(pack["metrics/ml_probs"]),
+  conf = segmentation.segmentation_confusion(jnp.asarray(pack["metrics/seg_preds"]),
+                                             jnp.asarray(pack["metrics/seg_target"]), 5, 4)
+  np.testing.assert_allclose(segmentation.micro_accuracy(conf),
+                             values["seg_micro_accuracy_ignore4"], atol=1e-6)
+  np.testing.assert_allclose(segmentation.micro_jaccard(conf, 4),
+                             values["seg_micro_jaccard_ignore4"], atol=1e-6)
+  ml = segmentation.multilabel_metrics(jnp.asarray(pack["metrics/ml_probs"]),
                              jnp.asarray(pack["metrics/ml_target"]))
   for ours, theirs in [("accuracy_micro", "ml_OverallAccuracy_micro"),
                        ("accuracy_macro", "ml_AverageAccuracy_macro"),
@@ -114,19 +115,20 @@ def test_average_precision_matches_sklearn_with_ties():
   rng = np.random.default_rng(0)
   scores = rng.integers(0, 5, 60) / 4.0  # many ties
   target = rng.integers(0, 2, 60)
-  ours = ds._binary_average_precision(jnp.asarray(scores), jnp.asarray(target))
+  ours = segmentation._binary_average_precision(jnp.asarray(scores), jnp.asarray(target))
   np.testing.assert_allclose(ours, sklearn_metrics.average_precision_score(target, scores),
                              rtol=1e-6)
 
 
 def test_jaccard_closed_form_and_mean_iou():
   # 2 classes + ignore 2: target [0,0,1,1,2], preds [0,1,1,2,0].
-  conf = ds.segmentation_confusion(jnp.array([0, 1, 1, 2, 0]), jnp.array([0, 0, 1, 1, 2]), 2, 2)
+  conf = segmentation.segmentation_confusion(jnp.array([0, 1, 1, 2, 0]),
+                                             jnp.array([0, 0, 1, 1, 2]), 2, 2)
   # Non-ignored pixels: 4, TP 2. Pixel predicted as the ignore class drops out of the FP sum.
-  assert float(ds.micro_accuracy(conf)) == pytest.approx(0.5)
+  assert float(segmentation.micro_accuracy(conf)) == pytest.approx(0.5)
   # denom: class0 1+... -> TP=2, FP(0)=0, FP(1)=1, FN=2  => 2 / 5
-  assert float(ds.micro_jaccard(conf, 2)) == pytest.approx(2 / 5)
-  assert float(ds.mean_iou(conf, 2)) == pytest.approx((1 / 2 + 1 / 3) / 2)
+  assert float(segmentation.micro_jaccard(conf, 2)) == pytest.approx(2 / 5)
+  assert float(segmentation.mean_iou(conf, 2)) == pytest.approx((1 / 2 + 1 / 3) / 2)
 
 
 def test_losses():
@@ -136,11 +138,11 @@ def test_losses():
   logp = np.asarray(jax.nn.log_softmax(logits))
   t = np.where(valid, np.asarray(target), 0)
   expected = -np.take_along_axis(logp, t[..., None], -1)[..., 0][valid].mean()
-  np.testing.assert_allclose(ds.segmentation_loss(logits, target, 4), expected, rtol=1e-6)
+  np.testing.assert_allclose(se.segmentation_loss(logits, target, 4), expected, rtol=1e-6)
   with pytest.raises(ValueError, match="target"):
-    ds.segmentation_loss(logits, target[..., :2], 4)
+    se.segmentation_loss(logits, target[..., :2], 4)
   z = jnp.array([[2.0, -1.0], [0.0, 3.0]])
   y = jnp.array([[1, 0], [0, 1]])
   p = jax.nn.sigmoid(z)
   bce = -(y * jnp.log(p) + (1 - y) * jnp.log1p(-p)).mean()
-  np.testing.assert_allclose(ds.multilabel_loss(z, y), bce, rtol=1e-5)
+  np.testing.assert_allclose(se.multilabel_loss(z, y), bce, rtol=1e-5)

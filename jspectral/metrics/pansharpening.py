@@ -30,14 +30,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jspectral.pansharpening import protocol
+from jspectral.data import wald
 
 RR_CROP = (10, 11)
 
 
 def _pair(fused, reference, names=("fused", "gt")) -> tuple[jax.Array, jax.Array, bool]:
-  f, squeeze = protocol.as_batch(fused, names[0])
-  g, _ = protocol.as_batch(reference, names[1])
+  f, squeeze = wald.as_batch(fused, names[0])
+  g, _ = wald.as_batch(reference, names[1])
   if f.shape != g.shape:
     raise ValueError(f"{names[0]}: shape {f.shape} differs from {names[1]}'s {g.shape}")
   return f, g, squeeze
@@ -205,7 +205,7 @@ def q2n(fused, gt, block_size: int = 32, shift: int = 32, *, round_inputs: bool 
 # ------------------------------------------------------------------------------------------------
 
 def _box(x: jax.Array, size: int) -> jax.Array:
-  return protocol.correlate_valid(x, np.ones((size, size)))
+  return wald.correlate_valid(x, np.ones((size, size)))
 
 
 @functools.partial(jax.jit, static_argnames=("block_size",))
@@ -246,7 +246,7 @@ def local_correlation(a: jax.Array, b: jax.Array, half_width: int, *,
   size = 2 * half_width
 
   def window_sum(x):
-    xp = protocol.pad_hw(x, half_width, half_width, half_width, half_width, "zero")
+    xp = wald.pad_hw(x, half_width, half_width, half_width, half_width, "zero")
     return _box(xp, size)[:, 1:, 1:]
 
   a_c = a - window_sum(a) / size ** 2
@@ -265,8 +265,8 @@ def local_correlation(a: jax.Array, b: jax.Array, half_width: int, *,
 @functools.partial(jax.jit, static_argnames=("ratio",))
 def d_rho(fused, pan, ratio: int = 6) -> jax.Array:
   """D_rho: mean of ``1 - clip(rho(F_b, P), -1, 1)``, local windows of half width ``ratio // 2``."""
-  f, squeeze = protocol.as_batch(fused, "fused")
-  p, _ = protocol.as_pan_batch(pan)
+  f, squeeze = wald.as_batch(fused, "fused")
+  p, _ = wald.as_pan_batch(pan)
   if p.shape[:3] != f.shape[:3]:
     raise ValueError(f"pan: expected spatial size {f.shape[1:3]}, got {p.shape[1:3]}")
   rho = local_correlation(f, p, ratio // 2, clip="none")
@@ -280,24 +280,24 @@ def d_rho(fused, pan, ratio: int = 6) -> jax.Array:
 @functools.partial(jax.jit, static_argnames=("ratio", "offset"))
 def khan_degrade(fused, ratio: int, offset: int = 3) -> jax.Array:
   """D_lambda's degradation: 41-tap MTF (G 0.3, replicate 'same'), decimation from ``offset``."""
-  f, squeeze = protocol.as_batch(fused, "fused")
-  return _out(protocol.decimate(protocol.mtf_filter(f, ratio), ratio, offset), squeeze)
+  f, squeeze = wald.as_batch(fused, "fused")
+  return _out(wald.decimate(wald.mtf_filter(f, ratio), ratio, offset), squeeze)
 
 
 @functools.partial(jax.jit, static_argnames=("ratio", "round_inputs"))
 def d_lambda_khan(fused, ms_lr, ratio: int, *, round_inputs: bool = True) -> jax.Array:
   """D_lambda (Khan) = ``1 - Q2n(khan_degrade(fused), ms_lr)``, blocks 32/32 at LR scale."""
-  f, squeeze = protocol.as_batch(fused, "fused")
-  m, _ = protocol.as_batch(ms_lr, "ms_lr")
-  protocol.check_hs_pan(m, f, ratio)
+  f, squeeze = wald.as_batch(fused, "fused")
+  m, _ = wald.as_batch(ms_lr, "ms_lr")
+  wald.check_hs_pan(m, f, ratio)
   return _out(1.0 - q2n(khan_degrade(f, ratio), m, round_inputs=round_inputs), squeeze)
 
 
 @functools.partial(jax.jit, static_argnames=())
 def d_sr(fused, pan) -> jax.Array:
   """D_sR = ``1 - R^2`` of the no-intercept least-squares regression of PAN on the fused bands."""
-  f, squeeze = protocol.as_batch(fused, "fused")
-  p, _ = protocol.as_pan_batch(pan)
+  f, squeeze = wald.as_batch(fused, "fused")
+  p, _ = wald.as_pan_batch(pan)
   if p.shape[:3] != f.shape[:3]:
     raise ValueError(f"pan: expected shape {f.shape[:3] + (1,)}, got {p.shape}")
   design = f.reshape(f.shape[0], -1, f.shape[-1])
@@ -315,12 +315,12 @@ def d_s(fused, pan, ms_lr, ratio: int, *, block_size: int = 32, exponent: float 
   The LR PAN is the PAN MTF-filtered (gain 0.2) and decimated by ``ratio``; LR Q uses blocks of
   ``block_size // ratio``.
   """
-  f, squeeze = protocol.as_batch(fused, "fused")
-  m, _ = protocol.as_batch(ms_lr, "ms_lr")
-  p, _ = protocol.as_pan_batch(pan)
-  protocol.check_hs_pan(m, p, ratio)
-  taps = protocol.toolbox_taps(protocol.gen_mtf_pan(ratio))
-  p_lr = protocol.decimate(protocol.depthwise_filter(p, taps, "replicate"), ratio)
+  f, squeeze = wald.as_batch(fused, "fused")
+  m, _ = wald.as_batch(ms_lr, "ms_lr")
+  p, _ = wald.as_pan_batch(pan)
+  wald.check_hs_pan(m, p, ratio)
+  taps = wald.toolbox_taps(wald.gen_mtf_pan(ratio))
+  p_lr = wald.decimate(wald.depthwise_filter(p, taps, "replicate"), ratio)
   q_high = q_per_band(f, jnp.broadcast_to(p, f.shape), block_size)
   q_low = q_per_band(m, jnp.broadcast_to(p_lr, m.shape), max(block_size // ratio, 2))
   value = jnp.mean(jnp.abs(q_high - q_low) ** exponent, axis=-1) ** (1.0 / exponent)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import jraph
 import numpy as np
 
-from jspectral.graph import graphs as G
+from jspectral.data import graphs as G
 
 
 def _undirected_edge_index(pairs: np.ndarray) -> np.ndarray:

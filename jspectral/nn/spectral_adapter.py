@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jspectral.models import ModelSpec
+from jspectral.nn.model_spec import ModelSpec
 
 # (out_channels, kernel, stride, padding) of the three stages.
 STAGES = ((32, 7, 5, 1), (64, 7, 5, 1), (128, 5, 3, 1))

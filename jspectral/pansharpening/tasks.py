@@ -1,0 +1,258 @@
+"""Training tasks of the toolbox's deep pansharpening methods.
+
+Reference: Ciotola et al., "Hyperspectral Pansharpening: Critical Review, Tools and Future
+Perspectives", arXiv 2407.01355; github.com/matciotola/hyperspectral_pansharpening_toolbox
+(``<Method>/<Method>.py``, ``<Method>/config.yaml``). Networks live in
+:mod:`jspectral.pansharpening.deep`; per-image fitting (priors, zero-shot adaptation) in
+:mod:`jspectral.pansharpening.per_image`.
+
+* Supervised reduced-resolution training (HyperPNN, HSpeNet, Hyper-DSNet, DHP-DARN,
+  DIP-HyperKite): :class:`SupervisedTask` for :func:`jspectral.train.fit`, with
+  :func:`train_config` holding the official loss, optimiser, learning rate, schedule, epochs and
+  batch size (:data:`RECIPES`). Data are the toolbox's RR patches divided by 2^16
+  (:func:`rr_examples`); DARN and Kite train on per-image priors cached per split.
+* R-PNN's optional pre-training: :class:`RPNNPretrainTask` and :func:`rpnn_pretrain_config`.
+
+Official behaviour kept: torch's default initialisation for every conv (uniform
+``+-1/sqrt(fan_in)`` weights and biases) unless the method re-initialises (Hyper-DSNet's
+truncated-normal fan-in variance scaling on Block2/3 and the attention: the official helper
+computes ``x / 10 * 1.28`` but discards it, so the effective scale is 1; Kite's He-normal
+``N(0, 2 / (k^2 out))``); Kite's ``Adam(weight_decay=1e-4)`` is torch's coupled L2 (added to the
+loss as ``wd / 2 |w|^2``, all parameters); StepLR per epoch / per iteration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from jspectral.metrics import pansharpening as indices
+from jspectral.pansharpening import deep, per_image
+from jspectral.train import default_config
+
+NORMALISATION = per_image.NORMALISATION
+
+
+
+# ------------------------------------------------------------------------------------------------
+# Recipes and initialisation
+# ------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+  """One method's official training settings (``config.yaml`` and the training function)."""
+
+  loss: str                 # "mse", "mse_sam" (0.9 MSE + 0.1 SAMLoss) or "l1"
+  learning_rate: float
+  epochs: int
+  batch_size: int
+  weight_decay: float = 0.0  # torch Adam's coupled L2
+  step_epochs: int = 0       # StepLR(step_epochs, 0.1) per epoch; 0: constant
+  prior: str | None = None   # per-image prior: "dhp" (DARN) or "dip" (Kite)
+  init: str = "torch"        # "torch", "hyper_dsnet" or "he_normal"
+
+
+RECIPES = {
+    "hyperpnn": Recipe("mse", 1e-4, 5000, 64),
+    "hspenet": Recipe("mse_sam", 1e-4, 4000, 64),
+    "hyper_dsnet": Recipe("mse", 1e-4, 5000, 32, init="hyper_dsnet"),
+    "darn": Recipe("l1", 1e-3, 1500, 64, prior="dhp"),
+    "dip_hyperkite": Recipe("l1", 1e-3, 2500, 2, weight_decay=1e-4, step_epochs=1000, prior="dip",
+                            init="he_normal"),
+}
+
+
+def _recipe(name: str) -> Recipe:
+  if name not in RECIPES:
+    raise ValueError(f"name: expected one of {sorted(RECIPES)}, got {name!r}")
+  return RECIPES[name]
+
+
+def train_config(name: str, num_examples: int, *, epochs: int | None = None,
+                 batch_size: int | None = None) -> ml_collections.ConfigDict:
+  """The :func:`jspectral.train.fit` config of ``name``'s official recipe.
+
+  An epoch is ``ceil(num_examples / batch)`` steps of the shuffled, repeated stream (the engine
+  draws full batches; torch's loader ends each epoch on a short batch). ``epochs`` /
+  ``batch_size`` override the recipe (short runs); StepLR boundaries stay at the official epochs.
+  """
+  recipe = _recipe(name)
+  if num_examples < 1:
+    raise ValueError(f"num_examples: expected >= 1, got {num_examples}")
+  batch = min(batch_size or recipe.batch_size, num_examples)
+  per_epoch = math.ceil(num_examples / batch)
+  c = default_config()
+  c.batch_size = batch
+  c.total_steps = (recipe.epochs if epochs is None else epochs) * per_epoch
+  c.optimizer.name = "adam"
+  c.optimizer.learning_rate = recipe.learning_rate
+  if recipe.step_epochs:
+    c.schedule.name = "step"
+    c.schedule.boundaries = list(range(recipe.step_epochs * per_epoch, c.total_steps,
+                                       recipe.step_epochs * per_epoch))
+    c.schedule.decay_factor = 0.1
+  c.checkpoint_every = max(c.total_steps // 4, 1000)   # and at the last step
+  c.log_every = max(min(c.total_steps // 10, 100), 1)
+  c.progress = False
+  return c
+
+
+# ------------------------------------------------------------------------------------------------
+# Supervised reduced-resolution training
+# ------------------------------------------------------------------------------------------------
+
+def rr_examples(scenes: Sequence[dict], name: str, rng: jax.Array | None = None, *,
+                ratio: int = 6, prior_iterations: int | None = None,
+                prior_kwargs: dict | None = None) -> list[dict[str, np.ndarray]]:
+  """Scenes in DN (``pan (H, W, 1)``, ``hs_lr``, ``hs_up``, RR ``gt``) -> examples / 2^16.
+
+  For DARN / Kite each example also gets its prior (:func:`fit_prior`, computed once per scene:
+  the official caches the priors of a split).
+  """
+  recipe = _recipe(name)
+  rng = jax.random.key(0) if rng is None else rng
+  out = []
+  for i, s in enumerate(scenes):
+    ex = {k: np.asarray(s[k], np.float32) / np.float32(NORMALISATION)
+          for k in ("pan", "hs_lr", "hs_up", "gt") if k in s}
+    if recipe.prior is not None:
+      ex["prior"] = np.asarray(per_image.fit_prior(recipe.prior, ex["hs_lr"], ex["pan"],
+                                         jax.random.fold_in(rng, i), ratio=ratio,
+                                         iterations=prior_iterations,
+                                         prior_kwargs=prior_kwargs)[0])
+    out.append(ex)
+  return out
+
+
+def _inputs(name: str, batch: dict) -> tuple:
+  if name in ("hyperpnn", "hspenet"):
+    return batch["pan"], batch["hs_up"]
+  if name == "hyper_dsnet":
+    return batch["pan"], batch["hs_up"], batch["hs_lr"]
+  return batch["pan"], batch["prior"]
+
+
+class SupervisedTask:
+  """:func:`jspectral.train.fit` task of one supervised toolbox network on RR examples.
+
+  Args:
+    name: registry name (:data:`RECIPES`).
+    examples: :func:`rr_examples` output (normalised, with priors where needed).
+    eval_examples: scored by :meth:`evaluate` (RR ERGAS / SAM / Q2n on the outputs x 2^16).
+    model_kwargs: module overrides (e.g. ``swapped_inputs=False`` for DARN, smaller widths).
+    ratio: the scale ratio of the evaluation indices.
+  """
+
+  def __init__(self, name: str, examples: Sequence[dict], *,
+               eval_examples: Sequence[dict] = (), model_kwargs: dict | None = None,
+               ratio: int = 6):
+    self.name, self.recipe = name, _recipe(name)
+    if not examples:
+      raise ValueError("examples: expected at least one training example")
+    self.examples, self.eval_examples, self.ratio = list(examples), list(eval_examples), ratio
+    nbands = self.examples[0]["gt"].shape[-1]
+    self.module = deep.MODELS[name].build(nbands=nbands, **(model_kwargs or {}))
+    self._predict = jax.jit(lambda v, *x: self._apply(v, x, train=False)[0])
+
+  def train_source(self):
+    return self.examples
+
+  def _apply(self, variables, inputs, train: bool):
+    if self.name == "dip_hyperkite":
+      if train:
+        return self.module.apply(variables, *inputs, train=True, mutable=["batch_stats"])
+      return self.module.apply(variables, *inputs, train=False), {}
+    return self.module.apply(variables, *inputs), {}
+
+  def init(self, rng, batch):
+    variables = self.module.init(rng, *_inputs(self.name, batch))
+    params = deep.official_init(variables["params"], jax.random.fold_in(rng, 1), self.recipe.init)
+    return params, {k: v for k, v in variables.items() if k != "params"}
+
+  def loss(self, params, state, batch, rng):
+    del rng
+    out, updates = self._apply({"params": params, **state}, _inputs(self.name, batch), True)
+    gt = batch["gt"]
+    mse, l1 = jnp.mean((out - gt) ** 2), jnp.mean(jnp.abs(out - gt))
+    if self.recipe.loss == "mse":
+      loss = mse
+    elif self.recipe.loss == "mse_sam":
+      loss = 0.9 * mse + 0.1 * indices.sam_loss(out, gt)
+    else:
+      loss = l1
+    aux = {"mse": mse, "l1": l1}
+    if self.recipe.weight_decay:
+      l2 = sum(jnp.sum(p ** 2) for p in jax.tree_util.tree_leaves(params))
+      loss = loss + 0.5 * self.recipe.weight_decay * l2
+    if updates:
+      aux["state"] = {**state, **updates}
+    return loss, aux
+
+  def predict(self, params, state, example: dict) -> np.ndarray:
+    """The fused ``(H, W, B)`` in DN for one normalised example (DARN / Kite clip to [0, 1])."""
+    inputs = tuple(x[None] for x in _inputs(self.name, example))
+    out = self._predict({"params": params, **state}, *inputs)[0]
+    if self.recipe.prior is not None:
+      out = jnp.clip(out, 0.0, 1.0)
+    return np.asarray(out, np.float64) * NORMALISATION
+
+  def evaluate(self, params, state) -> dict[str, float]:
+    if not self.eval_examples:
+      return {}
+    scores = [indices.evaluation_rr(self.predict(params, state, ex),
+                                    np.asarray(ex["gt"], np.float64) * NORMALISATION, self.ratio)
+              for ex in self.eval_examples]
+    return {k: float(np.mean([float(s[k]) for s in scores])) for k in scores[0]}
+
+
+# ------------------------------------------------------------------------------------------------
+# R-PNN pre-training
+# ------------------------------------------------------------------------------------------------
+
+class RPNNPretrainTask:
+  """R-PNN's optional pre-training on band 0 of FR patches: ``L_spec + 0.5 L_struct``.
+
+  Official settings (``R_PNN/config.yaml``): Adam 1e-5, batch 4, 200 epochs
+  (:func:`rpnn_pretrain_config`). Examples: normalised ``band_up (H, W, 1)``, ``pan (H, W, 1)``,
+  ``band_lr (h, w, 1)``.
+  """
+
+  alpha = 0.5
+
+  def __init__(self, examples: Sequence[dict], ratio: int = 6):
+    self.examples, self.ratio = list(examples), ratio
+    self.module = deep.RPNNToolbox()
+
+  def train_source(self):
+    return self.examples
+
+  def init(self, rng, batch):
+    x = per_image.pad_input(batch["band_up"], batch["pan"])
+    return deep.official_init(self.module.init(rng, x)["params"], jax.random.fold_in(rng, 1)), {}
+
+  def loss(self, params, state, batch, rng):
+    del state, rng
+    x = per_image.pad_input(batch["band_up"], batch["pan"])
+    loss, (spec, struct) = per_image.rpnn_losses(self.module, params, x, batch["band_lr"],
+                                                 self.alpha, self.ratio)
+    return loss, {"spectral": spec, "structural": struct}
+
+  def evaluate(self, params, state):
+    return {}
+
+
+def rpnn_pretrain_config(num_examples: int, epochs: int = 200) -> ml_collections.ConfigDict:
+  c = default_config()
+  c.batch_size = min(4, num_examples)
+  c.total_steps = epochs * math.ceil(num_examples / c.batch_size)
+  c.optimizer.learning_rate = 1e-5
+  c.log_every = max(min(c.total_steps // 10, 100), 1)
+  c.checkpoint_every = max(c.total_steps // 4, 1000)   # and at the last step
+  c.progress = False
+  return c

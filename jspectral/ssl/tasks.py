@@ -1,0 +1,494 @@
+"""Tasks for :func:`jspectral.train.fit` of the self-supervised family: INTL pre-training,
+SpectralEarth MoCo-v2 / DINO / MAE pre-training and SpectralEarth downstream segmentation.
+
+INTL: Weng et al., "Modulate Your Spectrum in Self-Supervised Learning", ICLR 2024,
+github.com/winci-ai/INTL. SpectralEarth: Braham et al., arXiv 2408.08447,
+github.com/AABNassim/spectral_earth (``src/models/*_module.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jspectral.metrics import segmentation
+from jspectral.nn.spec_vit import SpecViT
+from jspectral.ssl import protocol
+from jspectral.ssl import spectral_transform as st
+from jspectral.ssl.intl import (
+  CIFAR10_MEAN,
+  CIFAR10_STD,
+  INTLNet,
+  ViewAugment,
+  augment_views,
+  cifar_views,
+  ema_momentum_at,
+  normalize,
+  official_schedule,
+)
+from jspectral.ssl.spectral_earth import (
+  DINOProjectionHead,
+  MAENet,
+  MoCoProjectionHead,
+  SSLNet,
+  cosine_momentum,
+  dino_loss,
+  enqueue,
+  l2_normalise,
+  mae_loss,
+  ntxent_loss,
+  random_token_mask,
+  segmentation_loss,
+  ssl_view,
+)
+
+# --------------------------------------------------------------------------------------------------
+# INTL
+
+
+class _Images:
+  """Random-access ``{"image": (H, W, 3)}`` examples over an image array (for grain)."""
+
+  def __init__(self, images: np.ndarray):
+    self.images = images
+
+  def __len__(self) -> int:
+    return len(self.images)
+
+  def __getitem__(self, i):
+    image = np.asarray(self.images[i])
+    scale = 1.0 / 255.0 if image.dtype == np.uint8 else 1.0
+    return {"image": image.astype(np.float32) * np.float32(scale)}
+
+
+@dataclasses.dataclass
+class EvalData:
+  """Labelled images (in [0, 1], NHWC) for online kNN / linear evaluation of the backbone.
+
+  ``mean``/``std`` normalise them (the official CIFAR-100 eval uses the CIFAR-10 statistics).
+  """
+
+  x_train: np.ndarray
+  y_train: np.ndarray
+  x_test: np.ndarray
+  y_test: np.ndarray
+  mean: tuple[float, float, float] = CIFAR10_MEAN
+  std: tuple[float, float, float] = CIFAR10_STD
+
+
+@dataclasses.dataclass
+class INTLTask:
+  """INTL pre-training for :func:`jspectral.train.fit`.
+
+  Attributes:
+    model: an :class:`INTLNet` (e.g. ``intl_resnet18_cifar()``).
+    images: training images ``(N, H, W, 3)``, float in [0, 1] or uint8 (labels are not used).
+    views: one :class:`ViewAugment` per view (>= 2).
+    beta: trace-loss weight; ``None`` = the official ``trade_off`` of the global batch.
+    iterations, whiten: IterNorm settings (official: 4, "samples").
+    ema_momentum: base momentum m0 of the INTL_M key network; ``None`` = plain INTL.
+    transform: ``"iternorm"`` (INTL: IterNorm + trace loss) or ``"power"`` (the power-law ST of
+      exponent ``power`` with the normalised MSE only; 0.5 = hard whitening).
+    total_steps: length of the run (the EMA momentum schedule needs it).
+    eval_data: optional :class:`EvalData` for kNN (k = ``knn_k``) and the linear probe.
+    linear_epochs: epochs of the linear probe run at every evaluation (0 = none).
+    eval_batch: batch size of the feature extraction.
+
+  ``evaluate`` appends ``(embedding eigenvalues, backbone-feature eigenvalues)`` of the test images
+  to ``spectra`` (host-side record for the eigen-spectrum figure).
+  """
+
+  model: INTLNet
+  images: np.ndarray
+  views: Sequence[ViewAugment] = dataclasses.field(default_factory=cifar_views)
+  beta: float | None = None
+  iterations: int = 4
+  whiten: str = "samples"
+  ema_momentum: float | None = None
+  transform: str = "iternorm"
+  power: float = 0.5
+  total_steps: int = 1
+  eval_data: EvalData | None = None
+  knn_k: int = 5
+  linear_epochs: int = 0
+  eval_batch: int = 256
+  seed: int = 0
+  spectra: list = dataclasses.field(default_factory=list)
+
+  def __post_init__(self):
+    if len(self.views) < 2:
+      raise ValueError(f"views: expected at least 2 views, got {len(self.views)}")
+    if self.transform not in ("iternorm", "power"):
+      raise ValueError(f"transform: expected 'iternorm' or 'power', got {self.transform!r}")
+    if np.ndim(self.images) != 4 or np.shape(self.images)[-1] != 3:
+      raise ValueError(f"images: expected (N, H, W, 3), got shape {np.shape(self.images)}")
+
+  def train_source(self):
+    return _Images(self.images)
+
+  def schedule(self, config):
+    """The official warm-up + cosine schedule (``config.schedule.warmup_steps``, at least 1)."""
+    return official_schedule(config.optimizer.learning_rate,
+                             max(config.schedule.warmup_steps, 1), config.total_steps)
+
+  def init(self, rng, batch):
+    size = self.views[0].crop_size
+    # Weights are drawn from an RBG key seeded by ``rng``: on CPU, XLA compiles a ResNet init
+    # with (partitionable) threefry keys several times slower.
+    init_key = jax.random.wrap_key_data(jax.random.bits(rng, (4,), jnp.uint32), impl="rbg")
+    variables = self.model.init(init_key, jnp.zeros((2, size, size, 3), jnp.float32), train=True)
+    params, state = variables["params"], {"batch_stats": variables["batch_stats"]}
+    if self.ema_momentum is not None:
+      state["ema"] = {"params": params, "batch_stats": variables["batch_stats"]}
+      state["ema_step"] = jnp.zeros((), jnp.int32)
+    return params, state
+
+  def _encode(self, params, stats, x):
+    (z, _), updates = self.model.apply({"params": params, "batch_stats": stats}, x, train=True,
+                                       mutable=["batch_stats"])
+    return z, updates["batch_stats"]
+
+  def loss(self, params, state, batch, rng):
+    views = augment_views(rng, batch["image"], self.views)
+    stats = state["batch_stats"]
+    new_state = dict(state)
+    if self.ema_momentum is None:
+      zs = []
+      for x in views:
+        z, stats = self._encode(params, stats, x)
+        zs.append(z)
+      if self.transform == "iternorm":
+        loss, aux = st.intl_loss(zs, self.beta, self.iterations, self.whiten)
+      else:
+        loss, aux = st.power_st_loss(zs, self.power, self.whiten)
+    else:
+      m = ema_momentum_at(state["ema_step"], self.total_steps, self.ema_momentum)
+      ema_params = jax.tree.map(lambda k, q: m * k + (1 - m) * jax.lax.stop_gradient(q),
+                                state["ema"]["params"], params)
+      z_key, ema_stats = self._encode(ema_params, state["ema"]["batch_stats"], views[0])
+      zs = []
+      for x in views[1:]:
+        z, stats = self._encode(params, stats, x)
+        zs.append(z)
+      loss, aux = st.intl_momentum_loss(z_key, zs, self.beta, self.iterations, self.whiten)
+      new_state["ema"] = {"params": ema_params, "batch_stats": ema_stats}
+      new_state["ema_step"] = state["ema_step"] + 1
+    new_state["batch_stats"] = stats
+    return loss, {"state": new_state, "trace_loss": jnp.mean(aux["trace_losses"]),
+                  "norm_mse": jnp.mean(aux["norm_mse"])}
+
+  @functools.cached_property
+  def _embed(self):
+    def embed(params, stats, x):
+      return self.model.apply({"params": params, "batch_stats": stats}, x, train=False)
+    return jax.jit(embed)
+
+  def embed(self, params, state, images, mean, std) -> tuple[np.ndarray, np.ndarray]:
+    """Eval-mode ``(embeddings, backbone features)`` of un-augmented images, in batches."""
+    scale = 1.0 / 255.0 if np.asarray(images[:1]).dtype == np.uint8 else 1.0
+    outs = [self._embed(params, state["batch_stats"],
+                        normalize(np.asarray(images[i:i + self.eval_batch]) * scale, mean, std))
+            for i in range(0, len(images), self.eval_batch)]
+    return (np.concatenate([np.asarray(z) for z, _ in outs]),
+            np.concatenate([np.asarray(h) for _, h in outs]))
+
+  def evaluate(self, params, state) -> dict[str, float]:
+    if self.eval_data is None:
+      return {}
+    data = self.eval_data
+    _, h_train = self.embed(params, state, data.x_train, data.mean, data.std)
+    z_test, h_test = self.embed(params, state, data.x_test, data.mean, data.std)
+    spec_z = np.asarray(st.covariance_spectrum(jnp.asarray(z_test), "features"))
+    spec_h = np.asarray(st.covariance_spectrum(jnp.asarray(h_test), "features"))
+    self.spectra.append((spec_z, spec_h))
+    out = {"knn_top1": protocol.knn_accuracy(h_train, data.y_train, h_test, data.y_test,
+                                               k=self.knn_k),
+           "embedding_effective_rank": float(st.effective_rank(spec_z)),
+           "feature_effective_rank": float(st.effective_rank(spec_h))}
+    if self.linear_epochs:
+      lin = protocol.linear_probe(h_train, data.y_train, h_test, data.y_test,
+                                    key=jax.random.key(self.seed), epochs=self.linear_epochs)
+      out.update(linear_top1=lin["top1"], linear_top5=lin["top5"])
+    return out
+
+
+
+# --------------------------------------------------------------------------------------------------
+# SpectralEarth pre-training
+
+
+def _apply(net: nn.Module, params, stats, x, **kw):
+  variables = {"params": params, "batch_stats": stats} if stats else {"params": params}
+  if not stats:
+    return net.apply(variables, x, **kw), stats
+  out, updated = net.apply(variables, x, mutable=["batch_stats"], **kw)
+  return out, updated["batch_stats"]
+
+
+def _feature_std(features: jax.Array) -> jax.Array:
+  """Collapse monitor: mean per-dimension std of L2-normalised features (official logging)."""
+  return jnp.std(l2_normalise(features), axis=0, ddof=1).mean()
+
+
+@dataclasses.dataclass
+class _ViewsTask:
+  """Shared plumbing: a source of raw cubes and the per-example view augmentation."""
+
+  source: Any
+  mean: np.ndarray
+  std: np.ndarray
+  size: int
+  scale: tuple[float, float]
+  blur_p: float
+  two_views: bool = True
+
+  def train_source(self):
+    return self.source
+
+  def augment(self, example, rng):
+    """``{"images": (D, S, S, B)}`` (the TFDS archive: two distinct random dates when D >= 2,
+    else the same image twice), ``{"image1", "image2"}`` or ``{"image"}`` -> standardised
+    ``{"view1"[, "view2"]}``."""
+    view = functools.partial(ssl_view, rng=rng, size=self.size, scale=self.scale,
+                             blur_p=self.blur_p, mean=self.mean, std=self.std)
+    if "images" in example:
+      dates = example["images"]
+      pick = rng.choice(len(dates), 2, replace=False) if len(dates) >= 2 else (0, 0)
+      first, second = dates[pick[0]], dates[pick[1]]
+    elif "image1" in example:
+      first, second = example["image1"], example["image2"]
+    else:
+      first = second = example["image"]
+    out = {"view1": view(np.asarray(first, np.float32))}
+    if self.two_views:
+      out["view2"] = view(np.asarray(second, np.float32))
+    return out
+
+  def evaluate(self, params, state):
+    return {}
+
+
+@dataclasses.dataclass
+class MoCoTask(_ViewsTask):
+  """MoCo-v2 (lightly flavour): EMA key encoder (momentum updated before the key forward), InfoNCE
+  against a FIFO bank of L2-normalised keys (random normalised init), keys enqueued after the
+  loss. BatchNorm everywhere uses global-batch statistics (torch ``sync_batchnorm``).
+
+  ``copy_key_encoder=False`` reproduces the official independent random init of the key encoder;
+  True starts it as a copy of the query encoder (the MoCo paper's recipe).
+  """
+
+  backbone: nn.Module = None
+  head_hidden: int = 2048
+  bank_size: int = 32768
+  temperature: float = 0.1
+  momentum: float = 0.999
+  copy_key_encoder: bool = False
+  scale: tuple[float, float] = (0.08, 1.0)
+  blur_p: float = 0.5
+
+  def __post_init__(self):
+    self.net = SSLNet(self.backbone, MoCoProjectionHead(hidden=self.head_hidden))
+
+  def init(self, rng, batch):
+    k_q, k_k, k_bank = jax.random.split(rng, 3)
+    x = batch["view1"]
+    variables = self.net.init(k_q, x)
+    key_vars = variables if self.copy_key_encoder else self.net.init(k_k, x)
+    bank = l2_normalise(jax.random.normal(k_bank, (self.bank_size, 128)))
+    state = {"batch_stats": variables.get("batch_stats", {}),
+             "key_params": key_vars["params"], "key_batch_stats": key_vars.get("batch_stats", {}),
+             "bank": bank, "ptr": jnp.zeros((), jnp.int32)}
+    return variables["params"], state
+
+  def loss(self, params, state, batch, rng):
+    del rng
+    m = self.momentum
+    key_params = jax.tree.map(lambda k, q: m * k + (1 - m) * jax.lax.stop_gradient(q),
+                              state["key_params"], params)
+    (features, q), stats = _apply(self.net, params, state["batch_stats"], batch["view1"],
+                                  train=True)
+    (_, k), key_stats = _apply(self.net, key_params, state["key_batch_stats"], batch["view2"],
+                               train=True)
+    k = jax.lax.stop_gradient(k)
+    loss = ntxent_loss(q, k, state["bank"], self.temperature)
+    bank, ptr = enqueue(state["bank"], state["ptr"], l2_normalise(k))
+    new_state = {"batch_stats": stats, "key_params": key_params, "key_batch_stats": key_stats,
+                 "bank": bank, "ptr": ptr}
+    return loss, {"state": new_state, "feature_std": _feature_std(features)}
+
+
+@dataclasses.dataclass
+class DINOTask(_ViewsTask):
+  """DINO (lightly flavour) with two global views and no local crops (official configs): teacher =
+  EMA of the student (same init), centred and sharpened teacher targets, last layer frozen during
+  the first ``freeze_last_layer`` epochs. The teacher momentum is lightly's per-epoch cosine over
+  ``momentum_epochs`` (default) or a per-step cosine over the whole run (``per_step_momentum``),
+  both starting at ``momentum_start``."""
+
+  backbone: nn.Module = None
+  head_hidden: int = 2048
+  bottleneck: int = 256
+  out_dim: int = 128
+  teacher_temp: float = 0.04
+  student_temp: float = 0.1
+  center_momentum: float = 0.9
+  steps_per_epoch: int = 1
+  total_steps: int = 1
+  momentum_epochs: int = 10
+  freeze_last_layer: int = 1
+  per_step_momentum: bool = False
+  momentum_start: float = 0.996
+  scale: tuple[float, float] = (0.05, 1.0)
+  blur_p: float = 0.5
+
+  def __post_init__(self):
+    self.net = SSLNet(self.backbone, DINOProjectionHead(
+        hidden=self.head_hidden, bottleneck=self.bottleneck, out=self.out_dim))
+
+  def init(self, rng, batch):
+    variables = self.net.init(rng, batch["view1"])
+    stats = variables.get("batch_stats", {})
+    state = {"batch_stats": stats, "teacher_params": variables["params"],
+             "teacher_batch_stats": stats, "center": jnp.zeros((self.out_dim,)),
+             "step": jnp.zeros((), jnp.int32)}
+    return variables["params"], state
+
+  def teacher_momentum(self, step):
+    if self.per_step_momentum:
+      return cosine_momentum(step, self.total_steps, self.momentum_start)
+    return cosine_momentum(step // self.steps_per_epoch, self.momentum_epochs, self.momentum_start)
+
+  def loss(self, params, state, batch, rng):
+    del rng
+    step = state["step"]
+    m = self.teacher_momentum(step)
+    teacher = jax.tree.map(lambda t, s: m * t + (1 - m) * jax.lax.stop_gradient(s),
+                           state["teacher_params"], params)
+    views = (batch["view1"], batch["view2"])
+    t_stats, t_out = state["teacher_batch_stats"], []
+    for v in views:
+      (_, z), t_stats = _apply(self.net, teacher, t_stats, v, train=True)
+      t_out.append(jax.lax.stop_gradient(z))
+    frozen = step // self.steps_per_epoch < self.freeze_last_layer
+    stats, s_out, feats = state["batch_stats"], [], None
+    for v in views:
+      (f, z), stats = _apply(self.net, params, stats, v, train=True, freeze_last_layer=frozen)
+      feats = f if feats is None else feats
+      s_out.append(z)
+    loss, center = dino_loss(jnp.stack(t_out), jnp.stack(s_out), state["center"],
+                             self.teacher_temp, self.student_temp, self.center_momentum)
+    new_state = {"batch_stats": stats, "teacher_params": teacher, "teacher_batch_stats": t_stats,
+                 "center": center, "step": step + 1}
+    return loss, {"state": new_state, "feature_std": _feature_std(feats), "teacher_momentum": m}
+
+
+@dataclasses.dataclass
+class MAETask(_ViewsTask):
+  """MAE: one view (RandomResizedCrop scale (0.4, 1), flips, no blur), mask ratio 0.9 of the
+  tokens after patch- and position-embedding (the adapter sees the full image), norm-pix MSE on
+  the masked patches of the augmented, standardised image."""
+
+  encoder: SpecViT = None
+  mask_ratio: float = 0.9
+  decoder_dim: int = 512
+  decoder_heads: int = 16
+  norm_pix: bool = True
+  bands: int = 202
+  two_views: bool = False
+  scale: tuple[float, float] = (0.4, 1.0)
+  blur_p: float = 0.0
+
+  def __post_init__(self):
+    self.net = MAENet(self.encoder, self.decoder_dim, 1, self.decoder_heads, self.bands)
+
+  def _mask(self, rng, batch_size):
+    return random_token_mask(rng, batch_size, self.encoder.num_patches, self.mask_ratio)
+
+  def init(self, rng, batch):
+    k_init, k_mask = jax.random.split(rng)
+    x = batch["view1"]
+    variables = self.net.init(k_init, x, *self._mask(k_mask, x.shape[0]))
+    return variables["params"], {"batch_stats": variables["batch_stats"]}
+
+  def loss(self, params, state, batch, rng):
+    x = batch["view1"]
+    idx_keep, idx_mask = self._mask(rng, x.shape[0])
+    pred, stats = _apply(self.net, params, state["batch_stats"], x, idx_keep=idx_keep,
+                         idx_mask=idx_mask, train=True)
+    loss = mae_loss(pred, x, idx_mask, self.encoder.token_patch_size, self.norm_pix)
+    return loss, {"state": {"batch_stats": stats}}
+
+
+
+# --------------------------------------------------------------------------------------------------
+# SpectralEarth downstream
+
+
+@dataclasses.dataclass
+class SegmentationTask:
+  """Semantic segmentation with CE(ignore_index) on ``{"image", "mask"}`` examples.
+
+  ``model`` is a :class:`ViTSegmentor` or :class:`FCNSegmenter`; ``init_variables`` (optional)
+  are pretrained backbone variables ``{"params": ..., "batch_stats": ...}`` copied under
+  ``backbone``. Freezing is done by the training config's ``trainable`` regex
+  (:attr:`trainable_head`); ``eval_frozen_bn`` runs the backbone's BatchNorm in inference mode
+  during training (the official code does not).
+  """
+
+  model: nn.Module
+  source: Any
+  eval_source: Any
+  num_classes: int
+  ignore_index: int
+  init_variables: dict | None = None
+  eval_frozen_bn: bool = False
+  augment_fn: Any = None
+  eval_batch: int = 16
+
+  trainable_head = r"^head/"
+
+  def train_source(self):
+    return self.source
+
+  def augment(self, example, rng):
+    return self.augment_fn(example, rng) if self.augment_fn is not None else example
+
+  def init(self, rng, batch):
+    variables = self.model.init(rng, batch["image"])
+    params, stats = dict(variables["params"]), dict(variables.get("batch_stats", {}))
+    if self.init_variables is not None:
+      params["backbone"] = self.init_variables["params"]
+      if "batch_stats" in self.init_variables:
+        stats["backbone"] = self.init_variables["batch_stats"]
+    return params, {"batch_stats": stats}
+
+  def loss(self, params, state, batch, rng):
+    del rng
+    logits, stats = _apply(self.model, params, state["batch_stats"], batch["image"], train=True,
+                           backbone_train=not self.eval_frozen_bn)
+    loss = segmentation_loss(logits, batch["mask"], self.ignore_index)
+    return loss, {"state": {"batch_stats": stats}}
+
+  def predict(self, params, state, images):
+    fn = jax.jit(lambda p, s, x: jnp.argmax(
+        self.model.apply({"params": p, "batch_stats": s}, x), axis=-1))
+    step = self.eval_batch
+    return np.concatenate([np.asarray(fn(params, state["batch_stats"], images[i:i + step]))
+                           for i in range(0, len(images), step)])
+
+  def evaluate(self, params, state):
+    images = np.stack([e["image"] for e in self.eval_source])
+    masks = np.stack([e["mask"] for e in self.eval_source])
+    conf = segmentation.segmentation_confusion(jnp.asarray(self.predict(params, state, images)),
+                                  jnp.asarray(masks), self.num_classes, self.ignore_index)
+    return {"accuracy": float(segmentation.micro_accuracy(conf)),
+            "jaccard_micro": float(segmentation.micro_jaccard(conf, self.ignore_index)),
+            "miou": float(segmentation.mean_iou(conf, self.ignore_index))}
