@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from jspectral.data import wald
 from jspectral.metrics import pansharpening as indices
 from jspectral.pansharpening import classical
+from jspectral.pansharpening import protocol as ps_protocol
 
 # %% [markdown]
 # ## A reduced-resolution scene
@@ -39,7 +40,7 @@ print({k: v.shape for k, v in scene.items()})
 scores = {}
 for name in ("EXP", "MTF-GLP-FS", "MTF-GLP-HPM"):
   fused = classical.METHODS[name](hs_lr, pan, 6, hs_up=hs_up)
-  scores[name] = {k: round(float(v), 4) for k, v in indices.evaluation_rr(fused, gt, 6).items()}
+  scores[name] = {k: round(float(v), 4) for k, v in ps_protocol.evaluation_rr(fused, gt, 6).items()}
 print(scores)
 
 # %% [markdown]

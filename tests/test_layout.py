@@ -37,8 +37,8 @@ def imports_of(path: pathlib.Path) -> set[str]:
 
 def defines_models(path: pathlib.Path) -> bool:
   tree = ast.parse(path.read_text())
-  return any(isinstance(n, ast.Assign) and any(getattr(t, "id", None) == "MODELS" for t in n.targets)
-             for n in tree.body)
+  return any(isinstance(n, ast.Assign)
+             and any(getattr(t, "id", None) == "MODELS" for t in n.targets) for n in tree.body)
 
 
 def violations(importer: str, imported: str, *, model_file: bool = False) -> list[str]:

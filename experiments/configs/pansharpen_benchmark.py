@@ -23,6 +23,7 @@ from experiments.report import Report, Table
 from jspectral.data import wald
 from jspectral.metrics import pansharpening as indices
 from jspectral.pansharpening import classical
+from jspectral.pansharpening import protocol as ps_protocol
 
 matplotlib.use("Agg")
 
@@ -72,9 +73,9 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
     seconds[name] = (time.perf_counter() - start) / len(rr_scenes)
     fr = [np.asarray(method(s["hs_lr"], s["pan"], config.ratio, hs_up=s["hs_up"]))
           for s in fr_scenes]
-    rr_scores = [indices.evaluation_rr(f, s["gt"], config.ratio) for f, s in zip(rr, rr_scenes,
+    rr_scores = [ps_protocol.evaluation_rr(f, s["gt"], config.ratio) for f, s in zip(rr, rr_scenes,
                                                                                   strict=True)]
-    fr_scores = [indices.evaluation_fr(f, s["pan"], s["hs_lr"], config.ratio)
+    fr_scores = [ps_protocol.evaluation_fr(f, s["pan"], s["hs_lr"], config.ratio)
                  for f, s in zip(fr, fr_scenes, strict=True)]
     mean = lambda scores, k: float(np.mean([float(x[k]) for x in scores]))
     rr_rows.append([name] + [mean(rr_scores, k) for k in ("ERGAS", "SAM", "Q2n")]
@@ -199,9 +200,9 @@ def run_deep_methods(config, rr_scenes, fr_scenes, workdir: pathlib.Path) -> dic
   norm = tasks.NORMALISATION
 
   def score(name, rr, fr, seconds):
-    rr_s = [indices.evaluation_rr(f, s["gt"], config.ratio) for f, s in zip(rr, rr_scenes,
+    rr_s = [ps_protocol.evaluation_rr(f, s["gt"], config.ratio) for f, s in zip(rr, rr_scenes,
                                                                             strict=True)]
-    fr_s = [indices.evaluation_fr(f, s["pan"], s["hs_lr"], config.ratio)
+    fr_s = [ps_protocol.evaluation_fr(f, s["pan"], s["hs_lr"], config.ratio)
             for f, s in zip(fr, fr_scenes, strict=True)]
     mean = lambda scores, k: float(np.mean([float(x[k]) for x in scores]))
     out["rr_rows"].append([name] + [mean(rr_s, k) for k in ("ERGAS", "SAM", "Q2n")] + [seconds])

@@ -18,6 +18,7 @@ import numpy as np
 from experiments.report import Report, Table
 from jspectral.data import wald
 from jspectral.metrics import pansharpening as indices
+from jspectral.pansharpening import protocol as ps_protocol
 from jspectral.pansharpening import rho_pnn
 
 matplotlib.use("Agg")
@@ -65,7 +66,7 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
   pan = np.asarray(scene["pan"], np.float64)
   rows, scores = [], {}
   for name, image in (("EXP", exp), ("rho-PNN", fused)):
-    rr = {k: float(v) for k, v in indices.evaluation_rr(image, gt, config.ratio).items()}
+    rr = {k: float(v) for k, v in ps_protocol.evaluation_rr(image, gt, config.ratio).items()}
     rr["D_rho"] = float(indices.d_rho(image, pan, config.ratio))
     scores[name] = rr
     rows.append([name, rr["ERGAS"], rr["SAM"], rr["Q2n"], rr["D_rho"]])

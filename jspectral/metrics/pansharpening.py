@@ -32,10 +32,9 @@ import numpy as np
 
 from jspectral.data import wald
 
-RR_CROP = (10, 11)
 
-
-def _pair(fused, reference, names=("fused", "gt")) -> tuple[jax.Array, jax.Array, bool]:
+def pair_batches(fused, reference, names=("fused", "gt")) -> tuple[jax.Array, jax.Array, bool]:
+  """``(fused, reference)`` as equal-shaped ``(N, H, W, C)`` batches and whether to squeeze N."""
   f, squeeze = wald.as_batch(fused, names[0])
   g, _ = wald.as_batch(reference, names[1])
   if f.shape != g.shape:
@@ -54,7 +53,7 @@ def _out(x: jax.Array, squeeze: bool) -> jax.Array:
 @functools.partial(jax.jit, static_argnames=("ratio",))
 def ergas_per_band(fused, gt, ratio: int) -> jax.Array:
   """``(100/r) sqrt(MSE_b / mu_b^2)`` per band: ``(..., C)``."""
-  f, g, squeeze = _pair(fused, gt)
+  f, g, squeeze = pair_batches(fused, gt)
   mse = jnp.mean((f - g) ** 2, axis=(1, 2))
   mu2 = jnp.mean(g, axis=(1, 2)) ** 2
   return _out(100.0 / ratio * jnp.sqrt(mse / mu2), squeeze)
@@ -63,7 +62,7 @@ def ergas_per_band(fused, gt, ratio: int) -> jax.Array:
 @functools.partial(jax.jit, static_argnames=("ratio",))
 def ergas(fused, gt, ratio: int) -> jax.Array:
   """ERGAS (toolbox ``Metrics/metrics_rr.ERGAS``): ``(100/r) sqrt(mean_b MSE_b / mu_b^2)``."""
-  f, g, squeeze = _pair(fused, gt)
+  f, g, squeeze = pair_batches(fused, gt)
   mse = jnp.mean((f - g) ** 2, axis=(1, 2))
   mu2 = jnp.mean(g, axis=(1, 2)) ** 2
   return _out(100.0 / ratio * jnp.sqrt(jnp.mean(mse / mu2, axis=-1)), squeeze)
@@ -72,7 +71,7 @@ def ergas(fused, gt, ratio: int) -> jax.Array:
 @functools.partial(jax.jit, static_argnames=("degrees",))
 def sam(fused, gt, degrees: bool = True) -> jax.Array:
   """Mean spectral angle; zero-norm pixels (and arccos above 1) count as 0 but stay counted."""
-  f, g, squeeze = _pair(fused, gt)
+  f, g, squeeze = pair_batches(fused, gt)
   dot = jnp.sum(f * g, axis=-1)
   norm = jnp.sqrt(jnp.sum(f * f, axis=-1) * jnp.sum(g * g, axis=-1))
   ratio = dot / jnp.where(norm == 0, 1.0, norm)
@@ -85,7 +84,7 @@ def sam(fused, gt, degrees: bool = True) -> jax.Array:
 @functools.partial(jax.jit, static_argnames=("eps",))
 def sam_loss(fused, gt, eps: float = 1e-8) -> jax.Array:
   """HSpeNet's ``SAMLoss``: mean of ``1 - cos`` over all pixels (zero norm products -> eps)."""
-  f, g, _ = _pair(fused, gt)
+  f, g, _ = pair_batches(fused, gt)
   dot = jnp.sum(f * g, axis=-1)
   # The official replaces the *squared* norm product by eps, so a zero pixel scores 1 - 1e-4.
   norm_sq = jnp.sum(f * f, axis=-1) * jnp.sum(g * g, axis=-1)
@@ -158,7 +157,7 @@ def _q_block(g: jax.Array, f: jax.Array, block: int) -> jax.Array:
 def q2n_map(fused, gt, block_size: int = 32, shift: int = 32, *,
             round_inputs: bool = True) -> jax.Array:
   """Block map of Q2n: ``(..., n_y, n_x)`` (see :func:`q2n`)."""
-  f, g, squeeze = _pair(fused, gt)
+  f, g, squeeze = pair_batches(fused, gt)
   n, h, w, c = g.shape
   if round_inputs:
     f, g = jnp.round(f), jnp.round(g)
@@ -215,7 +214,7 @@ def q_per_band(fused, reference, block_size: int = 32) -> jax.Array:
   ``Q = 4 s_xy mu_x mu_y / ((s_x^2 + s_y^2)(mu_x^2 + mu_y^2))``; windows with a zero denominator
   count as 1 (identical constant windows). Inputs as in rho-PNN's ``Metrics/metrics_rr.Q``.
   """
-  f, g, squeeze = _pair(fused, reference, ("fused", "reference"))
+  f, g, squeeze = pair_batches(fused, reference, ("fused", "reference"))
   n = block_size ** 2
   sf, sg = _box(f, block_size), _box(g, block_size)
   sff, sgg, sfg = _box(f * f, block_size), _box(g * g, block_size), _box(f * g, block_size)
@@ -330,28 +329,3 @@ def d_s(fused, pan, ms_lr, ratio: int, *, block_size: int = 32, exponent: float 
 def hqnr(d_lambda, d_spatial, alpha: float = 1.0, beta: float = 1.0) -> jax.Array:
   """HQNR / the toolbox's QNR column: ``(1 - D_lambda)^alpha (1 - D_s)^beta``."""
   return (1.0 - d_lambda) ** alpha * (1.0 - d_spatial) ** beta
-
-
-# ------------------------------------------------------------------------------------------------
-# Protocol wrappers
-# ------------------------------------------------------------------------------------------------
-
-@functools.partial(jax.jit, static_argnames=("ratio", "crop", "max_value"))
-def evaluation_rr(fused, gt, ratio: int, *, crop: tuple[int, int] | None = RR_CROP,
-                  max_value: float = 2.0 ** 16) -> dict[str, jax.Array]:
-  """RR scores of the toolbox's ``evaluation_rr``: crop, clip fused to [0, 2^16], ERGAS/SAM/Q2n."""
-  f, g, _ = _pair(fused, gt)
-  if crop is not None:
-    top, bottom = crop
-    f, g = f[:, top:-bottom, top:-bottom], g[:, top:-bottom, top:-bottom]
-  f = jnp.clip(f, 0.0, max_value)
-  return {"ERGAS": jnp.mean(ergas(f, g, ratio)), "SAM": jnp.mean(sam(f, g)),
-          "Q2n": jnp.mean(q2n(f, g))}
-
-
-@functools.partial(jax.jit, static_argnames=("ratio",))
-def evaluation_fr(fused, pan, ms_lr, ratio: int) -> dict[str, jax.Array]:
-  """FR scores of the toolbox's ``evaluation_fr``: D_lambda (Khan), D_sR, QNR = (1-D_l)(1-D_sR)."""
-  dl = jnp.mean(d_lambda_khan(fused, ms_lr, ratio))
-  dsr = jnp.mean(d_sr(fused, pan))
-  return {"D_lambda": dl, "D_sR": dsr, "QNR": hqnr(dl, dsr)}

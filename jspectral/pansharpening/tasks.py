@@ -33,7 +33,7 @@ import ml_collections
 import numpy as np
 
 from jspectral.metrics import pansharpening as indices
-from jspectral.pansharpening import deep, per_image
+from jspectral.pansharpening import deep, per_image, protocol
 from jspectral.train import default_config
 
 NORMALISATION = per_image.NORMALISATION
@@ -205,7 +205,7 @@ class SupervisedTask:
   def evaluate(self, params, state) -> dict[str, float]:
     if not self.eval_examples:
       return {}
-    scores = [indices.evaluation_rr(self.predict(params, state, ex),
+    scores = [protocol.evaluation_rr(self.predict(params, state, ex),
                                     np.asarray(ex["gt"], np.float64) * NORMALISATION, self.ratio)
               for ex in self.eval_examples]
     return {k: float(np.mean([float(s[k]) for s in scores])) for k in scores[0]}

@@ -227,12 +227,6 @@ def predict(model: nn.Module, params, phi, sizes: tuple[int, ...]) -> jax.Array:
   return bases.uniform(coef, model.problem.kinds, tuple(sizes))
 
 
-def relative_l2(pred: jax.Array, target: jax.Array) -> jax.Array:
-  """``||pred - target||_2 / ||target||_2`` per sample over all but the leading axis."""
-  axes = tuple(range(1, target.ndim))
-  return jnp.sqrt(jnp.sum((pred - target) ** 2, axes) / jnp.sum(target ** 2, axes))
-
-
 # ----------------------------------------------------------------------------- registry
 
 def _example(model):

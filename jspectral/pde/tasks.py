@@ -16,7 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jspectral.pde import problems
-from jspectral.pde.nsm import FNOPINN, loss_terms, predict, relative_l2
+from jspectral.pde.nsm import FNOPINN, loss_terms, predict
+from jspectral.pde.protocol import relative_l2
 
 
 @dataclasses.dataclass

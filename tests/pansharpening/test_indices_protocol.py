@@ -13,6 +13,7 @@ import pytest
 
 from jspectral.data import wald
 from jspectral.metrics import pansharpening as indices
+from jspectral.pansharpening import protocol as ps_protocol
 from jspectral.pansharpening import rho_pnn
 from tests.conftest import load_pack
 
@@ -99,7 +100,7 @@ def test_metrics_rr(pack):
   v = pack.json("metrics_rr/values")
   with jax.enable_x64(True):
     gt, fused = nhwc(pack["metrics_rr/gt"]), nhwc(pack["metrics_rr/fused"])
-    rr = indices.evaluation_rr(fused, gt, 6)
+    rr = ps_protocol.evaluation_rr(fused, gt, 6)
     np.testing.assert_allclose(rr["ERGAS"], v["evaluation_rr"]["ERGAS"], rtol=1e-9)
     np.testing.assert_allclose(rr["SAM"], v["evaluation_rr"]["SAM"], rtol=1e-9)
     np.testing.assert_allclose(rr["Q2n"], v["evaluation_rr"]["Q2n"], atol=1e-6)
@@ -125,7 +126,7 @@ def test_metrics_fr(pack):
     ms_lr = nhwc(pack["metrics_fr/ms_lr"])
     ref = nhwc(pack["metrics_fr/out_lr"])
     np.testing.assert_allclose(indices.khan_degrade(out, 6), ref, rtol=1e-9, atol=1e-9 * ref.max())
-    fr = indices.evaluation_fr(out, pan, ms_lr, 6)
+    fr = ps_protocol.evaluation_fr(out, pan, ms_lr, 6)
     for key in ("D_lambda", "D_sR", "QNR"):
       np.testing.assert_allclose(fr[key], v[key], atol=1e-6)
 
