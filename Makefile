@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m experiments demo --workdir runs/demo
 
-## Run the whole test suite on two CPU workers.
+## Lint (ruff, complexity included), then the whole test suite on two CPU workers.
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 tests
 
 ## Pair every jupytext notebook with a generated .ipynb.
