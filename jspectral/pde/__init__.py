@@ -9,13 +9,13 @@ domain" (ICLR 2024, arXiv 2312.05225), after the official JAX code
 * ``problems``: the PDEs (periodic / Dirichlet Poisson, reaction-diffusion, Navier-Stokes):
   Gaussian-process parameter priors, hard constraints, spectral and grid residuals.
 * ``solvers``: differentiable reference solvers and the diffusivity inverse problem.
-* ``nsm``: the NSM, SNO and FNO/CNO + PINN models, the spectral and PINN losses, prediction and
-  the relative L2 error.
+* ``nsm``: the NSM, SNO and FNO/CNO + PINN models, the spectral and PINN losses and prediction.
 * ``tasks``: the :func:`jspectral.train.fit` task for self-supervised operator learning.
+* ``protocol``: the paper's evaluation, the relative L2 error of predicted solution fields.
 * ``figures``: reference vs predicted fields, error maps and learning curves.
 
 Importing this package loads none of its modules; import them by name
 (``from jspectral.pde import bases``).
 """
 
-__all__ = ["bases", "problems", "solvers", "nsm", "tasks", "figures"]
+__all__ = ["bases", "problems", "solvers", "nsm", "tasks", "protocol", "figures"]
