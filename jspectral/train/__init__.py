@@ -1,4 +1,14 @@
-"""Training engine: ``fit(task, config, workdir)`` and the pieces it is made of."""
+"""Training engine: ``fit(task, config, workdir)`` and the pieces it is made of.
+
+A family supplies a :class:`Task` (``train_source``, ``init``, ``loss``, ``evaluate``); ``fit``
+owns the mesh, sharding, jit, optimizer, checkpoints, resume, logging and progress bar.
+
+* ``loop``: ``fit``, ``Task``, ``TrainState``, ``FitResult``, ``default_config``, ``make_mesh``,
+  ``global_batch`` and the donated ``train_step``;
+* ``optim``: optax optimizers, learning-rate schedules and trainable-parameter masks from a config;
+* ``checkpoint``: orbax save every K steps, keep N, resume from the newest readable step;
+* ``distributed``: multi-host start-up (``distributed.initialize()`` before any other JAX call).
+"""
 
 from jspectral.train import distributed
 from jspectral.train.loop import (
@@ -16,6 +26,8 @@ from jspectral.train.optim import cyclic_schedule, make_optimizer, make_schedule
 
 __all__ = [
     "FitResult", "NonFiniteError", "Task", "TrainState", "cyclic_schedule", "default_config",
-    "distributed", "fit", "global_batch", "make_mesh", "make_optimizer", "make_schedule",
+    "fit", "global_batch", "make_mesh", "make_optimizer", "make_schedule",
     "train_step", "trainable_labels",
+    # submodules
+    "checkpoint", "distributed", "loop", "optim",
 ]

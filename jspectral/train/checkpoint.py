@@ -38,7 +38,15 @@ def _state_handler() -> ocp.PyTreeCheckpointHandler:
 
 
 def manager(directory: pathlib.Path, keep: int) -> ocp.CheckpointManager:
-  """An orbax ``CheckpointManager`` over ``directory`` keeping the ``keep`` newest steps."""
+  """An orbax ``CheckpointManager`` over ``directory`` keeping the ``keep`` newest steps.
+
+  Args:
+    directory: the checkpoint directory (created if missing).
+    keep: how many of the newest steps to keep.
+
+  Returns:
+    A manager with two items per step: ``state`` (pytree) and ``data`` (JSON).
+  """
   return ocp.CheckpointManager(
       directory.absolute(),
       item_handlers={"state": _state_handler(), "data": ocp.JsonCheckpointHandler()},
@@ -47,13 +55,28 @@ def manager(directory: pathlib.Path, keep: int) -> ocp.CheckpointManager:
 
 
 def save(mngr: ocp.CheckpointManager, step: int, state, data_state: dict) -> None:
-  """Saves ``state`` and the data-iterator state at ``step`` (asynchronously)."""
+  """Saves ``state`` and the data-iterator state at ``step`` (asynchronously).
+
+  Args:
+    mngr: the manager of :func:`manager`.
+    step: the step number the checkpoint is filed under.
+    state: the :class:`~jspectral.train.TrainState` pytree.
+    data_state: the input iterator's ``get_state()`` (JSON-serialisable).
+  """
   mngr.save(step, args=ocp.args.Composite(state=ocp.args.PyTreeSave(state),
                                           data=ocp.args.JsonSave(data_state)), force=True)
 
 
 def restore_latest(directory: pathlib.Path, keep: int, abstract_state):
   """Restores the newest readable checkpoint onto ``abstract_state`` (shapes and shardings).
+
+  A checkpoint that fails to restore is moved to ``<directory>/unreadable/`` with a warning and the
+  next older one is tried.
+
+  Args:
+    directory: the checkpoint directory.
+    keep: how many of the newest steps the returned manager keeps.
+    abstract_state: pytree of ``jax.ShapeDtypeStruct`` (with shardings) of the state to restore.
 
   Returns:
     ``(manager, state, data_state)``; ``state`` and ``data_state`` are ``None`` when there is no

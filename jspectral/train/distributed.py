@@ -20,6 +20,18 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
   nothing happens. On TPU pods and SLURM/Kubernetes clusters JAX discovers these itself: set
   ``JSPECTRAL_NUM_PROCESSES=auto`` to call ``jax.distributed.initialize()`` with no arguments.
   On CPU the cross-process collectives go through gloo.
+
+  Args:
+    coordinator_address: ``"host:port"`` of process 0's coordinator service.
+    num_processes: the number of processes of the run.
+    process_id: this process's index in ``[0, num_processes)``.
+
+  Returns:
+    ``True`` if ``jax.distributed.initialize`` was called, ``False`` for a single-process run.
+
+  Raises:
+    ValueError: a multi-process run without a coordinator address or process id, or a process id
+      out of range.
   """
   coordinator_address = coordinator_address or os.environ.get(ENV_COORDINATOR)
   if num_processes is None and ENV_NUM_PROCESSES in os.environ:

@@ -52,14 +52,66 @@ class Task(Protocol):
   learning-rate schedule.
   """
 
-  def train_source(self): ...
-  def init(self, rng: jax.Array, batch: PyTree) -> tuple[PyTree, PyTree]: ...
-  def loss(self, params, state, batch, rng) -> tuple[jax.Array, dict]: ...
-  def evaluate(self, params, state) -> dict[str, float]: ...
+  def train_source(self):
+    """The training examples.
+
+    Returns:
+      A ``grain.MapDataset`` or a random-access sequence of dicts of NumPy arrays.
+    """
+    ...
+
+  def init(self, rng: jax.Array, batch: PyTree) -> tuple[PyTree, PyTree]:
+    """Initial parameters and non-trainable state.
+
+    Args:
+      rng: PRNG key.
+      batch: the first global batch (pytree of arrays ``(B, ...)``), for shapes.
+
+    Returns:
+      ``(params, state)``; ``state`` is ``{}`` when the model has no non-trainable collections.
+    """
+    ...
+
+  def loss(self, params, state, batch, rng) -> tuple[jax.Array, dict]:
+    """The pure, jit-able training loss of one global batch.
+
+    Args:
+      params: trainable parameters.
+      state: non-trainable collections.
+      batch: the global batch (pytree of arrays ``(B, ...)``, sharded over ``data``).
+      rng: this step's key, ``fold_in(base_key, step)``.
+
+    Returns:
+      ``(loss, aux)``: a scalar and a dict of scalars to log; ``aux["state"]`` (optional) is the
+      updated ``state``.
+    """
+    ...
+
+  def evaluate(self, params, state) -> dict[str, float]:
+    """Host-side evaluation (every ``config.eval_every`` steps and at the end).
+
+    Args:
+      params: trainable parameters (host NumPy arrays).
+      state: non-trainable collections (host NumPy arrays).
+
+    Returns:
+      Named scalar results; ``fit`` logs them with an ``eval/`` prefix.
+    """
+    ...
 
 
 @flax.struct.dataclass
 class TrainState:
+  """The pytree ``fit`` carries between steps (replicated over the mesh; donated to each update).
+
+  Attributes:
+    step: int32 scalar, the number of updates applied so far.
+    params: the trainable parameters, as returned by ``Task.init``.
+    opt_state: the optax optimizer state of ``params``.
+    model_state: the non-trainable collections (BatchNorm statistics, EMA teachers, queues).
+    rng: the run's base PRNG key; step ``s`` uses ``fold_in(rng, s)``, so a resumed run replays the
+      same randomness.
+  """
   step: jax.Array
   params: PyTree
   opt_state: PyTree
@@ -69,7 +121,15 @@ class TrainState:
 
 @dataclasses.dataclass
 class FitResult:
-  """What :func:`fit` returns: host copies of the final parameters and state, plus the log."""
+  """What :func:`fit` returns: host copies of the final parameters and state, plus the log.
+
+  Attributes:
+    params: final trainable parameters (NumPy arrays on the host).
+    model_state: final non-trainable collections (NumPy arrays on the host).
+    step: the last completed step (``config.total_steps``).
+    history: the records written to ``metrics.jsonl`` (training logs and evaluations), in order.
+    evals: the final ``task.evaluate`` results, keys prefixed ``eval/``.
+  """
 
   params: PyTree
   model_state: PyTree
@@ -79,7 +139,13 @@ class FitResult:
 
 
 def default_config() -> ml_collections.ConfigDict:
-  """The training fields ``fit`` reads, with neutral defaults; experiment configs override them."""
+  """The training fields ``fit`` reads, with neutral defaults; experiment configs override them.
+
+  Returns:
+    An ``ml_collections.ConfigDict`` with ``seed``, ``total_steps``, ``batch_size``, ``optimizer``
+    and ``schedule`` (see :mod:`jspectral.train.optim`), ``grad_clip_norm``, ``trainable``,
+    ``checkpoint_every``, ``keep_checkpoints``, ``eval_every``, ``log_every`` and ``progress``.
+  """
   return ml_collections.ConfigDict(dict(
       seed=0, total_steps=100, batch_size=8,
       optimizer=dict(name="adam", learning_rate=1e-3, momentum=0.9, nesterov=False,
@@ -95,12 +161,25 @@ class NonFiniteError(FloatingPointError):
 
 
 def make_mesh() -> Mesh:
-  """A 1-D mesh with axis ``data`` over every device of every process."""
+  """A 1-D mesh with axis ``data`` over every device of every process.
+
+  Returns:
+    A ``jax.sharding.Mesh`` of shape ``(jax.device_count(),)`` named ``("data",)``.
+  """
   return Mesh(np.asarray(jax.devices()), ("data",))
 
 
 def global_batch(mesh: Mesh, local_batch: PyTree) -> PyTree:
-  """Assembles the global, ``data``-sharded batch from each process's local rows."""
+  """Assembles the global, ``data``-sharded batch from each process's local rows.
+
+  Args:
+    mesh: the mesh of :func:`make_mesh`.
+    local_batch: pytree of host arrays ``(B_local, ...)``, this process's rows of the batch.
+
+  Returns:
+    The same pytree of global ``jax.Array`` s ``(B_local * process_count, ...)``, sharded along
+    axis 0 over the mesh's ``data`` axis.
+  """
   sharding = NamedSharding(mesh, PartitionSpec("data"))
   return jax.tree.map(
       lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), local_batch)
@@ -108,7 +187,19 @@ def global_batch(mesh: Mesh, local_batch: PyTree) -> PyTree:
 
 def train_step(ts: TrainState, batch: PyTree, *, loss_fn: Callable,
                tx: optax.GradientTransformation):
-  """One update. A non-finite loss or gradient leaves ``ts`` unchanged and reports ``ok=False``."""
+  """One update. A non-finite loss or gradient leaves ``ts`` unchanged and reports ``ok=False``.
+
+  Args:
+    ts: the current :class:`TrainState`.
+    batch: the global batch (pytree of arrays with a leading batch axis).
+    loss_fn: ``(params, model_state, batch, rng) -> (loss, aux)`` (a :class:`Task`'s ``loss``);
+      ``aux["state"]``, if present, becomes the new ``model_state``.
+    tx: the optax transformation.
+
+  Returns:
+    ``(new_ts, metrics, ok)``: the updated state (``ts`` itself if not ``ok``), a dict with scalar
+    ``loss``, ``grad_norm`` and the other ``aux`` entries, and a boolean scalar.
+  """
   rng = jax.random.fold_in(ts.rng, ts.step)
   (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(
       ts.params, ts.model_state, batch, rng)
@@ -129,8 +220,18 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str | pathlib.Pa
   Writes ``config.json``, ``metrics.jsonl`` and ``checkpoints/`` under ``workdir``. A run killed at
   any point and restarted on the same workdir ends with the same parameters as an uninterrupted one.
 
+  Args:
+    task: what to learn (:class:`Task`).
+    config: the training fields of :func:`default_config` (experiment configs extend them);
+      ``config.batch_size`` is the global batch and must be divisible by the number of devices.
+    workdir: the run directory (created if missing).
+
+  Returns:
+    A :class:`FitResult` with host copies of the final parameters and state and the log.
+
   Raises:
     NonFiniteError: the loss or gradient was NaN/Inf; the message names the step.
+    ValueError: ``config.batch_size`` is not divisible by the number of devices.
   """
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)

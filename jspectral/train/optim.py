@@ -23,7 +23,17 @@ import optax
 
 
 def make_schedule(config, total_steps: int) -> optax.Schedule:
-  """Learning-rate schedule ``step -> lr`` from ``config.schedule`` and ``config.optimizer``."""
+  """Learning-rate schedule ``step -> lr`` from ``config.schedule`` and ``config.optimizer``.
+
+  Args:
+    config: a config with ``optimizer.learning_rate`` and the ``schedule`` fields (module
+      docstring).
+    total_steps: the run length (the decay horizon of ``warmup_cosine`` and ``exponential``).
+
+  Returns:
+    An ``optax.Schedule``. ``step`` boundaries listed k times decay by ``decay_factor**k`` there;
+    ``exponential`` is ``lr * decay_factor ** (step / total_steps)``.
+  """
   lr = config.optimizer.learning_rate
   sched = config.schedule
   name = sched.name
@@ -47,7 +57,17 @@ def make_schedule(config, total_steps: int) -> optax.Schedule:
 
 
 def cyclic_schedule(max_value: float, min_value: float, cycle_steps: int) -> optax.Schedule:
-  """Triangular cyclic schedule (Smith, 2017): min -> max -> min every ``cycle_steps`` steps."""
+  """Triangular cyclic schedule (Smith, 2017): min -> max -> min every ``cycle_steps`` steps.
+
+  Args:
+    max_value: the learning rate at mid-cycle.
+    min_value: the learning rate at the start (and end) of each cycle.
+    cycle_steps: cycle length in steps (>= 2).
+
+  Returns:
+    An ``optax.Schedule`` ``step -> min + (max - min) (1 - |2 phase - 1|)``, ``phase`` the position
+    in the cycle in [0, 1).
+  """
   if cycle_steps < 2:
     raise ValueError(f"cycle_steps: expected an integer >= 2, got {cycle_steps}")
 
@@ -62,8 +82,15 @@ def make_optimizer(config, total_steps: int, schedule: optax.Schedule | None = N
                    ) -> tuple[optax.GradientTransformation, optax.Schedule]:
   """The optax transformation of ``config`` (clipping, optimizer, mask) and its schedule.
 
-  ``schedule`` replaces the named ``config.schedule`` (a system whose official learning-rate
-  trace no named schedule reproduces supplies its own).
+  Args:
+    config: a config with the ``optimizer``, ``schedule``, ``grad_clip_norm`` and ``trainable``
+      fields (module docstring).
+    total_steps: the run length, passed to :func:`make_schedule`.
+    schedule: replaces the named ``config.schedule`` (a system whose official learning-rate trace
+      no named schedule reproduces supplies its own).
+
+  Returns:
+    ``(tx, schedule)``: the ``optax.GradientTransformation`` and the schedule it uses.
   """
   schedule = make_schedule(config, total_steps) if schedule is None else schedule
   opt = config.optimizer
@@ -97,7 +124,15 @@ def make_optimizer(config, total_steps: int, schedule: optax.Schedule | None = N
 
 
 def trainable_labels(pattern: str):
-  """``params -> labels`` tree: ``"train"`` where the '/'-joined path matches ``pattern``."""
+  """``params -> labels`` tree: ``"train"`` where the '/'-joined path matches ``pattern``.
+
+  Args:
+    pattern: a regular expression searched in :func:`path_name` of each parameter.
+
+  Returns:
+    A function mapping a params pytree to a pytree of ``"train"`` / ``"freeze"`` labels (for
+    ``optax.multi_transform``).
+  """
   regex = re.compile(pattern)
 
   def labels(params):
@@ -108,7 +143,14 @@ def trainable_labels(pattern: str):
 
 
 def path_name(path) -> str:
-  """'/'-joined names of a ``tree_map_with_path`` key path, e.g. ``block_0/attn/lora_a``."""
+  """'/'-joined names of a ``tree_map_with_path`` key path, e.g. ``block_0/attn/lora_a``.
+
+  Args:
+    path: a key path (tuple of ``DictKey`` / ``SequenceKey`` / ``GetAttrKey``).
+
+  Returns:
+    The path as a string.
+  """
   return "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
 
 
