@@ -1,5 +1,11 @@
-"""Pure, jit-able quality indices. ``image``: PSNR, SSIM, SAM, ERGAS, RMSE, CC;
-``classification``: confusion matrix, OA, AA, kappa."""
+"""Pure, jit-able quality indices on bands-last arrays, with the papers' conventions as options.
+
+* ``image``: PSNR, SSIM, SAM, ERGAS, RMSE, CC on ``(..., H, W, C)`` (re-exported here);
+* ``classification``: confusion matrix, OA, AA, Cohen's kappa, per-class accuracy (re-exported);
+* ``pansharpening``: the hyperspectral pansharpening toolbox's indices (Q2n, D_lambda, D_s, D_sR,
+  D_rho, HQNR, toolbox ERGAS/SAM) on ``(H, W, C)`` or ``(N, H, W, C)``;
+* ``segmentation``: torchmetrics-style micro accuracy, Jaccard, mean IoU and multi-label metrics.
+"""
 
 from jspectral.metrics import classification, image
 from jspectral.metrics.classification import (
@@ -14,4 +20,6 @@ from jspectral.metrics.image import cc, ergas, psnr, quality_report, rmse, sam, 
 __all__ = [
     "average_accuracy", "cc", "classification", "confusion_matrix", "ergas", "image", "kappa",
     "overall_accuracy", "per_class_accuracy", "psnr", "quality_report", "rmse", "sam", "ssim",
+    # submodules imported on use
+    "pansharpening", "segmentation",
 ]

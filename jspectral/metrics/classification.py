@@ -12,12 +12,16 @@ import jax.numpy as jnp
 
 def confusion_matrix(labels: jax.Array, predictions: jax.Array, num_classes: int,
                      ignore_index: int | None = None) -> jax.Array:
-  """``(num_classes, num_classes)`` int32 counts; entries equal to ``ignore_index`` are skipped.
+  """Confusion counts: rows are true classes, columns predictions.
 
   Args:
-    labels, predictions: integer arrays of the same shape.
-    num_classes: number of classes ``K``; labels and predictions lie in ``[0, K)``.
+    labels: integer array of any shape, values in ``[0, K)``.
+    predictions: integer array of the same shape as ``labels``, values in ``[0, K)``.
+    num_classes: number of classes ``K``.
     ignore_index: a label value to leave out (e.g. unlabelled pixels).
+
+  Returns:
+    ``(K, K)`` int32 counts; entries whose label equals ``ignore_index`` are skipped.
   """
   if labels.shape != predictions.shape:
     raise ValueError(f"labels, predictions: shapes differ, {labels.shape} vs {predictions.shape}")
@@ -39,13 +43,27 @@ def _check_confusion(confusion: jax.Array) -> None:
 
 
 def overall_accuracy(confusion: jax.Array) -> jax.Array:
-  """OA: correctly classified samples over all samples."""
+  """OA: correctly classified samples over all samples.
+
+  Args:
+    confusion: ``(K, K)`` confusion matrix (rows true, columns predicted).
+
+  Returns:
+    Scalar accuracy in [0, 1].
+  """
   _check_confusion(confusion)
   return jnp.trace(confusion) / jnp.sum(confusion)
 
 
 def per_class_accuracy(confusion: jax.Array) -> jax.Array:
-  """Recall of each class, ``(K,)``; NaN for a class with no true samples."""
+  """Recall of each class.
+
+  Args:
+    confusion: ``(K, K)`` confusion matrix (rows true, columns predicted).
+
+  Returns:
+    ``(K,)`` accuracies; NaN for a class with no true samples.
+  """
   _check_confusion(confusion)
   support = jnp.sum(confusion, axis=1)
   return jnp.where(support > 0, jnp.diag(confusion) / jnp.maximum(support, 1), jnp.nan)
@@ -54,9 +72,14 @@ def per_class_accuracy(confusion: jax.Array) -> jax.Array:
 def average_accuracy(confusion: jax.Array, predicted_absent_as_zero: bool = False) -> jax.Array:
   """AA: mean per-class accuracy over the classes present in the ground truth.
 
-  ``predicted_absent_as_zero=True`` follows scikit-learn reports built on the sorted union of true
-  and predicted labels (LoLA-SpecViT's ``acc_reports``): a class that is predicted but never true
-  counts as accuracy 0; classes absent from both are left out.
+  Args:
+    confusion: ``(K, K)`` confusion matrix (rows true, columns predicted).
+    predicted_absent_as_zero: ``True`` follows scikit-learn reports built on the sorted union of
+      true and predicted labels (LoLA-SpecViT's ``acc_reports``): a class that is predicted but
+      never true counts as accuracy 0; classes absent from both are left out.
+
+  Returns:
+    Scalar accuracy in [0, 1].
   """
   accuracy = per_class_accuracy(confusion)
   if not predicted_absent_as_zero:
@@ -66,7 +89,14 @@ def average_accuracy(confusion: jax.Array, predicted_absent_as_zero: bool = Fals
 
 
 def kappa(confusion: jax.Array) -> jax.Array:
-  """Cohen's kappa: ``(p_o - p_e) / (1 - p_e)`` with chance agreement from the marginals."""
+  """Cohen's kappa: ``(p_o - p_e) / (1 - p_e)`` with chance agreement from the marginals.
+
+  Args:
+    confusion: ``(K, K)`` confusion matrix (rows true, columns predicted).
+
+  Returns:
+    Scalar kappa in [-1, 1].
+  """
   _check_confusion(confusion)
   total = jnp.sum(confusion).astype(jnp.float32)
   p_o = jnp.trace(confusion) / total

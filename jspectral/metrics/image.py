@@ -31,7 +31,15 @@ def _check_pair(pred: jax.Array, target: jax.Array) -> None:
 
 
 def band_mse(pred: jax.Array, target: jax.Array) -> jax.Array:
-  """Mean squared error of each band, ``(..., H, W, C) -> (..., C)``."""
+  """Mean squared error of each band.
+
+  Args:
+    pred: estimate ``(..., H, W, C)``.
+    target: reference ``(..., H, W, C)``.
+
+  Returns:
+    ``(..., C)`` per-band MSE.
+  """
   _check_pair(pred, target)
   return jnp.mean(jnp.square(pred - target), axis=(-3, -2))
 
@@ -41,7 +49,8 @@ def psnr(pred: jax.Array, target: jax.Array, data_range: float = 1.0,
   """Peak signal-to-noise ratio in dB.
 
   Args:
-    pred, target: ``(..., H, W, C)``.
+    pred: estimate ``(..., H, W, C)``.
+    target: reference ``(..., H, W, C)``.
     data_range: peak value ``L`` in ``10 log10(L^2 / MSE)``.
     per_band: ``True`` (MPSNR, the HSI papers' convention): mean over bands of each band's PSNR;
       ``False``: PSNR of the whole-cube MSE.
@@ -82,12 +91,17 @@ def ssim(pred: jax.Array, target: jax.Array, data_range: float = 1.0, window: st
   dropping a border of ``(win_size - 1) // 2`` pixels.
 
   Args:
-    pred, target: ``(..., H, W, C)``.
+    pred: estimate ``(..., H, W, C)``.
+    target: reference ``(..., H, W, C)``.
     data_range: ``L`` in ``C1 = (k1 L)^2``, ``C2 = (k2 L)^2``.
     window: ``"gaussian"`` (sigma ``sigma``, truncated at 3.5 sigma: 11x11 for sigma 1.5) or
       ``"uniform"`` (``win_size`` x ``win_size``, default 7, scikit-image's default).
+    win_size: side of the uniform window (ignored by the Gaussian one).
+    sigma: standard deviation of the Gaussian window in pixels.
     sample_covariance: use N/(N-1) for (co)variances; defaults to scikit-image's choice for each
       window (``False`` with the Gaussian window as in Wang et al., ``True`` with the uniform one).
+    k1: stabilising constant of the luminance term.
+    k2: stabilising constant of the contrast-structure term.
 
   Returns:
     ``(...)`` mean SSIM.
@@ -132,7 +146,8 @@ def sam(pred: jax.Array, target: jax.Array, degrees: bool = True, eps: float = 0
   eps)`` over every pixel (the HSIR/torchlight formula, whose SAM(x, x) is not exactly 0).
 
   Args:
-    pred, target: ``(..., H, W, C)``.
+    pred: estimate ``(..., H, W, C)``.
+    target: reference ``(..., H, W, C)``.
     degrees: return degrees (SSPSR, pansharpening) rather than radians (HSIR).
     eps: see above.
     clip: clip the cosine to [-1, 1]; ``False`` reproduces SSPSR, where a cosine rounded above 1
@@ -159,8 +174,18 @@ def sam(pred: jax.Array, target: jax.Array, degrees: bool = True, eps: float = 0
 
 
 def ergas(pred: jax.Array, target: jax.Array, ratio: float) -> jax.Array:
-  """ERGAS = ``(100 / ratio) sqrt(mean_b MSE_b / mean(target_b)^2)``, ``ratio`` = resolution ratio
-  (the super-resolution scale, or the PAN/HS pixel-size ratio). 0 for a perfect estimate."""
+  """ERGAS (Wald 2000), the relative dimensionless global error; 0 for a perfect estimate.
+
+  ``ERGAS = (100 / ratio) sqrt(mean_b MSE_b / mean(target_b)^2)``.
+
+  Args:
+    pred: estimate ``(..., H, W, C)``.
+    target: reference ``(..., H, W, C)``.
+    ratio: resolution ratio (the super-resolution scale, or the PAN/HS pixel-size ratio), > 0.
+
+  Returns:
+    ``(...)`` ERGAS.
+  """
   if ratio <= 0:
     raise ValueError(f"ratio: expected a positive resolution ratio, got {ratio}")
   mse = band_mse(pred, target)
@@ -169,12 +194,28 @@ def ergas(pred: jax.Array, target: jax.Array, ratio: float) -> jax.Array:
 
 
 def rmse(pred: jax.Array, target: jax.Array) -> jax.Array:
-  """Root-mean-square error over every pixel and band, ``(...)``."""
+  """Root-mean-square error over every pixel and band.
+
+  Args:
+    pred: estimate ``(..., H, W, C)``.
+    target: reference ``(..., H, W, C)``.
+
+  Returns:
+    ``(...)`` RMSE.
+  """
   return jnp.sqrt(jnp.mean(band_mse(pred, target), axis=-1))
 
 
 def cc(pred: jax.Array, target: jax.Array) -> jax.Array:
-  """Cross-correlation: each band's Pearson correlation over pixels, averaged over bands."""
+  """Cross-correlation: each band's Pearson correlation over pixels, averaged over bands.
+
+  Args:
+    pred: estimate ``(..., H, W, C)``.
+    target: reference ``(..., H, W, C)``.
+
+  Returns:
+    ``(...)`` mean correlation coefficient.
+  """
   _check_pair(pred, target)
   p = pred - jnp.mean(pred, axis=(-3, -2), keepdims=True)
   t = target - jnp.mean(target, axis=(-3, -2), keepdims=True)
@@ -184,7 +225,16 @@ def cc(pred: jax.Array, target: jax.Array) -> jax.Array:
 
 
 def quality_report(pred: jax.Array, target: jax.Array, ratio: float | None = None) -> dict:
-  """All indices at their default settings as floats (mean over leading axes), for reports."""
+  """All indices at their default settings as floats (mean over leading axes), for reports.
+
+  Args:
+    pred: estimate ``(..., H, W, C)``.
+    target: reference ``(..., H, W, C)``.
+    ratio: resolution ratio for ERGAS; ``None`` leaves ERGAS out.
+
+  Returns:
+    ``{"PSNR", "SSIM", "SAM", "RMSE", "CC"[, "ERGAS"]}`` Python floats.
+  """
   values = {"PSNR": psnr(pred, target), "SSIM": ssim(pred, target), "SAM": sam(pred, target),
             "RMSE": rmse(pred, target), "CC": cc(pred, target)}
   if ratio is not None:

@@ -34,7 +34,17 @@ from jspectral.data import wald
 
 
 def pair_batches(fused, reference, names=("fused", "gt")) -> tuple[jax.Array, jax.Array, bool]:
-  """``(fused, reference)`` as equal-shaped ``(N, H, W, C)`` batches and whether to squeeze N."""
+  """Validates a fused/reference pair and adds a batch axis when needed.
+
+  Args:
+    fused: ``(H, W, C)`` or ``(N, H, W, C)``.
+    reference: same shape as ``fused``.
+    names: the two arguments' names for error messages.
+
+  Returns:
+    ``(fused (N, H, W, C), reference (N, H, W, C), squeeze)``; ``squeeze`` says a batch axis was
+    added (drop it from the result).
+  """
   f, squeeze = wald.as_batch(fused, names[0])
   g, _ = wald.as_batch(reference, names[1])
   if f.shape != g.shape:
@@ -52,7 +62,16 @@ def _out(x: jax.Array, squeeze: bool) -> jax.Array:
 
 @functools.partial(jax.jit, static_argnames=("ratio",))
 def ergas_per_band(fused, gt, ratio: int) -> jax.Array:
-  """``(100/r) sqrt(MSE_b / mu_b^2)`` per band: ``(..., C)``."""
+  """Per-band ERGAS terms ``(100/r) sqrt(MSE_b / mu_b^2)``.
+
+  Args:
+    fused: fused cube ``(H, W, C)`` or batch ``(N, H, W, C)``.
+    gt: the reference, same shape as ``fused``.
+    ratio: resolution ratio ``r``.
+
+  Returns:
+    ``(C,)`` or ``(N, C)``.
+  """
   f, g, squeeze = pair_batches(fused, gt)
   mse = jnp.mean((f - g) ** 2, axis=(1, 2))
   mu2 = jnp.mean(g, axis=(1, 2)) ** 2
@@ -61,7 +80,16 @@ def ergas_per_band(fused, gt, ratio: int) -> jax.Array:
 
 @functools.partial(jax.jit, static_argnames=("ratio",))
 def ergas(fused, gt, ratio: int) -> jax.Array:
-  """ERGAS (toolbox ``Metrics/metrics_rr.ERGAS``): ``(100/r) sqrt(mean_b MSE_b / mu_b^2)``."""
+  """ERGAS (toolbox ``Metrics/metrics_rr.ERGAS``): ``(100/r) sqrt(mean_b MSE_b / mu_b^2)``.
+
+  Args:
+    fused: fused cube ``(H, W, C)`` or batch ``(N, H, W, C)``.
+    gt: the reference, same shape as ``fused``.
+    ratio: resolution ratio ``r``.
+
+  Returns:
+    Scalar or ``(N,)``.
+  """
   f, g, squeeze = pair_batches(fused, gt)
   mse = jnp.mean((f - g) ** 2, axis=(1, 2))
   mu2 = jnp.mean(g, axis=(1, 2)) ** 2
@@ -70,7 +98,18 @@ def ergas(fused, gt, ratio: int) -> jax.Array:
 
 @functools.partial(jax.jit, static_argnames=("degrees",))
 def sam(fused, gt, degrees: bool = True) -> jax.Array:
-  """Mean spectral angle; zero-norm pixels (and arccos above 1) count as 0 but stay counted."""
+  """Mean spectral angle, toolbox convention.
+
+  Zero-norm pixels (and arccos of values above 1) count as 0 but stay in the divisor.
+
+  Args:
+    fused: fused cube ``(H, W, C)`` or batch ``(N, H, W, C)``.
+    gt: the reference, same shape as ``fused``.
+    degrees: degrees (toolbox) rather than radians.
+
+  Returns:
+    Scalar or ``(N,)``.
+  """
   f, g, squeeze = pair_batches(fused, gt)
   dot = jnp.sum(f * g, axis=-1)
   norm = jnp.sqrt(jnp.sum(f * f, axis=-1) * jnp.sum(g * g, axis=-1))
@@ -83,7 +122,19 @@ def sam(fused, gt, degrees: bool = True) -> jax.Array:
 
 @functools.partial(jax.jit, static_argnames=("eps",))
 def sam_loss(fused, gt, eps: float = 1e-8) -> jax.Array:
-  """HSpeNet's ``SAMLoss``: mean of ``1 - cos`` over all pixels (zero norm products -> eps)."""
+  """HSpeNet's ``SAMLoss``: mean of ``1 - cos`` over all pixels (zero norm products -> eps).
+
+  The official code replaces the *squared* norm product by ``eps``, so a zero pixel scores
+  ``1 - 1e-4``.
+
+  Args:
+    fused: fused cube ``(H, W, C)`` or batch ``(N, H, W, C)``.
+    gt: the reference, same shape as ``fused``.
+    eps: the stand-in for a zero squared-norm product.
+
+  Returns:
+    Scalar loss, averaged over the batch too.
+  """
   f, g, _ = pair_batches(fused, gt)
   dot = jnp.sum(f * g, axis=-1)
   # The official replaces the *squared* norm product by eps, so a zero pixel scores 1 - 1e-4.
@@ -105,9 +156,12 @@ def cayley_dickson_table(n: int) -> tuple[np.ndarray, np.ndarray]:
   component and negates the others), which is bilinear and maps basis pairs to signed basis
   elements.
 
+  Args:
+    n: the algebra's dimension, a power of two.
+
   Returns:
-    ``index[i, k] = i xor k`` and ``weight[i, k] = sign[i, i xor k]`` so that
-    ``(p q)_k = sum_i weight[i, k] p_i q_{index[i, k]}``.
+    ``(index, weight)``, both ``(n, n)``: ``index[i, k] = i xor k`` and ``weight[i, k] =
+    sign[i, i xor k]`` so that ``(p q)_k = sum_i weight[i, k] p_i q_{index[i, k]}``.
   """
   if n & (n - 1):
     raise ValueError(f"n: expected a power of two, got {n}")
@@ -156,7 +210,18 @@ def _q_block(g: jax.Array, f: jax.Array, block: int) -> jax.Array:
 @functools.partial(jax.jit, static_argnames=("block_size", "shift", "round_inputs"))
 def q2n_map(fused, gt, block_size: int = 32, shift: int = 32, *,
             round_inputs: bool = True) -> jax.Array:
-  """Block map of Q2n: ``(..., n_y, n_x)`` (see :func:`q2n`)."""
+  """Block map of Q2n (see :func:`q2n`).
+
+  Args:
+    fused: fused cube ``(H, W, C)`` or batch ``(N, H, W, C)``.
+    gt: the reference, same shape as ``fused``.
+    block_size: block side (32 in the toolbox).
+    shift: block step (32 in the toolbox).
+    round_inputs: round both images to integers first (toolbox); False keeps it differentiable.
+
+  Returns:
+    ``(n_y, n_x)`` or ``(N, n_y, n_x)`` block Q norms, ``n_y = ceil(H / shift)``.
+  """
   f, g, squeeze = pair_batches(fused, gt)
   n, h, w, c = g.shape
   if round_inputs:
@@ -193,8 +258,12 @@ def q2n(fused, gt, block_size: int = 32, shift: int = 32, *, round_inputs: bool 
   Args:
     fused: fused cube ``(H, W, C)`` / ``(N, H, W, C)``.
     gt: the reference of the same shape (its block statistics standardise both images).
-    block_size, shift: block side and step (32/32 in the toolbox).
+    block_size: block side (32 in the toolbox).
+    shift: block step (32 in the toolbox).
     round_inputs: round both images to integers first (toolbox); False keeps it differentiable.
+
+  Returns:
+    Scalar or ``(N,)`` Q2n in [0, 1].
   """
   return jnp.mean(q2n_map(fused, gt, block_size, shift, round_inputs=round_inputs), axis=(-2, -1))
 
@@ -209,10 +278,18 @@ def _box(x: jax.Array, size: int) -> jax.Array:
 
 @functools.partial(jax.jit, static_argnames=("block_size",))
 def q_per_band(fused, reference, block_size: int = 32) -> jax.Array:
-  """Wang-Bovik UIQI per band, averaged over all valid ``block_size`` windows: ``(..., C)``.
+  """Wang-Bovik UIQI per band, averaged over all valid ``block_size`` windows.
 
   ``Q = 4 s_xy mu_x mu_y / ((s_x^2 + s_y^2)(mu_x^2 + mu_y^2))``; windows with a zero denominator
   count as 1 (identical constant windows). Inputs as in rho-PNN's ``Metrics/metrics_rr.Q``.
+
+  Args:
+    fused: ``(H, W, C)`` or ``(N, H, W, C)``.
+    reference: same shape as ``fused``.
+    block_size: window side.
+
+  Returns:
+    ``(C,)`` or ``(N, C)``.
   """
   f, g, squeeze = pair_batches(fused, reference, ("fused", "reference"))
   n = block_size ** 2
@@ -226,21 +303,38 @@ def q_per_band(fused, reference, block_size: int = 32) -> jax.Array:
 
 
 def q_avg(fused, reference, block_size: int = 32) -> jax.Array:
-  """Band-averaged UIQI (the "Q" column of rho-PNN's tables)."""
+  """Band-averaged UIQI (the "Q" column of rho-PNN's tables).
+
+  Args:
+    fused: ``(H, W, C)`` or ``(N, H, W, C)``.
+    reference: same shape as ``fused``.
+    block_size: window side.
+
+  Returns:
+    Scalar or ``(N,)``.
+  """
   return jnp.mean(q_per_band(fused, reference, block_size), axis=-1)
 
 
 @functools.partial(jax.jit, static_argnames=("half_width", "clip"))
 def local_correlation(a: jax.Array, b: jax.Array, half_width: int, *,
                       clip: str = "variances") -> jax.Array:
-  """Local correlation field of the toolbox's ``xcorr_torch`` on ``(N, H, W, C)`` arrays.
+  """Local correlation field of the toolbox's ``xcorr_torch``.
 
   Window of pixel (i, j): rows ``i-w+1 .. i+w`` and columns ``j-w+1 .. j+w`` (2w x 2w, zeros
   outside); each pixel is centred on its own local mean, then the same window sums of the centred
-  products give ``rho = S_ab / (sqrt(S_aa S_bb) + 1e-20)``. ``clip``: ``"variances"`` clips
-  ``S_aa, S_bb`` below at 1e-20 (rho-PNN's ``xcorr_torch``); ``"all"`` also clips ``S_ab``, so
-  ``rho >= 0`` (the toolbox's ``R_PNN/loss.py``); ``"none"`` (``Utils/cross_correlation.py`` of the
-  toolbox). ``b`` may have one channel (broadcast over ``a``'s bands).
+  products give ``rho = S_ab / (sqrt(S_aa S_bb) + 1e-20)``.
+
+  Args:
+    a: ``(N, H, W, C)``.
+    b: ``(N, H, W, C)`` or ``(N, H, W, 1)`` (broadcast over ``a``'s bands).
+    half_width: ``w``.
+    clip: ``"variances"`` clips ``S_aa, S_bb`` below at 1e-20 (rho-PNN's ``xcorr_torch``);
+      ``"all"`` also clips ``S_ab``, so ``rho >= 0`` (the toolbox's ``R_PNN/loss.py``); ``"none"``
+      (``Utils/cross_correlation.py`` of the toolbox).
+
+  Returns:
+    ``(N, H, W, C)`` correlations.
   """
   size = 2 * half_width
 
@@ -263,7 +357,16 @@ def local_correlation(a: jax.Array, b: jax.Array, half_width: int, *,
 
 @functools.partial(jax.jit, static_argnames=("ratio",))
 def d_rho(fused, pan, ratio: int = 6) -> jax.Array:
-  """D_rho: mean of ``1 - clip(rho(F_b, P), -1, 1)``, local windows of half width ``ratio // 2``."""
+  """D_rho: mean of ``1 - clip(rho(F_b, P), -1, 1)``, local windows of half width ``ratio // 2``.
+
+  Args:
+    fused: ``(H, W, C)`` or ``(N, H, W, C)``.
+    pan: ``(H, W)``, ``(H, W, 1)`` or ``(N, H, W, 1)`` at the fused resolution.
+    ratio: resolution ratio.
+
+  Returns:
+    Scalar or ``(N,)``.
+  """
   f, squeeze = wald.as_batch(fused, "fused")
   p, _ = wald.as_pan_batch(pan)
   if p.shape[:3] != f.shape[:3]:
@@ -278,14 +381,33 @@ def d_rho(fused, pan, ratio: int = 6) -> jax.Array:
 
 @functools.partial(jax.jit, static_argnames=("ratio", "offset"))
 def khan_degrade(fused, ratio: int, offset: int = 3) -> jax.Array:
-  """D_lambda's degradation: 41-tap MTF (G 0.3, replicate 'same'), decimation from ``offset``."""
+  """D_lambda's degradation: 41-tap MTF (G 0.3, replicate 'same'), decimation from ``offset``.
+
+  Args:
+    fused: ``(H, W, C)`` or ``(N, H, W, C)``.
+    ratio: resolution ratio.
+    offset: first kept pixel (3 in the toolbox).
+
+  Returns:
+    ``(h, w, C)`` or ``(N, h, w, C)``, ``h = ceil((H - offset) / ratio)``.
+  """
   f, squeeze = wald.as_batch(fused, "fused")
   return _out(wald.decimate(wald.mtf_filter(f, ratio), ratio, offset), squeeze)
 
 
 @functools.partial(jax.jit, static_argnames=("ratio", "round_inputs"))
 def d_lambda_khan(fused, ms_lr, ratio: int, *, round_inputs: bool = True) -> jax.Array:
-  """D_lambda (Khan) = ``1 - Q2n(khan_degrade(fused), ms_lr)``, blocks 32/32 at LR scale."""
+  """D_lambda (Khan) = ``1 - Q2n(khan_degrade(fused), ms_lr)``, blocks 32/32 at LR scale.
+
+  Args:
+    fused: ``(H, W, C)`` or ``(N, H, W, C)``.
+    ms_lr: the low-resolution input ``(H / ratio, W / ratio, C)`` (batched like ``fused``).
+    ratio: resolution ratio.
+    round_inputs: passed to :func:`q2n`.
+
+  Returns:
+    Scalar or ``(N,)``.
+  """
   f, squeeze = wald.as_batch(fused, "fused")
   m, _ = wald.as_batch(ms_lr, "ms_lr")
   wald.check_hs_pan(m, f, ratio)
@@ -294,7 +416,17 @@ def d_lambda_khan(fused, ms_lr, ratio: int, *, round_inputs: bool = True) -> jax
 
 @functools.partial(jax.jit, static_argnames=())
 def d_sr(fused, pan) -> jax.Array:
-  """D_sR = ``1 - R^2`` of the no-intercept least-squares regression of PAN on the fused bands."""
+  """D_sR = ``1 - R^2`` of the no-intercept least-squares regression of PAN on the fused bands.
+
+  The regression coefficients are under ``stop_gradient`` (the toolbox uses ``no_grad``).
+
+  Args:
+    fused: ``(H, W, C)`` or ``(N, H, W, C)``.
+    pan: ``(H, W)``, ``(H, W, 1)`` or ``(N, H, W, 1)`` at the fused resolution.
+
+  Returns:
+    Scalar or ``(N,)``.
+  """
   f, squeeze = wald.as_batch(fused, "fused")
   p, _ = wald.as_pan_batch(pan)
   if p.shape[:3] != f.shape[:3]:
@@ -313,6 +445,17 @@ def d_s(fused, pan, ms_lr, ratio: int, *, block_size: int = 32, exponent: float 
 
   The LR PAN is the PAN MTF-filtered (gain 0.2) and decimated by ``ratio``; LR Q uses blocks of
   ``block_size // ratio``.
+
+  Args:
+    fused: ``(H, W, C)`` or ``(N, H, W, C)``.
+    pan: ``(H, W)``, ``(H, W, 1)`` or ``(N, H, W, 1)`` at the fused resolution.
+    ms_lr: the low-resolution input ``(H / ratio, W / ratio, C)`` (batched like ``fused``).
+    ratio: resolution ratio.
+    block_size: UIQI window side at full resolution.
+    exponent: ``q``.
+
+  Returns:
+    Scalar or ``(N,)``.
   """
   f, squeeze = wald.as_batch(fused, "fused")
   m, _ = wald.as_batch(ms_lr, "ms_lr")
@@ -327,5 +470,15 @@ def d_s(fused, pan, ms_lr, ratio: int, *, block_size: int = 32, exponent: float 
 
 
 def hqnr(d_lambda, d_spatial, alpha: float = 1.0, beta: float = 1.0) -> jax.Array:
-  """HQNR / the toolbox's QNR column: ``(1 - D_lambda)^alpha (1 - D_s)^beta``."""
+  """HQNR / the toolbox's QNR column: ``(1 - D_lambda)^alpha (1 - D_s)^beta``.
+
+  Args:
+    d_lambda: spectral distortion, any shape.
+    d_spatial: spatial distortion, broadcastable with ``d_lambda``.
+    alpha: exponent of the spectral term.
+    beta: exponent of the spatial term.
+
+  Returns:
+    The index, broadcast shape of the inputs.
+  """
   return (1.0 - d_lambda) ** alpha * (1.0 - d_spatial) ** beta

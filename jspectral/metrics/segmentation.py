@@ -14,15 +14,33 @@ from jspectral.metrics.classification import confusion_matrix
 
 
 def micro_accuracy(confusion: jax.Array) -> jax.Array:
-  """``MulticlassAccuracy(average='micro', ignore_index=...)`` from a confusion matrix built
-  without the ignored pixels (predictions of the ignore class count as wrong)."""
+  """torchmetrics ``MulticlassAccuracy(average='micro', ignore_index=...)`` from a confusion matrix.
+
+  The matrix is built without the ignored pixels; predictions of the ignore class count as wrong.
+
+  Args:
+    confusion: ``(K', K')`` counts (rows: targets, columns: predictions).
+
+  Returns:
+    Scalar accuracy (0 for an empty matrix).
+  """
   return jnp.trace(confusion) / jnp.maximum(confusion.sum(), 1)
 
 
 def micro_jaccard(confusion: jax.Array, ignore_index: int | None = None) -> jax.Array:
-  """``MulticlassJaccardIndex(average='micro', ignore_index=...)``: ``sum TP / sum(TP+FP+FN)``
-  over classes, where the ignore class's entry is dropped from the denominator. ``confusion`` is
-  ``(K', K')`` with ``K' > ignore_index`` (rows: targets, columns: predictions)."""
+  """torchmetrics ``MulticlassJaccardIndex(average='micro', ignore_index=...)``.
+
+  ``sum TP / sum(TP + FP + FN)`` over classes, where the ignore class's entry is dropped from the
+  denominator.
+
+  Args:
+    confusion: ``(K', K')`` counts with ``K' > ignore_index`` (rows: targets, columns:
+      predictions).
+    ignore_index: the class left out of the denominator (``None``: none).
+
+  Returns:
+    Scalar Jaccard index (0 when the denominator is empty).
+  """
   confusion = confusion.astype(jnp.float32)
   tp = jnp.diag(confusion)
   denom = confusion.sum(0) + confusion.sum(1) - tp
@@ -33,7 +51,15 @@ def micro_jaccard(confusion: jax.Array, ignore_index: int | None = None) -> jax.
 
 
 def mean_iou(confusion: jax.Array, ignore_index: int | None = None) -> jax.Array:
-  """Mean IoU over classes with a non-empty union (the ignore class excluded)."""
+  """Mean IoU over classes with a non-empty union (the ignore class excluded).
+
+  Args:
+    confusion: ``(K', K')`` counts (rows: targets, columns: predictions).
+    ignore_index: a class to leave out (``None``: none).
+
+  Returns:
+    Scalar mean IoU.
+  """
   confusion = confusion.astype(jnp.float32)
   tp = jnp.diag(confusion)
   union = confusion.sum(0) + confusion.sum(1) - tp
@@ -45,7 +71,17 @@ def mean_iou(confusion: jax.Array, ignore_index: int | None = None) -> jax.Array
 
 def segmentation_confusion(preds: jax.Array, target: jax.Array, num_classes: int,
                            ignore_index: int) -> jax.Array:
-  """Confusion over ``max(num_classes, ignore_index + 1)`` classes with ignored targets dropped."""
+  """Confusion over ``max(num_classes, ignore_index + 1)`` classes with ignored targets dropped.
+
+  Args:
+    preds: predicted class map, integer ``(...)``.
+    target: true class map of the same shape.
+    num_classes: number of real classes.
+    ignore_index: the target value to skip.
+
+  Returns:
+    ``(K', K')`` int32 counts, ``K' = max(num_classes, ignore_index + 1)``.
+  """
   size = max(num_classes, ignore_index + 1)
   return confusion_matrix(target, preds, size, ignore_index=ignore_index)
 
@@ -62,8 +98,18 @@ def _binary_average_precision(scores: jax.Array, target: jax.Array) -> jax.Array
 
 def multilabel_metrics(probs: jax.Array, target: jax.Array,
                        threshold: float = 0.5) -> dict[str, jax.Array]:
-  """torchmetrics ``Multilabel{Accuracy, F1Score, AveragePrecision}`` (micro and macro) on
-  probabilities ``(N, L)`` (binarised with ``> threshold``) and a multi-hot ``target``."""
+  """torchmetrics ``Multilabel{Accuracy, F1Score, AveragePrecision}``, micro and macro.
+
+  Args:
+    probs: probabilities ``(N, L)``, binarised with ``> threshold`` for accuracy and F1.
+    target: multi-hot ``(N, L)``.
+    threshold: decision threshold (torchmetrics' default 0.5).
+
+  Returns:
+    Scalars ``accuracy_micro``, ``accuracy_macro``, ``f1_micro``, ``f1_macro``, ``ap_micro`` and
+    ``ap_macro`` (step-wise AP with tied scores grouped; labels without positives are left out of
+    the macro mean).
+  """
   if probs.ndim != 2 or probs.shape != target.shape:
     raise ValueError(f"probs, target: expected equal (N, L) shapes, got {probs.shape}, "
                      f"{target.shape}")
