@@ -1,1 +1,19 @@
-"""jspectral.nn."""
+"""Layers and backbones that more than one family builds on (flax.linen, bands-last inputs).
+
+Each module is imported on use (``from jspectral.nn import resnet``); model modules register their
+default configurations in a module-level ``MODELS`` dict that :mod:`jspectral.models` collects.
+
+* ``model_spec``: ``ModelSpec``, the record of how to build, initialise and load one model;
+* ``canonical_conv``: a ``conv_general_dilated`` whose gradients stay fast inside ``lax`` loops;
+* ``convnet``: ``ResidualConvNet``, a small DnCNN-shaped residual network (the engine's example);
+* ``resnet``: ResNet-18/50 backbones in the INTL / solo-learn layout, with torch weight conversion;
+* ``vit``: a timm-style Vision Transformer core and its variants, with torch weight conversion;
+* ``spectral_adapter``: SpectralEarth's per-pixel spectral 1-D convolution front end;
+* ``spec_resnet``: SpectralEarth's Spec ResNet-50 (adapter + stem-less ResNet-50);
+* ``spec_vit``: SpectralEarth's Spec ViT-T..g (adapter + timm ViT).
+"""
+
+__all__ = [
+    "canonical_conv", "convnet", "model_spec", "resnet", "spec_resnet", "spec_vit",
+    "spectral_adapter", "vit",
+]

@@ -30,7 +30,16 @@ def _valid(x, w, precision):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def valid_conv(x: jax.Array, w: jax.Array, precision=None) -> jax.Array:
-  """VALID, stride-1 correlation of ``x (N, H, W, Ci)`` with ``w (kh, kw, Ci, Co)``."""
+  """VALID, stride-1 correlation with both gradients written as canonical convolutions.
+
+  Args:
+    x: input ``(N, H, W, Ci)``.
+    w: kernel ``(kh, kw, Ci, Co)``.
+    precision: ``lax`` precision of the forward and both backward convolutions.
+
+  Returns:
+    ``(N, H - kh + 1, W - kw + 1, Co)``.
+  """
   return _valid(x, w, precision)
 
 
@@ -56,7 +65,27 @@ valid_conv.defvjp(_valid_conv_fwd, _valid_conv_bwd)
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
                          dimension_numbers=None, feature_group_count=1, batch_group_count=1,
                          precision=None, preferred_element_type=None):
-  """``lax.conv_general_dilated`` with :func:`valid_conv` for 2-D VALID, stride-1 NHWC convs."""
+  """``lax.conv_general_dilated`` with :func:`valid_conv` for 2-D VALID, stride-1 NHWC convs.
+
+  Any other configuration (padding, strides, dilation, groups, layouts) falls through to
+  ``lax.conv_general_dilated`` unchanged.
+
+  Args:
+    lhs: input, e.g. ``(N, H, W, Ci)``.
+    rhs: kernel, e.g. ``(kh, kw, Ci, Co)``.
+    window_strides: as in ``lax.conv_general_dilated``.
+    padding: as in ``lax.conv_general_dilated``.
+    lhs_dilation: as in ``lax.conv_general_dilated``.
+    rhs_dilation: as in ``lax.conv_general_dilated``.
+    dimension_numbers: as in ``lax.conv_general_dilated``.
+    feature_group_count: as in ``lax.conv_general_dilated``.
+    batch_group_count: as in ``lax.conv_general_dilated``.
+    precision: as in ``lax.conv_general_dilated``.
+    preferred_element_type: as in ``lax.conv_general_dilated``.
+
+  Returns:
+    The convolution, same values as ``lax.conv_general_dilated``.
+  """
   unit = (1,) * (lhs.ndim - 2)
   canonical = jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC)
   simple = (lhs.ndim == 4 and padding == "VALID" and tuple(window_strides) == unit

@@ -14,8 +14,9 @@ from jspectral.nn.model_spec import ModelSpec
 
 
 class ResidualConvNet(nn.Module):
-  """``y = x + f(x)`` with ``f`` a stack of ``depth`` 3x3 convolutions of ``features`` channels;
-  the last one starts at zero, so training starts from the identity.
+  """``y = x + f(x)`` with ``f`` a stack of ``depth`` 3x3 convolutions of ``features`` channels.
+
+  The last convolution starts at zero, so training starts from the identity.
 
   Attributes:
     features: hidden width.
@@ -27,6 +28,14 @@ class ResidualConvNet(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
+    """Applies the network.
+
+    Args:
+      x: bands-last images ``(N, H, W, C)``.
+
+    Returns:
+      ``(N, H, W, C)``.
+    """
     if x.ndim != 4:
       raise ValueError(f"x: expected (N, H, W, C), got shape {x.shape}")
     if self.depth < 2:

@@ -43,13 +43,28 @@ def _conv(features: int, kernel: int, stride: int, padding: int, name: str) -> n
 
 
 def batch_norm(train: bool, name: str, zero_init: bool = False) -> nn.BatchNorm:
-  """PyTorch-default BatchNorm (momentum 0.1, eps 1e-5) over every axis but the last."""
+  """PyTorch-default BatchNorm (momentum 0.1, eps 1e-5) over every axis but the last.
+
+  Args:
+    train: use batch statistics (and update the running ones) rather than the running ones.
+    name: the submodule name.
+    zero_init: start the scale at 0 (``zero_init_residual``) instead of 1.
+
+  Returns:
+    An ``nn.BatchNorm``.
+  """
   return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name=name,
                       scale_init=nn.initializers.zeros if zero_init else nn.initializers.ones)
 
 
 class BasicBlock(nn.Module):
-  """Two 3x3 convolutions with a residual; ``expansion`` 1."""
+  """Two 3x3 convolutions with a residual; ``expansion`` 1.
+
+  Attributes:
+    filters: channels of both convolutions (and of the output).
+    stride: stride of the first convolution (and of the projection shortcut).
+    zero_init_residual: start the last BatchNorm scale at 0.
+  """
 
   filters: int
   stride: int = 1
@@ -58,13 +73,28 @@ class BasicBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    """Applies the block.
+
+    Args:
+      x: ``(N, H, W, C)``.
+      train: BatchNorm mode.
+
+    Returns:
+      ``(N, H / stride, W / stride, filters)``.
+    """
     y = nn.relu(batch_norm(train, "bn1")(_conv(self.filters, 3, self.stride, 1, "conv1")(x)))
     y = batch_norm(train, "bn2", self.zero_init_residual)(_conv(self.filters, 3, 1, 1, "conv2")(y))
     return nn.relu(y + _shortcut(x, self.filters, self.stride, train))
 
 
 class Bottleneck(nn.Module):
-  """1x1 -> 3x3 (strided) -> 1x1 convolutions with a residual; ``expansion`` 4."""
+  """1x1 -> 3x3 (strided) -> 1x1 convolutions with a residual; ``expansion`` 4.
+
+  Attributes:
+    filters: width of the 1x1 and 3x3 convolutions; the output has ``4 * filters`` channels.
+    stride: stride of the 3x3 convolution (and of the projection shortcut).
+    zero_init_residual: start the last BatchNorm scale at 0.
+  """
 
   filters: int
   stride: int = 1
@@ -73,6 +103,15 @@ class Bottleneck(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    """Applies the block.
+
+    Args:
+      x: ``(N, H, W, C)``.
+      train: BatchNorm mode.
+
+    Returns:
+      ``(N, H / stride, W / stride, 4 * filters)``.
+    """
     y = nn.relu(batch_norm(train, "bn1")(_conv(self.filters, 1, 1, 0, "conv1")(x)))
     y = nn.relu(batch_norm(train, "bn2")(_conv(self.filters, 3, self.stride, 1, "conv2")(y)))
     y = _conv(4 * self.filters, 1, 1, 0, "conv3")(y)
@@ -108,11 +147,20 @@ class ResNet(nn.Module):
 
   @property
   def num_features(self) -> int:
+    """Width of the pooled feature: 512 for ResNet-18, 2048 for ResNet-50."""
     return self.width * 2 ** (len(self.stage_sizes) - 1) * self.block_cls.expansion
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
-    """``(N, H, W, 3)`` normalised images -> ``(N, num_features)`` pooled features (>= 0)."""
+    """Pooled features of normalised images.
+
+    Args:
+      x: normalised images ``(N, H, W, 3)``.
+      train: BatchNorm mode (batch statistics, running averages updated).
+
+    Returns:
+      ``(N, num_features)`` pooled features (>= 0).
+    """
     if x.ndim != 4:
       raise ValueError(f"x: expected images of shape (N, H, W, C), got shape {x.shape}")
     if self.stem not in ("imagenet", "cifar"):
@@ -144,6 +192,13 @@ def variables_from_torch(state_dict: Mapping[str, np.ndarray], prefix: str = "")
 
   Names map one to one (``layer2.0.downsample.0`` -> ``layer2_0/downsample_conv``); conv weights
   go OIHW -> HWIO; ``num_batches_tracked`` is dropped. Works on partial state dicts.
+
+  Args:
+    state_dict: name -> array (NumPy or torch tensors converted with ``.numpy()``).
+    prefix: keep only keys starting with it (e.g. ``"backbone."``), stripped before mapping.
+
+  Returns:
+    ``{"params": ..., "batch_stats": ...}`` for :class:`ResNet`.
   """
   params: dict = {}
   stats: dict = {}

@@ -27,6 +27,11 @@ class CustomBottleneck(nn.Module):
 
   ``1x1 -> BN -> ReLU -> 3x3 (stride, dilation) -> BN -> ReLU -> 1x1 -> BN``, plus a ``1x1``
   strided conv + BN shortcut, then ReLU. Unlike a standard bottleneck there is no 4x reduction.
+
+  Attributes:
+    features: channels of every convolution and of the output.
+    strides: stride of the 3x3 convolution and of the shortcut.
+    dilation: dilation of the 3x3 convolution.
   """
 
   features: int = 256
@@ -35,6 +40,15 @@ class CustomBottleneck(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    """Applies the block.
+
+    Args:
+      x: ``(N, H, W, C)``.
+      train: BatchNorm mode.
+
+    Returns:
+      ``(N, H / strides, W / strides, features)``.
+    """
     y = nn.relu(batch_norm(train, "bn1")(_conv(self.features, 1, "conv1")(x)))
     y = _conv(self.features, 3, "conv2", self.strides, self.dilation)(y)
     y = nn.relu(batch_norm(train, "bn2")(y))
@@ -45,8 +59,16 @@ class CustomBottleneck(nn.Module):
 
 
 class Bottleneck(nn.Module):
-  """timm ``resnet50`` bottleneck: width ``planes``, output ``4 * planes``, stride on the 3x3 conv,
-  1x1-conv + BN shortcut when the shape changes; the last BN's scale starts at zero (timm)."""
+  """timm ``resnet50`` bottleneck with a projection shortcut when the shape changes.
+
+  Width ``planes``, output ``4 * planes``, stride on the 3x3 conv, 1x1-conv + BN shortcut when the
+  shape changes; the last BN's scale starts at zero (timm).
+
+  Attributes:
+    planes: width of the 1x1 and 3x3 convolutions.
+    strides: stride of the 3x3 convolution.
+    dilation: dilation of the 3x3 convolution.
+  """
 
   planes: int
   strides: int = 1
@@ -54,6 +76,15 @@ class Bottleneck(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    """Applies the block.
+
+    Args:
+      x: ``(N, H, W, C)``.
+      train: BatchNorm mode.
+
+    Returns:
+      ``(N, H / strides, W / strides, 4 * planes)``.
+    """
     out = 4 * self.planes
     y = nn.relu(batch_norm(train, "bn1")(_conv(self.planes, 1, "conv1")(x)))
     y = nn.relu(batch_norm(train, "bn2")(
@@ -67,14 +98,14 @@ class Bottleneck(nn.Module):
 class SpecResNet50(nn.Module):
   """Spectral adapter + stem-less ResNet-50 whose first block is :class:`CustomBottleneck`.
 
-  ``(N, H, W, B) -> (N, 2048)`` pooled features (or logits when ``num_classes > 0``), or the
-  feature map ``(N, H/16, W/16, 2048)`` with ``return_features``. ``replace_stride_with_dilation``
-  removes every stride of the chosen stages (the custom block's included) and sets the 3x3
-  dilation of every block of those stages to 1, 2, 4, 8 in order of replaced stages, as the
-  official ``CustomResNet50`` does; all four replaced gives output stride 1.
+  ``replace_stride_with_dilation`` removes every stride of the chosen stages (the custom block's
+  included) and sets the 3x3 dilation of every block of those stages to 1, 2, 4, 8 in order of
+  replaced stages, as the official ``CustomResNet50`` does; all four replaced gives output stride 1.
 
   Attributes:
     num_classes: size of the ``fc`` head; 0 = identity.
+    replace_stride_with_dilation: one flag per stage (4).
+    return_features: return the last feature map instead of the pooled feature.
     stage_sizes: blocks per stage (3, 4, 6, 3); a prefix builds a truncated network.
   """
 
@@ -85,6 +116,16 @@ class SpecResNet50(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    """Applies the backbone.
+
+    Args:
+      x: bands-last cubes ``(N, H, W, B)``, ``B >= 75``.
+      train: BatchNorm mode.
+
+    Returns:
+      ``(N, 2048)`` pooled features (or ``(N, num_classes)`` logits when ``num_classes > 0``), or
+      the feature map ``(N, H/16, W/16, 2048)`` with ``return_features``.
+    """
     if len(self.stage_sizes) > 4 or len(self.replace_stride_with_dilation) != 4:
       raise ValueError("stage_sizes: at most 4 stages; replace_stride_with_dilation: 4 flags")
     y = SpectralAdapter(name="spectral_adapter")(x, train)
@@ -135,8 +176,17 @@ def _convert_resnet(sd, prefix: str) -> tuple[dict, dict, tuple[int, ...]]:
 
 
 def spec_resnet50_from_torch(state_dict, **overrides) -> tuple[SpecResNet50, dict]:
-  """Official ``SpecResNet50`` state dict (``spectral_adapter.*``, ``resnet.layer*``, optional
-  ``resnet.fc``) -> ``(module, variables)``. Missing later stages give a truncated network."""
+  """Builds a :class:`SpecResNet50` and its variables from the official ``SpecResNet50`` state dict.
+
+  Missing later stages give a truncated network.
+
+  Args:
+    state_dict: keys ``spectral_adapter.*``, ``resnet.layer*`` and optionally ``resnet.fc``.
+    **overrides: further :class:`SpecResNet50` fields (e.g. ``return_features=True``).
+
+  Returns:
+    ``(module, variables)`` with ``params`` and ``batch_stats``.
+  """
   sd = {k: np.asarray(v) for k, v in state_dict.items()}
   if "spectral_adapter.0.weight" not in sd or "resnet.layer1.0.conv1.weight" not in sd:
     raise ValueError("state_dict: expected SpecResNet50 keys 'spectral_adapter.*' and "

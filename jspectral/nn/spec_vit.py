@@ -23,7 +23,16 @@ class SpecViT(nn.Module):
   """Spectral adapter + timm ViT with ``token_patch_size`` tokens on the adapter's 128 channels.
 
   Defaults are Spec ViT-S/4 at 128 px: ``(N, 128, 128, B) -> (N, 384)`` class-token feature;
-  1024 tokens on a 32x32 grid. ``img_size`` is the official ``patch_size`` argument.
+  1024 tokens on a 32x32 grid.
+
+  Attributes:
+    token_patch_size: ViT patch size on the adapter output.
+    img_size: input height = width (the official ``patch_size`` argument).
+    embed_dim: transformer width ``D``.
+    depth: number of blocks.
+    num_heads: attention heads.
+    mlp_ratio: MLP hidden width over ``D``.
+    num_classes: size of the linear head; 0 = class-token feature.
   """
 
   token_patch_size: int = 4
@@ -43,24 +52,61 @@ class SpecViT(nn.Module):
 
   @property
   def num_patches(self) -> int:
+    """Number of patch tokens ``T = (img_size / token_patch_size)^2``."""
     return (self.img_size // self.token_patch_size) ** 2
 
   def embed(self, x: jax.Array, train: bool = False) -> jax.Array:
-    """Tokens ``(N, 1 + T, D)`` after the adapter, patch embedding and position embedding."""
+    """Tokens after the adapter, patch embedding and position embedding.
+
+    Args:
+      x: ``(N, img_size, img_size, B)``.
+      train: BatchNorm mode of the adapter.
+
+    Returns:
+      ``(N, 1 + T, D)``, class token first.
+    """
     return self.vit_core.embed(self.spectral_adapter(x, train))
 
   def encode_masked(self, x: jax.Array, idx_keep: jax.Array, train: bool = False) -> jax.Array:
-    """MAE encoder: the adapter sees the full image; blocks run on tokens ``idx_keep`` only."""
+    """MAE encoder: the adapter sees the full image; blocks run on tokens ``idx_keep`` only.
+
+    Args:
+      x: ``(N, img_size, img_size, B)``.
+      idx_keep: ``(N, K)`` int indices into the ``1 + T`` tokens of :meth:`embed`.
+      train: BatchNorm mode of the adapter.
+
+    Returns:
+      ``(N, K, D)`` normalised tokens.
+    """
     tokens = jnp.take_along_axis(self.embed(x, train), idx_keep[..., None], axis=1)
     return self.vit_core.final_norm(self.vit_core.blocks_forward(tokens))
 
   def patch_tokens(self, x: jax.Array, train: bool = False, norm: bool = True) -> jax.Array:
-    """Last-block patch tokens without the class token, ``(N, T, D)`` (timm
-    ``get_intermediate_layers(n=1, norm=norm)``)."""
+    """Last-block patch tokens without the class token.
+
+    timm ``get_intermediate_layers(n=1, norm=norm)``.
+
+    Args:
+      x: ``(N, img_size, img_size, B)``.
+      train: BatchNorm mode of the adapter.
+      norm: apply the final LayerNorm.
+
+    Returns:
+      ``(N, T, D)``.
+    """
     tokens = self.vit_core.blocks_forward(self.embed(x, train))
     return (self.vit_core.final_norm(tokens) if norm else tokens)[:, 1:]
 
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    """Applies the backbone.
+
+    Args:
+      x: ``(N, img_size, img_size, B)``, ``B >= 75``.
+      train: BatchNorm mode of the adapter.
+
+    Returns:
+      ``(N, D)`` class-token feature, or ``(N, num_classes)`` logits.
+    """
     return self.vit_core(self.spectral_adapter(x, train))
 
 
@@ -69,7 +115,15 @@ _VIT_SHAPES = {"t": (192, 12, 3), "s": (384, 12, 6), "b": (768, 12, 12), "l": (1
 
 
 def spec_vit(variant: str = "s", **overrides) -> SpecViT:
-  """Spec ViT-T/S/B/L/H/g (timm widths; token size 4, 128 px by default)."""
+  """Spec ViT-T/S/B/L/H/g (timm widths; token size 4, 128 px by default).
+
+  Args:
+    variant: ``"t"``, ``"s"``, ``"b"``, ``"l"``, ``"h"`` or ``"g"``.
+    **overrides: further :class:`SpecViT` fields.
+
+  Returns:
+    A :class:`SpecViT`.
+  """
   if variant not in _VIT_SHAPES:
     raise ValueError(f"variant: expected one of {', '.join(_VIT_SHAPES)}, got {variant!r}")
   d, depth, heads = _VIT_SHAPES[variant]
@@ -77,10 +131,17 @@ def spec_vit(variant: str = "s", **overrides) -> SpecViT:
 
 
 def spec_vit_from_torch(state_dict, num_heads: int | None = None) -> tuple[SpecViT, dict]:
-  """Official ``SpecVisionTransformer`` state dict (``spectral_adapter.*``, ``vit_core.*``).
+  """A :class:`SpecViT` and its variables from an official ``SpecVisionTransformer`` state dict.
 
   The head count is not visible in the shapes: it is taken from the timm variant of the same
   width (192: 3, 384: 6, 768: 12, 1024/1280: 16, 1536: 24) unless ``num_heads`` is given.
+
+  Args:
+    state_dict: keys ``spectral_adapter.*`` and ``vit_core.*``.
+    num_heads: attention heads, for a width that is not a timm variant.
+
+  Returns:
+    ``(module, variables)`` with ``params`` and ``batch_stats``.
   """
   sd = {k: np.asarray(v) for k, v in state_dict.items()}
   if "vit_core.pos_embed" not in sd or "spectral_adapter.0.weight" not in sd:

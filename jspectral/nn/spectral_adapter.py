@@ -34,6 +34,12 @@ MIN_BANDS = 75
 def spectral_lengths(bands: int) -> tuple[int, ...]:
   """Spectral positions after each stage: ``L' = floor((L + 2p - k) / s) + 1``.
 
+  Args:
+    bands: input band count ``L``.
+
+  Returns:
+    The three lengths; the last must be >= 1.
+
   >>> spectral_lengths(202)
   (40, 8, 2)
   """
@@ -51,6 +57,14 @@ def batch_norm(train: bool, name: str, **kw) -> nn.BatchNorm:
   ``mean(x**2) - mean(x)**2``: in float32 the latter cancels catastrophically when a channel's mean
   is large against its spread, and its error depends on the reduction order, so one device and a
   data-sharded batch gave different MoCo loss curves.
+
+  Args:
+    train: use batch statistics (and update the running ones).
+    name: the submodule name.
+    **kw: further ``nn.BatchNorm`` fields (e.g. ``scale_init``).
+
+  Returns:
+    An ``nn.BatchNorm``.
   """
   return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name=name,
                       use_fast_variance=False, **kw)
@@ -67,6 +81,15 @@ class SpectralAdapter(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    """Applies the adapter to every pixel spectrum.
+
+    Args:
+      x: bands-last batch ``(N, H, W, B)``, ``B >= 75``.
+      train: BatchNorm mode.
+
+    Returns:
+      ``(N, H, W, features)``.
+    """
     if x.ndim != 4:
       raise ValueError(f"x: expected a bands-last batch (N, H, W, bands), got shape {x.shape}")
     n, h, w, bands = x.shape
@@ -85,6 +108,13 @@ def convert_torch_adapter(state_dict, prefix: str = "") -> dict:
   """Official adapter ``nn.Sequential`` entries ``<prefix>{0,1,3,4,6,7}.*`` -> flax variables.
 
   Conv3d weights ``(out, in, k, 1, 1)`` become ``nn.Conv`` kernels ``(k, in, out)``.
+
+  Args:
+    state_dict: name -> NumPy array.
+    prefix: the adapter's key prefix (e.g. ``"spectral_adapter."``).
+
+  Returns:
+    ``{"params": ..., "batch_stats": ...}`` for :class:`SpectralAdapter`.
   """
   params, stats = {}, {}
   for i, (conv, bn) in enumerate(((0, 1), (3, 4), (6, 7))):
@@ -99,7 +129,14 @@ def convert_torch_adapter(state_dict, prefix: str = "") -> dict:
 
 
 def adapter_from_torch(state_dict) -> tuple[SpectralAdapter, dict]:
-  """The official ``SpectralAdapter`` state dict (optionally under ``spectral_adapter.``)."""
+  """Builds a :class:`SpectralAdapter` from the official ``SpectralAdapter`` state dict.
+
+  Args:
+    state_dict: keys ``0.weight`` ... ``7.running_var``, optionally under ``spectral_adapter.``.
+
+  Returns:
+    ``(module, variables)``.
+  """
   prefix = "spectral_adapter." if "spectral_adapter.0.weight" in state_dict else ""
   if f"{prefix}6.weight" not in state_dict:
     raise ValueError("state_dict: expected SpectralAdapter keys '0.weight' ... '7.running_var' "

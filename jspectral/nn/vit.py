@@ -25,13 +25,26 @@ _dense_init = nn.initializers.truncated_normal(0.02)
 
 
 class Attention(nn.Module):
-  """Multi-head self-attention with a fused, biased ``qkv`` projection and an output ``proj``."""
+  """Multi-head self-attention with a fused, biased ``qkv`` projection and an output ``proj``.
+
+  Attributes:
+    num_heads: number of heads; must divide the token width.
+    qkv_bias: bias on the ``qkv`` projection.
+  """
 
   num_heads: int
   qkv_bias: bool = True
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
+    """Applies attention over the tokens.
+
+    Args:
+      x: tokens ``(N, T, D)``.
+
+    Returns:
+      ``(N, T, D)``.
+    """
     n, t, d = x.shape
     if d % self.num_heads:
       raise ValueError(f"embed_dim: {d} is not divisible by num_heads={self.num_heads}")
@@ -45,18 +58,36 @@ class Attention(nn.Module):
 
 
 class Mlp(nn.Module):
-  """``fc1 -> GELU (exact) -> fc2``."""
+  """``fc1 -> GELU (exact) -> fc2``.
+
+  Attributes:
+    hidden: width of ``fc1``.
+  """
 
   hidden: int
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
+    """Applies the MLP.
+
+    Args:
+      x: ``(..., D)``.
+
+    Returns:
+      ``(..., D)``.
+    """
     h = nn.gelu(nn.Dense(self.hidden, kernel_init=_dense_init, name="fc1")(x), approximate=False)
     return nn.Dense(x.shape[-1], kernel_init=_dense_init, name="fc2")(h)
 
 
 class Block(nn.Module):
-  """Pre-norm transformer block: ``x + attn(norm1(x))``, then ``x + mlp(norm2(x))``."""
+  """Pre-norm transformer block: ``x + attn(norm1(x))``, then ``x + mlp(norm2(x))``.
+
+  Attributes:
+    num_heads: attention heads.
+    mlp_ratio: MLP hidden width over the token width.
+    qkv_bias: bias on the ``qkv`` projection.
+  """
 
   num_heads: int
   mlp_ratio: float = 4.0
@@ -64,6 +95,14 @@ class Block(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
+    """Applies the block.
+
+    Args:
+      x: tokens ``(N, T, D)``.
+
+    Returns:
+      ``(N, T, D)``.
+    """
     x = x + Attention(self.num_heads, self.qkv_bias, name="attn")(
         nn.LayerNorm(epsilon=1e-6, name="norm1")(x))
     hidden = int(x.shape[-1] * self.mlp_ratio)
@@ -76,7 +115,11 @@ class VisionTransformer(nn.Module):
   Attributes:
     img_size: input height = width the position embedding is sized for.
     patch_size: token size ``p`` (conv kernel = stride = ``p``).
-    embed_dim, depth, num_heads, mlp_ratio, qkv_bias: transformer width and shape.
+    embed_dim: transformer width ``D``.
+    depth: number of blocks.
+    num_heads: attention heads.
+    mlp_ratio: MLP hidden width over ``D``.
+    qkv_bias: bias on the ``qkv`` projections.
     num_classes: size of the linear ``head`` on the pooled feature; 0 means no head.
   """
 
@@ -108,7 +151,14 @@ class VisionTransformer(nn.Module):
                  if self.num_classes else None)
 
   def embed(self, x: jax.Array) -> jax.Array:
-    """``(N, H, W, C) -> (N, 1 + (H/p)(W/p), D)``: class token first, plus pos-embed."""
+    """Patch tokens with the class token first, plus the position embedding.
+
+    Args:
+      x: ``(N, img_size, img_size, C)``.
+
+    Returns:
+      ``(N, 1 + (H/p)(W/p), D)``.
+    """
     if x.ndim != 4 or x.shape[1] != self.img_size or x.shape[2] != self.img_size:
       raise ValueError(f"x: expected (N, {self.img_size}, {self.img_size}, C), got {x.shape}")
     tokens = self.patch_embed(x)
@@ -117,20 +167,49 @@ class VisionTransformer(nn.Module):
     return jnp.concatenate([cls, tokens], axis=1) + self.pos_embed
 
   def blocks_forward(self, tokens: jax.Array) -> jax.Array:
-    """Runs every block on ``tokens`` ``(N, T, D)`` (any subset of tokens); no final norm."""
+    """Runs every block on any subset of tokens; no final norm.
+
+    Args:
+      tokens: ``(N, T, D)``.
+
+    Returns:
+      ``(N, T, D)``.
+    """
     for block in self.blocks:
       tokens = block(tokens)
     return tokens
 
   def final_norm(self, tokens: jax.Array) -> jax.Array:
+    """The final LayerNorm.
+
+    Args:
+      tokens: ``(N, T, D)``.
+
+    Returns:
+      ``(N, T, D)``.
+    """
     return self.norm(tokens)
 
   def forward_features(self, x: jax.Array) -> jax.Array:
-    """Normalised tokens of the last block, ``(N, 1 + T, D)``."""
+    """Normalised tokens of the last block.
+
+    Args:
+      x: ``(N, img_size, img_size, C)``.
+
+    Returns:
+      ``(N, 1 + T, D)``.
+    """
     return self.norm(self.blocks_forward(self.embed(x)))
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    """Class-token feature ``(N, D)`` (or head logits ``(N, num_classes)``)."""
+    """Class-token feature (or head logits).
+
+    Args:
+      x: ``(N, img_size, img_size, C)``.
+
+    Returns:
+      ``(N, D)``, or ``(N, num_classes)`` with a head.
+    """
     pooled = self.forward_features(x)[:, 0]
     return self.head(pooled) if self.head is not None else pooled
 
@@ -147,7 +226,15 @@ VARIANTS = {"t": vit_tiny, "s": vit_small, "b": vit_base, "l": vit_large, "h": v
 
 
 def convert_torch_vit(state_dict, prefix: str = "") -> dict:
-  """timm ``VisionTransformer`` state-dict entries under ``prefix`` -> flax ``params`` tree."""
+  """timm ``VisionTransformer`` state-dict entries under ``prefix`` -> flax ``params`` tree.
+
+  Args:
+    state_dict: name -> NumPy array.
+    prefix: the ViT's key prefix (e.g. ``"vit_core."``).
+
+  Returns:
+    The ``params`` tree of :class:`VisionTransformer` (``head`` only if the state dict has one).
+  """
   sd = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
   params = {
       "cls_token": sd["cls_token"], "pos_embed": sd["pos_embed"],
@@ -171,8 +258,17 @@ def convert_torch_vit(state_dict, prefix: str = "") -> dict:
 
 
 def torch_vit_config(state_dict, prefix: str = "") -> dict:
-  """Reads ``img_size, patch_size, embed_dim, depth, num_heads?, mlp_ratio, num_classes`` off the
-  timm tensor shapes (``num_heads`` is not recoverable from shapes and is left out)."""
+  """Reads the :class:`VisionTransformer` configuration off timm tensor shapes.
+
+  ``num_heads`` is not recoverable from shapes and is left out.
+
+  Args:
+    state_dict: name -> NumPy array.
+    prefix: the ViT's key prefix.
+
+  Returns:
+    ``dict(img_size, patch_size, embed_dim, depth, mlp_ratio, num_classes)``.
+  """
   sd = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
   d, _, p, _ = sd["patch_embed.proj.weight"].shape
   grid = int(round((sd["pos_embed"].shape[1] - 1) ** 0.5))
