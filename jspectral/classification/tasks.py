@@ -18,7 +18,24 @@ from jspectral.classification import lola_specvit as lola
 
 @dataclasses.dataclass
 class LoLATask:
-  """Cross-entropy with label smoothing; BatchNorm statistics update; LoRA-only optimisation."""
+  """Supervised LoLA-SpecViT training for :func:`jspectral.train.fit`.
+
+  Cross-entropy with label smoothing; BatchNorm statistics update in training; LoRA-only
+  optimisation (only LoRA A/B/gate/residual train, through the config's optax mask).
+  ``evaluate`` scores the validation split and keeps the best-on-validation weights in ``best``
+  (model selection, never on test).
+
+  Attributes:
+    module: the :class:`~jspectral.classification.lola_specvit.LoLASpecViT` to train.
+    train_patches: training patches ``(N, H, W, C)``.
+    train_labels: integer training labels ``(N,)``.
+    val_patches: validation patches ``(M, H, W, C)``.
+    val_labels: integer validation labels ``(M,)``.
+    label_smoothing: optax label-smoothing factor (official 0.1).
+    official_schedule: use :func:`~jspectral.classification.lola_specvit.official_lr_schedule`
+      instead of the config's named schedule.
+    best: filled by ``evaluate``: ``val_oa``, ``params`` and ``state`` of the best evaluation.
+  """
 
   module: lola.LoLASpecViT
   train_patches: np.ndarray
@@ -30,13 +47,38 @@ class LoLATask:
   best: dict = dataclasses.field(default_factory=dict)
 
   def train_source(self):
+    """The training examples.
+
+    Returns:
+      A list of ``{"x": (H, W, C), "y": ()}`` dicts, one per training patch.
+    """
     return [{"x": x, "y": y} for x, y in zip(self.train_patches, self.train_labels, strict=True)]
 
   def init(self, rng, batch):
+    """Initial parameters and BatchNorm statistics.
+
+    Args:
+      rng: PRNG key (used for both ``params`` and ``dropout``).
+      batch: a batch with ``"x"`` of shape ``(B, H, W, C)``.
+
+    Returns:
+      ``(params, {"batch_stats": ...})``.
+    """
     variables = self.module.init({"params": rng, "dropout": rng}, batch["x"])
     return variables["params"], {"batch_stats": variables["batch_stats"]}
 
   def loss(self, params, state, batch, rng):
+    """Label-smoothed cross-entropy of one batch in training mode.
+
+    Args:
+      params: trainable parameters.
+      state: ``{"batch_stats": ...}``.
+      batch: ``{"x": (B, H, W, C), "y": (B,)}``.
+      rng: dropout key.
+
+    Returns:
+      ``(loss, {"state": updated batch_stats})``, ``loss`` a scalar.
+    """
     logits, updates = self.module.apply({"params": params, **state}, batch["x"], train=True,
                                         rngs={"dropout": rng}, mutable=["batch_stats"])
     targets = optax.smooth_labels(jax.nn.one_hot(batch["y"], logits.shape[-1]),
@@ -44,6 +86,14 @@ class LoLATask:
     return optax.softmax_cross_entropy(logits, targets).mean(), {"state": updates}
 
   def schedule(self, config):
+    """The official learning-rate schedule when ``official_schedule`` is set.
+
+    Args:
+      config: the training config (``optimizer.learning_rate``, ``batch_size``).
+
+    Returns:
+      An optax schedule, or ``None`` to use the config's named schedule.
+    """
     if not self.official_schedule:
       return None
     return lola.official_lr_schedule(config.optimizer.learning_rate,
@@ -54,13 +104,31 @@ class LoLATask:
     return jax.jit(lambda p, s, x: self.module.apply({"params": p, **s}, x).argmax(-1))
 
   def predict(self, params, state, x, chunk: int = 128):
-    """Class indices for ``x``, in fixed-size chunks (the last one padded): one compilation."""
+    """Class indices for ``x``, in fixed-size chunks (the last one padded): one compilation.
+
+    Args:
+      params: trainable parameters.
+      state: ``{"batch_stats": ...}``.
+      x: patches ``(M, H, W, C)``.
+      chunk: patches per compiled call.
+
+    Returns:
+      Predicted class indices, NumPy array ``(M,)``.
+    """
     padded = np.concatenate([x, np.zeros((-len(x) % chunk,) + x.shape[1:], x.dtype)])
     return np.concatenate([self._classify(params, state, padded[i:i + chunk])
                            for i in range(0, len(padded), chunk)])[:len(x)]
 
   def evaluate(self, params, state):
-    """Validation OA; remembers the best-on-validation weights (model selection, never test)."""
+    """Validation OA; remembers the best-on-validation weights (model selection, never test).
+
+    Args:
+      params: trainable parameters.
+      state: ``{"batch_stats": ...}``.
+
+    Returns:
+      ``{"val_oa": ...}``, the overall accuracy on the validation split as a fraction.
+    """
     oa = float(np.mean(self.predict(params, state, self.val_patches) == self.val_labels))
     if oa >= self.best.get("val_oa", -1.0):
       self.best.update(val_oa=oa, params=params, state=state)

@@ -21,15 +21,50 @@ from jspectral.metrics import image
 
 
 def mpsnr(pred: jax.Array, target: jax.Array, data_range: float = 1.0) -> jax.Array:
-  """Mean over bands of ``10 log10(data_range^2 / MSE_band)``; an exact band gives ``inf``."""
+  """Mean over bands of the per-band PSNR ``10 log10(data_range^2 / MSE_band)``.
+
+  Not the PSNR of the cube MSE; an exact band gives ``inf``.
+
+  Args:
+    pred: denoised cube(s), bands-last ``(..., H, W, C)``.
+    target: clean cube(s), same shape as ``pred``.
+    data_range: peak value ``R`` of the signal (official: 1).
+
+  Returns:
+    The MPSNR in dB, shape ``(...)``.
+  """
   return image.psnr(pred, target, data_range=data_range, per_band=True)
 
 
 def mssim(pred: jax.Array, target: jax.Array, data_range: float = 2.0) -> jax.Array:
-  """Mean over bands of scikit-image SSIM (7x7 uniform window), official ``data_range=2.0``."""
+  """Mean over bands of scikit-image SSIM (7x7 uniform window), official ``data_range=2.0``.
+
+  scikit-image's defaults: 7x7 uniform window, sample covariance, 3-pixel border dropped. The
+  official ``data_range=2.0`` comes from scikit-image <= 0.19, which gave float images the range
+  -1..1; the published numbers use it. ``data_range=1.0`` gives the conventional value.
+
+  Args:
+    pred: denoised cube(s), bands-last ``(..., H, W, C)``.
+    target: clean cube(s), same shape as ``pred``.
+    data_range: SSIM's data range (official: 2.0).
+
+  Returns:
+    The MSSIM, shape ``(...)``.
+  """
   return image.ssim(pred, target, data_range=data_range, window="uniform", win_size=7)
 
 
 def sam(pred: jax.Array, target: jax.Array, eps: float = 1e-8) -> jax.Array:
-  """Mean over pixels of the spectral angle in radians, official epsilon placement."""
+  """Mean over pixels of the spectral angle in radians, official epsilon placement.
+
+  The angle is ``arccos((<x, y> + eps) / (|x| + eps) / (|y| + eps))``, so ``sam(x, x) != 0``.
+
+  Args:
+    pred: denoised cube(s), bands-last ``(..., H, W, C)``.
+    target: clean cube(s), same shape as ``pred``.
+    eps: the official epsilon (1e-8).
+
+  Returns:
+    The mean spectral angle in radians, shape ``(...)``.
+  """
   return image.sam(pred, target, degrees=False, eps=eps)

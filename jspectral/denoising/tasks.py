@@ -25,7 +25,14 @@ NoiseFn = Callable[[jax.Array, jax.Array], jax.Array]
 
 
 def takes_train_flag(model: nn.Module) -> bool:
-  """Whether ``model.__call__`` has a ``train`` argument (BatchNorm / stochastic branches)."""
+  """Whether ``model.__call__`` has a ``train`` argument (BatchNorm / stochastic branches).
+
+  Args:
+    model: a Flax module.
+
+  Returns:
+    ``True`` if ``__call__`` takes ``train``.
+  """
   return "train" in inspect.signature(type(model).__call__).parameters
 
 
@@ -57,11 +64,25 @@ class DenoisingTask:
     self._train_flag = takes_train_flag(self.model)
 
   def train_source(self) -> Sequence[dict]:
+    """The training examples.
+
+    Returns:
+      ``clean`` as ``{"clean": (H, W, C)}`` float32 dicts, or the given source as it is.
+    """
     if isinstance(self.clean, np.ndarray):
       return [{"clean": patch} for patch in self.clean.astype(np.float32)]
     return self.clean
 
   def init(self, rng, batch):
+    """Initial parameters and non-trainable collections (or ``initial`` when given).
+
+    Args:
+      rng: PRNG key of the ``params`` stream.
+      batch: ``{"clean": (B, H, W, C)}``, for shapes.
+
+    Returns:
+      ``(params, state)``, ``state`` the model's other collections (e.g. ``batch_stats``).
+    """
     if self.initial is not None:
       return self.initial
     variables = dict(self.model.init({"params": rng}, batch["clean"]))
@@ -69,7 +90,18 @@ class DenoisingTask:
     return params, variables
 
   def predict(self, params, state, x, train: bool = False, rng=None):
-    """Network output (not clamped); with ``train`` also returns the updated state."""
+    """Network output (not clamped); with ``train`` also returns the updated state.
+
+    Args:
+      params: trainable parameters.
+      state: non-trainable collections.
+      x: noisy cubes ``(N, H, W, C)``.
+      train: training mode (BatchNorm updates, HSDT's random GSSA branch from the ``"gssa"`` key).
+      rng: key of the ``"gssa"`` stream in training mode.
+
+    Returns:
+      The output ``(N, H, W, C)``; with ``train``, ``(output, new_state)``.
+    """
     variables = {"params": params, **state}
     if not self._train_flag:
       out = self.model.apply(variables, x)
@@ -81,6 +113,19 @@ class DenoisingTask:
     return out, dict(new_state)
 
   def loss(self, params, state, batch, rng):
+    """Mean squared error between the denoised noisy batch and the clean batch (official).
+
+    The noise is drawn on device from the step key, fresh for every sample.
+
+    Args:
+      params: trainable parameters.
+      state: non-trainable collections.
+      batch: ``{"clean": (B, H, W, C)}``.
+      rng: step key, split into the noise key and the model key.
+
+    Returns:
+      ``(mse, {"state": new_state, "noisy_mse": MSE of the noisy input})``.
+    """
     k_noise, k_model = jax.random.split(rng)
     clean = batch["clean"]
     noisy = self.noise(k_noise, clean)
@@ -93,17 +138,44 @@ class DenoisingTask:
     return jax.jit(lambda params, state, x: jnp.clip(self.predict(params, state, x), 0.0, 1.0))
 
   def denoise(self, params, state, noisy: np.ndarray) -> np.ndarray:
-    """Clamped outputs for ``noisy`` ``(num, H, W, C)``, one cube per forward pass."""
+    """Clamped outputs for ``noisy``, one cube per forward pass.
+
+    Args:
+      params: trainable parameters.
+      state: non-trainable collections.
+      noisy: noisy cubes ``(num, H, W, C)``.
+
+    Returns:
+      Denoised cubes ``(num, H, W, C)`` clamped to [0, 1], NumPy.
+    """
     return np.stack([np.asarray(self._eval_fn(params, state, cube[None]))[0] for cube in noisy])
 
   def evaluate(self, params, state) -> dict[str, float]:
+    """Official scores of the denoised evaluation cubes (HSIR ``hsirun.test``).
+
+    Args:
+      params: trainable parameters.
+      state: non-trainable collections.
+
+    Returns:
+      :func:`score`'s ``{"psnr", "ssim", "sam"}``, or ``{}`` without evaluation cubes.
+    """
     if self.eval_noisy is None:
       return {}
     return score(self.eval_clean, self.denoise(params, state, self.eval_noisy))
 
 
 def score(clean: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-  """Official MPSNR / MSSIM / SAM of ``pred`` against ``clean``, averaged over the cubes."""
+  """Official MPSNR / MSSIM / SAM of ``pred`` against ``clean``, averaged over the cubes.
+
+  Args:
+    clean: clean cubes ``(num, H, W, C)``.
+    pred: denoised cubes, same shape.
+
+  Returns:
+    ``{"psnr": dB, "ssim": ..., "sam": radians}`` Python floats (see
+    :mod:`jspectral.denoising.protocol` for the official conventions).
+  """
   clean, pred = jnp.asarray(clean), jnp.asarray(pred)
   return {"psnr": float(jnp.mean(protocol.mpsnr(pred, clean))),
           "ssim": float(jnp.mean(protocol.mssim(pred, clean))),

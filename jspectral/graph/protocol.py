@@ -43,7 +43,29 @@ def node_probe(embeddings, labels, *, protocol: str = "grace", seeds: Sequence[i
                c_grid: Sequence[float] = GRACE_C_GRID, cv_folds: int = 5) -> dict[str, float]:
   """Linear probe accuracy on frozen node embeddings, mean and std over ``seeds``.
 
-  Returns ``{"accuracy", "accuracy_std", "macro_f1", "macro_f1_std"}`` (accuracy = micro-F1).
+  ``protocol="grace"`` (GRACE ``eval.py``): L2-normalised embeddings, a random ``train_fraction``
+  train / rest test split, one-vs-rest liblinear logistic regression with a ``cv_folds``-fold grid
+  search over ``c_grid`` on the train part. ``protocol="pygcl"`` (PyGCL ``get_split``): a
+  train / validation / test split, the ``C`` of a multinomial logistic regression chosen on the
+  validation part. The CV folds shrink to the smallest class count (at least 2).
+
+  Args:
+    embeddings: frozen node embeddings ``(N, D)``, finite.
+    labels: integer node labels ``(N,)``.
+    protocol: ``"grace"`` or ``"pygcl"``.
+    seeds: one split (and score) per seed.
+    train_fraction: fraction of nodes in the train part (GRACE 0.1, PyGCL 0.1).
+    val_fraction: fraction of nodes in the validation part (``"pygcl"`` only).
+    c_grid: regularisation values searched (default ``2^-10 .. 2^9``).
+    cv_folds: folds of the ``"grace"`` grid search.
+
+  Returns:
+    ``{"accuracy", "accuracy_std", "macro_f1", "macro_f1_std"}`` Python floats over the seeds
+    (accuracy = micro-F1).
+
+  Raises:
+    ValueError: if ``protocol`` is unknown, the shapes are not ``(N, D)`` and ``(N,)``, or the
+      embeddings contain NaN or Inf.
   """
   if protocol not in ("grace", "pygcl"):
     raise ValueError(f"protocol: expected 'grace' or 'pygcl', got {protocol!r}")
@@ -79,7 +101,25 @@ def node_probe(embeddings, labels, *, protocol: str = "grace", seeds: Sequence[i
 
 def graph_svm(embeddings, labels, *, folds: int = 10, seed: int = 0,
               c_grid: Sequence[float] = GRAPHCL_C_GRID, cv_folds: int = 5) -> dict[str, float]:
-  """GraphCL's SVM protocol; returns ``{"accuracy", "accuracy_std"}`` over the outer folds."""
+  """GraphCL's SVM protocol (``evaluate_embedding.py``) on frozen graph embeddings.
+
+  Stratified ``folds``-fold cross-validation; in each fold a ``cv_folds``-fold grid search of an RBF
+  ``SVC`` over ``c_grid`` picks ``C``. Every split is seeded (the official splits are not).
+
+  Args:
+    embeddings: frozen graph embeddings ``(G, D)``, finite.
+    labels: integer graph labels ``(G,)``.
+    folds: outer cross-validation folds (official 10).
+    seed: seed of the outer split.
+    c_grid: ``C`` values searched (default ``1e-3 .. 1e3``).
+    cv_folds: folds of the inner grid search (shrunk to the smallest class count, at least 2).
+
+  Returns:
+    ``{"accuracy", "accuracy_std"}`` Python floats over the outer folds.
+
+  Raises:
+    ValueError: if the shapes are not ``(G, D)`` and ``(G,)`` or the embeddings are not finite.
+  """
   x, y = _check(embeddings, labels)
   accs = []
   outer = StratifiedKFold(folds, shuffle=True, random_state=seed)

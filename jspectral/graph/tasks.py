@@ -42,7 +42,16 @@ TOPOLOGY_KINDS = ("identity", "drop_edges", "add_edges", "drop_nodes", "subgraph
 
 @dataclasses.dataclass(frozen=True)
 class View:
-  """One view's augmentation: topology ``kind`` with strength ``p``, then feature masking."""
+  """One view's augmentation: topology ``kind`` with strength ``p``, then feature masking.
+
+  Attributes:
+    kind: one of ``TOPOLOGY_KINDS`` (``"identity"``, ``"drop_edges"``, ``"add_edges"``,
+      ``"drop_nodes"``, ``"subgraph"``, ``"mask_nodes"``, ``"span_max"``, ``"span_min"``,
+      ``"span_max_l2"``, ``"span_min_l2"``).
+    p: strength of the topology augmentation (``add_edges`` fills the slots reserved with ratio
+      ``p``; SPAN kinds use their own budget).
+    p_feature: probability of masking each feature column (node level; 0 = off).
+  """
 
   kind: str = "drop_edges"
   p: float = 0.2
@@ -54,7 +63,18 @@ class View:
 
 
 def apply_topology(key, graph: jraph.GraphsTuple, view: View, *, pyg_compat: bool = False):
-  """The non-spectral augmentations on a (possibly padded) GraphsTuple."""
+  """The non-spectral augmentations on a (possibly padded) GraphsTuple.
+
+  Args:
+    key: PRNG key.
+    graph: a ``jraph.GraphsTuple`` with ``edges["weight"]`` (edge slots reserved for
+      ``add_edges``).
+    view: the augmentation; ``"identity"`` and SPAN kinds return ``graph`` unchanged.
+    pyg_compat: reproduce PyGCL's ``EdgeAdding`` quirks.
+
+  Returns:
+    The augmented graph, same static shapes as ``graph``.
+  """
   if view.kind == "drop_edges":
     return augment.drop_edges(key, graph, view.p)
   if view.kind == "add_edges":
@@ -79,7 +99,16 @@ def _dense_symmetric(graph: jraph.GraphsTuple, size: int) -> np.ndarray:
 
 
 def span_kind(view: View) -> str | None:
-  """``"span_max_l2"`` -> ``"max-l2"``, the kind of :func:`.augment.span_probabilities`."""
+  """The kind of :func:`.augment.span_probabilities` for a SPAN view.
+
+  ``"span_max_l2"`` -> ``"max-l2"``.
+
+  Args:
+    view: a :class:`View`.
+
+  Returns:
+    The SPAN kind string, or ``None`` for a non-SPAN view.
+  """
   if not view.kind.startswith("span_"):
     return None
   return view.kind.removeprefix("span_").replace("_", "-")
@@ -133,25 +162,58 @@ class NodeContrastTask:
     return self.model.init(rng, self.graph)["params"], {}
 
   def loss(self, params, state, batch, rng):
+    """GRACE's symmetric InfoNCE between two fresh augmentations of the graph.
+
+    Args:
+      params: trainable parameters.
+      state: unused (``{}``).
+      batch: the dummy example (the graph is a constant of the step).
+      rng: key of the two views.
+
+    Returns:
+      ``(loss, {})``, ``loss`` a scalar.
+    """
     k1, k2 = jax.random.split(rng)
     _, h1 = self.model.apply({"params": params}, self.view(k1, self.views[0]))
     _, h2 = self.model.apply({"params": params}, self.view(k2, self.views[1]))
     return losses.grace_infonce(h1, h2, self.tau), {}
 
   def embed(self, params, state=None) -> np.ndarray:
-    """Frozen embeddings of the clean graph (encoder output, no projection head)."""
+    """Frozen embeddings of the clean graph (encoder output, no projection head).
+
+    Args:
+      params: trainable parameters.
+      state: unused here (subclasses read BatchNorm statistics from it).
+
+    Returns:
+      Node embeddings ``(N, D)``, NumPy.
+    """
     return np.asarray(jax.jit(self.model.apply)({"params": params}, self.graph)[0])
 
   def evaluate(self, params, state):
+    """Linear probe on the frozen embeddings (:func:`~jspectral.graph.protocol.node_probe`).
+
+    Args:
+      params: trainable parameters.
+      state: non-trainable state.
+
+    Returns:
+      ``{"accuracy", "accuracy_std", "macro_f1", "macro_f1_std"}`` Python floats.
+    """
     return protocol.node_probe(self.embed(params, state), self.labels, **self.probe)
 
 
 class MVGRLNodeTask(NodeContrastTask):
-  """MVGRL node level as GCL-SPAN / PyGCL run it: one GCN encoder per view, graph summaries
-  ``s = projector(sigmoid(mean z))``, DGI negatives from row-shuffled features, JSD in G2L mode
-  (``0.5 * (jsd(z2 . s1, z2~ . s1) + jsd(z1 . s2, z1~ . s2))``). ``model``: a
-  :class:`~jspectral.graph.encoders.MVGRLNode`. Evaluation embedding ``concat(z1, z2)`` of the
-  clean graph (both encoders).
+  """MVGRL node level as GCL-SPAN / PyGCL run it.
+
+  One GCN encoder per view, graph summaries ``s = projector(sigmoid(mean z))``, DGI negatives from
+  row-shuffled features, JSD in G2L mode
+  (``0.5 * (jsd(z2 . s1, z2~ . s1) + jsd(z1 . s2, z1~ . s2))``). Evaluation embedding
+  ``concat(z1, z2)`` of the clean graph (both encoders).
+
+  Args:
+    *args, **kwargs: as :class:`NodeContrastTask`; ``model`` a
+      :class:`~jspectral.graph.encoders.MVGRLNode`.
   """
 
   def init(self, rng, batch):
@@ -173,11 +235,17 @@ class MVGRLNodeTask(NodeContrastTask):
 
 
 class BGRLTask(NodeContrastTask):
-  """BGRL (PyGCL ``BootstrapLatent``, L2L): the online network's predictions of each view regress
-  the other view's projection by the target network, an EMA of the online parameters
-  (``momentum``). ``model``: a :class:`~jspectral.graph.encoders.BGRL`. State: online BatchNorm
-  statistics and ``target`` parameters; the EMA uses the parameters before this step's update
-  (one step behind the official post-step update). Evaluation: eval-mode online ``z``.
+  """BGRL (PyGCL ``BootstrapLatent``, L2L) with an EMA target network.
+
+  The online network's predictions of each view regress the other view's projection by the target
+  network, an EMA of the online parameters (``momentum``). State: online BatchNorm statistics and
+  ``target`` parameters; the EMA uses the parameters before this step's update (one step behind the
+  official post-step update). Evaluation: eval-mode online ``z``.
+
+  Args:
+    *args, **kwargs: as :class:`NodeContrastTask`; ``model`` a
+      :class:`~jspectral.graph.encoders.BGRL`.
+    momentum: EMA momentum of the target parameters.
   """
 
   def __init__(self, *args, momentum: float = 0.99, **kwargs):
@@ -213,9 +281,14 @@ class BGRLTask(NodeContrastTask):
 
 
 class GBTTask(NodeContrastTask):
-  """Graph Barlow Twins (PyGCL G-BT example): Barlow Twins loss on the two views' encoder outputs
-  (no projector). ``model``: a :class:`~jspectral.graph.encoders.GBTEncoder`. Evaluation:
-  eval-mode embeddings of the clean graph.
+  """Graph Barlow Twins (PyGCL G-BT example).
+
+  Barlow Twins loss on the two views' encoder outputs (no projector). Evaluation: eval-mode
+  embeddings of the clean graph.
+
+  Args:
+    *args, **kwargs: as :class:`NodeContrastTask`; ``model`` a
+      :class:`~jspectral.graph.encoders.GBTEncoder`.
   """
 
   def init(self, rng, batch):
@@ -298,6 +371,18 @@ class GraphContrastTask:
     return variables["params"], {"batch_stats": variables["batch_stats"]}
 
   def loss(self, params, state, batch, rng):
+    """GraphCL's NT-Xent between each graph and its augmentation; both views update BatchNorm.
+
+    Args:
+      params: trainable parameters.
+      state: ``{"batch_stats": ...}``.
+      batch: fixed-size padded examples (:func:`jspectral.data.graphs.to_padded_example`), collated
+        in ``jit``.
+      rng: key of the augmentation.
+
+    Returns:
+      ``(loss, {"state": updated batch_stats})``; padding graphs are masked out of the loss.
+    """
     graph, augmented = self.views(rng, batch)
     (_, _, p1), upd = self.model.apply({"params": params, **state}, graph, True,
                                        mutable=["batch_stats"])
@@ -315,6 +400,16 @@ class GraphContrastTask:
       yield {k: np.stack([e[k] for e in chunk]) for k in keys}
 
   def embed(self, params, state, batch_size: int = 64) -> np.ndarray:
+    """Eval-mode graph embeddings of every example, in order.
+
+    Args:
+      params: trainable parameters.
+      state: ``{"batch_stats": ...}``.
+      batch_size: graphs per compiled call (the last batch padded by repeats).
+
+    Returns:
+      Graph embeddings ``(G, D)``, NumPy.
+    """
     apply = jax.jit(lambda p, s, b: self.model.apply(
         {"params": p, **s}, G.collate_padded(b), False)[0])
     out = [np.asarray(apply(params, state, b))[:batch_size]  # drop the padding graph's row
@@ -326,6 +421,15 @@ class GraphContrastTask:
 
     No gradient step: this gives the random-init baseline the data-normalised features a trained
     encoder's BatchNorm has (without it the baseline probes un-normalised sums).
+
+    Args:
+      params: parameters (unchanged).
+      state: ``{"batch_stats": ...}`` to start from.
+      passes: passes over the data.
+      batch_size: graphs per batch.
+
+    Returns:
+      The updated state.
     """
     update = jax.jit(lambda p, s, b: self.model.apply(
         {"params": p, **s}, G.collate_padded(b), True, mutable=["batch_stats"])[1])
@@ -335,4 +439,13 @@ class GraphContrastTask:
     return state
 
   def evaluate(self, params, state):
+    """GraphCL's SVM protocol on eval-mode embeddings (:func:`.protocol.graph_svm`).
+
+    Args:
+      params: trainable parameters.
+      state: ``{"batch_stats": ...}``.
+
+    Returns:
+      ``{"accuracy", "accuracy_std"}`` Python floats.
+    """
     return protocol.graph_svm(self.embed(params, state), self.labels, **self.svm)

@@ -12,6 +12,14 @@ import jax.numpy as jnp
 
 
 def relative_l2(pred: jax.Array, target: jax.Array) -> jax.Array:
-  """``||pred - target||_2 / ||target||_2`` per sample over all but the leading axis."""
+  """``||pred - target||_2 / ||target||_2`` per sample over all but the leading axis.
+
+  Args:
+    pred: predicted fields ``(N, ...)``, e.g. ``(N, *grid, 1)``.
+    target: reference fields, same shape as ``pred``.
+
+  Returns:
+    Relative L2 errors ``(N,)`` (fractions; the paper reports their mean in percent).
+  """
   axes = tuple(range(1, target.ndim))
   return jnp.sqrt(jnp.sum((pred - target) ** 2, axes) / jnp.sum(target ** 2, axes))

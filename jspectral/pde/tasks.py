@@ -28,6 +28,15 @@ class OperatorTask:
   the official "sample" stream); per-sample losses are averaged over the batch. The data source
   only carries indices. ``evaluate`` reports the relative L2 error (%) against reference solutions
   ``u_test`` on the uniform grid ``u_test.shape[1:-1]``.
+
+  Attributes:
+    model: an :class:`~jspectral.pde.nsm.NSM`, :class:`~jspectral.pde.nsm.SNO` or
+      :class:`~jspectral.pde.nsm.FNOPINN` whose ``problem`` field names the PDE.
+    phi_test: test parameter functions ``(N, *phi_modes, 1)`` (coefficients).
+    u_test: reference solutions ``(N, *grid, 1)`` on a uniform grid with both ends included.
+    weighted: exact Parseval weighting of :func:`~jspectral.pde.nsm.spectral_loss` (official:
+      unweighted sum).
+    pool: length of the index-only training source.
   """
 
   model: nn.Module
@@ -37,20 +46,54 @@ class OperatorTask:
   pool: int = 4096
 
   def train_source(self):
+    """The training "examples": indices only (each step samples its own ``phi``).
+
+    Returns:
+      A list of ``pool`` dicts ``{"index": int32 scalar}``.
+    """
     return [{"index": np.int32(i)} for i in range(self.pool)]
 
   def init(self, rng, batch):
+    """Initial parameters from one prior sample.
+
+    Args:
+      rng: PRNG key (for the sample and the parameters).
+      batch: unused (shapes come from the problem).
+
+    Returns:
+      ``(params, {})``.
+    """
     phi = problems.sample(self.model.problem, rng)
     args = (phi, (2,) * self.model.problem.ndim) if isinstance(self.model, FNOPINN) else (phi,)
     return self.model.init(rng, *args)["params"], {}
 
   def loss(self, params, state, batch, rng):
+    """Mean over a batch of fresh prior samples of the model's loss terms.
+
+    Args:
+      params: trainable parameters.
+      state: unused (``{}``).
+      batch: ``{"index": (B,)}``; only its size is used.
+      rng: key of the ``phi`` draw.
+
+    Returns:
+      ``(loss, terms)``: the scalar sum of the batch-mean terms and the terms by name.
+    """
     phi = self.model.problem.draw(rng, (batch["index"].shape[0],))
     terms = jax.vmap(lambda p: loss_terms(self.model, params, p, self.weighted))(phi)
     terms = {k: jnp.mean(v) for k, v in terms.items()}
     return sum(terms.values()), terms
 
   def evaluate(self, params, state):
+    """The relative L2 error on the test set.
+
+    Args:
+      params: trainable parameters.
+      state: unused.
+
+    Returns:
+      ``{"rel_l2_percent": ...}``, the mean relative L2 error in percent.
+    """
     errors = self.errors(params)
     return {"rel_l2_percent": float(100 * np.mean(errors))}
 
@@ -63,11 +106,26 @@ class OperatorTask:
                             in_axes=(None, 0)))
 
   def errors(self, params) -> np.ndarray:
+    """Relative L2 error of each test solution on its uniform grid.
+
+    Args:
+      params: trainable parameters.
+
+    Returns:
+      NumPy array ``(N,)`` of relative L2 errors (fractions, not percent).
+    """
     pred = self._predict_test(params, self.phi_test)
     return np.asarray(relative_l2(pred, jnp.asarray(self.u_test, pred.dtype)))
 
   def inference_seconds(self, params) -> float:
-    """Wall time to predict the whole test set on its grid (compiled, median of 3)."""
+    """Wall time to predict the whole test set on its grid (compiled, median of 3).
+
+    Args:
+      params: trainable parameters.
+
+    Returns:
+      Seconds, a Python float.
+    """
     self._predict_test(params, self.phi_test).block_until_ready()
     times = []
     for _ in range(3):

@@ -35,11 +35,25 @@ def _check_features(x: np.ndarray, y: np.ndarray, name: str) -> None:
 def knn_predict(x_train: jax.Array, y_train: jax.Array, x_test: jax.Array, *, k: int = 5,
                 num_classes: int, metric: str = "euclidean", temperature: float = 0.07,
                 chunk: int = 1024) -> jax.Array:
-  """Labels ``(M,)`` predicted for ``x_test`` (M, F) from ``x_train`` (N, F), ``y_train`` (N,).
+  """Labels of ``x_test`` voted by their k nearest training features.
 
-  ``metric="euclidean"``: official majority vote of the k nearest (ties -> smallest label).
-  ``metric="cosine"``: features L2-normalised, the k most similar vote with weight ``exp(s / T)``.
-  Test rows are processed in chunks of ``chunk`` to bound memory.
+  ``metric="euclidean"`` is the official rule: a majority vote of the k nearest by Euclidean
+  distance, ties going to the smallest label. ``metric="cosine"``: features are L2-normalised and
+  the k most similar vote with weight ``exp(s / T)`` (Wu et al. 2018 / DINO style). Test rows are
+  processed in chunks of ``chunk`` to bound memory.
+
+  Args:
+    x_train: training features ``(N, F)``.
+    y_train: integer training labels ``(N,)`` in ``[0, num_classes)``.
+    x_test: test features ``(M, F)``.
+    k: number of neighbours that vote.
+    num_classes: number of classes (static).
+    metric: ``"euclidean"`` (official) or ``"cosine"``.
+    temperature: ``T`` of the cosine vote weights.
+    chunk: test rows per chunk.
+
+  Returns:
+    Predicted labels, integer array of shape ``(M,)``.
   """
   if metric == "cosine":
     x_train = x_train / jnp.linalg.norm(x_train, axis=1, keepdims=True).clip(1e-12)
@@ -65,7 +79,24 @@ def knn_predict(x_train: jax.Array, y_train: jax.Array, x_test: jax.Array, *, k:
 
 def knn_accuracy(x_train, y_train, x_test, y_test, k: int = 5, metric: str = "euclidean",
                  temperature: float = 0.07) -> float:
-  """Fraction of ``x_test`` rows whose kNN prediction equals ``y_test`` (:func:`knn_predict`)."""
+  """kNN top-1 accuracy of frozen features (:func:`knn_predict`), with input validation.
+
+  Args:
+    x_train: training features ``(N, F)``.
+    y_train: integer training labels ``(N,)``.
+    x_test: test features ``(M, F)``.
+    y_test: integer test labels ``(M,)``.
+    k: number of neighbours that vote (official 5), ``1 <= k <= N``.
+    metric: ``"euclidean"`` (official) or ``"cosine"``.
+    temperature: ``T`` of the cosine vote weights.
+
+  Returns:
+    The fraction of test rows whose prediction equals ``y_test``, a Python float.
+
+  Raises:
+    ValueError: if a feature array is not ``(N, F)``, labels do not match it, ``metric`` is
+      unknown or ``k`` is out of range.
+  """
   _check_features(x_train, y_train, "train")
   _check_features(x_test, y_test, "test")
   if metric not in ("euclidean", "cosine"):
@@ -114,7 +145,31 @@ def _train_linear(key, x, y, *, num_classes, epochs, batch_size, lr_start, lr_en
 def linear_probe(x_train, y_train, x_test, y_test, *, key: jax.Array, epochs: int = 500,
                  batch_size: int = 1000, lr_start: float = 1e-2, lr_end: float = 1e-6,
                  weight_decay: float = 5e-6) -> dict[str, float]:
-  """Official CIFAR linear evaluation; returns ``{"top1": ..., "top5": ...}`` accuracies."""
+  """Official CIFAR linear evaluation: one dense layer on frozen features.
+
+  Adam with L2 weight decay added to the gradient (as PyTorch's Adam does), shuffled mini-batches,
+  the learning rate decayed exponentially per epoch from ``lr_start`` to ``lr_end``; PyTorch's
+  default ``Linear`` initialisation. The batch is ``min(batch_size, N)`` and the last incomplete
+  batch of each epoch is dropped (the official code requires ``N`` divisible by 1000).
+
+  Args:
+    x_train: training features ``(N, F)``.
+    y_train: integer training labels ``(N,)``.
+    x_test: test features ``(M, F)``.
+    y_test: integer test labels ``(M,)``.
+    key: PRNG key for the initialisation and the shuffles.
+    epochs: training epochs (official 500).
+    batch_size: mini-batch size (official 1000).
+    lr_start: initial learning rate (official 1e-2).
+    lr_end: learning rate after the last epoch (official 1e-6).
+    weight_decay: L2 coefficient added to the gradient (official 5e-6).
+
+  Returns:
+    ``{"top1": ..., "top5": ...}`` test accuracies, Python floats.
+
+  Raises:
+    ValueError: if a feature array is not ``(N, F)``, labels do not match it or ``epochs < 1``.
+  """
   _check_features(x_train, y_train, "train")
   _check_features(x_test, y_test, "test")
   if epochs < 1:

@@ -70,9 +70,16 @@ class _Images:
 
 @dataclasses.dataclass
 class EvalData:
-  """Labelled images (in [0, 1], NHWC) for online kNN / linear evaluation of the backbone.
+  """Labelled images for online kNN / linear evaluation of the backbone.
 
-  ``mean``/``std`` normalise them (the official CIFAR-100 eval uses the CIFAR-10 statistics).
+  Attributes:
+    x_train: training images ``(N, H, W, 3)`` in [0, 1].
+    y_train: integer training labels ``(N,)``.
+    x_test: test images ``(M, H, W, 3)`` in [0, 1].
+    y_test: integer test labels ``(M,)``.
+    mean: per-channel normalisation mean (the official CIFAR-100 eval uses the CIFAR-10
+      statistics).
+    std: per-channel normalisation std (same convention).
   """
 
   x_train: np.ndarray
@@ -277,12 +284,28 @@ class _ViewsTask:
 
 @dataclasses.dataclass
 class MoCoTask(_ViewsTask):
-  """MoCo-v2 (lightly flavour): EMA key encoder (momentum updated before the key forward), InfoNCE
-  against a FIFO bank of L2-normalised keys (random normalised init), keys enqueued after the
-  loss. BatchNorm everywhere uses global-batch statistics (torch ``sync_batchnorm``).
+  """MoCo-v2 pre-training (lightly flavour) for :func:`jspectral.train.fit`.
 
-  ``copy_key_encoder=False`` reproduces the official independent random init of the key encoder;
-  True starts it as a copy of the query encoder (the MoCo paper's recipe).
+  EMA key encoder (momentum updated before the key forward), InfoNCE against a FIFO bank of
+  L2-normalised keys (random normalised init), keys enqueued after the loss. BatchNorm everywhere
+  uses global-batch statistics (torch ``sync_batchnorm``).
+
+  Attributes:
+    source: training examples: ``{"images": (D, S, S, B)}`` (dates), ``{"image1", "image2"}`` or
+      ``{"image"}`` raw cubes.
+    mean: per-band standardisation mean ``(B,)``.
+    std: per-band standardisation std ``(B,)``.
+    size: side of the square views.
+    scale: RandomResizedCrop area range.
+    blur_p: probability of the Gaussian blur.
+    two_views: produce ``view2`` as well as ``view1``.
+    backbone: the encoder (e.g. a SpecResNet50 or SpecViT).
+    head_hidden: hidden width of the MoCo projection head.
+    bank_size: length of the key bank.
+    temperature: InfoNCE temperature.
+    momentum: EMA momentum of the key encoder.
+    copy_key_encoder: ``False`` reproduces the official independent random init of the key
+      encoder; ``True`` starts it as a copy of the query encoder (the MoCo paper's recipe).
   """
 
   backbone: nn.Module = None
@@ -327,11 +350,36 @@ class MoCoTask(_ViewsTask):
 
 @dataclasses.dataclass
 class DINOTask(_ViewsTask):
-  """DINO (lightly flavour) with two global views and no local crops (official configs): teacher =
-  EMA of the student (same init), centred and sharpened teacher targets, last layer frozen during
-  the first ``freeze_last_layer`` epochs. The teacher momentum is lightly's per-epoch cosine over
-  ``momentum_epochs`` (default) or a per-step cosine over the whole run (``per_step_momentum``),
-  both starting at ``momentum_start``."""
+  """DINO pre-training (lightly flavour): two global views, no local crops (official configs).
+
+  Teacher = EMA of the student (same init), centred and sharpened teacher targets, last layer
+  frozen during the first ``freeze_last_layer`` epochs. The teacher momentum is lightly's
+  per-epoch cosine over ``momentum_epochs`` (default) or a per-step cosine over the whole run
+  (``per_step_momentum``), both starting at ``momentum_start``.
+
+  Attributes:
+    source: training examples: ``{"images": (D, S, S, B)}`` (dates), ``{"image1", "image2"}`` or
+      ``{"image"}`` raw cubes.
+    mean: per-band standardisation mean ``(B,)``.
+    std: per-band standardisation std ``(B,)``.
+    size: side of the square views.
+    scale: RandomResizedCrop area range.
+    blur_p: probability of the Gaussian blur.
+    two_views: produce ``view2`` as well as ``view1``.
+    backbone: the encoder.
+    head_hidden: hidden width of the DINO head.
+    bottleneck: bottleneck width of the DINO head.
+    out_dim: output dimension (prototypes) of the DINO head.
+    teacher_temp: teacher softmax temperature.
+    student_temp: student softmax temperature.
+    center_momentum: EMA momentum of the teacher centre.
+    steps_per_epoch: optimiser steps per epoch (epoch-based schedules need it).
+    total_steps: length of the run (the per-step momentum schedule needs it).
+    momentum_epochs: epochs of lightly's per-epoch cosine, after which the momentum stays 1.0.
+    freeze_last_layer: epochs during which the student's last layer gets a zero gradient.
+    per_step_momentum: per-step cosine over the whole run instead of the per-epoch one.
+    momentum_start: teacher momentum at step 0.
+  """
 
   backbone: nn.Module = None
   head_hidden: int = 2048
@@ -392,9 +440,28 @@ class DINOTask(_ViewsTask):
 
 @dataclasses.dataclass
 class MAETask(_ViewsTask):
-  """MAE: one view (RandomResizedCrop scale (0.4, 1), flips, no blur), mask ratio 0.9 of the
-  tokens after patch- and position-embedding (the adapter sees the full image), norm-pix MSE on
-  the masked patches of the augmented, standardised image."""
+  """MAE pre-training of a SpecViT.
+
+  One view (RandomResizedCrop scale (0.4, 1), flips, no blur), mask ratio 0.9 of the tokens after
+  patch- and position-embedding (the adapter sees the full image), norm-pix MSE on the masked
+  patches of the augmented, standardised image.
+
+  Attributes:
+    source: training examples: ``{"images": (D, S, S, B)}`` (dates), ``{"image1", "image2"}`` or
+      ``{"image"}`` raw cubes.
+    mean: per-band standardisation mean ``(B,)``.
+    std: per-band standardisation std ``(B,)``.
+    size: side of the square views.
+    scale: RandomResizedCrop area range.
+    blur_p: probability of the Gaussian blur.
+    two_views: produce ``view2`` as well as ``view1``.
+    encoder: the :class:`~jspectral.nn.spec_vit.SpecViT` encoder.
+    mask_ratio: fraction of tokens masked.
+    decoder_dim: width of the MAE decoder.
+    decoder_heads: attention heads of the decoder.
+    norm_pix: normalise each target patch by its own mean and variance.
+    bands: band count ``B`` the decoder reconstructs.
+  """
 
   encoder: SpecViT = None
   mask_ratio: float = 0.9
@@ -434,13 +501,23 @@ class MAETask(_ViewsTask):
 
 @dataclasses.dataclass
 class SegmentationTask:
-  """Semantic segmentation with CE(ignore_index) on ``{"image", "mask"}`` examples.
+  """SpectralEarth downstream semantic segmentation with CE(ignore_index).
 
-  ``model`` is a :class:`ViTSegmentor` or :class:`FCNSegmenter`; ``init_variables`` (optional)
-  are pretrained backbone variables ``{"params": ..., "batch_stats": ...}`` copied under
-  ``backbone``. Freezing is done by the training config's ``trainable`` regex
-  (:attr:`trainable_head`); ``eval_frozen_bn`` runs the backbone's BatchNorm in inference mode
-  during training (the official code does not).
+  Freezing is done by the training config's ``trainable`` regex (:attr:`trainable_head`).
+
+  Attributes:
+    model: a :class:`~jspectral.ssl.spectral_earth.ViTSegmentor` or
+      :class:`~jspectral.ssl.spectral_earth.FCNSegmenter`.
+    source: training examples ``{"image": (H, W, B), "mask": (H, W)}``.
+    eval_source: evaluation examples of the same form.
+    num_classes: number of classes.
+    ignore_index: label value left out of the loss and the metrics.
+    init_variables: pretrained backbone variables ``{"params": ..., "batch_stats": ...}`` copied
+      under ``backbone`` (optional).
+    eval_frozen_bn: run the backbone's BatchNorm in inference mode during training (the official
+      code does not).
+    augment_fn: optional host-side ``(example, np_rng) -> example``.
+    eval_batch: images per compiled evaluation call.
   """
 
   model: nn.Module
@@ -471,6 +548,17 @@ class SegmentationTask:
     return params, {"batch_stats": stats}
 
   def loss(self, params, state, batch, rng):
+    """Cross-entropy (``ignore_index`` left out) of one batch in training mode.
+
+    Args:
+      params: trainable parameters.
+      state: ``{"batch_stats": ...}``.
+      batch: ``{"image": (N, H, W, B), "mask": (N, H, W)}``.
+      rng: unused.
+
+    Returns:
+      ``(loss, {"state": {"batch_stats": ...}})``.
+    """
     del rng
     logits, stats = _apply(self.model, params, state["batch_stats"], batch["image"], train=True,
                            backbone_train=not self.eval_frozen_bn)
@@ -478,6 +566,16 @@ class SegmentationTask:
     return loss, {"state": {"batch_stats": stats}}
 
   def predict(self, params, state, images):
+    """Per-pixel class indices, ``eval_batch`` images per call.
+
+    Args:
+      params: trainable parameters.
+      state: ``{"batch_stats": ...}``.
+      images: cubes ``(M, H, W, B)``.
+
+    Returns:
+      Class indices ``(M, H, W)``, NumPy.
+    """
     fn = jax.jit(lambda p, s, x: jnp.argmax(
         self.model.apply({"params": p, "batch_stats": s}, x), axis=-1))
     step = self.eval_batch
@@ -485,6 +583,15 @@ class SegmentationTask:
                            for i in range(0, len(images), step)])
 
   def evaluate(self, params, state):
+    """Pixel accuracy, micro Jaccard and mean IoU on ``eval_source``.
+
+    Args:
+      params: trainable parameters.
+      state: ``{"batch_stats": ...}``.
+
+    Returns:
+      ``{"accuracy", "jaccard_micro", "miou"}`` Python floats.
+    """
     images = np.stack([e["image"] for e in self.eval_source])
     masks = np.stack([e["mask"] for e in self.eval_source])
     conf = segmentation.segmentation_confusion(jnp.asarray(self.predict(params, state, images)),

@@ -28,10 +28,19 @@ from jspectral.metrics import image
 
 def quality_assessment(pred: jax.Array, target: jax.Array, data_range: float = 1.0,
                        ratio: float = 4, clip_cosine: bool = False) -> dict[str, jax.Array]:
-  """SSPSR's ``quality_assessment`` on ``(..., H, W, C)``: six indices, official names, per image.
+  """SSPSR's ``quality_assessment``: six indices of one image (or a batch), official names.
 
-  ``ratio`` is ERGAS's resolution ratio (the Spectral Mixup code fixes it to 4 even at ×8).
-  ``clip_cosine`` clips SAM's cosine to [−1, 1] (official: no clip).
+  Args:
+    pred: super-resolved cube(s), bands-last ``(..., H, W, C)``.
+    target: ground-truth cube(s), same shape as ``pred``.
+    data_range: peak value ``R`` of MPSNR and MSSIM.
+    ratio: ERGAS's resolution ratio (the Spectral Mixup code fixes it to 4 even at x8).
+    clip_cosine: clip SAM's cosine to [-1, 1] (official: no clip; a cosine rounding above 1 gives
+      NaN).
+
+  Returns:
+    ``{"MPSNR", "MSSIM", "ERGAS", "SAM", "CrossCorrelation", "RMSE"}``, each of shape ``(...)``
+    (one value per image; the reported number is their mean over the test set). SAM is in degrees.
   """
   return {"MPSNR": image.psnr(pred, target, data_range),
           "MSSIM": image.ssim(pred, target, data_range, window="uniform", win_size=7),

@@ -46,18 +46,38 @@ def _antialiased_bicubic(x: jax.Array, hw: tuple[int, int]) -> jax.Array:
 
 
 def antialiased_bicubic(x: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-  """``(H, W, C) -> (*hw, C)`` antialiased bicubic resize (``jax.image.resize``; compiled once per
-  shape). The synthetic smoke degradation; the papers' protocol uses MATLAB ``imresize``
-  (:func:`jspectral.data.degradations.imresize`), which differs at the borders."""
+  """Antialiased bicubic resize of one cube (``jax.image.resize``; compiled once per shape).
+
+  The synthetic smoke degradation; the papers' protocol uses MATLAB ``imresize``
+  (:func:`jspectral.data.degradations.imresize`), which differs at the borders.
+
+  Args:
+    x: cube ``(H, W, C)``.
+    hw: output height and width.
+
+  Returns:
+    The resized cube ``(*hw, C)``, NumPy.
+  """
   return np.asarray(_antialiased_bicubic(jnp.asarray(x), tuple(hw)))
 
 
 def patch_pairs(hr: np.ndarray, scale: int, resize: Resize, patch: int | None = None,
                 stride: int | None = None) -> list[Example]:
-  """SSPSR-style training (or test) pairs from one HR cube ``(H, W, C)``.
+  """SSPSR-style training (or test) pairs from one HR cube.
 
-  Each HR patch (``patch`` × ``patch`` every ``stride`` pixels; the whole cube when ``patch`` is
+  Each HR patch (``patch`` x ``patch`` every ``stride`` pixels; the whole cube when ``patch`` is
   None) gives ``lr = resize(hr, (patch/s, patch/s))`` and ``lms = resize(lr, (patch, patch))``.
+
+  Args:
+    hr: high-resolution cube ``(H, W, C)``.
+    scale: SR factor ``s``.
+    resize: ``(cube (H, W, C), (h, w)) -> (h, w, C)``, the degradation (MATLAB ``imresize`` for
+      the papers' protocol).
+    patch: HR patch side, divisible by ``scale``; None for the whole cube.
+    stride: step between patches (default: ``patch``, no overlap).
+
+  Returns:
+    A list of ``{"lr": (p/s, p/s, C), "lms": (p, p, C), "hr": (p, p, C)}`` float32 examples.
 
   Raises:
     ValueError: ``hr`` is not 3-D, or its size (or ``patch``) is not divisible by ``scale``.
@@ -86,8 +106,17 @@ def evaluate_images(predict: Callable[[Example], np.ndarray], images: Sequence[E
                     ratio: float, clip_cosine: bool = False) -> dict[str, float]:
   """Mean over test images of the SSPSR indices of ``predict`` and of the bicubic baseline.
 
-  ``clip_cosine`` clips SAM's cosine (the official no-clip SAM is NaN where a prediction's spectra
-  are so close to the truth that the float32 cosine rounds above 1, e.g. bicubic on smooth cubes).
+  Args:
+    predict: ``example -> (H, W, C)`` super-resolved cube.
+    images: test examples with ``"lr"``, ``"lms"`` ``(H, W, C)`` and ``"hr"`` ``(H, W, C)``.
+    ratio: ERGAS's resolution ratio.
+    clip_cosine: clip SAM's cosine (the official no-clip SAM is NaN where a prediction's spectra
+      are so close to the truth that the float32 cosine rounds above 1, e.g. bicubic on smooth
+      cubes).
+
+  Returns:
+    The six :func:`~jspectral.superres.protocol.quality_assessment` indices by name, and the same
+    with a ``bicubic_`` prefix for ``lms``, as Python floats.
   """
   ours, bicubic = [], []
   for image in images:
@@ -140,16 +169,44 @@ class SingleImageSRTask:
     return variables["params"], {}
 
   def loss(self, params, state, batch, rng):
+    """L1 (or SSPSR hybrid) loss of one batch, dropout on.
+
+    Args:
+      params: trainable parameters.
+      state: unused (``{}``).
+      batch: ``{"lr": (B, h, w, C), "lms": (B, s h, s w, C), "hr": (B, s h, s w, C)}``.
+      rng: dropout key.
+
+    Returns:
+      ``(loss, {"l1": the L1 loss})``.
+    """
     pred = self.model.apply({"params": params}, batch["lr"], train=True, rngs={"dropout": rng})
     l1 = jnp.mean(jnp.abs(pred - batch["hr"]))
     loss = l1 if self.loss_name == "l1" else hybrid_loss(pred, batch["hr"])
     return loss, {"l1": l1}
 
   def predict(self, params, lr: np.ndarray) -> np.ndarray:
-    """Whole-image super-resolution of one LR cube ``(h, w, C)``."""
+    """Whole-image super-resolution of one LR cube.
+
+    Args:
+      params: trainable parameters.
+      lr: low-resolution cube ``(h, w, C)``.
+
+    Returns:
+      The SR cube ``(s h, s w, C)``, NumPy.
+    """
     return np.asarray(self._predict(params, jnp.asarray(lr)[None])[0])
 
   def evaluate(self, params, state):
+    """SSPSR indices on the whole test images, and the bicubic baseline's.
+
+    Args:
+      params: trainable parameters.
+      state: unused.
+
+    Returns:
+      :func:`evaluate_images`' dict of Python floats.
+    """
     return evaluate_images(lambda im: self.predict(params, im["lr"]), self.test_images, self.scale,
                            self.clip_cosine)
 
@@ -176,6 +233,14 @@ class UpdatePlan:
   theta_unlabel: int = 3
 
   def cycle(self, with_ssl: bool) -> tuple[int, ...]:
+    """The tasks of one iteration, in the official order.
+
+    Args:
+      with_ssl: whether the SSL updates run in this epoch.
+
+    Returns:
+      ``KINDS`` indices of the iteration's updates.
+    """
     kinds = (["labeled"] + ["mixup"] * self.theta_mix * self.use_mixup
              + ["rgb"] * self.theta_rgb * self.use_rgb
              + ["ssl"] * self.theta_unlabel * (self.use_ssl and with_ssl))
@@ -186,7 +251,14 @@ class UpdatePlan:
     return min(self.epochs, self.epochs // 2 + 1) if self.use_ssl else 0
 
   def updates_before_epoch(self, epoch: int) -> int:
-    """Number of updates before the 0-based ``epoch`` starts."""
+    """Number of updates before the 0-based ``epoch`` starts.
+
+    Args:
+      epoch: 0-based epoch index (``epochs`` gives the total).
+
+    Returns:
+      The update count, a Python int.
+    """
     early = min(epoch, self.ssl_epochs)
     return self.iterations_per_epoch * (early * len(self.cycle(True))
                                         + (epoch - early) * len(self.cycle(False)))
@@ -196,15 +268,28 @@ class UpdatePlan:
     return self.updates_before_epoch(self.epochs)
 
   def kind(self, count: jax.Array) -> jax.Array:
-    """The ``KINDS`` index of update number ``count`` (0-based), jit-safe."""
+    """The ``KINDS`` index of update number ``count`` (0-based), jit-safe.
+
+    Args:
+      count: int32 scalar update counter.
+
+    Returns:
+      int32 scalar index into ``KINDS``.
+    """
     early, late = (jnp.asarray(self.cycle(flag)) for flag in (True, False))
     switch = self.updates_before_epoch(self.ssl_epochs)
     return jnp.where(count < switch, early[count % len(early)],
                      late[jnp.maximum(count - switch, 0) % len(late)])
 
   def lr_boundaries(self) -> list[int]:
-    """Update counts where the official schedule decays ×0.3: epochs 5 and 10 (1-based), twice at
-    10 (see :func:`jspectral.superres.mixup_mtl.official_learning_rate`)."""
+    """Update counts where the official schedule decays x0.3.
+
+    Epochs 5 and 10 (1-based), twice at 10 (see
+    :func:`jspectral.superres.mixup_mtl.official_learning_rate`).
+
+    Returns:
+      Update counts, one per x0.3 decay (repeated where it decays twice).
+    """
     boundaries = []
     for epoch in range(2, self.epochs + 1):
       ratio = (mixup_mtl.official_learning_rate(epoch, self.epochs)
@@ -340,6 +425,18 @@ class MultiTaskSRTask:
     return jnp.stack([losses[KINDS[k]] for k in used])[index]
 
   def loss(self, params, state, batch, rng):
+    """The loss of the task whose turn it is (plan order, update counter in ``state``).
+
+    Args:
+      params: trainable parameters.
+      state: ``{"updates": int32 scalar}``.
+      batch: labeled ``lr``/``lms``/``hr``, plus ``rgb_*`` and ``u_*`` chunks when those tasks are
+        on; cubes ``(B, h, w, C)`` / ``(B, s h, s w, C)``, RGB ones with 8 channels.
+      rng: key of Spectral Mixup.
+
+    Returns:
+      ``(loss, {"kind": KINDS index, "state": {"updates": count + 1}})``.
+    """
     count = state["updates"]
     kind = self.plan.kind(count)
     dispatch = self._switch_loss if self.dispatch == "switch" else self._select_loss
@@ -347,9 +444,27 @@ class MultiTaskSRTask:
     return loss, {"kind": kind, "state": {"updates": count + 1}}
 
   def predict(self, params, lr: np.ndarray, lms: np.ndarray) -> np.ndarray:
-    """HSI super-resolution of one LR cube (shared part + HSI head only)."""
+    """HSI super-resolution of one LR cube (shared part + HSI head only).
+
+    Args:
+      params: trainable parameters.
+      lr: low-resolution cube ``(h, w, C)``.
+      lms: its bicubic upsampling ``(s h, s w, C)``.
+
+    Returns:
+      The SR cube ``(s h, s w, C)``, NumPy.
+    """
     return np.asarray(self._predict(params, jnp.asarray(lr)[None], jnp.asarray(lms)[None])[0])
 
   def evaluate(self, params, state):
+    """SSPSR indices on the whole HSI test images, and the bicubic baseline's.
+
+    Args:
+      params: trainable parameters.
+      state: unused.
+
+    Returns:
+      :func:`evaluate_images`' dict of Python floats.
+    """
     return evaluate_images(lambda im: self.predict(params, im["lr"], im["lms"]),
                            self.test_images, self.ratio, self.clip_cosine)
