@@ -46,7 +46,18 @@ NORMALISATION = per_image.NORMALISATION
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
-  """One method's official training settings (``config.yaml`` and the training function)."""
+  """One method's official training settings (``config.yaml`` and the training function).
+
+  Attributes:
+    loss: ``"mse"``, ``"mse_sam"`` (0.9 MSE + 0.1 SAMLoss) or ``"l1"``.
+    learning_rate: Adam learning rate.
+    epochs: official number of epochs.
+    batch_size: official batch size.
+    weight_decay: torch Adam's coupled L2 (added to the loss as ``wd / 2 |w|^2``).
+    step_epochs: StepLR(step_epochs, 0.1) per epoch; 0: constant.
+    prior: per-image prior: ``"dhp"`` (DARN) or ``"dip"`` (Kite); ``None`` for none.
+    init: ``"torch"``, ``"hyper_dsnet"`` or ``"he_normal"`` (:func:`.deep.official_init`).
+  """
 
   loss: str                 # "mse", "mse_sam" (0.9 MSE + 0.1 SAMLoss) or "l1"
   learning_rate: float
@@ -79,8 +90,20 @@ def train_config(name: str, num_examples: int, *, epochs: int | None = None,
   """The :func:`jspectral.train.fit` config of ``name``'s official recipe.
 
   An epoch is ``ceil(num_examples / batch)`` steps of the shuffled, repeated stream (the engine
-  draws full batches; torch's loader ends each epoch on a short batch). ``epochs`` /
-  ``batch_size`` override the recipe (short runs); StepLR boundaries stay at the official epochs.
+  draws full batches; torch's loader ends each epoch on a short batch). StepLR boundaries stay at
+  the official epochs.
+
+  Args:
+    name: a key of :data:`RECIPES`.
+    num_examples: number of training examples (>= 1).
+    epochs: overrides the recipe's epochs (short runs).
+    batch_size: overrides the recipe's batch size (capped at ``num_examples``).
+
+  Returns:
+    An ``ml_collections.ConfigDict`` (Adam, the recipe's learning rate and step schedule).
+
+  Raises:
+    ValueError: if ``name`` is unknown or ``num_examples < 1``.
   """
   recipe = _recipe(name)
   if num_examples < 1:
@@ -110,10 +133,22 @@ def train_config(name: str, num_examples: int, *, epochs: int | None = None,
 def rr_examples(scenes: Sequence[dict], name: str, rng: jax.Array | None = None, *,
                 ratio: int = 6, prior_iterations: int | None = None,
                 prior_kwargs: dict | None = None) -> list[dict[str, np.ndarray]]:
-  """Scenes in DN (``pan (H, W, 1)``, ``hs_lr``, ``hs_up``, RR ``gt``) -> examples / 2^16.
+  """Reduced-resolution training examples from scenes in DN, divided by 2^16.
 
-  For DARN / Kite each example also gets its prior (:func:`fit_prior`, computed once per scene:
-  the official caches the priors of a split).
+  For DARN / Kite each example also gets its prior (:func:`.per_image.fit_prior`, computed once
+  per scene: the official caches the priors of a split).
+
+  Args:
+    scenes: dicts with ``pan (H, W, 1)``, ``hs_lr (H / ratio, W / ratio, B)``, ``hs_up (H, W, B)``
+      and the RR ground truth ``gt (H, W, B)``, in DN.
+    name: a key of :data:`RECIPES` (decides whether a prior is fitted).
+    rng: PRNG key of the priors (default ``key(0)``; folded with the scene index).
+    ratio: PAN / HS resolution ratio.
+    prior_iterations: overrides the prior's official iteration count.
+    prior_kwargs: extra keyword arguments of the prior network.
+
+  Returns:
+    A list of float32 dicts with the same keys (and ``prior (H, W, B)`` where needed).
   """
   recipe = _recipe(name)
   rng = jax.random.key(0) if rng is None else rng
@@ -176,6 +211,17 @@ class SupervisedTask:
     return params, {k: v for k, v in variables.items() if k != "params"}
 
   def loss(self, params, state, batch, rng):
+    """The recipe's loss (MSE, 0.9 MSE + 0.1 SAM, or L1), plus Kite's coupled L2.
+
+    Args:
+      params: trainable parameters.
+      state: non-trainable collections (Kite's ``batch_stats``).
+      batch: :func:`rr_examples` examples batched, cubes ``(N, H, W, B)``, ``pan (N, H, W, 1)``.
+      rng: unused.
+
+    Returns:
+      ``(loss, {"mse", "l1"[, "state"]})``.
+    """
     del rng
     out, updates = self._apply({"params": params, **state}, _inputs(self.name, batch), True)
     gt = batch["gt"]
@@ -195,7 +241,16 @@ class SupervisedTask:
     return loss, aux
 
   def predict(self, params, state, example: dict) -> np.ndarray:
-    """The fused ``(H, W, B)`` in DN for one normalised example (DARN / Kite clip to [0, 1])."""
+    """The fused image in DN for one normalised example (DARN / Kite clip to [0, 1] first).
+
+    Args:
+      params: trainable parameters.
+      state: non-trainable collections.
+      example: one :func:`rr_examples` example (unbatched).
+
+    Returns:
+      The fused cube ``(H, W, B)`` in DN, float64 NumPy.
+    """
     inputs = tuple(x[None] for x in _inputs(self.name, example))
     out = self._predict({"params": params, **state}, *inputs)[0]
     if self.recipe.prior is not None:
@@ -203,6 +258,15 @@ class SupervisedTask:
     return np.asarray(out, np.float64) * NORMALISATION
 
   def evaluate(self, params, state) -> dict[str, float]:
+    """Mean RR scores (:func:`.protocol.evaluation_rr`) of the evaluation examples.
+
+    Args:
+      params: trainable parameters.
+      state: non-trainable collections.
+
+    Returns:
+      ``{"ERGAS", "SAM", "Q2n"}`` Python floats, or ``{}`` without evaluation examples.
+    """
     if not self.eval_examples:
       return {}
     scores = [protocol.evaluation_rr(self.predict(params, state, ex),
@@ -237,6 +301,17 @@ class RPNNPretrainTask:
     return deep.official_init(self.module.init(rng, x)["params"], jax.random.fold_in(rng, 1)), {}
 
   def loss(self, params, state, batch, rng):
+    """``L_spec + alpha L_struct`` of R-PNN on band 0 (``alpha`` 0.5).
+
+    Args:
+      params: trainable parameters.
+      state: unused.
+      batch: ``band_up (N, H, W, 1)``, ``pan (N, H, W, 1)``, ``band_lr (N, h, w, 1)``.
+      rng: unused.
+
+    Returns:
+      ``(loss, {"spectral", "structural"})``.
+    """
     del state, rng
     x = per_image.pad_input(batch["band_up"], batch["pan"])
     loss, (spec, struct) = per_image.rpnn_losses(self.module, params, x, batch["band_lr"],
@@ -248,6 +323,17 @@ class RPNNPretrainTask:
 
 
 def rpnn_pretrain_config(num_examples: int, epochs: int = 200) -> ml_collections.ConfigDict:
+  """The :func:`jspectral.train.fit` config of R-PNN's official pre-training.
+
+  Official settings (``R_PNN/config.yaml``): Adam 1e-5, batch 4, 200 epochs.
+
+  Args:
+    num_examples: number of training patches.
+    epochs: number of epochs.
+
+  Returns:
+    An ``ml_collections.ConfigDict``.
+  """
   c = default_config()
   c.batch_size = min(4, num_examples)
   c.total_steps = epochs * math.ceil(num_examples / c.batch_size)

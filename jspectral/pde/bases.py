@@ -296,7 +296,16 @@ def integrate(coef, kinds: str, k: int = 1) -> jax.Array:
   """k-fold antiderivative along each axis (constant 0), trailing axis of size d.
 
   Chebyshev drops the top mode (official ``int``); Fourier divides by ``2 pi i k`` and zeroes the
-  mean (the official Fourier ``int`` is broken, see BUILD_NOTES).
+  mean (the official Fourier ``int`` is broken; see docs/pde.md).
+
+  Args:
+    coef: coefficients ``(*modes, *channels)``, one mode axis per letter of ``kinds``.
+    kinds: one letter per mode axis, ``"F"`` (Fourier) or ``"C"`` (Chebyshev).
+    k: number of integrations.
+
+  Returns:
+    Coefficients ``(*modes, *channels, d)`` (mode counts preserved): the antiderivative along
+    each of the ``d`` mode axes, stacked on a trailing axis.
   """
   return _integrate(_check_coef(coef, kinds), kinds, int(k))
 

@@ -183,10 +183,19 @@ def _check_phi(phi, problem) -> jax.Array:
 # ----------------------------------------------------------------------------- losses
 
 def spectral_loss(model: nn.Module, params, phi, weighted: bool = False) -> dict[str, jax.Array]:
-  """``{"residual": sum of squared spectral-residual coefficients}`` for one ``phi`` (NSM, SNO).
+  """NSM's spectral loss for one ``phi`` (NSM, SNO): the squared spectral residual.
 
   ``weighted=True`` replaces the official unweighted sum by the exact L2 norm of the residual
   (Parseval weights on Fourier axes, the Chebyshev Gram matrix on Chebyshev axes).
+
+  Args:
+    model: an :class:`NSM` or :class:`SNO` (its ``problem`` gives the residual).
+    params: the model's parameters.
+    phi: one parameter function, coefficients ``(*phi_modes, 1)``.
+    weighted: exact Parseval L2 norm instead of the official unweighted sum.
+
+  Returns:
+    ``{"residual": scalar}``, the sum of squared spectral-residual coefficients.
   """
   residual = model.problem.spectral_residual(phi, model.apply({"params": params}, phi))
   kinds = model.problem.kinds
@@ -196,7 +205,16 @@ def spectral_loss(model: nn.Module, params, phi, weighted: bool = False) -> dict
 
 
 def pinn_loss(model: nn.Module, params, phi) -> dict[str, jax.Array]:
-  """Official PINN loss for one ``phi``: mean squared FD residual + one term per periodic axis."""
+  """Official PINN loss for one ``phi``: mean squared FD residual + one term per periodic axis.
+
+  Args:
+    model: an :class:`FNOPINN` (its ``grid`` sets the uniform grid, ends included).
+    params: the model's parameters.
+    phi: one parameter function, coefficients ``(*phi_modes, 1)``.
+
+  Returns:
+    ``{"residual": scalar, "boundary0": scalar, ...}``: mean squared residuals.
+  """
   problem = model.problem
   sizes = (model.grid,) * problem.ndim
   u = model.apply({"params": params}, phi, sizes)
@@ -209,17 +227,36 @@ def pinn_loss(model: nn.Module, params, phi) -> dict[str, jax.Array]:
 
 
 def loss_terms(model: nn.Module, params, phi, weighted: bool = False) -> dict[str, jax.Array]:
-  """The model's training loss terms for one ``phi`` (spectral for NSM/SNO, PINN for FNO)."""
+  """The model's training loss terms for one ``phi`` (spectral for NSM/SNO, PINN for FNO).
+
+  Args:
+    model: an :class:`NSM`, :class:`SNO` or :class:`FNOPINN`.
+    params: the model's parameters.
+    phi: one parameter function, coefficients ``(*phi_modes, 1)``.
+    weighted: passed to :func:`spectral_loss`.
+
+  Returns:
+    Scalar loss terms by name; the training loss is their sum.
+  """
   if isinstance(model, FNOPINN):
     return pinn_loss(model, params, phi)
   return spectral_loss(model, params, phi, weighted)
 
 
 def predict(model: nn.Module, params, phi, sizes: tuple[int, ...]) -> jax.Array:
-  """``u`` for one ``phi`` on the uniform grid ``sizes`` (both ends included): ``(*sizes, 1)``.
+  """The solution ``u`` for one ``phi`` on a uniform grid (both ends included).
 
   NSM/SNO evaluate the predicted series (cost of the network independent of ``sizes``); FNO runs
   the network on that grid.
+
+  Args:
+    model: an :class:`NSM`, :class:`SNO` or :class:`FNOPINN`.
+    params: the model's parameters.
+    phi: one parameter function, coefficients ``(*phi_modes, 1)``.
+    sizes: grid points per axis.
+
+  Returns:
+    ``u`` of shape ``(*sizes, 1)``.
   """
   if isinstance(model, FNOPINN):
     return model.apply({"params": params}, phi, tuple(sizes))

@@ -12,12 +12,24 @@ import jax.numpy as jnp
 
 def hybrid_loss_terms(pred: jax.Array, target: jax.Array, *, spatial_tv: float = 1e-3,
                       spectral_tv: float = 2e-3) -> dict[str, jax.Array]:
-  """The three weighted terms of ``HybridLoss`` on bands-last ``(B, H, W, K)`` arrays.
+  """The three weighted terms of SSPSR's ``HybridLoss``.
 
-  ``l1 = mean|pred − target|``;
-  ``tv_spatial = w_s [Σ(Δ_H pred)² / (K(H−1)W) + Σ(Δ_W pred)² / (KH(W−1))] / B``;
-  ``tv_spectral = w_k Σ(Δ_K pred)² / ((K−1)HW) / B``. The TV terms act on the prediction only and
-  use squared forward differences (official normalisation; ``w_k`` is the official 1e-3 · 2).
+  ``l1 = mean|pred - target|``;
+  ``tv_spatial = w_s [sum(D_H pred)^2 / (K(H-1)W) + sum(D_W pred)^2 / (KH(W-1))] / B``;
+  ``tv_spectral = w_k sum(D_K pred)^2 / ((K-1)HW) / B``. The TV terms act on the prediction only
+  and use squared forward differences (official normalisation; ``w_k`` is the official 1e-3 * 2).
+
+  Args:
+    pred: predicted cubes, bands-last ``(B, H, W, K)`` with ``H, W, K >= 2``.
+    target: ground-truth cubes, same shape.
+    spatial_tv: ``w_s``.
+    spectral_tv: ``w_k``.
+
+  Returns:
+    ``{"l1", "tv_spatial", "tv_spectral"}`` scalars.
+
+  Raises:
+    ValueError: if the shapes differ, are not 4-D, or ``H``, ``W`` or ``K`` is below 2.
   """
   if pred.ndim != 4 or pred.shape != target.shape:
     raise ValueError(f"pred, target: expected equal (B, H, W, K) shapes, got {pred.shape}, "
@@ -35,6 +47,16 @@ def hybrid_loss_terms(pred: jax.Array, target: jax.Array, *, spatial_tv: float =
 
 def hybrid_loss(pred: jax.Array, target: jax.Array, *, spatial_tv: float = 1e-3,
                 spectral_tv: float = 2e-3) -> jax.Array:
-  """``HybridLoss(spatial_tv=True, spectral_tv=True)``: the sum of :func:`hybrid_loss_terms`."""
+  """``HybridLoss(spatial_tv=True, spectral_tv=True)``: the sum of :func:`hybrid_loss_terms`.
+
+  Args:
+    pred: predicted cubes, bands-last ``(B, H, W, K)``.
+    target: ground-truth cubes, same shape.
+    spatial_tv: weight of the spatial TV term.
+    spectral_tv: weight of the spectral TV term.
+
+  Returns:
+    The scalar loss.
+  """
   terms = hybrid_loss_terms(pred, target, spatial_tv=spatial_tv, spectral_tv=spectral_tv)
   return terms["l1"] + terms["tv_spatial"] + terms["tv_spectral"]
