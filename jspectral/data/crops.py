@@ -10,8 +10,20 @@ import scipy.ndimage
 
 def crop_box(height: int, width: int, rng: np.random.Generator, scale: tuple[float, float],
              ratio=(3 / 4, 4 / 3)) -> tuple[int, int, int, int]:
-  """torchvision/kornia RandomResizedCrop window ``(top, left, h, w)``: area fraction in
-  ``scale``, log-uniform aspect ratio; the centre square after 10 failed tries."""
+  """torchvision/kornia ``RandomResizedCrop`` window.
+
+  Area fraction in ``scale``, log-uniform aspect ratio; the centre square after 10 failed tries.
+
+  Args:
+    height: image height.
+    width: image width.
+    rng: NumPy generator.
+    scale: ``(min, max)`` area fraction.
+    ratio: ``(min, max)`` aspect ratio (width / height).
+
+  Returns:
+    ``(top, left, h, w)``.
+  """
   area = height * width
   for _ in range(10):
     target = area * rng.uniform(*scale)
@@ -25,8 +37,17 @@ def crop_box(height: int, width: int, rng: np.random.Generator, scale: tuple[flo
 
 def resize_crop(image: np.ndarray, box: tuple[int, int, int, int], size: int,
                 order: int = 1) -> np.ndarray:
-  """Resizes the ``box`` window of ``(H, W[, C])`` to ``size x size`` with half-pixel centres
-  (``align_corners=False``); ``order`` 1 = bilinear, 0 = nearest (masks)."""
+  """Resizes the ``box`` window to ``size x size``, half-pixel centres (``align_corners=False``).
+
+  Args:
+    image: ``(H, W, C)`` (bilinear) or ``(H, W[, C])`` (nearest).
+    box: ``(top, left, h, w)``.
+    size: output side.
+    order: 1 = bilinear, 0 = nearest (masks).
+
+  Returns:
+    ``(size, size, C)`` (float32 for bilinear; the input dtype for nearest).
+  """
   top, left, ch, cw = box
   ys = np.clip((np.arange(size) + 0.5) * ch / size - 0.5, 0, ch - 1) + top
   xs = np.clip((np.arange(size) + 0.5) * cw / size - 0.5, 0, cw - 1) + left
@@ -39,5 +60,15 @@ def resize_crop(image: np.ndarray, box: tuple[int, int, int, int], size: int,
 
 def random_resized_crop(image: np.ndarray, rng: np.random.Generator, size: int,
                         scale: tuple[float, float]) -> np.ndarray:
-  """RandomResizedCrop of ``(H, W, C)`` to ``size x size`` (bilinear)."""
+  """RandomResizedCrop to ``size x size`` (bilinear).
+
+  Args:
+    image: ``(H, W, C)``.
+    rng: NumPy generator.
+    size: output side.
+    scale: ``(min, max)`` area fraction.
+
+  Returns:
+    ``(size, size, C)`` float32.
+  """
   return resize_crop(image, crop_box(*image.shape[:2], rng, scale), size)

@@ -29,7 +29,14 @@ SCALES = (2, 4, 8)
 
 
 def cubic(x: np.ndarray) -> np.ndarray:
-  """Keys cubic convolution kernel with ``a = -0.5`` (MATLAB ``imresize`` ``cubic``)."""
+  """Keys cubic convolution kernel with ``a = -0.5`` (MATLAB ``imresize`` ``cubic``).
+
+  Args:
+    x: distances, any shape.
+
+  Returns:
+    Kernel values, same shape.
+  """
   ax = np.abs(x)
   near = (1.5 * ax**3 - 2.5 * ax**2 + 1.0) * (ax <= 1)
   far = (-0.5 * ax**3 + 2.5 * ax**2 - 4.0 * ax + 2.0) * ((ax > 1) & (ax <= 2))
@@ -37,13 +44,30 @@ def cubic(x: np.ndarray) -> np.ndarray:
 
 
 def output_length(in_length: int, scale: float) -> int:
-  """MATLAB's output size ``ceil(in_length * scale)`` (guarded against ``1/3``-style round-off)."""
+  """MATLAB's output size ``ceil(in_length * scale)`` (guarded against ``1/3``-style round-off).
+
+  Args:
+    in_length: input length.
+    scale: resize factor.
+
+  Returns:
+    The output length.
+  """
   return math.ceil(round(in_length * scale, 9))
 
 
 @functools.lru_cache(maxsize=64)
 def resize_matrix(in_length: int, scale: float, antialiasing: bool = True) -> np.ndarray:
-  """The ``(out_length, in_length)`` float64 matrix of MATLAB's 1-D bicubic resize."""
+  """The matrix of MATLAB's 1-D bicubic resize (cached).
+
+  Args:
+    in_length: input length.
+    scale: resize factor (< 1 shrinks).
+    antialiasing: stretch the kernel by ``1 / scale`` when shrinking.
+
+  Returns:
+    ``(out_length, in_length)`` float64, ``out_length = ceil(in_length * scale)``.
+  """
   out_length = output_length(in_length, scale)
   kernel_width = 4.0
   if scale < 1 and antialiasing:
@@ -76,13 +100,20 @@ def _apply_axes(x: jax.Array, rows: np.ndarray, cols: np.ndarray) -> jax.Array:
 
 
 def imresize(x: jax.Array, scale: float, antialiasing: bool = True) -> jax.Array:
-  """MATLAB ``imresize(x, scale)`` (bicubic) on bands-last images ``(..., H, W, C)``.
+  """MATLAB ``imresize(x, scale)`` (bicubic) on bands-last images.
 
-  The output has ``ceil(H * scale) x ceil(W * scale)`` pixels; float input is not rounded or
-  clipped (MATLAB's behaviour for ``double``/``single``).
+  Float input is not rounded or clipped (MATLAB's behaviour for ``double``/``single``).
 
   >>> imresize(jnp.ones((8, 8, 3)), 0.5).shape
   (4, 4, 3)
+
+  Args:
+    x: ``(..., H, W, C)``.
+    scale: resize factor > 0.
+    antialiasing: MATLAB's antialiasing when shrinking.
+
+  Returns:
+    ``(..., ceil(H * scale), ceil(W * scale), C)``.
   """
   _check_image(x)
   if not scale > 0:
@@ -98,7 +129,15 @@ def _check_factor(factor: int) -> None:
 
 
 def bicubic_downsample(x: jax.Array, factor: int) -> jax.Array:
-  """The papers' LR input: ``imresize(x, 1 / factor)`` with antialiasing; H, W divisible."""
+  """The papers' LR input: ``imresize(x, 1 / factor)`` with antialiasing; H, W divisible.
+
+  Args:
+    x: ``(..., H, W, C)`` with ``H`` and ``W`` divisible by ``factor``.
+    factor: positive integer scale (2, 4, 8 in the papers).
+
+  Returns:
+    ``(..., H / factor, W / factor, C)``.
+  """
   _check_image(x)
   _check_factor(factor)
   if x.shape[-3] % factor or x.shape[-2] % factor:
@@ -107,7 +146,15 @@ def bicubic_downsample(x: jax.Array, factor: int) -> jax.Array:
 
 
 def gaussian_kernel(sigma: float, kernel_size: int) -> np.ndarray:
-  """Normalised 1-D Gaussian taps centred at ``(kernel_size - 1) / 2``."""
+  """Normalised 1-D Gaussian taps centred at ``(kernel_size - 1) / 2``.
+
+  Args:
+    sigma: standard deviation in samples.
+    kernel_size: number of taps.
+
+  Returns:
+    ``(kernel_size,)`` float64 summing to 1.
+  """
   t = np.arange(kernel_size) - (kernel_size - 1) / 2
   taps = np.exp(-0.5 * (t / sigma) ** 2)
   return taps / taps.sum()
@@ -128,9 +175,18 @@ def gaussian_downsample(x: jax.Array, factor: int, sigma: float | None = None,
                         kernel_size: int | None = None) -> jax.Array:
   """Separable Gaussian blur then decimation ``y[i, j] = blur(x)[factor * i, factor * j]``.
 
-  Defaults (pass the paper's values when it gives them): ``sigma = factor / 2`` and
-  ``kernel_size = 2 * factor + 1``. The blur pads symmetrically (edge sample
-  repeated); an even ``kernel_size`` puts the extra tap after the centre.
+  The blur pads symmetrically (edge sample repeated); an even ``kernel_size`` puts the extra tap
+  after the centre.
+
+  Args:
+    x: ``(..., H, W, C)``.
+    factor: positive integer scale.
+    sigma: blur standard deviation; default ``factor / 2`` (pass the paper's value when it gives
+      one).
+    kernel_size: taps; default ``2 * factor + 1``.
+
+  Returns:
+    ``(..., ceil(H / factor), ceil(W / factor), C)``.
   """
   _check_image(x)
   _check_factor(factor)

@@ -13,17 +13,33 @@ import numpy as np  # noqa: E402
 
 
 def default_bands(bands: int) -> tuple[int, int, int]:
-  """Red, green, blue band indices at 80 %, 50 % and 20 % of the band range (for a 400-700 nm
-  cube: about 640, 550 and 460 nm)."""
+  """Red, green, blue band indices at 80 %, 50 % and 20 % of the band range.
+
+  For a 400-700 nm cube: about 640, 550 and 460 nm.
+
+  Args:
+    bands: band count ``C``.
+
+  Returns:
+    ``(r, g, b)`` indices.
+  """
   return tuple(int(round(f * (bands - 1))) for f in (0.8, 0.5, 0.2))
 
 
 def false_colour(cube, bands: Sequence[int] | None = None,
                  percentiles: tuple[float, float] = (1.0, 99.0)) -> np.ndarray:
-  """``(H, W, C)`` cube -> ``(H, W, 3)`` float32 image in [0, 1].
+  """A false-colour composite in [0, 1].
 
-  Three bands (default :func:`default_bands`) are each stretched between their ``percentiles``
-  (robust to hot pixels and stripes); a constant band maps to 0.
+  Three bands are each stretched between their ``percentiles`` (robust to hot pixels and stripes);
+  a constant band maps to 0.
+
+  Args:
+    cube: ``(H, W, C)``.
+    bands: three band indices (default :func:`default_bands`).
+    percentiles: ``(low, high)`` stretch percentiles.
+
+  Returns:
+    ``(H, W, 3)`` float32.
   """
   cube = np.asarray(cube, np.float64)
   if cube.ndim != 3:
@@ -41,10 +57,19 @@ def save_spectra_panel(path: str | os.PathLike, cube, pixels: Sequence[tuple[int
                        wavelengths: Sequence[float] | None = None,
                        overlays: Mapping[str, np.ndarray] | None = None,
                        title: str | None = None) -> str:
-  """Writes a PNG: the false-colour image with the ``pixels`` (row, col) marked, and their spectra.
+  """Writes a PNG: the false-colour image with the ``pixels`` marked, and their spectra.
 
-  ``overlays`` maps names to cubes of the same shape (e.g. ``{"denoised": y, "clean": x}``) whose
-  spectra at the same pixels are drawn dashed beside ``cube``'s. Returns the path.
+  Args:
+    path: output file.
+    cube: ``(H, W, C)``.
+    pixels: ``(row, col)`` positions.
+    wavelengths: ``(C,)`` x-axis values in nm (default: band index).
+    overlays: names -> cubes of the same shape (e.g. ``{"denoised": y, "clean": x}``) whose
+      spectra at the same pixels are drawn dashed beside ``cube``'s.
+    title: figure title.
+
+  Returns:
+    The path.
   """
   cube = np.asarray(cube)
   if not pixels:

@@ -34,8 +34,8 @@ def make_graph(x, edge_index, *, n_node=None, edge_weight=None) -> jraph.GraphsT
   Args:
     x: node features ``(N, F)``.
     edge_index: ``(2, E)`` int, row 0 sources, row 1 targets.
-    n_node: nodes per graph (default: one graph of ``N`` nodes); edges must be grouped by graph in
-      the same order (as ``jraph.batch`` leaves them).
+    n_node: nodes per graph ``(G,)`` (default: one graph of ``N`` nodes); edges must be grouped by
+      graph in the same order (as ``jraph.batch`` leaves them).
     edge_weight: optional ``(E,)`` 0/1 liveness (default all ones).
 
   Returns:
@@ -66,7 +66,11 @@ def make_graph(x, edge_index, *, n_node=None, edge_weight=None) -> jraph.GraphsT
 
 
 def check_graph(graph: jraph.GraphsTuple) -> None:
-  """Raises a ``ValueError`` naming the malformed field; does nothing on traced arrays."""
+  """Raises a ``ValueError`` naming the malformed field; does nothing on traced arrays.
+
+  Args:
+    graph: a ``GraphsTuple`` in this module's conventions.
+  """
   leaves = (graph.nodes, graph.senders, graph.receivers, graph.n_node, graph.n_edge)
   if any(isinstance(a, jax.core.Tracer) for a in leaves):
     return
@@ -99,37 +103,79 @@ def check_graph(graph: jraph.GraphsTuple) -> None:
 
 
 def node_graph_index(graph: jraph.GraphsTuple) -> jax.Array:
-  """Graph id of every node ``(N,)``, jit-safe (static total from the feature rows)."""
+  """Graph id of every node, jit-safe (static total from the feature rows).
+
+  Args:
+    graph: a ``GraphsTuple`` with ``N`` nodes.
+
+  Returns:
+    ``(N,)`` int.
+  """
   num_nodes = graph.nodes.shape[0]
   return jnp.repeat(jnp.arange(graph.n_node.shape[0]), graph.n_node,
                     total_repeat_length=num_nodes)
 
 
 def edge_graph_index(graph: jraph.GraphsTuple) -> jax.Array:
-  """Graph id of every edge ``(E,)``."""
+  """Graph id of every edge.
+
+  Args:
+    graph: a ``GraphsTuple`` with ``E`` edges.
+
+  Returns:
+    ``(E,)`` int.
+  """
   return jnp.repeat(jnp.arange(graph.n_edge.shape[0]), graph.n_edge,
                     total_repeat_length=graph.senders.shape[0])
 
 
 def node_offsets(graph: jraph.GraphsTuple) -> jax.Array:
-  """Index of each graph's first node ``(G,)``."""
+  """Index of each graph's first node.
+
+  Args:
+    graph: a ``GraphsTuple`` with ``G`` graphs.
+
+  Returns:
+    ``(G,)`` int.
+  """
   return jnp.cumsum(graph.n_node) - graph.n_node
 
 
 def is_padded(graph: jraph.GraphsTuple) -> bool:
-  """Whether ``graph`` carries a trailing padding graph (``pad_graph`` marks it in ``globals``)."""
+  """Whether ``graph`` carries a trailing padding graph (``pad_graph`` marks it in ``globals``).
+
+  Args:
+    graph: a ``GraphsTuple``.
+
+  Returns:
+    A Python bool.
+  """
   return isinstance(graph.globals, dict) and "padded" in graph.globals
 
 
 def node_mask(graph: jraph.GraphsTuple) -> jax.Array:
-  """True on real nodes (all True for an unpadded graph)."""
+  """True on real nodes (all True for an unpadded graph).
+
+  Args:
+    graph: a ``GraphsTuple`` with ``N`` nodes.
+
+  Returns:
+    ``(N,)`` bool.
+  """
   if is_padded(graph):
     return jraph.get_node_padding_mask(graph)
   return jnp.ones(graph.nodes.shape[0], bool)
 
 
 def graph_mask(graph: jraph.GraphsTuple) -> jax.Array:
-  """True on real graphs."""
+  """True on real graphs.
+
+  Args:
+    graph: a ``GraphsTuple`` with ``G`` graphs.
+
+  Returns:
+    ``(G,)`` bool.
+  """
   if is_padded(graph):
     return jraph.get_graph_padding_mask(graph)
   return jnp.ones(graph.n_node.shape[0], bool)
@@ -140,7 +186,14 @@ def pad_graph(graph: jraph.GraphsTuple, n_node: int, n_edge: int,
   """``jraph.pad_with_graphs`` that also marks the result as padded (padding edges get weight 0).
 
   Args:
-    n_node, n_edge, n_graph: static budgets; ``n_node`` > real nodes, ``n_graph`` > real graphs.
+    graph: an unpadded ``GraphsTuple``.
+    n_node: static node budget, > real nodes.
+    n_edge: static edge budget, >= real edges.
+    n_graph: static graph budget, > real graphs.
+
+  Returns:
+    A ``GraphsTuple`` with exactly ``n_node`` nodes, ``n_edge`` edges and ``n_graph`` graphs;
+    ``globals = {"padded": (n_graph,)}``.
   """
   real_nodes, real_graphs = int(np.sum(graph.n_node)), int(np.shape(graph.n_node)[0])
   if n_node <= real_nodes or n_graph <= real_graphs or n_edge < int(np.sum(graph.n_edge)):
@@ -151,12 +204,30 @@ def pad_graph(graph: jraph.GraphsTuple, n_node: int, n_edge: int,
 
 
 def next_power_of_two(n: int) -> int:
+  """The smallest power of two ``>= n``.
+
+  Args:
+    n: a positive integer.
+
+  Returns:
+    A Python int.
+  """
   return 1 << max(0, int(n - 1).bit_length())
 
 
 def batch_and_pad(graphs: Sequence[jraph.GraphsTuple], n_node: int | None = None,
                   n_edge: int | None = None, n_graph: int | None = None) -> jraph.GraphsTuple:
-  """``jraph.batch`` then :func:`pad_graph`; budgets default to the next powers of two."""
+  """``jraph.batch`` then :func:`pad_graph`; budgets default to the next powers of two.
+
+  Args:
+    graphs: unpadded ``GraphsTuple`` s.
+    n_node: node budget (default: next power of two above the total + 1).
+    n_edge: edge budget (default: next power of two of the total).
+    n_graph: graph budget (default: ``len(graphs) + 1``).
+
+  Returns:
+    One padded ``GraphsTuple``.
+  """
   if not graphs:
     raise ValueError("graphs: expected at least one graph")
   batch = jraph.batch([g._replace(globals=None) for g in graphs])
@@ -172,6 +243,14 @@ def reserve_edge_slots(graph: jraph.GraphsTuple, ratio: float, *,
   :func:`jspectral.graph.augment.add_edges` fills the slots with sampled pairs; until then they are
   self-loops on the graph's first node with weight 0 and ``slot`` 1 (``2`` marks the mirror slot
   of the slot before it). Call before padding.
+
+  Args:
+    graph: an unpadded ``GraphsTuple``.
+    ratio: slots per existing edge, >= 0.
+    mirrored: reserve a mirror slot for each slot (undirected graphs).
+
+  Returns:
+    The ``GraphsTuple`` with the extra edges appended graph by graph.
   """
   if not 0.0 <= ratio:
     raise ValueError(f"ratio: expected >= 0, got {ratio}")
@@ -198,8 +277,16 @@ def reserve_edge_slots(graph: jraph.GraphsTuple, ratio: float, *,
 def to_padded_example(graph: jraph.GraphsTuple, max_nodes: int, max_edges: int) -> dict:
   """One graph as fixed-size arrays, so a grain pipeline can stack a batch of them.
 
-  Returns ``{"x": (max_nodes, F), "senders"/"receivers"/"weight"/"slot": (max_edges,),
-  "n_node": (), "n_edge": ()}``; :func:`collate_padded` turns a stacked batch back into a graph.
+  :func:`collate_padded` turns a stacked batch back into a graph.
+
+  Args:
+    graph: a single unpadded ``GraphsTuple`` with ``F`` features.
+    max_nodes: node budget.
+    max_edges: edge budget.
+
+  Returns:
+    ``{"x": (max_nodes, F), "senders"/"receivers"/"weight"/"slot": (max_edges,), "n_node": (),
+    "n_edge": ()}``.
   """
   n, e = int(np.sum(graph.n_node)), int(np.sum(graph.n_edge))
   if n > max_nodes or e > max_edges:
@@ -221,11 +308,17 @@ def to_padded_example(graph: jraph.GraphsTuple, max_nodes: int, max_edges: int) 
 
 
 def collate_padded(batch: dict) -> jraph.GraphsTuple:
-  """Stacked :func:`to_padded_example` arrays ``(B, ...)`` -> one padded GraphsTuple, in ``jit``.
+  """Stacked :func:`to_padded_example` arrays -> one padded GraphsTuple, in ``jit``.
 
   Real nodes and edges are moved to the front (graph by graph) and every padding row goes to a
   trailing padding graph, exactly the layout ``jraph.pad_with_graphs`` produces: ``B * max_nodes``
   nodes, ``B * max_edges`` edges and ``B + 1`` graphs for every batch: one compilation serves all.
+
+  Args:
+    batch: :func:`to_padded_example` dicts stacked along a leading axis ``(B, ...)``.
+
+  Returns:
+    A padded ``GraphsTuple``.
   """
   x = batch["x"]
   b, max_nodes, feat = x.shape
@@ -256,7 +349,14 @@ def collate_padded(batch: dict) -> jraph.GraphsTuple:
 
 
 def dense_adjacency(graph: jraph.GraphsTuple) -> jax.Array:
-  """``A[i, j]`` = summed live weight of edges ``j -> i`` (PyG target rows), ``(N, N)``."""
+  """``A[i, j]`` = summed live weight of edges ``j -> i`` (PyG target rows).
+
+  Args:
+    graph: a ``GraphsTuple`` with ``N`` nodes.
+
+  Returns:
+    ``(N, N)`` float32.
+  """
   n = graph.nodes.shape[0]
   return jnp.zeros((n, n), jnp.float32).at[graph.receivers, graph.senders].add(
       graph.edges["weight"])

@@ -16,14 +16,30 @@ import jax.numpy as jnp
 
 
 def normalise_mixing(u: jax.Array) -> jax.Array:
-  """``U / mean_j(Σ_i U_ij)``: divide by the average column sum (columns are ≈1, not exactly 1)."""
+  """``U / mean_j(Σ_i U_ij)``: divide by the average column sum (columns are ≈1, not exactly 1).
+
+  Args:
+    u: square ``(C, C)`` matrix.
+
+  Returns:
+    ``(C, C)``.
+  """
   if u.ndim != 2 or u.shape[0] != u.shape[1]:
     raise ValueError(f"u: expected a square (C, C) matrix, got shape {u.shape}")
   return u / jnp.mean(jnp.sum(u, axis=0))
 
 
 def mixing_matrix(key: jax.Array, bands: int, dtype=jnp.float32) -> jax.Array:
-  """A random ``(bands, bands)`` Spectral Mixup matrix ``R`` (non-negative, mean column sum 1)."""
+  """A random Spectral Mixup matrix ``R`` (non-negative, mean column sum 1).
+
+  Args:
+    key: PRNG key.
+    bands: band count ``C``.
+    dtype: result dtype.
+
+  Returns:
+    ``(C, C)``.
+  """
   if bands < 1:
     raise ValueError(f"bands: expected a positive integer, got {bands}")
   return normalise_mixing(jax.random.uniform(key, (bands, bands))).astype(dtype)
@@ -36,6 +52,9 @@ def mix_bands(x: jax.Array, r: jax.Array, weight: float = 0.5) -> jax.Array:
     x: bands-last ``(..., C)``.
     r: ``(C, C)`` mixing matrix, ``r[i, j]`` = weight of input band ``i`` in output band ``j``.
     weight: share of the re-mixed cube (official ½).
+
+  Returns:
+    ``(..., C)``.
   """
   if r.ndim != 2 or r.shape != (x.shape[-1], x.shape[-1]):
     raise ValueError(f"r: expected ({x.shape[-1]}, {x.shape[-1]}) for x with {x.shape[-1]} bands, "
@@ -49,11 +68,12 @@ def spectral_mixup(key: jax.Array, *cubes: jax.Array, weight: float = 0.5
 
   Args:
     key: PRNG key for ``R``.
-    *cubes: bands-last arrays with one band count (any leading shape; the whole batch shares R).
+    *cubes: bands-last arrays ``(..., C)`` with one band count (any leading shape; the whole batch
+      shares R).
     weight: share of the re-mixed cube (official ½).
 
   Returns:
-    ``(mixed cubes, R)``.
+    ``(mixed cubes, R)``: a tuple of arrays shaped like ``cubes`` and the ``(C, C)`` matrix.
   """
   if not cubes:
     raise ValueError("cubes: expected at least one cube")

@@ -60,6 +60,9 @@ def gaussian(key: jax.Array, clean: jax.Array, sigma) -> jax.Array:
     key: PRNG key.
     clean: cube ``(H, W, C)`` in [0, 1].
     sigma: noise level on the 0-255 scale, a Python number or a traced scalar.
+
+  Returns:
+    The noisy ``(H, W, C)`` cube (not clipped).
   """
   _check_cube(clean)
   noise = jax.random.normal(key, clean.shape, clean.dtype)
@@ -67,7 +70,15 @@ def gaussian(key: jax.Array, clean: jax.Array, sigma) -> jax.Array:
 
 
 def cyclic_sigma(index, sigmas: Sequence[float] = GAUSSIAN_SIGMAS) -> jax.Array:
-  """HSIR's training "blind" law: sample ``index`` gets ``sigmas[index % len(sigmas)]``."""
+  """HSIR's training "blind" law: sample ``index`` gets ``sigmas[index % len(sigmas)]``.
+
+  Args:
+    index: sample index (int or traced int scalar).
+    sigmas: the cycle of levels on the 0-255 scale.
+
+  Returns:
+    float32 scalar sigma.
+  """
   return jnp.asarray(sigmas, jnp.float32)[jnp.asarray(index) % len(sigmas)]
 
 
@@ -77,6 +88,14 @@ def blind_gaussian(key: jax.Array, clean: jax.Array,
   """Gaussian noise with one sigma per cube drawn from ``U[sigma_range]`` (QRNN3D ``blind`` test).
 
   For HSIR's cyclic training law use ``gaussian(key, x, cyclic_sigma(sample_index))``.
+
+  Args:
+    key: PRNG key.
+    clean: cube ``(H, W, C)`` in [0, 1].
+    sigma_range: ``(low, high)`` on the 0-255 scale.
+
+  Returns:
+    The noisy ``(H, W, C)`` cube.
   """
   _check_cube(clean)
   low, high = sigma_range
@@ -98,7 +117,16 @@ def _band_sigmas(key, bands, dtype, sigmas):
 @functools.partial(jax.jit, static_argnames=("sigmas",))
 def noniid_gaussian(key: jax.Array, clean: jax.Array,
                     sigmas: Sequence[float] = GAUSSIAN_SIGMAS) -> jax.Array:
-  """Per-band sigma drawn uniformly from ``sigmas`` (HSIR ``AddNoiseNoniid``, test ``noniid``)."""
+  """Per-band sigma drawn uniformly from ``sigmas`` (HSIR ``AddNoiseNoniid``, test ``noniid``).
+
+  Args:
+    key: PRNG key.
+    clean: cube ``(H, W, C)`` in [0, 1].
+    sigmas: the set of levels on the 0-255 scale.
+
+  Returns:
+    The noisy ``(H, W, C)`` cube.
+  """
   _check_cube(clean)
   k_sigma, k_noise = jax.random.split(key)
   band_sigma = _band_sigmas(k_sigma, clean.shape[-1], clean.dtype, sigmas) / 255.0
@@ -174,6 +202,17 @@ def stripes(key: jax.Array, x: jax.Array, num_bands: int | None = None, *,
 
   ``num_bands`` random bands (default ``floor(C / 3)``) each get ``n`` corrupted columns with ``n``
   drawn from the ``protocol``'s count law (module docstring).
+
+  Args:
+    key: PRNG key.
+    x: cube ``(H, W, C)``.
+    num_bands: how many bands are hit.
+    min_amount: lower fraction of the columns for the count law.
+    max_amount: upper fraction of the columns for the count law.
+    protocol: ``"train"`` (HSIR) or ``"test"`` (QRNN3D MATLAB).
+
+  Returns:
+    ``(H, W, C)``.
   """
   _check_cube(x)
   _check_protocol(protocol)
@@ -187,7 +226,19 @@ def stripes(key: jax.Array, x: jax.Array, num_bands: int | None = None, *,
 def deadlines(key: jax.Array, x: jax.Array, num_bands: int | None = None, *,
               min_amount: float = 0.05, max_amount: float = 0.15,
               protocol: str = "train") -> jax.Array:
-  """Sets random whole columns of ``num_bands`` random bands (default ``floor(C / 3)``) to 0."""
+  """Sets random whole columns of ``num_bands`` random bands (default ``floor(C / 3)``) to 0.
+
+  Args:
+    key: PRNG key.
+    x: cube ``(H, W, C)``.
+    num_bands: how many bands are hit.
+    min_amount: lower fraction of the columns for the count law.
+    max_amount: upper fraction of the columns for the count law.
+    protocol: ``"train"`` (HSIR) or ``"test"`` (QRNN3D MATLAB).
+
+  Returns:
+    ``(H, W, C)``.
+  """
   _check_cube(x)
   _check_protocol(protocol)
   k_bands, k_noise = jax.random.split(key)
@@ -203,6 +254,16 @@ def impulse(key: jax.Array, x: jax.Array, num_bands: int | None = None, *,
   Each band draws a density ``d`` from ``amounts``; each of its pixels is hit with probability
   ``d`` and then set to 1 with probability ``salt_vs_pepper``, else to 0 (HSIR
   ``_AddNoiseImpulse``; the same law as MATLAB ``imnoise(., 'salt & pepper', d)``).
+
+  Args:
+    key: PRNG key.
+    x: cube ``(H, W, C)``.
+    num_bands: how many bands are hit.
+    amounts: the set of densities.
+    salt_vs_pepper: probability that a hit pixel becomes 1.
+
+  Returns:
+    ``(H, W, C)``.
   """
   _check_cube(x)
   k_bands, k_noise = jax.random.split(key)
@@ -215,10 +276,18 @@ def complex_noise(key: jax.Array, clean: jax.Array, case: str, protocol: str = "
                   sigmas: Sequence[float] = GAUSSIAN_SIGMAS) -> jax.Array:
   """One of the papers' complex-noise cases: non-i.i.d. Gaussian plus structured noise.
 
-  ``case``: ``"noniid"`` (Gaussian only), ``"stripe"``, ``"deadline"``, ``"impulse"`` (the
-  component on ``floor(C / 3)`` random bands) or ``"mixture"`` (stripes, deadlines and impulse on
-  three disjoint groups of ``floor(C / 3)`` bands of one permutation). ``protocol`` defaults to the
-  test-set law of the ``icvl_512_<case>`` folders.
+  Args:
+    key: PRNG key.
+    clean: cube ``(H, W, C)`` in [0, 1].
+    case: ``"noniid"`` (Gaussian only), ``"stripe"``, ``"deadline"``, ``"impulse"`` (the component
+      on ``floor(C / 3)`` random bands) or ``"mixture"`` (stripes, deadlines and impulse on three
+      disjoint groups of ``floor(C / 3)`` bands of one permutation).
+    protocol: count law of stripes and deadlines; defaults to the test-set law of the
+      ``icvl_512_<case>`` folders.
+    sigmas: the Gaussian levels on the 0-255 scale.
+
+  Returns:
+    The noisy ``(H, W, C)`` cube.
   """
   _check_cube(clean)
   _check_protocol(protocol)
@@ -248,10 +317,18 @@ TEST_CASES = ("30", "50", "70", "blind") + COMPLEX_CASES
 def noisy_test_example(key: jax.Array, gt: jax.Array, case: str) -> dict[str, jax.Array]:
   """One element of a QRNN3D-style test set ``icvl_512_<case>`` made from a clean crop.
 
-  Returns ``{"input", "gt", "sigma"}`` with ``sigma`` the per-band Gaussian level on the 0-255
-  scale (constant for ``30``/``50``/``70``/``blind``). The same laws as the MATLAB generator, with
-  a JAX key instead of MATLAB's ``rng(0)`` stream; ``input`` equals :func:`gaussian`,
-  :func:`blind_gaussian` or :func:`complex_noise` called with the same key.
+  The same laws as the MATLAB generator, with a JAX key instead of MATLAB's ``rng(0)`` stream;
+  ``input`` equals :func:`gaussian`, :func:`blind_gaussian` or :func:`complex_noise` called with
+  the same key.
+
+  Args:
+    key: PRNG key.
+    gt: clean cube ``(H, W, C)`` in [0, 1].
+    case: one of ``TEST_CASES`` (``"30"``, ``"50"``, ``"70"``, ``"blind"`` or a complex case).
+
+  Returns:
+    ``{"input" (H, W, C), "gt" (H, W, C), "sigma" (C,)}`` with ``sigma`` the per-band Gaussian
+    level on the 0-255 scale (constant for ``30``/``50``/``70``/``blind``).
   """
   _check_cube(gt)
   if case not in TEST_CASES:
@@ -276,6 +353,14 @@ def complex_training_noise(key: jax.Array, clean: jax.Array, index) -> jax.Array
 
   Non-i.i.d. Gaussian on every band, then, cycling with ``index % 4``: nothing, impulse, stripes,
   deadlines (HSIR ``SequentialSelect``), each on ``floor(C / 3)`` random bands, training count laws.
+
+  Args:
+    key: PRNG key.
+    clean: cube ``(H, W, C)`` in [0, 1].
+    index: sample index (int or traced int scalar).
+
+  Returns:
+    The noisy ``(H, W, C)`` cube.
   """
   _check_cube(clean)
   k_gauss, k_extra = jax.random.split(key)
@@ -330,6 +415,8 @@ def hsir_replay(rng: np.random.RandomState, img: np.ndarray, transform: str,
     transform: ``"gaussian"`` (``AddNoise(sigma)``), ``"noniid"`` (``AddNoiseNoniid(sigmas)``),
       ``"stripe"`` / ``"deadline"`` / ``"impulse"`` (one component on ``floor(B / 3)`` bands) or
       ``"complex"`` (stripe, deadline, impulse on three disjoint thirds).
+    sigma: level of ``"gaussian"`` on the 0-255 scale.
+    sigmas: levels of ``"noniid"`` on the 0-255 scale.
 
   Returns:
     The noisy ``(B, H, W)`` cube: float64 for the Gaussian transforms (HSIR adds float64 noise),

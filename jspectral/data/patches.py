@@ -16,11 +16,18 @@ Example = dict[str, np.ndarray]
 
 
 def dihedral(x: np.ndarray, mode: int) -> np.ndarray:
-  """One of the 8 symmetries of the square on the spatial axes ``(0, 1)`` of ``(H, W, ...)``.
+  """One of the 8 symmetries of the square on the spatial axes ``(0, 1)``.
 
   Modes 0-3 rotate by ``mode`` quarter turns; modes 4-7 flip rows first (``x[::-1]``), then
   rotate by ``mode - 4`` quarter turns (the 8 modes of QRNN3D/SSPSR ``data_augmentation``, in a
   different numbering).
+
+  Args:
+    x: ``(H, W, ...)``.
+    mode: 0..7.
+
+  Returns:
+    A view, ``(H, W, ...)`` or ``(W, H, ...)``.
   """
   if not 0 <= mode < 8:
     raise ValueError(f"mode: expected 0..7, got {mode}")
@@ -30,8 +37,18 @@ def dihedral(x: np.ndarray, mode: int) -> np.ndarray:
 
 def augment_dihedral(example: Example, rng: np.random.Generator,
                      keys: Sequence[str] = ("clean",), band_reverse: bool = False) -> Example:
-  """The same random dihedral mode for every ``keys`` entry; with ``band_reverse``, the band order
-  is also reversed with probability 1/2 (QRNN3D's ICVL patch augmentation)."""
+  """The same random dihedral mode for every ``keys`` entry (a grain ``random_map`` transform).
+
+  Args:
+    example: dict of ``(H, W, C)`` arrays.
+    rng: NumPy generator.
+    keys: the entries to transform.
+    band_reverse: also reverse the band order with probability 1/2 (QRNN3D's ICVL patch
+      augmentation).
+
+  Returns:
+    A new dict with contiguous transformed entries.
+  """
   mode = int(rng.integers(0, 8))
   flip_bands = band_reverse and bool(rng.integers(0, 2))
   out = dict(example)
@@ -43,8 +60,21 @@ def augment_dihedral(example: Example, rng: np.random.Generator,
 
 def random_patch(example: Example, rng: np.random.Generator, size: int,
                  keys: Sequence[str] = ("cube",), scales: Sequence[int] | None = None) -> Example:
-  """Aligned random crops: ``keys[i]`` gets a ``size * scales[i]`` window at ``scales[i]`` times
-  the same position (e.g. LR ``ms`` with scale 1 and HR ``gt`` with scale 4)."""
+  """Aligned random crops at several scales.
+
+  ``keys[i]`` gets a ``size * scales[i]`` window at ``scales[i]`` times the same position (e.g. LR
+  ``ms`` with scale 1 and HR ``gt`` with scale 4).
+
+  Args:
+    example: dict of ``(H_i, W_i, ...)`` arrays.
+    rng: NumPy generator.
+    size: patch side at scale 1.
+    keys: the entries to crop.
+    scales: one integer scale per key (default all 1).
+
+  Returns:
+    A new dict with ``(size * s, size * s, ...)`` entries.
+  """
   scales = [1] * len(keys) if scales is None else list(scales)
   if len(scales) != len(keys):
     raise ValueError(f"scales: expected one per key ({len(keys)}), got {len(scales)}")
@@ -59,9 +89,17 @@ def random_patch(example: Example, rng: np.random.Generator, size: int,
 
 
 def grid_patches(cube: np.ndarray, size: int, stride: int) -> np.ndarray:
-  """All ``size x size`` windows at ``stride`` (top-left first, row-major): ``(N, size, size, C)``.
+  """All ``size x size`` windows at ``stride`` (top-left first, row-major).
 
   With ``stride == size`` this tiles the image into non-overlapping test crops.
+
+  Args:
+    cube: ``(H, W, C)``.
+    size: window side.
+    stride: step between windows.
+
+  Returns:
+    ``(N, size, size, C)``.
   """
   if size > min(cube.shape[:2]) or stride < 1:
     raise ValueError(f"size, stride: need size <= {min(cube.shape[:2])} and stride >= 1, got "
@@ -72,8 +110,17 @@ def grid_patches(cube: np.ndarray, size: int, stride: int) -> np.ndarray:
 
 
 def crop_to_multiple(cube: np.ndarray, multiple: int) -> np.ndarray:
-  """The central crop whose height and width are multiples of ``multiple`` (whole-image tests of
-  U-shaped networks or scale-``s`` super-resolution)."""
+  """The central crop whose height and width are multiples of ``multiple``.
+
+  For whole-image tests of U-shaped networks or scale-``s`` super-resolution.
+
+  Args:
+    cube: ``(H, W, ...)``.
+    multiple: the required divisor.
+
+  Returns:
+    ``(H', W', ...)`` with ``H' = H - H % multiple``, ``W' = W - W % multiple``.
+  """
   height, width = (cube.shape[0] // multiple) * multiple, (cube.shape[1] // multiple) * multiple
   if height == 0 or width == 0:
     raise ValueError(f"cube: image {cube.shape[:2]} is smaller than multiple {multiple}")
@@ -85,7 +132,14 @@ def crop_to_multiple(cube: np.ndarray, multiple: int) -> np.ndarray:
 # Classification: labelled pixels, stratified splits, centred patches.
 
 def labelled_pixels(labels: np.ndarray) -> np.ndarray:
-  """``(N, 2)`` row/column of every pixel with label > 0, in row-major scan order."""
+  """Row/column of every pixel with label > 0, in row-major scan order.
+
+  Args:
+    labels: ``(H, W)`` label map, 0 = unlabelled.
+
+  Returns:
+    ``(N, 2)`` int positions.
+  """
   if labels.ndim != 2:
     raise ValueError(f"labels: expected a (H, W) label map, got shape {labels.shape}")
   return np.argwhere(labels > 0)
@@ -96,11 +150,20 @@ def stratified_split(labels: np.ndarray, *, seed: int, train_per_class: int | No
                      ) -> tuple[np.ndarray, np.ndarray]:
   """Fixed-seed stratified split of the labelled pixels into ``(train, test)`` positions.
 
-  Exactly one of ``train_per_class`` (a count per class; a class with no more pixels than the
-  count keeps half of them for testing) or ``train_fraction`` (``round(fraction * n_class)``, at
-  least ``min_train``) is given. Each class's pixels are shuffled with
-  ``np.random.default_rng(seed)`` in class order; the result is deterministic for a given seed
-  (not sklearn's ``train_test_split`` stream). Returns ``(N, 2)`` row/column arrays in scan order.
+  Each class's pixels are shuffled with ``np.random.default_rng(seed)`` in class order; the result
+  is deterministic for a given seed (not sklearn's ``train_test_split`` stream).
+
+  Args:
+    labels: ``(H, W)`` label map, 0 = unlabelled.
+    seed: shuffling seed.
+    train_per_class: a count per class; a class with no more pixels than the count keeps half of
+      them for testing. Exactly one of this and ``train_fraction`` is given.
+    train_fraction: ``round(fraction * n_class)`` training pixels per class, at least
+      ``min_train``.
+    min_train: lower bound with ``train_fraction``.
+
+  Returns:
+    ``(train, test)``, ``(N, 2)`` row/column arrays in scan order.
   """
   if (train_per_class is None) == (train_fraction is None):
     raise ValueError("train_per_class, train_fraction: give exactly one")
@@ -122,11 +185,18 @@ def stratified_split(labels: np.ndarray, *, seed: int, train_per_class: int | No
 
 
 class PatchSource:
-  """Random-access ``{"patch" (size, size, C), "label", "position"}`` records around the given
-  labelled pixels, for ``grain.MapDataset.source``.
+  """Random-access patch records around labelled pixels, for ``grain.MapDataset.source``.
 
-  The cube is padded once by ``size // 2`` with ``pad_mode`` (``"reflect"`` by default;
-  ``"constant"`` gives the zero padding of LoLA-SpecViT); labels are shifted to ``0..K-1``.
+  Record ``i`` is ``{"patch" (size, size, C), "label" () int32, "position" (2,)}``. The cube is
+  padded once by ``size // 2`` with ``pad_mode`` (``"reflect"`` by default; ``"constant"`` gives
+  the zero padding of LoLA-SpecViT); labels are shifted to ``0..K-1``.
+
+  Args:
+    cube: ``(H, W, C)``.
+    labels: ``(H, W)`` label map, 1..K labelled.
+    positions: ``(N, 2)`` row/column of the centre pixels.
+    size: odd patch side.
+    pad_mode: ``np.pad`` mode.
   """
 
   def __init__(self, cube: np.ndarray, labels: np.ndarray, positions: np.ndarray, size: int,
@@ -154,7 +224,18 @@ class PatchSource:
 def classification_patches(cube: np.ndarray, labels: np.ndarray, positions: np.ndarray,
                            size: int, pad_mode: str = "reflect"
                            ) -> tuple[np.ndarray, np.ndarray]:
-  """All patches of :class:`PatchSource` stacked: ``((N, size, size, C), (N,) labels 0..K-1)``."""
+  """All patches of :class:`PatchSource` stacked.
+
+  Args:
+    cube: ``(H, W, C)``.
+    labels: ``(H, W)`` label map, 1..K labelled.
+    positions: ``(N, 2)`` row/column of the centre pixels.
+    size: odd patch side.
+    pad_mode: ``np.pad`` mode.
+
+  Returns:
+    ``(patches (N, size, size, C), labels (N,) in 0..K-1)``.
+  """
   source = PatchSource(cube, labels, positions, size, pad_mode)
   patches = np.stack([source[i]["patch"] for i in range(len(source))])
   return patches, source.labels

@@ -26,13 +26,14 @@ def train_batches(source, *, batch_size: int, seed: int,
     seed: shuffling and augmentation seed.
     augment: optional ``(example, np.random.Generator) -> example``, applied after repetition, so
       every epoch draws fresh randomness.
-    process_index, process_count: default to ``jax.process_index()`` / ``jax.process_count()``.
+    process_index: defaults to ``jax.process_index()``.
+    process_count: defaults to ``jax.process_count()``.
 
   Returns:
-    A ``grain.MapDataset`` whose item ``s`` is this process's part of global batch ``s``: process
-    ``p`` of ``P`` takes the ``p``-th of the ``P`` consecutive local batches that make up global
-    batch ``s``, so the global batch (process 0's rows first) is the same examples in the same
-    order for any process count.
+    A ``grain.MapDataset`` whose item ``s`` is this process's part of global batch ``s`` (arrays
+    ``(batch_size // process_count, ...)``): process ``p`` of ``P`` takes the ``p``-th of the
+    ``P`` consecutive local batches that make up global batch ``s``, so the global batch (process
+    0's rows first) is the same examples in the same order for any process count.
   """
   process_index = jax.process_index() if process_index is None else process_index
   process_count = jax.process_count() if process_count is None else process_count
@@ -50,7 +51,17 @@ def train_batches(source, *, batch_size: int, seed: int,
 
 def random_crop(example: Example, rng: np.random.Generator, size: int,
                 keys: tuple[str, ...] = ("image",)) -> Example:
-  """Crops the same random ``size x size`` window from every ``keys`` entry ``(H, W, ...)``."""
+  """Crops the same random ``size x size`` window from every ``keys`` entry.
+
+  Args:
+    example: dict of arrays; ``keys`` entries are ``(H, W, ...)``.
+    rng: NumPy generator.
+    size: crop side.
+    keys: the entries to crop (others pass through).
+
+  Returns:
+    A new dict with ``(size, size, ...)`` entries.
+  """
   height, width = example[keys[0]].shape[:2]
   if size > min(height, width):
     raise ValueError(f"size: crop {size} is larger than the image ({height}x{width})")
@@ -61,7 +72,16 @@ def random_crop(example: Example, rng: np.random.Generator, size: int,
 
 def random_flip_rotate(example: Example, rng: np.random.Generator,
                        keys: tuple[str, ...] = ("image",)) -> Example:
-  """Applies one of the 8 dihedral transforms (rot90 k times, optional flip) to ``keys``."""
+  """Applies one of the 8 dihedral transforms (rot90 k times, optional flip) to ``keys``.
+
+  Args:
+    example: dict of arrays; ``keys`` entries are ``(H, W, ...)``.
+    rng: NumPy generator.
+    keys: the entries to transform (others pass through).
+
+  Returns:
+    A new dict with contiguous transformed entries.
+  """
   k, flip = rng.integers(0, 4), rng.integers(0, 2)
 
   def transform(v):

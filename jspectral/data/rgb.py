@@ -27,12 +27,26 @@ XYZ_TO_SRGB = np.array([[3.2406, -1.5372, -0.4986],
 
 
 def default_wavelengths(bands: int) -> np.ndarray:
-  """400-700 nm evenly spaced (10 nm steps for the 31-band ICVL/CAVE/Harvard cubes)."""
+  """400-700 nm evenly spaced (10 nm steps for the 31-band ICVL/CAVE/Harvard cubes).
+
+  Args:
+    bands: band count ``C``.
+
+  Returns:
+    ``(C,)`` float64 wavelengths in nm.
+  """
   return np.linspace(400.0, 700.0, bands)
 
 
 def cie_xyz(wavelengths: np.ndarray) -> np.ndarray:
-  """CIE 1931 colour-matching functions at ``wavelengths`` (nm): ``(C, 3)``."""
+  """CIE 1931 colour-matching functions (Wyman-Sloan-Shirley multi-lobe fit).
+
+  Args:
+    wavelengths: ``(C,)`` in nm.
+
+  Returns:
+    ``(C, 3)`` float64 ``x, y, z`` values.
+  """
   lam = np.asarray(wavelengths, np.float64)[:, None]
 
   def lobe(weight, centre, below, above):
@@ -43,22 +57,31 @@ def cie_xyz(wavelengths: np.ndarray) -> np.ndarray:
 
 
 def srgb_response(wavelengths: np.ndarray) -> np.ndarray:
-  """``(C, 3)`` linear-sRGB response, white-balanced so that ``ones(C) @ response = (1, 1, 1)``.
+  """Linear-sRGB response, white-balanced so that ``ones(C) @ response = (1, 1, 1)``.
 
   Bands outside the visible range get (near) zero weight.
+
+  Args:
+    wavelengths: ``(C,)`` in nm.
+
+  Returns:
+    ``(C, 3)`` float64.
   """
   response = cie_xyz(wavelengths) @ XYZ_TO_SRGB.T
   return response / response.sum(axis=0, keepdims=True)
 
 
 def render_rgb(cube: jax.Array, wavelengths=None, response=None, gamma: bool = False) -> jax.Array:
-  """``(..., H, W, C)`` cube -> ``(..., H, W, 3)`` RGB.
+  """Renders a bands-last cube as RGB (one linear map over bands; differentiable).
 
   Args:
-    cube: bands-last reflectance/radiance in [0, 1].
-    wavelengths: band centres in nm (default :func:`default_wavelengths`).
+    cube: bands-last reflectance/radiance ``(..., H, W, C)`` in [0, 1].
+    wavelengths: ``(C,)`` band centres in nm (default :func:`default_wavelengths`).
     response: optional ``(C, 3)`` camera response replacing the CIE/sRGB curves.
     gamma: apply the sRGB transfer curve (for display) after clipping to [0, 1].
+
+  Returns:
+    ``(..., H, W, 3)``.
   """
   if cube.ndim < 3:
     raise ValueError(f"cube: expected bands-last (..., H, W, C), got shape {cube.shape}")

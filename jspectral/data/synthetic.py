@@ -17,9 +17,17 @@ from jspectral.data import noise
 
 
 def endmember_spectra(key: jax.Array, num_endmembers: int, bands: int) -> jax.Array:
-  """Smooth reflectance-like spectra in [0.05, 0.95], shape ``(num_endmembers, bands)``.
+  """Smooth reflectance-like spectra in [0.05, 0.95].
 
   Each spectrum is a baseline plus a slope plus three Gaussian absorption/reflection features.
+
+  Args:
+    key: PRNG key.
+    num_endmembers: number of spectra ``E``.
+    bands: band count ``C``.
+
+  Returns:
+    ``(E, C)``.
   """
   if num_endmembers < 1 or bands < 1:
     raise ValueError(f"num_endmembers, bands: expected positive integers, got {num_endmembers}, "
@@ -37,9 +45,18 @@ def endmember_spectra(key: jax.Array, num_endmembers: int, bands: int) -> jax.Ar
 
 def abundance_maps(key: jax.Array, height: int, width: int, num_endmembers: int,
                    correlation_length: float = 8.0, sharpness: float = 4.0) -> jax.Array:
-  """Sum-to-one abundances ``(height, width, num_endmembers)`` from smoothed Gaussian fields.
+  """Sum-to-one abundances from smoothed Gaussian fields.
 
-  ``correlation_length`` (pixels) sets the size of the regions, ``sharpness`` how pure they are.
+  Args:
+    key: PRNG key.
+    height: ``H``.
+    width: ``W``.
+    num_endmembers: ``E``.
+    correlation_length: size of the regions, in pixels.
+    sharpness: how pure the regions are (softmax temperature).
+
+  Returns:
+    ``(H, W, E)``, non-negative, summing to 1 over ``E``.
   """
   noise = jax.random.normal(key, (num_endmembers, height, width))
   fy = jnp.fft.fftfreq(height)[:, None]
@@ -53,12 +70,22 @@ def abundance_maps(key: jax.Array, height: int, width: int, num_endmembers: int,
 @functools.partial(jax.jit, static_argnames=("height", "width", "bands", "num_endmembers"))
 def hyperspectral_cube(key: jax.Array, height: int, width: int, bands: int,
                        num_endmembers: int = 6, correlation_length: float = 8.0) -> jax.Array:
-  """A ``(height, width, bands)`` cube in [0, 1], deterministic from ``key`` (one compiled program
-  per shape).
+  """A linear-mixing cube in [0, 1], deterministic from ``key`` (one compiled program per shape).
 
   >>> cube = hyperspectral_cube(jax.random.key(0), 32, 32, 31)
   >>> cube.shape
   (32, 32, 31)
+
+  Args:
+    key: PRNG key.
+    height: ``H``.
+    width: ``W``.
+    bands: ``C``.
+    num_endmembers: number of endmember spectra.
+    correlation_length: size of the abundance regions, in pixels.
+
+  Returns:
+    ``(H, W, C)``.
   """
   for name, value in (("height", height), ("width", width), ("bands", bands)):
     if value < 1:
@@ -78,8 +105,19 @@ def _minmax(cube: jax.Array) -> jax.Array:
 
 @functools.partial(jax.jit, static_argnames=("height", "width", "bands"))
 def icvl_like(key: jax.Array, height: int, width: int, bands: int = 31) -> jax.Array:
-  """A natural-scene cube like ICVL/CAVE/Harvard: 31 bands, min-max normalised to [0, 1] (exact 0
-  and 1 occur, as in the papers' normalisation). ``bands=34`` mimics RealHSI."""
+  """A natural-scene cube like ICVL/CAVE/Harvard, min-max normalised to [0, 1].
+
+  Exact 0 and 1 occur, as in the papers' normalisation. ``bands=34`` mimics RealHSI.
+
+  Args:
+    key: PRNG key.
+    height: ``H``.
+    width: ``W``.
+    bands: ``C`` (31).
+
+  Returns:
+    ``(H, W, C)``.
+  """
   return _minmax(hyperspectral_cube(key, height, width, bands))
 
 
@@ -89,22 +127,54 @@ harvard_like = icvl_like
 
 @functools.partial(jax.jit, static_argnames=("height", "width", "bands"))
 def chikusei_like(key: jax.Array, height: int, width: int, bands: int = 128) -> jax.Array:
-  """An airborne-scene cube like Chikusei: 128 bands, divided by its maximum (values in (0, 1])."""
+  """An airborne-scene cube like Chikusei: 128 bands, divided by its maximum (values in (0, 1]).
+
+  Args:
+    key: PRNG key.
+    height: ``H``.
+    width: ``W``.
+    bands: ``C`` (128).
+
+  Returns:
+    ``(H, W, C)``.
+  """
   cube = hyperspectral_cube(key, height, width, bands, num_endmembers=8, correlation_length=4.0)
   return cube / cube.max()
 
 
 @functools.partial(jax.jit, static_argnames=("height", "width", "bands"))
 def pavia_like(key: jax.Array, height: int, width: int, bands: int = 102) -> jax.Array:
-  """An urban ROSIS-like cube: 102 bands (Pavia Centre; 103 for University), max-normalised."""
+  """An urban ROSIS-like cube: 102 bands (Pavia Centre; 103 for University), max-normalised.
+
+  Args:
+    key: PRNG key.
+    height: ``H``.
+    width: ``W``.
+    bands: ``C`` (102).
+
+  Returns:
+    ``(H, W, C)``.
+  """
   cube = hyperspectral_cube(key, height, width, bands, num_endmembers=6, correlation_length=3.0)
   return cube / cube.max()
 
 
 @functools.partial(jax.jit, static_argnames=("height", "width", "bands"))
 def urban_like(key: jax.Array, height: int, width: int, bands: int = 162) -> jax.Array:
-  """A really-noisy scene like HYDICE Urban (no clean reference): a min-max normalised cube with
-  the QRNN3D ``mixture`` noise (non-i.i.d. Gaussian, stripes, dead lines, impulse)."""
+  """A really-noisy scene like HYDICE Urban (no clean reference).
+
+  A min-max normalised cube with the QRNN3D ``mixture`` noise (non-i.i.d. Gaussian, stripes, dead
+  lines, impulse).
+
+  Args:
+    key: PRNG key.
+    height: ``H``.
+    width: ``W``.
+    bands: ``C`` (162).
+
+  Returns:
+    ``(H, W, C)``.
+  """
   k_cube, k_noise = jax.random.split(key)
   return noise.complex_noise(k_noise, _minmax(hyperspectral_cube(k_cube, height, width, bands)),
                              "mixture")
@@ -115,12 +185,24 @@ def urban_like(key: jax.Array, height: int, width: int, bands: int = 162) -> jax
 def classification_scene(key: jax.Array, height: int = 32, width: int = 32, bands: int = 30,
                          num_classes: int = 5, labelled_fraction: float = 0.8,
                          noise_std: float = 0.02) -> tuple[jax.Array, jax.Array]:
-  """A labelled scene ``(cube (H, W, bands) in [0, 1], labels (H, W) int32 in 0..K)``.
+  """A labelled scene for classification smoke runs.
 
   Classes own contiguous regions (Voronoi cells of a jittered seed grid, with wavy borders); each
   class has its own smooth spectrum, modulated by a smooth brightness field plus white noise, so
   spectra are class-structured but not trivially separable. About ``1 - labelled_fraction`` of the
   pixels are unlabelled (0). Every class keeps a labelled neighbourhood around its seed.
+
+  Args:
+    key: PRNG key.
+    height: ``H``.
+    width: ``W``.
+    bands: ``C``.
+    num_classes: ``K`` (at least 4 pixels each).
+    labelled_fraction: share of labelled pixels.
+    noise_std: white-noise level.
+
+  Returns:
+    ``(cube (H, W, C) in [0, 1], labels (H, W) int32 in 0..K)``.
   """
   if num_classes < 1 or height * width < 4 * num_classes:
     raise ValueError(f"num_classes: {num_classes} classes need at least 4 pixels each, got a "

@@ -29,7 +29,11 @@ def _undirected_edge_index(pairs: np.ndarray) -> np.ndarray:
 
 
 def karate_club() -> tuple[jraph.GraphsTuple, np.ndarray]:
-  """Zachary's karate club: ``(graph, labels)`` with identity features ``(34, 34)``."""
+  """Zachary's karate club (34 nodes, 78 edges = 156 directed entries), from networkx.
+
+  Returns:
+    ``(graph, labels)``: identity features ``(34, 34)`` and ``(34,)`` club labels 0/1.
+  """
   import networkx as nx
 
   g = nx.karate_club_graph()
@@ -45,7 +49,19 @@ def sbm_graph(seed: int = 0, *, num_classes: int = 4, nodes_per_class: int = 75,
 
   Each node draws ``words_per_node`` words; a word comes from its class's vocabulary slice with
   probability ``signal`` and uniformly otherwise. Rows are normalised to sum 1 (NormalizeFeatures).
-  Returns ``(graph, labels)``.
+
+  Args:
+    seed: NumPy seed.
+    num_classes: ``K`` blocks.
+    nodes_per_class: nodes per block.
+    p_in: edge probability within a block.
+    p_out: edge probability between blocks.
+    num_features: vocabulary size ``F``.
+    words_per_node: words drawn per node.
+    signal: probability that a word comes from the node's class vocabulary.
+
+  Returns:
+    ``(graph, labels)``: features ``(N, F)``, ``N = K * nodes_per_class``, and ``(N,)`` labels.
   """
   rng = np.random.default_rng(seed)
   labels = np.repeat(np.arange(num_classes), nodes_per_class)
@@ -70,8 +86,19 @@ def graph_families(seed: int = 0, *, num_graphs: int = 200, min_nodes: int = 12,
   """Two-community graphs (label 0) vs Erdos-Renyi graphs (label 1) of equal mean degree.
 
   The classes differ in structure (clustering, bottleneck), not in size or degree statistics, so
-  edge perturbations change the class signal. Node features: one-hot ``min(degree, 6)``.
-  Returns ``(graphs, labels)``; every graph is a separate single-graph GraphsTuple.
+  edge perturbations change the class signal.
+
+  Args:
+    seed: NumPy seed.
+    num_graphs: number of graphs (alternating labels).
+    min_nodes: smallest graph size.
+    max_nodes: largest graph size.
+    mean_degree: expected degree of both classes.
+    max_degree_label: node features are one-hot ``min(degree, max_degree_label)``.
+
+  Returns:
+    ``(graphs, labels)``; every graph is a separate single-graph GraphsTuple with features
+    ``(n, max_degree_label + 1)``; labels ``(num_graphs,)``.
   """
   rng = np.random.default_rng(seed)
   graphs, labels = [], []
@@ -106,8 +133,18 @@ def cycles_vs_trees(seed: int = 0, *, num_graphs: int = 160, min_nodes: int = 12
   Both classes get ``int(extra_edge_fraction * n)`` extra random edges (chords of the cycle, or
   random pairs added to the tree), so edge counts overlap; the classes differ in degree
   distribution (hubs and leaves vs near-regular) and cycle structure. Node features are a
-  constant ``(n, 1)`` one, so the class signal lives in the structure only. Returns
-  ``(graphs, labels)``; every graph is a separate single-graph GraphsTuple.
+  constant ``(n, 1)`` one, so the class signal lives in the structure only.
+
+  Args:
+    seed: NumPy seed.
+    num_graphs: number of graphs (alternating labels).
+    min_nodes: smallest graph size.
+    max_nodes: largest graph size.
+    extra_edge_fraction: extra random edges per node.
+
+  Returns:
+    ``(graphs, labels)``; every graph is a separate single-graph GraphsTuple; labels
+    ``(num_graphs,)``.
   """
   rng = np.random.default_rng(seed)
   graphs, labels = [], []
@@ -140,6 +177,12 @@ def graphcl_self_loops(graph: jraph.GraphsTuple) -> jraph.GraphsTuple:
 
   (``unsupervised_TU/aug.py`` appends them before every augmentation; the highest-index node gets
   none.) For a single unpadded graph on the host.
+
+  Args:
+    graph: a single unpadded ``GraphsTuple``.
+
+  Returns:
+    The graph with the loops appended (weight 1).
   """
   senders, receivers = np.asarray(graph.senders), np.asarray(graph.receivers)
   top = int(max(senders.max(initial=0), receivers.max(initial=0)))

@@ -36,27 +36,50 @@ Example = dict[str, np.ndarray]
 
 
 def manual_root() -> pathlib.Path:
-  """``$JSPECTRAL_MANUAL_DIR`` or ``~/tensorflow_datasets/downloads/manual``."""
+  """The root of the manual directories.
+
+  Returns:
+    ``$JSPECTRAL_MANUAL_DIR`` or ``~/tensorflow_datasets/downloads/manual``.
+  """
   default = pathlib.Path("~/tensorflow_datasets/downloads/manual")
   return pathlib.Path(os.environ.get("JSPECTRAL_MANUAL_DIR", default)).expanduser()
 
 
 @dataclasses.dataclass(eq=False)
 class ManualConfig(tfds.core.BuilderConfig):
-  """A builder configuration whose ``files`` must be present in the manual directory."""
+  """A builder configuration whose ``files`` must be present in the manual directory.
+
+  Attributes:
+    files: names or glob patterns expected in ``<manual root>/<builder name>``.
+  """
 
   files: tuple[str, ...] = ()
 
 
 def missing_files(manual_dir: pathlib.Path, patterns: Sequence[str]) -> list[str]:
-  """The entries of ``patterns`` (names or globs) that match nothing in ``manual_dir``."""
+  """The entries of ``patterns`` (names or globs) that match nothing in ``manual_dir``.
+
+  Args:
+    manual_dir: the directory to look in.
+    patterns: names or glob patterns.
+
+  Returns:
+    The unmatched patterns, in order.
+  """
   manual_dir = pathlib.Path(manual_dir)
   return [p for p in patterns if not (manual_dir.is_dir() and any(manual_dir.glob(p)))]
 
 
 def check_manual_files(name: str, manual_dir: pathlib.Path, patterns: Sequence[str],
                        instructions: str) -> None:
-  """Raises ``FileNotFoundError`` naming ``manual_dir`` and every missing expected file."""
+  """Raises ``FileNotFoundError`` naming ``manual_dir`` and every missing expected file.
+
+  Args:
+    name: the builder name for the message.
+    manual_dir: the directory to look in.
+    patterns: names or glob patterns expected there.
+    instructions: the builder's ``MANUAL_DOWNLOAD_INSTRUCTIONS``, appended to the message.
+  """
   missing = missing_files(manual_dir, patterns)
   if missing:
     raise FileNotFoundError(
@@ -65,7 +88,11 @@ def check_manual_files(name: str, manual_dir: pathlib.Path, patterns: Sequence[s
 
 
 class ManualBuilder(tfds.core.GeneratorBasedBuilder):
-  """Base of jspectral's builders: manual files in, array_record out."""
+  """Base of jspectral's builders: manual files in, array_record out.
+
+  Subclasses provide ``BUILDER_CONFIGS``, ``_features()``, ``_split_names()`` and
+  ``_generate_examples(split, manual_dir)`` (module docstring).
+  """
 
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "First release."}
@@ -93,6 +120,11 @@ class ManualBuilder(tfds.core.GeneratorBasedBuilder):
                                  description=self.DESCRIPTION, homepage=self.HOMEPAGE)
 
   def expected_files(self) -> tuple[str, ...]:
+    """The file names or patterns the current configuration needs.
+
+    Returns:
+      ``builder_config.files`` (empty without a configuration).
+    """
     return tuple(self.builder_config.files) if self.builder_config else ()
 
   def _split_generators(self, dl_manager):
@@ -109,7 +141,17 @@ class ManualBuilder(tfds.core.GeneratorBasedBuilder):
 def prepare(builder_cls: type[ManualBuilder], *, config: str | ManualConfig | None = None,
             manual_dir: str | os.PathLike | None = None,
             data_dir: str | os.PathLike | None = None) -> ManualBuilder:
-  """Builds (once) and returns a builder; ``manual_dir`` defaults to ``manual_root()/<name>``."""
+  """Builds (once) and returns a builder.
+
+  Args:
+    builder_cls: a :class:`ManualBuilder` subclass.
+    config: configuration name or object (default: the first).
+    manual_dir: where the publisher's files are; defaults to ``manual_root()/<name>``.
+    data_dir: TFDS data directory for the prepared records.
+
+  Returns:
+    The prepared builder.
+  """
   builder = builder_cls(config=config, data_dir=data_dir)
   manual_dir = pathlib.Path(manual_dir) if manual_dir else manual_root() / builder.name
   check_manual_files(builder.name, manual_dir, builder.expected_files(),
@@ -120,7 +162,15 @@ def prepare(builder_cls: type[ManualBuilder], *, config: str | ManualConfig | No
 
 
 def data_source(builder: ManualBuilder, split: str) -> grain.MapDataset:
-  """A split as a random-access ``grain.MapDataset`` (``as_data_source``: no TensorFlow)."""
+  """A split as a random-access ``grain.MapDataset`` (``as_data_source``: no TensorFlow).
+
+  Args:
+    builder: a prepared builder.
+    split: split name.
+
+  Returns:
+    A ``grain.MapDataset`` of example dicts.
+  """
   return grain.MapDataset.source(builder.as_data_source(split))
 
 
@@ -133,6 +183,13 @@ def load_mat(path: str | os.PathLike, key: str) -> np.ndarray:
   MATLAB v5/v7 files are read with ``scipy.io.loadmat``; v7.3 files (HDF5) with h5py, whose arrays
   come out with the axes reversed, so they are transposed back (a MATLAB ``(H, W, C)`` variable is
   ``(H, W, C)`` either way).
+
+  Args:
+    path: the ``.mat`` file.
+    key: the variable name.
+
+  Returns:
+    The variable as a NumPy array.
   """
   path = pathlib.Path(path)
   if not path.is_file():
@@ -153,17 +210,39 @@ def load_mat(path: str | os.PathLike, key: str) -> np.ndarray:
 
 
 def mat_path(manual_dir: pathlib.Path, name: str) -> pathlib.Path:
-  """``manual_dir / name`` with a ``.mat`` suffix added when the list entry has none."""
+  """``manual_dir / name`` with a ``.mat`` suffix added when the list entry has none.
+
+  Args:
+    manual_dir: the manual directory.
+    name: an entry of a split list.
+
+  Returns:
+    The file path.
+  """
   return manual_dir / (name if name.endswith(".mat") else f"{name}.mat")
 
 
 def read_list(path: str | os.PathLike) -> list[str]:
-  """Non-empty, stripped lines of a split list file (e.g. QRNN3D's ``ICVL_train.txt``)."""
+  """Non-empty, stripped lines of a split list file (e.g. QRNN3D's ``ICVL_train.txt``).
+
+  Args:
+    path: the list file.
+
+  Returns:
+    The names, in file order.
+  """
   return [line.strip() for line in pathlib.Path(path).read_text().splitlines() if line.strip()]
 
 
 def minmax(x: np.ndarray) -> np.ndarray:
-  """``(x - min) / (max - min)`` over the whole array, float32 (the papers' global min-max)."""
+  """``(x - min) / (max - min)`` over the whole array (the papers' global min-max).
+
+  Args:
+    x: any shape, not constant.
+
+  Returns:
+    float32, same shape, in [0, 1].
+  """
   x = np.asarray(x, np.float64)
   low, high = x.min(), x.max()
   if high <= low:
@@ -172,7 +251,16 @@ def minmax(x: np.ndarray) -> np.ndarray:
 
 
 def center_crop(x: np.ndarray, height: int, width: int) -> np.ndarray:
-  """Central ``height x width`` window of ``(H, W, ...)``; top row ``H // 2 - height // 2``."""
+  """Central ``height x width`` window; top row ``H // 2 - height // 2``.
+
+  Args:
+    x: ``(H, W, ...)``.
+    height: crop height.
+    width: crop width.
+
+  Returns:
+    ``(height, width, ...)``.
+  """
   if x.shape[0] < height or x.shape[1] < width:
     raise ValueError(f"x: image {x.shape[:2]} is smaller than the crop {(height, width)}")
   top, left = x.shape[0] // 2 - height // 2, x.shape[1] // 2 - width // 2
@@ -180,7 +268,15 @@ def center_crop(x: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def cube_feature(bands: int | None, dtype=np.float32) -> tfds.features.Tensor:
-  """A bands-last ``(H, W, bands)`` tensor feature of any spatial size (zlib-compressed)."""
+  """A bands-last tensor feature of any spatial size (zlib-compressed).
+
+  Args:
+    bands: band count ``C`` (``None``: any).
+    dtype: element type.
+
+  Returns:
+    A ``tfds.features.Tensor`` of shape ``(None, None, C)``.
+  """
   return tfds.features.Tensor(shape=(None, None, bands), dtype=dtype, encoding="zlib")
 
 
@@ -189,7 +285,16 @@ def cube_feature(bands: int | None, dtype=np.float32) -> tfds.features.Tensor:
 
 @dataclasses.dataclass(eq=False)
 class SceneConfig(ManualConfig):
-  """A ``.mat`` image + ground-truth pair: file names, variable names, band and class counts."""
+  """A ``.mat`` image + ground-truth pair: file names, variable names, band and class counts.
+
+  Attributes:
+    image_file: the cube's ``.mat`` file.
+    image_key: the cube's variable name.
+    gt_file: the label map's ``.mat`` file.
+    gt_key: the label map's variable name.
+    bands: band count ``C``.
+    classes: class names, label ``k`` = ``classes[k - 1]``.
+  """
 
   image_file: str = ""
   image_key: str = ""
@@ -230,7 +335,15 @@ class SceneBuilder(ManualBuilder):
 
 def check_scene(path: pathlib.Path, cube: np.ndarray, labels: np.ndarray, bands: int,
                 num_classes: int) -> None:
-  """Validates a scene against its documented band count, size and label range."""
+  """Validates a scene against its documented band count, size and label range.
+
+  Args:
+    path: the image file, for messages.
+    cube: ``(H, W, bands)``.
+    labels: ``(H, W)`` in ``0..num_classes``.
+    bands: the documented band count.
+    num_classes: the documented class count.
+  """
   if cube.ndim != 3 or cube.shape[-1] != bands:
     raise ValueError(f"{path}: expected a cube (H, W, {bands}), got shape {cube.shape}")
   if labels.shape != cube.shape[:2]:
@@ -254,6 +367,7 @@ class ImageSetConfig(ManualConfig):
     bands: band count of every cube.
     normalisation: ``"minmax"`` (global min-max), ``"max"`` (divide by the global max) or
       ``"none"``; then multiplied by ``scale``.
+    scale: multiplier applied after the normalisation.
     crop: central ``crop x crop`` window (``None``: whole image).
     rot90: quarter turns (``np.rot90`` on the spatial axes) before cropping.
     normalise_after_crop: normalise the crop instead of the whole image.
@@ -269,7 +383,16 @@ class ImageSetConfig(ManualConfig):
 
 
 def normalise(x: np.ndarray, normalisation: str, scale: float = 1.0) -> np.ndarray:
-  """Applies an :class:`ImageSetConfig` normalisation; float32 result."""
+  """Applies an :class:`ImageSetConfig` normalisation.
+
+  Args:
+    x: any shape.
+    normalisation: ``"minmax"``, ``"max"`` or ``"none"``.
+    scale: multiplier applied afterwards.
+
+  Returns:
+    float32, same shape.
+  """
   if normalisation == "minmax":
     x = minmax(x)
   elif normalisation == "max":
@@ -294,6 +417,15 @@ class ImageSetBuilder(ManualBuilder):
     return tuple(split for split, _ in self.builder_config.splits)
 
   def split_members(self, manual_dir: pathlib.Path, split: str) -> list[str]:
+    """The image names of ``split``.
+
+    Args:
+      manual_dir: the manual directory (for list files).
+      split: split name.
+
+    Returns:
+      The names, from the config's tuple or the list file.
+    """
     source = dict(self.builder_config.splits)[split]
     return list(source) if isinstance(source, tuple) else read_list(manual_dir / source)
 

@@ -95,17 +95,42 @@ def nyquist_kernel(gain: float, ratio: int, kernel_size: int = 41, *,
 
 
 def gen_mtf(ratio: int, kernel_size: int = 41, gain: float = HS_NYQUIST_GAIN) -> np.ndarray:
-  """HS MTF kernel (``Utils/spectral_tools.gen_mtf``; the same gain 0.3 for every band)."""
+  """HS MTF kernel (``Utils/spectral_tools.gen_mtf``; the same gain 0.3 for every band).
+
+  Args:
+    ratio: resolution ratio.
+    kernel_size: kernel side N (odd).
+    gain: amplitude at the LR Nyquist frequency.
+
+  Returns:
+    ``(N, N)`` float64 taps (:func:`nyquist_kernel`).
+  """
   return nyquist_kernel(gain, ratio, kernel_size)
 
 
 def gen_mtf_pan(ratio: int, kernel_size: int = 41, sensor: str = "PRISMA") -> np.ndarray:
-  """PAN MTF kernel (gain 0.2 for PRISMA, 0.15 otherwise)."""
+  """PAN MTF kernel (gain 0.2 for PRISMA, 0.15 otherwise).
+
+  Args:
+    ratio: resolution ratio.
+    kernel_size: kernel side N (odd).
+    sensor: sensor name selecting the Nyquist gain.
+
+  Returns:
+    ``(N, N)`` float64 taps (:func:`nyquist_kernel`).
+  """
   return nyquist_kernel(PAN_NYQUIST_GAIN.get(sensor, PAN_NYQUIST_GAIN_OTHER), ratio, kernel_size)
 
 
 def lp_filter_gauss_kernel(ratio: int) -> np.ndarray:
-  """Kernel of ``LPfilterGauss`` (BT-H, MTF-GLP-HPM): 41 taps, std from N instead of N - 1."""
+  """Kernel of ``LPfilterGauss`` (BT-H, MTF-GLP-HPM): 41 taps, std from N instead of N - 1.
+
+  Args:
+    ratio: resolution ratio.
+
+  Returns:
+    ``(41, 41)`` float64 taps.
+  """
   return nyquist_kernel(HS_NYQUIST_GAIN, ratio, 41, sigma_span=41)
 
 
@@ -113,6 +138,16 @@ def lanczos2_kernel(factor: int, phase: float, kernel_width: int, support: int =
   """Separable Lanczos kernel of the DIP/DHP downsamplers (size ``kernel_width - 1`` at phase 0.5).
 
   ``lanczos2_kernel(6, 0.5, 25)`` is the DIP-HyperKite 24x24 kernel, ``(2, 0, 9)`` the DHP one.
+
+  Args:
+    factor: downsampling factor.
+    phase: 0.5 (half-pixel) or 0.
+    kernel_width: nominal kernel width.
+    support: Lanczos support ``a``.
+
+  Returns:
+    ``(K, K)`` float64 taps summing to 1, ``K = kernel_width - 1`` at phase 0.5, else
+    ``kernel_width``.
   """
   size = kernel_width - 1 if phase == 0.5 else kernel_width
   centre = (kernel_width + 1) / 2.0
@@ -129,6 +164,9 @@ def starck_murtagh_filters() -> np.ndarray:
   """Rows ``[lowpass, highpass, reconstruction lowpass, reconstruction highpass]``, times sqrt 2.
 
   Values are float32-rounded like the toolbox's torch tensors, returned as float64.
+
+  Returns:
+    ``(4, 5)`` float64.
   """
   h = np.array([1.0, 4.0, 6.0, 4.0, 1.0], np.float32) / np.float32(16.0)
   delta = np.array([0.0, 0.0, 1.0, 0.0, 0.0], np.float32)
@@ -137,7 +175,14 @@ def starck_murtagh_filters() -> np.ndarray:
 
 
 def toolbox_taps(kernel: np.ndarray) -> np.ndarray:
-  """The toolbox casts designed kernels to float32 before filtering (``mtf_kernel_to_torch``)."""
+  """The toolbox casts designed kernels to float32 before filtering (``mtf_kernel_to_torch``).
+
+  Args:
+    kernel: float64 taps, any shape.
+
+  Returns:
+    The taps rounded to float32, as float64.
+  """
   return np.asarray(kernel, np.float32).astype(np.float64)
 
 
@@ -146,7 +191,15 @@ def toolbox_taps(kernel: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------
 
 def as_batch(x, name: str) -> tuple[jax.Array, bool]:
-  """``(H, W, C)`` or ``(N, H, W, C)`` -> ``(N, H, W, C)`` and whether a batch axis was added."""
+  """Adds a batch axis to a single cube.
+
+  Args:
+    x: ``(H, W, C)`` or ``(N, H, W, C)``.
+    name: the argument's name for error messages.
+
+  Returns:
+    ``(x (N, H, W, C), squeeze)``; ``squeeze`` says a batch axis was added.
+  """
   x = jnp.asarray(x)
   if x.ndim == 3:
     return x[None], True
@@ -157,7 +210,15 @@ def as_batch(x, name: str) -> tuple[jax.Array, bool]:
 
 
 def as_pan_batch(pan, name: str = "pan") -> tuple[jax.Array, bool]:
-  """PAN as ``(H, W)``, ``(H, W, 1)``, ``(N, H, W, 1)`` -> ``(N, H, W, 1)``; bands are refused."""
+  """PAN as a single-band batch; multi-band inputs are refused.
+
+  Args:
+    pan: ``(H, W)``, ``(H, W, 1)`` or ``(N, H, W, 1)``.
+    name: the argument's name for error messages.
+
+  Returns:
+    ``(pan (N, H, W, 1), squeeze)``; ``squeeze`` says a batch axis was added.
+  """
   pan = jnp.asarray(pan)
   if pan.ndim == 2:
     return pan[None, :, :, None], True
@@ -172,13 +233,27 @@ def as_pan_batch(pan, name: str = "pan") -> tuple[jax.Array, bool]:
 
 
 def check_ratio(ratio) -> int:
+  """Validates a resolution ratio.
+
+  Args:
+    ratio: a positive integer.
+
+  Returns:
+    ``ratio`` as a Python int (a ``ValueError`` otherwise).
+  """
   if not isinstance(ratio, int | np.integer) or ratio < 1:
     raise ValueError(f"ratio: expected a positive integer, got {ratio!r}")
   return int(ratio)
 
 
 def check_hs_pan(hs_lr: jax.Array, pan: jax.Array, ratio: int) -> None:
-  """Raises a ValueError unless ``pan`` is ``ratio`` times ``hs_lr`` in both spatial sizes."""
+  """Raises a ValueError unless ``pan`` is ``ratio`` times ``hs_lr`` in both spatial sizes.
+
+  Args:
+    hs_lr: ``(N, h, w, C)``.
+    pan: ``(N, h * ratio, w * ratio, ...)``.
+    ratio: resolution ratio.
+  """
   if hs_lr.shape[0] != pan.shape[0]:
     raise ValueError(f"pan: batch size {pan.shape[0]} differs from hs_lr's {hs_lr.shape[0]}")
   if pan.shape[1:3] != (hs_lr.shape[1] * ratio, hs_lr.shape[2] * ratio):
@@ -191,14 +266,36 @@ def check_hs_pan(hs_lr: jax.Array, pan: jax.Array, ratio: int) -> None:
 # ------------------------------------------------------------------------------------------------
 
 def pad_hw(x: jax.Array, top: int, bottom: int, left: int, right: int, mode: str) -> jax.Array:
-  """Pads the spatial axes of ``(N, H, W, C)`` with a PyTorch/NumPy-named mode."""
+  """Pads the spatial axes of ``(N, H, W, C)`` with a PyTorch/NumPy-named mode.
+
+  Args:
+    x: ``(N, H, W, C)``.
+    top: rows added above.
+    bottom: rows added below.
+    left: columns added on the left.
+    right: columns added on the right.
+    mode: ``replicate``/``edge``, ``reflect``, ``symmetric``, ``circular``/``wrap`` or
+      ``zero``/``constant``.
+
+  Returns:
+    ``(N, H + top + bottom, W + left + right, C)``.
+  """
   if mode not in _PAD_MODES:
     raise ValueError(f"mode: expected one of {sorted(_PAD_MODES)}, got {mode!r}")
   return jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), mode=_PAD_MODES[mode])
 
 
 def correlate_valid(x: jax.Array, kernel, stride: int = 1) -> jax.Array:
-  """Depthwise valid correlation of ``(N, H, W, C)`` with ``(kh, kw)`` or ``(kh, kw, C)`` taps."""
+  """Depthwise valid correlation (at ``Precision.HIGHEST``).
+
+  Args:
+    x: ``(N, H, W, C)``.
+    kernel: ``(kh, kw)`` taps shared by every band, or ``(kh, kw, C)`` per band.
+    stride: spatial stride.
+
+  Returns:
+    ``(N, (H - kh) // stride + 1, (W - kw) // stride + 1, C)``.
+  """
   channels = x.shape[-1]
   kernel = jnp.asarray(kernel, dtype=x.dtype)
   if kernel.ndim == 2:
@@ -212,7 +309,15 @@ def correlate_valid(x: jax.Array, kernel, stride: int = 1) -> jax.Array:
 def depthwise_filter(x: jax.Array, kernel, mode: str = "replicate") -> jax.Array:
   """Same-size depthwise filtering with the given padding (PyTorch ``padding='same'`` split).
 
-  ``mode="valid"`` skips the padding. Kernels are symmetric here, so correlation = convolution.
+  Kernels are symmetric here, so correlation = convolution.
+
+  Args:
+    x: ``(N, H, W, C)``.
+    kernel: ``(kh, kw)`` or ``(kh, kw, C)`` taps.
+    mode: a :func:`pad_hw` mode, or ``"valid"`` to skip the padding.
+
+  Returns:
+    ``(N, H, W, C)`` (smaller with ``"valid"``).
   """
   kh, kw = np.shape(kernel)[:2]
   if mode != "valid":
@@ -223,14 +328,34 @@ def depthwise_filter(x: jax.Array, kernel, mode: str = "replicate") -> jax.Array
 @functools.partial(jax.jit, static_argnames=("ratio", "kernel_size", "gain", "mode"))
 def mtf_filter(x, ratio: int, *, kernel_size: int = 41, gain: float = HS_NYQUIST_GAIN,
                mode: str = "replicate") -> jax.Array:
-  """The toolbox's ``mtf``: depthwise MTF low-pass, replicate padding, same size (bands-last)."""
+  """The toolbox's ``mtf``: depthwise MTF low-pass, replicate padding, same size (bands-last).
+
+  Args:
+    x: ``(H, W, C)`` or ``(N, H, W, C)``.
+    ratio: resolution ratio.
+    kernel_size: kernel side.
+    gain: amplitude at the LR Nyquist frequency.
+    mode: a :func:`pad_hw` mode.
+
+  Returns:
+    Same shape as ``x``.
+  """
   xb, squeeze = as_batch(x, "x")
   y = depthwise_filter(xb, toolbox_taps(gen_mtf(ratio, kernel_size, gain)), mode)
   return y[0] if squeeze else y
 
 
 def decimate(x: jax.Array, ratio: int, offset: int | None = None) -> jax.Array:
-  """Keeps every ``ratio``-th pixel from ``offset`` (default ``ratio // 2``, nearest-exact)."""
+  """Keeps every ``ratio``-th pixel from ``offset`` (default ``ratio // 2``, nearest-exact).
+
+  Args:
+    x: ``(N, H, W, C)``.
+    ratio: decimation factor.
+    offset: first kept row and column.
+
+  Returns:
+    ``(N, ceil((H - offset) / ratio), ceil((W - offset) / ratio), C)``.
+  """
   start = ratio // 2 if offset is None else offset
   return x[:, start::ratio, start::ratio, :]
 
@@ -247,6 +372,13 @@ def interp23tap(x, ratio: int) -> jax.Array:
 
   Zero insertion (first stage at odd positions, later stages at even ones), then the symmetric
   23-tap kernel along W and H with circular padding of 11.
+
+  Args:
+    x: ``(h, w, C)`` or ``(N, h, w, C)``.
+    ratio: a power of two.
+
+  Returns:
+    ``(h * ratio, w * ratio, C)`` (batched like ``x``).
   """
   ratio = check_ratio(ratio)
   if ratio & (ratio - 1):
@@ -286,7 +418,15 @@ def _interp3x_along(x: jax.Array, axis: int, half_width: int) -> jax.Array:
 
 @functools.partial(jax.jit, static_argnames=("half_width",))
 def interp3x(x, half_width: int = 30) -> jax.Array:
-  """The x3 sinc interpolator (``interp_3x_2d``): along W, then along H; LR side must be > N."""
+  """The x3 sinc interpolator (``interp_3x_2d``): along W, then along H; LR side must be > N.
+
+  Args:
+    x: ``(h, w, C)`` or ``(N, h, w, C)``, ``h, w >= half_width + 1``.
+    half_width: ``N``, the sinc half width.
+
+  Returns:
+    ``(3 h, 3 w, C)`` (batched like ``x``).
+  """
   xb, squeeze = as_batch(x, "x")
   if min(xb.shape[1:3]) < half_width + 1:
     raise ValueError(f"x: the x3 sinc interpolator pads {half_width + 1} px symmetrically, so each "
@@ -297,7 +437,15 @@ def interp3x(x, half_width: int = 30) -> jax.Array:
 
 @functools.partial(jax.jit, static_argnames=("ratio",))
 def ideal_interpolator(x, ratio: int) -> jax.Array:
-  """The toolbox interpolator: 23-tap for powers of two, else (r 6) sinc x3 then 23-tap x2."""
+  """The toolbox interpolator: 23-tap for powers of two, else (r 6) sinc x3 then 23-tap x2.
+
+  Args:
+    x: ``(h, w, C)`` or ``(N, h, w, C)``.
+    ratio: a power of two or 6.
+
+  Returns:
+    ``(h * ratio, w * ratio, C)`` (batched like ``x``).
+  """
   ratio = check_ratio(ratio)
   if ratio & (ratio - 1) == 0:
     return interp23tap(x, ratio)
@@ -307,7 +455,15 @@ def ideal_interpolator(x, ratio: int) -> jax.Array:
 
 
 def quantize_uint16(x: jax.Array, mode: str) -> jax.Array:
-  """Float -> uint16 storage: ``"truncate"`` (NumPy ``astype``, the toolbox) or ``"round"``."""
+  """Float -> uint16 storage, clipped to [0, 65535].
+
+  Args:
+    x: any shape.
+    mode: ``"truncate"`` (NumPy ``astype``, the toolbox) or ``"round"``.
+
+  Returns:
+    uint16 array of ``x``'s shape.
+  """
   if mode == "truncate":
     return jnp.clip(jnp.trunc(x), 0, 65535).astype(jnp.uint16)
   if mode == "round":
@@ -317,7 +473,15 @@ def quantize_uint16(x: jax.Array, mode: str) -> jax.Array:
 
 @functools.partial(jax.jit, static_argnames=("ratio",))
 def fr_upsample(hs, ratio: int) -> jax.Array:
-  """The FR ``I_MS`` (``interpolate_hs``): ideal interpolation, clip to [0, 2^16], round (float)."""
+  """The FR ``I_MS`` (``interpolate_hs``): ideal interpolation, clip to [0, 2^16], round (float).
+
+  Args:
+    hs: ``(h, w, C)`` or ``(N, h, w, C)`` in DN.
+    ratio: a power of two or 6.
+
+  Returns:
+    ``(h * ratio, w * ratio, C)`` float (batched like ``hs``).
+  """
   return jnp.round(jnp.clip(ideal_interpolator(hs, ratio), 0, UINT16_MAX_EXCLUSIVE))
 
 
@@ -370,6 +534,15 @@ def synthetic_rr_scene(key: jax.Array, lr_size: int, bands: int, ratio: int = 6,
   ``hs_up`` its rounded ideal interpolation (the dataset's ``I_MS``). ``crop`` keeps the central
   ``crop`` x ``crop`` LR pixels (and the matching HR area), so scenes smaller than the
   interpolator's 31-px minimum can still be made.
+
+  Args:
+    key: PRNG key.
+    lr_size: LR side ``h = w`` before cropping.
+    bands: band count ``B``.
+    ratio: resolution ratio.
+    crop: LR side kept (central crop), or ``None``.
+    dn_scale: the GT's scale (digital numbers).
+    correlation_length: abundance-region size of the synthetic cube, in HR pixels.
 
   Returns:
     dict with ``gt (H, W, B)``, ``pan (H, W, 1)``, ``hs_lr (h, w, B)``, ``hs_up (H, W, B)``.

@@ -55,7 +55,14 @@ def catalog(root: str | os.PathLike | None = None) -> list[dict]:
 
 
 def format_catalog(entries: list[dict]) -> str:
-  """A plain-text table of :func:`catalog` (one line per configuration)."""
+  """A plain-text table of :func:`catalog`.
+
+  Args:
+    entries: the dicts of :func:`catalog`.
+
+  Returns:
+    One line per configuration: name, manual directory, and ``present`` or the missing files.
+  """
   lines = []
   for e in entries:
     missing = e["missing_files"]

@@ -49,7 +49,16 @@ class AmazonCoauthor(tfds_lib.ManualBuilder):
 
 
 def read_npz(path) -> dict:
-  """One gnn-benchmark ``.npz`` -> record dict."""
+  """One gnn-benchmark ``.npz`` -> record dict.
+
+  Features are binarised; edges are coalesced (undirected, no self loops).
+
+  Args:
+    path: the ``.npz`` file.
+
+  Returns:
+    ``{"index": 0, "x": (N, F) float32, "edge_index": (2, E) int64, "y": (N,) int64}``.
+  """
   with np.load(path, allow_pickle=True) as f:
     for key in ("adj_data", "adj_indices", "adj_indptr", "adj_shape", "attr_data",
                 "attr_indices", "attr_indptr", "attr_shape", "labels"):
@@ -66,7 +75,16 @@ def read_npz(path) -> dict:
 
 
 def load(name: str, data_dir=None, manual_dir=None):
-  """``(graph, labels)`` with row-normalised features (the SSL scripts use NormalizeFeatures)."""
+  """``(graph, labels)`` with row-normalised features (the SSL scripts use NormalizeFeatures).
+
+  Args:
+    name: configuration name (e.g. ``"computers"``, ``"photo"``, ``"cs"``, ``"physics"``).
+    data_dir: TFDS data directory for the prepared records.
+    manual_dir: where the publisher's files are (default ``manual_root()/<builder>``).
+
+  Returns:
+    ``(graph, labels)``: a ``GraphsTuple`` with ``(N, F)`` features and ``(N,)`` labels.
+  """
   builder = tfds_lib.prepare(AmazonCoauthor, config=name, manual_dir=manual_dir, data_dir=data_dir)
   record = graph_files.records(builder)[0]
   graph = G.make_graph(graph_files.normalize_features(np.asarray(record["x"])),

@@ -39,7 +39,15 @@ BANDS = 31
 
 
 def read_band_pngs(folder, scene: str) -> np.ndarray:
-  """The ``(H, W, 31)`` cube of one scene folder, in [0, 1] (16-bit / 65535, 8-bit / 255)."""
+  """The cube of one scene folder, in [0, 1] (16-bit / 65535, 8-bit / 255).
+
+  Args:
+    folder: the scene folder holding ``<scene>_ms_01.png`` ... ``<scene>_ms_31.png``.
+    scene: the scene name.
+
+  Returns:
+    ``(H, W, 31)`` float64.
+  """
   pattern = re.compile(rf"{re.escape(scene)}_ms_(\d+)\.png$")
   files = sorted((int(m.group(1)), p) for p in folder.rglob("*.png")
                  if (m := pattern.search(p.name)))

@@ -25,7 +25,14 @@ BANDS = 128
 
 @dataclasses.dataclass(eq=False)
 class ChikuseiConfig(tfds_lib.ManualConfig):
-  """Crop window (1-based inclusive rows/cols), test tile size and training tile size."""
+  """Crop window (1-based inclusive rows/cols), test tile size and training tile size.
+
+  Attributes:
+    rows: first and last row of the crop (1-based, inclusive).
+    cols: first and last column of the crop (1-based, inclusive).
+    test_size: side of the test tiles cut from the top of the crop.
+    train_tile: side of the training tiles cut from the rest.
+  """
 
   rows: tuple[int, int] = (107, 2410)
   cols: tuple[int, int] = (144, 2191)
@@ -34,7 +41,15 @@ class ChikuseiConfig(tfds_lib.ManualConfig):
 
 
 def split_scene(cube: np.ndarray, config: ChikuseiConfig):
-  """``(test tiles, train tiles)`` of the max-normalised crop, each ``(n, h, w, C)`` float32."""
+  """Test and training tiles of the max-normalised crop.
+
+  Args:
+    cube: the raw ``(H, W, C)`` scene.
+    config: the crop and tile sizes.
+
+  Returns:
+    ``(test tiles, train tiles)``, lists of ``(h, w, C)`` float32 arrays.
+  """
   crop = cube[config.rows[0] - 1:config.rows[1], config.cols[0] - 1:config.cols[1]]
   crop = (np.asarray(crop, np.float64) / crop.max()).astype(np.float32)
   t, s = config.test_size, config.train_tile

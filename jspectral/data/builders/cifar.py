@@ -22,7 +22,15 @@ CIFAR10_DIR, CIFAR100_DIR = "cifar-10-batches-py", "cifar-100-python"
 
 
 def read_batch(path: str | pathlib.Path) -> dict:
-  """One pickle of the python archives as ``{"image": (N, 32, 32, 3) uint8, <label keys>}``."""
+  """One pickle of the python archives.
+
+  Args:
+    path: a ``data_batch_*`` / ``test_batch`` / ``train`` / ``test`` pickle.
+
+  Returns:
+    ``{"image": (N, 32, 32, 3) uint8, <label keys>: (N,) int64}`` (``labels``, or ``fine_labels``
+    and ``coarse_labels``).
+  """
   path = pathlib.Path(path)
   with path.open("rb") as f:
     raw = pickle.load(f, encoding="bytes")
@@ -97,7 +105,15 @@ class Cifar100(_Cifar):
 
 
 def as_arrays(builder: tfds_lib.ManualBuilder, split: str) -> tuple[np.ndarray, np.ndarray]:
-  """All ``(images (N, H, W, 3) uint8, labels (N,) int32)`` of a prepared split, in key order."""
+  """All images and labels of a prepared split, in key order.
+
+  Args:
+    builder: a prepared CIFAR builder.
+    split: split name.
+
+  Returns:
+    ``(images (N, H, W, 3) uint8, labels (N,) int32)``.
+  """
   source = builder.as_data_source(split)
   examples = [source[i] for i in range(len(source))]
   return (np.stack([e["image"] for e in examples]),

@@ -39,7 +39,18 @@ LISTS = {"train": "ICVL_train.txt", "test_gauss": "ICVL_test_gauss.txt",
 def training_patches(cube: np.ndarray, crop: int = 1024, patch: int = 64,
                      strides: tuple[int, ...] = (64, 32, 32),
                      scales: tuple[float, ...] = (1.0, 0.5, 0.25)):
-  """Yields ``(scale index, patch index, patch (patch, patch, C) float32)`` of one raw cube."""
+  """QRNN3D's ``create_icvl64_31`` patches of one raw cube.
+
+  Args:
+    cube: raw ``(H, W, C)`` radiance.
+    crop: side of the central crop (after min-max and a 180-degree rotation).
+    patch: patch side.
+    strides: one stride per scale.
+    scales: zoom factors (cubic ``scipy.ndimage.zoom``).
+
+  Yields:
+    ``(scale index, patch index, patch (patch, patch, C) float32)``.
+  """
   if len(strides) != len(scales):
     raise ValueError(f"strides, scales: expected equal lengths, got {strides} and {scales}")
   image = tfds_lib.center_crop(np.rot90(tfds_lib.minmax(cube), 2, axes=(0, 1)), crop, crop)
@@ -53,8 +64,15 @@ def training_patches(cube: np.ndarray, crop: int = 1024, patch: int = 64,
 
 @dataclasses.dataclass(eq=False)
 class IcvlConfig(tfds_lib.ImageSetConfig):
-  """ICVL configuration: ``kind`` is ``"patches"``, ``"crops"`` or ``"noisy"``; the patch recipe
-  (``crop_train``, ``patch``, ``strides``, ``scales``) is QRNN3D's by default."""
+  """ICVL configuration; the patch recipe is QRNN3D's by default.
+
+  Attributes:
+    kind: ``"patches"``, ``"crops"`` or ``"noisy"``.
+    crop_train: central crop of the training recipe.
+    patch: training patch side.
+    strides: one stride per scale.
+    scales: zoom factors.
+  """
 
   kind: str = "crops"
   crop_train: int = 1024

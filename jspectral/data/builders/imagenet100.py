@@ -22,12 +22,27 @@ EXTENSIONS = (".jpeg", ".jpg", ".png")
 
 
 def class_names(split_dir: pathlib.Path) -> list[str]:
-  """Sorted class folder names of an ImageFolder split (torchvision's class order)."""
+  """Sorted class folder names of an ImageFolder split (torchvision's class order).
+
+  Args:
+    split_dir: ``train/`` or ``val/``.
+
+  Returns:
+    The ``wnid`` folder names, sorted.
+  """
   return sorted(p.name for p in pathlib.Path(split_dir).iterdir() if p.is_dir())
 
 
 def load_square(path: pathlib.Path, short_side: int) -> np.ndarray:
-  """RGB image resized (bicubic) to a ``short_side`` shorter side and center-cropped square."""
+  """RGB image resized (bicubic) to a ``short_side`` shorter side and center-cropped square.
+
+  Args:
+    path: an image file.
+    short_side: output side ``S``.
+
+  Returns:
+    ``(S, S, 3)`` uint8.
+  """
   from PIL import Image
 
   with Image.open(path) as img:
@@ -77,7 +92,15 @@ class ImageNet100(tfds_lib.ManualBuilder):
 
 
 def as_arrays(builder: tfds_lib.ManualBuilder, split: str) -> tuple[np.ndarray, np.ndarray]:
-  """All ``(images uint8, labels int32)`` of a prepared split (ImageNet-100 fits in ~25 GB)."""
+  """All images and labels of a prepared split (ImageNet-100 fits in ~25 GB).
+
+  Args:
+    builder: a prepared ImageNet-100 builder.
+    split: split name.
+
+  Returns:
+    ``(images (N, S, S, 3) uint8, labels (N,) int32)``.
+  """
   source = builder.as_data_source(split)
   examples = [source[i] for i in range(len(source))]
   return (np.stack([e["image"] for e in examples]),

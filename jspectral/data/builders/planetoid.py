@@ -63,7 +63,16 @@ def _dense(m) -> np.ndarray:
 
 
 def read_planetoid(manual_dir, name: str) -> dict:
-  """The raw files of ``name`` -> one record dict (see module docstring)."""
+  """The raw files of ``name`` -> one record dict (see module docstring).
+
+  Args:
+    manual_dir: the directory holding ``ind.<name>.*``.
+    name: ``"cora"``, ``"citeseer"`` or ``"pubmed"``.
+
+  Returns:
+    ``{"index": 0, "x": (N, F) float32, "edge_index": (2, E) int64, "y": (N,) int64,
+    "train_mask"/"val_mask"/"test_mask": (N,) bool}``.
+  """
   manual_dir = pathlib.Path(manual_dir)
   raw = {p: _unpickle(manual_dir / f"ind.{name}.{p}") for p in PARTS if p != "test.index"}
   test_index = np.loadtxt(manual_dir / f"ind.{name}.test.index", dtype=np.int64).reshape(-1)
@@ -91,7 +100,16 @@ def read_planetoid(manual_dir, name: str) -> dict:
 
 
 def load(name: str, data_dir=None, manual_dir=None):
-  """``(graph, labels)`` for the experiments: features row-normalised (NormalizeFeatures)."""
+  """``(graph, labels)`` for the experiments: features row-normalised (NormalizeFeatures).
+
+  Args:
+    name: ``"cora"``, ``"citeseer"`` or ``"pubmed"``.
+    data_dir: TFDS data directory for the prepared records.
+    manual_dir: where the publisher's files are (default ``manual_root()/<builder>``).
+
+  Returns:
+    ``(graph, labels)``: a ``GraphsTuple`` with ``(N, F)`` features and ``(N,)`` labels.
+  """
   builder = tfds_lib.prepare(Planetoid, config=name, manual_dir=manual_dir, data_dir=data_dir)
   record = graph_files.records(builder)[0]
   graph = G.make_graph(graph_files.normalize_features(np.asarray(record["x"])),

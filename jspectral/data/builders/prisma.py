@@ -35,9 +35,15 @@ KEYS = ("I_PAN", "I_MS_LR", "I_MS", "wavelengths", "overlap")
 def open_mat(path) -> dict[str, np.ndarray]:
   """One toolbox ``.mat`` as bands-last arrays (float64 images, as the toolbox loader casts them).
 
-  Returns ``pan (H, W, 1)``, ``hs_lr (h, w, B)``, ``hs_up (H, W, B)``, ``gt`` (or None),
-  ``wavelengths (B,)`` float32 and ``overlap`` = ``arange(0, overlap)``. A missing key raises a
-  ``ValueError`` naming the file and the key (``jspectral.data.tfds.load_mat``).
+  A missing key raises a ``ValueError`` naming the file and the key
+  (``jspectral.data.tfds.load_mat``).
+
+  Args:
+    path: the ``.mat`` file.
+
+  Returns:
+    ``pan (H, W, 1)``, ``hs_lr (h, w, B)``, ``hs_up (H, W, B)``, ``gt`` (or None),
+    ``wavelengths (B,)`` float32 and ``overlap`` = ``arange(0, overlap)``.
   """
   data = {k: tfds_lib.load_mat(path, k) for k in KEYS}
   try:
@@ -55,7 +61,11 @@ def open_mat(path) -> dict[str, np.ndarray]:
 
 @dataclasses.dataclass(eq=False)
 class PrismaConfig(tfds_lib.ManualConfig):
-  """One protocol of the toolbox dataset: ``resolution`` = ``"rr"`` or ``"fr"``."""
+  """One protocol of the toolbox dataset.
+
+  Attributes:
+    resolution: ``"rr"`` (reduced resolution, with GT) or ``"fr"`` (full resolution).
+  """
 
   resolution: str = "rr"
 
@@ -100,8 +110,18 @@ class Prisma(tfds_lib.ManualBuilder):
 
 def make_builder(resolution: str, *, manual_dir: str | os.PathLike | None = None,
                  data_dir: str | os.PathLike | None = None) -> Prisma:
-  """The prepared builder for ``"rr"`` / ``"fr"`` (``jspectral.data.tfds.prepare``: built once
-  from ``manual_dir``, default ``manual_root()/prisma``)."""
+  """The prepared builder for ``"rr"`` / ``"fr"``.
+
+  Built once from ``manual_dir`` by ``jspectral.data.tfds.prepare``.
+
+  Args:
+    resolution: ``"rr"`` or ``"fr"``.
+    manual_dir: the toolbox files (default ``manual_root()/prisma``).
+    data_dir: TFDS data directory for the prepared records.
+
+  Returns:
+    A prepared :class:`Prisma` builder.
+  """
   if resolution.lower() not in RESOLUTIONS:
     raise ValueError(f"resolution: expected 'rr' or 'fr', got {resolution!r}")
   return tfds_lib.prepare(Prisma, config=resolution.lower(), manual_dir=manual_dir,
@@ -111,8 +131,18 @@ def make_builder(resolution: str, *, manual_dir: str | os.PathLike | None = None
 def load_scenes(resolution: str, split: str = "test", *,
                 manual_dir: str | os.PathLike | None = None,
                 data_dir: str | os.PathLike | None = None) -> list[dict[str, np.ndarray]]:
-  """Every scene of ``split`` sorted by name: float64 ``pan``, ``hs_lr``, ``hs_up``, ``gt`` (RR
-  only), float64 ``wavelengths`` and the ``name``."""
+  """Every scene of ``split``, sorted by name.
+
+  Args:
+    resolution: ``"rr"`` or ``"fr"``.
+    split: split name.
+    manual_dir: the toolbox files (default ``manual_root()/prisma``).
+    data_dir: TFDS data directory for the prepared records.
+
+  Returns:
+    Dicts with float64 ``pan (H, W, 1)``, ``hs_lr (h, w, B)``, ``hs_up (H, W, B)``, ``gt (H, W,
+    B)`` (RR only), float64 ``wavelengths (B,)`` and the ``name``.
+  """
   if split not in SPLITS:
     raise ValueError(f"split: expected one of {sorted(SPLITS)}, got {split!r}")
   source = make_builder(resolution, manual_dir=manual_dir, data_dir=data_dir).as_data_source(
@@ -133,5 +163,15 @@ def load_scenes(resolution: str, split: str = "test", *,
 def load_test_scene(resolution: str, index: int = 0, *,
                     manual_dir: str | os.PathLike | None = None,
                     data_dir: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
-  """Test scene ``index`` of :func:`load_scenes` (sorted by name)."""
+  """Test scene ``index`` of :func:`load_scenes` (sorted by name).
+
+  Args:
+    resolution: ``"rr"`` or ``"fr"``.
+    index: position in the name-sorted test split.
+    manual_dir: the toolbox files (default ``manual_root()/prisma``).
+    data_dir: TFDS data directory for the prepared records.
+
+  Returns:
+    One scene dict (see :func:`load_scenes`).
+  """
   return load_scenes(resolution, "test", manual_dir=manual_dir, data_dir=data_dir)[index]

@@ -40,8 +40,12 @@ RGB_BANDS = (43, 28, 10)  # ~641, 556, 468 nm
 
 @functools.cache
 def enmap_bands() -> dict[str, np.ndarray]:
-  """The 202 SpectralEarth EnMAP bands: ``center_nm``, ``fwhm_nm``, ``original_idx`` and the
-  official normalisation statistics ``mu``, ``sigma`` (raw int16 reflectance)."""
+  """The 202 SpectralEarth EnMAP bands and the official normalisation statistics.
+
+  Returns:
+    ``(202,)`` float32 arrays ``center_nm``, ``fwhm_nm``, ``original_idx``, and ``mu``, ``sigma``
+    (raw int16 reflectance).
+  """
   rows = [r for r in csv.reader(line for line in BANDS_CSV.read_text().splitlines()
                                 if not line.startswith("#"))]
   header, body = rows[0], np.array(rows[1:], dtype=np.float64)
@@ -50,7 +54,16 @@ def enmap_bands() -> dict[str, np.ndarray]:
 
 def standardise(image: np.ndarray, mean: np.ndarray | None = None,
                 std: np.ndarray | None = None) -> np.ndarray:
-  """Per-band ``(x - mu) / sigma`` on bands-last ``(..., B)``; EnMAP statistics by default."""
+  """Per-band ``(x - mu) / sigma``; EnMAP statistics by default.
+
+  Args:
+    image: bands-last ``(..., B)``.
+    mean: ``(B,)`` (default :func:`enmap_bands` ``mu``).
+    std: ``(B,)`` (default :func:`enmap_bands` ``sigma``).
+
+  Returns:
+    float32, same shape.
+  """
   bands = enmap_bands()
   mean = bands["mu"] if mean is None else mean
   std = bands["sigma"] if std is None else std
@@ -82,7 +95,15 @@ LABEL43_TO_19 = {
 
 
 def remap_mask(raw: np.ndarray, codes: tuple[int, ...]) -> np.ndarray:
-  """Raw label codes -> ``0..K-1`` in ``codes`` order; 0 and unlisted codes -> ``K``."""
+  """Raw label codes -> ``0..K-1`` in ``codes`` order; 0 and unlisted codes -> ``K``.
+
+  Args:
+    raw: label raster ``(H, W)``.
+    codes: the dataset's ``K`` class codes.
+
+  Returns:
+    ``(H, W)`` int32.
+  """
   out = np.full(raw.shape, len(codes), np.int32)
   for i, code in enumerate(codes):
     out[raw == code] = i
@@ -90,8 +111,15 @@ def remap_mask(raw: np.ndarray, codes: tuple[int, ...]) -> np.ndarray:
 
 
 def corine_multihot(raw: np.ndarray, num_classes: int = 19) -> np.ndarray:
-  """CLC codes of a patch -> multi-hot ``(num_classes,)``: codes -> 43 labels (-> 19 classes);
-  unmapped codes are dropped."""
+  """CLC codes of a patch -> multi-hot: codes -> 43 labels (-> 19 classes); unmapped codes dropped.
+
+  Args:
+    raw: CORINE code raster, any shape.
+    num_classes: 19 or 43.
+
+  Returns:
+    ``(num_classes,)`` int32.
+  """
   if num_classes not in (19, 43):
     raise ValueError(f"num_classes: expected 19 or 43, got {num_classes}")
   labels = {CORINE_TO_43[c] for c in np.unique(raw).tolist() if c in CORINE_TO_43}
@@ -114,6 +142,12 @@ def _read_tif(path: pathlib.Path) -> np.ndarray:
 
 @dataclasses.dataclass(eq=False)
 class PatchConfig(tfds.core.BuilderConfig):
+  """Pretraining patch geometry.
+
+  Attributes:
+    size: patch side ``S``.
+    bands: band count ``B``.
+  """
   size: int = 128
   bands: int = 202
 
@@ -146,7 +180,14 @@ class SpectralEarth(tfds.core.GeneratorBasedBuilder):
 
 
 def read_archive(root: pathlib.Path):
-  """Yields ``(location, images (D, S, S, B) int16)`` for each ``<root>/<location>/*.tif``."""
+  """Reads the pretraining archive location by location.
+
+  Args:
+    root: the sensor folder holding ``<location>/*.tif``.
+
+  Yields:
+    ``(location, images (D, S, S, B) int16)``, one per location with at least one date.
+  """
   for loc in sorted(p for p in pathlib.Path(root).iterdir() if p.is_dir()):
     dates = [_read_tif(t).astype(np.int16) for t in sorted(loc.glob("*.tif"))]
     if dates:
@@ -155,6 +196,16 @@ def read_archive(root: pathlib.Path):
 
 @dataclasses.dataclass(eq=False)
 class DownstreamConfig(tfds.core.BuilderConfig):
+  """One downstream dataset of the SpectralEarth benchmark.
+
+  Attributes:
+    sensor: ``"enmap"`` or another sensor folder.
+    product: label product (``"cdl"``, ``"nlcd"``, ``"corine"``, ...).
+    bands: band count ``B``.
+    size: patch side.
+    codes: the class codes kept (segmentation masks are remapped with :func:`remap_mask`).
+    multilabel: CORINE-style multi-hot targets instead of masks.
+  """
   sensor: str = "enmap"
   product: str = "cdl"
   bands: int = 202
@@ -231,10 +282,18 @@ class SpectralEarthDownstream(tfds.core.GeneratorBasedBuilder):
 
 @functools.cache
 def earthlib_library(centres_nm: tuple[float, ...] | None = None):
-  """earthlib's 7,261 measured spectra resampled (linear interpolation, across its water-vapour
-  gaps) to ``centres_nm`` (default: the 202 EnMAP centres) -> ``(spectra (n, B), level2 names)``,
-  or ``None`` when the optional ``earthlib`` package is not installed. The ENVI library file is
-  read directly; earthlib itself is not imported."""
+  """earthlib's 7,261 measured spectra resampled to ``centres_nm``.
+
+  Linear interpolation, across its water-vapour gaps. The ENVI library file is read directly;
+  earthlib itself is not imported.
+
+  Args:
+    centres_nm: band centres (default: the 202 EnMAP centres).
+
+  Returns:
+    ``(spectra (n, B) in [0, 1], level2 names)``, or ``None`` when the optional ``earthlib``
+    package is not installed.
+  """
   spec = importlib.util.find_spec("earthlib")
   if spec is None or spec.origin is None:
     return None
@@ -252,9 +311,21 @@ def earthlib_library(centres_nm: tuple[float, ...] | None = None):
 
 def class_endmembers(rng: np.random.Generator, num_classes: int, per_class: int = 3,
                      bands: int = 202) -> np.ndarray:
-  """``(num_classes, per_class, bands)`` reflectance spectra in [0, 1]: each class draws its
-  variants from one earthlib LEVEL_2 group (soil, vegetation, impervious, ...) when earthlib is
-  installed, otherwise from :func:`jspectral.data.synthetic.endmember_spectra`."""
+  """Reflectance spectra in [0, 1], a few variants per class.
+
+  Each class draws its variants from one earthlib LEVEL_2 group (soil, vegetation, impervious,
+  ...) when earthlib is installed, otherwise from
+  :func:`jspectral.data.synthetic.endmember_spectra`.
+
+  Args:
+    rng: NumPy generator.
+    num_classes: ``K``.
+    per_class: variants ``V`` per class.
+    bands: ``B`` (earthlib is used only for 202).
+
+  Returns:
+    ``(K, V, B)``.
+  """
   library = earthlib_library() if bands == 202 else None
   if library is not None:
     spectra, groups = library
@@ -274,7 +345,18 @@ def class_endmembers(rng: np.random.Generator, num_classes: int, per_class: int 
 
 def abundances(rng: np.random.Generator, size: int, num: int, correlation: float = 4.0,
                sharpness: float = 4.0) -> np.ndarray:
-  """Sum-to-one ``(size, size, num)`` abundances from smoothed Gaussian fields (softmax)."""
+  """Sum-to-one abundances from smoothed Gaussian fields (softmax).
+
+  Args:
+    rng: NumPy generator.
+    size: side ``S``.
+    num: number of endmembers ``E``.
+    correlation: Gaussian smoothing sigma in pixels (wrap-around).
+    sharpness: softmax temperature.
+
+  Returns:
+    ``(S, S, E)``.
+  """
   field = scipy.ndimage.gaussian_filter(rng.normal(size=(num, size, size)),
                                         sigma=(0, correlation, correlation), mode="wrap")
   field /= field.std(axis=(1, 2), keepdims=True) + 1e-12
@@ -286,12 +368,19 @@ def abundances(rng: np.random.Generator, size: int, num: int, correlation: float
 def synthetic_scene(rng: np.random.Generator, endmembers: np.ndarray, size: int,
                     noise: float = 0.005,
                     composition: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-  """A linear-mixing scene from class endmembers ``(K, V, B)``: returns int16 reflectance
-  ``(size, size, B)`` (scale 1e4) and the dominant class per pixel ``(size, size)``.
+  """A linear-mixing scene from class endmembers.
 
-  ``composition``: if given, the scene's land-cover proportions are drawn from a symmetric
-  Dirichlet with this concentration (small = scenes dominated by few classes), so scenes differ
-  from each other as real patches do; ``None`` mixes every class evenly in every scene.
+  Args:
+    rng: NumPy generator.
+    endmembers: ``(K, V, B)`` from :func:`class_endmembers`.
+    size: side ``S``.
+    noise: white-noise level in reflectance.
+    composition: if given, the scene's land-cover proportions are drawn from a symmetric
+      Dirichlet with this concentration (small = scenes dominated by few classes), so scenes
+      differ from each other as real patches do; ``None`` mixes every class evenly in every scene.
+
+  Returns:
+    ``(cube (S, S, B) int16 reflectance (scale 1e4), dominant class per pixel (S, S) int32)``.
   """
   k, v, bands = endmembers.shape
   ab = abundances(rng, size, k * v).reshape(size, size, k, v)
@@ -307,9 +396,20 @@ def synthetic_scene(rng: np.random.Generator, endmembers: np.ndarray, size: int,
 def write_pretraining_archive(root: pathlib.Path, rng: np.random.Generator, locations: int,
                               size: int, endmembers: np.ndarray, max_dates: int = 3,
                               composition: float | None = None, log_gain: float = 0.1) -> None:
-  """Writes ``<root>/enmap/<loc>/<date>.tif`` ``(B, S, S)`` int16 with 1..max_dates dates per
-  location; dates differ by an illumination gain ``exp(U(-log_gain, log_gain))`` and an offset
-  of up to 100. ``composition``: see :func:`synthetic_scene`."""
+  """Writes ``<root>/enmap/<loc>/<date>.tif`` ``(B, S, S)`` int16, 1..max_dates dates per location.
+
+  Dates differ by an illumination gain ``exp(U(-log_gain, log_gain))`` and an offset of up to 100.
+
+  Args:
+    root: output root.
+    rng: NumPy generator.
+    locations: number of locations.
+    size: side ``S``.
+    endmembers: ``(K, V, B)``.
+    max_dates: most dates per location.
+    composition: see :func:`synthetic_scene`.
+    log_gain: half-range of the log illumination gain.
+  """
   for loc in range(locations):
     cube, _ = synthetic_scene(rng, endmembers, size, composition=composition)
     folder = pathlib.Path(root) / "enmap" / f"{loc:07d}"
@@ -323,10 +423,20 @@ def write_pretraining_archive(root: pathlib.Path, rng: np.random.Generator, loca
 def write_downstream_dataset(root: pathlib.Path, rng: np.random.Generator, config_name: str,
                              counts: dict[str, int], endmembers: np.ndarray,
                              composition: float | None = None, log_gain: float = 0.0) -> None:
-  """Writes a tiny downstream dataset in the published layout for builder config ``config_name``:
-  images, raw label rasters (listed codes, code 0 and an unlisted code; CLC codes for CORINE)
-  and split lists. Each scene gets an illumination gain ``exp(U(-log_gain, log_gain))``;
-  ``composition``: see :func:`synthetic_scene`."""
+  """Writes a tiny downstream dataset in the published layout for builder config ``config_name``.
+
+  Images, raw label rasters (listed codes, code 0 and an unlisted code; CLC codes for CORINE) and
+  split lists. Each scene gets an illumination gain ``exp(U(-log_gain, log_gain))``.
+
+  Args:
+    root: output root.
+    rng: NumPy generator.
+    config_name: a :class:`SpectralEarthDownstream` configuration.
+    counts: scenes per split.
+    endmembers: ``(K, V, B)``.
+    composition: see :func:`synthetic_scene`.
+    log_gain: half-range of the log illumination gain.
+  """
   config = next(c for c in SpectralEarthDownstream.BUILDER_CONFIGS if c.name == config_name)
   root = pathlib.Path(root)
   clc = sorted(CORINE_TO_43) + [999]

@@ -56,7 +56,16 @@ def _ints(path: pathlib.Path) -> np.ndarray:
 
 
 def read_tu(manual_dir, name: str) -> list[dict]:
-  """Every graph of ``name`` as a record dict (see module docstring)."""
+  """Every graph of ``name`` as a record dict (see module docstring).
+
+  Args:
+    manual_dir: the directory holding the ``<name>_*.txt`` files.
+    name: the collection (e.g. ``"MUTAG"``).
+
+  Returns:
+    Records ``{"index", "x": (n, F) float32, "edge_index": (2, e) int64, "label": int}``, node ids
+    local to each graph.
+  """
   manual_dir = pathlib.Path(manual_dir)
   edges = _ints(manual_dir / f"{name}_A.txt") - 1
   if edges.shape[1] != 2:
@@ -88,7 +97,16 @@ def read_tu(manual_dir, name: str) -> list[dict]:
 
 
 def load(name: str, data_dir=None, manual_dir=None):
-  """``(graphs, labels)``: single-graph GraphsTuples in file order and ``(G,)`` labels."""
+  """Every graph of a TU collection, in file order.
+
+  Args:
+    name: the collection (e.g. ``"MUTAG"``).
+    data_dir: TFDS data directory for the prepared records.
+    manual_dir: where the publisher's files are (default ``manual_root()/<builder>``).
+
+  Returns:
+    ``(graphs, labels)``: single-graph ``GraphsTuple`` s and ``(G,)`` labels.
+  """
   builder = tfds_lib.prepare(TU, config=name, manual_dir=manual_dir, data_dir=data_dir)
   recs = graph_files.records(builder)
   graphs = [G.make_graph(np.asarray(r["x"]), np.asarray(r["edge_index"])) for r in recs]

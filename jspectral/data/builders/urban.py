@@ -20,12 +20,27 @@ from jspectral.data import tfds as tfds_lib
 
 @dataclasses.dataclass(eq=False)
 class UrbanConfig(tfds_lib.ManualConfig):
+  """The Urban release to read.
+
+  Attributes:
+    file: the ``.mat`` file name.
+    bands: band count of that release.
+  """
   file: str = ""
   bands: int = 0
 
 
 def unfold(y: np.ndarray, rows: int, cols: int) -> np.ndarray:
-  """``(bands, rows * cols)`` column-major pixel matrix -> ``(rows, cols, bands)`` cube."""
+  """Column-major pixel matrix -> bands-last cube.
+
+  Args:
+    y: ``(bands, rows * cols)``.
+    rows: image height.
+    cols: image width.
+
+  Returns:
+    ``(rows, cols, bands)``.
+  """
   if y.ndim != 2 or y.shape[1] != rows * cols:
     raise ValueError(f"y: expected (bands, {rows * cols}), got {y.shape}")
   return y.T.reshape(cols, rows, -1).transpose(1, 0, 2)
