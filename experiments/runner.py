@@ -2,6 +2,8 @@
 
     python -m experiments list
     python -m experiments run NAME --preset smoke|paper --workdir DIR [--set key=value ...]
+                          [--restart | --resume-with-changes]
+    python -m experiments config NAME [--preset P]
     python -m experiments demo --workdir runs/demo
     python -m experiments data list
 
@@ -14,12 +16,19 @@ from __future__ import annotations
 
 import argparse
 import ast
+import difflib
 import importlib
+import inspect
+import json
 import pathlib
 import pkgutil
+import re
+import shutil
 import sys
 import time
 import traceback
+
+import ml_collections
 
 from experiments import configs
 from experiments.report import Report, Table
@@ -34,50 +43,135 @@ def experiment_names() -> list[str]:
 
 def load(name: str):
   if name not in experiment_names():
-    raise SystemExit(f"unknown experiment {name!r}; known: {', '.join(experiment_names())}")
+    close = difflib.get_close_matches(name, experiment_names(), n=3)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    raise CliError(f"unknown experiment {name!r}; {hint}known: {', '.join(experiment_names())}")
   return importlib.import_module(f"experiments.configs.{name}")
 
 
-def parse_override(text: str) -> tuple[str, object]:
-  """``"train.total_steps=20"`` -> ``("train.total_steps", 20)``; values are Python literals or
-  plain strings."""
+class CliError(Exception):
+  """A command-line mistake: ``main`` prints it as one line and exits with status 2."""
+
+
+def parse_override(text: str) -> tuple[str, str]:
+  """``"train.total_steps=20"`` -> ``("train.total_steps", "20")`` (the value is parsed later,
+  against the type of the field it replaces)."""
   key, sep, raw = text.partition("=")
   if not sep or not key:
-    raise SystemExit(f"--set: expected key=value, got {text!r}")
+    raise CliError(f"--set: expected KEY=VALUE, got {text!r}")
+  return key, raw
+
+
+def flat_items(config, prefix: str = "") -> list[tuple[str, object]]:
+  """Every leaf of a ConfigDict as ``(dotted.key, value)``, depth first, in definition order."""
+  items = []
+  for key, value in config.items():
+    name = f"{prefix}{key}"
+    if isinstance(value, ml_collections.ConfigDict) and len(value):
+      items.extend(flat_items(value, name + "."))
+    else:
+      items.append((name, value))
+  return items
+
+
+def _literal(raw: str, current):
+  """``raw`` as the value that replaces ``current``: a Python literal, or the text itself where
+  the field holds a string (so ``--set data.source=123`` stays the string ``"123"``)."""
+  if isinstance(current, str):
+    return raw
   try:
-    return key, ast.literal_eval(raw)
+    return ast.literal_eval(raw)
   except (ValueError, SyntaxError):
-    return key, raw
+    return raw
+
+
+def apply_override(config, key: str, raw: str) -> None:
+  """Sets ``config[key] = raw`` for an existing dotted ``key`` with a value of the field's type.
+
+  Raises:
+    CliError: the key is not in the config (the message lists the closest keys), or the value does
+      not have the field's type.
+  """
+  *parents, leaf = key.split(".")
+  node = config
+  for part in parents:
+    node = node.get(part) if isinstance(node, ml_collections.ConfigDict) else None
+  if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
+    keys = [k for k, _ in flat_items(config)]
+    close = difflib.get_close_matches(key, keys, n=3, cutoff=0.5)
+    hint = f"; closest: {', '.join(close)}" if close else ""
+    raise CliError(f"--set {key}: no such key in the config{hint} "
+                   "(python -m experiments config NAME lists every key)")
+  current = node[leaf]
+  value = _literal(raw, current)
+  if isinstance(current, bool) != isinstance(value, bool) and current is not None:
+    raise CliError(f"--set {key}={raw}: expected {type(current).__name__}, got "
+                   f"{type(value).__name__}")
+  try:
+    node[leaf] = value
+  except TypeError:
+    raise CliError(f"--set {key}={raw}: expected {type(current).__name__}, got "
+                   f"{type(value).__name__}") from None
 
 
 def build_config(name: str, preset: str, overrides: list[str]):
   if preset not in PRESETS:
-    raise SystemExit(f"--preset: expected one of {PRESETS}, got {preset!r}")
+    raise CliError(f"--preset: expected one of {PRESETS}, got {preset!r}")
   config = load(name).get_config(preset)
-  for key, value in map(parse_override, overrides):
-    *parents, leaf = key.split(".")
-    node = config
-    for part in parents:
-      node = node[part]
-    node[leaf] = value
+  for key, raw in map(parse_override, overrides):
+    apply_override(config, key, raw)
   return config
 
 
-def run_experiment(name: str, preset: str, workdir: pathlib.Path,
-                   overrides: list[str] = ()) -> Report:
+def prepare_workdir(workdir: pathlib.Path, config, *, restart: bool,
+                    resume_with_changes: bool) -> None:
+  """Checks ``workdir`` against ``config`` before anything is written.
+
+  A workdir whose ``config.json`` differs from ``config`` is refused (nothing is touched) unless
+  ``restart`` (the old files move to ``workdir/previous/<time>/``; nothing is deleted) or
+  ``resume_with_changes`` (the run continues from its checkpoints with the new values; the old
+  ``config.json`` is kept as ``config.<time>.json``).
+  """
+  saved = workdir / "config.json"
+  new_json = config.to_json_best_effort(indent=2) + "\n"
+  if restart and workdir.exists() and any(p.name != "previous" for p in workdir.iterdir()):
+    target = workdir / "previous" / time.strftime("%Y%m%d-%H%M%S")
+    target.mkdir(parents=True)
+    for path in workdir.iterdir():
+      if path.name != "previous":
+        shutil.move(str(path), target / path.name)
+    print(f"restart: moved the earlier run to {target}", flush=True)
+  elif saved.exists() and saved.read_text() != new_json:
+    from jspectral.train import config_differences
+
+    changes = config_differences(json.loads(saved.read_text()), json.loads(new_json))
+    if not resume_with_changes:
+      raise CliError(f"{workdir} holds a run with a different config ({'; '.join(changes)}); "
+                     "use another --workdir, --restart (keeps the old files under previous/) or "
+                     "--resume-with-changes")
+    saved.rename(workdir / f"config.{time.strftime('%Y%m%d-%H%M%S')}.json")
+    print(f"resuming with changes: {'; '.join(changes)}", flush=True)
+
+
+def run_experiment(name: str, preset: str, workdir: pathlib.Path, overrides: list[str] = (), *,
+                   restart: bool = False, resume_with_changes: bool = False) -> Report:
   """Runs one experiment and writes ``config.json`` and ``report.md`` to ``workdir``."""
   import jax
 
+  from jspectral import train
   from jspectral.train import distributed
 
   distributed.initialize()
   config = build_config(name, preset, list(overrides))
-  workdir.mkdir(parents=True, exist_ok=True)
   if jax.process_index() == 0:
+    prepare_workdir(workdir, config, restart=restart, resume_with_changes=resume_with_changes)
+    workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
-  report = load(name).run(config, workdir)
+  with train.allow_config_changes(resume_with_changes):
+    report = load(name).run(config, workdir)
   if jax.process_index() == 0:
     (workdir / "report.md").write_text(report.markdown())
+    print(f"report: {workdir / 'report.md'}", flush=True)
   return report
 
 
@@ -116,35 +210,87 @@ def data_list() -> int:
   return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def key_meanings(name: str) -> dict[str, str]:
+  """One-line meanings of config keys: the engine's documented fields, then the trailing
+  ``# comment`` of each assignment in the experiment's config module (last key part -> text)."""
+  from jspectral.train import CONFIG_FIELDS
+
+  meanings = {f"train.{k}": v for k, v in CONFIG_FIELDS.items()}
+  source = inspect.getsource(load(name))
+  for match in re.finditer(r"(?:\.|\b)(\w+)\s*=[^=\n][^\n#]*#\s*([^\n]+)", source):
+    meanings.setdefault(match.group(1), match.group(2).strip())
+  return meanings
+
+
+def print_config(name: str, preset: str, overrides: list[str]) -> int:
+  """Prints every key of the experiment's config with its value and, where known, its meaning."""
+  config = build_config(name, preset, overrides)
+  meanings = key_meanings(name)
+  items = flat_items(config)
+  width = max(len(k) for k, _ in items)
+  for key, value in items:
+    tail = key.split(".")[-1]
+    meaning = meanings.get(key) or meanings.get(re.sub(r"^[^.]+\.", "train.", key)) \
+        or meanings.get(tail, "")
+    print(f"{key:{width}s} = {value!r}" + (f"    # {meaning}" if meaning else ""))
+  return 0
+
+
+def _parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog="python -m experiments", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   sub = parser.add_subparsers(dest="command", required=True)
-  sub.add_parser("list", help="list the experiments")
-  run = sub.add_parser("run", help="run one experiment")
-  run.add_argument("name")
-  run.add_argument("--preset", default="smoke", choices=PRESETS)
-  run.add_argument("--workdir", type=pathlib.Path, required=True)
-  run.add_argument("--set", dest="overrides", action="append", default=[],
-                   metavar="KEY=VALUE", help="override a config field (repeatable)")
+  sub.add_parser("list", help="list the experiments with their one-line descriptions")
+  run = sub.add_parser("run", help="run one experiment (resumes when the workdir holds its run)")
+  run.add_argument("name", help="experiment name (python -m experiments list)")
+  run.add_argument("--preset", default="smoke", choices=PRESETS,
+                   help="smoke: minutes on a CPU, no downloads; paper: the paper's recipe")
+  run.add_argument("--workdir", type=pathlib.Path, required=True,
+                   help="run directory: config.json, metrics, checkpoints, report.md, figures")
+  run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override an existing config key (repeatable; python -m experiments "
+                        "config NAME lists the keys)")
+  policy = run.add_mutually_exclusive_group()
+  policy.add_argument("--restart", action="store_true",
+                      help="start a new run in a workdir that holds one (its files move to "
+                           "WORKDIR/previous/<time>/, nothing is deleted)")
+  policy.add_argument("--resume-with-changes", action="store_true",
+                      help="resume a run whose config changed (keys that keep parameter shapes)")
+  config = sub.add_parser("config", help="print every config key with its value and meaning")
+  config.add_argument("name", help="experiment name")
+  config.add_argument("--preset", default="smoke", choices=PRESETS, help="which preset")
+  config.add_argument("--set", dest="overrides", action="append", default=[],
+                      metavar="KEY=VALUE", help="override a key before printing (repeatable)")
   demo_parser = sub.add_parser("demo", help="run every smoke preset, write REPORT.md")
-  demo_parser.add_argument("--workdir", type=pathlib.Path, default=pathlib.Path("runs/demo"))
-  data = sub.add_parser("data", help="datasets")
-  data.add_argument("action", choices=["list"])
-  args = parser.parse_args(argv)
+  demo_parser.add_argument("--workdir", type=pathlib.Path, default=pathlib.Path("runs/demo"),
+                           help="where the runs and REPORT.md go")
+  data = sub.add_parser("data", help="datasets: where their files go, whether they are there")
+  data.add_argument("action", choices=["list"], help="list every dataset")
+  return parser
 
-  if args.command == "list":
-    for name in experiment_names():
-      doc = (load(name).__doc__ or "").strip().splitlines()
-      print(f"{name:28s} {doc[0] if doc else ''}")
-    return 0
-  if args.command == "run":
-    report = run_experiment(args.name, args.preset, args.workdir, args.overrides)
-    print(report.markdown())
-    return 0 if report.passed else 1
-  if args.command == "demo":
-    return demo(args.workdir)
-  return data_list()
+
+def main(argv: list[str] | None = None) -> int:
+  args = _parser().parse_args(argv)
+  try:
+    if args.command == "list":
+      for name in experiment_names():
+        doc = " ".join((load(name).__doc__ or "").strip().split("\n\n")[0].split())
+        print(f"{name:28s} {doc}")
+      return 0
+    if args.command == "config":
+      return print_config(args.name, args.preset, args.overrides)
+    if args.command == "run":
+      report = run_experiment(args.name, args.preset, args.workdir, args.overrides,
+                              restart=args.restart,
+                              resume_with_changes=args.resume_with_changes)
+      print(report.markdown())
+      return 0 if report.passed else 1
+    if args.command == "demo":
+      return demo(args.workdir)
+    return data_list()
+  except CliError as error:
+    print(f"error: {error}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

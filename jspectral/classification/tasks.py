@@ -1,7 +1,7 @@
 """Tasks for :func:`jspectral.train.fit` of the classification family (LoLA-SpecViT).
 
-Zhang et al., "LoLA-SpecViT: Local Attention SwiGLU Vision Transformer with LoRA for Hyperspectral
-Imaging", arXiv 2506.17759; official code github.com/FadiZidiDev/LoLA-SpecViT.
+Zidi et al., "LoLA-SpecViT: Local Attention SwiGLU Vision Transformer with LoRA for Hyperspectral
+Imaging", arXiv 2506.17759; official code FadiZidiDz/LoLA-SpecViT-Model (``enhanced_training.py``).
 """
 
 from __future__ import annotations

@@ -12,10 +12,14 @@ owns the mesh, sharding, jit, optimizer, checkpoints, resume, logging and progre
 
 from jspectral.train import distributed
 from jspectral.train.loop import (
+    CONFIG_FIELDS,
     FitResult,
     NonFiniteError,
     Task,
     TrainState,
+    WorkdirConflictError,
+    allow_config_changes,
+    config_differences,
     default_config,
     fit,
     global_batch,
@@ -25,7 +29,8 @@ from jspectral.train.loop import (
 from jspectral.train.optim import cyclic_schedule, make_optimizer, make_schedule, trainable_labels
 
 __all__ = [
-    "FitResult", "NonFiniteError", "Task", "TrainState", "cyclic_schedule", "default_config",
+    "CONFIG_FIELDS", "FitResult", "NonFiniteError", "Task", "TrainState", "WorkdirConflictError",
+    "allow_config_changes", "config_differences", "cyclic_schedule", "default_config",
     "fit", "global_batch", "make_mesh", "make_optimizer", "make_schedule",
     "train_step", "trainable_labels",
     # submodules

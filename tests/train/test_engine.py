@@ -61,7 +61,7 @@ def reference_run(tmp_path_factory):
 def test_fit_learns_and_writes_its_files(tmp_path):
   result = train.fit(engine_run.RegressionTask(), engine_run.config(steps=60), tmp_path)
   assert result.evals["eval/mse"] < 0.05 * np.var(engine_run.RegressionTask().data()[1])
-  assert (tmp_path / "config.json").exists() and (tmp_path / "metrics.jsonl").exists()
+  assert (tmp_path / "train_config.json").exists() and (tmp_path / "metrics.jsonl").exists()
   assert {"loss", "learning_rate", "examples_per_sec", "grad_norm"} <= set(result.history[0])
   # A finished run restarted on the same workdir restores and trains no further.
   again = train.fit(engine_run.RegressionTask(), engine_run.config(steps=60), tmp_path)
