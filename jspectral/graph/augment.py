@@ -38,14 +38,38 @@ def _with_weight(graph: jraph.GraphsTuple, weight: jax.Array) -> jraph.GraphsTup
 
 
 def drop_edges(key: jax.Array, graph: jraph.GraphsTuple, p: float) -> jraph.GraphsTuple:
-  """Removes each stored (directed) edge independently with probability ``p``."""
+  """Removes each stored (directed) edge independently with probability ``p``.
+
+  Args:
+    key: PRNG key.
+    graph: ``GraphsTuple``, nodes ``(N, F)``, ``edges["weight"]`` ``(E,)``.
+    p: drop probability in ``[0, 1]``.
+
+  Returns:
+    The graph with dropped edges' weight set to 0 (shapes unchanged).
+
+  Raises:
+    ValueError: if ``p`` is outside ``[0, 1]``.
+  """
   _check_prob(p)
   keep = jax.random.bernoulli(key, 1.0 - p, graph.senders.shape)
   return _with_weight(graph, graph.edges["weight"] * keep)
 
 
 def mask_features(key: jax.Array, x: jax.Array, p: float) -> jax.Array:
-  """Zeroes each feature column (shared by all nodes) with probability ``p``."""
+  """Zeroes each feature column (shared by all nodes) with probability ``p``.
+
+  Args:
+    key: PRNG key.
+    x: node features, ``(N, F)``.
+    p: mask probability in ``[0, 1]``.
+
+  Returns:
+    Masked features, ``(N, F)``.
+
+  Raises:
+    ValueError: if ``p`` is outside ``[0, 1]`` or ``x`` is not 2-D.
+  """
   _check_prob(p)
   if x.ndim != 2:
     raise ValueError(f"x: expected node features (N, F), got shape {x.shape}")
@@ -53,7 +77,19 @@ def mask_features(key: jax.Array, x: jax.Array, p: float) -> jax.Array:
 
 
 def drop_nodes(key: jax.Array, graph: jraph.GraphsTuple, p: float) -> jraph.GraphsTuple:
-  """PyGCL ``NodeDropping``: each node survives with prob ``1 - p``; edges of dropped nodes go."""
+  """PyGCL ``NodeDropping``: each node survives with prob ``1 - p``; edges of dropped nodes go.
+
+  Args:
+    key: PRNG key.
+    graph: ``GraphsTuple``, nodes ``(N, F)``, ``edges["weight"]`` ``(E,)``.
+    p: drop probability in ``[0, 1]``.
+
+  Returns:
+    The graph with the dropped nodes' edges at weight 0 (node rows stay).
+
+  Raises:
+    ValueError: if ``p`` is outside ``[0, 1]``.
+  """
   _check_prob(p)
   keep = jax.random.bernoulli(key, 1.0 - p, (graph.nodes.shape[0],))
   return _with_weight(graph, graph.edges["weight"] * keep[graph.senders] * keep[graph.receivers])
@@ -69,8 +105,19 @@ def _rank_within_graph(key, graph):
 
 def graphcl_drop_nodes(key: jax.Array, graph: jraph.GraphsTuple,
                        ratio: float = 0.1) -> jraph.GraphsTuple:
-  """GraphCL ``dnodes``: ``int(n_g * ratio)`` nodes per graph, without replacement, lose their
-  edges; the nodes themselves stay (and still enter the sum-pool readout, as officially)."""
+  """GraphCL ``dnodes``: ``int(n_g * ratio)`` nodes per graph lose their edges.
+
+  Nodes are drawn without replacement; they themselves stay
+  (and still enter the sum-pool readout, as officially).
+
+  Args:
+    key: PRNG key.
+    graph: ``GraphsTuple``, nodes ``(N, F)``, ``edges["weight"]`` ``(E,)``; may batch graphs.
+    ratio: fraction of each graph's nodes to drop.
+
+  Returns:
+    The graph with the dropped nodes' edges at weight 0.
+  """
   rank, segments = _rank_within_graph(key, graph)
   dropped = rank < jnp.floor(graph.n_node[segments] * ratio)
   keep = ~dropped
@@ -79,7 +126,16 @@ def graphcl_drop_nodes(key: jax.Array, graph: jraph.GraphsTuple,
 
 def graphcl_mask_nodes(key: jax.Array, graph: jraph.GraphsTuple,
                        ratio: float = 0.1) -> jraph.GraphsTuple:
-  """GraphCL ``mask_nodes``: ``int(n_g * ratio)`` nodes per graph get N(0.5, 0.5^2) features."""
+  """GraphCL ``mask_nodes``: ``int(n_g * ratio)`` nodes per graph get N(0.5, 0.5^2) features.
+
+  Args:
+    key: PRNG key.
+    graph: ``GraphsTuple``, nodes ``(N, F)``, ``edges["weight"]`` ``(E,)``; may batch graphs.
+    ratio: fraction of each graph's nodes to mask.
+
+  Returns:
+    The graph with the chosen node rows replaced by noise, nodes ``(N, F)``.
+  """
   k_rank, k_noise = jax.random.split(key)
   rank, segments = _rank_within_graph(k_rank, graph)
   chosen = rank < jnp.floor(graph.n_node[segments] * ratio)
@@ -94,6 +150,15 @@ def graphcl_subgraph(key: jax.Array, graph: jraph.GraphsTuple, ratio: float = 0.
   Official behaviour (``grow=False``): the neighbour set is never updated (GraphCL issue #24), so
   the set is a random seed plus up to ``int(ratio * n_g)`` of its direct neighbours. ``grow=True``
   expands from the whole current set (a random-walk-like BFS), the intended algorithm.
+
+  Args:
+    key: PRNG key.
+    graph: ``GraphsTuple``, nodes ``(N, F)``, ``edges["weight"]`` ``(E,)``; may batch graphs.
+    ratio: nodes added per graph, ``floor(ratio * n_g)``.
+    grow: expand from the whole current set instead of the seed only.
+
+  Returns:
+    The graph with edges leaving the kept set at weight 0.
   """
   segments = G.node_graph_index(graph)
   n = graph.nodes.shape[0]
@@ -143,6 +208,15 @@ def add_edges(key: jax.Array, graph: jraph.GraphsTuple, *,
 
   Slots come from :func:`~jspectral.data.graphs.reserve_edge_slots`; their number
   (``int(E_g * ratio)``, doubled when mirrored) is the count before de-duplication.
+
+  Args:
+    key: PRNG key.
+    graph: a ``jraph.GraphsTuple`` with ``edges["slot"]`` ``(E,)`` (0 real, 1 forward slot,
+      2 mirror slot) from ``reserve_edge_slots``.
+    pyg_compat: reproduce PyGCL's quirks.
+
+  Returns:
+    The graph with slot senders/receivers set and accepted slots at weight 1 (shapes unchanged).
   """
   slot = graph.edges["slot"]
   is_slot = slot > 0
@@ -203,14 +277,28 @@ def add_edges(key: jax.Array, graph: jraph.GraphsTuple, *,
 
 
 def symmetric_adjacency(graph: jraph.GraphsTuple) -> jax.Array:
-  """GCL-SPAN ``get_adj_tensor``: dense 0/1 ``A + A^T`` clipped to 1, zero diagonal, ``(N, N)``."""
+  """GCL-SPAN ``get_adj_tensor``: dense 0/1 ``A + A^T`` clipped to 1, zero diagonal.
+
+  Args:
+    graph: a ``jraph.GraphsTuple`` with ``N`` nodes.
+
+  Returns:
+    Dense adjacency, ``(N, N)``.
+  """
   a = G.dense_adjacency(graph)
   a = jnp.minimum(a + a.T, 1.0)
   return a * (1.0 - jnp.eye(a.shape[0], dtype=a.dtype))
 
 
 def normalized_adjacency(adj: jax.Array) -> jax.Array:
-  """``D^-1/2 (A + I) D^-1/2`` with ``D = rowsum(A + I)`` (``inf -> 0`` guard), ``(N, N)``."""
+  """``D^-1/2 (A + I) D^-1/2`` with ``D = rowsum(A + I)`` (``inf -> 0`` guard).
+
+  Args:
+    adj: adjacency, ``(..., N, N)``.
+
+  Returns:
+    Normalised adjacency, ``(..., N, N)``.
+  """
   mx = adj + jnp.eye(adj.shape[-1], dtype=adj.dtype)
   rowsum = mx.sum(-1)
   r_inv = jnp.where(rowsum > 0, jax.lax.rsqrt(jnp.where(rowsum > 0, rowsum, 1.0)), 0.0)
@@ -266,7 +354,7 @@ def span_probabilities(adj: jax.Array, *, kind: str = "max", ratio: float = 0.3,
                        iterations: int = 40, threshold: float = 0.8, key: jax.Array | None = None,
                        init: jax.Array | None = None, node_mask: jax.Array | None = None,
                        use_eigvalsh: bool = False, num_eigs: int = 1) -> jax.Array:
-  """SPAN perturbation probabilities ``P`` (symmetric ``(N, N)``, zero diagonal).
+  """SPAN perturbation probabilities ``P`` (symmetric, zero diagonal).
 
   Parameters ``delta`` on the strict lower triangle (``np.tril_indices(N, -1)`` order) start at
   ``init`` or U(1e-5, 1/N); ``A' = A + sym(delta) * (1 - I - 2A)``; each of ``iterations`` steps
@@ -286,8 +374,24 @@ def span_probabilities(adj: jax.Array, *, kind: str = "max", ratio: float = 0.3,
 
   Args:
     adj: dense symmetric 0/1 adjacency, zero diagonal, ``(N, N)``.
+    kind: objective, one of ``SPAN_KINDS``.
+    ratio: edge budget as a fraction of the number of edges.
+    lr: base step size.
+    iterations: gradient steps ``T``.
+    threshold: upper clip of each probability in the projection.
+    key: PRNG key for the random start; required when ``init`` is not given.
+    init: optional start, ``(N * (N - 1) / 2,)`` on the strict lower triangle.
     node_mask: optional ``(N,)`` bool; pairs touching a False node (padding) stay at 0, so padded
       ``(B, Nmax, Nmax)`` batches can be processed with ``vmap``.
+    use_eigvalsh: spectral norm through ``eigvalsh`` (official) instead of the Frobenius norm.
+    num_eigs: eigenvalues used by the ``-low`` / ``-high`` kinds.
+
+  Returns:
+    Perturbation probabilities ``P``, ``(N, N)``.
+
+  Raises:
+    ValueError: if ``adj`` is not square, ``kind`` is unknown, ``num_eigs`` is outside
+      ``1 .. N``, ``init`` has the wrong shape, or neither ``key`` nor ``init`` is given.
   """
   if adj.ndim != 2 or adj.shape[0] != adj.shape[1]:
     raise ValueError(f"adj: expected a square (N, N) matrix, got shape {adj.shape}")
@@ -340,6 +444,18 @@ def span_sample(key: jax.Array, adj: jax.Array, prob: jax.Array,
 
   Official: ``S`` is drawn over the full matrix, so the two directions flip independently and the
   view is asymmetric; ``symmetric=True`` draws the upper triangle and mirrors it.
+
+  Args:
+    key: PRNG key.
+    adj: dense 0/1 adjacency, ``(N, N)``.
+    prob: flip probabilities from :func:`span_probabilities`, ``(N, N)``.
+    symmetric: mirror the upper-triangle draw.
+
+  Returns:
+    Perturbed adjacency, ``(N, N)``.
+
+  Raises:
+    ValueError: if ``prob`` and ``adj`` differ in shape.
   """
   if adj.shape != prob.shape:
     raise ValueError(f"prob: expected shape {adj.shape} like adj, got {prob.shape}")
@@ -356,6 +472,14 @@ def dense_to_graph(adj: jax.Array, x: jax.Array, max_edges: int | None = None) -
 
   The edge list has a static length ``max_edges`` (default ``N * (N - 1)``, never truncating);
   unused entries are dead edges. Entries beyond ``max_edges`` are dropped, so pick it with slack.
+
+  Args:
+    adj: dense adjacency, ``(N, N)`` (diagonal ignored).
+    x: node features, ``(N, F)``.
+    max_edges: static edge-list length.
+
+  Returns:
+    A ``jraph.GraphsTuple`` with ``max_edges`` edge slots and ``edges["weight"]`` 1 on live ones.
   """
   n = adj.shape[0]
   size = n * (n - 1) if max_edges is None else max_edges

@@ -18,7 +18,17 @@ from jspectral.graph import augment
 
 
 def random_graph(n: int, mean_degree: float = 8.0, seed: int = 0):
-  """An Erdos-Renyi-like undirected graph with ``n`` nodes, both directions stored."""
+  """An Erdos-Renyi-like undirected graph with ``n`` nodes, both directions stored.
+
+  Args:
+    n: number of nodes.
+    mean_degree: expected degree; ``n * mean_degree / 2`` pairs are drawn (self-loops and
+      duplicates dropped).
+    seed: NumPy seed.
+
+  Returns:
+    A ``jraph.GraphsTuple`` with ``(n, 1)`` zero node features.
+  """
   rng = np.random.default_rng(seed)
   m = int(n * mean_degree / 2)
   pairs = rng.integers(0, n, (m, 2))
@@ -44,12 +54,23 @@ def _measure(fn, args, repeats):
 
 def augmentation_costs(n: int, *, span_iterations: int = 40, repeats: int = 3,
                        with_eigvalsh: bool = False, seed: int = 0) -> dict[str, tuple]:
-  """``{method: (seconds, bytes)}`` for one call of each augmentation on an ``n``-node graph.
+  """Wall time and memory of one call of each augmentation on an ``n``-node graph.
 
   Methods: ``drop_edges``, ``add_edges`` (mirrored, ratio 0.2), ``span_precompute`` (node-level
   defaults, Frobenius form), ``span_sample`` (one Bernoulli view + edge list), and
   ``span_precompute_eigvalsh`` (the official per-step eigendecomposition) and
   ``span_l2_precompute`` (SPAN's spectrum-distance objective, eigvalsh) if ``with_eigvalsh``.
+
+  Args:
+    n: number of nodes of the :func:`random_graph`.
+    span_iterations: SPAN gradient steps ``T``.
+    repeats: timed calls per method (median taken; precomputations are timed once).
+    with_eigvalsh: also time the eigvalsh variants.
+    seed: graph and key seed.
+
+  Returns:
+    ``{method: (seconds, bytes)}``; ``bytes`` is XLA's argument + output + temp estimate, or
+    ``None`` where the backend gives no memory analysis.
   """
   graph = random_graph(n, seed=seed)
   key = jax.random.key(seed)

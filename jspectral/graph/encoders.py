@@ -45,12 +45,24 @@ def _torch_bias(fan_in: int):
 
 
 class TorchDense(nn.Module):
-  """``torch.nn.Linear`` with PyTorch's default init (kernel and bias U(+-1/sqrt(fan_in)))."""
+  """``torch.nn.Linear`` with PyTorch's default init (kernel and bias U(+-1/sqrt(fan_in))).
+
+  Attributes:
+    features: output width.
+  """
 
   features: int
 
   @nn.compact
   def __call__(self, x):
+    """Applies the linear map.
+
+    Args:
+      x: inputs, ``(..., F_in)``.
+
+    Returns:
+      Outputs, ``(..., features)``.
+    """
     return nn.Dense(self.features, kernel_init=_torch_kernel,
                     bias_init=_torch_bias(x.shape[-1]))(x)
 
@@ -60,12 +72,24 @@ class GCNConv(nn.Module):
 
   ``A[i, j]`` counts live edges ``j -> i``; stored self-loops are replaced by one weight-1 loop.
   Kernel glorot-uniform without bias in the linear map; bias (zero init) added after aggregation.
+
+  Attributes:
+    features: output channels.
   """
 
   features: int
 
   @nn.compact
   def __call__(self, x: jax.Array, graph: jraph.GraphsTuple) -> jax.Array:
+    """One graph convolution.
+
+    Args:
+      x: node features, ``(N, F)``.
+      graph: ``GraphsTuple``, nodes ``(N, F)``, ``edges["weight"]`` ``(E,)``.
+
+    Returns:
+      Node features, ``(N, features)``.
+    """
     n = x.shape[0]
     weight = jnp.where(graph.senders == graph.receivers, 0.0, graph.edges["weight"])
     inv_sqrt = jax.lax.rsqrt(1.0 + jax.ops.segment_sum(weight, graph.receivers, n))
@@ -77,12 +101,24 @@ class GCNConv(nn.Module):
 
 
 class PReLU(nn.Module):
-  """``torch.nn.PReLU(num_parameters)``: slope(s) initialised to 0.25."""
+  """``torch.nn.PReLU(num_parameters)``: slope(s) initialised to 0.25.
+
+  Attributes:
+    num_parameters: number of slopes (1 shared, or one per channel).
+  """
 
   num_parameters: int = 1
 
   @nn.compact
   def __call__(self, x):
+    """Applies the PReLU.
+
+    Args:
+      x: inputs, ``(..., C)`` (``C == num_parameters`` unless it is 1).
+
+    Returns:
+      Activations, same shape.
+    """
     slope = self.param("weight", nn.initializers.constant(0.25), (self.num_parameters,))
     return jnp.where(x >= 0, x, slope * x)
 
@@ -92,6 +128,10 @@ class MaskedBatchNorm(nn.Module):
 
   Train mode normalises with the biased batch variance and updates the running statistics
   ``(1 - momentum) * running + momentum * batch`` (unbiased variance), as PyTorch does.
+
+  Attributes:
+    momentum: PyTorch-style running-statistics momentum.
+    epsilon: variance epsilon.
   """
 
   momentum: float = 0.1
@@ -99,6 +139,16 @@ class MaskedBatchNorm(nn.Module):
 
   @nn.compact
   def __call__(self, x, mask, train: bool):
+    """Normalises node features.
+
+    Args:
+      x: node features, ``(N, C)``.
+      mask: ``(N,)`` bool, True on real nodes.
+      train: use (and update) batch statistics instead of the running ones.
+
+    Returns:
+      Normalised features, ``(N, C)``.
+    """
     feat = x.shape[-1]
     scale = self.param("scale", nn.initializers.ones, (feat,))
     bias = self.param("bias", nn.initializers.zeros, (feat,))
@@ -124,6 +174,12 @@ class GRACEEncoder(nn.Module):
   Widths: ``F -> m*H``, ``(num_layers - 2) x (m*H -> m*H)``, ``m*H -> H`` with ``m =
   hidden_multiplier`` (GRACE: 2; PyGCL's GRACE example: 1). ``activation`` is ``"relu"`` or
   ``"prelu"`` (one slope shared by every layer, init 0.25).
+
+  Attributes:
+    out_features: output width ``H``.
+    num_layers: number of GCNConv layers (>= 2).
+    activation: ``"relu"`` or ``"prelu"``.
+    hidden_multiplier: ``m``.
   """
 
   out_features: int = 128
@@ -133,6 +189,17 @@ class GRACEEncoder(nn.Module):
 
   @nn.compact
   def __call__(self, graph: jraph.GraphsTuple) -> jax.Array:
+    """Encodes the nodes.
+
+    Args:
+      graph: ``GraphsTuple``, nodes ``(N, F)``, ``edges["weight"]`` ``(E,)``.
+
+    Returns:
+      Node embeddings, ``(N, out_features)``.
+
+    Raises:
+      ValueError: if ``num_layers < 2``, ``activation`` is unknown or the graph is malformed.
+    """
     if self.num_layers < 2:
       raise ValueError(f"num_layers: expected >= 2, got {self.num_layers}")
     if self.activation not in ("relu", "prelu"):
@@ -151,6 +218,13 @@ class GRACE(nn.Module):
 
   ``__call__`` returns ``(z, projection(z))``; the embedding for evaluation is ``z``.
   Defaults: the Cora configuration of GRACE's ``config.yaml`` (H = P = 128, ReLU, 2 layers).
+
+  Attributes:
+    num_hidden: embedding width ``H``.
+    num_proj_hidden: projection-head hidden width ``P``.
+    num_layers: GCNConv layers.
+    activation: ``"relu"`` or ``"prelu"``.
+    hidden_multiplier: see :class:`GRACEEncoder`.
   """
 
   num_hidden: int = 128
@@ -166,9 +240,25 @@ class GRACE(nn.Module):
     self.fc2 = TorchDense(self.num_hidden)
 
   def project(self, z: jax.Array) -> jax.Array:
+    """The projection head ``fc2(elu(fc1(z)))``.
+
+    Args:
+      z: node embeddings, ``(N, num_hidden)``.
+
+    Returns:
+      Projections, ``(N, num_hidden)``.
+    """
     return self.fc2(nn.elu(self.fc1(z)))
 
   def __call__(self, graph: jraph.GraphsTuple) -> tuple[jax.Array, jax.Array]:
+    """Encodes and projects the nodes.
+
+    Args:
+      graph: ``GraphsTuple``, nodes ``(N, F)``, ``edges["weight"]`` ``(E,)``.
+
+    Returns:
+      ``(z, h)``: embeddings and projections, both ``(N, num_hidden)``.
+    """
     z = self.encoder(graph)
     return z, self.project(z)
 
@@ -178,6 +268,10 @@ class GINEncoder(nn.Module):
 
   Returns ``(graph_emb (G, L*hidden), node_emb (N, L*hidden))``: per-layer sum-pool readouts and
   node states, concatenated. Linear layers are xavier-uniform with zero bias (GraphCL's init).
+
+  Attributes:
+    hidden: width of each GIN layer.
+    num_layers: number of GIN layers ``L``.
   """
 
   hidden: int = 32
@@ -185,6 +279,15 @@ class GINEncoder(nn.Module):
 
   @nn.compact
   def __call__(self, graph: jraph.GraphsTuple, train: bool = True):
+    """Encodes a batch of graphs.
+
+    Args:
+      graph: ``GraphsTuple``, nodes ``(N, F)``, ``edges["weight"]`` ``(E,)``, ``G`` graphs.
+      train: BatchNorm in train mode.
+
+    Returns:
+      ``(graph_emb, node_emb)``, ``(G, L*hidden)`` and ``(N, L*hidden)``.
+    """
     G.check_graph(graph)
     mask = G.node_mask(graph)
     segments = G.node_graph_index(graph)
@@ -208,6 +311,10 @@ class GraphCL(nn.Module):
 
   ``__call__(graph, train)`` returns ``(graph_emb, node_emb, projection)``. Defaults: the MUTAG
   configuration of ``go.sh`` (hidden 32, 3 layers).
+
+  Attributes:
+    hidden: width of each GIN layer.
+    num_layers: number of GIN layers ``L``.
   """
 
   hidden: int = 32
@@ -215,6 +322,16 @@ class GraphCL(nn.Module):
 
   @nn.compact
   def __call__(self, graph: jraph.GraphsTuple, train: bool = True):
+    """Encodes and projects a batch of graphs.
+
+    Args:
+      graph: ``GraphsTuple``, nodes ``(N, F)``, ``edges["weight"]`` ``(E,)``, ``G`` graphs.
+      train: BatchNorm in train mode.
+
+    Returns:
+      ``(graph_emb, node_emb, projection)``, ``(G, L*hidden)``, ``(N, L*hidden)`` and
+      ``(G, L*hidden)``.
+    """
     graph_emb, node_emb = GINEncoder(self.hidden, self.num_layers, name="encoder")(graph, train)
     width = self.hidden * self.num_layers
     p = nn.relu(nn.Dense(width, kernel_init=_xavier, name="proj_0")(graph_emb))
@@ -222,13 +339,26 @@ class GraphCL(nn.Module):
 
 
 class GCNStack(nn.Module):
-  """``num_layers`` GCNConv of ``hidden`` channels, one per-channel PReLU shared by the layers."""
+  """``num_layers`` GCNConv of ``hidden`` channels, one per-channel PReLU shared by the layers.
+
+  Attributes:
+    hidden: channels of every layer.
+    num_layers: number of GCNConv layers.
+  """
 
   hidden: int = 512
   num_layers: int = 2
 
   @nn.compact
   def __call__(self, graph: jraph.GraphsTuple) -> jax.Array:
+    """Encodes the nodes.
+
+    Args:
+      graph: ``GraphsTuple``, nodes ``(N, F)``, ``edges["weight"]`` ``(E,)``.
+
+    Returns:
+      Node embeddings, ``(N, hidden)``.
+    """
     G.check_graph(graph)
     act = PReLU(self.hidden, name="activation")
     h = graph.nodes
@@ -242,6 +372,10 @@ class MVGRLNode(nn.Module):
 
   ``__call__(graph1, graph2)`` returns ``(z1, z2, s1, s2)`` with summaries ``s = projector(
   sigmoid(mean of real-node z))``; the evaluation embedding is ``concat(z1, z2)``.
+
+  Attributes:
+    hidden: channels of every layer and of the summaries.
+    num_layers: GCNConv layers per view.
   """
 
   hidden: int = 512
@@ -249,6 +383,15 @@ class MVGRLNode(nn.Module):
 
   @nn.compact
   def __call__(self, graph1: jraph.GraphsTuple, graph2: jraph.GraphsTuple):
+    """Encodes both views and their summaries.
+
+    Args:
+      graph1: first view, node features ``(N, F)``.
+      graph2: second view, node features ``(N, F)``.
+
+    Returns:
+      ``(z1, z2, s1, s2)``: node embeddings ``(N, hidden)`` and summaries ``(hidden,)``.
+    """
     bound = 1.0 / math.sqrt(self.hidden)
     projector = nn.Dense(
         self.hidden, name="projector",
@@ -264,11 +407,17 @@ class MVGRLNode(nn.Module):
 
 
 class BGRL(nn.Module):
-  """BGRL online network (PyGCL example): GCN layers with PReLU and dropout, BatchNorm, a projector
-  (Linear, BatchNorm, PReLU, dropout) and the predictor (Linear, BatchNorm, PReLU).
+  """BGRL online network (PyGCL example).
 
-  ``__call__(graph, train)`` returns ``(z, projection, prediction)``; defaults hidden 256, 2 layers.
-  BatchNorm momentum 0.01 for the predictor (PyGCL), 0.1 elsewhere.
+  GCN layers with PReLU and dropout, BatchNorm, a projector (Linear, BatchNorm, PReLU, dropout)
+  and the predictor (Linear, BatchNorm, PReLU). ``__call__(graph, train)`` returns
+  ``(z, projection, prediction)``; defaults hidden 256, 2 layers. BatchNorm momentum 0.01 for the
+  predictor (PyGCL), 0.1 elsewhere.
+
+  Attributes:
+    hidden: width of every layer.
+    num_layers: GCNConv layers.
+    dropout: dropout rate.
   """
 
   hidden: int = 256
@@ -277,6 +426,15 @@ class BGRL(nn.Module):
 
   @nn.compact
   def __call__(self, graph: jraph.GraphsTuple, train: bool = True):
+    """Runs the online network.
+
+    Args:
+      graph: ``GraphsTuple``, nodes ``(N, F)``, ``edges["weight"]`` ``(E,)``.
+      train: BatchNorm in train mode and dropout on (needs a ``"dropout"`` RNG).
+
+    Returns:
+      ``(z, projection, prediction)``, each ``(N, hidden)``.
+    """
     G.check_graph(graph)
     mask = G.node_mask(graph)
     act = PReLU(1, name="activation")
@@ -294,17 +452,31 @@ class BGRL(nn.Module):
 
 
 class GBTEncoder(nn.Module):
-  """Graph Barlow Twins encoder (PyGCL G-BT example): GCNConv(F -> 2h), BatchNorm (momentum
-  0.01), PReLU (one slope), GCNConv(2h -> h); no projector. Returns the node embeddings ``(N, h)``.
+  """Graph Barlow Twins encoder (PyGCL G-BT example).
+
+  GCNConv(F -> 2h), BatchNorm (momentum 0.01), PReLU (one slope), GCNConv(2h -> h); no projector.
+  Returns the node embeddings ``(N, h)``.
 
   Layout recalled from PyGCL's example; the spec's parameter counts (Cora 866,561, CiteSeer
   2,028,801) pin it.
+
+  Attributes:
+    hidden: output width ``h``.
   """
 
   hidden: int = 256
 
   @nn.compact
   def __call__(self, graph: jraph.GraphsTuple, train: bool = True) -> jax.Array:
+    """Encodes the nodes.
+
+    Args:
+      graph: ``GraphsTuple``, nodes ``(N, F)``, ``edges["weight"]`` ``(E,)``.
+      train: BatchNorm in train mode.
+
+    Returns:
+      Node embeddings, ``(N, hidden)``.
+    """
     G.check_graph(graph)
     z = GCNConv(2 * self.hidden, name="conv_0")(graph.nodes, graph)
     z = PReLU(1, name="activation")(MaskedBatchNorm(0.01, name="bn")(z, G.node_mask(graph), train))
@@ -316,7 +488,18 @@ class GBTEncoder(nn.Module):
 
 
 def grace_from_torch(state: dict) -> tuple[GRACE, dict]:
-  """GRACE ``Model`` state_dict (``encoder.conv.<i>.lin.weight`` ...) -> (module, variables)."""
+  """Converts a GRACE ``Model`` state_dict (``encoder.conv.<i>.lin.weight`` ...).
+
+  The configuration is read off the tensor shapes; a bare ``Encoder`` state_dict (no ``encoder.``
+  prefix) gives a :class:`GRACEEncoder`.
+
+  Args:
+    state: ``{name: array}`` PyTorch state_dict (NumPy arrays).
+
+  Returns:
+    ``(module, variables)``: a :class:`GRACE` (or :class:`GRACEEncoder`) and
+    ``{"params": ...}``.
+  """
   prefix = "encoder." if any(k.startswith("encoder.") for k in state) else ""
   num_layers = len({k for k in state if k.startswith(prefix + "conv.") and k.endswith(".bias")})
   first = state[f"{prefix}conv.0.lin.weight"]
@@ -340,7 +523,15 @@ def grace_from_torch(state: dict) -> tuple[GRACE, dict]:
 
 
 def graphcl_from_torch(state: dict) -> tuple[GraphCL, dict]:
-  """GraphCL ``simclr`` state_dict -> (module, variables incl. BatchNorm running statistics)."""
+  """Converts a GraphCL ``simclr`` state_dict.
+
+  Args:
+    state: ``{name: array}`` PyTorch state_dict (NumPy arrays).
+
+  Returns:
+    ``(module, variables)``: a :class:`GraphCL` and ``{"params", "batch_stats"}`` (BatchNorm
+    running statistics included).
+  """
   num_layers = len({k for k in state if k.startswith("encoder.convs.") and k.endswith("nn.0.bias")})
   hidden = state["encoder.convs.0.nn.0.weight"].shape[0]
   encoder, stats = {}, {}
@@ -365,7 +556,15 @@ def graphcl_from_torch(state: dict) -> tuple[GraphCL, dict]:
 
 
 def example_graph(num_features: int, num_nodes: int = 4) -> jraph.GraphsTuple:
-  """A tiny path graph with ``num_features`` zero features (for ``init`` and parameter counts)."""
+  """A tiny path graph with ``num_features`` zero features (for ``init`` and parameter counts).
+
+  Args:
+    num_features: node feature width ``F``.
+    num_nodes: path length.
+
+  Returns:
+    A ``jraph.GraphsTuple`` with nodes ``(num_nodes, F)`` and both edge directions.
+  """
   src = np.arange(num_nodes - 1)
   edge_index = np.stack([np.r_[src, src + 1], np.r_[src + 1, src]])
   return G.make_graph(np.zeros((num_nodes, num_features), np.float32), edge_index)

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 
 def save_cost_plot(path, sizes, costs: list[dict], title: str) -> None:
-  """Log-log wall time per augmentation call against the number of nodes."""
+  """Log-log wall time per augmentation call against the number of nodes.
+
+  Args:
+    path: output image path.
+    sizes: node counts, one per entry of ``costs``.
+    costs: :func:`jspectral.graph.cost.augmentation_costs` results, ``{method: (seconds, bytes)}``.
+    title: figure title.
+
+  Returns:
+    None; writes the figure to ``path``.
+  """
   import matplotlib
 
   matplotlib.use("Agg")

@@ -40,10 +40,20 @@ def _masked_mean(values, mask):
 
 def grace_semi_loss(u: jax.Array, v: jax.Array, tau: float, mask=None,
                     self_term: bool = False) -> jax.Array:
-  """Per-anchor GRACE loss ``l(u_i, v_i)``, ``(N,)``.
+  """Per-anchor GRACE loss ``l(u_i, v_i)``.
 
   ``-log[e(u_i, v_i) / (sum_k e(u_i, v_k) + sum_{k != i} e(u_i, u_k))]`` with ``e = exp(cos/tau)``;
   ``self_term`` keeps ``k = i`` in the intra-view sum (PyGCL).
+
+  Args:
+    u: anchor-view embeddings, ``(N, D)``.
+    v: other-view embeddings, ``(N, D)``.
+    tau: temperature.
+    mask: optional ``(N,)`` bool, True on real nodes; padding rows leave every denominator.
+    self_term: keep the anchor's own intra-view similarity ``exp(1/tau)`` (PyGCL).
+
+  Returns:
+    Per-anchor losses, ``(N,)`` (padding rows are not zeroed).
   """
   n = u.shape[0]
   valid = _mask(mask, n)
@@ -61,9 +71,16 @@ def grace_infonce(h1: jax.Array, h2: jax.Array, tau: float = 0.4, mask=None) -> 
   """GRACE loss: ``mean_i 0.5 (l(h1_i, h2_i) + l(h2_i, h1_i))`` over real rows.
 
   Args:
-    h1, h2: projected node embeddings of the two views, ``(N, D)``.
+    h1: projected node embeddings of the first view, ``(N, D)``.
+    h2: projected node embeddings of the second view, ``(N, D)``.
     tau: temperature (GRACE Cora 0.4).
     mask: optional ``(N,)`` bool, True on real nodes.
+
+  Returns:
+    Scalar loss.
+
+  Raises:
+    ValueError: if ``h1`` and ``h2`` are not two ``(N, D)`` arrays of equal shape.
   """
   _check_pair(h1, h2)
   valid = _mask(mask, h1.shape[0])
@@ -77,6 +94,19 @@ def pygcl_infonce(h1: jax.Array, h2: jax.Array, tau: float = 0.2, mask=None,
 
   ``intraview_negs=True`` (L2L mode as GRACE's PyGCL port uses it) adds every intra-view
   similarity, the anchor's own ``exp(1/tau)`` included; ``False`` is the plain (G2G) form.
+
+  Args:
+    h1: embeddings of the first view, ``(N, D)``.
+    h2: embeddings of the second view, ``(N, D)``.
+    tau: temperature.
+    mask: optional ``(N,)`` bool, True on real rows.
+    intraview_negs: add intra-view negatives (L2L) or not (G2G).
+
+  Returns:
+    Scalar loss.
+
+  Raises:
+    ValueError: if ``h1`` and ``h2`` are not two ``(N, D)`` arrays of equal shape.
   """
   _check_pair(h1, h2)
   valid = _mask(mask, h1.shape[0])
@@ -98,6 +128,18 @@ def graphcl_ntxent(x: jax.Array, x_aug: jax.Array, temperature: float = 0.2,
 
   Not symmetric in its arguments (``x`` are the anchors). Cosine through explicit norms without an
   epsilon, as the official code: an all-zero embedding gives NaN.
+
+  Args:
+    x: anchor graph embeddings, ``(N, D)``.
+    x_aug: embeddings of the augmented graphs, ``(N, D)``.
+    temperature: ``T`` (GraphCL 0.2).
+    mask: optional ``(N,)`` bool, True on real graphs.
+
+  Returns:
+    Scalar loss (can be negative on tiny batches).
+
+  Raises:
+    ValueError: if ``x`` and ``x_aug`` are not two ``(N, D)`` arrays of equal shape.
   """
   _check_pair(x, x_aug, ("x", "x_aug"))
   valid = _mask(mask, x.shape[0])
@@ -114,6 +156,13 @@ def jsd_loss(pos_scores: jax.Array, neg_scores: jax.Array) -> jax.Array:
   """Jensen-Shannon MI estimator (DGI/MVGRL/SPAN): ``E_neg - E_pos``.
 
   ``E_pos = mean(log 2 - softplus(-s+))``, ``E_neg = mean(softplus(-s-) + s- - log 2)``.
+
+  Args:
+    pos_scores: discriminator scores of positive pairs, any shape.
+    neg_scores: discriminator scores of negative pairs, any shape.
+
+  Returns:
+    Scalar loss.
   """
   log2 = jnp.log(2.0)
   e_pos = jnp.mean(log2 - jax.nn.softplus(-pos_scores))
@@ -122,7 +171,21 @@ def jsd_loss(pos_scores: jax.Array, neg_scores: jax.Array) -> jax.Array:
 
 
 def bootstrap_loss(pred1, target2, pred2, target1, mask=None) -> jax.Array:
-  """BGRL: ``mean(2 - 2 cos(pred, stop_gradient(target)))``, symmetrised over the two views."""
+  """BGRL: ``mean(2 - 2 cos(pred, stop_gradient(target)))``, symmetrised over the two views.
+
+  Args:
+    pred1: online predictions of view 1, ``(N, D)``.
+    target2: target-network embeddings of view 2, ``(N, D)``.
+    pred2: online predictions of view 2, ``(N, D)``.
+    target1: target-network embeddings of view 1, ``(N, D)``.
+    mask: optional ``(N,)`` bool, True on real nodes.
+
+  Returns:
+    Scalar loss.
+
+  Raises:
+    ValueError: if ``pred1`` and ``target2`` are not two ``(N, D)`` arrays of equal shape.
+  """
   _check_pair(pred1, target2, ("pred1", "target2"))
   valid = _mask(mask, pred1.shape[0])
 
@@ -135,10 +198,22 @@ def bootstrap_loss(pred1, target2, pred2, target1, mask=None) -> jax.Array:
 
 def barlow_twins_loss(h1: jax.Array, h2: jax.Array, lambda_: float | None = None,
                       eps: float = 1e-15) -> jax.Array:
-  """Graph Barlow Twins (PyGCL ``BarlowTwins``): standardise columns (unbiased std), cross
-  correlation ``C = z1^T z2 / N``, loss ``sum (1 - C_ii)^2 + lambda sum_{i != j} C_ij^2``.
+  """Graph Barlow Twins loss (PyGCL ``BarlowTwins``).
 
-  ``lambda_`` defaults to ``1 / D``.
+  Standardises columns (unbiased std), forms the cross correlation ``C = z1^T z2 / N`` and returns
+  ``sum (1 - C_ii)^2 + lambda sum_{i != j} C_ij^2``.
+
+  Args:
+    h1: embeddings of the first view, ``(N, D)``.
+    h2: embeddings of the second view, ``(N, D)``.
+    lambda_: off-diagonal weight; defaults to ``1 / D``.
+    eps: added to the column std.
+
+  Returns:
+    Scalar loss.
+
+  Raises:
+    ValueError: if ``h1`` and ``h2`` are not two ``(N, D)`` arrays of equal shape.
   """
   _check_pair(h1, h2)
   n, d = h1.shape
