@@ -140,7 +140,14 @@ def _fourier_fn(n: int, x: jax.Array) -> jax.Array:
 
 
 def fourier_index(n: int) -> np.ndarray:
-  """The index set kept by truncation/padding: ``(-n)//2 + 1 .. n//2`` (negative = sine block)."""
+  """The index set kept by truncation/padding: ``(-n)//2 + 1 .. n//2`` (negative = sine block).
+
+  Args:
+    n: number of Fourier modes.
+
+  Returns:
+    Integer indices, ``(n,)``.
+  """
   return np.arange((-n) // 2 + 1, n // 2 + 1)
 
 
@@ -167,7 +174,14 @@ def _chebyshev_fn(n: int, x: jax.Array) -> jax.Array:
 
 @functools.cache
 def chebyshev_gradient_matrix(n: int) -> np.ndarray:
-  """(n-1) x n matrix mapping n shifted-Chebyshev coefficients to those of the derivative."""
+  """Matrix mapping ``n`` shifted-Chebyshev coefficients to those of the derivative.
+
+  Args:
+    n: number of Chebyshev modes.
+
+  Returns:
+    ``(n - 1, n)`` NumPy matrix (cached).
+  """
   j = np.arange(n - 1)[:, None]
   k = np.arange(n)[None, :]
   kappa = np.where(j == 0, 2.0, 1.0)
@@ -176,7 +190,14 @@ def chebyshev_gradient_matrix(n: int) -> np.ndarray:
 
 @functools.cache
 def chebyshev_integrate_matrix(n: int) -> np.ndarray:
-  """(n+1) x n antiderivative matrix (constant 0); ``gradient(n+1) @ integrate(n) = I_n``."""
+  """Antiderivative matrix (constant 0); ``gradient(n+1) @ integrate(n) = I_n``.
+
+  Args:
+    n: number of Chebyshev modes.
+
+  Returns:
+    ``(n + 1, n)`` NumPy matrix (cached).
+  """
   out = np.zeros((n + 1, n))
   for r in range(1, n + 1):
     out[r, r - 1] = (2.0 if r == 1 else 1.0) / (4 * r)
@@ -224,7 +245,15 @@ def _fn_1d(kind: str, n: int, x: jax.Array) -> jax.Array:
 
 
 def grid_1d(kind: str, n: int) -> np.ndarray:
-  """Collocation points of ``n`` modes: Fourier ``j/n``; Chebyshev descending Gauss-Lobatto."""
+  """Collocation points of ``n`` modes: Fourier ``j/n``; Chebyshev descending Gauss-Lobatto.
+
+  Args:
+    kind: ``"F"`` or ``"C"``.
+    n: number of modes.
+
+  Returns:
+    Points in ``[0, 1]``, ``(n,)``.
+  """
   if kind == "F":
     return np.arange(n) / n
   return (1 + np.cos(np.pi * np.arange(n) / (n - 1))) / 2
@@ -233,7 +262,18 @@ def grid_1d(kind: str, n: int) -> np.ndarray:
 # ----------------------------------------------------------------------------- public API
 
 def grid(kinds: str, modes: Sequence[int]) -> np.ndarray:
-  """ij-meshgrid of the 1-D collocation grids: shape ``(*modes, d)``."""
+  """ij-meshgrid of the 1-D collocation grids.
+
+  Args:
+    kinds: one letter per mode axis, ``"F"`` (Fourier) or ``"C"`` (Chebyshev).
+    modes: mode count per axis, ``d`` ints.
+
+  Returns:
+    Points, ``(*modes, d)``.
+
+  Raises:
+    ValueError: if ``kinds`` is malformed or ``modes`` does not match it.
+  """
   modes = _check_modes(modes, _check_kinds(kinds))
   axes = np.meshgrid(*[grid_1d(k, n) for k, n in zip(kinds, modes, strict=True)], indexing="ij")
   return np.stack(axes, axis=-1)
@@ -243,7 +283,19 @@ def grid(kinds: str, modes: Sequence[int]) -> np.ndarray:
 # eager calls compile once per shape instead of once per primitive; under an outer jit it inlines.
 
 def transform(values, kinds: str) -> jax.Array:
-  """Grid values ``(*modes, *channels)`` on :func:`grid` -> coefficients of the same shape."""
+  """Grid values on :func:`grid` -> coefficients of the same shape.
+
+  Args:
+    values: grid values ``(*modes, *channels)``.
+    kinds: one letter per mode axis, ``"F"`` (Fourier) or ``"C"`` (Chebyshev).
+
+  Returns:
+    Coefficients, ``(*modes, *channels)``.
+
+  Raises:
+    ValueError: if ``kinds`` is malformed, ``coef`` has too few mode axes (or a Chebyshev axis
+      with fewer than 2 modes) or holds NaN/Inf.
+  """
   return _transform(_check_coef(values, kinds, "values"), kinds)
 
 
@@ -255,7 +307,19 @@ def _transform(values, kinds):
 
 
 def inverse(coef, kinds: str) -> jax.Array:
-  """Coefficients -> values on the collocation grid of their own mode counts."""
+  """Coefficients -> values on the collocation grid of their own mode counts.
+
+  Args:
+    coef: coefficients ``(*modes, *channels)``, one mode axis per letter of ``kinds``.
+    kinds: one letter per mode axis, ``"F"`` (Fourier) or ``"C"`` (Chebyshev).
+
+  Returns:
+    Grid values, ``(*modes, *channels)``.
+
+  Raises:
+    ValueError: if ``kinds`` is malformed, ``coef`` has too few mode axes (or a Chebyshev axis
+      with fewer than 2 modes) or holds NaN/Inf.
+  """
   return _inverse(_check_coef(coef, kinds), kinds)
 
 
@@ -267,7 +331,20 @@ def _inverse(coef, kinds):
 
 
 def resize(coef, kinds: str, modes: Sequence[int]) -> jax.Array:
-  """Truncates/zero-pads every mode axis (official ``to``): grow-then-shrink is the identity."""
+  """Truncates/zero-pads every mode axis (official ``to``): grow-then-shrink is the identity.
+
+  Args:
+    coef: coefficients ``(*modes, *channels)``, one mode axis per letter of ``kinds``.
+    kinds: one letter per mode axis, ``"F"`` (Fourier) or ``"C"`` (Chebyshev).
+    modes: new mode count per axis.
+
+  Returns:
+    Coefficients, ``(*new_modes, *channels)``.
+
+  Raises:
+    ValueError: if ``kinds`` is malformed, ``coef`` has too few mode axes (or a Chebyshev axis
+      with fewer than 2 modes) or holds NaN/Inf or ``modes`` does not match ``kinds``.
+  """
   return _resize(_check_coef(coef, kinds), kinds, _check_modes(modes, kinds))
 
 
@@ -282,6 +359,18 @@ def grad(coef, kinds: str, k: int = 1) -> jax.Array:
   """k-th derivative along each axis separately: appends a trailing axis of size d.
 
   ``grad(grad(c))`` is the Hessian (trailing ``(d, d)``); the mode count is preserved.
+
+  Args:
+    coef: coefficients ``(*modes, *channels)``, one mode axis per letter of ``kinds``.
+    kinds: one letter per mode axis, ``"F"`` (Fourier) or ``"C"`` (Chebyshev).
+    k: derivative order.
+
+  Returns:
+    Coefficients, ``(*modes, *channels, d)``.
+
+  Raises:
+    ValueError: if ``kinds`` is malformed, ``coef`` has too few mode axes (or a Chebyshev axis
+      with fewer than 2 modes) or holds NaN/Inf.
   """
   return _grad(_check_coef(coef, kinds), kinds, int(k))
 
@@ -306,6 +395,10 @@ def integrate(coef, kinds: str, k: int = 1) -> jax.Array:
   Returns:
     Coefficients ``(*modes, *channels, d)`` (mode counts preserved): the antiderivative along
     each of the ``d`` mode axes, stacked on a trailing axis.
+
+  Raises:
+    ValueError: if ``kinds`` is malformed, ``coef`` has too few mode axes (or a Chebyshev axis
+      with fewer than 2 modes) or holds NaN/Inf.
   """
   return _integrate(_check_coef(coef, kinds), kinds, int(k))
 
@@ -317,7 +410,20 @@ def _integrate(coef, kinds, k):
 
 
 def laplacian(coef, kinds: str, axes: Sequence[int] | None = None) -> jax.Array:
-  """Trace of ``grad(grad(coef))`` over ``axes`` (default all mode axes)."""
+  """Trace of ``grad(grad(coef))`` over ``axes`` (default all mode axes).
+
+  Args:
+    coef: coefficients ``(*modes, *channels)``, one mode axis per letter of ``kinds``.
+    kinds: one letter per mode axis, ``"F"`` (Fourier) or ``"C"`` (Chebyshev).
+    axes: mode axes to sum over (default all).
+
+  Returns:
+    Coefficients, ``(*modes, *channels)``.
+
+  Raises:
+    ValueError: if ``kinds`` is malformed, ``coef`` has too few mode axes (or a Chebyshev axis
+      with fewer than 2 modes) or holds NaN/Inf.
+  """
   axes = tuple(range(len(kinds)) if axes is None else axes)
   return _laplacian(_check_coef(coef, kinds), kinds, axes)
 
@@ -332,7 +438,20 @@ def _laplacian(coef, kinds, axes):
 
 
 def evaluate(coef, kinds: str, points) -> jax.Array:
-  """Series at arbitrary points ``(P, d)`` -> ``(P, *channels)`` (dense tensor-product sum)."""
+  """Series at arbitrary points (dense tensor-product sum).
+
+  Args:
+    coef: coefficients ``(*modes, *channels)``, one mode axis per letter of ``kinds``.
+    kinds: one letter per mode axis, ``"F"`` (Fourier) or ``"C"`` (Chebyshev).
+    points: ``(P, d)`` in ``[0, 1]^d``.
+
+  Returns:
+    Values, ``(P, *channels)``.
+
+  Raises:
+    ValueError: if ``kinds`` is malformed, ``coef`` has too few mode axes (or a Chebyshev axis
+      with fewer than 2 modes) or holds NaN/Inf or ``points`` is not ``(P, d)``.
+  """
   coef = _check_coef(coef, kinds)
   points = jnp.asarray(points)
   if points.ndim != 2 or points.shape[1] != len(kinds):
@@ -362,6 +481,18 @@ def uniform(coef, kinds: str, sizes: Sequence[int]) -> jax.Array:
   """Values on the uniform grid ``linspace(0, 1, s_i)`` per axis, both ends included.
 
   Fourier axes truncate to ``s - 1`` modes first (official ``f[s]``; silently drops higher modes).
+
+  Args:
+    coef: coefficients ``(*modes, *channels)``, one mode axis per letter of ``kinds``.
+    kinds: one letter per mode axis, ``"F"`` (Fourier) or ``"C"`` (Chebyshev).
+    sizes: grid size per axis, each >= 2.
+
+  Returns:
+    Values, ``(*sizes, *channels)``.
+
+  Raises:
+    ValueError: if ``kinds`` is malformed, ``coef`` has too few mode axes (or a Chebyshev axis
+      with fewer than 2 modes) or holds NaN/Inf or ``sizes`` does not match ``kinds``.
   """
   coef = _check_coef(coef, kinds)
   sizes = tuple(int(s) for s in sizes)
@@ -386,12 +517,34 @@ def _align(kinds: str, coefs, scheme) -> list[jax.Array]:
 
 
 def add(kinds: str, *coefs) -> jax.Array:
-  """Sum of series padded to the per-axis maximum of their modes."""
+  """Sum of series padded to the per-axis maximum of their modes.
+
+  Args:
+    kinds: one letter per mode axis, ``"F"`` (Fourier) or ``"C"`` (Chebyshev).
+    *coefs: coefficient arrays ``(*modes_i, *channels)`` with equal channel axes.
+
+  Returns:
+    Coefficients, ``(*max_modes, *channels)``.
+
+  Raises:
+    ValueError: if an array is malformed (see :func:`inverse`) or channel axes differ.
+  """
   return sum(_align(kinds, coefs, max))
 
 
 def mul(kinds: str, *coefs) -> jax.Array:
-  """Exact product: pad to the per-axis SUM of modes, multiply on that grid, transform back."""
+  """Exact product: pad to the per-axis SUM of modes, multiply on that grid, transform back.
+
+  Args:
+    kinds: one letter per mode axis, ``"F"`` (Fourier) or ``"C"`` (Chebyshev).
+    *coefs: coefficient arrays ``(*modes_i, *channels)`` with equal channel axes.
+
+  Returns:
+    Coefficients, ``(*sum_modes, *channels)``.
+
+  Raises:
+    ValueError: if an array is malformed (see :func:`inverse`) or channel axes differ.
+  """
   return _mul(kinds, *_align(kinds, coefs, sum))
 
 
@@ -418,11 +571,23 @@ def _fourier_weights(n: int) -> np.ndarray:
 
 
 def inner(a, b, kinds: str, weighted: bool = False) -> jax.Array:
-  """Inner product of two series with equal modes, summed over the mode axes -> ``(*channels)``.
+  """Inner product of two series with equal modes, summed over the mode axes.
 
   ``weighted=False`` is the official spectral-loss sum ``sum a * b`` over all coefficients;
   ``weighted=True`` is the exact ``integral_{[0,1]^d} f g dx`` (Parseval on Fourier axes: weight 1
   for the mean and 1/2 otherwise; the Gram matrix of the shifted Chebyshev polynomials).
+
+  Args:
+    a: coefficients ``(*modes, *channels)``, one mode axis per letter of ``kinds``.
+    b: coefficients of the same shape.
+    kinds: one letter per mode axis, ``"F"`` (Fourier) or ``"C"`` (Chebyshev).
+    weighted: exact integral instead of the plain coefficient sum.
+
+  Returns:
+    ``(*channels)``.
+
+  Raises:
+    ValueError: if either array is malformed (see :func:`inverse`) or their shapes differ.
   """
   a = _check_coef(a, kinds, "a")
   b = _check_coef(b, kinds, "b")

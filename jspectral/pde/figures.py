@@ -7,8 +7,22 @@ import numpy as np
 
 def plot_prediction(path, reference: np.ndarray, prediction: np.ndarray, histories: dict,
                     title: str = "") -> None:
-  """Reference field, prediction, error map (last time slice for time-dependent fields), and the
-  evaluation error (or loss) against the training step per run."""
+  """Reference field, prediction, error map, and the evaluation error (or loss) per run.
+
+  The fields show the last time slice for time-dependent fields; the curves are the evaluation
+  error (or loss) against the training step per run.
+
+  Args:
+    path: output image path.
+    reference: reference field, ``(*S, 1)`` (``(S_t, S_x, S_y, 1)`` for Navier-Stokes).
+    prediction: predicted field, same shape.
+    histories: ``{run: [record, ...]}`` metric records with ``"step"`` and
+      ``"eval/rel_l2_percent"`` (or ``"loss"``).
+    title: figure title.
+
+  Returns:
+    None; writes the figure to ``path``.
+  """
   import matplotlib
 
   matplotlib.use("Agg")

@@ -35,18 +35,42 @@ SCALE = 1e-3
 # ----------------------------------------------------------------------------- Gaussian processes
 
 def periodic_kernel(length: float):
-  """``k(x, y) = exp(-sum_i sin^2(pi (x_i - y_i)) / (2 l^2))`` (period 1 per axis)."""
+  """``k(x, y) = exp(-sum_i sin^2(pi (x_i - y_i)) / (2 l^2))`` (period 1 per axis).
+
+  Args:
+    length: length scale ``l``.
+
+  Returns:
+    A NumPy function of differences ``(..., d) -> (...)``.
+  """
   return lambda d: np.exp(-np.sum(np.sin(np.pi * d) ** 2, axis=-1) / (2 * length ** 2))
 
 
 def rbf_kernel(length: float):
-  """``k(x, y) = exp(-|x - y|^2 / (2 l^2))``."""
+  """``k(x, y) = exp(-|x - y|^2 / (2 l^2))``.
+
+  Args:
+    length: length scale ``l``.
+
+  Returns:
+    A NumPy function of differences ``(..., d) -> (...)``.
+  """
   return lambda d: np.exp(-np.sum(d ** 2, axis=-1) / (2 * length ** 2))
 
 
 @functools.cache
 def gp_factor(kinds: str, modes: tuple[int, ...], kernel: str, length: float) -> np.ndarray:
-  """``L`` with ``L L^T = Sigma`` for the GP on ``bases.grid(kinds, modes)`` (float64, cached)."""
+  """``L`` with ``L L^T = Sigma`` for the GP on ``bases.grid(kinds, modes)`` (float64, cached).
+
+  Args:
+    kinds: basis letters, one per axis.
+    modes: grid size per axis.
+    kernel: ``"per"`` (:func:`periodic_kernel`) or ``"rbf"`` (:func:`rbf_kernel`).
+    length: length scale.
+
+  Returns:
+    ``(P, P)`` with ``P = prod(modes)``.
+  """
   points = bases.grid(kinds, modes).reshape(-1, len(modes))
   make = {"per": periodic_kernel, "rbf": rbf_kernel}[kernel]
   sigma = make(length)(points[:, None, :] - points[None, :, :])
@@ -60,6 +84,13 @@ def circulant_root(modes: tuple[int, ...], length: float) -> np.ndarray:
 
   The covariance of a periodic kernel on a periodic grid is (block-)circulant, so the FFT
   diagonalises it exactly: sampling costs O(N log N) instead of an O(N^3) factorisation.
+
+  Args:
+    modes: grid size per axis.
+    length: length scale.
+
+  Returns:
+    ``(*modes)`` (float64, cached).
   """
   points = bases.grid("F" * len(modes), modes)
   eig = np.real(np.fft.fftn(periodic_kernel(length)(points)))
@@ -68,10 +99,22 @@ def circulant_root(modes: tuple[int, ...], length: float) -> np.ndarray:
 
 def gp_sample(key: jax.Array, kernel: str, kinds: str, modes: tuple[int, ...], length: float,
               shape: tuple[int, ...], dtype) -> jax.Array:
-  """GP samples on ``bases.grid(kinds, modes)``: shape ``(*shape, *modes)``.
+  """GP samples on ``bases.grid(kinds, modes)``.
 
   Periodic kernels on all-Fourier grids use the exact circulant (FFT) factorisation; otherwise the
   eigen-factor :func:`gp_factor`.
+
+  Args:
+    key: PRNG key.
+    kernel: ``"per"`` or ``"rbf"``.
+    kinds: basis letters, one per axis.
+    modes: grid size per axis.
+    length: length scale.
+    shape: batch shape.
+    dtype: output dtype.
+
+  Returns:
+    Samples, ``(*shape, *modes)``.
   """
   if kernel == "per" and set(kinds) == {"F"}:
     axes = tuple(range(-len(modes), 0))
@@ -84,7 +127,16 @@ def gp_sample(key: jax.Array, kernel: str, kinds: str, modes: tuple[int, ...], l
 
 
 def sample(problem, key: jax.Array, shape: tuple[int, ...] = ()) -> jax.Array:
-  """``problem``'s parameter coefficients ``(*shape, *phi_modes, 1)`` (jit-compiled, cached)."""
+  """``problem``'s parameter coefficients (jit-compiled, cached).
+
+  Args:
+    problem: a problem instance (hashable dataclass, e.g. from :func:`get`).
+    key: PRNG key.
+    shape: batch shape.
+
+  Returns:
+    Coefficients, ``(*shape, *phi_modes, 1)``.
+  """
   return _sample_jit(problem, key, tuple(int(s) for s in shape))
 
 
@@ -98,7 +150,14 @@ def _dtype():
 
 
 def uniform_grid(sizes) -> np.ndarray:
-  """``linspace(0, 1, s_i)`` meshgrid, both ends included: shape ``(*sizes, d)``."""
+  """``linspace(0, 1, s_i)`` meshgrid, both ends included.
+
+  Args:
+    sizes: grid size per axis, ``d`` ints.
+
+  Returns:
+    Points, ``(*sizes, d)``.
+  """
   axes = np.meshgrid(*[np.linspace(0, 1, s) for s in sizes], indexing="ij")
   return np.stack(axes, axis=-1)
 
@@ -107,6 +166,13 @@ def finite_differences(u: jax.Array, n: int) -> list[jax.Array]:
   """Official ``fdm``: ``[u, Du, D^2u, ...]`` by ``jnp.gradient`` on a uniform grid incl. ends.
 
   ``u`` has a trailing channel axis; each derivative appends a trailing axis of size d.
+
+  Args:
+    u: grid values, ``(*S, C)``.
+    n: highest derivative order.
+
+  Returns:
+    ``n + 1`` arrays; the ``k``-th is ``(*S, C, d, ..., d)`` with ``k`` trailing ``d`` axes.
   """
   out = [u]
   d = u.ndim - 1
@@ -133,20 +199,45 @@ def _trace_hessian_fd(u: jax.Array, axes) -> jax.Array:
 # ----------------------------------------------------------------------------- mollifiers
 
 def mollify_periodic(u: jax.Array, kinds: str) -> jax.Array:
-  """``(u - u(0)) * SCALE``: the gauge u(0, .., 0) = 0 on the constant coefficient."""
+  """``(u - u(0)) * SCALE``: the gauge u(0, .., 0) = 0 on the constant coefficient.
+
+  Args:
+    u: coefficients, ``(*modes, *channels)``.
+    kinds: basis letters.
+
+  Returns:
+    Coefficients, ``(*modes, *channels)``.
+  """
   origin = bases.evaluate(u, kinds, jnp.zeros((1, len(kinds)), u.dtype))[0]
   return u.at[(0,) * len(kinds)].add(-origin) * SCALE
 
 
 def mollify_dirichlet(u: jax.Array, kinds: str) -> jax.Array:
-  """``transform(inv(u) * prod_i sin(pi x_i) * SCALE)`` on u's own grid (aliased product)."""
+  """``transform(inv(u) * prod_i sin(pi x_i) * SCALE)`` on u's own grid (aliased product).
+
+  Args:
+    u: coefficients, ``(*modes, *channels)``.
+    kinds: basis letters.
+
+  Returns:
+    Coefficients, ``(*modes, *channels)``.
+  """
   x = bases.grid(kinds, u.shape[:len(kinds)])
   mol = np.prod(np.sin(np.pi * x), axis=-1, keepdims=True)
   return bases.transform(bases.inverse(u, kinds) * jnp.asarray(mol * SCALE, u.dtype), kinds)
 
 
 def mollify_initial(phi: jax.Array, u: jax.Array, kinds: str) -> jax.Array:
-  """``add(transform(inv(u) * t * SCALE), phi)``: u(t = 0) = phi; modes = max(M, phi modes)."""
+  """``add(transform(inv(u) * t * SCALE), phi)``: u(t = 0) = phi; modes = max(M, phi modes).
+
+  Args:
+    phi: initial-condition coefficients, ``(*phi_modes, *channels)``.
+    u: coefficients, ``(*modes, *channels)``; axis 0 is time.
+    kinds: basis letters.
+
+  Returns:
+    Coefficients, ``(*max(modes, phi_modes), *channels)``.
+  """
   t = bases.grid(kinds, u.shape[:len(kinds)])[..., :1]
   scaled = bases.transform(bases.inverse(u, kinds) * jnp.asarray(t * SCALE, u.dtype), kinds)
   return bases.add(kinds, scaled, phi)
@@ -156,7 +247,16 @@ def mollify_initial(phi: jax.Array, u: jax.Array, kinds: str) -> jax.Array:
 
 @dataclasses.dataclass(frozen=True)
 class PoissonPeriodic:
-  """``-Laplace u = s`` on the periodic unit square, gauge ``u(0, 0) = 0``."""
+  """``-Laplace u = s`` on the periodic unit square, gauge ``u(0, 0) = 0``.
+
+  Attributes:
+    res: parameter grid / mode count per axis.
+    length: GP length scale.
+    name: registry name (class constant).
+    kinds: basis letters (class constant).
+    ndim: number of mode axes (class constant).
+    test_grid: uniform evaluation grid (class constant).
+  """
 
   res: int = 16
   length: float = 0.2
@@ -168,35 +268,104 @@ class PoissonPeriodic:
 
   @property
   def phi_modes(self) -> tuple[int, ...]:
+    """Mode counts of the parameter function ``phi``: ``(res, res)``.
+
+    Returns:
+      A tuple of 2 ints.
+    """
     return (self.res, self.res)
 
   def draw(self, key: jax.Array, shape: tuple[int, ...] = ()) -> jax.Array:
+    """Parameter coefficients from the official GP prior (see :func:`sample` for the jitted form).
+
+    Args:
+      key: PRNG key.
+      shape: batch shape.
+
+    Returns:
+      Coefficients, ``(*shape, *phi_modes, 1)``.
+    """
     x = gp_sample(key, "per", self.kinds, self.phi_modes, self.length, shape, _dtype())
     x = x - jnp.mean(x, axis=(-2, -1), keepdims=True)
     return _transform_batched(x[..., None], self.kinds, len(shape))
 
   def mollify(self, phi, u):
+    """The official hard constraint in coefficient space.
+
+    Args:
+      phi: parameter coefficients, ``(*phi_modes, 1)``.
+      u: raw network output coefficients, ``(*modes, 1)``.
+
+    Returns:
+      Constrained coefficients, ``(*modes, 1)`` (mode counts may grow to ``phi``'s).
+    """
     return mollify_periodic(u, self.kinds)
 
   def mollify_grid(self, x, phi_values, u_values):
+    """The official hard constraint on a uniform grid (both ends included).
+
+    Args:
+      x: grid points, ``(*S, 2)`` from :func:`uniform_grid`.
+      phi_values: parameter values on the grid, ``(*S, 1)``.
+      u_values: raw network output on the grid, ``(*S, 1)``.
+
+    Returns:
+      Constrained values, ``(*S, 1)``.
+    """
     return (u_values - u_values[(0,) * (u_values.ndim - 1)]) * SCALE
 
   def spectral_residual(self, phi, u):
+    """The residual in coefficient space (NSM loss = its squared sum).
+
+    Args:
+      phi: parameter coefficients, ``(*phi_modes, 1)``.
+      u: solution coefficients, ``(*modes, 1)``.
+
+    Returns:
+      Residual coefficients, ``(*modes, 1)`` (modes of the padded sum).
+    """
     return bases.add(self.kinds, _check_phi(phi, self), bases.laplacian(u, self.kinds))
 
   def grid_residual(self, x, phi_values, u_values):
+    """The finite-difference (PINN) residual on a uniform grid with both ends included.
+
+    Args:
+      x: grid points, ``(*S, 2)``.
+      phi_values: parameter values on the grid, ``(*S, 1)``.
+      u_values: solution values on the grid, ``(*S, 1)``.
+
+    Returns:
+      Residual on the periodic grid (last row and column dropped), ``(S0 - 1, S1 - 1, 1)``.
+    """
     s, u = phi_values[:-1, :-1], u_values[:-1, :-1]
     lap = (jnp.roll(u, 1, 0) + jnp.roll(u, -1, 0) + jnp.roll(u, 1, 1) + jnp.roll(u, -1, 1)
            - 4 * u)
     return s + lap * u.shape[0] ** 2
 
   def boundary(self, u_values):
+    """Boundary residuals on the uniform grid (official ``boundary``).
+
+    Args:
+      u_values: solution values on the grid, ``(*S, 1)``.
+
+    Returns:
+      Two periodicity residuals, opposite edges along each axis, ``(S, 1)`` each.
+    """
     return [jnp.take(u_values, 0, axis=i) - jnp.take(u_values, -1, axis=i) for i in range(2)]
 
 
 @dataclasses.dataclass(frozen=True)
 class PoissonDirichlet:
-  """``-Laplace u = s`` on the unit square with ``u = 0`` on the boundary."""
+  """``-Laplace u = s`` on the unit square with ``u = 0`` on the boundary.
+
+  Attributes:
+    res: parameter grid / mode count per axis.
+    length: GP length scale.
+    name: registry name (class constant).
+    kinds: basis letters (class constant).
+    ndim: number of mode axes (class constant).
+    test_grid: uniform evaluation grid (class constant).
+  """
 
   res: int = 16
   length: float = 0.2
@@ -208,31 +377,102 @@ class PoissonDirichlet:
 
   @property
   def phi_modes(self) -> tuple[int, ...]:
+    """Mode counts of the parameter function ``phi``: ``(res, res)``.
+
+    Returns:
+      A tuple of 2 ints.
+    """
     return (self.res, self.res)
 
   def draw(self, key: jax.Array, shape: tuple[int, ...] = ()) -> jax.Array:
+    """Parameter coefficients from the official GP prior (see :func:`sample` for the jitted form).
+
+    Args:
+      key: PRNG key.
+      shape: batch shape.
+
+    Returns:
+      Coefficients, ``(*shape, *phi_modes, 1)``.
+    """
     x = gp_sample(key, "rbf", self.kinds, self.phi_modes, self.length, shape, _dtype())
     return _transform_batched(x[..., None], self.kinds, len(shape))
 
   def mollify(self, phi, u):
+    """The official hard constraint in coefficient space.
+
+    Args:
+      phi: parameter coefficients, ``(*phi_modes, 1)``.
+      u: raw network output coefficients, ``(*modes, 1)``.
+
+    Returns:
+      Constrained coefficients, ``(*modes, 1)`` (mode counts may grow to ``phi``'s).
+    """
     return mollify_dirichlet(u, self.kinds)
 
   def mollify_grid(self, x, phi_values, u_values):
+    """The official hard constraint on a uniform grid (both ends included).
+
+    Args:
+      x: grid points, ``(*S, 2)`` from :func:`uniform_grid`.
+      phi_values: parameter values on the grid, ``(*S, 1)``.
+      u_values: raw network output on the grid, ``(*S, 1)``.
+
+    Returns:
+      Constrained values, ``(*S, 1)``.
+    """
     return u_values * jnp.prod(jnp.sin(jnp.pi * x), axis=-1, keepdims=True) * SCALE
 
   def spectral_residual(self, phi, u):
+    """The residual in coefficient space (NSM loss = its squared sum).
+
+    Args:
+      phi: parameter coefficients, ``(*phi_modes, 1)``.
+      u: solution coefficients, ``(*modes, 1)``.
+
+    Returns:
+      Residual coefficients, ``(*modes, 1)`` (modes of the padded sum).
+    """
     return bases.add(self.kinds, _check_phi(phi, self), bases.laplacian(u, self.kinds))
 
   def grid_residual(self, x, phi_values, u_values):
+    """The finite-difference (PINN) residual on a uniform grid with both ends included.
+
+    Args:
+      x: grid points, ``(*S, 2)``.
+      phi_values: parameter values on the grid, ``(*S, 1)``.
+      u_values: solution values on the grid, ``(*S, 1)``.
+
+    Returns:
+      Residual, ``(*S, 1)``.
+    """
     return phi_values + _trace_hessian_fd(u_values, range(2))
 
   def boundary(self, u_values):
+    """Boundary residuals on the uniform grid (official ``boundary``).
+
+    Args:
+      u_values: solution values on the grid, ``(*S, 1)``.
+
+    Returns:
+      ``[]`` (the mollifier enforces the boundary).
+    """
     return []
 
 
 @dataclasses.dataclass(frozen=True)
 class ReactionDiffusion:
-  """``u_t - nu u_xx = rho u (1 - u)`` on ``(t, x) in [0,1]^2``, periodic in x, ``u(0) = h``."""
+  """``u_t - nu u_xx = rho u (1 - u)`` on ``(t, x) in [0,1]^2``, periodic in x, ``u(0) = h``.
+
+  Attributes:
+    nu: diffusion coefficient.
+    rho: reaction rate.
+    res: initial-condition grid / mode count.
+    length: GP length scale.
+    name: registry name (class constant).
+    kinds: basis letters (class constant).
+    ndim: number of mode axes (class constant).
+    test_grid: uniform evaluation grid (class constant).
+  """
 
   nu: float = 0.01
   rho: float = 5.0
@@ -246,9 +486,23 @@ class ReactionDiffusion:
 
   @property
   def phi_modes(self) -> tuple[int, ...]:
+    """Mode counts of the parameter function ``phi``: ``(2, res)``.
+
+    Returns:
+      A tuple of 2 ints.
+    """
     return (2, self.res)
 
   def draw(self, key: jax.Array, shape: tuple[int, ...] = ()) -> jax.Array:
+    """Parameter coefficients from the official GP prior (see :func:`sample` for the jitted form).
+
+    Args:
+      key: PRNG key.
+      shape: batch shape.
+
+    Returns:
+      Coefficients, ``(*shape, *phi_modes, 1)``.
+    """
     h = gp_sample(key, "per", "F", (self.res,), self.length, shape, _dtype())
     lo, hi = jnp.min(h, -1, keepdims=True), jnp.max(h, -1, keepdims=True)
     h = (h - lo) / (hi - lo)
@@ -256,12 +510,40 @@ class ReactionDiffusion:
     return _transform_batched(values[..., None], self.kinds, len(shape))
 
   def mollify(self, phi, u):
+    """The official hard constraint in coefficient space.
+
+    Args:
+      phi: parameter coefficients, ``(*phi_modes, 1)``.
+      u: raw network output coefficients, ``(*modes, 1)``.
+
+    Returns:
+      Constrained coefficients, ``(*modes, 1)`` (mode counts may grow to ``phi``'s).
+    """
     return mollify_initial(phi, u, self.kinds)
 
   def mollify_grid(self, x, phi_values, u_values):
+    """The official hard constraint on a uniform grid (both ends included).
+
+    Args:
+      x: grid points, ``(*S, 2)`` from :func:`uniform_grid`.
+      phi_values: parameter values on the grid, ``(*S, 1)``.
+      u_values: raw network output on the grid, ``(*S, 1)``.
+
+    Returns:
+      Constrained values, ``(*S, 1)``.
+    """
     return u_values * x[..., :1] * SCALE + phi_values
 
   def spectral_residual(self, phi, u):
+    """The residual in coefficient space (NSM loss = its squared sum).
+
+    Args:
+      phi: parameter coefficients, ``(*phi_modes, 1)``.
+      u: solution coefficients, ``(*modes, 1)``.
+
+    Returns:
+      Residual coefficients, ``(*modes, 1)`` (modes of the padded sum).
+    """
     u = jnp.asarray(u)
     u1 = u.at[0, 0].add(-1.0)
     reaction = bases.mul(self.kinds, u, u1) * self.rho
@@ -270,21 +552,54 @@ class ReactionDiffusion:
     return bases.add(self.kinds, ut, reaction, diffusion)
 
   def grid_residual(self, x, phi_values, u_values):
+    """The finite-difference (PINN) residual on a uniform grid with both ends included.
+
+    Args:
+      x: grid points, ``(*S, 2)``.
+      phi_values: parameter values on the grid, ``(*S, 1)``.
+      u_values: solution values on the grid, ``(*S, 1)``.
+
+    Returns:
+      Residual, ``(S_t, S_x, 1)``.
+    """
     u, du, d2u = finite_differences(u_values, 2)
     return du[..., 0] - self.rho * u * (1 - u) - self.nu * d2u[..., 1, 1]
 
   def boundary(self, u_values):
+    """Boundary residuals on the uniform grid (official ``boundary``).
+
+    Args:
+      u_values: solution values on the grid, ``(*S, 1)``.
+
+    Returns:
+      One periodicity residual in x, ``(S_t, 1)``.
+    """
     return [u_values[:, 0] - u_values[:, -1]]
 
 
 def transient_forcing(nx: int, ny: int) -> np.ndarray:
-  """``0.1 (sin 2pi(x+y) + cos 2pi(x+y))`` on the left (periodic) grid ``j/n``."""
+  """``0.1 (sin 2pi(x+y) + cos 2pi(x+y))`` on the left (periodic) grid ``j/n``.
+
+  Args:
+    nx: grid size along x.
+    ny: grid size along y.
+
+  Returns:
+    ``(nx, ny)`` NumPy array.
+  """
   xy = np.add.outer(np.arange(nx) / nx, np.arange(ny) / ny)
   return 0.1 * (np.sin(2 * np.pi * xy) + np.cos(2 * np.pi * xy))
 
 
 def velocity(w: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """Velocity ``(v_x, v_y) = (d_y psi, -d_x psi)`` of a periodic vorticity field ``w`` (nx, ny)."""
+  """Velocity ``(v_x, v_y) = (d_y psi, -d_x psi)`` of a periodic vorticity field.
+
+  Args:
+    w: vorticity on the periodic grid, ``(nx, ny)``.
+
+  Returns:
+    ``(v_x, v_y)``, each ``(nx, ny)``.
+  """
   what = jnp.fft.fft2(w)
   kx, ky = wavenumbers(*w.shape)
   lap = kx ** 2 + ky ** 2
@@ -295,7 +610,15 @@ def velocity(w: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 def wavenumbers(nx: int, ny: int) -> tuple[jax.Array, jax.Array]:
-  """Angular wavenumbers ``2 pi fftfreq(n) n`` on an (nx, ny) grid."""
+  """Angular wavenumbers ``2 pi fftfreq(n) n`` on an (nx, ny) grid.
+
+  Args:
+    nx: grid size along x.
+    ny: grid size along y.
+
+  Returns:
+    ``(kx, ky)``, each ``(nx, ny)``.
+  """
   kx = np.tile(np.fft.fftfreq(nx)[:, None] * nx * 2 * np.pi, (1, ny))
   ky = np.tile(np.fft.fftfreq(ny)[None, :] * ny * 2 * np.pi, (nx, 1))
   return jnp.asarray(kx), jnp.asarray(ky)
@@ -307,6 +630,18 @@ class NavierStokes:
 
   Instances (official): re2/re3/re4 ``T = 3, nu = 1e-2/1e-3/1e-4`` unforced; tf ``T = 50,
   nu = 2e-3`` with :func:`transient_forcing`. ``res`` is the IC grid (64 officially).
+
+  Attributes:
+    T: time horizon (time is rescaled to ``[0, 1]``).
+    nu: viscosity.
+    forced: add :func:`transient_forcing`.
+    res: initial-condition grid / mode count per spatial axis.
+    length: GP length scale.
+    scaling: factor on the sampled initial vorticity.
+    name: registry name (class constant).
+    kinds: basis letters (class constant).
+    ndim: number of mode axes (class constant).
+    test_grid: uniform evaluation grid (class constant).
   """
 
   T: float = 3.0
@@ -323,25 +658,75 @@ class NavierStokes:
 
   @property
   def phi_modes(self) -> tuple[int, ...]:
+    """Mode counts of the parameter function ``phi``: ``(2, res, res)``.
+
+    Returns:
+      A tuple of 3 ints.
+    """
     return (2, self.res, self.res)
 
   def draw(self, key: jax.Array, shape: tuple[int, ...] = ()) -> jax.Array:
+    """Parameter coefficients from the official GP prior (see :func:`sample` for the jitted form).
+
+    Args:
+      key: PRNG key.
+      shape: batch shape.
+
+    Returns:
+      Coefficients, ``(*shape, *phi_modes, 1)``.
+    """
     w = gp_sample(key, "per", "FF", (self.res, self.res), self.length, shape, _dtype())
     w = (w - jnp.mean(w, axis=(-2, -1), keepdims=True)) * self.scaling
     values = jnp.broadcast_to(w[..., None, :, :], tuple(shape) + self.phi_modes)
     return _transform_batched(values[..., None], self.kinds, len(shape))
 
   def forcing(self, nx: int, ny: int) -> np.ndarray:
+    """The forcing on the periodic ``(nx, ny)`` grid (zero unless ``forced``).
+
+    Args:
+      nx: grid size along x.
+      ny: grid size along y.
+
+    Returns:
+      ``(nx, ny)`` NumPy array.
+    """
     return transient_forcing(nx, ny) if self.forced else np.zeros((nx, ny))
 
   def mollify(self, phi, u):
+    """The official hard constraint in coefficient space.
+
+    Args:
+      phi: parameter coefficients, ``(*phi_modes, 1)``.
+      u: raw network output coefficients, ``(*modes, 1)``.
+
+    Returns:
+      Constrained coefficients, ``(*modes, 1)`` (mode counts may grow to ``phi``'s).
+    """
     return mollify_initial(phi, u, self.kinds)
 
   def mollify_grid(self, x, phi_values, u_values):
+    """The official hard constraint on a uniform grid (both ends included).
+
+    Args:
+      x: grid points, ``(*S, 3)`` from :func:`uniform_grid`.
+      phi_values: parameter values on the grid, ``(*S, 1)``.
+      u_values: raw network output on the grid, ``(*S, 1)``.
+
+    Returns:
+      Constrained values, ``(*S, 1)``.
+    """
     return u_values * x[..., :1] * SCALE + phi_values
 
   def spectral_residual(self, phi, w):
-    """Official pseudo-spectral residual (advection NOT de-aliased); no channel axis in output."""
+    """Official pseudo-spectral residual (advection NOT de-aliased); no channel axis in output.
+
+    Args:
+      phi: parameter coefficients, ``(*phi_modes, 1)``.
+      w: vorticity coefficients, ``(*modes, 1)``.
+
+    Returns:
+      Residual coefficients without a channel axis, ``(*modes)``.
+    """
     kinds = self.kinds
     w = jnp.asarray(w)
     w1 = bases.grad(w, kinds)
@@ -357,6 +742,16 @@ class NavierStokes:
     return bases.add(kinds, dwdt, -self.nu * lap, -f)
 
   def grid_residual(self, x, phi_values, u_values):
+    """The finite-difference (PINN) residual on a uniform grid with both ends included.
+
+    Args:
+      x: grid points, ``(*S, 3)``.
+      phi_values: parameter values on the grid, ``(*S, 1)``.
+      u_values: solution values on the grid, ``(*S, 1)``.
+
+    Returns:
+      Residual, ``(S_t, S_x, S_y)`` (no channel axis).
+    """
     w, w1, w2 = finite_differences(u_values, 2)
     wt, wx, wy = w1[..., 0, 0], w1[..., 0, 1], w1[..., 0, 2]
     lap = w2[..., 0, 1, 1] + w2[..., 0, 2, 2]
@@ -365,6 +760,14 @@ class NavierStokes:
     return wt / self.T + vx * wx + vy * wy - self.nu * lap - f
 
   def boundary(self, u_values):
+    """Boundary residuals on the uniform grid (official ``boundary``).
+
+    Args:
+      u_values: solution values on the grid, ``(*S, 1)``.
+
+    Returns:
+      Two periodicity residuals (x and y edges), ``(S_t, S_y, 1)`` and ``(S_t, S_x, 1)``.
+    """
     return [u_values[:, 0] - u_values[:, -1], u_values[:, :, 0] - u_values[:, :, -1]]
 
 
@@ -390,7 +793,17 @@ PROBLEMS = {
 
 
 def get(name: str):
-  """The official problem instance ``name`` (see ``PROBLEMS``)."""
+  """The official problem instance ``name`` (see ``PROBLEMS``).
+
+  Args:
+    name: a key of ``PROBLEMS``.
+
+  Returns:
+    The problem dataclass instance.
+
+  Raises:
+    ValueError: if ``name`` is unknown.
+  """
   if name not in PROBLEMS:
     raise ValueError(f"name: unknown problem {name!r}; expected one of {sorted(PROBLEMS)}")
   return PROBLEMS[name]

@@ -45,8 +45,12 @@ def poisson_periodic(source_coef) -> jax.Array:
 
   Args:
     source_coef: ``(n_x, n_y, 1)`` coefficients of a mean-free source.
+
   Returns:
     ``(n_x, n_y, 1)`` coefficients of ``u`` (same compact layout).
+
+  Raises:
+    ValueError: if ``source_coef`` is not 3-D or holds NaN/Inf.
   """
   s = _finite(source_coef, "source_coef")
   if s.ndim != 3:
@@ -87,8 +91,13 @@ def poisson_dirichlet(source_coef, n: int = 48) -> jax.Array:
   Args:
     source_coef: ``(m_x, m_y, 1)`` Chebyshev x Chebyshev coefficients of the source.
     n: collocation points per axis (>= 3).
+
   Returns:
     ``(n, n, 1)`` Chebyshev coefficients of ``u``.
+
+  Raises:
+    ValueError: if ``source_coef`` is not ``(m_x, m_y, 1)`` with ``m >= 2``, holds NaN/Inf, or
+      ``n < 3``.
   """
   s = _finite(source_coef, "source_coef")
   if s.ndim != 3 or min(s.shape[:2]) < 2:
@@ -119,10 +128,15 @@ def reaction_diffusion(h, nu: float, rho: float, nt: int) -> jax.Array:
 
   Args:
     h: ``(nx,)`` initial values at ``x_j = j / nx``.
-    nu, rho: diffusion and reaction coefficients (may be traced: differentiable).
+    nu: diffusion coefficient (may be traced: differentiable).
+    rho: reaction coefficient (may be traced: differentiable).
     nt: number of time levels including ``t = 0`` and ``t = 1``.
+
   Returns:
     ``(nt, nx)`` solution at ``t_k = k / (nt - 1)``.
+
+  Raises:
+    ValueError: if ``h`` is not 1-D or holds NaN/Inf, or ``nt < 2``.
   """
   h = _finite(h, "h")
   if h.ndim != 1:
@@ -161,11 +175,18 @@ def navier_stokes(w0, T: float, nu: float, dt: float, nt: int, forcing=None) -> 
 
   Args:
     w0: ``(s, s)`` initial vorticity on the grid ``j / s``.
-    T: final (physical) time; nu: viscosity (may be traced); dt: time step (static).
+    T: final (physical) time (static).
+    nu: viscosity (may be traced).
+    dt: time step (static).
     nt: recorded frames including ``t = 0``.
     forcing: optional ``(s, s)`` forcing on the same grid.
+
   Returns:
     ``(nt, s, s)`` vorticity at ``t_k = k T / (nt - 1)``.
+
+  Raises:
+    ValueError: if ``w0`` is not square 2-D, ``nt < 2``, ``forcing`` differs in shape, or an input
+      holds NaN/Inf.
   """
   w0 = _finite(w0, "w0")
   if w0.ndim != 2 or w0.shape[0] != w0.shape[1]:
@@ -229,7 +250,21 @@ def reference_solution(problem, phi, sizes, *, refine: int = 8, dirichlet_n: int
   with ``dirichlet_n`` points; reaction splitting with ``nx = (s_x - 1) refine`` points and
   ``nt = (s_t - 1) refine + 1`` levels, subsampled and wrap-padded (official: 4096, 8); NS on an
   ``ns_grid`` square with ``sizes[0]`` frames, wrap-padded (official: 256, dt 1e-3 / 5e-3 forced).
-  Returns ``(*sizes, 1)``.
+
+  Args:
+    problem: a :mod:`jspectral.pde.problems` instance.
+    phi: parameter coefficients, ``(*phi_modes, 1)``.
+    sizes: uniform grid size per axis (time first for time-dependent problems).
+    refine: reaction-diffusion refinement factor in space and time.
+    dirichlet_n: Poisson Dirichlet collocation points per axis.
+    ns_grid: Navier-Stokes solver grid (subsampled every ``ns_grid // (sizes[1] - 1)`` points).
+    ns_dt: Navier-Stokes time step (default 1e-3, 5e-3 when forced).
+
+  Returns:
+    ``(*sizes, 1)``.
+
+  Raises:
+    ValueError: if ``problem`` is not one of the problem classes (or a solver rejects ``phi``).
   """
   phi = jnp.asarray(phi)
   sizes = tuple(int(s) for s in sizes)
@@ -262,9 +297,17 @@ def reference_solution(problem, phi, sizes, *, refine: int = 8, dirichlet_n: int
 @functools.partial(jax.jit, static_argnames=("rho", "steps", "learning_rate"))
 def recover_diffusivity(h, observed, nu_init, *, rho: float = 5.0, steps: int = 100,
                         learning_rate: float = 0.05):
-  """Fits ``nu`` so that :func:`reaction_diffusion` from ``h`` matches ``observed`` (nt, nx).
+  """Fits ``nu`` so that :func:`reaction_diffusion` from ``h`` matches ``observed``.
 
   Gradient descent (Adam on ``log nu``) through the whole solver, in one jitted ``lax`` loop.
+
+  Args:
+    h: ``(nx,)`` initial values.
+    observed: observed field, ``(nt, nx)``.
+    nu_init: initial diffusivity guess (scalar).
+    rho: reaction coefficient (static).
+    steps: Adam steps.
+    learning_rate: Adam learning rate on ``log nu``.
 
   Returns:
     ``(nu, losses)``: the recovered diffusivity and the ``(steps,)`` mean-squared misfits.
