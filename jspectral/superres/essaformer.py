@@ -60,6 +60,12 @@ def scc_features(x: jax.Array) -> jax.Array:
 
   ``P_ic = (x_ic − mean_c x_i)² / (Σ_c (x_ic − mean_c x_i)² + 1e-7)`` for ``x`` of shape
   ``(..., N, d)``. Invariant (up to the eps) to ``x_i -> a_i x_i + b_i`` per token.
+
+  Args:
+    x: tokens, ``(..., N, d)``.
+
+  Returns:
+    Features, ``(..., N, d)``.
   """
   centred = x - x.mean(axis=-1, keepdims=True)
   squared = centred * centred
@@ -83,11 +89,18 @@ def _check_qkv(q, k, v):
 def essa_attention(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
   """Official first-order ESSA: ``V + Q̂ (K̂ᵀ V) / √N`` in O(N d²) time, O(d²) extra memory.
 
+  q, k and v are the three thirds of the qkv projection.
+
   Args:
-    q, k, v: ``(..., N, d)`` queries, keys and values (the three thirds of the qkv projection).
+    q: queries, ``(..., N, d)``.
+    k: keys, ``(..., N, d)``.
+    v: values, ``(..., N, d)``.
 
   Returns:
     ``(..., N, d)``.
+
+  Raises:
+    ValueError: if an input has fewer than 2 axes or the shapes differ.
   """
   _check_qkv(q, k, v)
   q_hat, k_hat = _essa_q_k(q, k)
@@ -100,6 +113,17 @@ def essa_attention_quadratic(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Ar
 
   ``κ_ij = Q̂_i · K̂_j / √N`` is the first-order term of the exponential SCC-kernel expansion
   ``exp(SCC) ≈ 1 + φ(q)·φ(k)`` as the official code realises it (the zeroth-order term is ``v_i``).
+
+  Args:
+    q: queries, ``(..., N, d)``.
+    k: keys, ``(..., N, d)``.
+    v: values, ``(..., N, d)``.
+
+  Returns:
+    ``(..., N, d)``.
+
+  Raises:
+    ValueError: if an input has fewer than 2 axes or the shapes differ.
   """
   _check_qkv(q, k, v)
   q_hat, k_hat = _essa_q_k(q, k)
@@ -108,20 +132,52 @@ def essa_attention_quadratic(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Ar
 
 
 def spectral_correlation(q: jax.Array, k: jax.Array) -> jax.Array:
-  """SCC(q_i, k_j) = cosine of channel-centred vectors; (..., N, d), (..., M, d) -> (..., N, M)."""
+  """SCC(q_i, k_j) = cosine of channel-centred vectors.
+
+  Args:
+    q: ``(..., N, d)``.
+    k: ``(..., M, d)``.
+
+  Returns:
+    ``(..., N, M)``.
+  """
   qc = q - q.mean(axis=-1, keepdims=True)
   kc = k - k.mean(axis=-1, keepdims=True)
   return jnp.einsum("...ic,...jc->...ij", _l2_normalise(qc, -1), _l2_normalise(kc, -1))
 
 
 def scc_attention(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
-  """The paper's plain SCC attention: ``Σ_j softmax_j(SCC(q_i, k_j)) v_j`` (quadratic in N)."""
+  """The paper's plain SCC attention: ``Σ_j softmax_j(SCC(q_i, k_j)) v_j`` (quadratic in N).
+
+  Args:
+    q: queries, ``(..., N, d)``.
+    k: keys, ``(..., N, d)``.
+    v: values, ``(..., N, d)``.
+
+  Returns:
+    ``(..., N, d)``.
+
+  Raises:
+    ValueError: if an input has fewer than 2 axes or the shapes differ.
+  """
   _check_qkv(q, k, v)
   return jax.nn.softmax(spectral_correlation(q, k), axis=-1) @ v
 
 
 def softmax_attention(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
-  """Single-head dot-product attention ``softmax(q kᵀ / √d) v`` (quadratic in N)."""
+  """Single-head dot-product attention ``softmax(q kᵀ / √d) v`` (quadratic in N).
+
+  Args:
+    q: queries, ``(..., N, d)``.
+    k: keys, ``(..., N, d)``.
+    v: values, ``(..., N, d)``.
+
+  Returns:
+    ``(..., N, d)``.
+
+  Raises:
+    ValueError: if an input has fewer than 2 axes or the shapes differ.
+  """
   _check_qkv(q, k, v)
   logits = jnp.einsum("...ic,...jc->...ij", q, k) / math.sqrt(q.shape[-1])
   return jax.nn.softmax(logits, axis=-1) @ v
@@ -136,12 +192,27 @@ ATTENTIONS = {
 
 
 class ESSAttn(nn.Module):
-  """``ESSAttn``: qkv Linear (``lnqkv``), attention, output Linear (``ln``) on ``(..., N, d)``."""
+  """``ESSAttn``: qkv Linear (``lnqkv``), attention, output Linear (``ln``) on ``(..., N, d)``.
+
+  Attributes:
+    attention: a key of ``ATTENTIONS`` (``"essa"`` official).
+  """
 
   attention: str = "essa"
 
   @nn.compact
   def __call__(self, tokens: jax.Array) -> jax.Array:
+    """Attends over the tokens.
+
+    Args:
+      tokens: ``(..., N, d)``.
+
+    Returns:
+      ``(..., N, d)``.
+
+    Raises:
+      ValueError: if ``attention`` is unknown.
+    """
     if self.attention not in ATTENTIONS:
       raise ValueError(f"attention: expected one of {sorted(ATTENTIONS)}, got {self.attention!r}")
     dim = tokens.shape[-1]
@@ -150,8 +221,13 @@ class ESSAttn(nn.Module):
 
 
 class ConvFeedForward(nn.Module):
-  """The conv "FFN" of an encoder block (official ``convu``/``convd`` Sequential, indices 0, 3, 6):
+  """The conv "FFN" of an encoder block (official ``convu``/``convd`` Sequential, indices 0, 3, 6).
+
   conv1x1 (2d -> 2d), LeakyReLU 0.2, Dropout2d, conv3x3, LeakyReLU 0.2, Dropout2d, conv1x1 (-> d).
+
+  Attributes:
+    features: output width d.
+    drop_rate: Dropout2d rate.
   """
 
   features: int
@@ -159,6 +235,15 @@ class ConvFeedForward(nn.Module):
 
   @nn.compact
   def __call__(self, z: jax.Array, *, train: bool = False) -> jax.Array:
+    """Applies the conv stack.
+
+    Args:
+      z: ``(N, H, W, 2d)`` (attention output concatenated with the input).
+      train: dropout on (needs a ``"dropout"`` RNG).
+
+    Returns:
+      ``(N, H, W, features)``.
+    """
     drop = nn.Dropout(self.drop_rate, broadcast_dims=(1, 2), deterministic=not train)
     width = z.shape[-1]
     z = drop(nn.leaky_relu(nn.Conv(width, (1, 1), name="0")(z), 0.2))
@@ -171,6 +256,11 @@ class EncoderBlock(nn.Module):
 
   ``conv_name`` is the official name of the conv stack (``convu`` for E_up, ``convd`` for E_down).
   There is no residual around the attention (official).
+
+  Attributes:
+    conv_name: name of the conv stack (``convu`` or ``convd``).
+    attention: a key of ``ATTENTIONS``.
+    drop_rate: Dropout2d rate.
   """
 
   conv_name: str = "convu"
@@ -179,6 +269,15 @@ class EncoderBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+    """Applies the block.
+
+    Args:
+      x: ``(N, H, W, d)``.
+      train: dropout on (needs a ``"dropout"`` RNG).
+
+    Returns:
+      ``(N, H, W, d)``.
+    """
     n, h, w, d = x.shape
     tokens = nn.LayerNorm(epsilon=1e-5, name="norm")(x.reshape(n, h * w, d))
     attended = ESSAttn(self.attention, name="attn")(tokens).reshape(n, h, w, d)
@@ -194,12 +293,27 @@ def _factor_steps(scale: int) -> list[int]:
 
 
 class Downsample(nn.Module):
-  """``Downsample``: per stage conv3x3 (d -> d / r²) then PixelUnshuffle(r)."""
+  """``Downsample``: per stage conv3x3 (d -> d / r²) then PixelUnshuffle(r).
+
+  Attributes:
+    scale: downscaling factor, a power of two (>= 2) or 3.
+  """
 
   scale: int
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
+    """Downsamples the features.
+
+    Args:
+      x: ``(N, H, W, d)``.
+
+    Returns:
+      ``(N, H / scale, W / scale, d)``.
+
+    Raises:
+      ValueError: if ``scale`` is not a power of two >= 2 or 3.
+    """
     for i, r in enumerate(_factor_steps(self.scale)):
       x = pixel_unshuffle(nn.Conv(x.shape[-1] // (r * r), (3, 3), padding=1, name=str(2 * i))(x), r)
     return x
@@ -210,6 +324,12 @@ class IterativeRefining(nn.Module):
 
   With ``hr_passes = 3`` (official): ``x1 = E_up(Up(x))``, ``x2 = E_down(Down(x1) + x)``,
   ``x3 = E_up(Up(x2) + x1)``, ``x4 = E_down(Down(x3) + x2)``, ``x5 = E_up(Up(x4) + x3)``.
+
+  Attributes:
+    scale: upscaling factor.
+    hr_passes: HR encoder passes.
+    attention: a key of ``ATTENTIONS``.
+    drop_rate: Dropout2d rate.
   """
 
   scale: int
@@ -219,6 +339,15 @@ class IterativeRefining(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+    """Refines LR features into HR features.
+
+    Args:
+      x: LR features, ``(N, h, w, d)``.
+      train: dropout on (needs a ``"dropout"`` RNG).
+
+    Returns:
+      HR features, ``(N, scale h, scale w, d)``.
+    """
     up = PixelShuffleUpsampler(self.scale, name="convupsample")
     down = Downsample(self.scale, name="convdownsample")
     e_up = EncoderBlock("convu", self.attention, self.drop_rate, name="convup")
@@ -257,7 +386,19 @@ class ESSAformer(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
-    """``(N, h, w, bands)`` LR cube -> ``(N, scale h, scale w, bands)``; ``train``: dropout on."""
+    """Super-resolves an LR cube.
+
+    Args:
+      x: LR cube, ``(N, h, w, bands)``.
+      train: dropout on (needs a ``"dropout"`` RNG).
+
+    Returns:
+      ``(N, scale h, scale w, bands)``.
+
+    Raises:
+      ValueError: if ``dim`` does not fit ``scale``, ``hr_passes < 1``, ``scale`` is invalid or
+        ``x`` is not ``(N, h, w, bands)``.
+    """
     steps = _factor_steps(self.scale)
     if self.dim % (steps[0] ** 2):
       raise ValueError(f"dim: expected a multiple of {steps[0] ** 2} for scale {self.scale}, "
@@ -278,7 +419,16 @@ class ESSAformer(nn.Module):
 
 
 def param_count_closed_form(bands: int, dim: int, scale: int) -> int:
-  """The spec's closed-form parameter count for a power-of-two ``scale``."""
+  """The spec's closed-form parameter count for a power-of-two ``scale``.
+
+  Args:
+    bands: spectral bands C.
+    dim: feature width d.
+    scale: upscaling factor (a power of two).
+
+  Returns:
+    The number of parameters.
+  """
   n = len(_factor_steps(scale))
   d = dim
   return ((9 * bands * d + d) + 2 * (46 * d * d + 11 * d) + n * (36 * d * d + 4 * d)
@@ -290,6 +440,15 @@ def from_torch(state_dict: Mapping[str, np.ndarray]) -> tuple[ESSAformer, dict]:
 
   Bands and width come from ``conv_first.weight`` (O = dim, I = bands); the scale from the
   upsampler (one conv per ×2 stage, or a single ×3 conv with 9·dim outputs).
+
+  Args:
+    state_dict: ``{name: array}`` with the official ESSA names.
+
+  Returns:
+    ``(module, {"params": ...})``.
+
+  Raises:
+    ValueError: if ``conv_first.weight`` is missing (or an entry cannot be converted).
   """
   if "conv_first.weight" not in state_dict:
     raise ValueError("state_dict: expected the official ESSA names (missing 'conv_first.weight')")

@@ -15,7 +15,14 @@ import numpy as np  # noqa: E402
 
 
 def false_colour_bands(bands: int) -> tuple[int, int, int]:
-  """Three bands shown as R, G, B: at 80 %, 50 % and 15 % of the band range (long -> short)."""
+  """Three bands shown as R, G, B: at 80 %, 50 % and 15 % of the band range (long -> short).
+
+  Args:
+    bands: number of bands ``C``.
+
+  Returns:
+    ``(r, g, b)`` band indices.
+  """
   return tuple(min(bands - 1, int(round(f * (bands - 1)))) for f in (0.8, 0.5, 0.15))
 
 
@@ -24,7 +31,15 @@ def _false_colour(cube: np.ndarray, bands: tuple[int, int, int], vmax: float) ->
 
 
 def comparison_panel(path: str | pathlib.Path, images: dict[str, np.ndarray]) -> pathlib.Path:
-  """False-colour panels side by side (e.g. LR / bicubic / ours / HR), one shared scale."""
+  """False-colour panels side by side (e.g. LR / bicubic / ours / HR), one shared scale.
+
+  Args:
+    path: output PNG path.
+    images: ``{title: cube}``, each ``(H, W, C)`` (sizes may differ; bands from the last cube).
+
+  Returns:
+    ``path`` as a ``pathlib.Path``.
+  """
   path = pathlib.Path(path)
   cubes = list(images.values())
   bands = false_colour_bands(cubes[-1].shape[-1])
@@ -43,7 +58,16 @@ def comparison_panel(path: str | pathlib.Path, images: dict[str, np.ndarray]) ->
 
 def per_band_psnr_plot(path: str | pathlib.Path, target: np.ndarray,
                        predictions: dict[str, np.ndarray]) -> pathlib.Path:
-  """PSNR (data range 1) of every band for each prediction."""
+  """PSNR (data range 1) of every band for each prediction.
+
+  Args:
+    path: output PNG path.
+    target: reference cube, ``(H, W, C)``.
+    predictions: ``{name: cube}``, each ``(H, W, C)``.
+
+  Returns:
+    ``path`` as a ``pathlib.Path``.
+  """
   path = pathlib.Path(path)
   fig, ax = plt.subplots(figsize=(6, 3.5))
   for name, pred in predictions.items():
@@ -60,7 +84,16 @@ def per_band_psnr_plot(path: str | pathlib.Path, target: np.ndarray,
 
 def spectral_profile_plot(path: str | pathlib.Path, spectra: dict[str, np.ndarray],
                           pixels: list[tuple[int, int]]) -> pathlib.Path:
-  """Spectra of a few pixels, one subplot per pixel, one line per cube in ``spectra``."""
+  """Spectra of a few pixels, one subplot per pixel, one line per cube in ``spectra``.
+
+  Args:
+    path: output PNG path.
+    spectra: ``{name: cube}``, each ``(H, W, C)``.
+    pixels: ``(row, col)`` pixels to plot.
+
+  Returns:
+    ``path`` as a ``pathlib.Path``.
+  """
   path = pathlib.Path(path)
   fig, axes = plt.subplots(1, len(pixels), figsize=(3.2 * len(pixels), 3), squeeze=False)
   for ax, (row, col) in zip(axes[0], pixels, strict=True):

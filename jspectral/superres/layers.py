@@ -21,6 +21,16 @@ def pixel_shuffle(x: jax.Array, factor: int) -> jax.Array:
 
   Channel ``c r² + a r + b`` of the input becomes channel ``c`` at sub-pixel ``(a, b)``
   (PyTorch's order, not TensorFlow's ``depth_to_space``).
+
+  Args:
+    x: ``(N, h, w, C r²)``.
+    factor: ``r``.
+
+  Returns:
+    ``(N, h r, w r, C)``.
+
+  Raises:
+    ValueError: if the channels are not divisible by ``r²``.
   """
   n, h, w, c = x.shape
   if c % (factor * factor):
@@ -31,7 +41,18 @@ def pixel_shuffle(x: jax.Array, factor: int) -> jax.Array:
 
 
 def pixel_unshuffle(x: jax.Array, factor: int) -> jax.Array:
-  """``torch.nn.PixelUnshuffle(factor)`` on bands-last input (inverse of :func:`pixel_shuffle`)."""
+  """``torch.nn.PixelUnshuffle(factor)`` on bands-last input (inverse of :func:`pixel_shuffle`).
+
+  Args:
+    x: ``(N, H, W, C)``.
+    factor: ``r``.
+
+  Returns:
+    ``(N, H / r, W / r, C r²)``.
+
+  Raises:
+    ValueError: if ``H`` or ``W`` is not divisible by ``r``.
+  """
   n, h, w, c = x.shape
   if h % factor or w % factor:
     raise ValueError(f"x: spatial size {h}x{w} must be divisible by {factor}")
@@ -40,7 +61,17 @@ def pixel_unshuffle(x: jax.Array, factor: int) -> jax.Array:
 
 
 def shuffle_stages(scale: int) -> list[int]:
-  """PixelShuffle factors of an upsampler: ``[2] * log2(scale)``, ``[3]``, or ``[]`` for 1."""
+  """PixelShuffle factors of an upsampler: ``[2] * log2(scale)``, ``[3]``, or ``[]`` for 1.
+
+  Args:
+    scale: upscaling factor.
+
+  Returns:
+    The per-stage factors.
+
+  Raises:
+    ValueError: if ``scale`` is neither a power of two nor 3.
+  """
   if scale == 3:
     return [3]
   if scale >= 1 and scale & (scale - 1) == 0:
@@ -49,15 +80,27 @@ def shuffle_stages(scale: int) -> list[int]:
 
 
 class PixelShuffleUpsampler(nn.Module):
-  """SR upsampler (EDSR/SSPSR ``Upsampler``, ESSAformer ``Upsample``): per stage of factor r a
-  3x3 conv (F -> r² F, named ``0``, ``2``, ... as the official ``nn.Sequential``) then
-  :func:`pixel_shuffle`; ``scale`` 1 is the identity. No activation.
+  """SR upsampler (EDSR/SSPSR ``Upsampler``, ESSAformer ``Upsample``).
+
+  Per stage of factor r a 3x3 conv (F -> r² F, named ``0``, ``2``, ... as the official
+  ``nn.Sequential``) then :func:`pixel_shuffle`; ``scale`` 1 is the identity. No activation.
+
+  Attributes:
+    scale: upscaling factor, a power of two or 3.
   """
 
   scale: int
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
+    """Upsamples the features.
+
+    Args:
+      x: ``(N, h, w, F)``.
+
+    Returns:
+      ``(N, scale h, scale w, F)``.
+    """
     for i, r in enumerate(shuffle_stages(self.scale)):
       x = pixel_shuffle(nn.Conv(x.shape[-1] * r * r, (3, 3), padding=1, name=str(2 * i))(x), r)
     return x
@@ -78,6 +121,16 @@ def params_from_torch(state_dict: Mapping[str, np.ndarray]) -> dict:
   ``a.b.0.weight`` goes to ``params["a"]["b"]["0"]``; 4-D weights (conv, OIHW) become HWIO
   ``kernel``s, 2-D weights (Linear, ``(out, in)``) become ``kernel = W.T``, 1-D weights
   (LayerNorm) become ``scale``; biases stay ``bias``. Arrays are converted to float32.
+
+  Args:
+    state_dict: ``{name: array}`` with ``*.weight`` / ``*.bias`` entries.
+
+  Returns:
+    The nested ``params`` dict.
+
+  Raises:
+    ValueError: on an entry that is neither ``*.weight`` nor ``*.bias``, or a weight of
+      unsupported rank.
   """
   params: dict = {}
   for name, value in state_dict.items():

@@ -52,6 +52,17 @@ def band_groups(bands: int, n_subs: int, n_ovls: int) -> list[tuple[int, int]]:
 
   >>> band_groups(31, 8, 2)
   [(0, 8), (6, 14), (12, 20), (18, 26), (23, 31)]
+
+  Args:
+    bands: number of bands C.
+    n_subs: bands per group.
+    n_ovls: overlap of adjacent groups.
+
+  Returns:
+    ``[(start, end), ...]``.
+
+  Raises:
+    ValueError: unless ``0 <= n_ovls < n_subs <= bands``.
   """
   if not 0 <= n_ovls < n_subs <= bands:
     raise ValueError(f"n_subs, n_ovls: expected 0 <= n_ovls < n_subs <= bands ({bands}), got "
@@ -67,7 +78,19 @@ def band_groups(bands: int, n_subs: int, n_ovls: int) -> list[tuple[int, int]]:
 
 
 def group_counts(bands: int, n_subs: int, n_ovls: int) -> np.ndarray:
-  """How many groups cover each band (the official ``channel_counter``), shape ``(bands,)``."""
+  """How many groups cover each band (the official ``channel_counter``).
+
+  Args:
+    bands: number of bands C.
+    n_subs: bands per group.
+    n_ovls: overlap of adjacent groups.
+
+  Returns:
+    ``(bands,)`` int32.
+
+  Raises:
+    ValueError: unless ``0 <= n_ovls < n_subs <= bands``.
+  """
   counts = np.zeros(bands, np.int32)
   for start, end in band_groups(bands, n_subs, n_ovls):
     counts[start:end] += 1
@@ -75,7 +98,18 @@ def group_counts(bands: int, n_subs: int, n_ovls: int) -> np.ndarray:
 
 
 def project_bands(x: jax.Array, matrix: jax.Array) -> jax.Array:
-  """The official ``conversion``: ``y[..., j] = Σ_c x[..., c] M[c, j]`` per pixel (no bias)."""
+  """The official ``conversion``: ``y[..., j] = Σ_c x[..., c] M[c, j]`` per pixel (no bias).
+
+  Args:
+    x: ``(..., C)``.
+    matrix: ``(C, K)``.
+
+  Returns:
+    ``(..., K)``.
+
+  Raises:
+    ValueError: if ``matrix`` is not ``(C, K)``.
+  """
   if matrix.ndim != 2 or matrix.shape[0] != x.shape[-1]:
     raise ValueError(f"matrix: expected ({x.shape[-1]}, K) for x with {x.shape[-1]} bands, got "
                      f"shape {matrix.shape}")
@@ -86,6 +120,15 @@ def hsi_to_8ch_matrix(response: jax.Array) -> jax.Array:
   """HSI -> 8-channel projection ``S · RGB_TO_8CH`` for a camera response ``S`` ``(C, 3)``.
 
   The official 31×8 ``conversion_8channels.mat`` is exactly of this form (S = its columns 0, 3, 7).
+
+  Args:
+    response: RGB response curves, ``(C, 3)``.
+
+  Returns:
+    ``(C, 8)``.
+
+  Raises:
+    ValueError: if ``response`` is not ``(C, 3)``.
   """
   if response.ndim != 2 or response.shape[1] != 3:
     raise ValueError(f"response: expected (C, 3) RGB response curves, got shape {response.shape}")
@@ -93,7 +136,13 @@ def hsi_to_8ch_matrix(response: jax.Array) -> jax.Array:
 
 
 class ConvReluConv(nn.Module):
-  """``conv(k) -> ReLU -> conv(k)`` named ``0`` and ``2`` (an official ``nn.Sequential``)."""
+  """``conv(k) -> ReLU -> conv(k)`` named ``0`` and ``2`` (an official ``nn.Sequential``).
+
+  Attributes:
+    hidden: width of the first conv.
+    features: width of the second conv.
+    kernel: kernel size k.
+  """
 
   hidden: int
   features: int
@@ -101,18 +150,38 @@ class ConvReluConv(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
+    """Applies the block.
+
+    Args:
+      x: ``(N, H, W, F)``.
+
+    Returns:
+      ``(N, H, W, features)``.
+    """
     pad = self.kernel // 2
     x = nn.relu(nn.Conv(self.hidden, (self.kernel,) * 2, padding=pad, name="0")(x))
     return nn.Conv(self.features, (self.kernel,) * 2, padding=pad, name="2")(x)
 
 
 class ChannelAttention(nn.Module):
-  """``u · sigmoid(conv1(relu(conv1(mean_HW u))))`` with F -> ⌊F/16⌋ -> F (``conv_du``)."""
+  """``u · sigmoid(conv1(relu(conv1(mean_HW u))))`` with F -> ⌊F/16⌋ -> F (``conv_du``).
+
+  Attributes:
+    reduction: channel reduction (16).
+  """
 
   reduction: int = 16
 
   @nn.compact
   def __call__(self, u: jax.Array) -> jax.Array:
+    """Applies the block.
+
+    Args:
+      u: ``(N, H, W, F)``.
+
+    Returns:
+      ``(N, H, W, F)``.
+    """
     features = u.shape[-1]
     pooled = u.mean(axis=(1, 2), keepdims=True)
     gate = ConvReluConv(features // self.reduction, features, 1, name="conv_du")(pooled)
@@ -124,50 +193,106 @@ class SpectralBody(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
+    """Applies the block.
+
+    Args:
+      x: ``(N, H, W, F)``.
+
+    Returns:
+      ``(N, H, W, F)``.
+    """
     features = x.shape[-1]
     x = nn.relu(nn.Conv(features, (1, 1), name="0")(x))
     return ChannelAttention(name="3")(nn.Conv(features, (1, 1), name="2")(x))
 
 
 class ResBlock(nn.Module):
-  """Spatial residual block: ``x + res_scale · conv3(relu(conv3 x))``."""
+  """Spatial residual block: ``x + res_scale · conv3(relu(conv3 x))``.
+
+  Attributes:
+    res_scale: residual scaling.
+  """
 
   res_scale: float = 0.1
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
+    """Applies the block.
+
+    Args:
+      x: ``(N, H, W, F)``.
+
+    Returns:
+      ``(N, H, W, F)``.
+    """
     features = x.shape[-1]
     return x + self.res_scale * ConvReluConv(features, features, 3, name="body")(x)
 
 
 class ResAttentionBlock(nn.Module):
-  """Spectral residual block: ``x + res_scale · CA(conv1(relu(conv1 x)))``."""
+  """Spectral residual block: ``x + res_scale · CA(conv1(relu(conv1 x)))``.
+
+  Attributes:
+    res_scale: residual scaling.
+  """
 
   res_scale: float = 0.1
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
+    """Applies the block.
+
+    Args:
+      x: ``(N, H, W, F)``.
+
+    Returns:
+      ``(N, H, W, F)``.
+    """
     return x + self.res_scale * SpectralBody(name="body")(x)
 
 
 class SSB(nn.Module):
-  """Spatial-spectral block: ``spa`` (ResBlock) then ``spc`` (ResAttentionBlock)."""
+  """Spatial-spectral block: ``spa`` (ResBlock) then ``spc`` (ResAttentionBlock).
+
+  Attributes:
+    res_scale: residual scaling.
+  """
 
   res_scale: float = 0.1
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
+    """Applies the block.
+
+    Args:
+      x: ``(N, H, W, F)``.
+
+    Returns:
+      ``(N, H, W, F)``.
+    """
     x = ResBlock(self.res_scale, name="spa")(x)
     return ResAttentionBlock(self.res_scale, name="spc")(x)
 
 
 class SSPN(nn.Module):
-  """Three SSBs (``net1``..``net3``) with an identity skip around all three."""
+  """Three SSBs (``net1``..``net3``) with an identity skip around all three.
+
+  Attributes:
+    res_scale: residual scaling.
+  """
 
   res_scale: float = 0.1
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
+    """Applies the block.
+
+    Args:
+      x: ``(N, H, W, F)``.
+
+    Returns:
+      ``(N, H, W, F)``.
+    """
     y = x
     for i in range(3):
       y = SSB(self.res_scale, name=f"net{i + 1}")(y)
@@ -175,7 +300,14 @@ class SSPN(nn.Module):
 
 
 class BranchUnit(nn.Module):
-  """``head`` conv3 (-> F), ``body`` SSPN, ``upsample`` (x ``up``), optional ``tail`` conv3."""
+  """``head`` conv3 (-> F), ``body`` SSPN, ``upsample`` (x ``up``), optional ``tail`` conv3.
+
+  Attributes:
+    features: width F.
+    up: upsampling factor.
+    tail: output channels of the ``tail`` conv (0: no tail).
+    res_scale: residual scaling.
+  """
 
   features: int
   up: int = 1
@@ -184,6 +316,14 @@ class BranchUnit(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
+    """Applies the block.
+
+    Args:
+      x: ``(N, H, W, C)``.
+
+    Returns:
+      ``(N, up H, up W, tail or features)``.
+    """
     x = nn.Conv(self.features, (3, 3), padding=1, name="head")(x)
     x = PixelShuffleUpsampler(self.up, name="upsample")(SSPN(self.res_scale, name="body")(x))
     if self.tail:
@@ -233,9 +373,21 @@ class MultiTaskSR(nn.Module):
     self.final_RGB = nn.Conv(self.n_subs, (3, 3), padding=1, kernel_init=tail_init)
 
   def __call__(self, x: jax.Array, lms: jax.Array, modality: str = "spectral") -> jax.Array:
-    """Super-resolves ``x`` ``(N, h, w, K)`` given its bicubic upsampling ``lms`` (N, sh, sw, K).
+    """Super-resolves ``x`` given its bicubic upsampling ``lms``.
 
     ``modality`` ``"spectral"``: K = ``bands``; ``"rgb"``: K = ``n_subs`` (8-channel RGB).
+
+    Args:
+      x: LR input, ``(N, h, w, K)``.
+      lms: bicubic upsampling of ``x``, ``(N, s h, s w, K)``.
+      modality: ``"spectral"`` or ``"rgb"``.
+
+    Returns:
+      ``(N, s h, s w, K)``.
+
+    Raises:
+      ValueError: if ``modality`` is unknown or ``x`` / ``lms`` have the wrong shape (or, at setup,
+        ``scale`` is not even).
     """
     if modality not in ("spectral", "rgb"):
       raise ValueError(f"modality: expected 'spectral' or 'rgb', got {modality!r}")
@@ -257,7 +409,14 @@ class MultiTaskSR(nn.Module):
     return out + lms if self.lms_skip else out
 
   def shared(self, x: jax.Array) -> jax.Array:
-    """The shared part ``branch2(branch1(x))``: ``(N, h, w, n_subs) -> (N, s h, s w, n_subs)``."""
+    """The shared part ``branch2(branch1(x))``.
+
+    Args:
+      x: band groups, ``(N, h, w, n_subs)``.
+
+    Returns:
+      ``(N, s h, s w, n_subs)``.
+    """
     return self.branch2(self.branch1(x))
 
   def _spectral(self, x: jax.Array, lms: jax.Array) -> jax.Array:
@@ -284,6 +443,16 @@ def consistency_loss(model: MultiTaskSR, variables: Mapping, x: jax.Array, lms: 
   projection ``matrix`` ``(C, n_subs)``: the projected HSI super-resolution must equal the RGB-head
   super-resolution of the projected input. Both sides carry gradients (no stop-gradient); the TV
   terms act on the projected HSI prediction.
+
+  Args:
+    model: the :class:`MultiTaskSR`.
+    variables: its variables.
+    x: LR HSI, ``(N, h, w, C)``.
+    lms: bicubic upsampling of ``x``, ``(N, s h, s w, C)``.
+    matrix: projection ``P``, ``(C, n_subs)``.
+
+  Returns:
+    Scalar loss.
   """
   hsi = model.apply(variables, x, lms, "spectral")
   rgb = model.apply(variables, project_bands(x, matrix), project_bands(lms, matrix), "rgb")
@@ -294,6 +463,17 @@ def official_learning_rate(epoch: int, epochs: int = 10, base: float = 1e-4) -> 
   """``adjust_learning_rate``: ``base · 0.3^⌊epoch/5⌋`` (1-based epoch), × 0.3 again in the last.
 
   For 10 epochs: 1e-4 (epochs 1-4), 3e-5 (5-9), 2.7e-6 (10).
+
+  Args:
+    epoch: 1-based epoch.
+    epochs: total epochs.
+    base: base learning rate.
+
+  Returns:
+    The learning rate of ``epoch``.
+
+  Raises:
+    ValueError: unless ``1 <= epoch <= epochs``.
   """
   if not 1 <= epoch <= epochs:
     raise ValueError(f"epoch: expected 1 <= epoch <= epochs ({epochs}), got {epoch}")
@@ -307,6 +487,15 @@ def from_torch(state_dict: Mapping[str, np.ndarray]) -> tuple[MultiTaskSR, dict]
   Bands from ``final.weight``, width and ``n_subs`` from ``branch1.head.weight``, the scale from the
   number of ``branch1.upsample`` stages. ``n_ovls`` cannot be read off the weights: the official
   value 2 is assumed (pass a different one by building ``MultiTaskSR`` yourself).
+
+  Args:
+    state_dict: ``{name: array}`` with the official DeepShare names.
+
+  Returns:
+    ``(module, {"params": ...})``.
+
+  Raises:
+    ValueError: if ``final.weight`` or ``branch1.head.weight`` is missing.
   """
   if "final.weight" not in state_dict or "branch1.head.weight" not in state_dict:
     raise ValueError("state_dict: expected the official DeepShare names ('final.weight', "
