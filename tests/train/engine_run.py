@@ -1,7 +1,7 @@
 """A small task for the engine tests, runnable as a script in a subprocess.
 
     python tests/train/engine_run.py WORKDIR OUT.npz [--steps N] [--checkpoint-every K]
-        [--sleep S]
+        [--sleep S] [--eval-every E --eval-marker PATH]
 
 An MLP with BatchNorm and dropout regresses a fixed linear target. Batch statistics, dropout keys
 and the data order all matter for the final parameters, so equal parameters across device counts,
@@ -34,6 +34,7 @@ class MLP(nn.Module):
 class RegressionTask:
   sleep: float = 0.0
   num_examples: int = 64
+  eval_marker: str = ""     # evaluate() touches this file, then sleeps (a kill lands mid-eval)
 
   def data(self):
     rng = np.random.default_rng(0)
@@ -56,17 +57,20 @@ class RegressionTask:
     return jnp.mean((pred - batch["y"]) ** 2), {"state": updates}
 
   def evaluate(self, params, state):
+    if self.eval_marker:
+      open(self.eval_marker, "w").close()
+      time.sleep(30)
     x, y = self.data()
     pred = MLP().apply({"params": params, **state}, x, train=False)
     return {"mse": float(np.mean((np.asarray(pred) - y) ** 2))}
 
 
-def config(steps: int = 30, checkpoint_every: int = 5):
+def config(steps: int = 30, checkpoint_every: int = 5, eval_every: int = 0):
   from jspectral import train
 
   c = train.default_config()
   c.update(total_steps=steps, batch_size=16, checkpoint_every=checkpoint_every, log_every=5,
-           progress=False, keep_checkpoints=3)
+           progress=False, keep_checkpoints=3, eval_every=eval_every)
   c.optimizer.update(name="momentum", learning_rate=0.02)
   return c
 
@@ -78,11 +82,14 @@ def main():
   parser.add_argument("--steps", type=int, default=30)
   parser.add_argument("--checkpoint-every", type=int, default=5)
   parser.add_argument("--sleep", type=float, default=0.0)
+  parser.add_argument("--eval-every", type=int, default=0)
+  parser.add_argument("--eval-marker", default="")
   args = parser.parse_args()
   from jspectral import train
 
   train.distributed.initialize()
-  result = train.fit(RegressionTask(sleep=args.sleep), config(args.steps, args.checkpoint_every),
+  task = RegressionTask(sleep=args.sleep, eval_marker=args.eval_marker)
+  result = train.fit(task, config(args.steps, args.checkpoint_every, args.eval_every),
                      args.workdir)
   if jax.process_index() == 0:
     flat = {jax.tree_util.keystr(k): np.asarray(v) for k, v in

@@ -109,6 +109,24 @@ def test_sigkill_then_resume_is_bitwise_identical(tmp_path, reference_run):
     np.testing.assert_array_equal(params[key], value, err_msg=key)
 
 
+def test_sigkill_during_evaluation_then_resume_is_bitwise_identical(tmp_path, reference_run):
+  workdir, marker = tmp_path / "work", tmp_path / "evaluating"
+  proc = launch(workdir, tmp_path / "killed.npz", "--eval-every", "10",
+                "--eval-marker", str(marker))
+  deadline = time.time() + 240
+  while not marker.exists():
+    assert proc.poll() is None and time.time() < deadline, "run ended before the evaluation"
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)       # inside the step-10 evaluation, before its checkpoint
+  proc.wait()
+  finish(launch(workdir, tmp_path / "resumed.npz", "--eval-every", "10"))
+  params, step = load(tmp_path / "resumed.npz")
+  expected, expected_step = reference_run
+  assert step == expected_step
+  for key, value in expected.items():
+    np.testing.assert_array_equal(params[key], value, err_msg=key)
+
+
 def test_unreadable_newest_checkpoint_is_set_aside(tmp_path):
   train.fit(engine_run.RegressionTask(), engine_run.config(steps=10), tmp_path)
   newest = tmp_path / "checkpoints" / "10" / "state"
