@@ -43,12 +43,23 @@ class S3Conv(nn.Module):
 
   ``spatial`` = Conv(1,3,3) -> LeakyReLU(0.01) -> Conv(1,3,3) -> LeakyReLU(0.01); ``spectral`` =
   Conv(3,1,1). All full convolutions without bias: ``12 in out + 9 out^2`` parameters.
+
+  Attributes:
+    features: output channels.
   """
 
   features: int
 
   @nn.compact
   def __call__(self, v: jax.Array) -> jax.Array:
+    """Applies the conv.
+
+    Args:
+      v: ``(N, D, H, W, C_in)``.
+
+    Returns:
+      ``(N, D, H, W, features)``.
+    """
     a = nn.leaky_relu(layers.conv3d(self.features, (1, 3, 3), name="spatial_0")(v), 0.01)
     a = nn.leaky_relu(layers.conv3d(self.features, (1, 3, 3), name="spatial_1")(a), 0.01)
     return a + layers.conv3d(self.features, (3, 1, 1), name="spectral")(v)
@@ -72,6 +83,18 @@ class GSSA(nn.Module):
 
   @nn.compact
   def __call__(self, v: jax.Array, train: bool = False) -> jax.Array:
+    """Applies the guided spectral self-attention.
+
+    Args:
+      v: ``(N, D, H, W, C)``.
+      train: switch between the self and guided branch at random (``"gssa"`` RNG).
+
+    Returns:
+      ``(N, D, H, W, C)``.
+
+    Raises:
+      ValueError: if ``D != num_bands`` and not ``flex``.
+    """
     bands, channels = v.shape[1], v.shape[-1]
     pooled = v.mean(axis=(2, 3))
     guided = nn.Dense(self.num_bands, kernel_init=_linear_init, name="attn_proj")(pooled)
@@ -100,6 +123,14 @@ class SMFFN(nn.Module):
 
   @nn.compact
   def __call__(self, v: jax.Array) -> jax.Array:
+    """Applies the feed-forward.
+
+    Args:
+      v: ``(N, D, H, W, C)``.
+
+    Returns:
+      ``(N, D, H, W, C)``.
+    """
     c = v.shape[-1]
     hidden = nn.gelu(nn.Dense(2 * c, kernel_init=_linear_init, name="w_1")(v), approximate=False)
     x1 = nn.Dense(c, kernel_init=_linear_init, name="w_2")(hidden)
@@ -108,13 +139,27 @@ class SMFFN(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-  """``SMFFN(GSSA(x))``: the only residual is inside GSSA; no normalisation."""
+  """``SMFFN(GSSA(x))``: the only residual is inside GSSA; no normalisation.
+
+  Attributes:
+    num_bands: band count of the learned GSSA queries.
+    flex: evaluate GSSA with its self branch.
+  """
 
   num_bands: int = 31
   flex: bool = False
 
   @nn.compact
   def __call__(self, v: jax.Array, train: bool = False) -> jax.Array:
+    """Applies the block.
+
+    Args:
+      v: ``(N, D, H, W, C)``.
+      train: training mode (batch statistics / GSSA branch switch).
+
+    Returns:
+      ``(N, D, H, W, C)``.
+    """
     v = GSSA(self.num_bands, self.flex, name="attn")(v, train)
     return SMFFN(name="ffn")(v)
 
@@ -124,6 +169,12 @@ class Stage(nn.Module):
 
   ``"plain"``: S3Conv; ``"down"``: Conv3d 3x3x3 stride (1, 2, 2); ``"up"``: x2 trilinear
   (align_corners) upsampling in H, W then Conv3d 3x3x3.
+
+  Attributes:
+    features: output channels.
+    kind: ``"plain"``, ``"down"`` or ``"up"``.
+    num_bands: band count of the learned GSSA queries.
+    flex: evaluate GSSA with its self branch.
   """
 
   features: int
@@ -133,6 +184,15 @@ class Stage(nn.Module):
 
   @nn.compact
   def __call__(self, v: jax.Array, train: bool = False) -> jax.Array:
+    """Applies the stage.
+
+    Args:
+      v: ``(N, D, H, W, C)``.
+      train: training mode (batch statistics / GSSA branch switch).
+
+    Returns:
+      ``(N, D, H', W', features)`` (H, W halved by ``"down"``, doubled by ``"up"``).
+    """
     if self.kind == "plain":
       v = S3Conv(self.features, name="conv")(v)
     elif self.kind == "down":
@@ -165,6 +225,20 @@ class HSDT(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    """Denoises a cube.
+
+    Args:
+      x: noisy cube, ``(N, H, W, bands)``; H, W divisible by ``2 ** len(sample_idx)``.
+      train: batch statistics (pass ``mutable=["batch_stats"]``) and the GSSA branch switch
+        (``"gssa"`` RNG).
+
+    Returns:
+      ``(N, H, W, bands)``.
+
+    Raises:
+      ValueError: if ``x`` is not a cube of a valid size, or its band count differs from
+        ``num_bands`` without ``flex``.
+    """
     layers.check_cube(x, 2 ** len(self.sample_idx))
     if x.shape[-1] != self.num_bands and not self.flex:
       raise ValueError(f"x: {x.shape[-1]} bands, but the guided attention is built for "
@@ -204,6 +278,16 @@ def from_torch(state_dict: Mapping[str, np.ndarray]) -> tuple[HSDT, dict]:
   """An official ``hsdt.arch.HSDT`` ``state_dict`` -> ``(HSDT module, variables)``.
 
   Width, depth, downsampling layers and band count are read off the tensor shapes.
+
+  Args:
+    state_dict: ``{name: array}`` of the official model.
+
+  Returns:
+    ``(module, {"params", "batch_stats"})``.
+
+  Raises:
+    ValueError: if it is not an HSDT state_dict, has more than one input channel, or does not
+      match the configuration read off its shapes.
   """
   if "head.conv.dw_conv.0.weight" not in state_dict:
     raise ValueError("state_dict: not an HSDT state_dict (no 'head.conv.dw_conv.0.weight')")

@@ -25,17 +25,43 @@ torch_transpose_default = nn.initializers.variance_scaling(1.0 / 3.0, "fan_out",
 
 
 def to_volume(x: jax.Array) -> jax.Array:
-  """``(N, H, W, D)`` bands-last cube -> ``(N, D, H, W, 1)`` volume with one feature channel."""
+  """Bands-last cube -> volume with one feature channel.
+
+  Args:
+    x: ``(N, H, W, D)``.
+
+  Returns:
+    ``(N, D, H, W, 1)``.
+  """
   return jnp.transpose(x, (0, 3, 1, 2))[..., None]
 
 
 def from_volume(v: jax.Array) -> jax.Array:
-  """``(N, D, H, W, 1)`` volume -> ``(N, H, W, D)`` bands-last cube."""
+  """Volume -> bands-last cube.
+
+  Args:
+    v: ``(N, D, H, W, 1)``.
+
+  Returns:
+    ``(N, H, W, D)``.
+  """
   return jnp.transpose(v[..., 0], (0, 2, 3, 1))
 
 
 def check_cube(x: jax.Array, multiple: int, name: str = "x") -> None:
-  """``ValueError`` unless ``x`` is ``(N, H, W, D)`` with H, W divisible by ``multiple``."""
+  """``ValueError`` unless ``x`` is ``(N, H, W, D)`` with H, W divisible by ``multiple``.
+
+  Args:
+    x: the array to check.
+    multiple: required divisor of H and W.
+    name: argument name used in the message.
+
+  Returns:
+    None.
+
+  Raises:
+    ValueError: if ``x`` is not 4-D or H, W are not divisible by ``multiple``.
+  """
   if x.ndim != 4:
     raise ValueError(f"{name}: expected a bands-last cube (N, H, W, bands), got shape {x.shape}")
   _, h, w, _ = x.shape
@@ -47,7 +73,20 @@ def check_cube(x: jax.Array, multiple: int, name: str = "x") -> None:
 def conv3d(features: int, kernel: Sequence[int] = (3, 3, 3), stride: Sequence[int] = (1, 1, 1),
            *, use_bias: bool = False, kernel_init: Callable = kaiming_fan_out,
            bias_init: Callable = nn.initializers.zeros, name: str | None = None) -> nn.Conv:
-  """PyTorch ``Conv3d`` with zero padding ``k // 2`` on ``(N, D, H, W, F)`` features."""
+  """PyTorch ``Conv3d`` with zero padding ``k // 2`` on ``(N, D, H, W, F)`` features.
+
+  Args:
+    features: output channels.
+    kernel: ``(kD, kH, kW)``.
+    stride: ``(sD, sH, sW)``.
+    use_bias: add a bias.
+    kernel_init: kernel initializer (Kaiming fan_out by default).
+    bias_init: bias initializer.
+    name: module name.
+
+  Returns:
+    An ``nn.Conv`` mapping ``(N, D, H, W, F_in) -> (N, D / sD, H / sH, W / sW, features)``.
+  """
   return nn.Conv(features, tuple(kernel), tuple(stride), padding=[(k // 2, k // 2) for k in kernel],
                  use_bias=use_bias, kernel_init=kernel_init, bias_init=bias_init, name=name)
 
@@ -58,15 +97,30 @@ def pointwise(features: int, *, use_bias: bool = True, kernel_init: Callable = k
 
   The kernel is ``(in, out)``; :func:`load_torch` squeezes the official ``(O, I, 1, 1, 1)``.
   Kaiming fan_out of a 1x1x1 conv is the fan_out of this ``Dense``.
+
+  Args:
+    features: output channels.
+    use_bias: add a bias (zero init).
+    kernel_init: kernel initializer.
+    name: module name.
+
+  Returns:
+    An ``nn.Dense`` mapping ``(..., F_in) -> (..., features)``.
   """
   return nn.Dense(features, use_bias=use_bias, kernel_init=kernel_init,
                   bias_init=nn.initializers.zeros, name=name)
 
 
 def align_corners_matrix(n: int) -> np.ndarray:
-  """``(2n, n)`` linear-interpolation matrix of a x2 upsampling with ``align_corners=True``.
+  """Linear-interpolation matrix of a x2 upsampling with ``align_corners=True``.
 
   Output sample ``i`` reads source coordinate ``i * (n - 1) / (2n - 1)`` (PyTorch's rule).
+
+  Args:
+    n: input length.
+
+  Returns:
+    ``(2n, n)`` float64 matrix.
   """
   out = 2 * n
   matrix = np.zeros((out, n), np.float64)
@@ -82,8 +136,16 @@ def align_corners_matrix(n: int) -> np.ndarray:
 
 
 def upsample_hw(v: jax.Array) -> jax.Array:
-  """``nn.Upsample(scale_factor=(1, 2, 2), mode="trilinear", align_corners=True)`` on
-  ``(N, D, H, W, F)``: identity along bands, bilinear with aligned corners in H and W."""
+  """``nn.Upsample(scale_factor=(1, 2, 2), mode="trilinear", align_corners=True)``.
+
+  Identity along bands, bilinear with aligned corners in H and W.
+
+  Args:
+    v: ``(N, D, H, W, F)``.
+
+  Returns:
+    ``(N, D, 2H, 2W, F)``.
+  """
   _, _, h, w, _ = v.shape
   mh = jnp.asarray(align_corners_matrix(h), v.dtype)
   mw = jnp.asarray(align_corners_matrix(w), v.dtype)
@@ -92,8 +154,16 @@ def upsample_hw(v: jax.Array) -> jax.Array:
 
 
 def transposed_conv_kernel(weight: np.ndarray) -> np.ndarray:
-  """PyTorch ``ConvTranspose3d(stride=1, padding=k//2)`` weight ``(I, O, kD, kH, kW)`` -> the
-  kernel ``(kD, kH, kW, I, O)`` of the equivalent ordinary convolution (spatially flipped)."""
+  """PyTorch ``ConvTranspose3d(stride=1, padding=k//2)`` weight -> ordinary-convolution kernel.
+
+  The kernel of the equivalent ordinary convolution is spatially flipped.
+
+  Args:
+    weight: ``(I, O, kD, kH, kW)``.
+
+  Returns:
+    ``(kD, kH, kW, I, O)``.
+  """
   return np.ascontiguousarray(weight[:, :, ::-1, ::-1, ::-1].transpose(2, 3, 4, 0, 1))
 
 
@@ -108,6 +178,9 @@ def load_torch(state_dict: Mapping[str, np.ndarray], renames: Sequence[tuple[str
     expected: the variables tree (arrays or ``ShapeDtypeStruct``) the converted tree must equal in
       structure and shapes, e.g. from ``jax.eval_shape(module.init, ...)``.
     transposed: predicate on the official name: ``True`` for ``ConvTranspose3d`` weights.
+
+  Returns:
+    ``{"params": ..., "batch_stats": ...}`` shaped like ``expected``.
 
   Raises:
     ValueError: names missing or left over, or a shape that disagrees with ``expected``.
@@ -150,6 +223,14 @@ def load_torch(state_dict: Mapping[str, np.ndarray], renames: Sequence[tuple[str
 
 
 def layer_indices(state_dict: Mapping[str, np.ndarray], prefix: str) -> list[int]:
-  """Sorted indices ``i`` of the official names starting with ``f"{prefix}.{i}."``."""
+  """Sorted indices ``i`` of the official names starting with ``f"{prefix}.{i}."``.
+
+  Args:
+    state_dict: official name -> array.
+    prefix: dotted name prefix, e.g. ``"encoder.layers"``.
+
+  Returns:
+    Sorted list of ints.
+  """
   pattern = re.compile(re.escape(prefix) + r"\.(\d+)\.")
   return sorted({int(m.group(1)) for k in state_dict if (m := pattern.match(k))})

@@ -43,6 +43,15 @@ def recurrent_scan(z: jax.Array, f: jax.Array, reverse: bool = False, axis: int 
 
   The recurrence is linear in ``h``, so it is an associative scan over pairs ``(a, b)`` composed
   as ``(a1, b1) then (a2, b2) = (a1 a2, a2 b1 + b2)``. ``reverse`` runs from the last index down.
+
+  Args:
+    z: candidate states, e.g. ``(N, D, H, W, C)``.
+    f: forget gates in ``[0, 1]``, same shape.
+    reverse: scan from the last index down.
+    axis: the scanned (band) axis.
+
+  Returns:
+    Hidden states ``h``, same shape as ``z``.
   """
 
   def compose(first, second):
@@ -59,6 +68,14 @@ class MLP(nn.Module):
 
   @nn.compact
   def __call__(self, v: jax.Array) -> jax.Array:
+    """Applies the MLP.
+
+    Args:
+      v: ``(N, D, H, W, C)``.
+
+    Returns:
+      ``(N, D, H, W, C)``.
+    """
     c = v.shape[-1]
     return layers.pointwise(c, name="w_2")(jnp.tanh(layers.pointwise(c, name="w_1")(v)))
 
@@ -68,12 +85,24 @@ class MHRSA(nn.Module):
 
   ``Z = tanh(MLP(x))``, ``F = sigmoid(MLP'(x))``; the first half of the channels scans the bands
   in one direction and the second half in the other (``reverse`` swaps them).
+
+  Attributes:
+    multi_head: split the channels into two opposite-direction heads (else one scan).
   """
 
   multi_head: bool = True
 
   @nn.compact
   def __call__(self, v: jax.Array, reverse: bool = False) -> jax.Array:
+    """Applies the recurrent attention.
+
+    Args:
+      v: ``(N, D, H, W, C)``.
+      reverse: scan the bands from the last to the first (swapped halves with multi-head).
+
+    Returns:
+      ``(N, D, H, W, C)``.
+    """
     z = jnp.tanh(MLP(name="mlp_z")(v))
     f = jax.nn.sigmoid(MLP(name="mlp_f")(v))
     if not self.multi_head:
@@ -87,12 +116,23 @@ class PSCA(nn.Module):
   """Progressive spectral channel attention: ``x <- x + w_3(x) * x``; ``w_2(GELU(w_1 x))``.
 
   Three bias-free 1x1x1 convs (``5C^2`` parameters), exact GELU.
+
+  Attributes:
+    zero_init_w3: zero-initialise ``w_3`` instead of Kaiming.
   """
 
   zero_init_w3: bool = False
 
   @nn.compact
   def __call__(self, v: jax.Array) -> jax.Array:
+    """Applies the channel attention.
+
+    Args:
+      v: ``(N, D, H, W, C)``.
+
+    Returns:
+      ``(N, D, H, W, C)``.
+    """
     c = v.shape[-1]
     w3_init = nn.initializers.zeros if self.zero_init_w3 else layers.kaiming_fan_out
     v = v + layers.pointwise(c, use_bias=False, kernel_init=w3_init, name="w_3")(v) * v
@@ -105,12 +145,24 @@ class ASC(nn.Module):
 
   ``x`` is the decoder feature, ``y`` the encoder skip. ``activation`` is LeakyReLU(0.01) in v2
   and tanh in v1 (``AdaptiveSkipConnection``). ``29C^2 + 2C`` parameters.
+
+  Attributes:
+    activation: activation after the 1x1x1 reduction.
   """
 
   activation: Callable[[jax.Array], jax.Array] = nn.leaky_relu
 
   @nn.compact
   def __call__(self, x: jax.Array, y: jax.Array) -> jax.Array:
+    """Fuses decoder feature and skip.
+
+    Args:
+      x: decoder feature, ``(N, D, H, W, C)``.
+      y: encoder skip, ``(N, D, H, W, C)``.
+
+    Returns:
+      ``(N, D, H, W, C)``.
+    """
     c = x.shape[-1]
     w = self.activation(layers.pointwise(c, name="reduce")(jnp.concatenate([x, y], axis=-1)))
     w = jax.nn.sigmoid(layers.conv3d(c, use_bias=True, name="gate")(w))
@@ -122,6 +174,11 @@ class MAB(nn.Module):
 
   ``kind``: ``"plain"`` Conv3d 3x3x3; ``"down"`` stride (1, 2, 2); ``"up"`` x2 trilinear
   (align_corners) upsampling in H, W then Conv3d 3x3x3. Convs without bias.
+
+  Attributes:
+    features: output channels.
+    kind: ``"plain"``, ``"down"`` or ``"up"``.
+    zero_init_psca: zero-initialise PSCA's ``w_3``.
   """
 
   features: int
@@ -130,6 +187,15 @@ class MAB(nn.Module):
 
   @nn.compact
   def __call__(self, v: jax.Array, reverse: bool = False) -> jax.Array:
+    """Applies the block.
+
+    Args:
+      v: ``(N, D, H, W, C_in)``.
+      reverse: scan the bands from the last to the first (swapped halves with multi-head).
+
+    Returns:
+      ``(N, D, H', W', features)`` (H, W halved by ``"down"``, doubled by ``"up"``).
+    """
     if self.kind == "up":
       v = layers.upsample_hw(v)
     stride = (1, 2, 2) if self.kind == "down" else (1, 1, 1)
@@ -176,6 +242,18 @@ class MAN(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
+    """Denoises a cube (``out = net(x) + x``).
+
+    Args:
+      x: noisy cube ``(N, H, W, bands)``, H and W divisible by ``2 ** len(sample_idx)``.
+
+    Returns:
+      ``(N, H, W, bands)``.
+
+    Raises:
+      ValueError: if ``x`` is not a cube with H, W divisible by ``2 ** len(sample_idx)``
+        or ``channels`` is odd.
+    """
     _check_man_input(x, self.sample_idx, self.channels, even=True)
     mab = lambda features, kind, name: MAB(features, kind, self.zero_init_psca, name=name)
     v = layers.to_volume(x)
@@ -213,6 +291,10 @@ class RecurrentAttention(nn.Module):
   ``Z = tanh(MLP(x))``, gate ``F = sigmoid(MLP'(x))``; one scan over all channels (direction by
   ``reverse``), or with ``bidirectional`` a second gate ``F2`` and ``h_fwd + h_bwd``; then
   ``y * sigmoid(conv1(mean_{D,H,W} y))``. ``5C^2 + 5C`` (``7C^2 + 7C`` bidirectional) parameters.
+
+  Attributes:
+    reverse: scan direction (ignored when bidirectional).
+    bidirectional: forward plus backward scan.
   """
 
   reverse: bool = False
@@ -220,6 +302,14 @@ class RecurrentAttention(nn.Module):
 
   @nn.compact
   def __call__(self, v: jax.Array) -> jax.Array:
+    """Applies the attention.
+
+    Args:
+      v: ``(N, D, H, W, C)``.
+
+    Returns:
+      ``(N, D, H, W, C)``.
+    """
     z = jnp.tanh(MLP(name="mlp_z")(v))
     f = jax.nn.sigmoid(MLP(name="mlp_f")(v))
     if self.bidirectional:
@@ -232,7 +322,16 @@ class RecurrentAttention(nn.Module):
 
 
 class StageV1(nn.Module):
-  """v1 layer: conv (``plain``, ``down``, ``up`` or ``transposed``) -> RecurrentAttention."""
+  """v1 layer: conv (``plain``, ``down``, ``up`` or ``transposed``) -> RecurrentAttention.
+
+  Attributes:
+    features: output channels.
+    kind: ``"plain"``, ``"down"``, ``"up"`` or ``"transposed"`` (a flipped-kernel Conv3d with
+      PyTorch's ConvTranspose3d init).
+    reverse: scan direction of the attention.
+    bidirectional: bidirectional attention.
+    use_bias: conv bias.
+  """
 
   features: int
   kind: str = "plain"
@@ -242,6 +341,14 @@ class StageV1(nn.Module):
 
   @nn.compact
   def __call__(self, v: jax.Array) -> jax.Array:
+    """Applies the layer.
+
+    Args:
+      v: ``(N, D, H, W, C_in)``.
+
+    Returns:
+      ``(N, D, H', W', features)`` (H, W halved by ``"down"``, doubled by ``"up"``).
+    """
     if self.kind == "up":
       v = layers.upsample_hw(v)
     if self.kind == "transposed":
@@ -259,6 +366,12 @@ class MANv1(nn.Module):
 
   Attributes as :class:`MAN`; encoder layer ``i`` scans in reverse when ``i`` is odd, decoder layer
   built for ``i`` when ``i`` is even; head and tail use the bidirectional block.
+
+  Attributes:
+    channels: base width C.
+    num_half_layer: encoder (= decoder) depth L.
+    sample_idx: encoder layers that halve H and W (and double the width).
+    count_unused_fusion: create the official, never-used ``fusions[0]`` parameters.
   """
 
   channels: int = 16
@@ -268,6 +381,17 @@ class MANv1(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
+    """Denoises a cube (``out = net(x) + x``).
+
+    Args:
+      x: noisy cube ``(N, H, W, bands)``, H and W divisible by ``2 ** len(sample_idx)``.
+
+    Returns:
+      ``(N, H, W, bands)``.
+
+    Raises:
+      ValueError: if ``x`` is not a cube with H, W divisible by ``2 ** len(sample_idx)``.
+    """
     _check_man_input(x, self.sample_idx, self.channels, even=False)
     fusion = lambda name: ASC(jnp.tanh, name=name)
     v = layers.to_volume(x)
@@ -337,7 +461,18 @@ def _convert(module: nn.Module, state_dict, renames, transposed=lambda key: Fals
 
 
 def from_torch(state_dict: Mapping[str, np.ndarray]) -> tuple[MAN, dict]:
-  """An official ``mans_v2.MAN(..., Fusion=ASC)`` ``state_dict`` -> ``(MAN, variables)``."""
+  """An official ``mans_v2.MAN(..., Fusion=ASC)`` ``state_dict`` -> ``(MAN, variables)``.
+
+  Args:
+    state_dict: ``{name: array}`` of the official v2 model.
+
+  Returns:
+    ``(module, {"params": ...})``.
+
+  Raises:
+    ValueError: if it is not a v2 MAN state_dict, has more than one input channel, or does not
+      match the configuration read off its shapes.
+  """
   channels, depth, sample_idx = _layout(state_dict, "head.conv.weight")
   module = MAN(channels, depth, sample_idx,
                count_unused_fusion="decoder.fusions.0.weight.0.weight" in state_dict)
@@ -348,6 +483,16 @@ def from_torch_v1(state_dict: Mapping[str, np.ndarray]) -> tuple[MANv1, dict]:
   """An official ``mans.MAN`` (v1) ``state_dict`` -> ``(MANv1, variables)``.
 
   ``ConvTranspose3d`` weights (decoder plain layers and the tail) become flipped Conv3d kernels.
+
+  Args:
+    state_dict: ``{name: array}`` of the official v1 model.
+
+  Returns:
+    ``(module, {"params": ...})``.
+
+  Raises:
+    ValueError: if it is not a v1 MAN state_dict, has more than one input channel, or does not
+      match the configuration read off its shapes.
   """
   channels, depth, sample_idx = _layout(state_dict, "head.0.weight")
   module = MANv1(channels, depth, sample_idx,
