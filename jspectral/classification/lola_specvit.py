@@ -46,6 +46,12 @@ class LoRALinear(nn.Module):
   ``y = W x + b + sigmoid(G x) * (alpha / r) B A x + R x`` with ``A`` ``lora_down`` (r x in),
   ``B`` ``lora_up`` (out x r), ``G`` ``lora_gate`` and ``R`` ``lora_residual`` (out x in). With
   ``gate_residual=False``: ``y = W x + b + (alpha / r) B A x``, mergeable into ``W``.
+
+  Attributes:
+    features: output width.
+    rank: LoRA rank r.
+    alpha: LoRA scaling alpha.
+    gate_residual: add the gate ``G`` and residual ``R`` (official).
   """
 
   features: int
@@ -55,6 +61,14 @@ class LoRALinear(nn.Module):
 
   @nn.compact
   def __call__(self, x):
+    """Applies the layer.
+
+    Args:
+      x: ``(..., in)``.
+
+    Returns:
+      ``(..., features)``.
+    """
     dense = functools.partial(nn.Dense, kernel_init=_init_linear)
     y = dense(self.features, name="linear")(x)
     update = (self.alpha / self.rank) * dense(self.features, use_bias=False, name="lora_up")(
@@ -66,31 +80,65 @@ class LoRALinear(nn.Module):
 
 
 def merge_lora(params: dict, alpha: float, rank: int) -> dict:
-  """Folds a plain LoRA layer's ``(alpha / r) B A`` into its base kernel; returns base params."""
+  """Folds a plain LoRA layer's ``(alpha / r) B A`` into its base kernel; returns base params.
+
+  Args:
+    params: the params of a :class:`LoRALinear` with ``gate_residual=False``.
+    alpha: LoRA scaling alpha.
+    rank: LoRA rank r.
+
+  Returns:
+    ``{"kernel": (in, out), "bias": (out,)}`` of the equivalent ``nn.Dense``.
+  """
   delta = params["lora_down"]["kernel"] @ params["lora_up"]["kernel"] * (alpha / rank)
   return {"kernel": params["linear"]["kernel"] + delta, "bias": params["linear"]["bias"]}
 
 
 class SwiGLU(nn.Module):
-  """``w3(silu(w1 x) * w2 x)`` with plain Dense layers."""
+  """``w3(silu(w1 x) * w2 x)`` with plain Dense layers.
+
+  Attributes:
+    hidden: width of ``w1`` and ``w2``.
+    features: output width.
+  """
 
   hidden: int
   features: int
 
   @nn.compact
   def __call__(self, x):
+    """Applies the SwiGLU.
+
+    Args:
+      x: ``(..., in)``.
+
+    Returns:
+      ``(..., features)``.
+    """
     dense = functools.partial(nn.Dense, kernel_init=_init_linear)
     return dense(self.features, name="w3")(
         nn.silu(dense(self.hidden, name="w1")(x)) * dense(self.hidden, name="w2")(x))
 
 
 class SqueezeExcite(nn.Module):
-  """Channel attention: mean over every non-channel axis, Dense(C/r) ReLU Dense(C) sigmoid."""
+  """Channel attention: mean over every non-channel axis, Dense(C/r) ReLU Dense(C) sigmoid.
+
+  Attributes:
+    reduction: channel reduction r.
+  """
 
   reduction: int = 16
 
   @nn.compact
   def __call__(self, x):
+    """Rescales the channels.
+
+    Args:
+      x: ``(N, ..., C)``.
+
+    Returns:
+      ``(N, ..., C)``.
+    """
     channels = x.shape[-1]
     pooled = jnp.mean(x, axis=tuple(range(1, x.ndim - 1)))
     dense = functools.partial(nn.Dense, use_bias=False, kernel_init=_init_linear)
@@ -100,7 +148,18 @@ class SqueezeExcite(nn.Module):
 
 
 def window_partition(x: jax.Array, window: int) -> jax.Array:
-  """``(B, H, W, C)`` with H, W multiples of ``window`` -> ``(B * nH * nW, window**2, C)``."""
+  """Splits an image into non-overlapping windows.
+
+  Args:
+    x: ``(B, H, W, C)`` with H, W multiples of ``window``.
+    window: window side.
+
+  Returns:
+    ``(B * nH * nW, window**2, C)``.
+
+  Raises:
+    ValueError: if H or W is not a multiple of ``window``.
+  """
   b, h, w, c = x.shape
   if h % window or w % window:
     raise ValueError(f"x: spatial size {(h, w)} is not a multiple of the window {window}")
@@ -109,27 +168,60 @@ def window_partition(x: jax.Array, window: int) -> jax.Array:
 
 
 def window_reverse(windows: jax.Array, window: int, height: int, width: int) -> jax.Array:
-  """Inverse of :func:`window_partition`."""
+  """Inverse of :func:`window_partition`.
+
+  Args:
+    windows: ``(B * nH * nW, window**2, C)``.
+    window: window side.
+    height: H.
+    width: W.
+
+  Returns:
+    ``(B, H, W, C)``.
+  """
   c = windows.shape[-1]
   x = windows.reshape(-1, height // window, width // window, window, window, c)
   return x.transpose(0, 1, 3, 2, 4, 5).reshape(-1, height, width, c)
 
 
 def pad_to_windows(x: jax.Array, window: int) -> jax.Array:
-  """Zero-pads ``(B, H, W, C)`` at the bottom and right to multiples of ``window``."""
+  """Zero-pads ``(B, H, W, C)`` at the bottom and right to multiples of ``window``.
+
+  Args:
+    x: ``(B, H, W, C)``.
+    window: window side.
+
+  Returns:
+    ``(B, H', W', C)`` with ``H'``, ``W'`` the next multiples of ``window``.
+  """
   pad_h, pad_w = -x.shape[1] % window, -x.shape[2] % window
   return jnp.pad(x, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)))
 
 
 def relative_position_index(window: int) -> np.ndarray:
-  """Swin's ``(window**2, window**2)`` index into the ``(2 window - 1)**2`` bias table."""
+  """Swin's index into the ``(2 window - 1)**2`` bias table.
+
+  Args:
+    window: window side.
+
+  Returns:
+    ``(window**2, window**2)`` int array.
+  """
   coords = np.stack(np.meshgrid(np.arange(window), np.arange(window), indexing="ij")).reshape(2, -1)
   rel = coords[:, :, None] - coords[:, None, :] + window - 1
   return rel[0] * (2 * window - 1) + rel[1]
 
 
 class WindowAttention(nn.Module):
-  """Multi-head self-attention inside non-overlapping windows with a relative-position bias."""
+  """Multi-head self-attention inside non-overlapping windows with a relative-position bias.
+
+  Attributes:
+    heads: attention heads.
+    window: window side.
+    rank: LoRA rank r.
+    alpha: LoRA scaling alpha.
+    mask_padding: mask padded tokens out of the attention.
+  """
 
   heads: int
   window: int = 7
@@ -139,7 +231,15 @@ class WindowAttention(nn.Module):
 
   @nn.compact
   def __call__(self, x, valid=None):
-    """``x`` ``(B', N, d)`` windows; ``valid`` ``(B', N)`` marks real tokens (used if masking)."""
+    """Attends inside each window.
+
+    Args:
+      x: windows, ``(B', N, d)``.
+      valid: optional ``(B', N)`` bool marking real tokens (used if ``mask_padding``).
+
+    Returns:
+      ``(B', N, d)``.
+    """
     n, dim = x.shape[1], x.shape[2]
     head_dim = dim // self.heads
     lora = functools.partial(LoRALinear, rank=self.rank, alpha=self.alpha)
@@ -156,12 +256,25 @@ class WindowAttention(nn.Module):
 
 
 class DropPath(nn.Module):
-  """Stochastic depth: drops the whole residual branch of a sample with probability ``rate``."""
+  """Stochastic depth: drops the whole residual branch of a sample with probability ``rate``.
+
+  Attributes:
+    rate: drop probability.
+  """
 
   rate: float
 
   @nn.compact
   def __call__(self, x, train: bool):
+    """Applies stochastic depth.
+
+    Args:
+      x: ``(N, ...)``.
+      train: drop (needs a ``"dropout"`` RNG); identity otherwise.
+
+    Returns:
+      ``(N, ...)``, kept samples scaled by ``1 / (1 - rate)``.
+    """
     if not train or self.rate == 0.0:
       return x
     keep = jax.random.bernoulli(self.make_rng("dropout"), 1.0 - self.rate,
@@ -170,7 +283,17 @@ class DropPath(nn.Module):
 
 
 class Block(nn.Module):
-  """Pre-norm window-attention block with a LoRA-SwiGLU-LoRA feed-forward."""
+  """Pre-norm window-attention block with a LoRA-SwiGLU-LoRA feed-forward.
+
+  Attributes:
+    heads: attention heads.
+    window: window side.
+    mlp_ratio: feed-forward width / ``d``.
+    drop_path: stochastic-depth rate.
+    rank: LoRA rank r.
+    alpha: LoRA scaling alpha.
+    mask_padding: mask padded window tokens out of the attention.
+  """
 
   heads: int
   window: int = 7
@@ -182,6 +305,15 @@ class Block(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
+    """Applies the block.
+
+    Args:
+      x: ``(B, H, W, d)``.
+      train: stochastic depth on.
+
+    Returns:
+      ``(B, H, W, d)``.
+    """
     b, h, w, dim = x.shape
     y = pad_to_windows(nn.LayerNorm(epsilon=1e-5, name="norm1")(x), self.window)
     hp, wp = y.shape[1], y.shape[2]
@@ -203,6 +335,15 @@ class ReduceSize(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
+    """Halves the spatial size and doubles the width.
+
+    Args:
+      x: ``(B, H, W, d)``.
+      train: BatchNorm batch statistics.
+
+    Returns:
+      ``(B, ceil(H / 2), ceil(W / 2), 2d)``.
+    """
     dim = x.shape[-1]
     y = nn.Conv(dim, (3, 3), padding=1, feature_group_count=dim, use_bias=False, name="conv_0")(x)
     y = SqueezeExcite(name="conv_2")(nn.swish(y))
@@ -217,6 +358,23 @@ class LoLASpecViT(nn.Module):
   ``__call__(x, train)``: ``x`` ``(N, S, S, B)`` bands-last patches (S = ``spatial_size``,
   B = ``in_channels``), per-sample normalised (:func:`normalise_patches`) -> logits
   ``(N, num_classes)``.
+
+  Attributes:
+    num_classes: classes.
+    in_channels: bands B of the input patches.
+    spatial_size: patch side S.
+    dim: embedding width.
+    depths: blocks per level.
+    heads: attention heads per level.
+    window: attention window side.
+    mlp_ratio: feed-forward width / ``dim``.
+    drop_path_rate: largest stochastic-depth rate (linear over blocks).
+    rank: LoRA rank r.
+    alpha: LoRA scaling alpha.
+    axis_order: ``"official"`` or ``"spectral"`` (see the module docstring).
+    band_dropout: dropout of whole depth slices after the 3-D convs (train only).
+    embed_dropout: dropout after the positional embedding.
+    mask_padding: mask padded window tokens out of attention.
   """
 
   num_classes: int = 9
@@ -236,7 +394,18 @@ class LoLASpecViT(nn.Module):
   mask_padding: bool = False
 
   def arrange(self, x: jax.Array) -> jax.Array:
-    """Bands-last ``(N, H, W, C)`` -> the ``(N, depth, plane-1, plane-2)`` the model convolves."""
+    """Bands-last patches -> the ``(N, depth, plane-1, plane-2)`` the model convolves.
+
+    Args:
+      x: ``(N, H, W, C)``.
+
+    Returns:
+      ``(N, depth, plane-1, plane-2)``.
+
+    Raises:
+      ValueError: if ``x`` is not ``(N, spatial_size, spatial_size, in_channels)``, or
+        ``axis_order="official"`` with ``spatial_size != in_channels``.
+    """
     if x.ndim != 4:
       raise ValueError(f"x: expected bands-last patches (N, H, W, C), got shape {x.shape}")
     if x.shape[1:] != (self.spatial_size, self.spatial_size, self.in_channels):
@@ -249,6 +418,18 @@ class LoLASpecViT(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
+    """Classifies patches.
+
+    Args:
+      x: normalised bands-last patches, ``(N, S, S, B)``.
+      train: BatchNorm batch statistics, dropout and stochastic depth (``"dropout"`` RNG).
+
+    Returns:
+      Logits, ``(N, num_classes)``.
+
+    Raises:
+      ValueError: as :meth:`arrange`.
+    """
     x = self.arrange(x)[..., None]  # (N, D, P, Q, 1)
     bn = functools.partial(_torch_bn, use_running_average=not train)
     for i, (features, depth) in enumerate(((32, 7), (64, 5), (self.dim, 3))):
@@ -280,7 +461,18 @@ class LoLASpecViT(nn.Module):
 
 
 def depth_first(x: jax.Array, axis_order: str) -> jax.Array:
-  """Bands-last ``(N, H, W, C)`` -> ``(N, depth, plane-1, plane-2)`` for ``axis_order``."""
+  """Bands-last patches -> ``(N, depth, plane-1, plane-2)`` for ``axis_order``.
+
+  Args:
+    x: ``(N, H, W, C)``.
+    axis_order: ``"official"`` (unchanged) or ``"spectral"`` (``(N, C, H, W)``).
+
+  Returns:
+    The arranged array.
+
+  Raises:
+    ValueError: if ``axis_order`` is unknown.
+  """
   if axis_order == "official":
     return x
   if axis_order == "spectral":
@@ -289,8 +481,21 @@ def depth_first(x: jax.Array, axis_order: str) -> jax.Array:
 
 
 def normalise_patches(x: jax.Array, axis_order: str = "official") -> jax.Array:
-  """The official per-sample normalisation of the arranged patch: for each depth index, subtract
-  the mean and divide by (unbiased std + 1e-8) over the two plane axes. Bands-last in and out."""
+  """The official per-sample normalisation of the arranged patch.
+
+  For each depth index, subtract the mean and divide by (unbiased std + 1e-8) over the two plane
+  axes. Bands-last in and out.
+
+  Args:
+    x: ``(N, H, W, C)``.
+    axis_order: ``"official"`` or ``"spectral"``.
+
+  Returns:
+    ``(N, H, W, C)``.
+
+  Raises:
+    ValueError: if ``axis_order`` is unknown.
+  """
   arranged = depth_first(x, axis_order)
   mean = arranged.mean(axis=(2, 3), keepdims=True)
   std = arranged.std(axis=(2, 3), keepdims=True, ddof=1)
@@ -306,6 +511,20 @@ def official_lr_schedule(base_lr: float, batches_per_epoch: int, warmup_epochs: 
   ``CosineAnnealingWarmRestarts(T_0=t0, T_mult=t_mult, eta_min)`` is stepped after every batch with
   the fractional epoch, so step ``s`` uses the value set after step ``s - 1``: ``f((s - 1) / nb)``
   (and step ``warmup_epochs * nb`` still uses ``base``).
+
+  Args:
+    base_lr: base learning rate.
+    batches_per_epoch: ``nb``.
+    warmup_epochs: linear warm-up epochs.
+    t0: first restart period (epochs).
+    t_mult: period multiplier.
+    eta_min: minimum learning rate.
+
+  Returns:
+    An optax-style schedule ``step -> learning rate``.
+
+  Raises:
+    ValueError: if ``batches_per_epoch < 1``.
   """
   if batches_per_epoch < 1:
     raise ValueError(f"batches_per_epoch: expected a positive integer, got {batches_per_epoch}")
@@ -328,9 +547,21 @@ def official_lr_schedule(base_lr: float, batches_per_epoch: int, warmup_epochs: 
 
 def cyclic_lora_schedule(base_lr: float, t0: int = 10, t_mult: int = 2, eta_min: float = 1e-6,
                          lora_scale: float = 2.0):
-  """The repository's ``EnhancedLoRACLRScheduler`` for LoRA groups (unused by its training
-  script): per-step cosine with warm restarts, the LoRA group's amplitude scaled by
-  ``lora_scale``: ``eta_min + (base - eta_min) c s``, ``c = (1 + cos(pi T_cur / T_i)) / 2``."""
+  """The repository's ``EnhancedLoRACLRScheduler`` for LoRA groups (unused by its training script).
+
+  Per-step cosine with warm restarts, the LoRA group's amplitude scaled by ``lora_scale``:
+  ``eta_min + (base - eta_min) c s``, ``c = (1 + cos(pi T_cur / T_i)) / 2``.
+
+  Args:
+    base_lr: base learning rate.
+    t0: first restart period (steps).
+    t_mult: period multiplier.
+    eta_min: minimum learning rate.
+    lora_scale: amplitude scale ``s``.
+
+  Returns:
+    A schedule ``step -> learning rate``.
+  """
 
   def schedule(step):
     n = jnp.floor(jnp.log2(step / t0 * (t_mult - 1) + 1) / math.log2(t_mult))
@@ -375,7 +606,14 @@ def _from_torch(state: dict) -> tuple[LoLASpecViT, dict]:
 
 
 def convert_torch_state(state: dict) -> dict:
-  """Official ``state_dict`` (name -> array) -> Flax ``{"params", "batch_stats"}``."""
+  """Official ``state_dict`` (name -> array) -> Flax ``{"params", "batch_stats"}``.
+
+  Args:
+    state: ``{name: array}`` of the official model.
+
+  Returns:
+    ``{"params": ..., "batch_stats": ...}``.
+  """
   params, stats = {}, {}
 
   def put(tree, path, value):
@@ -434,7 +672,17 @@ def pca_whiten(cube: np.ndarray, components: int = 15) -> np.ndarray:
 
   ``z = (x - mean) V^T / sqrt(explained variance)`` (ddof 1), so each component has unit variance.
   Component signs follow the largest-magnitude loading (positive), scikit-learn's ``svd_flip``
-  convention being version dependent. ``(H, W, B) -> (H, W, components)``.
+  convention being version dependent.
+
+  Args:
+    cube: scene, ``(H, W, B)``.
+    components: principal components kept.
+
+  Returns:
+    ``(H, W, components)`` float32.
+
+  Raises:
+    ValueError: if ``cube`` is not ``(H, W, B)`` with ``B >= components``.
   """
   if cube.ndim != 3 or cube.shape[-1] < components:
     raise ValueError(f"cube: expected (H, W, B) with B >= {components}, got {cube.shape}")
