@@ -59,6 +59,11 @@ class Projector(nn.Module):
   """``[Dense(hidden, no bias) -> BatchNorm -> ReLU] x (num_layers - 1) -> Dense(features)``.
 
   Parameters: ``F*P + 4P + P*P + P*D + D`` for 3 layers (F input, P hidden, D output width).
+
+  Attributes:
+    hidden: hidden width P.
+    features: output width D.
+    num_layers: Dense layers (>= 1).
   """
 
   hidden: int = 2048
@@ -67,6 +72,18 @@ class Projector(nn.Module):
 
   @nn.compact
   def __call__(self, h: jax.Array, train: bool = True) -> jax.Array:
+    """Projects backbone features.
+
+    Args:
+      h: ``(N, F)``.
+      train: BatchNorm batch statistics.
+
+    Returns:
+      ``(N, features)``.
+
+    Raises:
+      ValueError: if ``num_layers < 1``.
+    """
     if self.num_layers < 1:
       raise ValueError(f"num_layers: expected >= 1, got {self.num_layers}")
     for i in range(self.num_layers - 1):
@@ -77,38 +94,96 @@ class Projector(nn.Module):
 
 
 class INTLNet(nn.Module):
-  """Backbone + projector. ``__call__`` returns ``(embedding (N, D), features (N, F))``."""
+  """Backbone + projector. ``__call__`` returns ``(embedding (N, D), features (N, F))``.
+
+  Attributes:
+    backbone: image encoder ``(N, H, W, 3) -> (N, F)``, called as ``backbone(x, train)``.
+    projector: :class:`Projector`.
+  """
 
   backbone: nn.Module
   projector: nn.Module
 
   def __call__(self, x: jax.Array, train: bool = True) -> tuple[jax.Array, jax.Array]:
+    """Encodes and projects images.
+
+    Args:
+      x: images, ``(N, H, W, 3)``.
+      train: BatchNorm batch statistics.
+
+    Returns:
+      ``(embedding, features)``, ``(N, D)`` and ``(N, F)``.
+    """
     h = self.backbone(x, train)
     return self.projector(h, train), h
 
   def features(self, x: jax.Array, train: bool = False) -> jax.Array:
-    """Backbone features only (what kNN and the linear probe evaluate)."""
+    """Backbone features only (what kNN and the linear probe evaluate).
+
+    Args:
+      x: images, ``(N, H, W, 3)``.
+      train: BatchNorm batch statistics.
+
+    Returns:
+      ``(N, F)``.
+    """
     return self.backbone(x, train)
 
 
 def intl_resnet18_cifar(hidden: int = 2048, features: int = 2048, **backbone) -> INTLNet:
-  """CIFAR-10/100 setting: CIFAR-stem ResNet-18, projector 512-2048-2048-2048."""
+  """CIFAR-10/100 setting: CIFAR-stem ResNet-18, projector 512-2048-2048-2048.
+
+  Args:
+    hidden: projector hidden width.
+    features: projector output width.
+    **backbone: keyword arguments of the ResNet backbone.
+
+  Returns:
+    An :class:`INTLNet`.
+  """
   return INTLNet(resnet.ResNet18Cifar(**backbone), Projector(hidden, features))
 
 
 def intl_resnet18_in100(hidden: int = 4096, features: int = 8192, **backbone) -> INTLNet:
-  """ImageNet-100 setting: ImageNet-stem ResNet-18, projector 512-4096-4096-8192."""
+  """ImageNet-100 setting: ImageNet-stem ResNet-18, projector 512-4096-4096-8192.
+
+  Args:
+    hidden: projector hidden width.
+    features: projector output width.
+    **backbone: keyword arguments of the ResNet backbone.
+
+  Returns:
+    An :class:`INTLNet`.
+  """
   return INTLNet(resnet.ResNet18(**backbone), Projector(hidden, features))
 
 
 def intl_resnet50(hidden: int = 8192, features: int = 8192, **backbone) -> INTLNet:
-  """ImageNet setting: ResNet-50 (zero-init residual), projector 2048-8192-8192-8192."""
+  """ImageNet setting: ResNet-50 (zero-init residual), projector 2048-8192-8192-8192.
+
+  Args:
+    hidden: projector hidden width.
+    features: projector output width.
+    **backbone: keyword arguments of the ResNet backbone.
+
+  Returns:
+    An :class:`INTLNet`.
+  """
   return INTLNet(resnet.ResNet50(**backbone), Projector(hidden, features))
 
 
 def variables_from_torch(state_dict: Mapping[str, np.ndarray]) -> dict:
-  """Flax variables of an official INTL ``state_dict`` (``[module.]backbone.*`` and
-  ``[module.]projection.*``; ``momentum_*`` entries of INTL_M are ignored)."""
+  """Flax variables of an official INTL ``state_dict``.
+
+  Reads ``[module.]backbone.*`` and ``[module.]projection.*``; ``momentum_*`` entries of INTL_M
+  are ignored.
+
+  Args:
+    state_dict: ``{name: array}``.
+
+  Returns:
+    ``{"params": {"backbone", "projector"}, "batch_stats": {"backbone", "projector"}}``.
+  """
   sd = {k.removeprefix("module."): np.asarray(v) for k, v in state_dict.items()}
   variables = resnet.variables_from_torch(sd, prefix="backbone.")
   params, stats = {}, {}
@@ -131,7 +206,17 @@ def variables_from_torch(state_dict: Mapping[str, np.ndarray]) -> dict:
 
 
 def from_torch(state_dict: Mapping[str, np.ndarray]) -> tuple[INTLNet, dict]:
-  """Builds the INTL network described by an official ``state_dict`` and converts its weights."""
+  """Builds the INTL network described by an official ``state_dict`` and converts its weights.
+
+  Args:
+    state_dict: ``{name: array}`` (``module.`` prefixes allowed).
+
+  Returns:
+    ``(INTLNet, variables)``.
+
+  Raises:
+    ValueError: if the official keys (e.g. ``backbone.conv1.weight``) are missing.
+  """
   sd = {k.removeprefix("module."): np.asarray(v) for k, v in state_dict.items()}
   if "backbone.conv1.weight" not in sd:
     raise ValueError("state_dict: expected official INTL keys such as 'backbone.conv1.weight'")
@@ -169,7 +254,25 @@ MODELS = {
 
 @dataclasses.dataclass(frozen=True)
 class ViewAugment:
-  """One view's augmentation pipeline (official defaults of ``CifarTransform``)."""
+  """One view's augmentation pipeline (official defaults of ``CifarTransform``).
+
+  Attributes:
+    crop_size: output side S.
+    scale: random-resized-crop area range.
+    ratio: random-resized-crop aspect-ratio range.
+    brightness: colour-jitter brightness strength.
+    contrast: colour-jitter contrast strength.
+    saturation: colour-jitter saturation strength.
+    hue: colour-jitter hue strength.
+    jitter_prob: probability of colour jitter.
+    gray_prob: probability of grayscale.
+    blur_prob: probability of Gaussian blur.
+    blur_sigma: blur sigma range.
+    solarize_prob: probability of solarisation.
+    flip_prob: probability of a horizontal flip.
+    mean: per-channel normalisation mean.
+    std: per-channel normalisation std.
+  """
 
   crop_size: int = 32
   scale: tuple[float, float] = (0.08, 1.0)
@@ -189,7 +292,18 @@ class ViewAugment:
 
 
 def cifar_views(dataset: str = "cifar10", crop_size: int = 32) -> tuple[ViewAugment, ...]:
-  """The 2 official CIFAR views: no blur; solarisation probability 0.0 and 0.2."""
+  """The 2 official CIFAR views: no blur; solarisation probability 0.0 and 0.2.
+
+  Args:
+    dataset: ``"cifar10"`` or ``"cifar100"`` (normalisation statistics).
+    crop_size: output side.
+
+  Returns:
+    Two :class:`ViewAugment`.
+
+  Raises:
+    ValueError: if ``dataset`` is unknown.
+  """
   if dataset not in ("cifar10", "cifar100"):
     raise ValueError(f"dataset: expected 'cifar10' or 'cifar100', got {dataset!r}")
   mean, std = (CIFAR10_MEAN, CIFAR10_STD) if dataset == "cifar10" else (CIFAR100_MEAN, CIFAR100_STD)
@@ -198,13 +312,24 @@ def cifar_views(dataset: str = "cifar10", crop_size: int = 32) -> tuple[ViewAugm
 
 
 def imagenet_views(crop_size: int = 224) -> tuple[ViewAugment, ...]:
-  """The 2 official ImageNet / ImageNet-100 views (BYOL asymmetric blur and solarisation)."""
+  """The 2 official ImageNet / ImageNet-100 views (BYOL asymmetric blur and solarisation).
+
+  Args:
+    crop_size: output side.
+
+  Returns:
+    Two :class:`ViewAugment`.
+  """
   return tuple(ViewAugment(crop_size=crop_size, blur_prob=b, solarize_prob=s, mean=IMAGENET_MEAN,
                            std=IMAGENET_STD) for b, s in ((1.0, 0.0), (0.1, 0.2)))
 
 
 def multicrop_views() -> tuple[ViewAugment, ...]:
-  """The 6 official multi-crop views (2x224, 192, 160, 128, 96); view 0 feeds the EMA key."""
+  """The 6 official multi-crop views (2x224, 192, 160, 128, 96); view 0 feeds the EMA key.
+
+  Returns:
+    Six :class:`ViewAugment`.
+  """
   crops = ((224, 0.2, 1.0), (224, 0.2, 1.0), (192, 0.171, 0.857), (160, 0.143, 0.714),
            (128, 0.114, 0.571), (96, 0.086, 0.429))
   return tuple(ViewAugment(crop_size=c, scale=(lo, hi), blur_prob=0.5, solarize_prob=0.1,
@@ -332,10 +457,18 @@ def _maybe(u: jax.Array, prob: float, fn, x: jax.Array) -> jax.Array:
 
 
 def augment_image(u: jax.Array, img: jax.Array, cfg: ViewAugment) -> jax.Array:
-  """One augmented, normalised view ``(S, S, 3)`` of an image ``(H, W, 3)`` in [0, 1].
+  """One augmented, normalised view of an image in [0, 1].
 
   ``u``: ``NUM_UNIFORMS`` uniforms in [0, 1) that drive every random choice (one threefry draw per
   batch instead of one per decision keeps compile time low).
+
+  Args:
+    u: ``(NUM_UNIFORMS,)`` uniforms.
+    img: ``(H, W, 3)`` in [0, 1].
+    cfg: the view's :class:`ViewAugment`.
+
+  Returns:
+    ``(S, S, 3)`` with ``S = cfg.crop_size``.
   """
   height, width = img.shape[:2]
   top, left, h, w = _crop_box(u[:22], height, width, cfg.scale, cfg.ratio)
@@ -355,7 +488,19 @@ def augment_image(u: jax.Array, img: jax.Array, cfg: ViewAugment) -> jax.Array:
 
 def augment_views(key: jax.Array, images: jax.Array,
                   views: Sequence[ViewAugment]) -> list[jax.Array]:
-  """Independent augmentations of ``images`` (N, H, W, 3) for each view: V arrays (N, S, S, 3)."""
+  """Independent augmentations of ``images`` for each view.
+
+  Args:
+    key: PRNG key.
+    images: RGB images ``(N, H, W, 3)`` in [0, 1].
+    views: V :class:`ViewAugment`.
+
+  Returns:
+    V arrays ``(N, S, S, 3)`` (S per view).
+
+  Raises:
+    ValueError: if ``images`` is not ``(N, H, W, 3)``.
+  """
   if images.ndim != 4 or images.shape[-1] != 3:
     raise ValueError(f"images: expected RGB images (N, H, W, 3) in [0, 1], got {images.shape}")
   u = jax.random.uniform(key, (len(views), images.shape[0], NUM_UNIFORMS))
@@ -365,7 +510,16 @@ def augment_views(key: jax.Array, images: jax.Array,
 
 
 def normalize(images: jax.Array, mean, std) -> jax.Array:
-  """``(images - mean) / std`` per channel (the un-augmented evaluation transform)."""
+  """``(images - mean) / std`` per channel (the un-augmented evaluation transform).
+
+  Args:
+    images: ``(..., 3)``.
+    mean: per-channel mean, ``(3,)``.
+    std: per-channel std, ``(3,)``.
+
+  Returns:
+    float32, same shape.
+  """
   return (jnp.asarray(images, jnp.float32) - jnp.asarray(mean)) / jnp.asarray(std)
 
 
@@ -374,7 +528,16 @@ def normalize(images: jax.Array, mean, std) -> jax.Array:
 # ------------------------------------------------------------------------------------------------
 
 def ema_momentum_at(step: jax.Array, total_steps: int, base: float) -> jax.Array:
-  """Official cosine momentum ``1 - (1 - m0)(1 + cos(pi t / T)) / 2`` (m0 at t = 0, 1 at t = T)."""
+  """Official cosine momentum ``1 - (1 - m0)(1 + cos(pi t / T)) / 2`` (m0 at t = 0, 1 at t = T).
+
+  Args:
+    step: current step ``t``.
+    total_steps: ``T``.
+    base: ``m0``.
+
+  Returns:
+    Scalar momentum.
+  """
   return 1.0 - (1.0 - base) * (1.0 + jnp.cos(jnp.pi * step / max(total_steps, 1))) / 2.0
 
 
@@ -383,6 +546,17 @@ def official_schedule(base_lr: float, warmup_steps: int, total_steps: int):
 
   Warm-up ``base_lr (s + 1) / W`` for ``s < W``; then, with ``s' = s - W`` and ``S' = total - W``,
   ``q = (1 + cos(pi (s' + 1) / S')) / 2`` and ``lr = base_lr q + 1e-3 base_lr (1 - q)``.
+
+  Args:
+    base_lr: peak learning rate.
+    warmup_steps: ``W``.
+    total_steps: total steps.
+
+  Returns:
+    A schedule ``step -> learning rate``.
+
+  Raises:
+    ValueError: unless ``1 <= warmup_steps < total_steps``.
   """
   if warmup_steps < 1 or total_steps <= warmup_steps:
     raise ValueError(f"warmup_steps/total_steps: expected 1 <= warmup < total, got "

@@ -42,23 +42,44 @@ from jspectral.nn.spectral_adapter import batch_norm
 
 
 class MoCoProjectionHead(nn.Module):
-  """lightly ``MoCoProjectionHead(in, 2048, 128, num_layers=2, batch_norm=True)``:
-  Dense (no bias) - BN - ReLU - Dense (no bias) - BN."""
+  """lightly ``MoCoProjectionHead(in, 2048, 128, num_layers=2, batch_norm=True)``.
+
+  Dense (no bias) - BN - ReLU - Dense (no bias) - BN.
+
+  Attributes:
+    hidden: hidden width.
+    out: output width.
+  """
 
   hidden: int = 2048
   out: int = 128
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    """Projects backbone features.
+
+    Args:
+      x: ``(N, F)``.
+      train: BatchNorm batch statistics.
+
+    Returns:
+      ``(N, out)``.
+    """
     h = nn.relu(batch_norm(train, "bn1")(nn.Dense(self.hidden, use_bias=False, name="fc1")(x)))
     return batch_norm(train, "bn2")(nn.Dense(self.out, use_bias=False, name="fc2")(h))
 
 
 class DINOProjectionHead(nn.Module):
-  """lightly ``DINOProjectionHead(in, 2048, 256, out)``: three Dense layers (GELU between), L2
-  normalisation, then a weight-normalised Dense without bias whose gain is fixed to 1.
+  """lightly ``DINOProjectionHead(in, 2048, 256, out)``.
 
-  ``freeze_last_layer`` stops the gradient to the last layer (DINO's first epoch).
+  Three Dense layers (GELU between), L2 normalisation, then a weight-normalised Dense without bias
+  whose gain is fixed to 1. ``freeze_last_layer`` stops the gradient to the last layer (DINO's
+  first epoch).
+
+  Attributes:
+    hidden: hidden width.
+    bottleneck: bottleneck width before the last layer.
+    out: output width K.
   """
 
   hidden: int = 2048
@@ -68,6 +89,16 @@ class DINOProjectionHead(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False,
                freeze_last_layer: jax.Array | bool = False) -> jax.Array:
+    """Projects backbone features.
+
+    Args:
+      x: ``(N, F)``.
+      train: unused (no BatchNorm in this head).
+      freeze_last_layer: stop the gradient to the last layer (bool or traced bool).
+
+    Returns:
+      ``(N, out)``.
+    """
     del train  # no BatchNorm in this head
     init = nn.initializers.truncated_normal(0.02)
     h = nn.gelu(nn.Dense(self.hidden, kernel_init=init, name="fc1")(x), approximate=False)
@@ -80,7 +111,18 @@ class DINOProjectionHead(nn.Module):
 
 
 def sincos_pos_embed_2d(dim: int, grid: int) -> np.ndarray:
-  """MAE's fixed 2-D sin-cos position embedding ``(1 + grid**2, dim)`` with a zero class row."""
+  """MAE's fixed 2-D sin-cos position embedding with a zero class row.
+
+  Args:
+    dim: embedding width (multiple of 4).
+    grid: token grid side.
+
+  Returns:
+    ``(1 + grid**2, dim)`` float32.
+
+  Raises:
+    ValueError: if ``dim`` is not a multiple of 4.
+  """
   if dim % 4:
     raise ValueError(f"dim: expected a multiple of 4, got {dim}")
   omega = 1.0 / 10000 ** (np.arange(dim // 4, dtype=np.float64) / (dim // 4))
@@ -95,9 +137,21 @@ def sincos_pos_embed_2d(dim: int, grid: int) -> np.ndarray:
 
 
 class MAEDecoder(nn.Module):
-  """lightly ``MAEDecoderTIMM``: embed to ``dim``, scatter kept tokens among mask tokens, add the
-  fixed sin-cos position embedding, ``depth`` timm blocks, LayerNorm, and a linear prediction of
-  ``patch**2 * bands`` values per masked token."""
+  """lightly ``MAEDecoderTIMM``.
+
+  Embeds to ``dim``, scatters kept tokens among mask tokens, adds the fixed sin-cos position
+  embedding, runs ``depth`` timm blocks and LayerNorm, and predicts ``patch**2 * bands`` values per
+  masked token linearly.
+
+  Attributes:
+    num_patches: tokens without the class token (a square number).
+    patch_size: token patch side p.
+    bands: bands B.
+    dim: decoder width.
+    depth: decoder blocks.
+    num_heads: attention heads.
+    mlp_ratio: MLP width / ``dim``.
+  """
 
   num_patches: int = 1024
   patch_size: int = 4
@@ -109,6 +163,16 @@ class MAEDecoder(nn.Module):
 
   @nn.compact
   def __call__(self, encoded: jax.Array, idx_keep: jax.Array, idx_mask: jax.Array) -> jax.Array:
+    """Predicts the masked patches.
+
+    Args:
+      encoded: encoder tokens, ``(N, 1 + K, D_enc)`` (class token first).
+      idx_keep: kept token indices incl. the class token 0, ``(N, 1 + K)``.
+      idx_mask: masked token indices (class token counted), ``(N, M)``.
+
+    Returns:
+      ``(N, M, p*p*bands)``.
+    """
     n = encoded.shape[0]
     x = nn.Dense(self.dim, name="embed")(encoded)
     mask_token = self.param("mask_token", nn.initializers.normal(0.02), (1, 1, self.dim))
@@ -128,14 +192,37 @@ class MAEDecoder(nn.Module):
 
 
 def l2_normalise(x: jax.Array) -> jax.Array:
+  """``x / max(||x||_2, 1e-12)`` along the last axis.
+
+  Args:
+    x: ``(..., D)``.
+
+  Returns:
+    ``(..., D)``.
+  """
   return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def ntxent_loss(q: jax.Array, k: jax.Array, bank: jax.Array | None = None,
                 temperature: float = 0.1) -> jax.Array:
-  """lightly ``NTXentLoss``. With a memory ``bank`` ``(M, D)`` (MoCo): InfoNCE of each query
-  against its key and the bank, target index 0. Without (SimCLR): the symmetric 2N-way loss.
-  ``q, k`` ``(N, D)`` are L2-normalised here; bank rows are used as given."""
+  """lightly ``NTXentLoss``.
+
+  With a memory ``bank`` ``(M, D)`` (MoCo): InfoNCE of each query against its key and the bank,
+  target index 0. Without (SimCLR): the symmetric 2N-way loss. ``q, k`` ``(N, D)`` are
+  L2-normalised here; bank rows are used as given.
+
+  Args:
+    q: queries, ``(N, D)``.
+    k: keys, ``(N, D)``.
+    bank: optional memory bank, ``(M, D)``.
+    temperature: softmax temperature.
+
+  Returns:
+    Scalar loss.
+
+  Raises:
+    ValueError: if ``q`` and ``k`` are not equal ``(N, D)`` shapes or ``bank`` is not ``(M, D)``.
+  """
   if q.ndim != 2 or q.shape != k.shape:
     raise ValueError(f"q, k: expected equal (N, D) shapes, got {q.shape} and {k.shape}")
   q, k = l2_normalise(q), l2_normalise(k)
@@ -154,8 +241,18 @@ def ntxent_loss(q: jax.Array, k: jax.Array, bank: jax.Array | None = None,
 
 
 def enqueue(bank: jax.Array, ptr: jax.Array, keys: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """lightly memory bank FIFO: write ``keys`` at ``ptr``; a batch that would overflow is
-  truncated and the pointer goes back to 0 (no wrap-around)."""
+  """lightly memory bank FIFO: write ``keys`` at ``ptr``.
+
+  A batch that would overflow is truncated and the pointer goes back to 0 (no wrap-around).
+
+  Args:
+    bank: ``(M, D)``.
+    ptr: scalar integer write position.
+    keys: ``(N, D)``.
+
+  Returns:
+    ``(bank, ptr)``: the updated ``(M, D)`` bank and the next pointer.
+  """
   size, batch = bank.shape[0], keys.shape[0]
   idx = ptr + jnp.arange(batch)
   bank = bank.at[idx].set(keys.astype(bank.dtype), mode="drop")
@@ -165,10 +262,26 @@ def enqueue(bank: jax.Array, ptr: jax.Array, keys: jax.Array) -> tuple[jax.Array
 def dino_loss(teacher_out: jax.Array, student_out: jax.Array, center: jax.Array,
               teacher_temp: float = 0.04, student_temp: float = 0.1,
               center_momentum: float = 0.9) -> tuple[jax.Array, jax.Array]:
-  """lightly ``DINOLoss``: cross-entropy between centred, sharpened teacher softmaxes
-  ``(Vt, N, K)`` and student log-softmaxes ``(Vs, N, K)`` over all pairs of different views,
-  divided by ``pairs * N``. Returns ``(loss, new_center)`` with
-  ``new_center = m * center + (1 - m) * mean_{views, batch}(teacher_out)``."""
+  """lightly ``DINOLoss``.
+
+  Cross-entropy between centred, sharpened teacher softmaxes and student log-softmaxes over all
+  pairs of different views, divided by ``pairs * N``. The new centre is
+  ``m * center + (1 - m) * mean_{views, batch}(teacher_out)``.
+
+  Args:
+    teacher_out: ``(Vt, N, K)``.
+    student_out: ``(Vs, N, K)``.
+    center: ``(K,)`` or ``(1, K)``.
+    teacher_temp: teacher temperature.
+    student_temp: student temperature.
+    center_momentum: ``m``.
+
+  Returns:
+    ``(loss, new_center)``: scalar and an array shaped like ``center``.
+
+  Raises:
+    ValueError: if the outputs are not ``(views, N, K)`` with equal N, K.
+  """
   if teacher_out.ndim != 3 or student_out.ndim != 3 or teacher_out.shape[1:] != \
       student_out.shape[1:]:
     raise ValueError(f"teacher_out, student_out: expected (views, N, K) with equal N, K, got "
@@ -186,7 +299,18 @@ def dino_loss(teacher_out: jax.Array, student_out: jax.Array, center: jax.Array,
 
 
 def patchify(images: jax.Array, patch: int) -> jax.Array:
-  """``(N, H, W, C) -> (N, (H/p)(W/p), p*p*C)``: row-major patches, each laid out ``(p, q, c)``."""
+  """Row-major patches, each laid out ``(p, q, c)``.
+
+  Args:
+    images: ``(N, H, W, C)``.
+    patch: patch side p.
+
+  Returns:
+    ``(N, (H/p)(W/p), p*p*C)``.
+
+  Raises:
+    ValueError: if H or W is not a multiple of ``patch``.
+  """
   n, h, w, c = images.shape
   if h % patch or w % patch:
     raise ValueError(f"images: height and width must be multiples of {patch}, got {images.shape}")
@@ -196,10 +320,23 @@ def patchify(images: jax.Array, patch: int) -> jax.Array:
 
 def mae_loss(pred: jax.Array, images: jax.Array, idx_mask: jax.Array, patch: int,
              norm_pix: bool = True) -> jax.Array:
-  """MAE MSE between ``pred`` ``(N, M, p*p*C)`` and the masked patches of ``images``.
+  """MAE MSE between ``pred`` and the masked patches of ``images``.
 
   ``idx_mask`` ``(N, M)`` indexes the token sequence *with* the class token (patch = index - 1).
   ``norm_pix`` standardises each target patch with its mean and unbiased variance + 1e-6.
+
+  Args:
+    pred: ``(N, M, p*p*C)``.
+    images: ``(N, H, W, C)``.
+    idx_mask: ``(N, M)``.
+    patch: patch side p.
+    norm_pix: standardise each target patch.
+
+  Returns:
+    Scalar loss.
+
+  Raises:
+    ValueError: if ``pred`` does not match the target shape (or H, W are not multiples of p).
   """
   target = jnp.take_along_axis(patchify(images, patch), (idx_mask - 1)[..., None], axis=1)
   if pred.shape != target.shape:
@@ -213,9 +350,23 @@ def mae_loss(pred: jax.Array, images: jax.Array, idx_mask: jax.Array, patch: int
 
 def random_token_mask(rng: jax.Array, batch: int, num_patches: int,
                       mask_ratio: float) -> tuple[jax.Array, jax.Array]:
-  """lightly ``random_token_mask`` without masking the class token: ``idx_keep`` ``(N, 1+K)``
-  starts with the class token 0 and ``K = int(num_patches * (1 - mask_ratio))`` random patches;
-  ``idx_mask`` ``(N, num_patches - K)`` holds the rest (indices count the class token)."""
+  """lightly ``random_token_mask`` without masking the class token.
+
+  ``idx_keep`` starts with the class token 0 and ``K = int(num_patches * (1 - mask_ratio))``
+  random patches; ``idx_mask`` holds the rest (indices count the class token).
+
+  Args:
+    rng: PRNG key.
+    batch: N.
+    num_patches: tokens without the class token.
+    mask_ratio: fraction masked.
+
+  Returns:
+    ``(idx_keep, idx_mask)``, ``(N, 1 + K)`` and ``(N, num_patches - K)``.
+
+  Raises:
+    ValueError: unless ``0 < K < num_patches``.
+  """
   keep = int(num_patches * (1 - mask_ratio))
   if not 0 < keep < num_patches:
     raise ValueError(f"mask_ratio: {mask_ratio} keeps {keep} of {num_patches} patches")
@@ -226,15 +377,37 @@ def random_token_mask(rng: jax.Array, batch: int, num_patches: int,
 
 
 def cosine_momentum(step, max_steps: int, start: float = 0.996, end: float = 1.0):
-  """lightly ``cosine_schedule``: ``start`` at 0, ``end`` at ``max_steps - 1`` and after."""
+  """lightly ``cosine_schedule``: ``start`` at 0, ``end`` at ``max_steps - 1`` and after.
+
+  Args:
+    step: current step (scalar or array).
+    max_steps: schedule length.
+    start: value at step 0.
+    end: final value.
+
+  Returns:
+    float32, shaped like ``step``.
+  """
   step = jnp.asarray(step, jnp.float32)
   value = end - (end - start) * (jnp.cos(jnp.pi * step / (max_steps - 1)) + 1) / 2
   return jnp.where(step >= max_steps - 1, end, value)
 
 
 def dino_learning_rate(epoch, base_lr: float = 1e-3, warmup_epochs: int = 20, t_max: int = 100):
-  """Official DINO lr per epoch: LinearLR from ``lr / warmup`` over ``warmup`` epochs, then
-  CosineAnnealingLR with ``T_max = max_epochs`` (so the lr never reaches 0 in 100 epochs)."""
+  """Official DINO lr per epoch.
+
+  LinearLR from ``lr / warmup`` over ``warmup`` epochs, then CosineAnnealingLR with
+  ``T_max = max_epochs`` (so the lr never reaches 0 in 100 epochs).
+
+  Args:
+    epoch: epoch (scalar or array).
+    base_lr: peak learning rate.
+    warmup_epochs: warm-up epochs.
+    t_max: cosine period ``T_max``.
+
+  Returns:
+    float32, shaped like ``epoch``.
+  """
   epoch = jnp.asarray(epoch, jnp.float32)
   warm = base_lr * (1 / warmup_epochs + (1 - 1 / warmup_epochs) * epoch / warmup_epochs)
   cos = base_lr * (1 + jnp.cos(jnp.pi * (epoch - warmup_epochs) / t_max)) / 2
@@ -243,7 +416,17 @@ def dino_learning_rate(epoch, base_lr: float = 1e-3, warmup_epochs: int = 20, t_
 
 def moco_learning_rate(epoch, base_lr: float = 1e-3, milestones: Sequence[int] = (60, 80),
                        gamma: float = 0.1):
-  """Official MoCo lr per epoch: MultiStepLR, ``x gamma`` at each milestone."""
+  """Official MoCo lr per epoch: MultiStepLR, ``x gamma`` at each milestone.
+
+  Args:
+    epoch: epoch (scalar or array).
+    base_lr: initial learning rate.
+    milestones: epochs at which the lr is multiplied by ``gamma``.
+    gamma: decay factor.
+
+  Returns:
+    Shaped like ``epoch``.
+  """
   epoch = jnp.asarray(epoch)
   return base_lr * gamma ** sum((epoch >= m).astype(jnp.float32) for m in milestones)
 
@@ -255,9 +438,24 @@ def moco_learning_rate(epoch, base_lr: float = 1e-3, milestones: Sequence[int] =
 def ssl_view(image: np.ndarray, rng: np.random.Generator, *, size: int,
              scale: tuple[float, float], blur_p: float, mean: np.ndarray,
              std: np.ndarray) -> np.ndarray:
-  """One SpectralEarth SSL view: RandomResizedCrop, Gaussian blur (kernel ``size//10//2*2+1``,
-  sigma in [0.1, 2], probability ``blur_p``, reflect padding), h/v flips, per-band standardisation.
-  No colour/spectral augmentation, on purpose."""
+  """One SpectralEarth SSL view.
+
+  RandomResizedCrop, Gaussian blur (kernel ``size//10//2*2+1``, sigma in [0.1, 2], probability
+  ``blur_p``, reflect padding), h/v flips, per-band standardisation. No colour/spectral
+  augmentation, on purpose.
+
+  Args:
+    image: ``(H, W, B)``.
+    rng: NumPy generator.
+    size: output side S.
+    scale: crop area range.
+    blur_p: blur probability.
+    mean: per-band mean, ``(B,)``.
+    std: per-band std, ``(B,)``.
+
+  Returns:
+    ``(S, S, B)`` float32.
+  """
   x = random_resized_crop(image, rng, size, scale)
   if rng.uniform() < blur_p:
     sigma = rng.uniform(0.1, 2.0)
@@ -277,19 +475,42 @@ def ssl_view(image: np.ndarray, rng: np.random.Generator, *, size: int,
 
 
 class SSLNet(nn.Module):
-  """``backbone`` followed by a projection ``head``: returns ``(features, projection)``."""
+  """``backbone`` followed by a projection ``head``: returns ``(features, projection)``.
+
+  Attributes:
+    backbone: encoder ``(N, H, W, B) -> (N, F)``, called as ``backbone(x, train)``.
+    head: projection head, called as ``head(features, train, **head_kw)``.
+  """
 
   backbone: nn.Module
   head: nn.Module
 
   def __call__(self, x, train: bool = False, **head_kw):
+    """Encodes and projects.
+
+    Args:
+      x: ``(N, H, W, B)``.
+      train: training mode for backbone and head.
+      **head_kw: extra head arguments (e.g. ``freeze_last_layer``).
+
+    Returns:
+      ``(features, projection)``, ``(N, F)`` and ``(N, out)``.
+    """
     features = self.backbone(x, train)
     return features, self.head(features, train, **head_kw)
 
 
 
 class MAENet(nn.Module):
-  """Spec ViT encoder on kept tokens + :class:`MAEDecoder` predicting the masked patches."""
+  """Spec ViT encoder on kept tokens + :class:`MAEDecoder` predicting the masked patches.
+
+  Attributes:
+    encoder: the :class:`SpecViT`.
+    decoder_dim: decoder width.
+    decoder_depth: decoder blocks.
+    decoder_heads: decoder attention heads.
+    bands: bands B.
+  """
 
   encoder: SpecViT
   decoder_dim: int = 512
@@ -304,6 +525,17 @@ class MAENet(nn.Module):
                               num_heads=self.decoder_heads)
 
   def __call__(self, x, idx_keep, idx_mask, train: bool = False):
+    """Encodes the kept tokens and predicts the masked patches.
+
+    Args:
+      x: ``(N, H, W, B)``.
+      idx_keep: ``(N, 1 + K)`` from :func:`random_token_mask`.
+      idx_mask: ``(N, M)``.
+      train: encoder training mode.
+
+    Returns:
+      ``(N, M, p*p*B)``.
+    """
     encoded = self.encoder.encode_masked(x, idx_keep, train)
     return self.decoder(encoded, idx_keep, idx_mask)
 
@@ -318,15 +550,34 @@ def _upsample2(x: jax.Array) -> jax.Array:
 
 
 class ConvHead(nn.Module):
-  """Official ``ConvHead``: for ``log2(patch_size)`` stages, bilinear x2 upsampling
-  (``align_corners=False``) and a 3x3 conv with bias; widths 128, 64, ... then ``num_classes``;
-  BatchNorm + ReLU after every conv but the last."""
+  """Official ``ConvHead``.
+
+  For ``log2(patch_size)`` stages, bilinear x2 upsampling (``align_corners=False``) and a 3x3 conv
+  with bias; widths 128, 64, ... then ``num_classes``; BatchNorm + ReLU after every conv but the
+  last.
+
+  Attributes:
+    num_classes: output classes.
+    patch_size: token patch side (power of 2 >= 2).
+  """
 
   num_classes: int
   patch_size: int = 4
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    """Decodes a token grid.
+
+    Args:
+      x: ``(N, h, w, D)``.
+      train: BatchNorm batch statistics.
+
+    Returns:
+      ``(N, h * patch_size, w * patch_size, num_classes)``.
+
+    Raises:
+      ValueError: if ``patch_size`` is not a power of 2 >= 2.
+    """
     p = self.patch_size
     if p < 2 or p & (p - 1):
       raise ValueError(f"patch_size: expected a power of 2 >= 2, got {p}")
@@ -340,8 +591,9 @@ class ConvHead(nn.Module):
 
 
 class ViTSegmentor(nn.Module):
-  """``backbone`` (a :class:`jspectral.ssl.spectral_earth.SpecViT`) + :class:`ConvHead`:
-  ``(N, H, W, B) -> (N, H, W, num_classes)`` logits.
+  """``backbone`` (a :class:`jspectral.ssl.spectral_earth.SpecViT`) + :class:`ConvHead`.
+
+  Maps ``(N, H, W, B) -> (N, H, W, num_classes)`` logits.
 
   ``standardise`` (not in the official code, off by default) puts a BatchNorm without scale and
   shift between the frozen tokens and the head, as the MAE / DINO / MoCo-v3 linear-probe
@@ -349,6 +601,12 @@ class ViTSegmentor(nn.Module):
   running averages in inference, so the head sees pretrained and random-init features at a
   common scale. ``head="linear"``: a 1x1 conv on the token grid, logits resized bilinearly to
   the input (the official "linear" protocol is the ConvHead on a frozen encoder).
+
+  Attributes:
+    backbone: the SpecViT.
+    num_classes: output classes.
+    standardise: BatchNorm without scale/shift on the tokens.
+    head: ``"conv"`` or ``"linear"``.
   """
 
   backbone: nn.Module
@@ -358,6 +616,19 @@ class ViTSegmentor(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False, backbone_train: bool | None = None):
+    """Segments a cube.
+
+    Args:
+      x: ``(N, H, W, B)``.
+      train: training mode of the head.
+      backbone_train: training mode of the backbone (default ``train``).
+
+    Returns:
+      Logits, ``(N, H, W, num_classes)``.
+
+    Raises:
+      ValueError: if ``head`` is unknown.
+    """
     if self.head not in ("conv", "linear"):
       raise ValueError(f"head: expected 'conv' or 'linear', got {self.head!r}")
     backbone_train = train if backbone_train is None else backbone_train
@@ -373,12 +644,25 @@ class ViTSegmentor(nn.Module):
 
 
 class FCNHead(nn.Module):
-  """Official ``FCNHead``: 3x3 conv (no bias) to ``in/8`` channels, BN, ReLU, 1x1 conv."""
+  """Official ``FCNHead``: 3x3 conv (no bias) to ``in/8`` channels, BN, ReLU, 1x1 conv.
+
+  Attributes:
+    num_classes: output classes.
+  """
 
   num_classes: int
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    """Applies the head.
+
+    Args:
+      x: ``(N, h, w, F)``.
+      train: BatchNorm batch statistics.
+
+    Returns:
+      ``(N, h, w, num_classes)``.
+    """
     inter = x.shape[-1] // 8
     x = nn.Conv(inter, (3, 3), padding=[(1, 1), (1, 1)], use_bias=False, name="conv0")(x)
     x = nn.relu(batch_norm(train, "bn0")(x))
@@ -386,14 +670,30 @@ class FCNHead(nn.Module):
 
 
 class FCNSegmenter(nn.Module):
-  """``backbone`` (a ``SpecResNet50(return_features=True)``, usually all-dilated) + FCNHead +
-  bilinear resize of the logits to the input size."""
+  """``backbone`` + FCNHead + bilinear resize of the logits to the input size.
+
+  The backbone is a ``SpecResNet50(return_features=True)``, usually all-dilated.
+
+  Attributes:
+    backbone: feature-map encoder.
+    num_classes: output classes.
+  """
 
   backbone: nn.Module
   num_classes: int
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False, backbone_train: bool | None = None):
+    """Segments a cube.
+
+    Args:
+      x: ``(N, H, W, B)``.
+      train: training mode of the head.
+      backbone_train: training mode of the backbone (default ``train``).
+
+    Returns:
+      Logits, ``(N, H, W, num_classes)``.
+    """
     backbone_train = train if backbone_train is None else backbone_train
     logits = FCNHead(self.num_classes, name="head")(self.backbone(x, backbone_train), train)
     n, h, w, _ = x.shape
@@ -401,8 +701,20 @@ class FCNSegmenter(nn.Module):
 
 
 def convert_torch_conv_head(state_dict, prefix: str = "segmentation_conv.") -> tuple[dict, dict]:
-  """Official ``ConvHead`` ``nn.Sequential`` entries -> ``(params, batch_stats)`` of
-  :class:`ConvHead` (conv at Sequential index ``4i + 1``, BatchNorm at ``4i + 2``)."""
+  """Official ``ConvHead`` ``nn.Sequential`` entries -> ``(params, batch_stats)``.
+
+  The target is :class:`ConvHead`; the conv sits at Sequential index ``4i + 1``, BatchNorm at ``4i + 2``.
+
+  Args:
+    state_dict: ``{name: array}``.
+    prefix: name prefix of the Sequential.
+
+  Returns:
+    ``(params, batch_stats)``.
+
+  Raises:
+    ValueError: if no ConvHead keys are found under ``prefix``.
+  """
   params, stats = {}, {}
   i = 0
   while f"{prefix}{4 * i + 1}.weight" in state_dict:
@@ -425,8 +737,21 @@ def convert_torch_conv_head(state_dict, prefix: str = "segmentation_conv.") -> t
 
 
 def segmentation_loss(logits: jax.Array, target: jax.Array, ignore_index: int) -> jax.Array:
-  """torch ``CrossEntropyLoss(ignore_index=...)``: mean over the pixels whose target is not
-  ``ignore_index``. ``logits`` ``(..., C)``, ``target`` ``(...)`` integer."""
+  """torch ``CrossEntropyLoss(ignore_index=...)``.
+
+  Mean over the pixels whose target is not ``ignore_index``.
+
+  Args:
+    logits: ``(..., C)``.
+    target: integer labels, ``(...)``.
+    ignore_index: label excluded from the mean.
+
+  Returns:
+    Scalar loss.
+
+  Raises:
+    ValueError: if ``target`` does not match ``logits.shape[:-1]``.
+  """
   if logits.shape[:-1] != target.shape:
     raise ValueError(f"target: expected shape {logits.shape[:-1]}, got {target.shape}")
   valid = target != ignore_index
@@ -437,7 +762,18 @@ def segmentation_loss(logits: jax.Array, target: jax.Array, ignore_index: int) -
 
 
 def multilabel_loss(logits: jax.Array, target: jax.Array) -> jax.Array:
-  """BCE-with-logits averaged over samples and labels (``(N, L)`` multi-hot target)."""
+  """BCE-with-logits averaged over samples and labels.
+
+  Args:
+    logits: ``(N, L)``.
+    target: multi-hot, ``(N, L)``.
+
+  Returns:
+    Scalar loss.
+
+  Raises:
+    ValueError: if the shapes differ.
+  """
   if logits.shape != target.shape:
     raise ValueError(f"target: expected shape {logits.shape}, got {target.shape}")
   t = target.astype(logits.dtype)
@@ -446,9 +782,22 @@ def multilabel_loss(logits: jax.Array, target: jax.Array) -> jax.Array:
 
 def downstream_augment(example, rng: np.random.Generator, *, scale: tuple[float, float],
                        mean: np.ndarray, std: np.ndarray, train: bool = True):
-  """Official downstream transform on ``{"image" (S, S, B), "mask" (S, S)}``: (train)
-  RandomResizedCrop with ``scale`` (mask resampled nearest), vertical and horizontal flips; then
-  per-band standardisation."""
+  """Official downstream transform on ``{"image" (S, S, B), "mask" (S, S)}``.
+
+  (train) RandomResizedCrop with ``scale`` (mask resampled nearest), vertical and horizontal
+  flips; then per-band standardisation.
+
+  Args:
+    example: ``{"image": (S, S, B), "mask": (S, S)}``.
+    rng: NumPy generator.
+    scale: crop area range.
+    mean: per-band mean, ``(B,)``.
+    std: per-band std, ``(B,)``.
+    train: apply the random crop and flips.
+
+  Returns:
+    ``{"image": (S, S, B) float32, "mask": (S, S) int32}``.
+  """
   image = np.asarray(example["image"], np.float32)
   mask = np.asarray(example["mask"])
   if train:

@@ -57,6 +57,16 @@ def check_embeddings(z: jax.Array, name: str = "z") -> None:
   """Raises ``ValueError`` unless ``z`` is a finite ``(N, D)`` float array with N >= 2 and D >= 2.
 
   Finiteness is only checked on concrete arrays (inside ``jit`` the values are unknown).
+
+  Args:
+    z: embeddings to check.
+    name: argument name used in the message.
+
+  Returns:
+    None.
+
+  Raises:
+    ValueError: if ``z`` is not 2-D, too small, not float, or (concretely) not finite.
   """
   shape = np.shape(z)
   if len(shape) != 2:
@@ -107,10 +117,17 @@ def _check_group_size(z: jax.Array, group_size: int | None) -> None:
 
 
 def iternorm_matrix(sigma: jax.Array, iterations: int = 4) -> jax.Array:
-  """IterNorm's approximation ``Phi_T`` of ``sigma^(-1/2)`` for a covariance ``sigma`` (r, r).
+  """IterNorm's approximation ``Phi_T`` of ``sigma^(-1/2)`` for a covariance ``sigma``.
 
   ``sigma_N = sigma / tr(sigma)``, ``P_0 = I``, ``P_k = 1.5 P_{k-1} - 0.5 P_{k-1}^3 sigma_N`` and
   ``Phi_T = P_T / sqrt(tr(sigma))``. Differentiable through every iteration.
+
+  Args:
+    sigma: covariance, ``(r, r)``.
+    iterations: Newton iterations T.
+
+  Returns:
+    ``(r, r)``.
   """
   trace = jnp.trace(sigma)
   sigma_n = sigma / trace
@@ -125,14 +142,18 @@ def iternorm(z: jax.Array, iterations: int = 4, whiten: str = "samples",
   """IterNorm whitening of embeddings ``z`` (N, D) -> (N, D) (official ``Whitening2dIterNorm``).
 
   Args:
-    z: embeddings, one row per sample.
+    z: embeddings ``(N, D)``, one row per sample.
     iterations: number T of Newton iterations (official default 4).
     whiten: ``"samples"`` (official axis 0: N x N Gram) or ``"features"`` (axis 1: D x D).
     group_size: whiten consecutive groups of this many features separately; ``None`` = one group.
 
   Returns:
-    The transformed embeddings; rows have zero mean over features (``"samples"``) or columns zero
-    mean over the batch (``"features"``).
+    The transformed embeddings ``(N, D)``; rows have zero mean over features (``"samples"``) or
+    columns zero mean over the batch (``"features"``).
+
+  Raises:
+    ValueError: if ``whiten`` is unknown, ``z`` is not a finite float ``(N, D)`` array with
+      ``N, D >= 2``, ``group_size`` does not divide D, or ``iterations < 0``.
   """
   _check_whiten(whiten)
   check_embeddings(z)
@@ -158,6 +179,13 @@ def iternorm_spectrum_map(x: jax.Array, iterations: int = 4) -> jax.Array:
 
   With ``x = lam / tr(S)``, ``f_0 = 1`` and ``f_k = 1.5 f_{k-1} - 0.5 x f_{k-1}^3``, the output
   covariance of :func:`iternorm` has eigenvalue ``x f_T(x)^2`` (monotone on [0, 1], 1 -> 1).
+
+  Args:
+    x: normalised eigenvalues, any shape (NumPy or JAX).
+    iterations: Newton iterations T.
+
+  Returns:
+    Output eigenvalues, same shape.
   """
   f = x * 0 + 1  # NumPy or JAX, in the dtype of x
   for _ in range(iterations):
@@ -171,6 +199,18 @@ def spectral_transform(z: jax.Array, g: Callable[[jax.Array], jax.Array],
 
   Output eigenvalues are ``lam g(lam)^2``. Gradients flow through ``eigh`` (they are ill-defined
   when eigenvalues repeat; use :func:`iternorm` where that matters).
+
+  Args:
+    z: embeddings, ``(N, D)``.
+    g: elementwise eigenvalue map.
+    whiten: ``"samples"`` (official axis 0: N x N Gram) or ``"features"`` (axis 1: D x D).
+
+  Returns:
+    ``(N, D)``.
+
+  Raises:
+    ValueError: if ``whiten`` is unknown or ``z`` is not a finite float ``(N, D)`` array with
+      ``N, D >= 2``.
   """
   _check_whiten(whiten)
   check_embeddings(z)
@@ -185,6 +225,19 @@ def power_transform(z: jax.Array, power: float = 0.5, whiten: str = "samples",
 
   ``power = 0`` leaves the centred embeddings unchanged, ``power = 0.5`` is ZCA whitening. ``eps``
   floors eigenvalues (those of a rank-deficient Gram matrix are 0) so that the map stays finite.
+
+  Args:
+    z: embeddings, ``(N, D)``.
+    power: ``p``.
+    whiten: ``"samples"`` (official axis 0: N x N Gram) or ``"features"`` (axis 1: D x D).
+    eps: eigenvalue floor (> 0).
+
+  Returns:
+    ``(N, D)``.
+
+  Raises:
+    ValueError: if ``whiten`` is unknown or ``z`` is not a finite float ``(N, D)`` array with
+      ``N, D >= 2``, or ``eps <= 0``.
   """
   if eps <= 0:
     raise ValueError(f"eps: expected a positive floor, got {eps}")
@@ -192,29 +245,70 @@ def power_transform(z: jax.Array, power: float = 0.5, whiten: str = "samples",
 
 
 def zca_whitening(z: jax.Array, whiten: str = "samples", eps: float = 1e-5) -> jax.Array:
-  """Hard ZCA whitening ``S^(-1/2) M_c`` (the power-law ST with power 1/2)."""
+  """Hard ZCA whitening ``S^(-1/2) M_c`` (the power-law ST with power 1/2).
+
+  Args:
+    z: embeddings, ``(N, D)``.
+    whiten: ``"samples"`` (official axis 0: N x N Gram) or ``"features"`` (axis 1: D x D).
+    eps: eigenvalue floor (> 0).
+
+  Returns:
+    ``(N, D)``.
+
+  Raises:
+    ValueError: if ``whiten`` is unknown or ``z`` is not a finite float ``(N, D)`` array with
+      ``N, D >= 2``, or ``eps <= 0``.
+  """
   return power_transform(z, 0.5, whiten, eps)
 
 
 def covariance_spectrum(z: jax.Array, whiten: str = "samples") -> jax.Array:
-  """Eigenvalues, in descending order, of the covariance of ``z`` in the ``whiten`` orientation."""
+  """Eigenvalues, in descending order, of the covariance of ``z`` in the ``whiten`` orientation.
+
+  Args:
+    z: embeddings, ``(N, D)``.
+    whiten: ``"samples"`` (official axis 0: N x N Gram) or ``"features"`` (axis 1: D x D).
+
+  Returns:
+    ``(N,)`` for ``"samples"``, ``(D,)`` for ``"features"``.
+
+  Raises:
+    ValueError: if ``whiten`` is unknown.
+  """
   _check_whiten(whiten)
   _, sigma = _centred_gram(_oriented(z, whiten))
   return jnp.linalg.eigvalsh(sigma)[::-1]
 
 
 def effective_rank(eigenvalues: jax.Array) -> jax.Array:
-  """Roy & Vetterli's effective rank ``exp(H(p))`` with ``p = lam / sum(lam)`` (negatives -> 0)."""
+  """Roy & Vetterli's effective rank ``exp(H(p))`` with ``p = lam / sum(lam)`` (negatives -> 0).
+
+  Args:
+    eigenvalues: ``(K,)``.
+
+  Returns:
+    Scalar in ``[1, K]``.
+  """
   lam = jnp.maximum(eigenvalues, 0.0)
   p = lam / jnp.sum(lam)
   return jnp.exp(-jnp.sum(jnp.where(p > 0, p * jnp.log(jnp.where(p > 0, p, 1.0)), 0.0)))
 
 
 def trace_loss(t: jax.Array, whiten: str = "samples") -> jax.Array:
-  """``sum_j (S_jj - 1)^2`` of the covariance of transformed embeddings ``t`` (N, D).
+  """``sum_j (S_jj - 1)^2`` of the covariance of transformed embeddings ``t``.
 
   ``"samples"``: N terms, the variance of each sample over its features (divisor D - 1);
   ``"features"``: D terms, the variance of each feature over the batch (divisor N - 1).
+
+  Args:
+    t: transformed embeddings, ``(N, D)``.
+    whiten: ``"samples"`` (official axis 0: N x N Gram) or ``"features"`` (axis 1: D x D).
+
+  Returns:
+    Scalar.
+
+  Raises:
+    ValueError: if ``whiten`` is unknown.
   """
   _check_whiten(whiten)
   m = _oriented(t, whiten)
@@ -224,7 +318,18 @@ def trace_loss(t: jax.Array, whiten: str = "samples") -> jax.Array:
 
 
 def normalized_mse(a: jax.Array, b: jax.Array) -> jax.Array:
-  """``2 - 2 mean_i cos(a_i, b_i)``: rows L2-normalised (eps 1e-12 on the norm), range [0, 4]."""
+  """``2 - 2 mean_i cos(a_i, b_i)``: rows L2-normalised (eps 1e-12 on the norm), range [0, 4].
+
+  Args:
+    a: ``(N, D)``.
+    b: ``(N, D)``.
+
+  Returns:
+    Scalar.
+
+  Raises:
+    ValueError: if ``a`` and ``b`` are not two ``(N, D)`` arrays of one shape.
+  """
   if np.shape(a) != np.shape(b) or len(np.shape(a)) != 2:
     raise ValueError(f"a, b: expected two (N, D) arrays of one shape, got {np.shape(a)} and "
                      f"{np.shape(b)}")
@@ -236,8 +341,22 @@ def normalized_mse(a: jax.Array, b: jax.Array) -> jax.Array:
 
 
 def trade_off(batch_size: int, embedding_dim: int, whiten: str = "samples") -> float:
-  """The official trace-loss weight beta: ``0.01 (log2(bs) - 3)`` (samples) or
-  ``0.01 (log2(emb) - 3)`` (features), with ``bs`` the global batch size."""
+  """The official trace-loss weight beta.
+
+  ``0.01 (log2(bs) - 3)`` (samples) or ``0.01 (log2(emb) - 3)`` (features), with ``bs`` the global
+  batch size.
+
+  Args:
+    batch_size: global batch size N.
+    embedding_dim: embedding width D.
+    whiten: ``"samples"`` (official axis 0: N x N Gram) or ``"features"`` (axis 1: D x D).
+
+  Returns:
+    beta.
+
+  Raises:
+    ValueError: if ``whiten`` is unknown or the relevant size is < 1.
+  """
   _check_whiten(whiten)
   size = batch_size if whiten == "samples" else embedding_dim
   if size < 1:
@@ -264,10 +383,15 @@ def intl_loss(views: Sequence[jax.Array], beta: float | None = None, iterations:
   Args:
     views: V arrays ``(N, D)``; view 0 is the anchor of every pair.
     beta: trace-loss weight; ``None`` = :func:`trade_off` of the views' shape.
-    iterations, whiten: IterNorm settings.
+    iterations: IterNorm iterations.
+    whiten: IterNorm orientation.
 
   Returns:
     ``(loss, aux)`` with ``aux["trace_losses"]`` (V,) and ``aux["norm_mse"]`` (V - 1,).
+
+  Raises:
+    ValueError: if there are fewer than 2 views, or a view is not a finite ``(N, D)`` array of the
+      common shape.
   """
   if len(views) < 2:
     raise ValueError(f"views: expected at least 2 views, got {len(views)}")
@@ -287,6 +411,19 @@ def intl_momentum_loss(key_view: jax.Array, query_views: Sequence[jax.Array],
   """INTL_M objective (official ``INTL_M.forward``): the EMA key embedding gets no gradient.
 
   ``L = 1/Q sum_q [mse_norm(t_q, stop_grad(t_k)) + beta tl(t_q)]`` (no trace loss on the key).
+
+  Args:
+    key_view: EMA key embeddings, ``(N, D)``.
+    query_views: Q query embeddings, each ``(N, D)``.
+    beta: trace-loss weight; ``None`` = :func:`trade_off`.
+    iterations: IterNorm iterations.
+    whiten: ``"samples"`` (official axis 0: N x N Gram) or ``"features"`` (axis 1: D x D).
+
+  Returns:
+    ``(loss, aux)`` with ``aux["trace_losses"]`` (Q,) and ``aux["norm_mse"]`` (Q,).
+
+  Raises:
+    ValueError: if a view is not a finite ``(N, D)`` array of the common shape.
   """
   _check_views([key_view, *query_views], "key_view/query_views")
   n, d = np.shape(key_view)
@@ -304,6 +441,19 @@ def power_st_loss(views: Sequence[jax.Array], power: float = 0.5, whiten: str = 
 
   ``L = 1/(V-1) sum_{v>=1} mse_norm(ST_p(z_v), ST_p(z_0))``; ``power = 0.5`` is hard whitening
   (W-MSE-style), ``power = 0`` plain alignment (collapses).
+
+  Args:
+    views: V >= 2 arrays ``(N, D)``.
+    power: ``p``.
+    whiten: ``"samples"`` (official axis 0: N x N Gram) or ``"features"`` (axis 1: D x D).
+    eps: eigenvalue floor.
+
+  Returns:
+    ``(loss, aux)`` with ``aux["norm_mse"]`` (V - 1,) and zero ``aux["trace_losses"]`` (V,).
+
+  Raises:
+    ValueError: if there are fewer than 2 views, or a view is not a finite ``(N, D)`` array of the
+      common shape.
   """
   if len(views) < 2:
     raise ValueError(f"views: expected at least 2 views, got {len(views)}")
