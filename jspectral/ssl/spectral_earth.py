@@ -703,7 +703,8 @@ class FCNSegmenter(nn.Module):
 def convert_torch_conv_head(state_dict, prefix: str = "segmentation_conv.") -> tuple[dict, dict]:
   """Official ``ConvHead`` ``nn.Sequential`` entries -> ``(params, batch_stats)``.
 
-  The target is :class:`ConvHead`; the conv sits at Sequential index ``4i + 1``, BatchNorm at ``4i + 2``.
+  The target is :class:`ConvHead`; the conv sits at Sequential index ``4i + 1``, BatchNorm
+  at ``4i + 2``.
 
   Args:
     state_dict: ``{name: array}``.
