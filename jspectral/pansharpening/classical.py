@@ -99,14 +99,44 @@ def _out(x, squeeze):
 
 @functools.partial(jax.jit, static_argnames=("ratio",))
 def exp(hs_lr, pan, ratio: int, *, hs_up=None):
-  """EXP: the upsampled cube itself (``Utils/EXP.py``)."""
+  """EXP: the upsampled cube itself (``Utils/EXP.py``).
+
+  Args:
+    hs_lr: LR hyperspectral cube ``(h, w, B)`` or ``(N, h, w, B)``.
+    pan: PAN ``(r h, r w)``, ``(r h, r w, 1)`` or ``(N, r h, r w, 1)``.
+    ratio: PAN / HS resolution ratio ``r``.
+    hs_up: upsampled cube ``(r h, r w, B)`` (batched like ``hs_lr``); default: the toolbox's ideal
+      interpolator of ``hs_lr``.
+
+  Returns:
+    Fused cube ``(r h, r w, B)``, batched like ``hs_lr``.
+
+  Raises:
+    ValueError: if ``ratio`` is invalid, the inputs are not HS/PAN cubes of matching sizes, or
+      ``hs_up`` has the wrong shape.
+  """
   _, _, up, squeeze = _inputs(hs_lr, pan, ratio, hs_up)
   return _out(up, squeeze)
 
 
 @functools.partial(jax.jit, static_argnames=("ratio",))
 def mtf_glp_fs(hs_lr, pan, ratio: int, *, hs_up=None):
-  """MTF-GLP-FS: injection gains ``cov(ms_b, P) / cov(P_L, P)`` estimated at full scale."""
+  """MTF-GLP-FS: injection gains ``cov(ms_b, P) / cov(P_L, P)`` estimated at full scale.
+
+  Args:
+    hs_lr: LR hyperspectral cube ``(h, w, B)`` or ``(N, h, w, B)``.
+    pan: PAN ``(r h, r w)``, ``(r h, r w, 1)`` or ``(N, r h, r w, 1)``.
+    ratio: PAN / HS resolution ratio ``r``.
+    hs_up: upsampled cube ``(r h, r w, B)`` (batched like ``hs_lr``); default: the toolbox's ideal
+      interpolator of ``hs_lr``.
+
+  Returns:
+    Fused cube ``(r h, r w, B)``, batched like ``hs_lr``.
+
+  Raises:
+    ValueError: if ``ratio`` is invalid, the inputs are not HS/PAN cubes of matching sizes, or
+      ``hs_up`` has the wrong shape.
+  """
   _, p, ms, squeeze = _inputs(hs_lr, pan, ratio, hs_up)
   bands = jnp.broadcast_to(p, ms.shape)
   low = _lowpass_pan_lr(bands, ratio)
@@ -119,6 +149,21 @@ def mtf_glp_hpm(hs_lr, pan, ratio: int, *, hs_up=None, max_ratio: float = 10.0):
   """MTF-GLP-HPM: ``ms * clip(P_b / (P_L,b + eps), 0, max_ratio)`` with P equalised per band.
 
   The equalisation uses the std of ``LPfilterGauss(P)`` (float32 taps, replicate padding).
+
+  Args:
+    hs_lr: LR hyperspectral cube ``(h, w, B)`` or ``(N, h, w, B)``.
+    pan: PAN ``(r h, r w)``, ``(r h, r w, 1)`` or ``(N, r h, r w, 1)``.
+    ratio: PAN / HS resolution ratio ``r``.
+    hs_up: upsampled cube ``(r h, r w, B)`` (batched like ``hs_lr``); default: the toolbox's ideal
+      interpolator of ``hs_lr``.
+    max_ratio: upper clip of the modulation ratio.
+
+  Returns:
+    Fused cube ``(r h, r w, B)``, batched like ``hs_lr``.
+
+  Raises:
+    ValueError: if ``ratio`` is invalid, the inputs are not HS/PAN cubes of matching sizes, or
+      ``hs_up`` has the wrong shape.
   """
   _, p, ms, squeeze = _inputs(hs_lr, pan, ratio, hs_up)
   bands = jnp.broadcast_to(p, ms.shape)
@@ -131,7 +176,23 @@ def mtf_glp_hpm(hs_lr, pan, ratio: int, *, hs_up=None, max_ratio: float = 10.0):
 
 @functools.partial(jax.jit, static_argnames=("ratio",))
 def mtf_glp_hpm_r(hs_lr, pan, ratio: int, *, hs_up=None, max_ratio: float = 10.0):
-  """MTF-GLP-HPM-R: HPM with a regression-based haze-like offset ``c_b`` per band."""
+  """MTF-GLP-HPM-R: HPM with a regression-based haze-like offset ``c_b`` per band.
+
+  Args:
+    hs_lr: LR hyperspectral cube ``(h, w, B)`` or ``(N, h, w, B)``.
+    pan: PAN ``(r h, r w)``, ``(r h, r w, 1)`` or ``(N, r h, r w, 1)``.
+    ratio: PAN / HS resolution ratio ``r``.
+    hs_up: upsampled cube ``(r h, r w, B)`` (batched like ``hs_lr``); default: the toolbox's ideal
+      interpolator of ``hs_lr``.
+    max_ratio: upper clip of the modulation ratio.
+
+  Returns:
+    Fused cube ``(r h, r w, B)``, batched like ``hs_lr``.
+
+  Raises:
+    ValueError: if ``ratio`` is invalid, the inputs are not HS/PAN cubes of matching sizes, or
+      ``hs_up`` has the wrong shape.
+  """
   _, p, ms, squeeze = _inputs(hs_lr, pan, ratio, hs_up)
   bands = jnp.broadcast_to(p, ms.shape)
   low = _lowpass_pan_lr(bands, ratio)
@@ -145,6 +206,21 @@ def bt_h(hs_lr, pan, ratio: int, *, hs_up=None, float32_alpha: bool = True):
   """BT-H: haze-corrected Brovey (haze = per-band spatial minimum of the upsampled cube).
 
   ``float32_alpha`` rounds the regression weights to float32 as the toolbox does.
+
+  Args:
+    hs_lr: LR hyperspectral cube ``(h, w, B)`` or ``(N, h, w, B)``.
+    pan: PAN ``(r h, r w)``, ``(r h, r w, 1)`` or ``(N, r h, r w, 1)``.
+    ratio: PAN / HS resolution ratio ``r``.
+    hs_up: upsampled cube ``(r h, r w, B)`` (batched like ``hs_lr``); default: the toolbox's ideal
+      interpolator of ``hs_lr``.
+    float32_alpha: round the regression weights to float32.
+
+  Returns:
+    Fused cube ``(r h, r w, B)``, batched like ``hs_lr``.
+
+  Raises:
+    ValueError: if ``ratio`` is invalid, the inputs are not HS/PAN cubes of matching sizes, or
+      ``hs_up`` has the wrong shape.
   """
   _, p, ms, squeeze = _inputs(hs_lr, pan, ratio, hs_up)
   gauss = wald.toolbox_taps(wald.lp_filter_gauss_kernel(ratio))
@@ -171,6 +247,21 @@ def gsa(hs_lr, pan, ratio: int, *, hs_up=None, float32_coeffs: bool = True):
 
   ``float32_coeffs`` rounds the regression weights and injection gains to float32 as the toolbox
   does (it stores them in float32 tensors).
+
+  Args:
+    hs_lr: LR hyperspectral cube ``(h, w, B)`` or ``(N, h, w, B)``.
+    pan: PAN ``(r h, r w)``, ``(r h, r w, 1)`` or ``(N, r h, r w, 1)``.
+    ratio: PAN / HS resolution ratio ``r``.
+    hs_up: upsampled cube ``(r h, r w, B)`` (batched like ``hs_lr``); default: the toolbox's ideal
+      interpolator of ``hs_lr``.
+    float32_coeffs: round regression weights and injection gains to float32.
+
+  Returns:
+    Fused cube ``(r h, r w, B)``, batched like ``hs_lr``.
+
+  Raises:
+    ValueError: if ``ratio`` is invalid, the inputs are not HS/PAN cubes of matching sizes, or
+      ``hs_up`` has the wrong shape.
   """
   lr, p, ms, squeeze = _inputs(hs_lr, pan, ratio, hs_up)
   ms0, lr0, p0 = ms - _mean(ms), lr - _mean(lr), p - _mean(p)
@@ -190,6 +281,20 @@ def awlp(hs_lr, pan, ratio: int, *, hs_up=None):
 
   The equalisation gain is ``std(ms_b) / std(bicubic down-up(P))``; the low-pass is the toolbox's
   undecimated Starck-Murtagh wavelet (linear with unit DC gain, so it is applied once to P).
+
+  Args:
+    hs_lr: LR hyperspectral cube ``(h, w, B)`` or ``(N, h, w, B)``.
+    pan: PAN ``(r h, r w)``, ``(r h, r w, 1)`` or ``(N, r h, r w, 1)``.
+    ratio: PAN / HS resolution ratio ``r``.
+    hs_up: upsampled cube ``(r h, r w, B)`` (batched like ``hs_lr``); default: the toolbox's ideal
+      interpolator of ``hs_lr``.
+
+  Returns:
+    Fused cube ``(r h, r w, B)``, batched like ``hs_lr``.
+
+  Raises:
+    ValueError: if ``ratio`` is invalid, the inputs are not HS/PAN cubes of matching sizes, or
+      ``hs_up`` has the wrong shape.
   """
   _, p, ms, squeeze = _inputs(hs_lr, pan, ratio, hs_up)
   share = ms / (jnp.mean(ms, axis=-1, keepdims=True) + jnp.finfo(ms.dtype).eps)
@@ -200,7 +305,23 @@ def awlp(hs_lr, pan, ratio: int, *, hs_up=None):
 
 @functools.partial(jax.jit, static_argnames=("ratio",))
 def pracs(hs_lr, pan, ratio: int, *, hs_up=None, beta: float = 0.95):
-  """PRACS: partial replacement of the intensity with band-wise adaptive PAN/MS mixtures."""
+  """PRACS: partial replacement of the intensity with band-wise adaptive PAN/MS mixtures.
+
+  Args:
+    hs_lr: LR hyperspectral cube ``(h, w, B)`` or ``(N, h, w, B)``.
+    pan: PAN ``(r h, r w)``, ``(r h, r w, 1)`` or ``(N, r h, r w, 1)``.
+    ratio: PAN / HS resolution ratio ``r``.
+    hs_up: upsampled cube ``(r h, r w, B)`` (batched like ``hs_lr``); default: the toolbox's ideal
+      interpolator of ``hs_lr``.
+    beta: detail injection weight (0.95).
+
+  Returns:
+    Fused cube ``(r h, r w, B)``, batched like ``hs_lr``.
+
+  Raises:
+    ValueError: if ``ratio`` is invalid, the inputs are not HS/PAN cubes of matching sizes, or
+      ``hs_up`` has the wrong shape.
+  """
   _, p, ms, squeeze = _inputs(hs_lr, pan, ratio, hs_up)
   sp, sm = _std(p), _std(ms)
   ms_hm = (ms - _mean(ms) + _mean(p) / sp * sm) * sp / sm
@@ -250,6 +371,21 @@ def mf(hs_lr, pan, ratio: int, *, hs_up=None, max_ratio: float = 10.0):
   """MF: high-pass modulation with a morphological half-gradient pyramid low-pass of the PAN.
 
   The PAN is equalised to each band with its own std; ``ceil(log2 r) + 1`` pyramid levels.
+
+  Args:
+    hs_lr: LR hyperspectral cube ``(h, w, B)`` or ``(N, h, w, B)``.
+    pan: PAN ``(r h, r w)``, ``(r h, r w, 1)`` or ``(N, r h, r w, 1)``.
+    ratio: PAN / HS resolution ratio ``r``.
+    hs_up: upsampled cube ``(r h, r w, B)`` (batched like ``hs_lr``); default: the toolbox's ideal
+      interpolator of ``hs_lr``.
+    max_ratio: upper clip of the modulation ratio.
+
+  Returns:
+    Fused cube ``(r h, r w, B)``, batched like ``hs_lr``.
+
+  Raises:
+    ValueError: if ``ratio`` is invalid, the inputs are not HS/PAN cubes of matching sizes, or
+      ``hs_up`` has the wrong shape.
   """
   _, p, ms, squeeze = _inputs(hs_lr, pan, ratio, hs_up)
   bands = jnp.broadcast_to(p, ms.shape)
@@ -315,6 +451,22 @@ def bdsd_pc(hs_lr, pan, ratio: int, *, hs_up=None, sensor: str = "PRISMA",
   decimated PAN; ``fused_b = ms_b + [P, ms] g``. The QP is solved exactly by an active-set NNLS
   after the sign change ``g = S u`` (the toolbox calls PIQP through cvxpy); data are divided by
   ``scale`` (2^16) first as in the toolbox.
+
+  Args:
+    hs_lr: LR hyperspectral cube ``(h, w, B)`` or ``(N, h, w, B)``.
+    pan: PAN ``(r h, r w)``, ``(r h, r w, 1)`` or ``(N, r h, r w, 1)``.
+    ratio: PAN / HS resolution ratio ``r``.
+    hs_up: upsampled cube ``(r h, r w, B)`` (batched like ``hs_lr``); default: the toolbox's ideal
+      interpolator of ``hs_lr``.
+    sensor: PAN MTF sensor name (``"PRISMA"``).
+    scale: data divisor (2^16).
+
+  Returns:
+    Fused cube ``(r h, r w, B)``, batched like ``hs_lr``.
+
+  Raises:
+    ValueError: if ``ratio`` is invalid, the inputs are not HS/PAN cubes of matching sizes, or
+      ``hs_up`` has the wrong shape.
   """
   _, p, ms, squeeze = _inputs(hs_lr, pan, ratio, hs_up)
   ms, p = ms / scale, p / scale
@@ -403,6 +555,26 @@ def tv(hs_lr, pan, ratio: int, *, hs_up=None, weights=None, alpha: float = 0.75,
   toolbox's table for the band count (8: WV3, 159: PRISMA). The toolbox reads the y-part of the
   gradient field from channels ``[4, B + 4)`` in the divergence; that defect is the default and
   ``fix_channel_offset=True`` reads ``[B, 2B)``. ``hs_up`` is validated but unused.
+
+  Args:
+    hs_lr: LR hyperspectral cube ``(h, w, B)`` or ``(N, h, w, B)``.
+    pan: PAN ``(r h, r w)``, ``(r h, r w, 1)`` or ``(N, r h, r w, 1)``.
+    ratio: PAN / HS resolution ratio ``r``.
+    hs_up: upsampled cube ``(r h, r w, B)`` (batched like ``hs_lr``); validated but unused.
+    weights: PAN spectral weights ``(B,)``; default: the toolbox's table for ``B``.
+    alpha: TV weight.
+    lam: regularisation weight.
+    c: majorisation constant.
+    iterations: MM steps.
+    fix_channel_offset: read the y-gradients from ``[B, 2B)`` instead of ``[4, B + 4)``.
+
+  Returns:
+    Fused cube ``(r h, r w, B)``, batched like ``hs_lr``.
+
+  Raises:
+    ValueError: if ``ratio`` is invalid, the inputs are not HS/PAN cubes of matching sizes, or
+      ``hs_up`` has the wrong shape, ``weights``
+      are missing for ``B`` or not ``(B,)``, or ``B`` is too small for the official offset.
   """
   lr, p, _, squeeze = _inputs(hs_lr, pan, ratio, hs_up, interpolate=False)
   bands = lr.shape[-1]
@@ -503,6 +675,24 @@ def sr_d(hs_lr, pan, ratio: int, *, hs_up=None, tile: int = 7, overlap: int = 4,
   forced atom (one code pasted on every tile): that defect is the default; ``fix_tile_index=True``
   codes each tile with its own target and forced atom. Atom choice is discrete (argmax), so the
   output is differentiable only for a fixed support.
+
+  Args:
+    hs_lr: LR hyperspectral cube ``(h, w, B)`` or ``(N, h, w, B)``.
+    pan: PAN ``(r h, r w)``, ``(r h, r w, 1)`` or ``(N, r h, r w, 1)``.
+    ratio: PAN / HS resolution ratio ``r``.
+    hs_up: upsampled cube ``(r h, r w, B)`` (batched like ``hs_lr``); default: the toolbox's ideal
+      interpolator of ``hs_lr``.
+    tile: LR tile side.
+    overlap: overlap of adjacent LR tiles.
+    n_atoms: OMP atoms per tile.
+    fix_tile_index: code each tile with its own target and forced atom.
+
+  Returns:
+    Fused cube ``(r h, r w, B)``, batched like ``hs_lr``.
+
+  Raises:
+    ValueError: if ``ratio`` is invalid, the inputs are not HS/PAN cubes of matching sizes, or
+      ``hs_up`` has the wrong shape, or the LR sides are smaller than ``tile``.
   """
   _, p, ms, squeeze = _inputs(hs_lr, pan, ratio, hs_up)
   lr_size = (ms.shape[1] // ratio, ms.shape[2] // ratio)
@@ -569,13 +759,23 @@ def _periodic_difference(shape: tuple[int, int], axis: int) -> np.ndarray:
 
 @functools.partial(jax.jit, static_argnames=("p", "reflected"))
 def vca(data, p: int, key, *, reflected: bool = True):
-  """Vertex component analysis with the projective projection (the toolbox calls it with a
-  user SNR of 0, so the data are projected on the ``p - 1`` principal directions of their
-  covariance). ``data`` is ``(L, N)``; returns endmembers ``(L, p)``.
+  """Vertex component analysis with the projective projection.
+
+  The toolbox calls it with a user SNR of 0, so the data are projected on the ``p - 1`` principal
+  directions of their covariance. ``data`` is ``(L, N)``; returns endmembers ``(L, p)``.
 
   The toolbox's port negates the projection (``x_p = -U^T (R - m)``) and builds the endmembers
   from it, which reflects them through the data mean (``2 m - e``): ``reflected=True`` (default)
   reproduces that; ``False`` returns the selected pixels' projections as in the VCA paper.
+
+  Args:
+    data: ``(L, N)``: L bands, N pixels.
+    p: number of endmembers.
+    key: PRNG key of the random directions.
+    reflected: reflect the endmembers through the data mean (toolbox behaviour).
+
+  Returns:
+    Endmembers, ``(L, p)``.
   """
   mean = jnp.mean(data, axis=1, keepdims=True)
   corr = data @ data.T / data.shape[1]
@@ -651,6 +851,31 @@ def hysure(hs_lr, pan, ratio: int, *, hs_up=None, key=None, overlap: int | None 
   the LR samples at ``offset`` in each ``ratio`` block: 1 in the toolbox, although its own Wald
   protocol decimates at ``ratio // 2`` (``offset=ratio // 2`` registers them). ``reflected_vca``:
   see :func:`vca`. ``hs_up`` is unused.
+
+  Args:
+    hs_lr: LR hyperspectral cube ``(h, w, B)`` or ``(N, h, w, B)``.
+    pan: PAN ``(r h, r w)``, ``(r h, r w, 1)`` or ``(N, r h, r w, 1)``.
+    ratio: PAN / HS resolution ratio ``r``.
+    hs_up: upsampled cube ``(r h, r w, B)`` (batched like ``hs_lr``); unused.
+    key: PRNG key of the VCA draws (default ``jax.random.key(0)``).
+    overlap: bands used for the spectral response (default all).
+    p: subspace dimension.
+    iterations: SALSA steps.
+    vca_runs: VCA draws.
+    lam_r: response regularisation.
+    lam_b: blur regularisation.
+    lam_phi: vector-TV weight.
+    lam_m: PAN fidelity weight.
+    mu: ADMM penalty.
+    reflected_vca: see :func:`vca`.
+    offset: position of the LR samples in each ``ratio`` block.
+
+  Returns:
+    Fused cube ``(r h, r w, B)``, batched like ``hs_lr``.
+
+  Raises:
+    ValueError: if ``ratio`` is invalid, the inputs are not HS/PAN cubes of matching sizes, or
+      ``hs_up`` has the wrong shape, or ``overlap``, ``p`` or ``offset`` is out of range.
   """
   lr, p_img, _, squeeze = _inputs(hs_lr, pan, ratio, hs_up, interpolate=False)
   n, h, w, bands = lr.shape

@@ -45,7 +45,16 @@ def _cubic(x: np.ndarray, a: float = -0.5) -> np.ndarray:
 
 @functools.cache
 def imresize_matrix(n_in: int, scale: float, antialias: bool = True) -> np.ndarray:
-  """``(ceil(n_in * scale), n_in)`` matrix of the 1-D MATLAB bicubic resize."""
+  """Matrix of the 1-D MATLAB bicubic resize.
+
+  Args:
+    n_in: input length.
+    scale: resize factor.
+    antialias: stretch the kernel when shrinking (MATLAB default).
+
+  Returns:
+    ``(ceil(n_in * scale), n_in)`` float64 matrix (cached).
+  """
   if scale == 1:
     return np.eye(n_in)
   n_out = math.ceil(n_in * scale)
@@ -68,10 +77,19 @@ def imresize_matrix(n_in: int, scale: float, antialias: bool = True) -> np.ndarr
 @functools.cache
 def bilinear_matrix(n_in: int, n_out: int, antialias: bool, scale: float | None = None
                     ) -> np.ndarray:
-  """``(n_out, n_in)`` matrix of PyTorch's bilinear resize (``align_corners=False``).
+  """Matrix of PyTorch's bilinear resize (``align_corners=False``).
 
   ``scale`` is the input/output step PyTorch uses (``1 / scale_factor`` when a factor is given,
   ``n_in / n_out`` otherwise).
+
+  Args:
+    n_in: input length.
+    n_out: output length.
+    antialias: PyTorch's ``antialias=True`` kernel.
+    scale: input/output step (default ``n_in / n_out``).
+
+  Returns:
+    ``(n_out, n_in)`` float64 matrix (cached).
   """
   scale = n_in / n_out if scale is None else scale
   matrix = np.zeros((n_out, n_in))
@@ -98,25 +116,60 @@ def bilinear_matrix(n_in: int, n_out: int, antialias: bool, scale: float | None 
 
 
 def apply_separable(x: jax.Array, rows: np.ndarray, cols: np.ndarray) -> jax.Array:
-  """``rows @ x @ cols.T`` on the spatial axes of ``(N, H, W, C)``."""
+  """``rows @ x @ cols.T`` on the spatial axes of ``(N, H, W, C)``.
+
+  Args:
+    x: ``(N, H, W, C)``.
+    rows: ``(H', H)``.
+    cols: ``(W', W)``.
+
+  Returns:
+    ``(N, H', W', C)``.
+  """
   hi = jax.lax.Precision.HIGHEST
   x = jnp.einsum("oh,nhwc->nowc", jnp.asarray(rows, x.dtype), x, precision=hi)
   return jnp.einsum("ow,nhwc->nhoc", jnp.asarray(cols, x.dtype), x, precision=hi)
 
 
 def imresize(x: jax.Array, scale: float) -> jax.Array:
-  """MATLAB bicubic ``imresize(x, scale)`` of ``(N, H, W, C)`` (antialiased when shrinking)."""
+  """MATLAB bicubic ``imresize(x, scale)`` of ``(N, H, W, C)`` (antialiased when shrinking).
+
+  Args:
+    x: ``(N, H, W, C)``.
+    scale: resize factor.
+
+  Returns:
+    ``(N, ceil(H scale), ceil(W scale), C)``.
+  """
   return apply_separable(x, imresize_matrix(x.shape[1], scale), imresize_matrix(x.shape[2], scale))
 
 
 def imresize_down_up(x: jax.Array, ratio: int) -> jax.Array:
-  """``imresize(imresize(x, 1 / ratio), ratio)``: the bicubic low-pass of AWLP and PRACS."""
+  """``imresize(imresize(x, 1 / ratio), ratio)``: the bicubic low-pass of AWLP and PRACS.
+
+  Args:
+    x: ``(N, H, W, C)``.
+    ratio: integer factor.
+
+  Returns:
+    ``(N, H, W, C)`` when H, W are multiples of ``ratio``.
+  """
   return imresize(imresize(x, 1 / ratio), ratio)
 
 
 def resize_bilinear(x: jax.Array, size: tuple[int, int], *, antialias: bool,
                     scale: float | None = None) -> jax.Array:
-  """PyTorch bilinear resize of ``(N, H, W, C)`` to ``size`` (``scale``: see bilinear_matrix)."""
+  """PyTorch bilinear resize of ``(N, H, W, C)`` to ``size`` (``scale``: see bilinear_matrix).
+
+  Args:
+    x: ``(N, H, W, C)``.
+    size: ``(H', W')``.
+    antialias: PyTorch's ``antialias`` flag.
+    scale: input/output step (see :func:`bilinear_matrix`).
+
+  Returns:
+    ``(N, H', W', C)``.
+  """
   return apply_separable(x, bilinear_matrix(x.shape[1], size[0], antialias, scale),
                          bilinear_matrix(x.shape[2], size[1], antialias, scale))
 
@@ -127,6 +180,13 @@ def wavelet_lowpass(x: jax.Array, levels: int) -> jax.Array:
   Each analysis level pads 4 px symmetrically and correlates with ``sqrt2 h`` along W and H (the
   image grows by 4 px per side... 2 px per side); each synthesis level is a valid correlation with
   ``sqrt2 h`` along both axes divided by 4. The DC gain is 1.
+
+  Args:
+    x: ``(N, H, W, C)``.
+    levels: decomposition levels.
+
+  Returns:
+    ``(N, H, W, C)``.
   """
   bank = wald.starck_murtagh_filters()
   lo, rec = bank[0], bank[2]
