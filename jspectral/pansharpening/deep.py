@@ -37,7 +37,14 @@ _PAD = {"reflect": "reflect", "replicate": "edge", "zeros": "constant"}
 
 
 class Conv(nn.Module):
-  """A PyTorch-style ``Conv2d`` with 'same' padding of a given mode (or ``padding_mode=None``)."""
+  """A PyTorch-style ``Conv2d`` with 'same' padding of a given mode (or ``padding_mode=None``).
+
+  Attributes:
+    features: output channels.
+    kernel: kernel side k.
+    padding_mode: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``None`` (valid).
+    use_bias: add a bias.
+  """
 
   features: int
   kernel: int
@@ -46,6 +53,15 @@ class Conv(nn.Module):
 
   @nn.compact
   def __call__(self, x):
+    """Applies the conv.
+
+    Args:
+      x: ``(N, H, W, C)``.
+
+    Returns:
+      ``(N, H, W, features)``; ``(N, H - k + 1, W - k + 1, features)`` when
+      ``padding_mode`` is ``None``.
+    """
     if self.padding_mode is not None and self.kernel > 1:
       lo, hi = (self.kernel - 1) // 2, self.kernel // 2
       x = jnp.pad(x, ((0, 0), (lo, hi), (lo, hi), (0, 0)), mode=_PAD[self.padding_mode])
@@ -75,12 +91,28 @@ def _gap(x):
 # ------------------------------------------------------------------------------------------------
 
 class HyperPNN(nn.Module):
-  """``HyperPNN_model``: spectral 1x1 features, PAN-concatenated 3x3 body, 1x1 head; no residual."""
+  """``HyperPNN_model``: spectral 1x1 features, PAN-concatenated 3x3 body, 1x1 head; no residual.
+
+  Attributes:
+    nbands: bands B of the output cube.
+  """
 
   nbands: int = 159
 
   @nn.compact
   def __call__(self, pan, hs):
+    """Fuses PAN and upsampled HS cube.
+
+    Args:
+      pan: PAN, ``(N, H, W, 1)``.
+      hs: upsampled HS cube, ``(N, H, W, B)``.
+
+    Returns:
+      ``(N, H, W, nbands)``.
+
+    Raises:
+      ValueError: if ``pan`` is not ``(N, H, W, 1)`` or the cube does not match its ``(N, H, W)``.
+    """
     _check(pan, hs)
     c = lambda f, k, n: Conv(f, k, "reflect", name=n)
     x = nn.relu(c(64, 1, "conv1")(hs))
@@ -93,12 +125,28 @@ class HyperPNN(nn.Module):
 
 
 class HSpeNet(nn.Module):
-  """``HSpeNet_model``: PAN detail branch, spectral branch, dense 3x3 block, 1x1 head + hs."""
+  """``HSpeNet_model``: PAN detail branch, spectral branch, dense 3x3 block, 1x1 head + hs.
+
+  Attributes:
+    nbands: bands B of the output cube.
+  """
 
   nbands: int = 159
 
   @nn.compact
   def __call__(self, pan, hs):
+    """Fuses PAN and upsampled HS cube.
+
+    Args:
+      pan: PAN, ``(N, H, W, 1)``.
+      hs: upsampled HS cube, ``(N, H, W, nbands)``.
+
+    Returns:
+      ``(N, H, W, nbands)``.
+
+    Raises:
+      ValueError: if ``pan`` is not ``(N, H, W, 1)`` or the cube does not match its ``(N, H, W)``.
+    """
     _check(pan, hs)
     c = lambda f, k, n: Conv(f, k, "reflect", name=n)
     p = nn.relu(c(16, 3, "conv1_2")(pan))
@@ -137,6 +185,14 @@ class EdgeBlock(nn.Module):
 
   @nn.compact
   def __call__(self, pan):
+    """Computes the edge features.
+
+    Args:
+      pan: PAN, ``(N, H, W, 1)``.
+
+    Returns:
+      ``(N, H, W, 6)``: ``[dy, dx, roberts, prewitt, sobel, laplacian]``.
+    """
     def conv(name, x):
       k = self.param(name, lambda _: jnp.asarray(EDGE_KERNELS[name][:, :, None, None], x.dtype))
       k = jax.lax.stop_gradient(k)
@@ -161,12 +217,30 @@ class EdgeBlock(nn.Module):
 
 
 class HyperDSNet(nn.Module):
-  """``Hyper_DSNet``: edge block, multi-scale block, dense block, channel attention on ms_lr."""
+  """``Hyper_DSNet``: edge block, multi-scale block, dense block, channel attention on ms_lr.
+
+  Attributes:
+    nbands: bands B of the output cube. (>= 4).
+  """
 
   nbands: int = 159
 
   @nn.compact
   def __call__(self, pan, ms, ms_lr):
+    """Fuses PAN and HS cubes.
+
+    Args:
+      pan: PAN, ``(N, H, W, 1)``.
+      ms: upsampled HS cube, ``(N, H, W, nbands)``.
+      ms_lr: LR HS cube, ``(N, h, w, nbands)``.
+
+    Returns:
+      ``(N, H, W, nbands)``.
+
+    Raises:
+      ValueError: if ``pan`` is not ``(N, H, W, 1)``, ``ms`` does not match its ``(N, H, W)``,
+        or ``nbands < 4``.
+    """
     _check(pan, ms, "ms")
     if self.nbands < 4:
       raise ValueError(f"nbands: the channel attention reduces by 4, so nbands >= 4 is needed, "
@@ -189,13 +263,26 @@ class HyperDSNet(nn.Module):
 # ------------------------------------------------------------------------------------------------
 
 class CSA(nn.Module):
-  """DARN's channel-spatial attention block."""
+  """DARN's channel-spatial attention block.
+
+  Attributes:
+    features: channels.
+    reduction: channel-attention reduction.
+  """
 
   features: int = 64
   reduction: int = 16
 
   @nn.compact
   def __call__(self, x):
+    """Applies the block.
+
+    Args:
+      x: ``(N, H, W, features)``.
+
+    Returns:
+      ``(N, H, W, features)``.
+    """
     u = Conv(self.features, 3, name="conv2")(nn.relu(Conv(self.features, 3, name="conv1")(x)))
     ca = nn.relu(Conv(self.features // self.reduction, 1, name="conv3")(_gap(u)))
     ca = nn.sigmoid(Conv(self.features, 1, name="conv4")(ca))
@@ -208,6 +295,11 @@ class DARN(nn.Module):
 
   With ``swapped_inputs`` (default, the official behaviour) FEN sees ``[pan, prior]`` and the
   residual added is the PAN; otherwise ``[prior, pan]`` and the prior (the intended design).
+
+  Attributes:
+    nbands: bands B of the output cube.
+    features: width of the CSA blocks.
+    swapped_inputs: the official input order.
   """
 
   nbands: int = 159
@@ -216,6 +308,18 @@ class DARN(nn.Module):
 
   @nn.compact
   def __call__(self, pan, prior):
+    """Refines the prior.
+
+    Args:
+      pan: PAN, ``(N, H, W, 1)``.
+      prior: prior cube, ``(N, H, W, nbands)``.
+
+    Returns:
+      ``(N, H, W, nbands)``.
+
+    Raises:
+      ValueError: if ``pan`` is not ``(N, H, W, 1)`` or the cube does not match its ``(N, H, W)``.
+    """
     _check(pan, prior, "prior")
     first, second = (pan, prior) if self.swapped_inputs else (prior, pan)
     x = Conv(self.features, 3, name="FEN")(jnp.concatenate([first, second], -1))
@@ -234,13 +338,31 @@ def _maxpool2(x):
 
 
 class KiteNetwork(nn.Module):
-  """``KiteNetwork``: overcomplete encoder (x2 bilinear per stage), max-pool decoder, + prior."""
+  """``KiteNetwork``: overcomplete encoder (x2 bilinear per stage), max-pool decoder, + prior.
+
+  Attributes:
+    nbands: bands B of the output cube.
+    filters: encoder widths.
+  """
 
   nbands: int = 159
   filters: Sequence[int] = (32, 64, 128)
 
   @nn.compact
   def __call__(self, pan, prior, train: bool = False):
+    """Refines the prior.
+
+    Args:
+      pan: PAN, ``(N, H, W, 1)``.
+      prior: prior cube, ``(N, H, W, nbands)``.
+      train: BatchNorm batch statistics.
+
+    Returns:
+      ``(N, H, W, nbands)``.
+
+    Raises:
+      ValueError: if ``pan`` is not ``(N, H, W, 1)`` or the cube does not match its ``(N, H, W)``.
+    """
     _check(pan, prior, "prior")
     act = lambda v: nn.leaky_relu(v, 0.2)
     f = self.filters
@@ -256,27 +378,58 @@ class KiteNetwork(nn.Module):
 
 
 class PanPredictionNetwork(nn.Module):
-  """DIP-HyperKite's PAN predictor: softmax band weights from pooled features, weighted sum."""
+  """DIP-HyperKite's PAN predictor: softmax band weights from pooled features, weighted sum.
+
+  Attributes:
+    nbands: bands B of the output cube.
+  """
 
   nbands: int = 159
 
   @nn.compact
   def __call__(self, cube):
+    """Predicts the PAN.
+
+    Args:
+      cube: ``(N, H, W, nbands)``.
+
+    Returns:
+      ``(N, H, W, 1)``.
+    """
     w = nn.relu(Conv(self.nbands // 2, 1, None, name="conv1")(_gap(cube)))
     w = nn.softmax(Conv(self.nbands, 1, None, name="conv2")(w), axis=-1)
     return jnp.sum(cube * w, axis=-1, keepdims=True)
 
 
 def dhp_downsample(x, ratio: int = 6) -> jax.Array:
-  """DHP-DARN's prior loss degradation: 9x9 MTF (gain 0.3, float32 taps, reflect 'same'), then
-  nearest-exact decimation by ``ratio``. ``(N, H, W, C)`` -> ``(N, H/r, W/r, C)``."""
+  """DHP-DARN's prior loss degradation.
+
+  9x9 MTF (gain 0.3, float32 taps, reflect 'same'), then nearest-exact decimation by ``ratio``.
+
+  Args:
+    x: ``(N, H, W, C)``.
+    ratio: decimation factor r.
+
+  Returns:
+    ``(N, H/r, W/r, C)``.
+  """
   taps = wald.toolbox_taps(wald.gen_mtf(ratio, 9))
   return wald.decimate(wald.depthwise_filter(x, taps, "reflect"), ratio)
 
 
 def dip_downsample(x, factor: int = 6) -> jax.Array:
-  """DIP-HyperKite's prior loss degradation: depthwise Lanczos-2 (phase 0.5, ``4 factor`` taps,
-  float32), replicate padding ``(4 factor - factor) / 2``, stride ``factor``."""
+  """DIP-HyperKite's prior loss degradation.
+
+  Depthwise Lanczos-2 (phase 0.5, ``4 factor`` taps, float32), replicate padding
+  ``(4 factor - factor) / 2``, stride ``factor``.
+
+  Args:
+    x: ``(N, H, W, C)``.
+    factor: downsampling factor f.
+
+  Returns:
+    ``(N, H/f, W/f, C)``.
+  """
   kernel = wald.toolbox_taps(wald.lanczos2_kernel(factor, 0.5, 4 * factor + 1))
   pad = (kernel.shape[0] - factor) // 2
   x = wald.pad_hw(x, pad, pad, pad, pad, "replicate")
@@ -358,6 +511,12 @@ class PriorNet(nn.Module):
   Five stages of 128 channels with 4-channel skips; DIP: LeakyReLU 0.02, strided convs; DHP:
   LeakyReLU 0.01, a first 3x3 conv and the fixed channel-mixing Lanczos-2 downsampler (whose
   6,635,520 fixed weights are not parameters here: our count is the official trainable count).
+
+  Attributes:
+    nbands: bands B of the output cube.
+    kind: ``"dip"`` or ``"dhp"``.
+    features: stage width.
+    skip: skip width.
   """
 
   nbands: int = 159
@@ -367,6 +526,18 @@ class PriorNet(nn.Module):
 
   @nn.compact
   def __call__(self, z, train: bool = False):
+    """Generates the prior from its input.
+
+    Args:
+      z: network input, ``(N, H, W, C_in)`` (noise for DIP, the upsampled cube for DHP).
+      train: BatchNorm batch statistics.
+
+    Returns:
+      ``(N, H, W, nbands)`` for H, W divisible by 32.
+
+    Raises:
+      ValueError: if ``kind`` is unknown.
+    """
     dip = self.kind == "dip"
     if self.kind not in ("dip", "dhp"):
       raise ValueError(f"kind: expected 'dip' or 'dhp', got {self.kind!r}")
@@ -386,13 +557,29 @@ class PriorNet(nn.Module):
 # ------------------------------------------------------------------------------------------------
 
 class RPNNToolbox(nn.Module):
-  """``R_PNN_model``: valid convs 7/5/3 on ``[band, pan]`` + the band cropped by ``scope`` = 6."""
+  """``R_PNN_model``: valid convs 7/5/3 on ``[band, pan]`` + the band cropped by ``scope`` = 6.
+
+  Attributes:
+    features: conv widths.
+    kernels: conv kernel sides.
+  """
 
   features: Sequence[int] = (48, 32, 1)
   kernels: Sequence[int] = (7, 5, 3)
 
   @nn.compact
   def __call__(self, x):
+    """Sharpens one band.
+
+    Args:
+      x: ``[band, pan]``, ``(N, H, W, 2)``.
+
+    Returns:
+      ``(N, H - 2s, W - 2s, 1)`` with ``s = sum(k // 2)`` (6).
+
+    Raises:
+      ValueError: if ``x`` is not ``(N, H, W, 2)``.
+    """
     if x.ndim != 4 or x.shape[-1] != 2:
       raise ValueError(f"x: expected (N, H, W, 2) = [band, pan], got shape {x.shape}")
     y = x
@@ -404,12 +591,27 @@ class RPNNToolbox(nn.Module):
 
 
 class PCAZPNN(nn.Module):
-  """``PCA_Z_PNN_model(n)``: reflect 'same' convs 7/5/3 on ``[PCs, pan]`` + the PCs."""
+  """``PCA_Z_PNN_model(n)``: reflect 'same' convs 7/5/3 on ``[PCs, pan]`` + the PCs.
+
+  Attributes:
+    ncomponents: principal components n.
+  """
 
   ncomponents: int = 4
 
   @nn.compact
   def __call__(self, x):
+    """Sharpens the principal components.
+
+    Args:
+      x: ``[PCs, pan]``, ``(N, H, W, ncomponents + 1)``.
+
+    Returns:
+      ``(N, H, W, ncomponents)``.
+
+    Raises:
+      ValueError: if ``x`` has the wrong shape.
+    """
     if x.ndim != 4 or x.shape[-1] != self.ncomponents + 1:
       raise ValueError(f"x: expected (N, H, W, {self.ncomponents + 1}) = [PCs, pan], got {x.shape}")
     y = nn.relu(Conv(48, 7, "reflect", name="conv1")(x))
@@ -430,6 +632,17 @@ def official_init(params, rng: jax.Array, scheme: str = "torch"):
   (variance ``1/fan_in``, truncation at 2 std) with zero biases. ``"he_normal"``: torch default
   biases, kernels ``N(0, 2 / (kh kw out))`` (Kite's ``initialize_weights``). BatchNorm and the
   fixed Hyper-DSNet taps are left alone.
+
+  Args:
+    params: a model's ``params`` tree.
+    rng: PRNG key.
+    scheme: ``"torch"``, ``"hyper_dsnet"`` or ``"he_normal"``.
+
+  Returns:
+    ``params`` with every 4-D kernel (and its bias) re-drawn.
+
+  Raises:
+    ValueError: if ``scheme`` is unknown.
   """
   if scheme not in ("torch", "hyper_dsnet", "he_normal"):
     raise ValueError(f"scheme: expected 'torch', 'hyper_dsnet' or 'he_normal', got {scheme!r}")
@@ -472,6 +685,12 @@ def convert_state_dict(state_dict) -> dict:
 
   BatchNorm layers are recognised by their ``running_mean``; ``num_batches_tracked`` is skipped;
   Hyper-DSNet's fixed ``block1.*`` taps become ``block1/<name>`` HWIO parameters.
+
+  Args:
+    state_dict: ``{name: array}``.
+
+  Returns:
+    ``{"params": ...}`` plus ``"batch_stats"`` when the model has BatchNorm.
   """
   params, stats = {}, {}
   bn_prefixes = {k[:-len(".running_mean")] for k in state_dict if k.endswith(".running_mean")}
