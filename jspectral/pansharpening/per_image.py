@@ -47,13 +47,30 @@ PRIOR_RECIPES = {"dhp": dict(iterations=10_000, learning_rate=1e-2, step=0, pan_
 def fit_prior(kind: str, hs_lr, pan, rng: jax.Array, *, ratio: int = 6,
               iterations: int | None = None, learning_rate: float | None = None,
               prior_kwargs: dict | None = None) -> tuple[jax.Array, jax.Array]:
-  """Fits one image's prior network from scratch; returns ``(prior (H, W, B), losses)``.
+  """Fits one image's prior network from scratch.
 
   Inputs are normalised (/2^16): ``hs_lr (h, w, B)``, ``pan (H, W, 1)``. DHP: input
   ``U(0, 1) 0.1`` noise with B channels, loss ``L1(dhp_downsample(out), hs_lr)``. DIP: 32-channel
   noise, loss ``L1(dip_downsample(out), hs_lr) + 0.6 L1(PanPred(out), pan)``, the PAN predictor
   trained jointly. BatchNorm in training mode throughout, final forward included (the official
   net is never switched to eval); the prior is clipped to [0, 1]. One jitted ``lax.fori_loop``.
+
+  Args:
+    kind: ``"dhp"`` or ``"dip"`` (see ``PRIOR_RECIPES``).
+    hs_lr: normalised LR cube, ``(h, w, B)``.
+    pan: normalised PAN, ``(H, W, 1)``.
+    rng: PRNG key (noise and initialisation).
+    ratio: PAN / HS resolution ratio.
+    iterations: Adam steps (default: the recipe's).
+    learning_rate: Adam learning rate (default: the recipe's).
+    prior_kwargs: extra :class:`deep.PriorNet` fields.
+
+  Returns:
+    ``(prior, losses)``: ``(H, W, B)`` in [0, 1] and ``(iterations,)``.
+
+  Raises:
+    ValueError: if ``kind`` is unknown or the inputs are not ``(h, w, B)`` / ``(H, W, 1)`` at
+      ``ratio``.
   """
   if kind not in PRIOR_RECIPES:
     raise ValueError(f"kind: expected 'dhp' or 'dip', got {kind!r}")
@@ -130,6 +147,19 @@ def rpnn_iterations(wavelengths, *, first: int = 20, per_10nm: int = 15, cap: in
   ``seam="official"`` keeps the toolbox's signed ``dl``: at the VNIR/SWIR seam (wavelengths going
   back) the count is negative and the band gets no update (returned as 0); ``"absolute"`` uses
   ``|dl|`` (the seam band is tuned like any other).
+
+  Args:
+    wavelengths: band centres in nm, ``(B,)``.
+    first: iterations of band 0.
+    per_10nm: iterations per 10 nm step.
+    cap: maximum per band.
+    seam: ``"official"`` or ``"absolute"``.
+
+  Returns:
+    ``(B,)`` int64 counts.
+
+  Raises:
+    ValueError: if ``seam`` is unknown.
   """
   wl = np.asarray(wavelengths, np.float64).reshape(-1)
   if seam not in ("official", "absolute"):
@@ -141,7 +171,19 @@ def rpnn_iterations(wavelengths, *, first: int = 20, per_10nm: int = 15, cap: in
 
 
 def rpnn_losses(module, params, inp, band_lr, alpha, ratio):
-  """R-PNN's ``L_spec + alpha L_struct`` on a reflect-padded ``inp = [band, pan]``."""
+  """R-PNN's ``L_spec + alpha L_struct`` on a reflect-padded ``inp = [band, pan]``.
+
+  Args:
+    module: the :class:`deep.RPNNToolbox`.
+    params: its params.
+    inp: :func:`pad_input` output, ``(1, H + 12, W + 12, 2)``.
+    band_lr: the LR band, ``(1, H / r, W / r, 1)``.
+    alpha: structural-loss weight.
+    ratio: PAN / HS resolution ratio r.
+
+  Returns:
+    ``(loss, (spec, struct))``, scalars.
+  """
   out = module.apply({"params": params}, inp)
   pan = inp[:, R_PNN_SCOPE:-R_PNN_SCOPE, R_PNN_SCOPE:-R_PNN_SCOPE, 1:]
   thr = rho_pnn.correlation_mask(inp[..., :1], inp[..., 1:], ratio)
@@ -153,6 +195,15 @@ def rpnn_losses(module, params, inp, band_lr, alpha, ratio):
 
 
 def pad_input(band, pan):
+  """``[band, pan]`` reflect-padded by ``R_PNN_SCOPE`` (the input of :class:`deep.RPNNToolbox`).
+
+  Args:
+    band: ``(N, H, W, 1)``.
+    pan: ``(N, H, W, 1)``.
+
+  Returns:
+    ``(N, H + 12, W + 12, 2)``.
+  """
   x = jnp.concatenate([band, pan], -1)
   s = R_PNN_SCOPE
   return jnp.pad(x, ((0, 0), (s, s), (s, s), (0, 0)), mode="reflect")
@@ -161,6 +212,14 @@ def pad_input(band, pan):
 
 @dataclasses.dataclass
 class AdaptationResult:
+  """Output of :func:`r_pnn_adapt`.
+
+  Attributes:
+    fused: ``(H, W, B)`` in DN.
+    iterations: ``(B,)`` updates per band.
+    loss_spec: per band, the spectral losses of its updates.
+    loss_struct: per band, the structural losses of its updates.
+  """
   fused: np.ndarray          # (H, W, B) in DN
   iterations: np.ndarray     # (B,) updates per band
   loss_spec: list[np.ndarray]
@@ -181,8 +240,23 @@ def r_pnn_adapt(params, hs_lr, hs_up, pan, wavelengths, *, ratio: int = 6,
 
   Args:
     params: starting weights of :class:`deep.RPNNToolbox` (official / pre-trained).
-    hs_lr ``(h, w, B)``, hs_up ``(H, W, B)``, pan ``(H, W)`` or ``(H, W, 1)``: DN.
-    wavelengths: ``(B,)`` nm. seam: see :func:`rpnn_iterations`. iterations: override counts.
+    hs_lr: LR cube in DN, ``(h, w, B)``.
+    hs_up: upsampled cube in DN, ``(H, W, B)``.
+    pan: PAN in DN, ``(H, W)`` or ``(H, W, 1)``.
+    wavelengths: ``(B,)`` nm.
+    ratio: PAN / HS resolution ratio.
+    learning_rate: Adam learning rate.
+    alphas: structural-loss weights below / above ``alpha_switch_nm``.
+    alpha_switch_nm: wavelength from which ``alphas[1]`` applies.
+    seam: see :func:`rpnn_iterations`.
+    iterations: override counts, ``(B,)``.
+
+  Returns:
+    An :class:`AdaptationResult`.
+
+  Raises:
+    ValueError: if the inputs do not match in size at ``ratio``, ``wavelengths`` does not have B
+      values, or ``seam`` is unknown.
   """
   hs_lr_b, _ = wald.as_batch(hs_lr, "hs_lr")
   pan_b, _ = wald.as_pan_batch(pan)
@@ -238,9 +312,18 @@ def r_pnn_adapt(params, hs_lr, hs_up, pan, wavelengths, *, ratio: int = 6,
 # ------------------------------------------------------------------------------------------------
 
 def pca(hs_lr) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """``PCA_Z_PNN/aux.pca``: ``(h, w, B)`` -> ``(pcs (h, w, B), U (B, B), mean (B,))``.
+  """``PCA_Z_PNN/aux.pca``: principal components of a cube.
 
   Covariance ``Xc Xc^T / (hw - 1)``, ``U`` from its SVD, projection ``pcs = -U^T Xc``.
+
+  Args:
+    hs_lr: ``(h, w, B)``.
+
+  Returns:
+    ``(pcs (h, w, B), U (B, B), mean (B,))``.
+
+  Raises:
+    ValueError: if ``hs_lr`` is not 3-D.
   """
   x = jnp.asarray(hs_lr)
   if x.ndim != 3:
@@ -254,7 +337,16 @@ def pca(hs_lr) -> tuple[jax.Array, jax.Array, jax.Array]:
 
 
 def inverse_pca(pcs, u, mean) -> jax.Array:
-  """``inverse_pca``: ``-U pcs + mean`` for ``pcs (H, W, B)``."""
+  """``inverse_pca``: ``-U pcs + mean``.
+
+  Args:
+    pcs: ``(H, W, B)``.
+    u: ``(B, B)``.
+    mean: ``(B,)``.
+
+  Returns:
+    ``(H, W, B)``.
+  """
   h, w, b = pcs.shape
   return ((-u @ pcs.reshape(-1, b).T) + mean[:, None]).T.reshape(h, w, b)
 
@@ -264,7 +356,17 @@ def spline_upsample(x, ratio: int) -> np.ndarray:
 
   Cubic B-spline interpolation on the pixel-centre grid (``scipy.ndimage.zoom`` with
   ``grid_mode=True``), mirror boundary (skimage's ``mode="reflect"``), output clipped to the
-  input's range (skimage's ``clip=True``). ``(h, w, C)`` -> ``(r h, r w, C)`` float64.
+  input's range (skimage's ``clip=True``).
+
+  Args:
+    x: ``(h, w, C)``.
+    ratio: integer factor r.
+
+  Returns:
+    ``(r h, r w, C)`` float64.
+
+  Raises:
+    ValueError: if ``x`` is not 3-D.
   """
   x = np.asarray(x, np.float64)
   if x.ndim != 3:
@@ -276,6 +378,14 @@ def spline_upsample(x, ratio: int) -> np.ndarray:
 
 @dataclasses.dataclass
 class PCAZPNNResult:
+  """Output of :func:`pca_z_pnn`.
+
+  Attributes:
+    fused: ``(H, W, B)`` float64 DN (not rounded, as the toolbox returns it).
+    split: first band with wavelength >= last_wl (shared by both blocks).
+    loss_spec: per block, the ``(iterations,)`` spectral losses.
+    loss_struct: per block, the ``(iterations,)`` structural losses.
+  """
   fused: np.ndarray          # (H, W, B) float64 DN (not rounded, as the toolbox returns it)
   split: int                 # first band with wavelength >= last_wl (shared by both blocks)
   loss_spec: list[np.ndarray]
@@ -295,6 +405,26 @@ def pca_z_pnn(hs_lr, pan, wavelengths, rng: jax.Array, *, ratio: int = 6,
   ``L_spec`` (61-tap MTF, all components) + ``alpha L_struct`` (R-PNN structural loss on PC 1 vs
   PAN with the threshold mask); best-loss checkpoint; the adapted components replace the
   upsampled ones and the block is inverse-transformed (remaining PCs upsampled only).
+
+  Args:
+    hs_lr: LR cube in DN, ``(h, w, B)``.
+    pan: PAN in DN, ``(H, W)`` or ``(H, W, 1)``.
+    wavelengths: ``(B,)`` nm.
+    rng: PRNG key of the initialisation (unused with ``params``).
+    ratio: PAN / HS resolution ratio.
+    ncomponents: adapted principal components per block.
+    iterations: Adam steps per block.
+    learning_rate: Adam learning rate.
+    alphas: structural-loss weight per block.
+    last_wl: wavelength (nm) of the block split.
+    params: optional starting params per block.
+
+  Returns:
+    A :class:`PCAZPNNResult`.
+
+  Raises:
+    ValueError: if the inputs do not match in size at ``ratio``, ``wavelengths`` does not have B
+      values, or a block has fewer than ``ncomponents`` bands.
   """
   hs_lr_b, _ = wald.as_batch(hs_lr, "hs_lr")
   pan_b, _ = wald.as_pan_batch(pan)
