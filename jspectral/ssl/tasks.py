@@ -405,8 +405,7 @@ class DINOTask(_ViewsTask):
     variables = self.net.init(rng, batch["view1"])
     stats = variables.get("batch_stats", {})
     state = {"batch_stats": stats, "teacher_params": variables["params"],
-             "teacher_batch_stats": stats, "center": jnp.zeros((self.out_dim,)),
-             "step": jnp.zeros((), jnp.int32)}
+             "teacher_batch_stats": stats, "center": jnp.zeros((self.out_dim,))}
     return variables["params"], state
 
   def teacher_momentum(self, step):
@@ -414,9 +413,9 @@ class DINOTask(_ViewsTask):
       return cosine_momentum(step, self.total_steps, self.momentum_start)
     return cosine_momentum(step // self.steps_per_epoch, self.momentum_epochs, self.momentum_start)
 
-  def loss(self, params, state, batch, rng):
+  def loss(self, params, state, batch, rng, step):
+    """DINO loss of the two views at the global ``step`` (teacher momentum, frozen last layer)."""
     del rng
-    step = state["step"]
     m = self.teacher_momentum(step)
     teacher = jax.tree.map(lambda t, s: m * t + (1 - m) * jax.lax.stop_gradient(s),
                            state["teacher_params"], params)
@@ -434,7 +433,7 @@ class DINOTask(_ViewsTask):
     loss, center = dino_loss(jnp.stack(t_out), jnp.stack(s_out), state["center"],
                              self.teacher_temp, self.student_temp, self.center_momentum)
     new_state = {"batch_stats": stats, "teacher_params": teacher, "teacher_batch_stats": t_stats,
-                 "center": center, "step": step + 1}
+                 "center": center}
     return loss, {"state": new_state, "feature_std": _feature_std(feats), "teacher_momentum": m}
 
 

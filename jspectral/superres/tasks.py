@@ -13,7 +13,8 @@ LR, bicubic and HR, Adam 1e-4 decayed ×0.1 at epoch 30 of 40.
 :class:`MultiTaskSRTask` reproduces the official per-task update steps: each ``fit`` step is ONE
 optimizer update of one task, in the official order per iteration (labeled HSI, Spectral Mixup,
 RGB ×3, SSL ×3: 8 updates; 5 once SSL stops after the first half of the epochs), sharing one Adam
-state. The update counter lives in the task's non-trainable state, so the order survives a resume.
+state. The update's task is picked from the engine's global step (the loss takes ``step``), so the
+order survives a resume.
 Every batch carries one chunk of each source (labeled HSI, RGB, LR-only HSI; one grain pipeline,
 each source cycled at its own length) and the step's task picks what it uses. Difference from the
 official loop: the Spectral Mixup update draws a fresh labeled batch instead of re-using the
@@ -361,7 +362,7 @@ class MultiTaskSRTask:
 
   def init(self, rng, batch):
     params = self.model.init(rng, batch["lr"], batch["lms"])["params"]
-    return params, {"updates": jnp.zeros((), jnp.int32)}
+    return params, {}
 
   def _apply(self, params):
     return lambda lr, lms, modality="spectral": self.model.apply(
@@ -424,24 +425,24 @@ class MultiTaskSRTask:
     index = jnp.searchsorted(jnp.asarray(used), kind)
     return jnp.stack([losses[KINDS[k]] for k in used])[index]
 
-  def loss(self, params, state, batch, rng):
-    """The loss of the task whose turn it is (plan order, update counter in ``state``).
+  def loss(self, params, state, batch, rng, step):
+    """The loss of the task whose turn it is (plan order at the global ``step``).
 
     Args:
       params: trainable parameters.
-      state: ``{"updates": int32 scalar}``.
+      state: unused (``{}``).
       batch: labeled ``lr``/``lms``/``hr``, plus ``rgb_*`` and ``u_*`` chunks when those tasks are
         on; cubes ``(B, h, w, C)`` / ``(B, s h, s w, C)``, RGB ones with 8 channels.
       rng: key of Spectral Mixup.
+      step: int32 scalar, the number of updates before this one.
 
     Returns:
-      ``(loss, {"kind": KINDS index, "state": {"updates": count + 1}})``.
+      ``(loss, {"kind": KINDS index})``.
     """
-    count = state["updates"]
-    kind = self.plan.kind(count)
+    del state
+    kind = self.plan.kind(step)
     dispatch = self._switch_loss if self.dispatch == "switch" else self._select_loss
-    loss = dispatch(params, batch, rng, kind)
-    return loss, {"kind": kind, "state": {"updates": count + 1}}
+    return dispatch(params, batch, rng, kind), {"kind": kind}
 
   def predict(self, params, lr: np.ndarray, lms: np.ndarray) -> np.ndarray:
     """HSI super-resolution of one LR cube (shared part + HSI head only).
