@@ -54,7 +54,28 @@ NORMALISATION = 2.0 ** 16
 
 @dataclasses.dataclass(frozen=True)
 class RhoPNNConfig:
-  """Hyper-parameters of ``config_dict.py`` (defaults: the RR set; :meth:`full_resolution`)."""
+  """Hyper-parameters of ``config_dict.py`` (defaults: the RR set; :meth:`full_resolution`).
+
+  Attributes:
+    gamma: upper hysteresis limit factor on the spectral loss.
+    gamma_l: lower limit factor (lower limit ``gamma * gamma_l``).
+    beta_0: initial spatial weight of the beta search.
+    epsilon: tolerated spectral-loss increase in the beta search.
+    ns: active steps after which a band stops.
+    eta: budget factor of :func:`adaptive_epochs`.
+    learning_rate: Adam learning rate.
+    pretrain_tile: stage-A tile side.
+    pretrain_epochs: stage-A epochs.
+    pretrain_beta: stage-A spatial weight.
+    pretrain_batch: stage-A batch size.
+    tile: stage-B tile side.
+    ema_decay: EMA decay of the weights.
+    ratio: PAN / HS resolution ratio.
+    spectral_kernel_size: taps of the spectral-loss MTF.
+    ensemble: ``"official"`` (no-op, released code), ``"working"`` or ``"none"``.
+    ensemble_copies: copies of the working ensemble.
+    ensemble_epochs: epochs per ensemble copy.
+  """
 
   gamma: float = 0.62
   gamma_l: float = 0.90
@@ -77,12 +98,25 @@ class RhoPNNConfig:
 
   @classmethod
   def full_resolution(cls, **overrides) -> RhoPNNConfig:
+    """The full-resolution (FR) set.
+
+    Args:
+      **overrides: fields to change on top of it.
+
+    Returns:
+      A :class:`RhoPNNConfig`.
+    """
     fr = dict(gamma=0.65, gamma_l=0.90, beta_0=2.0, epsilon=1.007, ns=20, eta=30.0,
               pretrain_tile=120)
     return cls(**{**fr, **overrides})
 
   @property
   def limits(self) -> tuple[float, float]:
+    """The hysteresis limit factors.
+
+    Returns:
+      ``(gamma * gamma_l, gamma)``: lower and upper factors on the minimum spectral loss.
+    """
     return self.gamma * self.gamma_l, self.gamma
 
 
@@ -95,6 +129,10 @@ class RPNN(nn.Module):
 
   Input ``(N, H, W, 2)`` = ``[upsampled HS band, PAN]``; reflect 'same' padding (PyTorch
   "reflect": the edge sample is not repeated); output ``(N, H, W, 1)`` = last conv + channel 0.
+
+  Attributes:
+    features: conv widths.
+    kernel_sizes: conv kernel sides.
   """
 
   features: tuple[int, ...] = (48, 32, 1)
@@ -102,6 +140,17 @@ class RPNN(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
+    """Sharpens one band.
+
+    Args:
+      x: ``[upsampled HS band, PAN]``, ``(N, H, W, 2)``.
+
+    Returns:
+      ``(N, H, W, 1)``.
+
+    Raises:
+      ValueError: if ``x`` is not ``(N, H, W, >= 2)``.
+    """
     if x.ndim != 4 or x.shape[-1] < 2:
       raise ValueError(f"x: expected (N, H, W, 2) = [band, pan], got shape {x.shape}")
     y = x
@@ -116,7 +165,15 @@ class RPNN(nn.Module):
 
 
 def conv_from_torch(state_dict, prefix: str) -> dict[str, jax.Array]:
-  """An official ``Conv2d`` (OIHW weight, bias) as flax ``{"kernel": HWIO, "bias"}``."""
+  """An official ``Conv2d`` (OIHW weight, bias) as flax ``{"kernel": HWIO, "bias"}``.
+
+  Args:
+    state_dict: ``{name: array}``.
+    prefix: the conv's name prefix.
+
+  Returns:
+    ``{"kernel": (kh, kw, I, O), "bias": (O,)}`` (no ``bias`` if absent).
+  """
   out = {"kernel": jnp.asarray(np.transpose(state_dict[f"{prefix}.weight"], (2, 3, 1, 0)))}
   if f"{prefix}.bias" in state_dict:
     out["bias"] = jnp.asarray(state_dict[f"{prefix}.bias"])
@@ -124,7 +181,14 @@ def conv_from_torch(state_dict, prefix: str) -> dict[str, jax.Array]:
 
 
 def rpnn_from_torch(state_dict) -> tuple[RPNN, dict]:
-  """``R_PNN`` state dict -> (module, variables); widths and kernel sizes read off the shapes."""
+  """``R_PNN`` state dict -> (module, variables); widths and kernel sizes read off the shapes.
+
+  Args:
+    state_dict: ``{name: array}``.
+
+  Returns:
+    ``(RPNN, {"params": ...})``.
+  """
   names = sorted({k.split(".")[0] for k in state_dict}, key=lambda n: int(n[4:]))
   features = tuple(int(state_dict[f"{n}.weight"].shape[0]) for n in names)
   kernels = tuple(int(state_dict[f"{n}.weight"].shape[-1]) for n in names)
@@ -150,13 +214,30 @@ def _wide_float(x: jax.Array) -> jax.Array:
 
 
 def spectral_kernel(ratio: int = 6, kernel_size: int = 61) -> np.ndarray:
-  """The spectral loss filter: ``gen_mtf(ratio, N)`` rounded to float32 as in the official code."""
+  """The spectral loss filter: ``gen_mtf(ratio, N)`` rounded to float32 as in the official code.
+
+  Args:
+    ratio: PAN / HS resolution ratio.
+    kernel_size: taps N.
+
+  Returns:
+    ``(N, N)`` taps.
+  """
   return wald.toolbox_taps(wald.gen_mtf(ratio, kernel_size))
 
 
 @functools.partial(jax.jit, static_argnames=("ratio", "kernel_size"))
 def spectral_degrade(output: jax.Array, ratio: int = 6, kernel_size: int = 61) -> jax.Array:
-  """Valid MTF filtering, rows/cols ``3::6``: ``(N, 6h, 6w, C)`` -> ``(N, h - 10, w - 10, C)``."""
+  """Valid MTF filtering, rows/cols ``3::6``.
+
+  Args:
+    output: ``(N, 6h, 6w, C)``.
+    ratio: PAN / HS resolution ratio.
+    kernel_size: MTF taps.
+
+  Returns:
+    ``(N, h - 10, w - 10, C)`` at the defaults.
+  """
   y = wald.correlate_valid(output, spectral_kernel(ratio, kernel_size))
   return y[:, ratio // 2::ratio, ratio // 2::ratio]
 
@@ -169,6 +250,18 @@ def spectral_loss(output: jax.Array, hs_lr: jax.Array, ratio: int = 6,
   The valid filtering needs tiles larger than the kernel (``H, W >= ratio (2 crop + 1)``, 66 px at
   the defaults; the official pre-training tiles are 90 px); smaller ones raise, since the loss
   would be the mean of nothing (NaN) and training on it a silent no-op.
+
+  Args:
+    output: fused band(s), ``(N, H, W, C)``.
+    hs_lr: LR reference, ``(N, H / ratio, W / ratio, C)``.
+    ratio: PAN / HS resolution ratio.
+    kernel_size: MTF taps.
+
+  Returns:
+    Scalar loss.
+
+  Raises:
+    ValueError: if ``output`` is too small for the kernel or ``hs_lr`` has the wrong size.
   """
   crop = (kernel_size // ratio) // 2
   if min(output.shape[1:3]) < ratio * (2 * crop + 1):
@@ -189,13 +282,21 @@ def spatial_loss(output: jax.Array, pan: jax.Array, ratio: int = 6, threshold=No
   """The correlation ("rho") spatial loss, computed in float64 when x64 is on.
 
   Args:
-    output, pan: ``(N, H, W, 1)``.
+    output: ``(N, H, W, 1)``.
+    pan: ``(N, H, W, 1)``.
+    ratio: PAN / HS resolution ratio (correlation half-width ``ceil(ratio / 2)``).
     threshold: ``(N, H, W, 1)`` map (:func:`correlation_mask`); ignored unless ``apply_threshold``
       (the released rho-PNN ``StructuralLoss`` ignores it).
     apply_threshold: average ``X * [X > threshold]`` (the paper's / R-PNN's masked loss).
     absolute: ``X = 1 - |max(rho, -1)|`` (rho-PNN); False gives R-PNN's ``1 - max(rho, -1)``.
     clip: covariance clipping of :func:`indices.local_correlation` (``"all"`` for the toolbox's
       R-PNN loss).
+
+  Returns:
+    Scalar loss.
+
+  Raises:
+    ValueError: if ``apply_threshold`` is set without a ``threshold``.
   """
   rho = indices.local_correlation(_wide_float(output), _wide_float(pan), math.ceil(ratio / 2),
                                   clip=clip)
@@ -214,6 +315,15 @@ def correlation_mask(band_up: jax.Array, pan: jax.Array, ratio: int = 6,
   """``utils.local_corr_mask``: ``1 - rho(MTF(PAN), band; half_width)`` (unclipped covariance).
 
   The PAN is low-passed with the 41-tap MTF kernel (gain 0.3) after reflect padding of 20.
+
+  Args:
+    band_up: upsampled band, ``(N, H, W, 1)``.
+    pan: ``(N, H, W, 1)``.
+    ratio: PAN / HS resolution ratio.
+    half_width: correlation window half-width.
+
+  Returns:
+    ``(N, H, W, 1)``.
   """
   pan_lp = wald.depthwise_filter(pan, wald.toolbox_taps(wald.gen_mtf(ratio)),
                                      "reflect")
@@ -227,7 +337,17 @@ def correlation_mask(band_up: jax.Array, pan: jax.Array, ratio: int = 6,
 # ------------------------------------------------------------------------------------------------
 
 def adjacent_correlation(hs_lr) -> np.ndarray:
-  """Pearson correlation of consecutive LR bands ``(h, w, B)`` -> ``(B - 1,)`` (``np.corrcoef``)."""
+  """Pearson correlation of consecutive LR bands (``np.corrcoef``).
+
+  Args:
+    hs_lr: ``(h, w, B)``.
+
+  Returns:
+    ``(B - 1,)`` float64.
+
+  Raises:
+    ValueError: if ``hs_lr`` is not 3-D.
+  """
   x = np.asarray(hs_lr, np.float64)
   if x.ndim != 3:
     raise ValueError(f"hs_lr: expected (h, w, B), got shape {x.shape}")
@@ -239,7 +359,18 @@ def adaptive_epochs(hs_lr, n1: int, eta: float) -> np.ndarray:
   """The per-band budget of ``main.adaptive_epochs`` (uint16 arithmetic, as the official code).
 
   ``max_iter[b] = N1 + trunc(k (c_b - 1))`` with ``k = eta (B-1) N1 / (sum c - (B-1))``;
-  ``max_iter[0] = max_iter[1]``. Returns ``(B,)`` int64.
+  ``max_iter[0] = max_iter[1]``.
+
+  Args:
+    hs_lr: ``(h, w, B)``.
+    n1: base budget ``N1``.
+    eta: budget factor.
+
+  Returns:
+    ``(B,)`` int64.
+
+  Raises:
+    ValueError: if ``hs_lr`` is not 3-D.
   """
   c = adjacent_correlation(hs_lr)
   nb = c.size + 1
@@ -251,7 +382,13 @@ def adaptive_epochs(hs_lr, n1: int, eta: float) -> np.ndarray:
 
 
 class Switch(NamedTuple):
-  """Hysteresis state of one band: spatial weight in use, whether beta was searched, countdown."""
+  """Hysteresis state of one band: spatial weight in use, whether beta was searched, countdown.
+
+  Attributes:
+    beta_s: spatial weight in use (scalar).
+    good_beta: whether beta was searched (scalar bool).
+    counter: remaining active steps (scalar int).
+  """
 
   beta_s: jax.Array
   good_beta: jax.Array
@@ -259,13 +396,34 @@ class Switch(NamedTuple):
 
 
 def switch_weight(state: Switch, loss_spec, lower, upper, beta_adapt) -> jax.Array:
-  """Step (b): once beta is known, spatial term on below ``lower``, off above ``upper``."""
+  """Step (b): once beta is known, spatial term on below ``lower``, off above ``upper``.
+
+  Args:
+    state: the band's :class:`Switch`.
+    loss_spec: current spectral loss.
+    lower: lower limit.
+    upper: upper limit.
+    beta_adapt: searched spatial weight.
+
+  Returns:
+    The spatial weight for this step (scalar).
+  """
   on = jnp.where(loss_spec < lower, beta_adapt, jnp.where(loss_spec > upper, 0.0, state.beta_s))
   return jnp.where(state.good_beta, on, state.beta_s)
 
 
 def switch_after_step(state: Switch, beta_used, loss_spec, lower) -> Switch:
-  """Steps (d, f): the first lower crossing marks beta as searched; an active step counts down."""
+  """Steps (d, f): the first lower crossing marks beta as searched; an active step counts down.
+
+  Args:
+    state: the band's :class:`Switch`.
+    beta_used: spatial weight of the step just taken.
+    loss_spec: the step's spectral loss.
+    lower: lower limit.
+
+  Returns:
+    The new :class:`Switch`.
+  """
   good = state.good_beta | (loss_spec < lower)
   counter = state.counter - (beta_used > 0).astype(state.counter.dtype)
   return Switch(jnp.asarray(beta_used, state.beta_s.dtype), good, counter)
@@ -276,8 +434,18 @@ def beta_search(loss_fn, params, opt_state, optimizer, beta_0: float, epsilon: f
 
   From the saved ``(params, opt_state)``: two optimiser steps on ``L_spec + beta L_s``; if the
   spectral loss after them exceeds ``epsilon`` times the one before them, halve beta (floor
-  ``beta_0 / 8``, which ends the search). The trial steps leave no trace. ``loss_fn(params) ->
-  (L_spec, L_s)``.
+  ``beta_0 / 8``, which ends the search). The trial steps leave no trace.
+
+  Args:
+    loss_fn: ``params -> (L_spec, L_s)``.
+    params: current weights.
+    opt_state: current optimiser state.
+    optimizer: the optax optimiser.
+    beta_0: starting beta.
+    epsilon: tolerated spectral-loss ratio.
+
+  Returns:
+    The searched beta (float32 scalar).
   """
   def step(p, s, beta):
     (ls, lt), pullback = jax.vjp(loss_fn, p)
@@ -306,6 +474,21 @@ def beta_search(loss_fn, params, opt_state, optimizer, beta_0: float, epsilon: f
 # ------------------------------------------------------------------------------------------------
 
 class BandResult(NamedTuple):
+  """Output of the stage-B loop of :func:`make_band_tuner`.
+
+  Attributes:
+    params: weights after the loop (the start of the next band).
+    opt_state: optimiser state after the loop.
+    final_params: weights that produce the band (EMA / checkpoint / last).
+    iterations: steps taken.
+    beta_adapt: searched spatial weight.
+    good_beta: whether beta was searched.
+    counter: remaining active steps.
+    loss_spec: ``(max_iter_cap,)`` before each step, zero-padded.
+    loss_struct: ``(max_iter_cap,)`` spatial losses, zero-padded.
+    beta_used: ``(max_iter_cap,)`` spatial weight per step, zero-padded.
+    min_spec: spectral loss of the upsampled band itself.
+  """
   params: Any            # weights after the loop (the start of the next band)
   opt_state: Any
   final_params: Any      # weights that produce the band (EMA / checkpoint / last)
@@ -329,6 +512,14 @@ def make_band_tuner(config: RhoPNNConfig, max_iter_cap: int, module: RPNN | None
 
   ``x``: tuning tiles ``(T, H, W, 2)`` = [upsampled band, PAN]; ``hs_lr``: ``(T, H/r, W/r, 1)``.
   The whole loop is one ``lax.while_loop``.
+
+  Args:
+    config: the :class:`RhoPNNConfig`.
+    max_iter_cap: static length of the loss traces (and the largest budget).
+    module: the network (default :class:`RPNN`).
+
+  Returns:
+    ``(tune, optimizer)``.
   """
   module = module or RPNN()
   optimizer = optax.adam(config.learning_rate)
@@ -398,9 +589,19 @@ def make_band_tuner(config: RhoPNNConfig, max_iter_cap: int, module: RPNN | None
 # ------------------------------------------------------------------------------------------------
 
 def tile(x: jax.Array, size: int) -> jax.Array:
-  """``(N, H, W, C)`` -> ``(N * (H/size) * (W/size), size, size, C)``, row-major tile order.
+  """Cuts images into row-major tiles.
 
   H and W must be multiples of ``size`` or at most ``size`` (a smaller side is one tile).
+
+  Args:
+    x: ``(N, H, W, C)``.
+    size: tile side.
+
+  Returns:
+    ``(N * (H/size) * (W/size), size, size, C)``.
+
+  Raises:
+    ValueError: if H or W is larger than and not a multiple of ``size``.
   """
   n, h, w, c = x.shape
   th, tw = min(size, h), min(size, w)
@@ -411,7 +612,14 @@ def tile(x: jax.Array, size: int) -> jax.Array:
 
 
 def postprocess(band: jax.Array) -> jax.Array:
-  """``x 2^16``, round, clip to [0, 2^16], cast to uint16 (65536 wraps to 0, as in the official)."""
+  """``x 2^16``, round, clip to [0, 2^16], cast to uint16 (65536 wraps to 0, as in the official).
+
+  Args:
+    band: normalised values, any shape.
+
+  Returns:
+    uint16, same shape.
+  """
   counts = jnp.clip(jnp.round(band * NORMALISATION), 0, NORMALISATION)
   return counts.astype(jnp.uint32).astype(jnp.uint16)
 
@@ -425,9 +633,23 @@ def pretrain(params, hs_lr, hs_up, pan, config: RhoPNNConfig, rng: jax.Array,
              module: RPNN | None = None):
   """Stage A on band 0: (A1) the ensemble per ``config.ensemble``, (A2) hysteresis training + EMA.
 
-  Inputs are normalised ``(1, h, w, B)``, ``(1, H, W, B)``, ``(1, H, W, 1)``. Returns
-  ``(params, opt_state, engaged)``: the EMA weights when the switch engaged (the official code
-  then loads them; it crashes otherwise, here the last weights are kept and ``engaged`` is False).
+  The official code loads the EMA weights when the switch engaged; it crashes otherwise, here the
+  last weights are kept and ``engaged`` is False.
+
+  Args:
+    params: starting weights.
+    hs_lr: normalised LR cube, ``(1, h, w, B)``.
+    hs_up: normalised upsampled cube, ``(1, H, W, B)``.
+    pan: normalised PAN, ``(1, H, W, 1)``.
+    config: the :class:`RhoPNNConfig`.
+    rng: PRNG key of the shuffling.
+    module: the network (default :class:`RPNN`).
+
+  Returns:
+    ``(params, opt_state, engaged)``.
+
+  Raises:
+    ValueError: if ``config.ensemble`` is unknown.
   """
   module = module or RPNN()
   optimizer = optax.adam(config.learning_rate)
@@ -489,6 +711,17 @@ def pretrain(params, hs_lr, hs_up, pan, config: RhoPNNConfig, rng: jax.Array,
 
 @dataclasses.dataclass
 class FusionResult:
+  """Output of :func:`fuse`.
+
+  Attributes:
+    fused: ``(H, W, B)`` normalised float32 (the official saves ``postprocess()``).
+    iterations: ``(B,)`` steps per band.
+    beta_adapt: ``(B,)`` searched spatial weights.
+    spatial_active: ``(B,)`` iterations with the spatial term on.
+    min_spec: ``(B,)`` spectral loss of each upsampled band.
+    final_spec: ``(B,)`` spectral loss of the last iteration.
+    max_iter: ``(B,)`` budgets.
+  """
   fused: np.ndarray              # (H, W, B) normalised float32 (the official saves postprocess())
   iterations: np.ndarray         # (B,)
   beta_adapt: np.ndarray         # (B,)
@@ -504,14 +737,22 @@ def fuse(hs_lr, hs_up, pan, config: RhoPNNConfig = RhoPNNConfig(), *, params=Non
   """Zero-shot rho-PNN on one scene.
 
   Args:
-    hs_lr: ``(h, w, B)`` LR cube; hs_up: ``(r h, r w, B)`` upsampled cube (``I_MS``); pan:
-      ``(r h, r w)``; all in DN (divided by 2^16 here, as the official code).
+    hs_lr: ``(h, w, B)`` LR cube in DN (divided by 2^16 here, as the official code).
+    hs_up: ``(r h, r w, B)`` upsampled cube (``I_MS``) in DN.
+    pan: ``(r h, r w)`` PAN in DN.
     config: :class:`RhoPNNConfig` (RR defaults; :meth:`RhoPNNConfig.full_resolution` for FR).
     params: starting weights (default: a fresh PyTorch-default init from ``rng``, like the
       official ``R_PNN`` module; flax's LeCun-normal default is sqrt(3) larger per layer).
+    rng: PRNG key (default ``jax.random.key(0)``).
     tile_indices: which ``config.tile`` tiles to tune on (FR salient tiles); default all.
     max_iter: per-band budgets (default :func:`adaptive_epochs` with ``N1 = 4 ns``).
     pretrain_stage: run stage A first.
+
+  Returns:
+    A :class:`FusionResult`.
+
+  Raises:
+    ValueError: if the inputs do not match in size at ``config.ratio``.
   """
   ratio = config.ratio
   hs_lr_b, _ = wald.as_batch(hs_lr, "hs_lr")
