@@ -1,6 +1,8 @@
-"""Experiment drivers shared by several experiment configs (flax examples' ``train_and_evaluate``).
+"""Experiment code shared by several experiment configs (flax examples' ``train_and_evaluate``).
 
-Configs import from here, never from one another.
+Configs import from here, never from one another. Sections: data sources, INTL (``ssl_intl``,
+``ssl_spectral_transforms``), SpectralEarth pretraining (``pretrain_spectral_earth``,
+``downstream_spectral_earth``), Neural Spectral Methods (the three ``pde_*`` experiments).
 """
 
 from __future__ import annotations
@@ -11,14 +13,242 @@ import time
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from experiments.report import Report, Table
 from jspectral import train
 from jspectral.models import param_count
+from jspectral.nn import resnet, spec_vit
 from jspectral.pde import figures as pde_figures
 from jspectral.pde import nsm, problems, solvers
 from jspectral.pde.tasks import OperatorTask
+from jspectral.ssl import intl
+from jspectral.ssl import tasks as ssl_tasks
+
+# ------------------------------------------------------------------------------------------------
+# Data sources: ``config.data.source`` names the data a run reads, never the preset
+# ------------------------------------------------------------------------------------------------
+
+
+def check_source(config, *known: str) -> str:
+  """``config.data.source`` when it is one of ``known``; a ValueError naming them otherwise."""
+  source = config.data.source
+  if source not in known:
+    raise ValueError(f"data.source: expected one of {known}, got {source!r}")
+  return source
+
+
+# ------------------------------------------------------------------------------------------------
+# INTL: ssl_intl, ssl_spectral_transforms
+# ------------------------------------------------------------------------------------------------
+
+# Official README / paper Table 1 (linear top-1, 5-NN, linear top-5).
+INTL_PAPER = {"cifar10": (92.60, 90.03, 99.80), "cifar100": (70.88, 61.90, 92.13),
+              "in100": (81.68, 73.46, 95.42)}
+INTL_SETTINGS = {  # dataset -> (images, batch, epochs, lr, weight decay, projector hidden/out)
+    "cifar10": dict(train_size=50_000, batch=256, epochs=1000, lr=0.3, wd=1e-4, hidden=2048,
+                    features=2048),
+    "cifar100": dict(train_size=50_000, batch=256, epochs=1000, lr=0.3, wd=1e-4, hidden=2048,
+                     features=2048),
+    "in100": dict(train_size=126_689, batch=128, epochs=400, lr=0.5 * 128 / 256, wd=2.5e-5,
+                  hidden=4096, features=8192),
+}
+
+
+def intl_config(preset: str) -> ml_collections.ConfigDict:
+  """INTL pre-training: smoke on scikit-learn's digits, paper the official CIFAR-10 recipe."""
+  c = ml_collections.ConfigDict()
+  c.preset = preset
+  c.iterations = 4
+  c.whiten = "samples"
+  c.knn_k = 5
+  c.train = train.default_config()
+  if preset == "smoke":
+    c.data = ml_collections.ConfigDict(dict(source="digits"))
+    c.image_size = 16
+    c.model = dict(stage_sizes=(1, 1, 1, 1), width=16, hidden=128, features=128)
+    c.linear_epochs = 100
+    c.knn_margin = 0.01
+    c.train.update(total_steps=120, batch_size=64, log_every=10, eval_every=40,
+                   checkpoint_every=60)
+    c.train.optimizer.update(name="momentum", learning_rate=0.1, weight_decay=1e-4)
+    c.train.schedule.update(name="warmup_cosine", warmup_steps=10, min_lr_ratio=1e-3)
+  else:
+    # "cifar100" or "in100" for the other settings (the TFDS builders)
+    c.data = ml_collections.ConfigDict(dict(source="cifar10"))
+    s = INTL_SETTINGS[c.data.source]
+    c.image_size = 32
+    c.model = dict(stage_sizes=(2, 2, 2, 2), width=64, hidden=s["hidden"], features=s["features"])
+    c.linear_epochs = 500
+    c.knn_margin = 0.0
+    steps_per_epoch = s["train_size"] // s["batch"]
+    c.train.update(total_steps=s["epochs"] * steps_per_epoch, batch_size=s["batch"],
+                   log_every=50, eval_every=5 * steps_per_epoch, checkpoint_every=steps_per_epoch)
+    c.train.optimizer.update(name="momentum", learning_rate=s["lr"] * s["batch"] / 256,
+                             weight_decay=s["wd"])
+    c.train.schedule.update(name="warmup_cosine", warmup_steps=2 * steps_per_epoch,
+                            min_lr_ratio=1e-3)
+  return c
+
+
+def digits(size: int) -> tuple[np.ndarray, np.ndarray]:
+  """scikit-learn's 1,797 digits as (N, size, size, 3) RGB images in [0, 1] and labels."""
+  from sklearn.datasets import load_digits
+
+  data = load_digits()
+  images = jnp.asarray(data.images / 16.0, jnp.float32)
+  images = jax.image.resize(images, (len(images), size, size), "linear").clip(0, 1)
+  return np.repeat(np.asarray(images)[..., None], 3, axis=-1), data.target.astype(np.int32)
+
+
+def intl_data(config) -> tuple[ssl_tasks.EvalData, tuple[intl.ViewAugment, ...], np.ndarray]:
+  """(evaluation data, views, pre-training images) of ``config.data.source``."""
+  source = check_source(config, "digits", "cifar10", "cifar100", "in100")
+  if source == "digits":
+    images, labels = digits(config.image_size)
+    perm = np.random.default_rng(0).permutation(len(labels))
+    train_idx, test_idx = perm[:1200], perm[1200:]
+    mean, std = (0.25,) * 3, (0.35,) * 3
+    # Grey digits: no saturation/hue jitter, no grayscale, no flip (a flipped digit is another).
+    views = tuple(intl.ViewAugment(crop_size=config.image_size, scale=(0.3, 1.0), saturation=0.0,
+                                   hue=0.0, gray_prob=0.0, flip_prob=0.0, mean=mean, std=std)
+                  for _ in range(2))
+    data = ssl_tasks.EvalData(images[train_idx], labels[train_idx], images[test_idx],
+                              labels[test_idx], mean, std)
+    return data, views, images[train_idx]
+  from jspectral.data import tfds as tfds_lib
+  from jspectral.data.builders import cifar, imagenet100
+
+  if source in ("cifar10", "cifar100"):
+    builder = tfds_lib.prepare(cifar.Cifar10 if source == "cifar10" else cifar.Cifar100)
+    arrays = {s: cifar.as_arrays(builder, s) for s in ("train", "test")}
+    views = intl.cifar_views(source)
+    # Official quirk: the CIFAR-100 evaluation loader normalises with the CIFAR-10 statistics.
+    data = ssl_tasks.EvalData(*arrays["train"], *arrays["test"], intl.CIFAR10_MEAN,
+                              intl.CIFAR10_STD)
+    return data, views, arrays["train"][0]
+  builder = tfds_lib.prepare(imagenet100.ImageNet100)
+  train_images, train_labels = imagenet100.as_arrays(builder, "train")
+  val_images, val_labels = imagenet100.as_arrays(builder, "validation")
+  data = ssl_tasks.EvalData(train_images, train_labels, val_images, val_labels,
+                            intl.IMAGENET_MEAN, intl.IMAGENET_STD)
+  return data, intl.imagenet_views(), train_images
+
+
+def intl_network(config) -> intl.INTLNet:
+  """ResNet backbone (CIFAR stem for the small images, ImageNet stem otherwise) + projector."""
+  stem = "cifar" if config.data.source in ("digits", "cifar10", "cifar100") else "imagenet"
+  return intl.INTLNet(
+      resnet.ResNet(stage_sizes=tuple(config.model.stage_sizes), width=config.model.width,
+                    stem=stem),
+      intl.Projector(config.model.hidden, config.model.features))
+
+
+# ------------------------------------------------------------------------------------------------
+# SpectralEarth pretraining: pretrain_spectral_earth, downstream_spectral_earth (its encoder)
+# ------------------------------------------------------------------------------------------------
+
+SPECTRAL_EARTH_LOCATIONS = 415_153
+
+
+def spectral_earth_pretrain_config(preset: str) -> ml_collections.ConfigDict:
+  """MoCo-v2 / DINO / MAE pretraining of a Spec ViT: smoke on synthetic EnMAP-like patches,
+  paper the official recipes on the SpectralEarth TFDS archive."""
+  smoke = preset == "smoke"
+  c = ml_collections.ConfigDict()
+  c.preset = preset
+  c.data = ml_collections.ConfigDict(dict(
+      source="synthetic" if smoke else "spectral_earth",
+      data_dir="" if smoke else "~/tensorflow_datasets"))  # spectral_earth: the TFDS data_dir
+  c.methods = ["moco", "dino", "mae"]
+  c.seed = 0
+  c.size = 16 if smoke else 128
+  c.archive_size = 24 if smoke else 128
+  c.locations = 48 if smoke else SPECTRAL_EARTH_LOCATIONS
+  c.composition = 0.5  # synthetic: Dirichlet concentration of each scene's class mixture
+  c.vit = ml_collections.ConfigDict(dict(
+      token_patch_size=4, img_size=c.size, embed_dim=32 if smoke else 384,
+      depth=2 if smoke else 12, num_heads=4 if smoke else 6, mlp_ratio=2.0 if smoke else 4.0))
+  c.head_hidden = 64 if smoke else 2048
+  c.bank_size = 64 if smoke else 32768
+  c.dino_out = 32 if smoke else 128
+  c.decoder_dim = 32 if smoke else 512
+  c.decoder_heads = 4 if smoke else 16
+  c.mask_ratio = 0.75 if smoke else 0.9
+  # DINO smoke hyper-parameters (the algorithm is the official one; its time constants are
+  # compressed to a 60-step run): the teacher momentum is a per-step cosine from 0.99 (official:
+  # per-epoch from 0.996, which leaves the teacher fixed during a smoke run), the centre momentum
+  # 0.5 (official 0.9: a 10-step centre transient is a sixth of the run), a 32-wide bottleneck
+  # (official 256: the tiny ViT's init features are nearly input-independent, so 256-dimensional
+  # cosines spread too little for the 0.04 teacher temperature and the targets go uniform), crops
+  # of scale (0.4, 1) (official (0.05, 1)) and a 10-step lr warm-up (official: 20 of 100
+  # epochs). See BUILD_NOTES for the settings that collapsed.
+  c.dino_per_step_momentum = smoke
+  c.dino_momentum_start = 0.99 if smoke else 0.996
+  c.dino_center_momentum = 0.5 if smoke else 0.9
+  c.dino_bottleneck = 32 if smoke else 256
+  c.dino_scale = (0.4, 1.0) if smoke else (0.05, 1.0)
+  batch = 8 if smoke else 256
+  steps_per_epoch = max(c.locations // batch, 1)
+  c.steps_per_epoch = steps_per_epoch
+  epochs = {"moco": 100, "dino": 100, "mae": 200}
+
+  def tc(method, name, lr, wd, schedule, smoke_steps=30):
+    t = train.default_config()
+    t.update(seed=c.seed, batch_size=batch, log_every=2 if smoke else 100,
+             checkpoint_every=1000 if smoke else 5000, progress=not smoke,
+             total_steps=smoke_steps if smoke else epochs[method] * steps_per_epoch)
+    t.optimizer.update(name=name, learning_rate=lr, weight_decay=wd, momentum=0.9)
+    t.schedule.update(schedule)
+    return t
+
+  c.train = ml_collections.ConfigDict({
+      "moco": tc("moco", "adamw" if smoke else "momentum", 1e-3, 1e-4,
+                 dict(name="step", boundaries=[60 * steps_per_epoch, 80 * steps_per_epoch],
+                      decay_factor=0.1)),
+      "dino": tc("dino", "adamw", 1e-3, 1e-5,
+                 dict(name="warmup_cosine", warmup_steps=10, min_lr_ratio=0.1) if smoke else
+                 dict(name="warmup_cosine", warmup_steps=20 * steps_per_epoch,
+                      min_lr_ratio=0.095), smoke_steps=60),
+      "mae": tc("mae", "adamw", 1e-3 if smoke else 1e-4, 0.01,
+                dict(name="constant") if smoke else dict(name="warmup_cosine", warmup_steps=0)),
+  })
+  return c
+
+
+def spectral_earth_archive(config):
+  """The prepared SpectralEarth TFDS archive (EnMAP locations) under ``config.data.data_dir``."""
+  from jspectral.data.builders import spectral_earth as se_data
+
+  builder = se_data.SpectralEarth(config="enmap", file_format="array_record",
+                                  data_dir=pathlib.Path(config.data.data_dir).expanduser())
+  return builder.as_data_source("train")
+
+
+def spectral_earth_task(method: str, config, source):
+  """The ``jspectral.ssl.tasks`` pretraining task of ``method`` on ``source`` (EnMAP patches)."""
+  from jspectral.data.builders import spectral_earth as se_data
+
+  bands = se_data.enmap_bands()
+  vit = spec_vit.SpecViT(**config.vit)
+  common = dict(source=source, mean=bands["mu"], std=bands["sigma"], size=config.size)
+  if method == "moco":
+    return ssl_tasks.MoCoTask(**common, backbone=vit, head_hidden=config.head_hidden,
+                              bank_size=config.bank_size)
+  if method == "dino":
+    return ssl_tasks.DINOTask(**common, backbone=vit, head_hidden=config.head_hidden,
+                              out_dim=config.dino_out, steps_per_epoch=config.steps_per_epoch,
+                              total_steps=config.train.dino.total_steps,
+                              per_step_momentum=config.dino_per_step_momentum,
+                              momentum_start=config.dino_momentum_start,
+                              center_momentum=config.dino_center_momentum,
+                              bottleneck=config.dino_bottleneck, scale=tuple(config.dino_scale))
+  if method == "mae":
+    return ssl_tasks.MAETask(**common, encoder=vit, mask_ratio=config.mask_ratio,
+                             decoder_dim=config.decoder_dim, decoder_heads=config.decoder_heads)
+  raise ValueError(f"method: expected moco, dino or mae, got {method!r}")
+
 
 # ------------------------------------------------------------------------------------------------
 # Neural Spectral Methods: pde_poisson, pde_reaction_diffusion, pde_navier_stokes
@@ -27,6 +257,22 @@ from jspectral.pde.tasks import OperatorTask
 PDE_PAPER_NOTE = ("Paper numbers: the spec could not retrieve the paper's tables (only the "
                   "abstract); fill the 'paper' column from Tables 1-4 of arXiv 2312.05225 - n/a "
                   "means not copied.")
+
+
+def operator_config(preset: str) -> ml_collections.ConfigDict:
+  """The fields every PDE experiment shares. Inputs are sampled from the problem's prior and the
+  references come from ``jspectral.pde.solvers``, as in the paper: no dataset."""
+  if preset not in ("smoke", "paper"):
+    raise ValueError(f"preset: expected 'smoke' or 'paper', got {preset!r}")
+  smoke = preset == "smoke"
+  c = ml_collections.ConfigDict()
+  c.preset = preset
+  c.data = ml_collections.ConfigDict(dict(source="synthetic"))
+  c.seed = 0
+  c.min_error_drop = 10.0
+  c.checks = smoke  # check that the error falls min_error_drop x below the untrained model's
+  c.label = "SMOKE: tiny models, few steps, small test grid" if smoke else ""  # table title
+  return c
 
 
 def model_config(kind: str, hdim: int, depth: int, mode, grid: int = 0, activate: str = "relu"):
@@ -75,7 +321,6 @@ def train_and_evaluate(model: nn.Module, phi_test, u_test, train_config, workdir
               pred0=np.asarray(nsm.predict(model, result.params, jnp.asarray(phi_test[0]), sizes)))
 
 
-
 def build_model(spec, problem):
   kw = dict(problem=problem, hdim=spec["hdim"], depth=spec["depth"], mode=tuple(spec["mode"]),
             activate=spec["activate"])
@@ -104,6 +349,7 @@ def run_operator_experiment(config, workdir: pathlib.Path, title: str, instances
     instances: ``name -> problem`` for the instances in ``config.problems``.
     paper: ``(instance, method) -> paper number`` (relative L2 error in %), when known.
   """
+  check_source(config, "synthetic")
   workdir = pathlib.Path(workdir)
   report = Report(title=title)
   rows, figures, checks = [], [], {}
@@ -121,7 +367,7 @@ def run_operator_experiment(config, workdir: pathlib.Path, title: str, instances
       rows.append([instance, method, f"{err:.3g} ± {std:.2g}", f"{err0:.3g}",
                    paper.get((instance, method), "n/a"), out["train_seconds_per_step"],
                    out["inference_seconds"], param_count({"params": out["params"]})])
-      if config.preset == "smoke":
+      if config.checks:
         checks[f"{instance} {method}: rel. L2 error falls >= {config.min_error_drop:g}x below "
                f"the untrained model ({err0:.3g}% -> {err:.3g}%)"] = (
                    err * config.min_error_drop <= err0)
@@ -129,9 +375,9 @@ def run_operator_experiment(config, workdir: pathlib.Path, title: str, instances
       pde_figures.plot_prediction(workdir / figure, u_test[0], out["pred0"],
                           {method: out["history"]}, title=f"{instance} {method}")
       figures.append(figure)
-  smoke = " (SMOKE: tiny models, few steps, small test grid)" if config.preset == "smoke" else ""
+  label = f" ({config.label})" if config.label else ""
   report.tables.append(Table(
-      title=f"Relative L2 error (%), training and inference time{smoke}",
+      title=f"Relative L2 error (%), training and inference time{label}",
       header=["instance", "method", "rel. L2 % (ours)", "untrained %", "paper %",
               "train s/step", "inference s (test set)", "params"],
       rows=rows, note=PDE_PAPER_NOTE))

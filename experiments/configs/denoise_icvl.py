@@ -28,6 +28,7 @@ import matplotlib
 import ml_collections
 import numpy as np
 
+from experiments.common import check_source
 from experiments.report import Report, Table, save_loss_curve
 from jspectral import models, train
 from jspectral.data import noise, synthetic
@@ -89,14 +90,18 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
   c.phases = ml_collections.ConfigDict({
       "hsdt": [(0, 1, 2e-3, False, "50")] if smoke else [list(p) for p in HSDT_PHASES],
       "man": [(0, 1, 1e-2, False, "50")] if smoke else [list(p) for p in MAN_PHASES]})
-  # smoke: synthetic cubes; paper: TFDS ICVL (train_patches / noisy_test).
+  # synthetic: ICVL-like cubes; icvl: the TFDS builder (train_patches / noisy_test) with its
+  # manual directory ("" the default, jspectral.data.tfds.manual_root())
+  c.data = ml_collections.ConfigDict(dict(source="synthetic" if smoke else "icvl",
+                                          manual_dir=""))
   c.patch = 16 if smoke else 64
   c.num_train = 64 if smoke else 53_000
   c.steps_per_epoch = 80 if smoke else 53_000 // 16
   c.test_size = 32 if smoke else 512
   c.num_test = 2 if smoke else 0  # paper: every file of each icvl_512_<case> folder
   c.test_cases = ("50",) if smoke else GAUSSIAN_CASES + COMPLEX_CASES
-  c.manual_dir = ""  # paper: ICVL manual directory (default jspectral.data.tfds.manual_root())
+  c.checks = smoke  # both denoisers must beat the noisy input's PSNR
+  c.label = "smoke: synthetic cubes, C=4 models" if smoke else ""  # table titles
   c.train = train.default_config()
   c.train.update(batch_size=8 if smoke else 16, log_every=20 if smoke else 200,
                  checkpoint_every=1000 if smoke else 3312, progress=not smoke)
@@ -117,7 +122,7 @@ def _stage_noise(kind: str):
 
 
 def _test_noise(key, clean: np.ndarray, case: str) -> np.ndarray:
-  """Synthetic test sets with the QRNN3D test laws (smoke preset)."""
+  """Synthetic test sets with the QRNN3D test laws (the synthetic source)."""
   keys = jax.random.split(key, clean.shape[0])
   if case == "blind":
     fn = noise.blind_gaussian
@@ -129,8 +134,8 @@ def _test_noise(key, clean: np.ndarray, case: str) -> np.ndarray:
 
 
 def _data(config):
-  """Training source and ``{case: (noisy, clean)}`` test sets."""
-  if config.preset == "smoke":
+  """Training source and ``{case: (noisy, clean)}`` test sets of ``config.data.source``."""
+  if check_source(config, "synthetic", "icvl") == "synthetic":
     k_train, k_test, k_noise = jax.random.split(jax.random.key(config.train.seed), 3)
     cubes = lambda key, n, size: np.asarray(jax.vmap(
         lambda k: synthetic.icvl_like(k, size, size, config.bands))(
@@ -142,7 +147,7 @@ def _data(config):
   from jspectral.data import tfds as tfds_lib
   from jspectral.data.builders.icvl import Icvl
 
-  manual = config.manual_dir or None
+  manual = config.data.manual_dir or None
   source = tfds_lib.data_source(
       tfds_lib.prepare(Icvl, config="train_patches", manual_dir=manual), "train")
   noisy_builder = tfds_lib.prepare(Icvl, config="noisy_test", manual_dir=manual)
@@ -199,13 +204,13 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
   save_loss_curve(workdir / "loss.png", histories)
   _save_panels(workdir / "panels.png", example)
   _save_band_curves(workdir / "band_psnr.png", per_band, config.test_cases[0])
-  tag = " (smoke: synthetic cubes, C=4 models)" if config.preset == "smoke" else ""
+  tag = f" ({config.label})" if config.label else ""
   tables = [_table(f"ICVL {title}{tag}", [c for c in cases if c in rows], rows)
             for title, cases in (("Gaussian noise", GAUSSIAN_CASES),
                                  ("complex noise", COMPLEX_CASES))
             if any(c in rows for c in cases)]
   checks = {}
-  if config.preset == "smoke":
+  if config.checks:
     for name in ("hsdt", "man"):
       checks[f"{name}: denoised PSNR > noisy PSNR"] = all(
           r[name]["psnr"] > r["Noisy"]["psnr"] for r in rows.values())

@@ -13,7 +13,8 @@ same probe on a frozen random-init encoder is the baseline. The pretrained probe
 
 Paper: the official recipe per dataset (frozen Spec ViT-S/4 from ``config.pretrained`` (an ``.npz``
 of the official state dict), ConvHead, CE with ignore index, AdamW lr 1e-3 wd 1e-4, cosine over 100
-epochs, RandomResizedCrop scale per dataset) on the SpectralEarth downstream TFDS builder.
+epochs, RandomResizedCrop scale per dataset) on the SpectralEarth downstream TFDS builder. Without
+``config.pretrained`` the encoder is pretrained here, on ``config.pretrain.data.source``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,12 @@ import matplotlib
 import ml_collections
 import numpy as np
 
-from experiments.configs import pretrain_spectral_earth as pretrain
+from experiments.common import (
+    check_source,
+    spectral_earth_archive,
+    spectral_earth_pretrain_config,
+    spectral_earth_task,
+)
 from experiments.report import Report, Table, save_loss_curve
 from jspectral import models, train
 from jspectral.data.builders import spectral_earth as data
@@ -48,11 +54,13 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.preset = preset
   c.seed = 0
+  c.data = ml_collections.ConfigDict(dict(
+      source="synthetic" if smoke else "spectral_earth_downstream",
+      data_dir="" if smoke else "~/tensorflow_datasets"))  # the downstream TFDS data_dir
   c.datasets = ["smoke_cdl"] if smoke else list(PAPER_DATASETS)
-  c.counts = {"train": 48, "val": 8, "test": 16}
-  c.data_dir = "" if smoke else "~/tensorflow_datasets"
+  c.counts = {"train": 48, "val": 8, "test": 16}  # synthetic: patches per split
   c.pretrained = ""  # paper: path to an .npz of the official Spec ViT state dict
-  c.pretrain = pretrain.get_config(preset)
+  c.pretrain = spectral_earth_pretrain_config(preset)
   c.pretrain_method = "moco"  # "moco" | "dino" | "mae": the objective of the smoke pretraining
   c.composition = 0.5  # smoke: Dirichlet concentration of each scene's class mixture
   # Smoke: a BatchNorm without affine standardises the frozen tokens before the ConvHead (the
@@ -76,7 +84,7 @@ def _splits(config, name: str, workdir: pathlib.Path) -> dict[str, list]:
   import tensorflow_datasets as tfds
 
   builder_kw = dict(config=name, file_format="array_record")
-  if config.preset == "smoke":
+  if check_source(config, "synthetic", "spectral_earth_downstream") == "synthetic":
     manual = workdir / "synthetic_downstream"
     rng = np.random.default_rng(config.seed + 1)
     data.write_downstream_dataset(manual, rng, name, dict(config.counts), _endmembers(config),
@@ -86,7 +94,7 @@ def _splits(config, name: str, workdir: pathlib.Path) -> dict[str, list]:
         manual_dir=str(manual)))
   else:
     builder = data.SpectralEarthDownstream(
-        data_dir=pathlib.Path(config.data_dir).expanduser(), **builder_kw)
+        data_dir=pathlib.Path(config.data.data_dir).expanduser(), **builder_kw)
   return {s: [{"image": e["image"], "mask": e["mask"]} for e in builder.as_data_source(s)]
           for s in ("train", "val", "test")}
 
@@ -95,19 +103,28 @@ def _endmembers(config) -> np.ndarray:
   return data.class_endmembers(np.random.default_rng(config.seed), 6)
 
 
+def _pretraining_source(config, workdir: pathlib.Path):
+  """``config.pretrain.data.source``: ``synthetic`` writes an archive of this experiment's
+  spectra (the downstream classes' endmembers, per-date gains); ``spectral_earth`` is the TFDS
+  archive."""
+  p = config.pretrain
+  if check_source(p, "synthetic", "spectral_earth") == "spectral_earth":
+    return spectral_earth_archive(p)
+  archive = workdir / "synthetic_archive"
+  if not (archive / "enmap").exists():
+    data.write_pretraining_archive(archive, np.random.default_rng(config.seed + 2), p.locations,
+                                   p.archive_size, _endmembers(config),
+                                   composition=config.composition, log_gain=config.log_gain)
+  return [{"images": images} for _, images in data.read_archive(archive / "enmap")]
+
+
 def _pretrained_backbone(config, workdir: pathlib.Path):
   if config.pretrained:
     module, variables = models.from_torch("spec_vit", dict(np.load(config.pretrained)))
     return module, variables
-  archive = workdir / "synthetic_archive"
-  if not (archive / "enmap").exists():
-    p = config.pretrain
-    data.write_pretraining_archive(archive, np.random.default_rng(config.seed + 2), p.locations,
-                                   p.archive_size, _endmembers(config),
-                                   composition=config.composition, log_gain=config.log_gain)
   method = config.pretrain_method
-  source = [{"images": images} for _, images in data.read_archive(archive / "enmap")]
-  task = pretrain.make_task(method, config.pretrain, source)
+  source = _pretraining_source(config, workdir)
+  task = spectral_earth_task(method, config.pretrain, source)
   result = train.fit(task, config.pretrain.train[method], workdir / f"pretrain_{method}")
   if method == "mae":
     return task.encoder, {"params": result.params["encoder"],
@@ -153,7 +170,7 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
     checks[f"{name}: pretrained probe beats random-init probe (micro Jaccard)"] = gain > 0
     figures += _figures(workdir, name, results, test)
   save_loss_curve(workdir / "probe_loss.png", histories)
-  smoke = " (smoke, synthetic)" if config.preset == "smoke" else ""
+  smoke = " (smoke, synthetic)" if config.data.source == "synthetic" else ""
   return Report(
       title="SpectralEarth downstream: frozen-encoder segmentation probes" + smoke,
       tables=[Table(f"Test metrics{smoke}", ["dataset", "encoder", "micro accuracy",

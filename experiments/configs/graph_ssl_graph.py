@@ -18,6 +18,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from experiments.common import check_source
 from experiments.report import Report, Table, save_loss_curve
 from jspectral import train
 from jspectral.data import graphs as G
@@ -34,11 +35,13 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
     raise ValueError(f"preset: expected 'smoke' or 'paper', got {preset!r}")
   c = ml_collections.ConfigDict()
   c.preset = preset
+  # tu: the TFDS data_dir ("" the default); synthetic: graph count and extra random edges per
+  # node in both classes
+  c.data = ml_collections.ConfigDict(dict(
+      source="synthetic" if preset == "smoke" else "tu", data_dir="", num_graphs=160,
+      extra_edge_fraction=1.5))
   c.datasets = (["cycles_trees"] if preset == "smoke" else
                 ["mutag", "proteins", "nci1", "imdb_binary"])
-  c.data_dir = ""
-  c.num_graphs = 160
-  c.extra_edge_fraction = 1.5  # smoke data: extra random edges per node in both classes
   c.augmentations = (["add_edges", "span_max"] if preset == "smoke" else
                      ["add_edges", "span_max", "span_min", "span_max_l2"])
   c.edge_ratio = 0.2
@@ -54,12 +57,16 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
 
 
 def _load(name: str, config):
-  if name == "cycles_trees":
-    return synthetic_graphs.cycles_vs_trees(0, num_graphs=config.num_graphs,
-                                    extra_edge_fraction=config.extra_edge_fraction)
+  """``(graphs, labels)`` of dataset ``name`` from ``config.data.source``."""
+  data = config.data
+  if check_source(config, "synthetic", "tu") == "synthetic":
+    if name != "cycles_trees":
+      raise ValueError(f"datasets: the synthetic source has 'cycles_trees' only, got {name!r}")
+    return synthetic_graphs.cycles_vs_trees(0, num_graphs=data.num_graphs,
+                                            extra_edge_fraction=data.extra_edge_fraction)
   from jspectral.data.builders import tu
 
-  return tu.load(name.upper().replace("IMDB_BINARY", "IMDB-BINARY"), config.data_dir or None)
+  return tu.load(name.upper().replace("IMDB_BINARY", "IMDB-BINARY"), data.data_dir or None)
 
 
 def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:

@@ -18,6 +18,7 @@ import pathlib
 import jax
 import ml_collections
 
+from experiments.common import check_source
 from experiments.report import Report, Table, save_loss_curve
 from jspectral import train
 from jspectral.data import synthetic_graphs
@@ -51,8 +52,10 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
     raise ValueError(f"preset: expected 'smoke' or 'paper', got {preset!r}")
   c = ml_collections.ConfigDict()
   c.preset = preset
+  # planetoid: the TFDS data_dir (manual files under <data_dir>/downloads; "" the default)
+  c.data = ml_collections.ConfigDict(dict(
+      source="synthetic" if preset == "smoke" else "planetoid", data_dir=""))
   c.datasets = ["sbm"] if preset == "smoke" else ["cora", "citeseer", "pubmed"]
-  c.data_dir = ""  # TFDS data_dir for the paper preset (manual files under <data_dir>/downloads)
   c.augmentations = ["edge_drop", "span"] if preset == "smoke" else ["edge_drop", "span", "span_l2"]
   c.frameworks = ["grace"] if preset == "smoke" else ["grace", "mvgrl", "bgrl", "gbt"]
   c.hidden = 32 if preset == "smoke" else 0  # 0: the dataset's GRACE config
@@ -78,21 +81,23 @@ def _views(aug: str, pe: tuple, pf: tuple) -> tuple[tasks.View, tasks.View]:
   raise ValueError(f"augmentations: unknown {aug!r}; expected 'edge_drop', 'span' or 'span_l2'")
 
 
-def _load(name: str, data_dir: str):
-  if name == "sbm":
+def _load(name: str, config):
+  """``(graph, labels, GRACE settings)`` of dataset ``name`` from ``config.data.source``."""
+  if check_source(config, "synthetic", "planetoid") == "synthetic":
+    if name != "sbm":
+      raise ValueError(f"datasets: the synthetic source has 'sbm' only, got {name!r}")
     graph, labels = synthetic_graphs.sbm_graph(0)
     return graph, labels, (1e-3, 32, "relu", 0.2, 0.4, 0.3, 0.4, 0.5, 100)
   from jspectral.data.builders import planetoid
 
-  graph, labels = planetoid.load(name, data_dir or None)
+  graph, labels = planetoid.load(name, config.data.data_dir or None)
   return graph, labels, GRACE_CONFIGS[name]
 
 
 def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
   rows, checks, histories, notes = [], {}, {}, []
   for name in config.datasets:
-    graph, labels, (lr, hidden, act, pe1, pe2, pf1, pf2, tau, epochs) = _load(name,
-                                                                             config.data_dir)
+    graph, labels, (lr, hidden, act, pe1, pe2, pf1, pf2, tau, epochs) = _load(name, config)
     hidden = config.hidden or hidden
     train_config = config.train.copy_and_resolve_references()
     train_config.optimizer.learning_rate = lr

@@ -14,7 +14,7 @@ import pathlib
 
 import ml_collections
 
-from experiments.common import model_config, run_operator_experiment, train_config
+from experiments.common import model_config, operator_config, run_operator_experiment, train_config
 from experiments.report import Report
 from jspectral.pde import problems
 
@@ -23,12 +23,7 @@ INSTANCES = {"re2": (3.0, 1e-2, False), "re3": (3.0, 1e-3, False), "re4": (3.0, 
 
 
 def get_config(preset: str) -> ml_collections.ConfigDict:
-  if preset not in ("smoke", "paper"):
-    raise ValueError(f"preset: expected 'smoke' or 'paper', got {preset!r}")
-  c = ml_collections.ConfigDict()
-  c.preset = preset
-  c.seed = 0
-  c.min_error_drop = 10.0
+  c = operator_config(preset)
   if preset == "smoke":
     c.problems = ["re2"]
     c.phi_res = 16

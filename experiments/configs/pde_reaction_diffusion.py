@@ -13,7 +13,7 @@ import pathlib
 
 import ml_collections
 
-from experiments.common import model_config, run_operator_experiment, train_config
+from experiments.common import model_config, operator_config, run_operator_experiment, train_config
 from experiments.report import Report
 from jspectral.pde import problems
 
@@ -22,12 +22,7 @@ PAPER_STEPS = {"nu005": 30_000, "nu01": 30_000, "nu05": 100_000, "nu1": 200_000}
 
 
 def get_config(preset: str) -> ml_collections.ConfigDict:
-  if preset not in ("smoke", "paper"):
-    raise ValueError(f"preset: expected 'smoke' or 'paper', got {preset!r}")
-  c = ml_collections.ConfigDict()
-  c.preset = preset
-  c.seed = 0
-  c.min_error_drop = 10.0
+  c = operator_config(preset)
   c.rho = 5.0
   if preset == "smoke":
     c.problems = ["nu01"]

@@ -15,12 +15,11 @@ import matplotlib
 import ml_collections
 import numpy as np
 
-from experiments.configs import ssl_intl
+from experiments.common import INTL_PAPER, intl_config, intl_data, intl_network
 from experiments.report import Report, Table
 from jspectral import train
-from jspectral.nn import resnet
-from jspectral.ssl import intl, tasks
 from jspectral.ssl import spectral_transform as st
+from jspectral.ssl import tasks
 
 matplotlib.use("Agg")
 
@@ -29,7 +28,7 @@ VARIANTS = (("ZCA whitening (p=0.5)", "power", 0.5), ("power ST (p=0.25)", "powe
 
 
 def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
-  config = ssl_intl.get_config(preset)
+  config = intl_config(preset)
   config.linear_epochs = 0
   if preset == "smoke":
     config.train.update(total_steps=80, eval_every=0)
@@ -37,16 +36,11 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
 
 
 def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
-  data, views, images = ssl_intl.load_data(config)
-  stem = "cifar" if config.dataset in ("digits", "cifar10", "cifar100") else "imagenet"
+  data, views, images = intl_data(config)
   rows, spectra, knn = [], {}, {}
   random_knn = None
   for name, transform, power in VARIANTS:
-    model = intl.INTLNet(
-        resnet.ResNet(stage_sizes=tuple(config.model.stage_sizes), width=config.model.width,
-                      stem=stem),
-        intl.Projector(config.model.hidden, config.model.features))
-    task = tasks.INTLTask(model, images, views, iterations=config.iterations,
+    task = tasks.INTLTask(intl_network(config), images, views, iterations=config.iterations,
                          whiten=config.whiten, transform=transform, power=power,
                          total_steps=config.train.total_steps, eval_data=data,
                          knn_k=config.knn_k, seed=config.train.seed)
@@ -61,14 +55,14 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
     rows.append([name, 100 * final["knn_top1"], final["embedding_effective_rank"],
                  final["feature_effective_rank"]])
   rows.append(["random init", 100 * random_knn, float("nan"), float("nan")])
-  rows.append(["INTL (paper, CIFAR-10 R18 1000 ep)", ssl_intl.PAPER["cifar10"][1], float("nan"),
+  rows.append(["INTL (paper, CIFAR-10 R18 1000 ep)", INTL_PAPER["cifar10"][1], float("nan"),
                float("nan")])
   _save_spectra(workdir / "spectra.png", spectra)
-  smoke = config.preset == "smoke"
+  digits = config.data.source == "digits"  # the smoke's CPU sanity data
   intl_name = VARIANTS[-1][0]
   return Report(
-      title=f"Spectral transformations compared ({config.dataset}, {config.preset})",
-      tables=[Table(f"Final backbone 5-NN and effective ranks{' (smoke)' if smoke else ''}",
+      title=f"Spectral transformations compared ({config.data.source}, {config.preset})",
+      tables=[Table(f"Final backbone 5-NN and effective ranks{' (smoke)' if digits else ''}",
                     ["transform", "5-NN top-1 (%)", "embedding eff. rank", "feature eff. rank"],
                     rows)],
       figures=["spectra.png"],

@@ -15,6 +15,7 @@ import matplotlib
 import ml_collections
 import numpy as np
 
+from experiments.common import check_source
 from experiments.report import Report, Table, save_loss_curve
 from jspectral import metrics, models, train
 from jspectral.data import synthetic
@@ -25,6 +26,7 @@ matplotlib.use("Agg")
 def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.preset = preset
+  config.data = ml_collections.ConfigDict(dict(source="synthetic"))  # both presets: no dataset
   config.bands = 31
   config.patch = {"smoke": 32, "paper": 64}[preset]
   config.num_train = {"smoke": 64, "paper": 4096}[preset]
@@ -75,6 +77,7 @@ class DenoiseTask:
 
 
 def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
+  check_source(config, "synthetic")
   key_train, key_test = jax.random.split(jax.random.PRNGKey(config.train.seed))
   task = DenoiseTask(
       module=models.create("residual_convnet", **config.model),
