@@ -212,13 +212,16 @@ def data_list() -> int:
 
 def key_meanings(name: str) -> dict[str, str]:
   """One-line meanings of config keys: the engine's documented fields, then the trailing
-  ``# comment`` of each assignment in the experiment's config module (last key part -> text)."""
+  ``# comment`` of each assignment in the experiment's config module and in
+  ``experiments/common.py`` (last key part -> text)."""
+  from experiments import common
   from jspectral.train import CONFIG_FIELDS
 
   meanings = {f"train.{k}": v for k, v in CONFIG_FIELDS.items()}
-  source = inspect.getsource(load(name))
-  for match in re.finditer(r"(?:\.|\b)(\w+)\s*=[^=\n][^\n#]*#\s*([^\n]+)", source):
-    meanings.setdefault(match.group(1), match.group(2).strip())
+  for module in (load(name), common):
+    source = inspect.getsource(module)
+    for match in re.finditer(r"(?:\.|\b)(\w+)\s*=[^=\n][^\n#]*#\s*([^\n]+)", source):
+      meanings.setdefault(match.group(1), match.group(2).strip())
   return meanings
 
 
@@ -228,11 +231,13 @@ def print_config(name: str, preset: str, overrides: list[str]) -> int:
   meanings = key_meanings(name)
   items = flat_items(config)
   width = max(len(k) for k, _ in items)
+  value_width = min(max(len(repr(v)) for _, v in items), 24)
   for key, value in items:
     tail = key.split(".")[-1]
     meaning = meanings.get(key) or meanings.get(re.sub(r"^[^.]+\.", "train.", key)) \
         or meanings.get(tail, "")
-    print(f"{key:{width}s} = {value!r}" + (f"    # {meaning}" if meaning else ""))
+    line = f"{key:{width}s} = {value!r:{value_width}s}"
+    print(f"{line}  # {meaning}" if meaning else line.rstrip())
   return 0
 
 

@@ -28,6 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jspectral.metrics.image import as_float_array
+
 UINT16_MAX_EXCLUSIVE = 2.0 ** 16
 # Nyquist gains used by the toolbox for PRISMA (the HS gain is 0.3 for every sensor name).
 HS_NYQUIST_GAIN = 0.3
@@ -200,7 +202,7 @@ def as_batch(x, name: str) -> tuple[jax.Array, bool]:
   Returns:
     ``(x (N, H, W, C), squeeze)``; ``squeeze`` says a batch axis was added.
   """
-  x = jnp.asarray(x)
+  x = as_float_array(x, name)
   if x.ndim == 3:
     return x[None], True
   if x.ndim == 4:
@@ -219,7 +221,7 @@ def as_pan_batch(pan, name: str = "pan") -> tuple[jax.Array, bool]:
   Returns:
     ``(pan (N, H, W, 1), squeeze)``; ``squeeze`` says a batch axis was added.
   """
-  pan = jnp.asarray(pan)
+  pan = as_float_array(pan, name)
   if pan.ndim == 2:
     return pan[None, :, :, None], True
   if pan.ndim in (3, 4) and pan.shape[-1] != 1:

@@ -17,17 +17,68 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
-def _check_pair(pred: jax.Array, target: jax.Array) -> None:
-  for name, x in (("pred", pred), ("target", target)):
-    if x.ndim < 3:
-      raise ValueError(f"{name}: expected (..., H, W, C) with bands last, got shape {x.shape}")
+def as_float_array(x, name: str) -> jax.Array:
+  """``x`` (array-like: list, NumPy, JAX) as a non-empty floating-point JAX array.
+
+  Integer and boolean inputs become float32 with the same values, so integer data score as their
+  float copy. Outside ``jit`` the values are checked too: NaN/Inf is an error, not a value silently
+  left out of a mean.
+
+  Args:
+    x: the array.
+    name: the argument's name, for error messages.
+
+  Returns:
+    ``x`` as a JAX array of a floating dtype.
+
+  Raises:
+    TypeError: ``x`` is complex or not numeric.
+    ValueError: an empty axis, or NaN/Inf values.
+  """
+  if not isinstance(x, jax.core.Tracer):
+    values = np.asarray(x)          # concrete input (also a constant inside someone's jit)
+    if values.dtype.kind in "fc" and not np.isfinite(values).all():
+      raise ValueError(f"{name}: contains NaN or Inf values")
+  x = jnp.asarray(x)
+  if jnp.issubdtype(x.dtype, jnp.integer) or x.dtype == jnp.bool_:
+    x = x.astype(jnp.float32)
+  if not jnp.issubdtype(x.dtype, jnp.floating):
+    raise TypeError(f"{name}: expected real numbers, got dtype {x.dtype}")
+  if x.size == 0:
+    raise ValueError(f"{name}: empty array of shape {x.shape}")
+  return x
+
+
+def as_float_image(x, name: str) -> jax.Array:
+  """:func:`as_float_array` for images: ``(..., H, W, C)`` with bands last.
+
+  Args:
+    x: the image or batch of images.
+    name: the argument's name, for error messages.
+
+  Returns:
+    ``x`` as a floating-point JAX array.
+
+  Raises:
+    TypeError, ValueError: as :func:`as_float_array`, or fewer than 3 axes.
+  """
+  shape = np.shape(x)
+  if len(shape) < 3:
+    raise ValueError(f"{name}: expected (..., H, W, C) with bands last, got shape {shape}")
+  return as_float_array(x, name)
+
+
+def _check_pair(pred, target) -> tuple[jax.Array, jax.Array]:
+  pred, target = as_float_image(pred, "pred"), as_float_image(target, "target")
   if pred.shape != target.shape:
     if pred.shape[-1] != target.shape[-1]:
       raise ValueError(f"pred, target: band counts differ ({pred.shape[-1]} vs "
                        f"{target.shape[-1]}); shapes {pred.shape} and {target.shape}")
     raise ValueError(f"pred, target: shapes differ, {pred.shape} vs {target.shape}")
+  return pred, target
 
 
 def band_mse(pred: jax.Array, target: jax.Array) -> jax.Array:
@@ -40,7 +91,7 @@ def band_mse(pred: jax.Array, target: jax.Array) -> jax.Array:
   Returns:
     ``(..., C)`` per-band MSE.
   """
-  _check_pair(pred, target)
+  pred, target = _check_pair(pred, target)
   return jnp.mean(jnp.square(pred - target), axis=(-3, -2))
 
 
@@ -106,7 +157,7 @@ def ssim(pred: jax.Array, target: jax.Array, data_range: float = 1.0, window: st
   Returns:
     ``(...)`` mean SSIM.
   """
-  _check_pair(pred, target)
+  pred, target = _check_pair(pred, target)
   if window == "gaussian":
     taps = _gaussian_taps(sigma)
     sample_covariance = False if sample_covariance is None else sample_covariance
@@ -156,7 +207,7 @@ def sam(pred: jax.Array, target: jax.Array, degrees: bool = True, eps: float = 0
   Returns:
     ``(...)`` mean angle.
   """
-  _check_pair(pred, target)
+  pred, target = _check_pair(pred, target)
   dot = jnp.sum(pred * target, axis=-1)
   norm_p = jnp.linalg.norm(pred, axis=-1)
   norm_t = jnp.linalg.norm(target, axis=-1)
@@ -188,6 +239,7 @@ def ergas(pred: jax.Array, target: jax.Array, ratio: float) -> jax.Array:
   """
   if ratio <= 0:
     raise ValueError(f"ratio: expected a positive resolution ratio, got {ratio}")
+  pred, target = _check_pair(pred, target)
   mse = band_mse(pred, target)
   band_mean = jnp.mean(target, axis=(-3, -2))
   return (100.0 / ratio) * jnp.sqrt(jnp.mean(mse / band_mean**2, axis=-1))
@@ -216,7 +268,7 @@ def cc(pred: jax.Array, target: jax.Array) -> jax.Array:
   Returns:
     ``(...)`` mean correlation coefficient.
   """
-  _check_pair(pred, target)
+  pred, target = _check_pair(pred, target)
   p = pred - jnp.mean(pred, axis=(-3, -2), keepdims=True)
   t = target - jnp.mean(target, axis=(-3, -2), keepdims=True)
   num = jnp.sum(p * t, axis=(-3, -2))
@@ -242,4 +294,5 @@ def quality_report(pred: jax.Array, target: jax.Array, ratio: float | None = Non
   return {k: float(jnp.mean(v)) for k, v in values.items()}
 
 
-__all__ = ["band_mse", "cc", "ergas", "psnr", "quality_report", "rmse", "sam", "ssim"]
+__all__ = ["as_float_array", "as_float_image", "band_mse", "cc", "ergas", "psnr", "quality_report",
+           "rmse", "sam", "ssim"]

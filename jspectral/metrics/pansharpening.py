@@ -24,6 +24,7 @@ bands with zeros to a power of two, standardises both images with the reference 
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 
 import jax
@@ -31,6 +32,28 @@ import jax.numpy as jnp
 import numpy as np
 
 from jspectral.data import wald
+from jspectral.metrics.image import as_float_array
+
+
+def validated(*names: str):
+  """Decorator: the named array arguments go through :func:`~jspectral.metrics.image.as_float_array`
+  before the (jitted) index runs, so integer data score as their float copy and NaN/Inf or empty
+  input is a ``ValueError`` naming the argument (values are checked outside ``jit`` only)."""
+
+  def wrap(fn):
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def checked(*args, **kwargs):
+      bound = signature.bind(*args, **kwargs)
+      for name in names:
+        if name in bound.arguments:
+          bound.arguments[name] = as_float_array(bound.arguments[name], name)
+      return fn(*bound.args, **bound.kwargs)
+
+    return checked
+
+  return wrap
 
 
 def pair_batches(fused, reference, names=("fused", "gt")) -> tuple[jax.Array, jax.Array, bool]:
@@ -47,6 +70,9 @@ def pair_batches(fused, reference, names=("fused", "gt")) -> tuple[jax.Array, ja
   """
   f, squeeze = wald.as_batch(fused, names[0])
   g, _ = wald.as_batch(reference, names[1])
+  if f.shape[-1] != g.shape[-1]:
+    raise ValueError(f"{names[0]}, {names[1]}: band counts differ ({f.shape[-1]} vs "
+                     f"{g.shape[-1]}); shapes {f.shape} and {g.shape}")
   if f.shape != g.shape:
     raise ValueError(f"{names[0]}: shape {f.shape} differs from {names[1]}'s {g.shape}")
   return f, g, squeeze
@@ -60,6 +86,7 @@ def _out(x: jax.Array, squeeze: bool) -> jax.Array:
 # ERGAS, SAM
 # ------------------------------------------------------------------------------------------------
 
+@validated("fused", "gt")
 @functools.partial(jax.jit, static_argnames=("ratio",))
 def ergas_per_band(fused, gt, ratio: int) -> jax.Array:
   """Per-band ERGAS terms ``(100/r) sqrt(MSE_b / mu_b^2)``.
@@ -78,6 +105,7 @@ def ergas_per_band(fused, gt, ratio: int) -> jax.Array:
   return _out(100.0 / ratio * jnp.sqrt(mse / mu2), squeeze)
 
 
+@validated("fused", "gt")
 @functools.partial(jax.jit, static_argnames=("ratio",))
 def ergas(fused, gt, ratio: int) -> jax.Array:
   """ERGAS (toolbox ``Metrics/metrics_rr.ERGAS``): ``(100/r) sqrt(mean_b MSE_b / mu_b^2)``.
@@ -96,6 +124,7 @@ def ergas(fused, gt, ratio: int) -> jax.Array:
   return _out(100.0 / ratio * jnp.sqrt(jnp.mean(mse / mu2, axis=-1)), squeeze)
 
 
+@validated("fused", "gt")
 @functools.partial(jax.jit, static_argnames=("degrees",))
 def sam(fused, gt, degrees: bool = True) -> jax.Array:
   """Mean spectral angle, toolbox convention.
@@ -120,6 +149,7 @@ def sam(fused, gt, degrees: bool = True) -> jax.Array:
   return _out(angle * 180.0 / math.pi if degrees else angle, squeeze)
 
 
+@validated("fused", "gt")
 @functools.partial(jax.jit, static_argnames=("eps",))
 def sam_loss(fused, gt, eps: float = 1e-8) -> jax.Array:
   """HSpeNet's ``SAMLoss``: mean of ``1 - cos`` over all pixels (zero norm products -> eps).
@@ -207,6 +237,7 @@ def _q_block(g: jax.Array, f: jax.Array, block: int) -> jax.Array:
   return jnp.where((term3 == 0)[..., None], degenerate, q)
 
 
+@validated("fused", "gt")
 @functools.partial(jax.jit, static_argnames=("block_size", "shift", "round_inputs"))
 def q2n_map(fused, gt, block_size: int = 32, shift: int = 32, *,
             round_inputs: bool = True) -> jax.Array:
@@ -251,6 +282,7 @@ def q2n_map(fused, gt, block_size: int = 32, shift: int = 32, *,
   return _out(qmap, squeeze)
 
 
+@validated("fused", "gt")
 @functools.partial(jax.jit, static_argnames=("block_size", "shift", "round_inputs"))
 def q2n(fused, gt, block_size: int = 32, shift: int = 32, *, round_inputs: bool = True):
   """Q2n (toolbox ``Metrics/metrics_rr.Q2n``): mean over blocks of the hypercomplex Q norm.
@@ -276,6 +308,7 @@ def _box(x: jax.Array, size: int) -> jax.Array:
   return wald.correlate_valid(x, np.ones((size, size)))
 
 
+@validated("fused", "reference")
 @functools.partial(jax.jit, static_argnames=("block_size",))
 def q_per_band(fused, reference, block_size: int = 32) -> jax.Array:
   """Wang-Bovik UIQI per band, averaged over all valid ``block_size`` windows.
@@ -302,6 +335,7 @@ def q_per_band(fused, reference, block_size: int = 32) -> jax.Array:
   return _out(jnp.mean(q, axis=(1, 2)), squeeze)
 
 
+@validated("fused", "reference")
 def q_avg(fused, reference, block_size: int = 32) -> jax.Array:
   """Band-averaged UIQI (the "Q" column of rho-PNN's tables).
 
@@ -316,6 +350,7 @@ def q_avg(fused, reference, block_size: int = 32) -> jax.Array:
   return jnp.mean(q_per_band(fused, reference, block_size), axis=-1)
 
 
+@validated("a", "b")
 @functools.partial(jax.jit, static_argnames=("half_width", "clip"))
 def local_correlation(a: jax.Array, b: jax.Array, half_width: int, *,
                       clip: str = "variances") -> jax.Array:
@@ -355,6 +390,7 @@ def local_correlation(a: jax.Array, b: jax.Array, half_width: int, *,
   return s_ab / (jnp.sqrt(s_aa * s_bb) + 1e-20)
 
 
+@validated("fused", "pan")
 @functools.partial(jax.jit, static_argnames=("ratio",))
 def d_rho(fused, pan, ratio: int = 6) -> jax.Array:
   """D_rho: mean of ``1 - clip(rho(F_b, P), -1, 1)``, local windows of half width ``ratio // 2``.
@@ -379,6 +415,7 @@ def d_rho(fused, pan, ratio: int = 6) -> jax.Array:
 # Full-resolution indices
 # ------------------------------------------------------------------------------------------------
 
+@validated("fused")
 @functools.partial(jax.jit, static_argnames=("ratio", "offset"))
 def khan_degrade(fused, ratio: int, offset: int = 3) -> jax.Array:
   """D_lambda's degradation: 41-tap MTF (G 0.3, replicate 'same'), decimation from ``offset``.
@@ -395,6 +432,7 @@ def khan_degrade(fused, ratio: int, offset: int = 3) -> jax.Array:
   return _out(wald.decimate(wald.mtf_filter(f, ratio), ratio, offset), squeeze)
 
 
+@validated("fused", "ms_lr")
 @functools.partial(jax.jit, static_argnames=("ratio", "round_inputs"))
 def d_lambda_khan(fused, ms_lr, ratio: int, *, round_inputs: bool = True) -> jax.Array:
   """D_lambda (Khan) = ``1 - Q2n(khan_degrade(fused), ms_lr)``, blocks 32/32 at LR scale.
@@ -414,6 +452,7 @@ def d_lambda_khan(fused, ms_lr, ratio: int, *, round_inputs: bool = True) -> jax
   return _out(1.0 - q2n(khan_degrade(f, ratio), m, round_inputs=round_inputs), squeeze)
 
 
+@validated("fused", "pan")
 @functools.partial(jax.jit, static_argnames=())
 def d_sr(fused, pan) -> jax.Array:
   """D_sR = ``1 - R^2`` of the no-intercept least-squares regression of PAN on the fused bands.
@@ -439,6 +478,7 @@ def d_sr(fused, pan) -> jax.Array:
   return _out(1.0 - r2, squeeze)
 
 
+@validated("fused", "pan", "ms_lr")
 @functools.partial(jax.jit, static_argnames=("ratio", "block_size", "exponent"))
 def d_s(fused, pan, ms_lr, ratio: int, *, block_size: int = 32, exponent: float = 1.0):
   """Classic QNR spatial distortion (Alparone 2008): ``(mean_b |Q(F_b,P) - Q(M_b,P_L)|^q)^(1/q)``.
