@@ -183,7 +183,7 @@ def spectral_earth_pretrain_config(preset: str) -> ml_collections.ConfigDict:
   # (official 256: the tiny ViT's init features are nearly input-independent, so 256-dimensional
   # cosines spread too little for the 0.04 teacher temperature and the targets go uniform), crops
   # of scale (0.4, 1) (official (0.05, 1)) and a 10-step lr warm-up (official: 20 of 100
-  # epochs). See BUILD_NOTES for the settings that collapsed.
+  # epochs). docs/ssl.md lists the settings that collapsed.
   c.dino_per_step_momentum = smoke
   c.dino_momentum_start = 0.99 if smoke else 0.996
   c.dino_center_momentum = 0.5 if smoke else 0.9

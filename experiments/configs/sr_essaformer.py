@@ -70,7 +70,7 @@ def get_config(preset: str) -> ml_collections.ConfigDict:
 def _smoke_data(data):
   """Synthetic cubes sharing one set of endmember spectra (one "sensor and scene family"): the
   spectral structure learned on the training cubes transfers to the test cube. With per-cube random
-  spectra the smoke model barely generalised (+0.02 dB over bicubic in session 1)."""
+  spectra the smoke model barely generalised (+0.02 dB over bicubic)."""
   k_spectra, k_maps = jax.random.split(jax.random.key(data.seed))
   spectra = synthetic.endmember_spectra(k_spectra, data.endmembers, data.bands)
   cubes = [np.asarray(synthetic.abundance_maps(k, data.size, data.size, data.endmembers,

@@ -64,7 +64,7 @@ def get_config(preset: str) -> ml_collections.ConfigDict:
         patch=16, stride=8, endmembers=6, correlation_length=5.0, seed=0))
     # the paper's 10 epochs (SSL in the first 6) at 16 iterations each; 1 RGB and 1 SSL update
     # per iteration instead of 3 + 3, so the HSI task gets 2 of every 4 updates (2 of 3 after
-    # SSL stops): 576 updates (BUILD_NOTES: the 8-update cycle over 2 epochs misses SAM)
+    # SSL stops): 576 updates (docs/superres.md: the 8-update cycle over 2 epochs misses SAM)
     config.plan.update(dict(epochs=10, iterations_per_epoch=16, theta_rgb=1, theta_unlabel=1))
     # the full method and the backbone: every switch runs on and off (2 compilations, not 4)
     config.ablations = ["RGB-SR + SSL + SMixup", "backbone only"]
