@@ -48,6 +48,7 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
       grad_clip_norm=0.5, trainable=lola.LORA_TRAINABLE, log_every=10,
       eval_every=25 if smoke else 5 * 320,
       checkpoint_every=50 if smoke else 1000)
+  config.train.select.update(metric="val_oa", mode="max")  # best validation OA, never test
   config.train.optimizer.update(name="adamw", learning_rate=3e-3 if smoke else 2e-5,
                                 weight_decay=0.01)
   config.use_official_schedule = not smoke
@@ -115,7 +116,7 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
                     config.use_official_schedule)
     result = train.fit(task, config.train, workdir / name)
     histories[name] = result.history
-    params, state = task.best["params"], task.best["state"]
+    params, state = result.best["params"], result.best["model_state"]
     ours = scores(task.predict(params, state, x_test), y_test, num_classes)
     baseline = scores(logistic_regression(reduced[tuple(fit_pos.T)], jnp.asarray(y_fit),
                                           reduced[tuple(test_pos.T)], num_classes),

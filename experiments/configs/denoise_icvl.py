@@ -27,13 +27,14 @@ import jax.numpy as jnp
 import matplotlib
 import ml_collections
 import numpy as np
+import orbax.checkpoint as ocp
 
 from experiments.common import check_source
 from experiments.report import Report, Table, save_loss_curve
 from jspectral import models, train
 from jspectral.data import noise, synthetic
 from jspectral.denoising import protocol
-from jspectral.denoising.tasks import DenoisingTask, score
+from jspectral.denoising.tasks import DenoisingTask, phase_schedule, score
 
 matplotlib.use("Agg")
 
@@ -161,24 +162,49 @@ def _data(config):
 
 
 def _train(name: str, config, source, workdir: pathlib.Path):
-  """Runs the phases of ``name``; returns the task and ``(params, state)`` after each stage."""
+  """Trains ``name`` through its whole recipe in ONE run (one optimizer state, the noise
+  curriculum and the learning rates keyed by the step), as the official complex stage resumes the
+  Gaussian run with its optimizer. The run stops once at the end of the Gaussian stage, whose
+  parameters score the Gaussian test cases (the official Gaussian checkpoint), and continues.
+
+  Returns:
+    ``(model, {"gaussian" | "complex": (params, state)}, history)``.
+  """
   model = models.create(name, **config.models[name].to_dict())
-  stage_results, initial, histories = {}, None, []
-  for k, (start, end, lr, warmup, kind) in enumerate(config.phases[name]):
-    phase = config.train.copy_and_resolve_references()
-    phase.total_steps = (end - start) * config.steps_per_epoch
-    phase.optimizer.learning_rate = lr
-    if warmup:
-      phase.schedule.update(name="warmup_cosine", warmup_steps=config.steps_per_epoch,
-                            min_lr_ratio=1.0)
-    phase.seed = config.train.seed + k
-    task = DenoisingTask(model, source, _stage_noise(kind), initial=initial)
-    result = train.fit(task, phase, workdir / name / f"phase{k:02d}_epochs{start}-{end}")
-    initial = (result.params, result.model_state)
-    histories += result.history
-    stage = "complex" if kind == "complex" else "gaussian"
-    stage_results[stage] = initial
-  return model, stage_results, histories
+  phases = [tuple(p) for p in config.phases[name]]
+  per_epoch = config.steps_per_epoch
+  task = DenoisingTask(model, source, _stage_noise(phases[0][4]),
+                       curriculum=tuple((start * per_epoch, _stage_noise(kind))
+                                        for start, _, _, _, kind in phases),
+                       learning_rate=phase_schedule(phases, per_epoch))
+  complex_start = next((start for start, *_, kind in phases if kind == "complex"), None)
+  run_dir = workdir / name
+  stages = {}
+  if complex_start:
+    stages["gaussian"] = _gaussian_stage(task, config, complex_start * per_epoch, run_dir)
+  run_config = config.train.copy_and_resolve_references()
+  run_config.total_steps = phases[-1][1] * per_epoch
+  with train.allow_config_changes(bool(complex_start)):    # the same run, continued
+    result = train.fit(task, run_config, run_dir)
+  stages["complex" if complex_start else "gaussian"] = (result.params, result.model_state)
+  history = result.history
+  return model, stages, history
+
+
+def _gaussian_stage(task, config, steps: int, run_dir: pathlib.Path) -> tuple:
+  """``(params, state)`` after ``steps`` of the run: trained up to there (or restored), and kept
+  in ``run_dir/gaussian_stage`` (orbax) so that a rerun after the run went on finds them."""
+  snapshot = (run_dir / "gaussian_stage").absolute()
+  checkpointer = ocp.StandardCheckpointer()
+  if snapshot.exists():
+    kept = checkpointer.restore(snapshot)
+    return kept["params"], kept["state"]
+  stage_config = config.train.copy_and_resolve_references()
+  stage_config.total_steps = steps
+  result = train.fit(task, stage_config, run_dir)
+  checkpointer.save(snapshot, {"params": result.params, "state": result.model_state})
+  checkpointer.wait_until_finished()
+  return result.params, result.model_state
 
 
 def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:

@@ -22,8 +22,9 @@ class LoLATask:
 
   Cross-entropy with label smoothing; BatchNorm statistics update in training; LoRA-only
   optimisation (only LoRA A/B/gate/residual train, through the config's optax mask).
-  ``evaluate`` scores the validation split and keeps the best-on-validation weights in ``best``
-  (model selection, never on test).
+  ``evaluate`` scores the validation split (``val_oa``); with ``config.select.metric="val_oa"``
+  the engine keeps the best-on-validation weights in the checkpointed state (model selection,
+  never on test; ties go to the later evaluation, as the official ``>=`` does).
 
   Attributes:
     module: the :class:`~jspectral.classification.lola_specvit.LoLASpecViT` to train.
@@ -34,7 +35,6 @@ class LoLATask:
     label_smoothing: optax label-smoothing factor (official 0.1).
     official_schedule: use :func:`~jspectral.classification.lola_specvit.official_lr_schedule`
       instead of the config's named schedule.
-    best: filled by ``evaluate``: ``val_oa``, ``params`` and ``state`` of the best evaluation.
   """
 
   module: lola.LoLASpecViT
@@ -44,7 +44,6 @@ class LoLATask:
   val_labels: np.ndarray
   label_smoothing: float = 0.1
   official_schedule: bool = False
-  best: dict = dataclasses.field(default_factory=dict)
 
   def train_source(self):
     """The training examples.
@@ -120,7 +119,7 @@ class LoLATask:
                            for i in range(0, len(padded), chunk)])[:len(x)]
 
   def evaluate(self, params, state):
-    """Validation OA; remembers the best-on-validation weights (model selection, never test).
+    """Validation OA, the model-selection score.
 
     Args:
       params: trainable parameters.
@@ -129,7 +128,5 @@ class LoLATask:
     Returns:
       ``{"val_oa": ...}``, the overall accuracy on the validation split as a fraction.
     """
-    oa = float(np.mean(self.predict(params, state, self.val_patches) == self.val_labels))
-    if oa >= self.best.get("val_oa", -1.0):
-      self.best.update(val_oa=oa, params=params, state=state)
-    return {"val_oa": oa}
+    return {"val_oa": float(np.mean(self.predict(params, state, self.val_patches)
+                                    == self.val_labels))}

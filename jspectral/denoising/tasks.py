@@ -18,6 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from jspectral.denoising import protocol
 
@@ -47,6 +48,11 @@ class DenoisingTask:
     noise: ``(key, clean batch) -> noisy batch``, pure JAX.
     eval_noisy, eval_clean: evaluation cubes ``(num, H, W, C)`` (e.g. a fixed noisy test set).
     initial: ``(params, state)`` to start from (a previous training stage) instead of ``init``.
+    curriculum: ``((first_step, noise), ...)`` from step 0 on, increasing: from each first step
+      the training noise is that function (the official Gaussian -> blind -> complex curriculum
+      in one run); empty: ``noise`` throughout.
+    learning_rate: an ``optax.Schedule`` that replaces the config's named schedule (the official
+      per-epoch learning rates of a multi-phase recipe); ``None``: the config's.
   """
 
   model: nn.Module
@@ -55,12 +61,17 @@ class DenoisingTask:
   eval_noisy: np.ndarray | None = None
   eval_clean: np.ndarray | None = None
   initial: tuple | None = None
+  curriculum: tuple = ()
+  learning_rate: optax.Schedule | None = None
 
   def __post_init__(self):
     if isinstance(self.clean, np.ndarray) and self.clean.ndim != 4:
       raise ValueError(f"clean: expected (num, H, W, bands) patches, got shape {self.clean.shape}")
     if (self.eval_noisy is None) != (self.eval_clean is None):
       raise ValueError("eval_noisy, eval_clean: give both or neither")
+    starts = [start for start, _ in self.curriculum]
+    if starts and (starts[0] != 0 or starts != sorted(set(starts))):
+      raise ValueError(f"curriculum: expected strictly increasing first steps from 0, got {starts}")
     self._train_flag = takes_train_flag(self.model)
 
   def train_source(self) -> Sequence[dict]:
@@ -112,7 +123,36 @@ class DenoisingTask:
                                       mutable=list(state))
     return out, dict(new_state)
 
-  def loss(self, params, state, batch, rng):
+  def schedule(self, config):
+    """The learning-rate schedule for :func:`jspectral.train.fit` (``None``: the config's).
+
+    Args:
+      config: the training config (unused; the recipe's schedule is in ``learning_rate``).
+
+    Returns:
+      ``learning_rate``.
+    """
+    del config
+    return self.learning_rate
+
+  def training_noise(self, key: jax.Array, clean: jax.Array, step) -> jax.Array:
+    """The noisy batch of ``step``: ``noise``, or the curriculum's noise of that step.
+
+    Args:
+      key: noise key.
+      clean: clean batch ``(B, H, W, C)``.
+      step: int32 scalar, the global step.
+
+    Returns:
+      The noisy batch ``(B, H, W, C)``.
+    """
+    if not self.curriculum:
+      return self.noise(key, clean)
+    starts = jnp.asarray([start for start, _ in self.curriculum])
+    index = jnp.sum(step >= starts) - 1
+    return jax.lax.switch(index, [fn for _, fn in self.curriculum], key, clean)
+
+  def loss(self, params, state, batch, rng, step=0):
     """Mean squared error between the denoised noisy batch and the clean batch (official).
 
     The noise is drawn on device from the step key, fresh for every sample.
@@ -122,13 +162,14 @@ class DenoisingTask:
       state: non-trainable collections.
       batch: ``{"clean": (B, H, W, C)}``.
       rng: step key, split into the noise key and the model key.
+      step: int32 scalar, the global step (picks the curriculum's noise).
 
     Returns:
       ``(mse, {"state": new_state, "noisy_mse": MSE of the noisy input})``.
     """
     k_noise, k_model = jax.random.split(rng)
     clean = batch["clean"]
-    noisy = self.noise(k_noise, clean)
+    noisy = self.training_noise(k_noise, clean, step)
     out, new_state = self.predict(params, state, noisy, train=True, rng=k_model)
     mse = jnp.mean(jnp.square(out - clean))
     return mse, {"state": new_state, "noisy_mse": jnp.mean(jnp.square(noisy - clean))}
@@ -180,3 +221,31 @@ def score(clean: np.ndarray, pred: np.ndarray) -> dict[str, float]:
   return {"psnr": float(jnp.mean(protocol.mpsnr(pred, clean))),
           "ssim": float(jnp.mean(protocol.mssim(pred, clean))),
           "sam": float(jnp.mean(protocol.sam(pred, clean)))}
+
+
+def phase_schedule(phases, steps_per_epoch: int) -> optax.Schedule:
+  """The official per-epoch learning rates of a multi-phase recipe as one schedule of the step.
+
+  Each phase holds its rate, after a linear warm-up from 0 over its first epoch where flagged (the
+  original HSDT/MAN ``train.py``: the rate is set at the start of each epoch; warm-up
+  ``lr * k / len(loader)``).
+
+  Args:
+    phases: ``(first_epoch, end_epoch, learning_rate, warmup, noise_kind)`` per phase, in order
+      from epoch 0.
+    steps_per_epoch: optimizer steps per epoch.
+
+  Returns:
+    An ``optax.Schedule`` ``step -> learning rate``.
+  """
+  pieces, boundaries = [], []
+  for start, _, lr, warmup, _ in phases:
+    if start:
+      boundaries.append(start * steps_per_epoch)
+    if warmup:
+      pieces.append(optax.join_schedules(
+          [optax.linear_schedule(0.0, lr, steps_per_epoch), optax.constant_schedule(lr)],
+          [steps_per_epoch]))
+    else:
+      pieces.append(optax.constant_schedule(lr))
+  return optax.join_schedules(pieces, boundaries)

@@ -515,7 +515,8 @@ def _claim_workdir(workdir: pathlib.Path, config: ml_collections.ConfigDict) -> 
 @dataclasses.dataclass(frozen=True)
 class _Selection:
   """Model selection on ``task.evaluate()[metric]``: the best evaluation's parameters are kept in
-  :attr:`TrainState.best` (so they are checkpointed with the run)."""
+  :attr:`TrainState.best` (so they are checkpointed with the run); of equal scores the later
+  evaluation wins."""
 
   metric: str = ""
   mode: str = "max"
@@ -541,7 +542,7 @@ class _Selection:
       raise ValueError(f"config.select.metric: {self.metric!r} is not among the task's "
                        f"evaluation results {sorted(k[5:] for k in evals)}")
     score, best = evals[key], float(_host(ts.best["score"]))
-    if (score > best) if self.mode == "max" else (score < best):
+    if (score >= best) if self.mode == "max" else (score <= best):   # ties: the later one
       ts = _keep_best(ts, jnp.float32(score))
     return ts, {**evals, f"best/{self.metric}": max(score, best) if self.mode == "max"
                 else min(score, best)}

@@ -1,7 +1,7 @@
 """A small task for the engine tests, runnable as a script in a subprocess.
 
     python tests/train/engine_run.py WORKDIR OUT.npz [--steps N] [--checkpoint-every K]
-        [--sleep S] [--eval-every E --eval-marker PATH]
+        [--sleep S] [--eval-every E --eval-marker PATH] [--accum K] [--precision P]
 
 An MLP with BatchNorm and dropout regresses a fixed linear target. Batch statistics, dropout keys
 and the data order all matter for the final parameters, so equal parameters across device counts,
@@ -65,12 +65,14 @@ class RegressionTask:
     return {"mse": float(np.mean((np.asarray(pred) - y) ** 2))}
 
 
-def config(steps: int = 30, checkpoint_every: int = 5, eval_every: int = 0):
+def config(steps: int = 30, checkpoint_every: int = 5, eval_every: int = 0, accum: int = 1,
+           precision: str = "float32"):
   from jspectral import train
 
   c = train.default_config()
   c.update(total_steps=steps, batch_size=16, checkpoint_every=checkpoint_every, log_every=5,
-           progress=False, keep_checkpoints=3, eval_every=eval_every)
+           progress=False, keep_checkpoints=3, eval_every=eval_every, grad_accum_steps=accum,
+           precision=precision)
   c.optimizer.update(name="momentum", learning_rate=0.02)
   return c
 
@@ -84,13 +86,15 @@ def main():
   parser.add_argument("--sleep", type=float, default=0.0)
   parser.add_argument("--eval-every", type=int, default=0)
   parser.add_argument("--eval-marker", default="")
+  parser.add_argument("--accum", type=int, default=1)
+  parser.add_argument("--precision", default="float32")
   args = parser.parse_args()
   from jspectral import train
 
   train.distributed.initialize()
   task = RegressionTask(sleep=args.sleep, eval_marker=args.eval_marker)
-  result = train.fit(task, config(args.steps, args.checkpoint_every, args.eval_every),
-                     args.workdir)
+  result = train.fit(task, config(args.steps, args.checkpoint_every, args.eval_every, args.accum,
+                                  args.precision), args.workdir)
   if jax.process_index() == 0:
     flat = {jax.tree_util.keystr(k): np.asarray(v) for k, v in
             jax.tree_util.tree_leaves_with_path((result.params, result.model_state))}

@@ -75,6 +75,23 @@ def test_eight_devices_equal_one_device(tmp_path, reference_run):
   assert_matches(tmp_path / "out.npz", reference_run, devices=8)
 
 
+@pytest.mark.slow  # a subprocess on 8 devices
+def test_accumulation_and_bfloat16_on_eight_devices_equal_one_device(tmp_path):
+  """k = 2 micro-batches in bf16 compute: the 8-device mesh follows the single-device run (bf16
+  rounding of reductions in another order is the only difference)."""
+  finish(launch(tmp_path / "work", tmp_path / "out.npz", "--accum", "2", "--precision",
+                "bfloat16", devices=8))
+  single = train.fit(engine_run.RegressionTask(), engine_run.config(accum=2, precision="bfloat16"),
+                     tmp_path / "single")
+  params, step = load(tmp_path / "out.npz")
+  assert int(np.load(tmp_path / "out.npz")["devices"]) == 8 and step == single.step
+  flat = {jax.tree_util.keystr(k): np.asarray(v) for k, v in
+          jax.tree_util.tree_leaves_with_path((single.params, single.model_state))}
+  for key, value in flat.items():
+    assert value.dtype == np.float32, key
+    np.testing.assert_allclose(params[key], value, rtol=2e-2, atol=2e-3, err_msg=key)
+
+
 def free_port():
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
