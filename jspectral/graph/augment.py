@@ -390,11 +390,17 @@ def span_probabilities(adj: jax.Array, *, kind: str = "max", ratio: float = 0.3,
     Perturbation probabilities ``P``, ``(N, N)``.
 
   Raises:
-    ValueError: if ``adj`` is not square, ``kind`` is unknown, ``num_eigs`` is outside
-      ``1 .. N``, ``init`` has the wrong shape, or neither ``key`` nor ``init`` is given.
+    ValueError: if ``adj`` is not square (or, when concrete, not symmetric), ``ratio`` is outside
+      ``[0, 1]``, ``kind`` is unknown, ``num_eigs`` is outside ``1 .. N``, ``init`` has the wrong
+      shape, or neither ``key`` nor ``init`` is given.
   """
   if adj.ndim != 2 or adj.shape[0] != adj.shape[1]:
     raise ValueError(f"adj: expected a square (N, N) matrix, got shape {adj.shape}")
+  if not isinstance(adj, jax.core.Tracer) and not np.array_equal(np.asarray(adj),
+                                                                  np.asarray(adj).T):
+    raise ValueError("adj: expected a symmetric adjacency (SPAN perturbs undirected graphs)")
+  if not 0.0 <= ratio <= 1.0:
+    raise ValueError(f"ratio: expected an edge budget fraction in [0, 1], got {ratio}")
   if kind not in SPAN_KINDS:
     raise ValueError(f"kind: expected one of {SPAN_KINDS}, got {kind!r}")
   if not 1 <= num_eigs <= adj.shape[0]:
@@ -480,7 +486,15 @@ def dense_to_graph(adj: jax.Array, x: jax.Array, max_edges: int | None = None) -
 
   Returns:
     A ``jraph.GraphsTuple`` with ``max_edges`` edge slots and ``edges["weight"]`` 1 on live ones.
+
+  Raises:
+    ValueError: if ``adj`` is not square or ``x`` does not have one row per node.
   """
+  if adj.ndim != 2 or adj.shape[0] != adj.shape[1]:
+    raise ValueError(f"adj: expected a square (N, N) matrix, got shape {adj.shape}")
+  if x.ndim != 2 or x.shape[0] != adj.shape[0]:
+    raise ValueError(f"x: expected ({adj.shape[0]}, F) node features for the {adj.shape[0]} "
+                     f"nodes of adj, got shape {x.shape}")
   n = adj.shape[0]
   size = n * (n - 1) if max_edges is None else max_edges
   nonzero = adj * (1.0 - jnp.eye(n, dtype=adj.dtype)) > 0

@@ -136,13 +136,16 @@ def reaction_diffusion(h, nu: float, rho: float, nt: int) -> jax.Array:
     ``(nt, nx)`` solution at ``t_k = k / (nt - 1)``.
 
   Raises:
-    ValueError: if ``h`` is not 1-D or holds NaN/Inf, or ``nt < 2``.
+    ValueError: if ``h`` is not 1-D or holds NaN/Inf, ``nt < 2``, or a concrete ``nu`` is negative
+      (backward diffusion blows up).
   """
   h = _finite(h, "h")
   if h.ndim != 1:
     raise ValueError(f"h: expected (nx,), got shape {h.shape}")
   if nt < 2:
     raise ValueError(f"nt: expected >= 2 time levels, got {nt}")
+  if not isinstance(nu, jax.core.Tracer) and float(nu) < 0:
+    raise ValueError(f"nu: expected a diffusion coefficient >= 0, got {float(nu)}")
   return _reaction_diffusion(h, nu, rho, int(nt))
 
 

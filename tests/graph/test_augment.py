@@ -181,6 +181,17 @@ def test_span_rejects_bad_inputs():
                                key=jax.random.key(0))
   with pytest.raises(ValueError, match="key"):
     augment.span_probabilities(jnp.zeros((3, 3)))
+  with pytest.raises(ValueError, match="symmetric"):
+    augment.span_probabilities(jnp.triu(jnp.ones((3, 3)), 1), key=jax.random.key(0))
+  with pytest.raises(ValueError, match="ratio"):
+    augment.span_probabilities(jnp.zeros((3, 3)), ratio=1.5, key=jax.random.key(0))
+
+
+def test_dense_to_graph_names_mismatched_features():
+  with pytest.raises(ValueError, match=r"x: expected \(4, F\)"):
+    augment.dense_to_graph(jnp.zeros((4, 4)), jnp.zeros((3, 2)))
+  with pytest.raises(ValueError, match="adj"):
+    augment.dense_to_graph(jnp.zeros((4, 3)), jnp.zeros((4, 2)))
 
 
 def test_span_spectrum_distance_and_subset_kinds(karate):

@@ -183,3 +183,8 @@ def test_bad_inputs_raise_value_error():
     problems.PoissonPeriodic().spectral_residual(np.zeros((8, 8, 1)), np.zeros((9, 9, 1)))
   with pytest.raises(ValueError, match="name"):
     problems.get("heat")
+
+
+def test_reaction_diffusion_refuses_negative_diffusion():
+  with pytest.raises(ValueError, match="nu: expected a diffusion coefficient >= 0"):
+    solvers.reaction_diffusion(np.zeros(8), -0.01, 5.0, 9)
