@@ -343,6 +343,10 @@ def check_scene(path: pathlib.Path, cube: np.ndarray, labels: np.ndarray, bands:
     labels: ``(H, W)`` in ``0..num_classes``.
     bands: the documented band count.
     num_classes: the documented class count.
+
+  Raises:
+    ValueError: wrong band count or size, labels outside ``0..num_classes`` or fractional, NaN/Inf
+      pixels (the message names the file).
   """
   if cube.ndim != 3 or cube.shape[-1] != bands:
     raise ValueError(f"{path}: expected a cube (H, W, {bands}), got shape {cube.shape}")
@@ -352,6 +356,11 @@ def check_scene(path: pathlib.Path, cube: np.ndarray, labels: np.ndarray, bands:
   if labels.min() < 0 or labels.max() > num_classes:
     raise ValueError(f"{path}: labels must lie in 0..{num_classes}, got "
                      f"{labels.min()}..{labels.max()}")
+  if not np.array_equal(labels, np.round(labels)):
+    raise ValueError(f"{path}: ground truth labels must be whole numbers, got fractional values")
+  if not np.isfinite(cube).all():
+    raise ValueError(f"{path}: the image holds NaN or Inf pixels "
+                     f"({int(np.sum(~np.isfinite(cube)))} values); the published file is finite")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -219,3 +219,20 @@ def test_every_scene_config_reads_its_named_files(tmp_path, builder_cls, config)
   with pytest.raises(ValueError, match="ground truth shape"):
     builder_cls(config=config, data_dir=tmp_path / "again").download_and_prepare(
         download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
+
+
+@pytest.mark.parametrize("damage, match", [("nan", "NaN or Inf pixels"),
+                                           ("fraction", "whole numbers")])
+def test_scene_files_with_nan_pixels_or_fractional_labels_are_refused(tmp_path, damage, match):
+  manual = tmp_path / "pavia"
+  manual.mkdir()
+  cube = RNG.uniform(size=(6, 5, 103)).astype(np.float32)
+  gt = RNG.integers(0, 10, size=(6, 5)).astype(np.float64)
+  if damage == "nan":
+    cube[2, 3, 7] = np.nan
+  else:
+    gt[1, 1] = 2.5
+  scipy.io.savemat(manual / "PaviaU.mat", {"paviaU": cube})
+  scipy.io.savemat(manual / "PaviaU_gt.mat", {"paviaU_gt": gt})
+  with pytest.raises(ValueError, match=match):
+    _build(pavia.Pavia, "university", manual, tmp_path)
