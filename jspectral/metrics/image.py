@@ -15,6 +15,9 @@ similarity", TIP 2004 (SSIM); Yuhas et al. 1992 (SAM); Wald 2000 (ERGAS).
 
 from __future__ import annotations
 
+import functools
+import inspect
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -50,6 +53,34 @@ def as_float_array(x, name: str) -> jax.Array:
   if x.size == 0:
     raise ValueError(f"{name}: empty array of shape {x.shape}")
   return x
+
+
+def validated(*names: str):
+  """Decorator: the named array arguments go through :func:`as_float_array` before the (jitted)
+  function runs, so integer data give the float copy's result and NaN/Inf or empty input is a
+  ``ValueError`` naming the argument (values are checked outside ``jit`` only).
+
+  Args:
+    *names: the array arguments to convert; ``None`` values pass through.
+
+  Returns:
+    A decorator keeping the function's signature.
+  """
+
+  def wrap(fn):
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def checked(*args, **kwargs):
+      bound = signature.bind(*args, **kwargs)
+      for name in names:
+        if bound.arguments.get(name) is not None:
+          bound.arguments[name] = as_float_array(bound.arguments[name], name)
+      return fn(*bound.args, **bound.kwargs)
+
+    return checked
+
+  return wrap
 
 
 def as_float_image(x, name: str) -> jax.Array:
@@ -295,4 +326,4 @@ def quality_report(pred: jax.Array, target: jax.Array, ratio: float | None = Non
 
 
 __all__ = ["as_float_array", "as_float_image", "band_mse", "cc", "ergas", "psnr", "quality_report",
-           "rmse", "sam", "ssim"]
+           "rmse", "sam", "ssim", "validated"]

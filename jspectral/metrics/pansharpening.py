@@ -24,7 +24,6 @@ bands with zeros to a power of two, standardises both images with the reference 
 from __future__ import annotations
 
 import functools
-import inspect
 import math
 
 import jax
@@ -32,28 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jspectral.data import wald
-from jspectral.metrics.image import as_float_array
-
-
-def validated(*names: str):
-  """Decorator: the named array arguments go through :func:`~jspectral.metrics.image.as_float_array`
-  before the (jitted) index runs, so integer data score as their float copy and NaN/Inf or empty
-  input is a ``ValueError`` naming the argument (values are checked outside ``jit`` only)."""
-
-  def wrap(fn):
-    signature = inspect.signature(fn)
-
-    @functools.wraps(fn)
-    def checked(*args, **kwargs):
-      bound = signature.bind(*args, **kwargs)
-      for name in names:
-        if name in bound.arguments:
-          bound.arguments[name] = as_float_array(bound.arguments[name], name)
-      return fn(*bound.args, **bound.kwargs)
-
-    return checked
-
-  return wrap
+from jspectral.metrics.image import validated
 
 
 def pair_batches(fused, reference, names=("fused", "gt")) -> tuple[jax.Array, jax.Array, bool]:

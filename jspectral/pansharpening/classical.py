@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jspectral.data import wald
+from jspectral.metrics.image import validated
 from jspectral.pansharpening import resample
 
 _EPS64 = float(jnp.finfo(jnp.float64).eps)
@@ -97,6 +98,7 @@ def _out(x, squeeze):
   return x[0] if squeeze else x
 
 
+@validated("hs_lr", "pan", "hs_up")
 @functools.partial(jax.jit, static_argnames=("ratio",))
 def exp(hs_lr, pan, ratio: int, *, hs_up=None):
   """EXP: the upsampled cube itself (``Utils/EXP.py``).
@@ -119,6 +121,7 @@ def exp(hs_lr, pan, ratio: int, *, hs_up=None):
   return _out(up, squeeze)
 
 
+@validated("hs_lr", "pan", "hs_up")
 @functools.partial(jax.jit, static_argnames=("ratio",))
 def mtf_glp_fs(hs_lr, pan, ratio: int, *, hs_up=None):
   """MTF-GLP-FS: injection gains ``cov(ms_b, P) / cov(P_L, P)`` estimated at full scale.
@@ -144,6 +147,7 @@ def mtf_glp_fs(hs_lr, pan, ratio: int, *, hs_up=None):
   return _out(ms + gain * (bands - low), squeeze)
 
 
+@validated("hs_lr", "pan", "hs_up")
 @functools.partial(jax.jit, static_argnames=("ratio",))
 def mtf_glp_hpm(hs_lr, pan, ratio: int, *, hs_up=None, max_ratio: float = 10.0):
   """MTF-GLP-HPM: ``ms * clip(P_b / (P_L,b + eps), 0, max_ratio)`` with P equalised per band.
@@ -174,6 +178,7 @@ def mtf_glp_hpm(hs_lr, pan, ratio: int, *, hs_up=None, max_ratio: float = 10.0):
   return _out(ms * jnp.clip(bands / (low + _EPS64), 0.0, max_ratio), squeeze)
 
 
+@validated("hs_lr", "pan", "hs_up")
 @functools.partial(jax.jit, static_argnames=("ratio",))
 def mtf_glp_hpm_r(hs_lr, pan, ratio: int, *, hs_up=None, max_ratio: float = 10.0):
   """MTF-GLP-HPM-R: HPM with a regression-based haze-like offset ``c_b`` per band.
@@ -201,6 +206,7 @@ def mtf_glp_hpm_r(hs_lr, pan, ratio: int, *, hs_up=None, max_ratio: float = 10.0
   return _out(ms * jnp.clip((bands + c) / (low + c + _EPS64), 0.0, max_ratio), squeeze)
 
 
+@validated("hs_lr", "pan", "hs_up")
 @functools.partial(jax.jit, static_argnames=("ratio", "float32_alpha"))
 def bt_h(hs_lr, pan, ratio: int, *, hs_up=None, float32_alpha: bool = True):
   """BT-H: haze-corrected Brovey (haze = per-band spatial minimum of the upsampled cube).
@@ -241,6 +247,7 @@ def _levels(ratio: int) -> int:
   return math.ceil(math.log2(ratio))
 
 
+@validated("hs_lr", "pan", "hs_up")
 @functools.partial(jax.jit, static_argnames=("ratio", "float32_coeffs"))
 def gsa(hs_lr, pan, ratio: int, *, hs_up=None, float32_coeffs: bool = True):
   """GSA: adaptive Gram-Schmidt; the intensity regresses the wavelet low-passed PAN on the LR cube.
@@ -275,6 +282,7 @@ def gsa(hs_lr, pan, ratio: int, *, hs_up=None, float32_coeffs: bool = True):
   return _out(fused - _mean(fused) + _mean(ms), squeeze)
 
 
+@validated("hs_lr", "pan", "hs_up")
 @functools.partial(jax.jit, static_argnames=("ratio",))
 def awlp(hs_lr, pan, ratio: int, *, hs_up=None):
   """AWLP: wavelet details of the equalised PAN injected proportionally to each band's share.
@@ -303,6 +311,7 @@ def awlp(hs_lr, pan, ratio: int, *, hs_up=None):
   return _out(ms + details * share, squeeze)
 
 
+@validated("hs_lr", "pan", "hs_up")
 @functools.partial(jax.jit, static_argnames=("ratio",))
 def pracs(hs_lr, pan, ratio: int, *, hs_up=None, beta: float = 0.95):
   """PRACS: partial replacement of the intensity with band-wise adaptive PAN/MS mixtures.
@@ -366,6 +375,7 @@ def _half_gradient_lowpass(x, levels: int):
   return back, finite
 
 
+@validated("hs_lr", "pan", "hs_up")
 @functools.partial(jax.jit, static_argnames=("ratio",))
 def mf(hs_lr, pan, ratio: int, *, hs_up=None, max_ratio: float = 10.0):
   """MF: high-pass modulation with a morphological half-gradient pyramid low-pass of the PAN.
@@ -441,6 +451,7 @@ def _nnls(gram, rhs, max_iter: int):
   return _solve_free(gram, rhs, free)
 
 
+@validated("hs_lr", "pan", "hs_up")
 @functools.partial(jax.jit, static_argnames=("ratio", "sensor"))
 def bdsd_pc(hs_lr, pan, ratio: int, *, hs_up=None, sensor: str = "PRISMA",
             scale: float = 2.0 ** 16):
@@ -545,6 +556,7 @@ def _forward_diff_adjoint(v, axis: int):
   return shifted - v
 
 
+@validated("hs_lr", "pan", "hs_up")
 @functools.partial(jax.jit, static_argnames=("ratio", "iterations", "fix_channel_offset"))
 def tv(hs_lr, pan, ratio: int, *, hs_up=None, weights=None, alpha: float = 0.75,
        lam: float = 1e-3, c: float = 8.0, iterations: int = 50, fix_channel_offset: bool = False):
@@ -662,6 +674,7 @@ def _omp(atoms, target, first, n_atoms: int):
   return support, coef
 
 
+@validated("hs_lr", "pan", "hs_up")
 @functools.partial(jax.jit, static_argnames=("ratio", "tile", "overlap", "n_atoms",
                                              "fix_tile_index"))
 def sr_d(hs_lr, pan, ratio: int, *, hs_up=None, tile: int = 7, overlap: int = 4,
@@ -832,6 +845,7 @@ def _hysure_response(ms, pan, ratio, overlap, p, lam_r, lam_b, size, shift):
   return response / volume, jnp.fft.fft2(jnp.fft.ifftshift(blur / volume)), basis
 
 
+@validated("hs_lr", "pan", "hs_up")
 @functools.partial(jax.jit, static_argnames=("ratio", "overlap", "p", "iterations",
                                              "vca_runs", "reflected_vca", "offset"))
 def hysure(hs_lr, pan, ratio: int, *, hs_up=None, key=None, overlap: int | None = None,
