@@ -28,15 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jspectral.metrics.image import as_float_array
 from jspectral.pde import bases, problems
-
-
-def _finite(x, name: str) -> jax.Array:
-  x = jnp.asarray(x)
-  if not isinstance(x, jax.core.Tracer) and not np.isfinite(np.asarray(x)).all():
-    raise ValueError(f"{name}: contains NaN or Inf")
-  return x
-
 
 # ----------------------------------------------------------------------------- Poisson
 
@@ -52,7 +45,7 @@ def poisson_periodic(source_coef) -> jax.Array:
   Raises:
     ValueError: if ``source_coef`` is not 3-D or holds NaN/Inf.
   """
-  s = _finite(source_coef, "source_coef")
+  s = as_float_array(source_coef, "source_coef")
   if s.ndim != 3:
     raise ValueError(f"source_coef: expected (n_x, n_y, 1), got shape {s.shape}")
   return _poisson_periodic(s)
@@ -99,7 +92,7 @@ def poisson_dirichlet(source_coef, n: int = 48) -> jax.Array:
     ValueError: if ``source_coef`` is not ``(m_x, m_y, 1)`` with ``m >= 2``, holds NaN/Inf, or
       ``n < 3``.
   """
-  s = _finite(source_coef, "source_coef")
+  s = as_float_array(source_coef, "source_coef")
   if s.ndim != 3 or min(s.shape[:2]) < 2:
     raise ValueError(f"source_coef: expected (m_x, m_y, 1) with m >= 2, got shape {s.shape}")
   if n < 3:
@@ -139,7 +132,7 @@ def reaction_diffusion(h, nu: float, rho: float, nt: int) -> jax.Array:
     ValueError: if ``h`` is not 1-D or holds NaN/Inf, ``nt < 2``, or a concrete ``nu`` is negative
       (backward diffusion blows up).
   """
-  h = _finite(h, "h")
+  h = as_float_array(h, "h")
   if h.ndim != 1:
     raise ValueError(f"h: expected (nx,), got shape {h.shape}")
   if nt < 2:
@@ -191,12 +184,12 @@ def navier_stokes(w0, T: float, nu: float, dt: float, nt: int, forcing=None) -> 
     ValueError: if ``w0`` is not square 2-D, ``nt < 2``, ``forcing`` differs in shape, or an input
       holds NaN/Inf.
   """
-  w0 = _finite(w0, "w0")
+  w0 = as_float_array(w0, "w0")
   if w0.ndim != 2 or w0.shape[0] != w0.shape[1]:
     raise ValueError(f"w0: expected a square (s, s) field, got shape {w0.shape}")
   if nt < 2:
     raise ValueError(f"nt: expected >= 2 frames, got {nt}")
-  f = jnp.zeros_like(w0) if forcing is None else _finite(forcing, "forcing")
+  f = jnp.zeros_like(w0) if forcing is None else as_float_array(forcing, "forcing")
   if f.shape != w0.shape:
     raise ValueError(f"forcing: expected shape {w0.shape}, got {f.shape}")
   return _navier_stokes(w0, float(T), nu, float(dt), int(nt), f)

@@ -188,3 +188,16 @@ def test_bad_inputs_raise_value_error():
 def test_reaction_diffusion_refuses_negative_diffusion():
   with pytest.raises(ValueError, match="nu: expected a diffusion coefficient >= 0"):
     solvers.reaction_diffusion(np.zeros(8), -0.01, 5.0, 9)
+
+
+@pytest.mark.parametrize("solve, make", [
+    (solvers.poisson_periodic, lambda rng: rng.integers(-3, 4, (6, 6, 1))),
+    (lambda h: solvers.reaction_diffusion(h, 0.01, 5.0, 9), lambda rng: rng.integers(0, 2, 16)),
+])
+def test_integer_input_solves_as_its_float_copy_and_nan_is_named(solve, make):
+  data = make(np.random.default_rng(0))
+  np.testing.assert_allclose(solve(data), solve(data.astype(np.float32)), rtol=1e-6)
+  bad = data.astype(np.float32)
+  bad.flat[0] = np.nan
+  with pytest.raises(ValueError, match="contains NaN or Inf"):
+    solve(bad)
