@@ -71,6 +71,7 @@ def mask_features(key: jax.Array, x: jax.Array, p: float) -> jax.Array:
     ValueError: if ``p`` is outside ``[0, 1]`` or ``x`` is not 2-D.
   """
   _check_prob(p)
+  x = jnp.asarray(x)
   if x.ndim != 2:
     raise ValueError(f"x: expected node features (N, F), got shape {x.shape}")
   return x * ~jax.random.bernoulli(key, p, (x.shape[1],))
@@ -118,6 +119,7 @@ def graphcl_drop_nodes(key: jax.Array, graph: jraph.GraphsTuple,
   Returns:
     The graph with the dropped nodes' edges at weight 0.
   """
+  _check_prob(ratio, "ratio")
   rank, segments = _rank_within_graph(key, graph)
   dropped = rank < jnp.floor(graph.n_node[segments] * ratio)
   keep = ~dropped
@@ -136,6 +138,7 @@ def graphcl_mask_nodes(key: jax.Array, graph: jraph.GraphsTuple,
   Returns:
     The graph with the chosen node rows replaced by noise, nodes ``(N, F)``.
   """
+  _check_prob(ratio, "ratio")
   k_rank, k_noise = jax.random.split(key)
   rank, segments = _rank_within_graph(k_rank, graph)
   chosen = rank < jnp.floor(graph.n_node[segments] * ratio)
@@ -160,6 +163,7 @@ def graphcl_subgraph(key: jax.Array, graph: jraph.GraphsTuple, ratio: float = 0.
   Returns:
     The graph with edges leaving the kept set at weight 0.
   """
+  _check_prob(ratio, "ratio")
   segments = G.node_graph_index(graph)
   n = graph.nodes.shape[0]
   num_graphs = graph.n_node.shape[0]
