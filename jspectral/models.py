@@ -100,18 +100,62 @@ def param_count_of(name: str, **overrides) -> int:
   return param_count(shapes)
 
 
-def from_torch(name: str, state_dict: StateDict) -> tuple[nn.Module, dict]:
-  """Builds model ``name`` from an official PyTorch ``state_dict`` (name -> NumPy array).
+# Keys under which released checkpoints nest their weights (HSIR/HSDT/MAN ``{'net': ...}``,
+# Lightning and SSPSR-style ``{'state_dict': ...}``, ``{'model': ...}``).
+CHECKPOINT_KEYS = ("net", "state_dict", "model", "model_state_dict", "params")
+
+
+def unwrap_checkpoint(checkpoint: Mapping[str, Any]) -> dict[str, np.ndarray]:
+  """The flat ``state_dict`` inside a released checkpoint, as NumPy arrays.
+
+  Descends through the wrapper keys of :data:`CHECKPOINT_KEYS` (a dict that holds one of them and
+  no tensors) and strips the ``module.`` prefix that ``DataParallel`` adds to every key. Tensors
+  are converted with ``.numpy()`` when they have it (torch), ``np.asarray`` otherwise.
+
+  Args:
+    checkpoint: what ``torch.load(path, map_location="cpu")`` returned, or a flat state dict.
+
+  Returns:
+    ``{parameter name: array}``.
+
+  Raises:
+    ValueError: no tensor is found (the message lists the keys that were there).
+  """
+  node = checkpoint
+  while isinstance(node, Mapping) and not any(hasattr(v, "shape") for v in node.values()):
+    inner = next((k for k in CHECKPOINT_KEYS if isinstance(node.get(k), Mapping)), None)
+    if inner is None:
+      raise ValueError(f"checkpoint: no state_dict found; top-level keys {sorted(node)[:10]} "
+                       f"(expected tensors or one of {CHECKPOINT_KEYS})")
+    node = node[inner]
+  to_numpy = lambda v: v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)
+  strip = lambda k: k[len("module."):] if k.startswith("module.") else k
+  return {strip(k): to_numpy(v) for k, v in node.items() if hasattr(v, "shape")}
+
+
+def from_torch(name: str, state_dict: Mapping[str, Any]) -> tuple[nn.Module, dict]:
+  """Builds model ``name`` from an official PyTorch checkpoint or ``state_dict``.
 
   The configuration (widths, depths, band counts) is read off the tensor shapes; the returned
-  ``module.apply(variables, x)`` takes bands-last input. Load a released ``.pth`` with
-  ``{k: v.numpy() for k, v in torch.load(path, map_location="cpu").items()}`` or an ``.npz``
+  ``module.apply(variables, x)`` takes bands-last input. The released files' wrappers are
+  unwrapped (:func:`unwrap_checkpoint`), so ``from_torch("hsdt", torch.load(path,
+  map_location="cpu"))`` works on the official ``{'net': ...}`` checkpoints; an ``.npz`` loads
   with ``dict(np.load(path))``.
+
+  Args:
+    name: registered model name.
+    state_dict: a checkpoint dict or a flat ``state_dict`` (torch tensors or arrays).
+
+  Returns:
+    ``(module, variables)``.
+
+  Raises:
+    ValueError: the model has no converter, or the checkpoint holds no tensors.
   """
   model_spec = spec(name)
   if model_spec.from_torch is None:
     raise ValueError(f"model {name!r} has no PyTorch converter")
-  return model_spec.from_torch({k: np.asarray(v) for k, v in state_dict.items()})
+  return model_spec.from_torch(unwrap_checkpoint(state_dict))
 
 
 def _init_rngs(rng: jax.Array, model_spec: ModelSpec) -> dict[str, jax.Array]:
