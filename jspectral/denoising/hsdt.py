@@ -17,8 +17,9 @@ Differences from the official code (numerics unchanged unless stated):
   ``flex=False`` a band count other than ``num_bands`` is a ``ValueError``.
 * Spatial sizes not divisible by ``2 ** len(sample_idx)`` raise a ``ValueError`` (the official
   model fails with a shape mismatch in a skip addition).
-* BatchNorm: Flax updates the running variance with the biased batch variance (PyTorch: unbiased);
-  momentum 0.1 in PyTorch's convention (0.9 in Flax's), eps 1e-5.
+* BatchNorm follows PyTorch (:class:`~jspectral.denoising.layers.TorchBatchNorm`): normalises
+  with the biased batch variance, updates the running variance with the unbiased one, momentum
+  0.1, eps 1e-5 (Flax's BatchNorm would update with the biased variance).
 * Initialisation follows the training scripts' ``init_params(net, "kn")``: convolutions
   Kaiming-normal (fan_out, ReLU gain), every Linear weight N(0, 1e-3^2), biases 0, BN 1/0.
 """
@@ -81,13 +82,21 @@ class GSSA(nn.Module):
   num_bands: int = 31
   flex: bool = False
 
+  def _self_branch(self) -> jax.Array:
+    """This call's training-time branch: a ``gssa_branch/self_branch`` boolean given with the
+    variables (to follow a recorded sequence, e.g. the official draws) or Bernoulli(1/2)."""
+    if self.has_variable("gssa_branch", "self_branch"):
+      return self.get_variable("gssa_branch", "self_branch")
+    return jax.random.bernoulli(self.make_rng("gssa"))
+
   @nn.compact
   def __call__(self, v: jax.Array, train: bool = False) -> jax.Array:
     """Applies the guided spectral self-attention.
 
     Args:
       v: ``(N, D, H, W, C)``.
-      train: switch between the self and guided branch at random (``"gssa"`` RNG).
+      train: switch between the self and guided branch at random (``"gssa"`` RNG), or as the
+        ``gssa_branch`` collection says when the variables carry one.
 
     Returns:
       ``(N, D, H, W, C)``.
@@ -105,7 +114,7 @@ class GSSA(nn.Module):
                          f"{self.num_bands}; use flex=True for other band counts")
       logits = self_logits
     elif train:
-      logits = jnp.where(jax.random.bernoulli(self.make_rng("gssa")), self_logits, guided)
+      logits = jnp.where(self._self_branch(), self_logits, guided)
     else:
       logits = self_logits if self.flex else guided
     attn = jax.nn.softmax(logits, axis=-1)
@@ -199,7 +208,7 @@ class Stage(nn.Module):
       v = layers.conv3d(self.features, stride=(1, 2, 2), name="conv")(v)
     else:
       v = layers.conv3d(self.features, name="conv")(layers.upsample_hw(v))
-    v = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name="bn")(v)
+    v = layers.TorchBatchNorm(name="bn")(v, use_running_average=not train)
     return TransformerBlock(self.num_bands, self.flex, name="block")(v, train)
 
 

@@ -5,6 +5,7 @@ Everything here is an optax composition: the config names the pieces, optax does
 Config fields (``ml_collections.ConfigDict``; see :func:`jspectral.train.default_config`):
   optimizer.name: ``sgd`` | ``momentum`` | ``adam`` | ``adamw`` | ``lars``
   optimizer.learning_rate, .momentum, .nesterov, .weight_decay, .b1, .b2, .eps,
+    .skip_unused (adam: PyTorch's per-parameter state, unused parameters left alone),
     .decay_1d (False: sgd/momentum/adamw skip weight decay on biases and norm scales, as LARS
     always does; True, the default, decays every parameter as plain optax does)
   schedule.name: ``constant`` | ``warmup_cosine`` | ``step`` | ``exponential`` | ``cyclic``
@@ -15,6 +16,7 @@ Config fields (``ml_collections.ConfigDict``; see :func:`jspectral.train.default
 
 from __future__ import annotations
 
+import functools
 import re
 
 import jax
@@ -100,6 +102,9 @@ def make_optimizer(config, total_steps: int, schedule: optax.Schedule | None = N
     core = optax.sgd(schedule)
   elif name == "momentum":
     core = optax.sgd(schedule, momentum=opt.momentum, nesterov=opt.nesterov)
+  elif name == "adam" and opt.get("skip_unused", False):
+    core = optax.chain(skip_unused(optax.scale_by_adam(b1=opt.b1, b2=opt.b2, eps=opt.eps)),
+                       optax.scale_by_learning_rate(schedule))
   elif name == "adam":
     core = optax.adam(schedule, b1=opt.b1, b2=opt.b2, eps=opt.eps)
   elif name == "adamw":
@@ -111,6 +116,8 @@ def make_optimizer(config, total_steps: int, schedule: optax.Schedule | None = N
   else:
     raise ValueError(f"config.optimizer.name: unknown optimizer {name!r}; "
                      "expected sgd, momentum, adam, adamw or lars")
+  if opt.get("skip_unused", False) and name != "adam":
+    raise ValueError(f"config.optimizer.skip_unused: implemented for adam, not {name!r}")
   if name in ("sgd", "momentum") and opt.weight_decay:
     core = optax.chain(optax.add_decayed_weights(opt.weight_decay, decay_mask), core)
   chain = [core]
@@ -121,6 +128,44 @@ def make_optimizer(config, total_steps: int, schedule: optax.Schedule | None = N
     tx = optax.multi_transform({"train": tx, "freeze": optax.set_to_zero()},
                                trainable_labels(config.trainable))
   return tx, schedule
+
+
+def skip_unused(inner: optax.GradientTransformation) -> optax.GradientTransformation:
+  """PyTorch's per-parameter optimizer state, where an unused parameter is left alone.
+
+  In PyTorch a parameter that took no part in a step's forward pass (e.g. the attention branch
+  HSDT's GSSA did not draw) has ``grad=None``: the optimizer neither updates it nor advances its
+  state, and each parameter keeps its own step count (Adam's bias correction). Here every leaf has
+  its own ``inner`` state, and a leaf whose gradient is exactly zero gets a zero update and keeps
+  its state.
+
+  Args:
+    inner: a stateful transformation applied leaf by leaf (e.g. ``optax.scale_by_adam()``).
+
+  Returns:
+    An ``optax.GradientTransformation``.
+  """
+
+  def init(params):
+    return jax.tree.map(inner.init, params)
+
+  def update(updates, state, params=None):
+    leaves, treedef = jax.tree.flatten(updates)
+    states = treedef.flatten_up_to(state)
+    params = treedef.flatten_up_to(params) if params is not None else [None] * len(leaves)
+    new_updates, new_states = [], []
+    for grad, leaf_state, param in zip(leaves, states, params, strict=True):
+      update_, next_state = inner.update(grad, leaf_state, param)
+      used = jnp.any(grad != 0)
+      new_updates.append(jnp.where(used, update_, jnp.zeros_like(update_)))
+      new_states.append(jax.tree.map(functools.partial(_select, used), next_state, leaf_state))
+    return treedef.unflatten(new_updates), treedef.unflatten(new_states)
+
+  return optax.GradientTransformation(init, update)
+
+
+def _select(condition, new, old):
+  return jnp.where(condition, new, old)
 
 
 def trainable_labels(pattern: str):

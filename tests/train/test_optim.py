@@ -91,3 +91,25 @@ def test_unknown_names_are_refused():
     train.make_optimizer(c, 10)
   with pytest.raises(ValueError, match="cycle_steps"):
     train.cyclic_schedule(1.0, 0.0, 1)
+
+
+def test_skip_unused_leaves_a_parameter_without_gradient_alone_as_torch_does():
+  import jax.numpy as jnp
+  import optax
+
+  from jspectral.train import optim
+
+  params = {"used": jnp.ones(2), "branch": jnp.ones(2)}
+  both = {"used": jnp.ones(2), "branch": jnp.ones(2)}
+  only_used = {"used": jnp.ones(2), "branch": jnp.zeros(2)}      # branch not taken this step
+  plain = optax.scale_by_adam()
+  torchlike = optim.skip_unused(optax.scale_by_adam())
+  results = {}
+  for name, tx in (("plain", plain), ("torch", torchlike)):
+    state = tx.init(params)
+    _, state = tx.update(both, state, params)
+    update, state = tx.update(only_used, state, params)
+    results[name] = update
+  assert np.all(np.asarray(results["torch"]["branch"]) == 0)        # no update, no state change
+  assert np.all(np.abs(np.asarray(results["plain"]["branch"])) > 0.1)  # momentum keeps moving it
+  np.testing.assert_allclose(results["torch"]["used"], results["plain"]["used"], rtol=1e-6)
