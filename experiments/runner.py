@@ -19,7 +19,6 @@ import ast
 import difflib
 import importlib
 import inspect
-import json
 import pathlib
 import pkgutil
 import re
@@ -104,14 +103,14 @@ def apply_override(config, key: str, raw: str) -> None:
                    "(python -m experiments config NAME lists every key)")
   current = node[leaf]
   value = _literal(raw, current)
+  wrong_type = CliError(f"--set {key}={raw}: expected {type(current).__name__}, got "
+                        f"{type(value).__name__}")
   if isinstance(current, bool) != isinstance(value, bool) and current is not None:
-    raise CliError(f"--set {key}={raw}: expected {type(current).__name__}, got "
-                   f"{type(value).__name__}")
+    raise wrong_type
   try:
     node[leaf] = value
   except TypeError:
-    raise CliError(f"--set {key}={raw}: expected {type(current).__name__}, got "
-                   f"{type(value).__name__}") from None
+    raise wrong_type from None
 
 
 def build_config(name: str, preset: str, overrides: list[str]):
@@ -141,16 +140,18 @@ def prepare_workdir(workdir: pathlib.Path, config, *, restart: bool,
       if path.name != "previous":
         shutil.move(str(path), target / path.name)
     print(f"restart: moved the earlier run to {target}", flush=True)
-  elif saved.exists() and saved.read_text() != new_json:
-    from jspectral.train import config_differences
+  else:
+    from jspectral import train
 
-    changes = config_differences(json.loads(saved.read_text()), json.loads(new_json))
-    if not resume_with_changes:
-      raise CliError(f"{workdir} holds a run with a different config ({'; '.join(changes)}); "
-                     "use another --workdir, --restart (keeps the old files under previous/) or "
-                     "--resume-with-changes")
-    saved.rename(workdir / f"config.{time.strftime('%Y%m%d-%H%M%S')}.json")
-    print(f"resuming with changes: {'; '.join(changes)}", flush=True)
+    try:
+      changes = train.guard_saved_config(
+          saved, new_json, allow=resume_with_changes,
+          advice="use another --workdir, --restart (keeps the old files under previous/) or "
+                 "--resume-with-changes")
+    except train.WorkdirConflictError as error:
+      raise CliError(str(error)) from None
+    if changes:
+      print(f"resuming with changes: {'; '.join(changes)}", flush=True)
 
 
 def run_experiment(name: str, preset: str, workdir: pathlib.Path, overrides: list[str] = (), *,

@@ -92,3 +92,9 @@ def pytest_collection_modifyitems(items):
   """
   slow = {item.path for item in items if item.get_closest_marker("slow")}
   items.sort(key=lambda item: item.path not in slow)
+
+
+def file_snapshot(directory: pathlib.Path) -> dict[str, bytes]:
+  """Every file under ``directory`` (relative path -> bytes), to show a run left them untouched."""
+  return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*"))
+          if p.is_file()}

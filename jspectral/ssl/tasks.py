@@ -246,7 +246,18 @@ def _feature_std(features: jax.Array) -> jax.Array:
 
 @dataclasses.dataclass
 class _ViewsTask:
-  """Shared plumbing: a source of raw cubes and the per-example view augmentation."""
+  """Shared plumbing of the SpectralEarth pre-training tasks: raw cubes and their SSL views.
+
+  Attributes:
+    source: training examples: ``{"images": (D, S, S, B)}`` (dates), ``{"image1", "image2"}`` or
+      ``{"image"}`` raw cubes.
+    mean: per-band standardisation mean ``(B,)``.
+    std: per-band standardisation std ``(B,)``.
+    size: side of the square views.
+    scale: RandomResizedCrop area range.
+    blur_p: probability of the Gaussian blur.
+    two_views: produce ``view2`` as well as ``view1``.
+  """
 
   source: Any
   mean: np.ndarray
@@ -291,14 +302,7 @@ class MoCoTask(_ViewsTask):
   uses global-batch statistics (torch ``sync_batchnorm``).
 
   Attributes:
-    source: training examples: ``{"images": (D, S, S, B)}`` (dates), ``{"image1", "image2"}`` or
-      ``{"image"}`` raw cubes.
-    mean: per-band standardisation mean ``(B,)``.
-    std: per-band standardisation std ``(B,)``.
-    size: side of the square views.
-    scale: RandomResizedCrop area range.
-    blur_p: probability of the Gaussian blur.
-    two_views: produce ``view2`` as well as ``view1``.
+    (the view fields ``source`` .. ``two_views``: :class:`_ViewsTask`)
     backbone: the encoder (e.g. a SpecResNet50 or SpecViT).
     head_hidden: hidden width of the MoCo projection head.
     bank_size: length of the key bank.
@@ -358,14 +362,7 @@ class DINOTask(_ViewsTask):
   (``per_step_momentum``), both starting at ``momentum_start``.
 
   Attributes:
-    source: training examples: ``{"images": (D, S, S, B)}`` (dates), ``{"image1", "image2"}`` or
-      ``{"image"}`` raw cubes.
-    mean: per-band standardisation mean ``(B,)``.
-    std: per-band standardisation std ``(B,)``.
-    size: side of the square views.
-    scale: RandomResizedCrop area range.
-    blur_p: probability of the Gaussian blur.
-    two_views: produce ``view2`` as well as ``view1``.
+    (the view fields ``source`` .. ``two_views``: :class:`_ViewsTask`)
     backbone: the encoder.
     head_hidden: hidden width of the DINO head.
     bottleneck: bottleneck width of the DINO head.
@@ -446,14 +443,7 @@ class MAETask(_ViewsTask):
   patches of the augmented, standardised image.
 
   Attributes:
-    source: training examples: ``{"images": (D, S, S, B)}`` (dates), ``{"image1", "image2"}`` or
-      ``{"image"}`` raw cubes.
-    mean: per-band standardisation mean ``(B,)``.
-    std: per-band standardisation std ``(B,)``.
-    size: side of the square views.
-    scale: RandomResizedCrop area range.
-    blur_p: probability of the Gaussian blur.
-    two_views: produce ``view2`` as well as ``view1``.
+    (the view fields ``source`` .. ``two_views``: :class:`_ViewsTask`)
     encoder: the :class:`~jspectral.nn.spec_vit.SpecViT` encoder.
     mask_ratio: fraction of tokens masked.
     decoder_dim: width of the MAE decoder.

@@ -23,6 +23,7 @@ from jspectral.train.loop import (
     default_config,
     fit,
     global_batch,
+    guard_saved_config,
     make_mesh,
     train_step,
 )
@@ -31,6 +32,7 @@ from jspectral.train.optim import cyclic_schedule, make_optimizer, make_schedule
 __all__ = [
     "CONFIG_FIELDS", "FitResult", "NonFiniteError", "Task", "TrainState", "WorkdirConflictError",
     "allow_config_changes", "config_differences", "cyclic_schedule", "default_config",
+    "guard_saved_config",
     "fit", "global_batch", "make_mesh", "make_optimizer", "make_schedule",
     "train_step", "trainable_labels",
     # submodules

@@ -497,19 +497,39 @@ def _check_config(config: ml_collections.ConfigDict, devices: int) -> None:
     raise ValueError(f"config.select.mode: expected 'max' or 'min', got {config.select.mode!r}")
 
 
+def guard_saved_config(path: pathlib.Path, text: str, *, allow: bool, advice: str) -> list[str]:
+  """Compares the config JSON saved at ``path`` with ``text`` before a run touches its directory.
+
+  Args:
+    path: the saved config (``config.json``, ``train_config.json``); absent means a new run.
+    text: the new config as JSON.
+    allow: accept a changed config: the old file is kept as ``<stem>.<time>.json``.
+    advice: what the user can do instead, appended to the error.
+
+  Returns:
+    The differing keys as ``"key: old -> new"`` (empty when the configs agree).
+
+  Raises:
+    WorkdirConflictError: the configs differ and ``allow`` is false; nothing was touched.
+  """
+  if not path.exists() or path.read_text() == text:
+    return []
+  changes = config_differences(json.loads(path.read_text()), json.loads(text))
+  if not allow:
+    raise WorkdirConflictError(f"{path.parent} holds a run with another config "
+                               f"({'; '.join(changes)}); {advice}")
+  path.rename(path.with_name(f"{path.stem}.{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}"))
+  return changes
+
+
 def _claim_workdir(workdir: pathlib.Path, config: ml_collections.ConfigDict) -> None:
   """Writes ``train_config.json``, refusing (before touching anything) a workdir that holds a run
   with another training config unless :func:`allow_config_changes` is active."""
   path = workdir / "train_config.json"
   text = config.to_json_best_effort(indent=2) + "\n"
-  if path.exists() and path.read_text() != text:
-    changes = config_differences(json.loads(path.read_text()), json.loads(text))
-    if not _ALLOW_CONFIG_CHANGES.get():
-      raise WorkdirConflictError(
-          f"{workdir} holds a run with another training config ({'; '.join(changes)}); use "
-          "another workdir, move that run away, or resume it inside "
-          "jspectral.train.allow_config_changes()")
-    path.rename(workdir / f"train_config.{time.strftime('%Y%m%d-%H%M%S')}.json")
+  guard_saved_config(path, text, allow=_ALLOW_CONFIG_CHANGES.get(),
+                     advice="use another workdir, move that run away, or resume it inside "
+                            "jspectral.train.allow_config_changes()")
   workdir.mkdir(parents=True, exist_ok=True)
   path.write_text(text)
 

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from experiments import runner
+from tests.conftest import file_snapshot as snapshot
 
 
 def test_a_mistyped_key_at_depth_three_is_refused_with_the_closest_keys():
@@ -62,10 +63,6 @@ def write_run(workdir, config):
   workdir.mkdir(parents=True)
   (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
   (workdir / "metrics.jsonl").write_text('{"step": 1, "loss": 1.0}\n')
-
-
-def snapshot(directory):
-  return {p.relative_to(directory): p.read_bytes() for p in directory.rglob("*") if p.is_file()}
 
 
 def test_a_changed_config_on_an_existing_workdir_is_refused_untouched(tmp_path, capsys):

@@ -19,10 +19,7 @@ from jspectral.train import checkpoint
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 import engine_run  # noqa: E402
 
-
-def snapshot(directory: pathlib.Path) -> dict[str, bytes]:
-  return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*"))
-          if p.is_file()}
+from tests.conftest import file_snapshot as snapshot  # noqa: E402
 
 
 def test_changed_config_is_refused_and_leaves_every_file_identical(tmp_path):
