@@ -10,10 +10,11 @@ default configurations in a module-level ``MODELS`` dict that :mod:`jspectral.mo
 * ``vit``: a timm-style Vision Transformer core and its variants, with torch weight conversion;
 * ``spectral_adapter``: SpectralEarth's per-pixel spectral 1-D convolution front end;
 * ``spec_resnet``: SpectralEarth's Spec ResNet-50 (adapter + stem-less ResNet-50);
-* ``spec_vit``: SpectralEarth's Spec ViT-T..g (adapter + timm ViT).
+* ``spec_vit``: SpectralEarth's Spec ViT-T..g (adapter + timm ViT);
+* ``torch_init``: PyTorch's default Linear/Conv initialisation redrawn over any Flax tree.
 """
 
 __all__ = [
     "canonical_conv", "convnet", "model_spec", "resnet", "spec_resnet", "spec_vit",
-    "spectral_adapter", "vit",
+    "spectral_adapter", "torch_init", "vit",
 ]
