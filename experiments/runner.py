@@ -1,7 +1,8 @@
 """Command line: list experiments, run one, or run every smoke preset as the demo.
 
     python -m experiments list
-    python -m experiments run NAME --preset smoke|paper --workdir DIR [--set key=value ...]
+    python -m experiments run NAME --preset smoke|paper|paper:VARIANT --workdir DIR
+                          [--set key=value ...]
                           [--restart | --resume-with-changes]
     python -m experiments config NAME [--preset P]
     python -m experiments demo --workdir runs/demo
@@ -9,6 +10,9 @@
 
 Each experiment is a module ``experiments/configs/<name>.py`` with ``get_config(preset)`` and
 ``run(config, workdir) -> Report`` (big_vision-style configs, flax-examples-style entry point).
+A config whose paper has several tables (datasets, scales, backbones) names them in a module-level
+``PAPER_VARIANTS = {variant: one-line description}``; ``--preset paper:VARIANT`` selects one before
+any ``--set`` is applied, so every value derived from the variant is right.
 Multi-host runs call ``jspectral.train.distributed.initialize()`` from the environment first.
 """
 
@@ -113,9 +117,15 @@ def apply_override(config, key: str, raw: str) -> None:
     raise wrong_type from None
 
 
+def presets(name: str) -> list[str]:
+  """``smoke``, ``paper`` and every ``paper:VARIANT`` of experiment ``name``."""
+  variants = getattr(load(name), "PAPER_VARIANTS", {})
+  return [*PRESETS, *(f"paper:{v}" for v in variants)]
+
+
 def build_config(name: str, preset: str, overrides: list[str]):
-  if preset not in PRESETS:
-    raise CliError(f"--preset: expected one of {PRESETS}, got {preset!r}")
+  if preset not in presets(name):
+    raise CliError(f"--preset: expected one of {presets(name)}, got {preset!r}")
   config = load(name).get_config(preset)
   for key, raw in map(parse_override, overrides):
     apply_override(config, key, raw)
@@ -249,8 +259,10 @@ def _parser() -> argparse.ArgumentParser:
   sub.add_parser("list", help="list the experiments with their one-line descriptions")
   run = sub.add_parser("run", help="run one experiment (resumes when the workdir holds its run)")
   run.add_argument("name", help="experiment name (python -m experiments list)")
-  run.add_argument("--preset", default="smoke", choices=PRESETS,
-                   help="smoke: minutes on a CPU, no downloads; paper: the paper's recipe")
+  run.add_argument("--preset", default="smoke",
+                   help="smoke: minutes on a CPU, no downloads; paper: the paper's recipe; "
+                        "paper:VARIANT: one of the paper's other tables (python -m experiments "
+                        "list shows them)")
   run.add_argument("--workdir", type=pathlib.Path, required=True,
                    help="run directory: config.json, metrics, checkpoints, report.md, figures")
   run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -264,7 +276,8 @@ def _parser() -> argparse.ArgumentParser:
                       help="resume a run whose config changed (keys that keep parameter shapes)")
   config = sub.add_parser("config", help="print every config key with its value and meaning")
   config.add_argument("name", help="experiment name")
-  config.add_argument("--preset", default="smoke", choices=PRESETS, help="which preset")
+  config.add_argument("--preset", default="smoke",
+                      help="which preset (smoke, paper, paper:VARIANT)")
   config.add_argument("--set", dest="overrides", action="append", default=[],
                       metavar="KEY=VALUE", help="override a key before printing (repeatable)")
   demo_parser = sub.add_parser("demo", help="run every smoke preset, write REPORT.md")
@@ -282,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
       for name in experiment_names():
         doc = " ".join((load(name).__doc__ or "").strip().split("\n\n")[0].split())
         print(f"{name:28s} {doc}")
+        for variant, description in getattr(load(name), "PAPER_VARIANTS", {}).items():
+          print(f"{'':28s}   --preset paper:{variant}: {description}")
       return 0
     if args.command == "config":
       return print_config(args.name, args.preset, args.overrides)

@@ -117,9 +117,9 @@ def test_families_name_their_public_api():
 
 
 def experiment_configs():
-  from experiments.runner import PRESETS, experiment_names
+  from experiments.runner import experiment_names, presets
 
-  return [(name, preset) for name in experiment_names() for preset in PRESETS]
+  return [(name, preset) for name in experiment_names() for preset in presets(name)]
 
 
 @pytest.mark.parametrize("name, preset", experiment_configs())

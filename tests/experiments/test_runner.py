@@ -95,3 +95,8 @@ def test_resume_with_changes_keeps_the_old_config_beside_the_new(tmp_path):
   runner.prepare_workdir(workdir, new, restart=False, resume_with_changes=True)
   (kept,) = workdir.glob("config.*.json")
   assert json.loads(kept.read_text())["train"]["total_steps"] == 300
+
+
+def test_unknown_presets_are_refused_with_the_known_ones(capsys):
+  assert runner.main(["config", "pde_poisson", "--preset", "paper:nope"]) == 2
+  assert "expected one of ['smoke', 'paper'" in capsys.readouterr().err
