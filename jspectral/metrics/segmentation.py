@@ -87,13 +87,16 @@ def segmentation_confusion(preds: jax.Array, target: jax.Array, num_classes: int
 
 
 def _binary_average_precision(scores: jax.Array, target: jax.Array) -> jax.Array:
-  """Step-wise AP (torchmetrics / scikit-learn) with tied scores grouped; NaN without positives."""
+  """Step-wise AP (torchmetrics / scikit-learn) with tied scores grouped.
+
+  Without positives torchmetrics (1.x) sets recall to 1 at every threshold, so the area is 0.
+  """
   order = jnp.argsort(-scores)
   s, t = -scores[order], target[order].astype(jnp.float32)
   n_ge = jnp.searchsorted(s, s, side="right")
   precision = jnp.cumsum(t)[n_ge - 1] / n_ge
   positives = t.sum()
-  return jnp.where(positives > 0, jnp.sum(t * precision) / jnp.maximum(positives, 1), jnp.nan)
+  return jnp.sum(t * precision) / jnp.maximum(positives, 1)
 
 
 def multilabel_metrics(probs: jax.Array, target: jax.Array,
@@ -107,8 +110,8 @@ def multilabel_metrics(probs: jax.Array, target: jax.Array,
 
   Returns:
     Scalars ``accuracy_micro``, ``accuracy_macro``, ``f1_micro``, ``f1_macro``, ``ap_micro`` and
-    ``ap_macro`` (step-wise AP with tied scores grouped; labels without positives are left out of
-    the macro mean).
+    ``ap_macro`` (step-wise AP with tied scores grouped; a label without positives scores 0 and
+    counts in the macro mean, as torchmetrics' ``MultilabelAveragePrecision`` does).
   """
   if probs.ndim != 2 or probs.shape != target.shape:
     raise ValueError(f"probs, target: expected equal (N, L) shapes, got {probs.shape}, "
@@ -131,5 +134,5 @@ def multilabel_metrics(probs: jax.Array, target: jax.Array,
       "f1_micro": f1(tp.sum(), fp.sum(), fn.sum()),
       "f1_macro": jnp.mean(f1(tp, fp, fn)),
       "ap_micro": _binary_average_precision(probs.reshape(-1), target.reshape(-1)),
-      "ap_macro": jnp.nanmean(ap),
+      "ap_macro": jnp.mean(ap),
   }

@@ -120,6 +120,15 @@ def test_average_precision_matches_sklearn_with_ties():
                              rtol=1e-6)
 
 
+def test_macro_average_precision_scores_a_label_without_positives_zero():
+  # torchmetrics 1.9 MultilabelAveragePrecision(num_labels=3, average=None) on these arrays gives
+  # [1, 1, 0] and macro 2/3 (the third label has no positives).
+  probs = jnp.array([[0.9, 0.2, 0.4], [0.1, 0.8, 0.3], [0.6, 0.4, 0.7], [0.3, 0.1, 0.2]])
+  target = jnp.array([[1, 0, 0], [0, 1, 0], [1, 1, 0], [0, 0, 0]])
+  np.testing.assert_allclose(segmentation.multilabel_metrics(probs, target)["ap_macro"], 2 / 3,
+                             rtol=1e-6)
+
+
 def test_jaccard_closed_form_and_mean_iou():
   # 2 classes + ignore 2: target [0,0,1,1,2], preds [0,1,1,2,0].
   conf = segmentation.segmentation_confusion(jnp.array([0, 1, 1, 2, 0]),
