@@ -7,8 +7,9 @@ Presets:
     effective rank does not collapse.
   paper: the official CIFAR-10 recipe (``scripts/cifar10.sh``): ResNet-18 (CIFAR stem), projector
     2048-2048-2048, batch 256, 1000 epochs, SGD momentum 0.9, lr 0.3, weight decay 1e-4, 2 warm-up
-    epochs then cosine to 1e-3 lr, IterNorm axis 0 T 4, beta 0.05, kNN every 5 epochs. Set
-    ``data.source`` to ``cifar100`` or ``in100`` for the other settings (the TFDS builders).
+    epochs then cosine to 1e-3 lr, IterNorm axis 0 T 4, beta 0.05, kNN every 5 epochs.
+  paper:cifar100, paper:in100: the paper's other Table 1 rows, each with its own recipe (batch,
+    lr, weight-decay groups, precision, image size) chosen before any ``--set``.
 
 Config, data and network are shared with ``ssl_spectral_transforms`` (``experiments.common``).
 """
@@ -22,12 +23,14 @@ import matplotlib
 import ml_collections
 import numpy as np
 
-from experiments.common import INTL_PAPER, intl_config, intl_data, intl_network
+from experiments.common import INTL_PAPER, INTL_VARIANTS, intl_config, intl_data, intl_network
 from experiments.report import Report, Table, save_loss_curve
 from jspectral import train
 from jspectral.ssl import tasks
 
 matplotlib.use("Agg")
+
+PAPER_VARIANTS = INTL_VARIANTS
 
 
 def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:

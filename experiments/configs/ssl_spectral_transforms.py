@@ -15,13 +15,15 @@ import matplotlib
 import ml_collections
 import numpy as np
 
-from experiments.common import INTL_PAPER, intl_config, intl_data, intl_network
+from experiments.common import INTL_PAPER, INTL_VARIANTS, intl_config, intl_data, intl_network
 from experiments.report import Report, Table
 from jspectral import train
 from jspectral.ssl import spectral_transform as st
 from jspectral.ssl import tasks
 
 matplotlib.use("Agg")
+
+PAPER_VARIANTS = INTL_VARIANTS
 
 VARIANTS = (("ZCA whitening (p=0.5)", "power", 0.5), ("power ST (p=0.25)", "power", 0.25),
             ("INTL (IterNorm T=4 + trace loss)", "iternorm", 0.5))
@@ -37,7 +39,7 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
 
 def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
   data, views, images = intl_data(config)
-  rows, spectra, knn = [], {}, {}
+  rows, spectra, knn, ranks = [], {}, {}, {}
   random_knn = None
   for name, transform, power in VARIANTS:
     task = tasks.INTLTask(intl_network(config), images, views, iterations=config.iterations,
@@ -52,6 +54,7 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
     final = {k.removeprefix("eval/"): v for k, v in result.evals.items()}
     spectra[name] = task.spectra[-1][0]
     knn[name] = final["knn_top1"]
+    ranks[name] = final["embedding_effective_rank"]
     rows.append([name, 100 * final["knn_top1"], final["embedding_effective_rank"],
                  final["feature_effective_rank"]])
   rows.append(["random init", 100 * random_knn, float("nan"), float("nan")])
@@ -67,7 +70,10 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
                     rows)],
       figures=["spectra.png"],
       checks={"INTL 5-NN beats the random encoder": knn[intl_name] > random_knn,
-              "every transform trains to a finite loss": all(np.isfinite(list(knn.values())))},
+              # Section 3: a power ST alone can still collapse dimensions; IterNorm with the
+              # trace loss keeps the embedding spectrum the best conditioned.
+              "INTL's embedding effective rank is the highest of the three transforms":
+                  ranks[intl_name] > max(r for n, r in ranks.items() if n != intl_name)},
       notes=[f"{config.train.total_steps} steps per transform, batch "
              f"{config.train.batch_size}, beta (INTL) = "
              f"{st.trade_off(config.train.batch_size, config.model.features, config.whiten):.3f}."])
