@@ -3,7 +3,9 @@
 Everything here is an optax composition: the config names the pieces, optax does the work.
 
 Config fields (``ml_collections.ConfigDict``; see :func:`jspectral.train.default_config`):
-  optimizer.name: ``sgd`` | ``momentum`` | ``adam`` | ``adamw`` | ``lars``
+  optimizer.name: ``sgd`` | ``momentum`` | ``adam`` | ``adam_l2`` | ``adamw`` | ``lars``
+    (``adam_l2`` is PyTorch's ``Adam(weight_decay=wd)``: coupled L2, ``wd * param`` added to the
+    gradient before the Adam moments; ``adamw`` decays decoupled, after them)
   optimizer.learning_rate, .momentum, .nesterov, .weight_decay, .b1, .b2, .eps,
     .skip_unused (adam: PyTorch's per-parameter state, unused parameters left alone),
     .decay_1d (False: sgd/momentum/adamw skip weight decay on biases and norm scales, as LARS
@@ -107,6 +109,9 @@ def make_optimizer(config, total_steps: int, schedule: optax.Schedule | None = N
                        optax.scale_by_learning_rate(schedule))
   elif name == "adam":
     core = optax.adam(schedule, b1=opt.b1, b2=opt.b2, eps=opt.eps)
+  elif name == "adam_l2":
+    core = coupled_l2_adam(schedule, opt.weight_decay, b1=opt.b1, b2=opt.b2, eps=opt.eps,
+                           mask=decay_mask)
   elif name == "adamw":
     core = optax.adamw(schedule, b1=opt.b1, b2=opt.b2, eps=opt.eps, weight_decay=opt.weight_decay,
                        mask=decay_mask)
@@ -115,7 +120,7 @@ def make_optimizer(config, total_steps: int, schedule: optax.Schedule | None = N
                       weight_decay_mask=_not_bias_or_norm, trust_ratio_mask=_not_bias_or_norm)
   else:
     raise ValueError(f"config.optimizer.name: unknown optimizer {name!r}; "
-                     "expected sgd, momentum, adam, adamw or lars")
+                     "expected sgd, momentum, adam, adam_l2, adamw or lars")
   if opt.get("skip_unused", False) and name != "adam":
     raise ValueError(f"config.optimizer.skip_unused: implemented for adam, not {name!r}")
   if name in ("sgd", "momentum") and opt.weight_decay:
@@ -128,6 +133,30 @@ def make_optimizer(config, total_steps: int, schedule: optax.Schedule | None = N
     tx = optax.multi_transform({"train": tx, "freeze": optax.set_to_zero()},
                                trainable_labels(config.trainable))
   return tx, schedule
+
+
+def coupled_l2_adam(learning_rate, weight_decay: float, *, b1: float = 0.9, b2: float = 0.999,
+                    eps: float = 1e-8, mask=None) -> optax.GradientTransformation:
+  """PyTorch's ``torch.optim.Adam(weight_decay=wd)``: L2 coupled to the gradient.
+
+  ``g <- g + wd * param`` enters Adam's first and second moments (unlike AdamW, which adds the
+  decay after the moment normalisation). Composed from ``optax.add_decayed_weights`` before
+  ``optax.scale_by_adam``.
+
+  Args:
+    learning_rate: a float or an ``optax.Schedule``.
+    weight_decay: the L2 coefficient ``wd`` (>= 0).
+    b1, b2, eps: Adam's moment decays and denominator epsilon (PyTorch's defaults).
+    mask: optional pytree (or function of params) of booleans: where to add the decay.
+
+  Returns:
+    An ``optax.GradientTransformation``.
+  """
+  if weight_decay < 0:
+    raise ValueError(f"weight_decay: expected >= 0, got {weight_decay}")
+  return optax.chain(optax.add_decayed_weights(weight_decay, mask),
+                     optax.scale_by_adam(b1=b1, b2=b2, eps=eps),
+                     optax.scale_by_learning_rate(learning_rate))
 
 
 def skip_unused(inner: optax.GradientTransformation) -> optax.GradientTransformation:

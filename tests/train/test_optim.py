@@ -39,7 +39,7 @@ def test_step_decay_and_cyclic():
   assert_allclose([cyclic(s) for s in (0, 2, 4, 6, 8)], [0, 0.5, 1, 0.5, 0], atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["sgd", "momentum", "adam", "adamw", "lars"])
+@pytest.mark.parametrize("name", ["sgd", "momentum", "adam", "adam_l2", "adamw", "lars"])
 def test_every_optimizer_descends_a_quadratic(name):
   c = config(name=name, learning_rate=0.05, weight_decay=1e-4)
   tx, _ = train.make_optimizer(c, 100)
@@ -80,6 +80,38 @@ def test_trainable_mask_freezes_everything_else_and_clipping_bounds_the_update()
   updates, _ = tx.update(grads, tx.init(params), params)
   np.testing.assert_array_equal(updates["dense"]["kernel"], 0.0)
   assert_allclose(jnp.linalg.norm(updates["dense"]["lora_a"]), 0.5, rtol=1e-5)
+
+
+def test_adam_l2_is_torch_adam_with_coupled_weight_decay_in_closed_form():
+  # torch Adam(weight_decay=wd): g' = g + wd p; m1 = (1-b1) g', v1 = (1-b2) g'^2, bias-corrected
+  # m_hat = g', v_hat = g'^2, so the first update is -lr g' / (|g'| + eps); the second uses the
+  # moment averages of g'_1, g'_2. AdamW's first step is -lr (sign(g) + wd p) instead.
+  lr, wd, eps = 0.1, 0.5, 1e-8
+  c = config(name="adam_l2", learning_rate=lr, weight_decay=wd, eps=eps)
+  tx, _ = train.make_optimizer(c, 10)
+  p0 = {"w": jnp.array([1.0, -2.0, 0.3]), "b": jnp.array([0.5])}
+  g = {"w": jnp.array([-0.4, 0.1, 0.0]), "b": jnp.array([-0.25])}
+  state = tx.init(p0)
+  u1, state = tx.update(g, state, p0)
+  for k in p0:
+    gd = np.asarray(g[k]) + wd * np.asarray(p0[k])
+    assert_allclose(u1[k], -lr * gd / (np.abs(gd) + eps), rtol=2e-5)
+  assert_allclose(u1["b"], 0.0, atol=1e-6)  # g + wd p = 0: coupled decay cancels the gradient
+  p1 = optax.apply_updates(p0, u1)
+  u2, _ = tx.update(g, state, p1)
+  b1, b2 = 0.9, 0.999
+  for k in p0:
+    ga = np.asarray(g[k]) + wd * np.asarray(p0[k])
+    gb = np.asarray(g[k]) + wd * np.asarray(p1[k])
+    m = ((1 - b1) * b1 * ga + (1 - b1) * gb) / (1 - b1**2)
+    v = ((1 - b2) * b2 * ga**2 + (1 - b2) * gb**2) / (1 - b2**2)
+    assert_allclose(u2[k], -lr * m / (np.sqrt(v) + eps), rtol=1e-5, atol=1e-7)
+  c.optimizer.name = "adamw"
+  tx_w, _ = train.make_optimizer(c, 10)
+  u_w, _ = tx_w.update(g, tx_w.init(p0), p0)
+  assert not np.allclose(u_w["w"], u1["w"])
+  with pytest.raises(ValueError, match="weight_decay"):
+    train.make_optimizer(config(name="adam_l2", weight_decay=-1.0), 10)
 
 
 def test_unknown_names_are_refused():
