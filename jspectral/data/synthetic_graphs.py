@@ -1,7 +1,7 @@
 """Small real and synthetic graphs for smoke runs and tests (no downloads).
 
 * :func:`karate_club` -- Zachary's karate club from networkx (34 nodes, 78 edges = 156 directed
-  entries, identity features as PyG's ``KarateClub``, labels = the two clubs).
+  entries, identity features and the four community labels of PyG's ``KarateClub``).
 * :func:`sbm_graph` -- a stochastic block model with class-correlated sparse bag-of-words features
   row-normalised to sum 1 (the stand-in for Planetoid data, spec graph_ssl.md section 5).
 * :func:`graph_families` -- a graph-classification stand-in: two-community graphs (class 0) vs
@@ -28,18 +28,32 @@ def _undirected_edge_index(pairs: np.ndarray) -> np.ndarray:
   return both.T
 
 
-def karate_club() -> tuple[jraph.GraphsTuple, np.ndarray]:
+# PyG ``KarateClub``'s four communities (modularity-based, class sizes 13 / 12 / 4 / 5).
+KARATE_COMMUNITIES = (1, 1, 1, 1, 3, 3, 3, 1, 0, 1, 3, 1, 1, 1, 0, 0, 3, 1, 0, 1, 0, 1, 0, 0, 2, 2,
+                      0, 0, 2, 0, 0, 2, 0, 0)
+
+
+def karate_club(labels: str = "communities") -> tuple[jraph.GraphsTuple, np.ndarray]:
   """Zachary's karate club (34 nodes, 78 edges = 156 directed entries), from networkx.
 
+  Args:
+    labels: ``"communities"`` (PyG ``KarateClub``'s four classes, the default) or ``"club"``
+      (networkx's two clubs after the split, Mr. Hi = 0).
+
   Returns:
-    ``(graph, labels)``: identity features ``(34, 34)`` and ``(34,)`` club labels 0/1.
+    ``(graph, labels)``: identity features ``(34, 34)`` and ``(34,)`` int labels.
   """
   import networkx as nx
 
+  if labels not in ("communities", "club"):
+    raise ValueError(f"labels: expected 'communities' or 'club', got {labels!r}")
   g = nx.karate_club_graph()
   edge_index = _undirected_edge_index(np.array(g.edges()))
-  labels = np.array([0 if g.nodes[i]["club"] == "Mr. Hi" else 1 for i in range(34)])
-  return G.make_graph(np.eye(34, dtype=np.float32), edge_index), labels
+  if labels == "club":
+    y = np.array([0 if g.nodes[i]["club"] == "Mr. Hi" else 1 for i in range(34)])
+  else:
+    y = np.array(KARATE_COMMUNITIES)
+  return G.make_graph(np.eye(34, dtype=np.float32), edge_index), y
 
 
 def sbm_graph(seed: int = 0, *, num_classes: int = 4, nodes_per_class: int = 75,

@@ -197,7 +197,7 @@ def bootstrap_loss(pred1, target2, pred2, target1, mask=None) -> jax.Array:
 
 
 def barlow_twins_loss(h1: jax.Array, h2: jax.Array, lambda_: float | None = None,
-                      eps: float = 1e-15) -> jax.Array:
+                      eps: float = 1e-5) -> jax.Array:
   """Graph Barlow Twins loss (PyGCL ``BarlowTwins``).
 
   Standardises columns (unbiased std), forms the cross correlation ``C = z1^T z2 / N`` and returns
@@ -207,7 +207,8 @@ def barlow_twins_loss(h1: jax.Array, h2: jax.Array, lambda_: float | None = None
     h1: embeddings of the first view, ``(N, D)``.
     h2: embeddings of the second view, ``(N, D)``.
     lambda_: off-diagonal weight; defaults to ``1 / D``.
-    eps: added to the column std.
+    eps: added to the column std (PyGCL's ``BarlowTwins`` class passes 1e-5; its bare
+      ``bt_loss`` function defaults to 1e-15).
 
   Returns:
     Scalar loss.

@@ -50,10 +50,35 @@ def test_jsd_bootstrap_barlow_closed_forms():
   c = (h - h.mean(0)) / h.std(0, ddof=1)
   c = c.T @ c / 64
   off = c[~np.eye(3, dtype=bool)]
-  np.testing.assert_allclose(losses.barlow_twins_loss(h, h),
+  np.testing.assert_allclose(losses.barlow_twins_loss(h, h, eps=0.0),
                              3 * (1 / 64) ** 2 + np.sum(off**2) / 3, rtol=1e-4)
   with pytest.raises(ValueError, match="h1, h2"):
     losses.grace_infonce(jnp.ones((3, 2)), jnp.ones((4, 2)))
+
+
+def test_barlow_twins_default_eps_is_pygcl_class_value():
+  # A column of std 1e-5 standardises to half its unit-std value with eps 1e-5 (PyGCL's
+  # BarlowTwins class) and to ~1 with the bare function's 1e-15.
+  rng = np.random.default_rng(5)
+  h = rng.normal(size=(32, 2)) * np.array([1.0, 1e-5])
+  np.testing.assert_allclose(losses.barlow_twins_loss(h, h), losses.barlow_twins_loss(
+      h, h, eps=1e-5), rtol=1e-6)
+  std = h.std(0, ddof=1)
+  c_diag = (31 / 32) * (std / (std + 1e-5)) ** 2  # (N-1)/N (std / (std + eps))^2
+  assert c_diag[1] < 0.4
+  np.testing.assert_allclose(losses.barlow_twins_loss(h, h, lambda_=0.0),
+                             np.sum((1 - c_diag) ** 2), rtol=1e-3)
+  assert abs(losses.barlow_twins_loss(h, h, lambda_=0.0, eps=1e-15) - 2 * (1 / 32) ** 2) < 1e-4
+
+
+def test_karate_club_has_pyg_four_communities_and_networkx_clubs():
+  graph, labels = synthetic_graphs.karate_club()
+  np.testing.assert_array_equal(np.bincount(labels), [13, 12, 4, 5])
+  assert int(graph.n_edge[0]) == 156 and labels[0] == 1 and labels[33] == 0
+  _, clubs = synthetic_graphs.karate_club("club")
+  np.testing.assert_array_equal(np.bincount(clubs), [17, 17])
+  with pytest.raises(ValueError, match="labels"):
+    synthetic_graphs.karate_club("faction")
 
 
 def test_protocols_on_separable_embeddings():
