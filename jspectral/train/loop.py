@@ -169,7 +169,7 @@ def default_config() -> ml_collections.ConfigDict:
                     decay_factor=0.1, cycle_steps=100),
       grad_clip_norm=0.0, trainable="",
       checkpoint_every=50, keep_checkpoints=2, eval_every=0, log_every=10, progress=True,
-      precision="float32", grad_accum_steps=1, select=dict(metric="", mode="max")))
+      precision="float32", grad_accum_steps=1, select=dict(metric="", mode="max", restart_at=[])))
 
 
 # One line per field of :func:`default_config` (``python -m experiments config NAME`` prints them).
@@ -202,6 +202,8 @@ CONFIG_FIELDS = {
     "grad_accum_steps": "split each batch into k micro-batches whose gradients make one update",
     "select.metric": "evaluate() key that selects the best parameters ('' = keep the last)",
     "select.mode": "max | min: which direction of select.metric is better",
+    "select.restart_at": "steps from which selection starts afresh (a stage boundary): an "
+                         "evaluation at or after one never competes with one before it",
 }
 
 _ALLOW_CONFIG_CHANGES = contextvars.ContextVar("allow_config_changes", default=False)
@@ -538,15 +540,20 @@ def _claim_workdir(workdir: pathlib.Path, config: ml_collections.ConfigDict) -> 
 class _Selection:
   """Model selection on ``task.evaluate()[metric]``: the best evaluation's parameters are kept in
   :attr:`TrainState.best` (so they are checkpointed with the run); of equal scores the later
-  evaluation wins."""
+  evaluation wins. The first evaluation at or after a step of ``restart_at`` replaces the best
+  whatever its score (the official HSDT/MAN recipes reset their best PSNR when the training noise
+  changes)."""
 
   metric: str = ""
   mode: str = "max"
+  restart_at: tuple[int, ...] = ()
 
   @classmethod
   def of(cls, config) -> _Selection:
     select = config.get("select")
-    return cls(select.metric, select.mode) if select is not None else cls()
+    if select is None:
+      return cls()
+    return cls(select.metric, select.mode, tuple(select.get("restart_at", ())))
 
   def initial(self, params, model_state):
     if not self.metric:
@@ -564,6 +571,9 @@ class _Selection:
       raise ValueError(f"config.select.metric: {self.metric!r} is not among the task's "
                        f"evaluation results {sorted(k[5:] for k in evals)}")
     score, best = evals[key], float(_host(ts.best["score"]))
+    step, best_step = int(_host(ts.step)), int(_host(ts.best["step"]))
+    if any(best_step < b <= step for b in self.restart_at):     # a new stage: start afresh
+      best = -jnp.inf if self.mode == "max" else jnp.inf
     if (score >= best) if self.mode == "max" else (score <= best):   # ties: the later one
       ts = _keep_best(ts, jnp.float32(score))
     return ts, {**evals, f"best/{self.metric}": max(score, best) if self.mode == "max"

@@ -171,6 +171,17 @@ def test_model_selection_keeps_the_best_evaluation_across_a_resume(tmp_path):
   np.testing.assert_array_equal(resumed.best["params"]["b"], result.best["params"]["b"])
 
 
+def test_selection_restarts_at_a_stage_boundary(tmp_path):
+  scores = (0.9, 0.2, 0.5, 0.4)            # evaluations at steps 2, 4, 6 and the end (8)
+  config = linear_config(eval_every=2)
+  config.select.update(metric="score", mode="max", restart_at=[4])
+  result = train.fit(Linear(scores), config, tmp_path)
+  # 0.9 (step 2) belongs to the first stage; from step 4 on, 0.5 (step 6) is the best.
+  assert int(result.best["step"]) == 6 and float(result.best["score"]) == pytest.approx(0.5)
+  assert [r["best/score"] for r in result.history if "best/score" in r] == pytest.approx(
+      [0.9, 0.2, 0.5, 0.5])
+
+
 def test_selection_on_an_unknown_metric_names_it(tmp_path):
   config = linear_config(eval_every=4)
   config.select.metric = "val_oa"
