@@ -16,3 +16,24 @@ def write_v73(path: pathlib.Path, **variables):
       f.create_dataset(key, data=np.asarray(value).T)
   with open(path, "r+b") as f:
     f.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64, HDF5 schema 1.00 .")
+
+
+def write_cave_scene(manual_dir: pathlib.Path, scene: str, cube: np.ndarray):
+  """A CAVE scene as the archive extracts: ``<scene>_ms/<scene>_ms/<scene>_ms_NN.png``, one
+  16-bit grey PNG per band of ``cube`` ``(H, W, 31)`` uint16."""
+  from PIL import Image
+
+  folder = manual_dir / f"{scene}_ms" / f"{scene}_ms"
+  folder.mkdir(parents=True, exist_ok=True)
+  for b in range(cube.shape[-1]):
+    Image.fromarray(np.ascontiguousarray(cube[..., b])).save(folder / f"{scene}_ms_{b + 1:02d}.png")
+
+
+def write_div2k(manual_dir: pathlib.Path, images: dict[str, np.ndarray],
+                folder: str = "DIV2K_train_HR"):
+  """DIV2K HR images as the publisher's zip extracts: ``<folder>/<name>.png``, 8-bit RGB."""
+  from PIL import Image
+
+  (manual_dir / folder).mkdir(parents=True, exist_ok=True)
+  for name, image in images.items():
+    Image.fromarray(np.asarray(image, np.uint8)).save(manual_dir / folder / f"{name}.png")

@@ -14,10 +14,12 @@ from jspectral.data.builders.amazon_coauthor import AmazonCoauthor
 from jspectral.data.builders.cave import Cave
 from jspectral.data.builders.chikusei import Chikusei
 from jspectral.data.builders.cifar import Cifar10, Cifar100
+from jspectral.data.builders.div2k import Div2k
 from jspectral.data.builders.harvard import Harvard
 from jspectral.data.builders.icvl import Icvl
 from jspectral.data.builders.imagenet100 import ImageNet100
 from jspectral.data.builders.indian_pines import IndianPines
+from jspectral.data.builders.ntire2020 import Ntire2020
 from jspectral.data.builders.pavia import Pavia
 from jspectral.data.builders.planetoid import Planetoid
 from jspectral.data.builders.prisma import Prisma
@@ -27,8 +29,8 @@ from jspectral.data.builders.urban import Urban
 from jspectral.data.builders.whu_hi import WhuHi
 
 BUILDERS: tuple[type[tfds_lib.ManualBuilder], ...] = (
-    Icvl, Cave, Harvard, Chikusei, Pavia, IndianPines, Salinas, WhuHi, Urban, Planetoid,
-    AmazonCoauthor, TU, Cifar10, Cifar100, ImageNet100, Prisma)
+    Icvl, Cave, Harvard, Ntire2020, Div2k, Chikusei, Pavia, IndianPines, Salinas, WhuHi, Urban,
+    Planetoid, AmazonCoauthor, TU, Cifar10, Cifar100, ImageNet100, Prisma)
 
 
 def catalog(root: str | os.PathLike | None = None) -> list[dict]:
