@@ -8,6 +8,7 @@ The training-side functions are NumPy ``(example, np.random.Generator) -> exampl
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -182,6 +183,113 @@ def stratified_split(labels: np.ndarray, *, seed: int, train_per_class: int | No
     count = min(count, len(members) - 1)
     train[rng.permutation(members)[:count]] = True
   return positions[train], positions[~train]
+
+
+def approximate_mode(class_counts: np.ndarray, n_draws: int,
+                     rng: np.random.RandomState) -> np.ndarray:
+  """scikit-learn's per-class allocation of ``n_draws`` draws (``utils.extmath._approximate_mode``).
+
+  Each class gets ``floor(n_draws * count / total)``; the draws left over go to the classes with
+  the largest fractional parts, ties between equal fractions broken by ``rng.choice`` without
+  replacement (so the ``rng`` stream advances exactly as scikit-learn's does).
+
+  Args:
+    class_counts: ``(K,)`` non-negative integer counts.
+    n_draws: how many to allocate, at most ``class_counts.sum()``.
+    rng: a legacy ``np.random.RandomState`` (scikit-learn's ``check_random_state``).
+
+  Returns:
+    ``(K,)`` int counts summing to ``n_draws``.
+  """
+  continuous = class_counts / class_counts.sum() * n_draws
+  floored = np.floor(continuous)
+  need = int(n_draws - floored.sum())
+  remainder = continuous - floored
+  for value in np.sort(np.unique(remainder))[::-1]:
+    if need <= 0:
+      break
+    (ties,) = np.where(remainder == value)
+    chosen = rng.choice(ties, size=min(len(ties), need), replace=False)
+    floored[chosen] += 1
+    need -= len(chosen)
+  return floored.astype(int)
+
+
+def sklearn_stratified_split(classes: np.ndarray, *, test_size: float, random_state: int
+                             ) -> tuple[np.ndarray, np.ndarray]:
+  """The indices of scikit-learn's ``train_test_split(..., test_size=, stratify=classes,
+  random_state=)``, reimplemented with NumPy (``StratifiedShuffleSplit``, one split).
+
+  ``n_test = ceil(test_size * n)``, ``n_train = n - n_test``; per-class train counts from
+  :func:`approximate_mode`, then test counts from the remaining pixels; each class's members
+  (stable class order) are permuted and cut; both index lists are permuted at the end. All draws
+  come from one ``np.random.RandomState(random_state)`` in scikit-learn's order, so the indices
+  (and their order) equal scikit-learn's.
+
+  Args:
+    classes: ``(N,)`` class of each sample (any sortable values).
+    test_size: test fraction in ``(0, 1)``.
+    random_state: seed (the official LoLA-SpecViT code uses 345).
+
+  Returns:
+    ``(train, test)`` integer index arrays into ``classes``, in scikit-learn's order.
+
+  Raises:
+    ValueError: if ``test_size`` is outside ``(0, 1)``, a class has fewer than 2 members, or
+      either part would have fewer samples than there are classes (scikit-learn's checks).
+  """
+  if not 0 < test_size < 1:
+    raise ValueError(f"test_size: expected a fraction in (0, 1), got {test_size}")
+  classes = np.asarray(classes)
+  n = len(classes)
+  n_test = math.ceil(test_size * n)
+  n_train = n - n_test
+  _, inverse, counts = np.unique(classes, return_inverse=True, return_counts=True)
+  if counts.min() < 2:
+    raise ValueError("classes: every class needs at least 2 members for a stratified split, "
+                     f"got counts {counts.tolist()}")
+  if min(n_train, n_test) < len(counts):
+    raise ValueError(f"test_size: {test_size} leaves {n_train} train / {n_test} test samples, "
+                     f"fewer than the {len(counts)} classes")
+  members = np.split(np.argsort(inverse, kind="stable"), np.cumsum(counts)[:-1])
+  rng = np.random.RandomState(random_state)
+  n_i = approximate_mode(counts, n_train, rng)
+  t_i = approximate_mode(counts - n_i, n_test, rng)
+  train, test = [], []
+  for idx, count, k, t in zip(members, counts, n_i, t_i, strict=True):
+    shuffled = idx.take(rng.permutation(count), mode="clip")
+    train.extend(shuffled[:k])
+    test.extend(shuffled[k:k + t])
+  return rng.permutation(train), rng.permutation(test)
+
+
+def sklearn_label_map_split(labels: np.ndarray, *, train_fraction: float, random_state: int
+                            ) -> tuple[np.ndarray, np.ndarray]:
+  """The official LoLA-SpecViT split of a label map: scikit-learn's stratified
+  ``train_test_split(test_size=1 - train_fraction)`` over the labelled pixels in row-major scan
+  order (the order the official ``createImageCubes`` collects patches).
+
+  Args:
+    labels: ``(H, W)`` label map, 0 = unlabelled.
+    train_fraction: fraction of labelled pixels to train on (the official code: 0.1).
+    random_state: scikit-learn seed (official 345).
+
+  Returns:
+    ``(train, test)``, ``(N, 2)`` row/column arrays in scikit-learn's order.
+
+  Raises:
+    ValueError: as :func:`sklearn_stratified_split`, or a class is missing from either part.
+  """
+  positions = labelled_pixels(labels)
+  classes = labels[tuple(positions.T)]
+  train, test = sklearn_stratified_split(classes, test_size=1 - train_fraction,
+                                         random_state=random_state)
+  for part, name in ((train, "train"), (test, "test")):
+    missing = np.setdiff1d(classes, classes[part])
+    if missing.size:
+      raise ValueError(f"train_fraction: {train_fraction} leaves classes {missing.tolist()} out "
+                       f"of the {name} split (the official code asserts every class is in both)")
+  return positions[train], positions[test]
 
 
 class PatchSource:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import pathlib
+
 import grain
 import numpy as np
 import pytest
@@ -107,3 +110,45 @@ def test_patch_source_centres_and_reflects(label_map):
   assert stacked.shape == (3, 5, 5, 5) and list(y) == [0, labels[15, 7] - 1, 2]
   with pytest.raises(ValueError, match="odd"):
     patches.PatchSource(cube, labels, positions, size=4)
+
+
+@pytest.fixture(scope="module")
+def sklearn_reference():
+  path = pathlib.Path(__file__).parents[1] / "classification" / "parity" / "sklearn_split.npz"
+  return dict(np.load(path))
+
+
+@pytest.mark.parametrize("case, test_size, seed", [("p10_345", 0.9, 345), ("p2_345", 0.98, 345),
+                                                   ("p10_0", 0.9, 0)])
+def test_sklearn_stratified_split_reproduces_train_test_split_indices(sklearn_reference, case,
+                                                                       test_size, seed):
+  # indices written by scikit-learn 1.9's train_test_split(stratify=y, random_state=seed)
+  labels = sklearn_reference["labels"]
+  classes = labels[labels > 0]
+  train, test = patches.sklearn_stratified_split(classes, test_size=test_size, random_state=seed)
+  np.testing.assert_array_equal(train, sklearn_reference[f"{case}/train"])
+  np.testing.assert_array_equal(test, sklearn_reference[f"{case}/test"])
+
+
+def test_sklearn_allocation_differs_from_rounding_and_label_map_split(sklearn_reference):
+  labels = sklearn_reference["labels"]
+  train, test = patches.sklearn_label_map_split(labels, train_fraction=0.1, random_state=345)
+  counts = np.bincount(labels[tuple(train.T)], minlength=8)
+  rounded = np.bincount(labels[tuple(patches.stratified_split(
+      labels, seed=345, train_fraction=0.1)[0].T)], minlength=8)
+  assert counts.sum() == len(labels.nonzero()[0]) - math.ceil(0.9 * len(labels.nonzero()[0]))
+  assert not np.array_equal(counts, rounded)      # round(0.1 n) per class is another rule
+  assert len(np.unique(np.concatenate([train, test]), axis=0)) == len(labels.nonzero()[0])
+  with pytest.raises(ValueError, match="out of the train split"):
+    patches.sklearn_label_map_split(labels, train_fraction=0.02, random_state=345)
+  with pytest.raises(ValueError, match="at least 2 members"):
+    patches.sklearn_stratified_split(np.array([0, 0, 1]), test_size=0.5, random_state=0)
+
+
+def test_approximate_mode_matches_scikit_learn_docstring_examples():
+  mode = lambda counts, draws, seed: patches.approximate_mode(
+      np.array(counts), draws, np.random.RandomState(seed)).tolist()
+  assert mode([4, 2], 3, 0) == [2, 1]
+  assert mode([5, 2], 4, 0) == [3, 1]
+  assert mode([2, 2, 2, 1], 2, 0) == [0, 1, 1, 0]
+  assert mode([2, 2, 2, 1], 2, 42) == [1, 1, 0, 0]
