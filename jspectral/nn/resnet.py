@@ -225,13 +225,57 @@ def variables_from_torch(state_dict: Mapping[str, np.ndarray], prefix: str = "")
   return {"params": params, "batch_stats": stats}
 
 
+def backbone_from_torch(state_dict: Mapping[str, np.ndarray], prefix: str = "") -> ResNet:
+  """The :class:`ResNet` a ``state_dict`` describes, read off its keys and tensor shapes.
+
+  Args:
+    state_dict: name -> array with backbone keys ``<prefix>conv1.weight``, ``<prefix>layerS.B...``.
+    prefix: the backbone's key prefix (``""`` for torchvision, ``"backbone."`` inside INTL).
+
+  Returns:
+    The module: stage sizes from the block indices, Bottleneck when ``conv3`` exists (then
+    ``zero_init_residual`` as the official ResNet-50), CIFAR stem for a 3x3 ``conv1``.
+
+  Raises:
+    ValueError: when ``<prefix>conv1.weight`` is missing.
+  """
+  stem_key = f"{prefix}conv1.weight"
+  if stem_key not in state_dict:
+    raise ValueError(f"state_dict: expected ResNet keys such as {stem_key!r}, got e.g. "
+                     f"{sorted(state_dict)[:3]}")
+  blocks = {tuple(k[len(prefix):].split(".")[:2]) for k in state_dict
+            if k.startswith(f"{prefix}layer")}
+  stage_sizes = tuple(sum(1 for stage, _ in blocks if stage == f"layer{i}") for i in range(1, 5))
+  bottleneck = any(k.startswith(prefix) and k.endswith("conv3.weight") for k in state_dict)
+  stem = np.shape(state_dict[stem_key])
+  return ResNet(stage_sizes=stage_sizes, block_cls=Bottleneck if bottleneck else BasicBlock,
+                stem="cifar" if stem[-1] == 3 else "imagenet", width=stem[0],
+                zero_init_residual=bottleneck)
+
+
+def from_torch(state_dict: Mapping[str, np.ndarray]) -> tuple[ResNet, dict]:
+  """A torchvision-layout ResNet ``state_dict`` (e.g. the converted INTL ResNet-50 release) as a
+  :class:`ResNet` and its variables; the classifier ``fc.*`` is dropped (the backbone has none).
+
+  Args:
+    state_dict: name -> array (``module.`` prefixes are removed by :func:`jspectral.models.
+      from_torch`).
+
+  Returns:
+    ``(ResNet, {"params", "batch_stats"})``.
+  """
+  backbone = {k: v for k, v in state_dict.items() if not k.startswith("fc.")}
+  return backbone_from_torch(backbone), variables_from_torch(backbone)
+
+
 def _example(module: nn.Module) -> dict:
   size = 32 if module.stem == "cifar" else 224
   return {"x": jax.ShapeDtypeStruct((2, size, size, 3), jnp.float32), "train": False}
 
 
 MODELS = {
-    "resnet18_cifar": ModelSpec(build=ResNet18Cifar, example_inputs=_example),
-    "resnet18": ModelSpec(build=ResNet18, example_inputs=_example),
-    "resnet50": ModelSpec(build=ResNet50, example_inputs=_example),
+    "resnet18_cifar": ModelSpec(build=ResNet18Cifar, example_inputs=_example,
+                                from_torch=from_torch),
+    "resnet18": ModelSpec(build=ResNet18, example_inputs=_example, from_torch=from_torch),
+    "resnet50": ModelSpec(build=ResNet50, example_inputs=_example, from_torch=from_torch),
 }

@@ -218,18 +218,9 @@ def from_torch(state_dict: Mapping[str, np.ndarray]) -> tuple[INTLNet, dict]:
     ValueError: if the official keys (e.g. ``backbone.conv1.weight``) are missing.
   """
   sd = {k.removeprefix("module."): np.asarray(v) for k, v in state_dict.items()}
-  if "backbone.conv1.weight" not in sd:
-    raise ValueError("state_dict: expected official INTL keys such as 'backbone.conv1.weight'")
-  blocks = {(int(k.split(".")[1][5:]), int(k.split(".")[2])) for k in sd
-            if k.startswith("backbone.layer")}
-  stage_sizes = tuple(sum(1 for s, _ in blocks if s == i) for i in range(1, 5))
-  bottleneck = any(k.endswith("conv3.weight") for k in sd)
+  backbone = resnet.backbone_from_torch(sd, "backbone.")
   linears = sorted((int(k.split(".")[1]), v.shape) for k, v in sd.items()
                    if k.startswith("projection.") and k.endswith("weight") and v.ndim == 2)
-  backbone = resnet.ResNet(
-      stage_sizes=stage_sizes, block_cls=resnet.Bottleneck if bottleneck else resnet.BasicBlock,
-      stem="cifar" if sd["backbone.conv1.weight"].shape[-1] == 3 else "imagenet",
-      width=sd["backbone.conv1.weight"].shape[0], zero_init_residual=bottleneck)
   projector = Projector(hidden=linears[0][1][0], features=linears[-1][1][0],
                         num_layers=len(linears))
   return INTLNet(backbone, projector), variables_from_torch(sd)

@@ -145,6 +145,24 @@ def test_from_torch_round_trip():
   np.testing.assert_allclose(apply(converted), apply(variables), rtol=1e-5, atol=1e-6)
 
 
+def test_torchvision_resnet_from_torch_round_trip_drops_the_classifier():
+  module = resnet.ResNet(stage_sizes=(1, 1, 2, 1), block_cls=resnet.Bottleneck, width=4,
+                         zero_init_residual=True)
+  x = jax.random.normal(jax.random.key(2), (2, 40, 40, 3))
+  variables = _filled(module, x)
+  wrapped = {"backbone": variables["params"]}, {"backbone": variables["batch_stats"]}
+  state = {k.replace("backbone.", "", 1): v for k, v in _to_torch(
+      {"params": wrapped[0], "batch_stats": wrapped[1]}, "module.").items()}
+  state.update({"module.fc.weight": np.ones((10, 16)), "module.fc.bias": np.zeros(10)})
+  built, converted = models.from_torch("resnet50", {"state_dict": state})
+  assert (built.stage_sizes, built.width, built.stem) == ((1, 1, 2, 1), 4, "imagenet")
+  assert built.block_cls is resnet.Bottleneck and "fc" not in converted["params"]
+  apply = jax.jit(lambda v: module.apply(v, x, train=False))
+  np.testing.assert_allclose(apply(converted), apply(variables), rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match="conv1.weight"):
+    resnet.from_torch({"layer1.0.conv1.weight": np.ones((4, 4, 1, 1))})
+
+
 def test_augmentations_identity_and_determinism():
   images = jax.random.uniform(jax.random.key(0), (4, 12, 10, 3))
   plain = intl.ViewAugment(crop_size=12, scale=(1.0, 1.0), ratio=(1.0, 1.0),
