@@ -504,30 +504,39 @@ def normalise_patches(x: jax.Array, axis_order: str = "official") -> jax.Array:
 
 
 def official_lr_schedule(base_lr: float, batches_per_epoch: int, warmup_epochs: int = 5,
-                         t0: float = 10.0, t_mult: float = 2.0, eta_min: float = 1e-6):
-  """The learning rate the released training loop uses at each step.
+                         t0: float = 10.0, t_mult: float = 2.0, eta_min: float = 1e-6,
+                         accumulation: int = 1):
+  """The learning rate the released training loop uses at each optimizer update.
 
   Epochs ``e < warmup_epochs`` run at ``base (e + 1) / warmup_epochs``. From then on, torch's
-  ``CosineAnnealingWarmRestarts(T_0=t0, T_mult=t_mult, eta_min)`` is stepped after every batch with
-  the fractional epoch, so step ``s`` uses the value set after step ``s - 1``: ``f((s - 1) / nb)``
-  (and step ``warmup_epochs * nb`` still uses ``base``).
+  ``CosineAnnealingWarmRestarts(T_0=t0, T_mult=t_mult, eta_min)`` is stepped after every
+  (micro-)batch ``b`` with the fractional epoch ``e + b / nb``. The optimizer steps after every
+  ``accumulation``-th batch, so update ``k`` of epoch ``e`` (its last micro-batch
+  ``b = a k + a - 1``) uses the value set after batch ``b - 1``: ``f(e + (a k + a - 2) / nb)``;
+  with ``a = 1`` that is ``f((s - 1) / nb)`` and the first update after warm-up still uses
+  ``base``. An odd micro-batch left at the end of an epoch never steps (the official loop drops
+  its gradient), so an epoch holds ``nb // a`` updates.
 
   Args:
     base_lr: base learning rate.
-    batches_per_epoch: ``nb``.
+    batches_per_epoch: ``nb``, the official loader's batches per epoch
+      (``ceil(train pixels / micro-batch)``).
     warmup_epochs: linear warm-up epochs.
     t0: first restart period (epochs).
     t_mult: period multiplier.
     eta_min: minimum learning rate.
+    accumulation: ``a``, micro-batches per optimizer update (official 2).
 
   Returns:
-    An optax-style schedule ``step -> learning rate``.
+    An optax-style schedule ``update count -> learning rate``.
 
   Raises:
-    ValueError: if ``batches_per_epoch < 1``.
+    ValueError: if ``batches_per_epoch < accumulation`` or ``accumulation < 1``.
   """
-  if batches_per_epoch < 1:
-    raise ValueError(f"batches_per_epoch: expected a positive integer, got {batches_per_epoch}")
+  if accumulation < 1 or batches_per_epoch < accumulation:
+    raise ValueError(f"batches_per_epoch, accumulation: expected 1 <= accumulation <= "
+                     f"batches_per_epoch, got {accumulation} and {batches_per_epoch}")
+  updates_per_epoch = batches_per_epoch // accumulation
 
   def cosine(t):
     n = jnp.floor(jnp.log2(t / t0 * (t_mult - 1) + 1) / jnp.log2(t_mult))
@@ -536,13 +545,33 @@ def official_lr_schedule(base_lr: float, batches_per_epoch: int, warmup_epochs: 
     return eta_min + (base_lr - eta_min) * (1 + jnp.cos(jnp.pi * (t - start) / t_i)) / 2
 
   def schedule(step):
-    epoch = step // batches_per_epoch
+    epoch, k = step // updates_per_epoch, step % updates_per_epoch
     warm = base_lr * (epoch + 1) / warmup_epochs
-    scheduled = cosine((step - 1) / batches_per_epoch)
+    t = epoch + (accumulation * k + accumulation - 2) / batches_per_epoch
     return jnp.where(epoch < warmup_epochs, warm,
-                     jnp.where(step == warmup_epochs * batches_per_epoch, base_lr, scheduled))
+                     jnp.where(t < warmup_epochs, base_lr, cosine(jnp.maximum(t, 0.0))))
 
   return schedule
+
+
+def official_steps_per_epoch(train_size: int, batch_size: int, accumulation: int) -> int:
+  """Optimizer updates per epoch of the official loop: ``ceil(N / micro-batch) // accumulation``.
+
+  Args:
+    train_size: training pixels ``N``.
+    batch_size: pixels per update (``accumulation`` micro-batches; official 2 x 32).
+    accumulation: micro-batches per update.
+
+  Returns:
+    Updates per epoch, at least 1.
+
+  Raises:
+    ValueError: if ``batch_size`` is not a positive multiple of ``accumulation``.
+  """
+  if accumulation < 1 or batch_size < 1 or batch_size % accumulation:
+    raise ValueError(f"batch_size: expected a positive multiple of accumulation={accumulation}, "
+                     f"got {batch_size}")
+  return max(math.ceil(train_size / (batch_size // accumulation)) // accumulation, 1)
 
 
 def cyclic_lora_schedule(base_lr: float, t0: int = 10, t_mult: int = 2, eta_min: float = 1e-6,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 
 import jax
 import numpy as np
@@ -87,16 +88,22 @@ class LoLATask:
   def schedule(self, config):
     """The official learning-rate schedule when ``official_schedule`` is set.
 
+    The official loader's batches per epoch are ``ceil(N / micro-batch)``, the micro-batch being
+    ``batch_size / grad_accum_steps`` (official 64 / 2).
+
     Args:
-      config: the training config (``optimizer.learning_rate``, ``batch_size``).
+      config: the training config (``optimizer.learning_rate``, ``batch_size``,
+        ``grad_accum_steps``).
 
     Returns:
       An optax schedule, or ``None`` to use the config's named schedule.
     """
     if not self.official_schedule:
       return None
+    accumulation = config.get("grad_accum_steps", 1)
+    micro_batches = math.ceil(len(self.train_labels) / (config.batch_size // accumulation))
     return lola.official_lr_schedule(config.optimizer.learning_rate,
-                                     max(len(self.train_labels) // config.batch_size, 1))
+                                     max(micro_batches, accumulation), accumulation=accumulation)
 
   @functools.cached_property
   def _classify(self):

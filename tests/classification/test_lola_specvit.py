@@ -122,6 +122,18 @@ def test_official_lr_trace():
   assert_allclose(float(schedule(21)), 1.05e-5, rtol=1e-6)  # first scheduled step: half-way
 
 
+def test_official_lr_trace_with_gradient_accumulation():
+  # torch AdamW + CosineAnnealingWarmRestarts run as the official loop does (5 micro-batches per
+  # epoch, accumulation 2: the 5th never steps): the lr of each of the 24 updates of 12 epochs
+  schedule = lola.official_lr_schedule(2e-5, batches_per_epoch=5, accumulation=2)
+  assert_allclose([float(schedule(s)) for s in (0, 2, 8, 9, 10, 11, 12, 13, 23)],
+                  [4e-6, 8e-6, 2e-5, 2e-5, 1.05e-5, 9.3093342811e-06, 7.5643385534e-06,
+                   6.4550967301e-06, 1.9771209238e-05], rtol=1e-6)
+  assert lola.official_steps_per_epoch(5_412, 64, 2) == 85   # Salinas 10 %: ceil(5412/32) // 2
+  with pytest.raises(ValueError, match="accumulation"):
+    lola.official_lr_schedule(2e-5, batches_per_epoch=1, accumulation=2)
+
+
 def test_cyclic_lora_schedule_restarts():
   schedule = lola.cyclic_lora_schedule(1e-4, t0=10, t_mult=2, eta_min=0.0, lora_scale=2.0)
   assert_allclose([float(schedule(s)) for s in (0, 5, 10, 20, 30)], [2e-4, 1e-4, 2e-4, 1e-4, 2e-4],
