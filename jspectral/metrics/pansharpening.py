@@ -184,42 +184,75 @@ def cayley_dickson_table(n: int) -> tuple[np.ndarray, np.ndarray]:
   return index, sign[i, index]
 
 
-def _hyper_mean_product(p: jax.Array, q: jax.Array) -> jax.Array:
-  """Pixel mean of the onion product: ``p, q (..., P, K)`` -> ``(..., K)`` via the cross moments."""
-  index, weight = cayley_dickson_table(p.shape[-1])
-  moments = jnp.einsum("...pi,...pj->...ij", p, q) / p.shape[-2]
+def _hyper_mean_product(p: jax.Array, q: jax.Array, weight: jax.Array, count: jax.Array):
+  """Masked pixel mean of the onion product: ``p, q (..., P, K)``, ``weight (..., P, 1)``."""
+  index, sign = cayley_dickson_table(p.shape[-1])
+  moments = jnp.einsum("...pi,...pj->...ij", p * weight, q) / count[..., None, None]
   rows = np.arange(p.shape[-1], dtype=np.int32)[:, None]
-  return jnp.sum(jnp.asarray(weight, p.dtype) * moments[..., rows, index.astype(np.int32)],
+  return jnp.sum(jnp.asarray(sign, p.dtype) * moments[..., rows, index.astype(np.int32)],
                  axis=-2)
 
 
-def _q_block(g: jax.Array, f: jax.Array, block: int) -> jax.Array:
-  """Hypercomplex Q vector of blocks ``g, f (..., P, K)`` (reference first) -> ``(..., K)``."""
-  m = jnp.mean(g, axis=-2, keepdims=True)
-  s = jnp.std(g, axis=-2, keepdims=True, ddof=1)
+def _q_block(g: jax.Array, f: jax.Array, block: int, weight: jax.Array) -> jax.Array:
+  """Hypercomplex Q vector of blocks ``g, f (..., P, K)`` (reference first) -> ``(..., K)``.
+
+  ``weight (..., P, 1)`` marks the block's real pixels (1) against the gather's filler (0): a
+  truncated block's statistics are over its real pixels only, while ``k`` keeps the nominal
+  block size, as in the toolbox.
+  """
+  count = jnp.sum(weight, axis=(-2, -1))
+
+  def mean(x):
+    return jnp.sum(x * weight, axis=-2) / count[..., None]
+
+  m = mean(g)[..., None, :]
+  s = jnp.sqrt(jnp.sum((g - m) ** 2 * weight, axis=-2, keepdims=True)
+               / (count[..., None, None] - 1.0))
   s = jnp.where(s == 0, 1e-10, s)
   g1 = (g - m) / s + 1.0
   f1 = jnp.where(m == 0, f + 1.0, (f - m) / s + 1.0)
   conj = jnp.where(jnp.arange(g.shape[-1]) == 0, 1.0, -1.0).astype(f.dtype)
   f1 = f1 * conj
   k = block ** 2 / (block ** 2 - 1)
-  m1, m2 = jnp.mean(g1, axis=-2), jnp.mean(f1, axis=-2)
+  m1, m2 = mean(g1), mean(f1)
   n1, n2 = jnp.sum(m1 ** 2, axis=-1), jnp.sum(m2 ** 2, axis=-1)
-  term3 = k * (jnp.mean(jnp.sum(g1 ** 2, -1), -1) + jnp.mean(jnp.sum(f1 ** 2, -1), -1) - n1 - n2)
+  term3 = k * (jnp.sum(mean(g1 ** 2), -1) + jnp.sum(mean(f1 ** 2), -1) - n1 - n2)
   mean_bias = 2.0 * jnp.sqrt(n1 * n2) / (n1 + n2)
-  mean_moment = _hyper_mean_product(m1[..., None, :], m2[..., None, :])
-  q = k * (_hyper_mean_product(g1, f1) - mean_moment)
+  one = jnp.ones(m1.shape[:-1] + (1, 1), m1.dtype)
+  mean_moment = _hyper_mean_product(m1[..., None, :], m2[..., None, :], one, one[..., 0, 0])
+  q = k * (_hyper_mean_product(g1, f1, weight, count) - mean_moment)
   safe = jnp.where(term3 == 0, 1.0, term3)
   q = q * (mean_bias * 2.0 / safe)[..., None]
   degenerate = jnp.zeros_like(q).at[..., -1].set(mean_bias)
   return jnp.where((term3 == 0)[..., None], degenerate, q)
 
 
+BLOCK_GRIDS = ("toolbox", "clamped")
+
+
+def _block_axis(steps: int, shift: int, block: int, side: int, grid: str):
+  """Pixel indices ``(steps, block)`` of one axis's blocks and their validity mask.
+
+  ``"toolbox"`` slices ``[i shift : i shift + block]`` of the padded axis of length ``side``, so
+  a block that runs past the end is truncated (its filler indices are masked out);
+  ``"clamped"`` repeats the axis's last pixel instead (every block keeps ``block`` pixels).
+  """
+  idx = np.arange(steps)[:, None] * shift + np.arange(block)[None, :]
+  valid = (idx < side) | (grid == "clamped")
+  return np.minimum(idx, side - 1).astype(np.int32), valid
+
+
 @validated("fused", "gt")
-@functools.partial(jax.jit, static_argnames=("block_size", "shift", "round_inputs"))
+@functools.partial(jax.jit, static_argnames=("block_size", "shift", "round_inputs", "block_grid"))
 def q2n_map(fused, gt, block_size: int = 32, shift: int = 32, *,
-            round_inputs: bool = True) -> jax.Array:
+            round_inputs: bool = True, block_grid: str = "toolbox") -> jax.Array:
   """Block map of Q2n (see :func:`q2n`).
+
+  The image is padded as the toolbox pads it (symmetric, by the amount its row count needs added
+  as columns and vice versa), so on a non-square image one axis can fall short of a whole number
+  of blocks: with ``block_grid="toolbox"`` (default) those last blocks are truncated to the
+  pixels that exist, as the toolbox's slicing does; ``"clamped"`` fills them by repeating the
+  padded image's last row/column.
 
   Args:
     fused: fused cube ``(H, W, C)`` or batch ``(N, H, W, C)``.
@@ -227,12 +260,15 @@ def q2n_map(fused, gt, block_size: int = 32, shift: int = 32, *,
     block_size: block side (32 in the toolbox).
     shift: block step (32 in the toolbox).
     round_inputs: round both images to integers first (toolbox); False keeps it differentiable.
+    block_grid: ``"toolbox"`` or ``"clamped"`` (see above).
 
   Returns:
     ``(n_y, n_x)`` or ``(N, n_y, n_x)`` block Q norms, ``n_y = ceil(H / shift)``.
   """
+  if block_grid not in BLOCK_GRIDS:
+    raise ValueError(f"block_grid: expected one of {BLOCK_GRIDS}, got {block_grid!r}")
   f, g, squeeze = pair_batches(fused, gt)
-  n, h, w, c = g.shape
+  _, h, w, c = g.shape
   if round_inputs:
     f, g = jnp.round(f), jnp.round(g)
   steps_y, steps_x = math.ceil(h / shift), math.ceil(w / shift)
@@ -242,27 +278,30 @@ def q2n_map(fused, gt, block_size: int = 32, shift: int = 32, *,
   if extra_from_h > w or extra_from_w > h:
     raise ValueError(f"gt: symmetric padding of {(extra_from_w, extra_from_h)} px exceeds the "
                      f"image size {(h, w)} for block {block_size} / shift {shift}")
-  pad = ((0, 0), (0, extra_from_w), (0, extra_from_h), (0, 2 ** math.ceil(math.log2(c)) - c))
-  f = jnp.pad(f, pad[:3] + ((0, 0),), mode="symmetric")
-  g = jnp.pad(g, pad[:3] + ((0, 0),), mode="symmetric")
-  f, g = jnp.pad(f, ((0, 0),) * 3 + (pad[3],)), jnp.pad(g, ((0, 0),) * 3 + (pad[3],))
-  ys = (np.arange(steps_y)[:, None] * shift + np.arange(block_size)[None, :]).astype(np.int32)
-  xs = (np.arange(steps_x)[:, None] * shift + np.arange(block_size)[None, :]).astype(np.int32)
+  spatial = ((0, 0), (0, extra_from_w), (0, extra_from_h), (0, 0))
+  bands = ((0, 0),) * 3 + ((0, 2 ** math.ceil(math.log2(c)) - c),)
+  f = jnp.pad(jnp.pad(f, spatial, mode="symmetric"), bands)
+  g = jnp.pad(jnp.pad(g, spatial, mode="symmetric"), bands)
+  ys, valid_y = _block_axis(steps_y, shift, block_size, h + extra_from_w, block_grid)
+  xs, valid_x = _block_axis(steps_x, shift, block_size, w + extra_from_h, block_grid)
+  weight = (valid_y[:, None, :, None] & valid_x[None, :, None, :]).astype(g.dtype)
+  weight = weight.reshape(steps_y, steps_x, block_size * block_size, 1)
 
   def blocks(x):  # (N, Hp, Wp, K) -> (N, sy, sx, b*b, K)
     x = x[:, ys][:, :, :, xs]                      # (N, sy, b, sx, b, K)
     x = jnp.transpose(x, (0, 1, 3, 2, 4, 5))
     return x.reshape(x.shape[:3] + (block_size * block_size, x.shape[-1]))
 
-  q = _q_block(blocks(g), blocks(f), block_size)
+  q = _q_block(blocks(g), blocks(f), block_size, weight)
   # The toolbox stores block vectors in a float32 tensor.
   qmap = jnp.sqrt(jnp.sum(q.astype(jnp.float32) ** 2, axis=-1))
   return _out(qmap, squeeze)
 
 
 @validated("fused", "gt")
-@functools.partial(jax.jit, static_argnames=("block_size", "shift", "round_inputs"))
-def q2n(fused, gt, block_size: int = 32, shift: int = 32, *, round_inputs: bool = True):
+@functools.partial(jax.jit, static_argnames=("block_size", "shift", "round_inputs", "block_grid"))
+def q2n(fused, gt, block_size: int = 32, shift: int = 32, *, round_inputs: bool = True,
+        block_grid: str = "toolbox"):
   """Q2n (toolbox ``Metrics/metrics_rr.Q2n``): mean over blocks of the hypercomplex Q norm.
 
   Args:
@@ -271,11 +310,14 @@ def q2n(fused, gt, block_size: int = 32, shift: int = 32, *, round_inputs: bool 
     block_size: block side (32 in the toolbox).
     shift: block step (32 in the toolbox).
     round_inputs: round both images to integers first (toolbox); False keeps it differentiable.
+    block_grid: ``"toolbox"`` truncates the blocks that run past the padded image (the
+      toolbox's slicing), ``"clamped"`` repeats its last row/column (see :func:`q2n_map`).
 
   Returns:
     Scalar or ``(N,)`` Q2n in [0, 1].
   """
-  return jnp.mean(q2n_map(fused, gt, block_size, shift, round_inputs=round_inputs), axis=(-2, -1))
+  qmap = q2n_map(fused, gt, block_size, shift, round_inputs=round_inputs, block_grid=block_grid)
+  return jnp.mean(qmap, axis=(-2, -1))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -411,8 +453,9 @@ def khan_degrade(fused, ratio: int, offset: int = 3) -> jax.Array:
 
 
 @validated("fused", "ms_lr")
-@functools.partial(jax.jit, static_argnames=("ratio", "round_inputs"))
-def d_lambda_khan(fused, ms_lr, ratio: int, *, round_inputs: bool = True) -> jax.Array:
+@functools.partial(jax.jit, static_argnames=("ratio", "round_inputs", "block_grid"))
+def d_lambda_khan(fused, ms_lr, ratio: int, *, round_inputs: bool = True,
+                  block_grid: str = "toolbox") -> jax.Array:
   """D_lambda (Khan) = ``1 - Q2n(khan_degrade(fused), ms_lr)``, blocks 32/32 at LR scale.
 
   Args:
@@ -420,6 +463,8 @@ def d_lambda_khan(fused, ms_lr, ratio: int, *, round_inputs: bool = True) -> jax
     ms_lr: the low-resolution input ``(H / ratio, W / ratio, C)`` (batched like ``fused``).
     ratio: resolution ratio.
     round_inputs: passed to :func:`q2n`.
+    block_grid: passed to :func:`q2n` (``"toolbox"`` truncates the last blocks of a non-square
+      image as the toolbox does).
 
   Returns:
     Scalar or ``(N,)``.
@@ -427,7 +472,8 @@ def d_lambda_khan(fused, ms_lr, ratio: int, *, round_inputs: bool = True) -> jax
   f, squeeze = wald.as_batch(fused, "fused")
   m, _ = wald.as_batch(ms_lr, "ms_lr")
   wald.check_hs_pan(m, f, ratio)
-  return _out(1.0 - q2n(khan_degrade(f, ratio), m, round_inputs=round_inputs), squeeze)
+  q = q2n(khan_degrade(f, ratio), m, round_inputs=round_inputs, block_grid=block_grid)
+  return _out(1.0 - q, squeeze)
 
 
 @validated("fused", "pan")
@@ -458,11 +504,14 @@ def d_sr(fused, pan) -> jax.Array:
 
 @validated("fused", "pan", "ms_lr")
 @functools.partial(jax.jit, static_argnames=("ratio", "block_size", "exponent"))
-def d_s(fused, pan, ms_lr, ratio: int, *, block_size: int = 32, exponent: float = 1.0):
+def d_s(fused, pan, ms_lr, ratio: int, *, block_size: int = 32, exponent: float = 1.0,
+        pan_lr=None):
   """Classic QNR spatial distortion (Alparone 2008): ``(mean_b |Q(F_b,P) - Q(M_b,P_L)|^q)^(1/q)``.
 
-  The LR PAN is the PAN MTF-filtered (gain 0.2) and decimated by ``ratio``; LR Q uses blocks of
-  ``block_size // ratio``.
+  By default the LR PAN ``P_L`` is the PAN MTF-filtered (gain 0.2) and decimated by ``ratio``
+  (the toolbox's degradation); rho-PNN's own ``Metrics/metrics_fr.D_s`` resizes it with a bicubic
+  ``imresize(pan, 1/ratio)`` instead (``jspectral.pansharpening.protocol.d_s_bicubic`` passes
+  that as ``pan_lr``). LR Q uses blocks of ``block_size // ratio``.
 
   Args:
     fused: ``(H, W, C)`` or ``(N, H, W, C)``.
@@ -471,6 +520,7 @@ def d_s(fused, pan, ms_lr, ratio: int, *, block_size: int = 32, exponent: float 
     ratio: resolution ratio.
     block_size: UIQI window side at full resolution.
     exponent: ``q``.
+    pan_lr: optional LR PAN ``(N, H / ratio, W / ratio, 1)`` replacing the MTF degradation.
 
   Returns:
     Scalar or ``(N,)``.
@@ -479,8 +529,13 @@ def d_s(fused, pan, ms_lr, ratio: int, *, block_size: int = 32, exponent: float 
   m, _ = wald.as_batch(ms_lr, "ms_lr")
   p, _ = wald.as_pan_batch(pan)
   wald.check_hs_pan(m, p, ratio)
-  taps = wald.toolbox_taps(wald.gen_mtf_pan(ratio))
-  p_lr = wald.decimate(wald.depthwise_filter(p, taps, "replicate"), ratio)
+  if pan_lr is None:
+    taps = wald.toolbox_taps(wald.gen_mtf_pan(ratio))
+    p_lr = wald.decimate(wald.depthwise_filter(p, taps, "replicate"), ratio)
+  else:
+    p_lr, _ = wald.as_pan_batch(pan_lr, "pan_lr")
+    if p_lr.shape[:3] != m.shape[:3]:
+      raise ValueError(f"pan_lr: expected shape {m.shape[:3] + (1,)}, got {p_lr.shape}")
   q_high = q_per_band(f, jnp.broadcast_to(p, f.shape), block_size)
   q_low = q_per_band(m, jnp.broadcast_to(p_lr, m.shape), max(block_size // ratio, 2))
   value = jnp.mean(jnp.abs(q_high - q_low) ** exponent, axis=-1) ** (1.0 / exponent)
