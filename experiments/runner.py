@@ -5,7 +5,7 @@
                           [--set key=value ...]
                           [--restart | --resume-with-changes]
     python -m experiments config NAME [--preset P]
-    python -m experiments demo --workdir runs/demo
+    python -m experiments demo --workdir runs/demo [--seeds 0,1,2]
     python -m experiments data list
 
 Each experiment is a module ``experiments/configs/<name>.py`` with ``get_config(preset)`` and
@@ -30,11 +30,12 @@ import shutil
 import sys
 import time
 import traceback
+from collections.abc import Sequence
 
 import ml_collections
 
 from experiments import configs
-from experiments.report import Report, Table
+from experiments.report import Headline, Report, Table, html_page
 
 PRESETS = ("smoke", "paper")
 
@@ -186,31 +187,69 @@ def run_experiment(name: str, preset: str, workdir: pathlib.Path, overrides: lis
   return report
 
 
-def demo(workdir: pathlib.Path) -> int:
-  """Runs every experiment's smoke preset; writes ``REPORT.md`` with one table and every report.
+def seed_overrides(name: str, seed: int) -> list[str]:
+  """``--set`` lines that shift every training seed of ``name``'s smoke config by ``seed``.
 
-  Exits non-zero when an experiment raised; a smoke check that failed is marked in the table.
+  The keys shifted are the top-level ``seed`` and every ``seed`` inside a ``train`` block, so seed 0
+  is the smoke preset itself and seeds 1, 2 re-run it with other initialisations and batches.
   """
-  rows, sections, errors = [], [], 0
-  for name in experiment_names():
-    print(f"== {name} (smoke)", flush=True)
-    start = time.perf_counter()
-    try:
-      report = run_experiment(name, "smoke", workdir / name)
-      status = "passed" if report.passed else "FAILED checks"
-      sections.append(report.markdown(heading="##", figure_prefix=f"{name}/"))
-    except Exception:  # noqa: BLE001  (one broken experiment must not hide the others)
-      traceback.print_exc()
-      report, status = None, "ERROR"
-    errors += status == "ERROR"
-    checks = "; ".join(f"{'✓' if ok else '✗'} {k}" for k, ok in report.checks.items()) if report \
-        else "see log"
-    rows.append([name, status, f"{time.perf_counter() - start:.0f}", checks])
-  summary = Table("Smoke runs", ["experiment", "status", "seconds", "checks"], rows)
-  text = "# jspectral demo: every experiment's smoke preset\n\n" + summary.markdown() + "\n\n"
-  (workdir / "REPORT.md").write_text(text + "\n".join(sections))
-  print(f"wrote {workdir / 'REPORT.md'}")
-  return 1 if errors else 0
+  config = build_config(name, "smoke", [])
+  return [f"{key}={value + seed}" for key, value in flat_items(config)
+          if key.split(".")[-1] == "seed" and isinstance(value, int)
+          and (key == "seed" or "train" in key.split(".")[:-1])]
+
+
+def demo(workdir: pathlib.Path, seeds: Sequence[int] = (0,)) -> int:
+  """Runs every experiment's smoke preset for each seed; writes ``REPORT.md`` and ``index.html``.
+
+  Compiled programs are cached under ``workdir/.jax_cache`` so that re-runs and runs of the same
+  shapes skip compilation. Prints one line per finished run (name, seed, seconds, checks). Exits
+  non-zero when an experiment raised or a check failed.
+  """
+  import jax
+
+  workdir.mkdir(parents=True, exist_ok=True)
+  jax.config.update("jax_compilation_cache_dir", str(workdir / ".jax_cache"))
+  rows, sections, html_sections, failures = [], [], [], 0
+  for seed in seeds:
+    for name in experiment_names():
+      run_dir = workdir / name if tuple(seeds) == (0,) else workdir / f"seed{seed}" / name
+      start = time.perf_counter()
+      try:
+        report = run_experiment(name, "smoke", run_dir, seed_overrides(name, seed))
+      except Exception:  # noqa: BLE001  (one broken experiment must not hide the others)
+        traceback.print_exc()
+        report = None
+      seconds = time.perf_counter() - start
+      failures += report is None or not report.passed
+      rows.append(_summary_row(name, seed, report, seconds))
+      passed = sum(report.checks.values()) if report else 0
+      total = len(report.checks) if report else 0
+      status = "ERROR" if report is None else f"{passed}/{total} checks passed"
+      print(f"demo: {name} seed {seed}: {seconds:.0f} s, {status}", flush=True)
+      if report is not None:
+        prefix = run_dir.relative_to(workdir).as_posix() + "/"
+        sections.append(report.markdown(heading="##", figure_prefix=prefix))
+        html_sections.append(report.html(run_dir))
+  summary = Table("Smoke runs", ["experiment", "seed", "paper claim", "ours", "paper", "result",
+                                 "seconds"], rows)
+  title = "jspectral demo: every experiment's smoke preset"
+  (workdir / "REPORT.md").write_text(f"# {title}\n\n{summary.markdown()}\n\n" +
+                                     "\n".join(sections))
+  (workdir / "index.html").write_text(html_page(title, summary.html() + "\n".join(html_sections)))
+  print(f"report: {workdir / 'REPORT.md'}\nreport (HTML, figures embedded): "
+        f"{workdir / 'index.html'}", flush=True)
+  return 1 if failures else 0
+
+
+def _summary_row(name: str, seed: int, report: Report | None, seconds: float) -> list:
+  if report is None:
+    return [name, seed, "", "", "", "ERROR (see the log)", f"{seconds:.0f}"]
+  failed = [k for k, ok in report.checks.items() if not ok]
+  result = "pass" if not failed else "FAIL: " + "; ".join(failed)
+  headline = report.headline or Headline("; ".join(report.checks), "see its report")
+  return [name, seed, headline.claim, headline.ours, headline.paper or "–", result,
+          f"{seconds:.0f}"]
 
 
 def data_list() -> int:
@@ -252,6 +291,13 @@ def print_config(name: str, preset: str, overrides: list[str]) -> int:
   return 0
 
 
+def _seeds(text: str) -> list[int]:
+  try:
+    return [int(s) for s in text.split(",")]
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
 def _parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog="python -m experiments", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -282,7 +328,10 @@ def _parser() -> argparse.ArgumentParser:
                       metavar="KEY=VALUE", help="override a key before printing (repeatable)")
   demo_parser = sub.add_parser("demo", help="run every smoke preset, write REPORT.md")
   demo_parser.add_argument("--workdir", type=pathlib.Path, default=pathlib.Path("runs/demo"),
-                           help="where the runs and REPORT.md go")
+                           help="where the runs, REPORT.md and index.html go")
+  demo_parser.add_argument("--seeds", default="0", type=_seeds,
+                           help="comma-separated seeds, e.g. 0,1,2: each shifts every training "
+                                "seed of each smoke config (0 = the presets as they are)")
   data = sub.add_parser("data", help="datasets: where their files go, whether they are there")
   data.add_argument("action", choices=["list"], help="list every dataset")
   return parser
@@ -307,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
       print(report.markdown())
       return 0 if report.passed else 1
     if args.command == "demo":
-      return demo(args.workdir)
+      return demo(args.workdir, args.seeds)
     return data_list()
   except CliError as error:
     print(f"error: {error}", file=sys.stderr)
