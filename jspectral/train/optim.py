@@ -145,14 +145,15 @@ def coupled_l2_adam(learning_rate, weight_decay: float, *, b1: float = 0.9, b2: 
 
   Args:
     learning_rate: a float or an ``optax.Schedule``.
-    weight_decay: the L2 coefficient ``wd`` (>= 0).
+    weight_decay: the L2 coefficient ``wd`` (>= 0; may be a traced scalar, e.g. under ``vmap``
+      over a sweep).
     b1, b2, eps: Adam's moment decays and denominator epsilon (PyTorch's defaults).
     mask: optional pytree (or function of params) of booleans: where to add the decay.
 
   Returns:
     An ``optax.GradientTransformation``.
   """
-  if weight_decay < 0:
+  if isinstance(weight_decay, (int, float)) and weight_decay < 0:
     raise ValueError(f"weight_decay: expected >= 0, got {weight_decay}")
   return optax.chain(optax.add_decayed_weights(weight_decay, mask),
                      optax.scale_by_adam(b1=b1, b2=b2, eps=eps),

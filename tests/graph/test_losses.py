@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from sklearn.metrics import f1_score
 
 from jspectral import train
 from jspectral.data import synthetic_graphs
@@ -85,9 +86,9 @@ def test_protocols_on_separable_embeddings():
   rng = np.random.default_rng(3)
   labels = np.repeat(np.arange(3), 40)
   emb = np.eye(3)[labels] * 5 + rng.normal(size=(120, 3)) * 0.3
-  grace = protocol.node_probe(emb, labels, seeds=(0, 1), train_fraction=0.3,
+  grace = protocol.node_probe(emb, labels, protocol="grace", seeds=(0, 1), train_fraction=0.3,
                                c_grid=(0.1, 1.0, 10.0))
-  pygcl = protocol.node_probe(emb, labels, protocol="pygcl", seeds=(0,), c_grid=(1.0,))
+  pygcl = protocol.node_probe(emb, labels, seeds=(0,), epochs=200)
   svm = protocol.graph_svm(emb, labels, folds=3, c_grid=(1.0,))
   assert grace["accuracy"] > 0.95 and pygcl["accuracy"] > 0.95 and svm["accuracy"] > 0.95
   noise = protocol.graph_svm(rng.normal(size=(120, 3)), labels, folds=3, c_grid=(1.0,))
@@ -96,12 +97,35 @@ def test_protocols_on_separable_embeddings():
     protocol.node_probe(emb[:5], labels)
 
 
+def test_lr_evaluator_sweeps_weight_decay_on_validation_and_scores_macro_f1():
+  rng = np.random.default_rng(4)
+  labels = np.repeat(np.arange(3), 50)
+  emb = np.eye(3)[labels] + rng.normal(size=(150, 3)) * 0.4
+  perm = rng.permutation(150)
+  split = {"train": perm[:15], "valid": perm[15:135], "test": perm[135:]}  # PyGCL 10 / 80 / 10
+  kw = dict(epochs=400, test_interval=20)
+  good = protocol.lr_evaluator(emb, labels, split, weight_decays=(0.0,), **kw)
+  crushed = protocol.lr_evaluator(emb, labels, split, weight_decays=(50.0,), **kw)
+  swept = protocol.lr_evaluator(emb, labels, split, weight_decays=(50.0, 0.0), **kw)
+  assert good["accuracy_val"] > 0.8 and crushed["accuracy_val"] < good["accuracy_val"]
+  assert swept == good  # the sweep keeps the run with the best validation accuracy
+  pred, true = rng.integers(0, 4, 50), rng.integers(0, 3, 50)
+  np.testing.assert_allclose(protocol._macro_f1(pred, true, 4), f1_score(true, pred,
+                                                                           average="macro"),
+                             rtol=1e-6)
+  with pytest.raises(ValueError, match="test_interval"):
+    protocol.lr_evaluator(emb, labels, split, epochs=30, test_interval=20)
+  with pytest.raises(ValueError, match="split"):
+    protocol.lr_evaluator(emb, labels, {**split, "test": perm[:0]})
+
+
 def test_grace_fit_loss_falls(tmp_path):
   graph, labels = synthetic_graphs.karate_club()
   task = tasks.NodeContrastTask(graph, labels, encoders.GRACE(16, 16),
                                 (tasks.View("drop_edges", 0.2, 0.3),
                                  tasks.View("drop_edges", 0.4, 0.4)), tau=0.5,
-                                probe=dict(seeds=(0,), train_fraction=0.5, c_grid=(1.0,)))
+                                probe=dict(protocol="grace", seeds=(0,), train_fraction=0.5,
+                                           c_grid=(1.0,)))
   config = train.default_config()
   config.update(total_steps=60, batch_size=1, log_every=10, checkpoint_every=1000,
                 progress=False)
@@ -130,7 +154,7 @@ def test_node_framework_fit_loss_falls(name, tmp_path):
   graph, labels = synthetic_graphs.karate_club()
   task = task_cls(graph, labels, model(), (tasks.View("drop_edges", 0.2, 0.2),
                                            tasks.View("drop_edges", 0.3, 0.2)),
-                  probe=dict(seeds=(0,), train_fraction=0.5, c_grid=(1.0,)))
+                  probe=dict(protocol="grace", seeds=(0,), train_fraction=0.5, c_grid=(1.0,)))
   config = train.default_config()
   config.update(total_steps=30, batch_size=1, log_every=1, checkpoint_every=1000, progress=False)
   config.optimizer.learning_rate = lr
