@@ -435,7 +435,8 @@ def param_count_closed_form(bands: int, dim: int, scale: int) -> int:
           + n * (9 * d * d // 4 + d // 4) + (9 * d * bands + bands))
 
 
-def from_torch(state_dict: Mapping[str, np.ndarray]) -> tuple[ESSAformer, dict]:
+def from_torch(state_dict: Mapping[str, np.ndarray], dtype=np.float32
+               ) -> tuple[ESSAformer, dict]:
   """``ESSAformer`` and its variables from an official ``ESSA`` ``state_dict``.
 
   Bands and width come from ``conv_first.weight`` (O = dim, I = bands); the scale from the
@@ -443,6 +444,7 @@ def from_torch(state_dict: Mapping[str, np.ndarray]) -> tuple[ESSAformer, dict]:
 
   Args:
     state_dict: ``{name: array}`` with the official ESSA names.
+    dtype: the parameters' dtype (float32; float64 for double-precision parity under x64).
 
   Returns:
     ``(module, {"params": ...})``.
@@ -458,7 +460,7 @@ def from_torch(state_dict: Mapping[str, np.ndarray]) -> tuple[ESSAformer, dict]:
   first_out = state_dict["blockup.convupsample.0.weight"].shape[0]
   scale = 3 if first_out == 9 * dim else 2 ** stages
   module = ESSAformer(bands=int(bands), dim=int(dim), scale=scale)
-  return module, {"params": params_from_torch(state_dict)}
+  return module, {"params": params_from_torch(state_dict, dtype)}
 
 
 def _example(module: ESSAformer) -> dict:

@@ -115,15 +115,16 @@ _WEIGHT_LAYOUTS = {
 }
 
 
-def params_from_torch(state_dict: Mapping[str, np.ndarray]) -> dict:
+def params_from_torch(state_dict: Mapping[str, np.ndarray], dtype=np.float32) -> dict:
   """Nested Flax ``params`` from a PyTorch ``state_dict`` whose names the Flax tree mirrors.
 
   ``a.b.0.weight`` goes to ``params["a"]["b"]["0"]``; 4-D weights (conv, OIHW) become HWIO
   ``kernel``s, 2-D weights (Linear, ``(out, in)``) become ``kernel = W.T``, 1-D weights
-  (LayerNorm) become ``scale``; biases stay ``bias``. Arrays are converted to float32.
+  (LayerNorm) become ``scale``; biases stay ``bias``. Arrays are converted to ``dtype``.
 
   Args:
     state_dict: ``{name: array}`` with ``*.weight`` / ``*.bias`` entries.
+    dtype: the parameters' dtype (float32; float64 for double-precision parity under x64).
 
   Returns:
     The nested ``params`` dict.
@@ -135,7 +136,7 @@ def params_from_torch(state_dict: Mapping[str, np.ndarray]) -> dict:
   params: dict = {}
   for name, value in state_dict.items():
     *path, leaf = name.split(".")
-    value = np.asarray(value, np.float32)
+    value = np.asarray(value, dtype)
     if leaf == "weight":
       if value.ndim not in _WEIGHT_LAYOUTS:
         raise ValueError(f"state_dict: {name!r} has unsupported rank {value.ndim}")
