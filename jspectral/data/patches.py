@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+import scipy.ndimage
 
 Example = dict[str, np.ndarray]
 
@@ -57,6 +58,48 @@ def augment_dihedral(example: Example, rng: np.random.Generator,
     v = dihedral(example[key], mode)
     out[key] = np.ascontiguousarray(v[..., ::-1] if flip_bands else v)
   return out
+
+
+def qrnn3d_augment(example: Example, rng: np.random.Generator,
+                   keys: Sequence[str] = ("clean",)) -> Example:
+  """QRNN3D's training-patch augmentation (the one baked into the ICVL LMDB of HSDT and MAN).
+
+  ``create_lmdb_train(augment=True)`` -> ``data_augmentation`` (Vandermode/QRNN3D
+  ``utility/util.py``): one of the 8 dihedral symmetries, uniformly, then the band order reversed
+  with probability 1/2, so each of the 16 results has probability 1/16.
+
+  Args:
+    example: dict of ``(H, W, C)`` arrays.
+    rng: NumPy generator.
+    keys: the entries to transform.
+
+  Returns:
+    A new dict with contiguous transformed entries.
+  """
+  return augment_dihedral(example, rng, keys, band_reverse=True)
+
+
+def multiscale_patches(image: np.ndarray, patch: int, strides: Sequence[int],
+                       scales: Sequence[float]):
+  """Grid patches of an image at several zoom factors (QRNN3D's ``create_lmdb_train``).
+
+  Args:
+    image: ``(H, W, C)``.
+    patch: patch side.
+    strides: one grid stride per scale.
+    scales: zoom factors of the spatial axes (cubic ``scipy.ndimage.zoom``; 1 = as is).
+
+  Yields:
+    ``(scale index, patch index, patch (patch, patch, C) float32)``, row-major per scale.
+  """
+  if len(strides) != len(scales):
+    raise ValueError(f"strides, scales: expected equal lengths, got {strides} and {scales}")
+  for s, (stride, scale) in enumerate(zip(strides, scales, strict=True)):
+    zoomed = image if scale == 1 else scipy.ndimage.zoom(image, (scale, scale, 1), order=3)
+    rows = range(0, zoomed.shape[0] - patch + 1, stride)
+    cols = range(0, zoomed.shape[1] - patch + 1, stride)
+    for i, (top, left) in enumerate((r, c) for r in rows for c in cols):
+      yield s, i, np.ascontiguousarray(zoomed[top:top + patch, left:left + patch], np.float32)
 
 
 def random_patch(example: Example, rng: np.random.Generator, size: int,

@@ -32,6 +32,8 @@ import numpy as np
 import scipy.io
 import tensorflow_datasets as tfds
 
+from jspectral.data import patches
+
 Example = dict[str, np.ndarray]
 
 
@@ -380,6 +382,11 @@ class ImageSetConfig(ManualConfig):
     crop: central ``crop x crop`` window (``None``: whole image).
     rot90: quarter turns (``np.rot90`` on the spatial axes) before cropping.
     normalise_after_crop: normalise the crop instead of the whole image.
+    patch_size: when > 0, each prepared cube is cut into training patches
+      ``{"clean": (patch_size, patch_size, bands)}`` with ``patch_strides`` and ``patch_scales``
+      (:func:`jspectral.data.patches.multiscale_patches`) instead of being stored whole.
+    patch_strides: one grid stride per scale.
+    patch_scales: zoom factors.
   """
 
   splits: tuple[tuple[str, str | tuple[str, ...]], ...] = ()
@@ -389,6 +396,9 @@ class ImageSetConfig(ManualConfig):
   crop: int | None = None
   rot90: int = 0
   normalise_after_crop: bool = False
+  patch_size: int = 0
+  patch_strides: tuple[int, ...] = ()
+  patch_scales: tuple[float, ...] = ()
 
 
 def normalise(x: np.ndarray, normalisation: str, scale: float = 1.0) -> np.ndarray:
@@ -412,15 +422,20 @@ def normalise(x: np.ndarray, normalisation: str, scale: float = 1.0) -> np.ndarr
 
 
 class ImageSetBuilder(ManualBuilder):
-  """Splits of whole cubes ``{"name", "cube" (H, W, C) float32}`` named by lists."""
+  """Splits of whole cubes ``{"name", "cube" (H, W, C) float32}`` named by lists (or of their
+  training patches ``{"clean"}`` when the configuration has a ``patch_size``)."""
 
   @abc.abstractmethod
   def _read_image(self, manual_dir: pathlib.Path, name: str) -> np.ndarray:
     """The raw ``(H, W, C)`` cube of image ``name`` in publisher units."""
 
   def _features(self):
+    config = self.builder_config
+    if config.patch_size:
+      return tfds.features.FeaturesDict({"clean": tfds.features.Tensor(
+          shape=(config.patch_size, config.patch_size, config.bands), dtype=np.float32)})
     return tfds.features.FeaturesDict({"name": tfds.features.Text(),
-                                       "cube": cube_feature(self.builder_config.bands)})
+                                       "cube": cube_feature(config.bands)})
 
   def _split_names(self):
     return tuple(split for split, _ in self.builder_config.splits)
@@ -458,4 +473,10 @@ class ImageSetBuilder(ManualBuilder):
         cube = self._prepare_cube(raw)
       except ValueError as error:
         raise ValueError(f"{self.name} image {name!r} in {manual_dir}: {error}") from error
-      yield name, {"name": name, "cube": cube}
+      config = self.builder_config
+      if not config.patch_size:
+        yield name, {"name": name, "cube": cube}
+        continue
+      for s, i, patch in patches.multiscale_patches(cube, config.patch_size, config.patch_strides,
+                                                    config.patch_scales):
+        yield f"{name}/{s}/{i}", {"clean": patch}

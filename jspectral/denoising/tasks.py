@@ -15,14 +15,17 @@ import inspect
 from collections.abc import Callable, Sequence
 
 import flax.linen as nn
+import grain
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jspectral.data import patches
 from jspectral.denoising import protocol
 
 NoiseFn = Callable[[jax.Array, jax.Array], jax.Array]
+AUGMENTATIONS = ("none", "fixed", "fresh")
 
 
 def takes_train_flag(model: nn.Module) -> bool:
@@ -53,6 +56,12 @@ class DenoisingTask:
       in one run); empty: ``noise`` throughout.
     learning_rate: an ``optax.Schedule`` that replaces the config's named schedule (the official
       per-epoch learning rates of a multi-phase recipe); ``None``: the config's.
+    augmentation: QRNN3D's patch augmentation (:func:`jspectral.data.patches.qrnn3d_augment`: a
+      uniform dihedral symmetry, the bands reversed with probability 1/2). ``"fixed"``: one draw
+      per training patch, the same every epoch, as the official LMDB stores it; ``"fresh"``: a new
+      draw every time a patch is read; ``"none"``.
+    augmentation_seed: seed of the ``"fixed"`` draws (patch ``i`` uses
+      ``np.random.default_rng([seed, i])``).
   """
 
   model: nn.Module
@@ -63,8 +72,12 @@ class DenoisingTask:
   initial: tuple | None = None
   curriculum: tuple = ()
   learning_rate: optax.Schedule | None = None
+  augmentation: str = "none"
+  augmentation_seed: int = 0
 
   def __post_init__(self):
+    if self.augmentation not in AUGMENTATIONS:
+      raise ValueError(f"augmentation: expected one of {AUGMENTATIONS}, got {self.augmentation!r}")
     if isinstance(self.clean, np.ndarray) and self.clean.ndim != 4:
       raise ValueError(f"clean: expected (num, H, W, bands) patches, got shape {self.clean.shape}")
     if (self.eval_noisy is None) != (self.eval_clean is None):
@@ -78,11 +91,24 @@ class DenoisingTask:
     """The training examples.
 
     Returns:
-      ``clean`` as ``{"clean": (H, W, C)}`` float32 dicts, or the given source as it is.
+      ``clean`` as ``{"clean": (H, W, C)}`` float32 dicts, or the given source as it is; with
+      ``augmentation="fixed"`` a ``grain.MapDataset`` whose patch ``i`` carries its own draw.
     """
-    if isinstance(self.clean, np.ndarray):
-      return [{"clean": patch} for patch in self.clean.astype(np.float32)]
-    return self.clean
+    source = self.clean
+    if isinstance(source, np.ndarray):
+      source = [{"clean": patch} for patch in source.astype(np.float32)]
+    if self.augmentation != "fixed":
+      return source
+    dataset = source if isinstance(source, grain.MapDataset) else grain.MapDataset.source(source)
+    size, seed = len(dataset), self.augmentation_seed
+    # After repeat() the index runs over epochs: index % size is the patch.
+    return dataset.map_with_index(lambda index, example: patches.qrnn3d_augment(
+        example, np.random.default_rng([seed, index % size])))
+
+  @property
+  def augment(self):
+    """The per-read augmentation ``fit`` applies (``augmentation="fresh"``), else ``None``."""
+    return patches.qrnn3d_augment if self.augmentation == "fresh" else None
 
   def init(self, rng, batch):
     """Initial parameters and non-trainable collections (or ``initial`` when given).

@@ -11,6 +11,9 @@ Configurations:
   ``train`` / ``test`` from HSIR's ``cave_train.txt`` / ``cave_test.txt`` (20 / 12) placed in the
   manual directory. HSIR reads the PNGs as 8-bit (cv2 ``IMREAD_GRAYSCALE``); this builder keeps the
   full 16-bit precision.
+* ``denoising_patches`` (split ``train``): the ``train`` scenes of ``denoising`` cut into
+  64 x 64 training patches at scales 1, 1/2, 1/4 with strides 64, 32, 32 (122 per scene), the
+  recipe of HSIR's CAVE training LMDB (the ICVL one on the central 512 crop).
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ SR_TEST = ("jelly_beans", "oil_painting", "paints", "photo_and_face", "pompoms",
            "superballs", "thread_spools", "watercolors")
 SR_UNLABELED = tuple(s for s in SCENES if s not in SR_LABELED + SR_TEST)
 BANDS = 31
+# HSIR's CAVE / Harvard training LMDBs: the ICVL recipe (QRNN3D) on the central 512 x 512 crop.
+DENOISING_PATCHES = dict(patch_size=64, patch_strides=(64, 32, 32), patch_scales=(1.0, 0.5, 0.25))
 
 
 def read_band_pngs(folder, scene: str) -> np.ndarray:
@@ -71,6 +76,8 @@ class Cave(tfds_lib.ImageSetBuilder):
                                       ("test", SR_TEST)), normalisation="none"),
       tfds_lib.ImageSetConfig(name="denoising", files=("cave_train.txt", "cave_test.txt"),
                               splits=(("train", "cave_train.txt"), ("test", "cave_test.txt"))),
+      tfds_lib.ImageSetConfig(name="denoising_patches", files=("cave_train.txt",),
+                              splits=(("train", "cave_train.txt"),), **DENOISING_PATCHES),
   ]
   HOMEPAGE = "https://www.cs.columbia.edu/CAVE/databases/multispectral/"
   DESCRIPTION = "CAVE multispectral images, 31 bands, 512 x 512."

@@ -5,6 +5,8 @@ Configurations:
 
 * ``denoising`` (HSIR): global min-max, then the central 512 x 512 crop; ``harvard_train.txt`` /
   ``harvard_test.txt`` (30 / 20 images).
+* ``denoising_patches`` (split ``train``): the ``denoising`` training images cut into 64 x 64
+  patches at scales 1, 1/2, 1/4 (strides 64, 32, 32; 122 per image), HSIR's training LMDB recipe.
 * ``sr`` (Spectral Mixup SR): values multiplied by 20, as the paper's ``crop_image.m`` does as
   committed (specs/hsi_sr_mixup.md section 6); splits ``labeled`` / ``unlabeled`` / ``test``
   (10 / 30 / 10 images) from the paper's ``image_list/harvard_list.txt`` (kli8996/HSISR), whole
@@ -14,6 +16,7 @@ Configurations:
 from __future__ import annotations
 
 from jspectral.data import tfds as tfds_lib
+from jspectral.data.builders import cave
 
 SR_SCALE = 20.0
 SR_LABELED = ("img1", "imga6", "imgb4", "imgb8", "imgc5", "imgd3", "imge0", "imge5", "imgf3",
@@ -33,6 +36,9 @@ class Harvard(tfds_lib.ImageSetBuilder):
                               files=("harvard_train.txt", "harvard_test.txt", "*.mat"),
                               splits=(("train", "harvard_train.txt"),
                                       ("test", "harvard_test.txt")), crop=512),
+      tfds_lib.ImageSetConfig(name="denoising_patches", files=("harvard_train.txt", "*.mat"),
+                              splits=(("train", "harvard_train.txt"),), crop=512,
+                              **cave.DENOISING_PATCHES),
       tfds_lib.ImageSetConfig(name="sr", files=tuple(
                                   f"{n}.mat" for n in SR_LABELED + SR_UNLABELED + SR_TEST),
                               splits=(("labeled", SR_LABELED), ("unlabeled", SR_UNLABELED),

@@ -9,8 +9,9 @@ Raw files are MATLAB v7.3 (HDF5) with the radiance in ``rad``; the splits are QR
   cube, 180-degree rotation, central 1024 x 1024 crop, three scales (1, 1/2, 1/4 by cubic
   ``scipy.ndimage.zoom``) cut into 64 x 64 patches with strides 64, 32, 32: 530 patches per image,
   element ``{"clean": (64, 64, 31)}``. QRNN3D bakes one random dihedral transform and a random band
-  reversal into each stored patch; here the patches are stored as cut and the pipeline augments
-  online (``jspectral.data.patches.augment_dihedral``), so every epoch sees fresh transforms.
+  reversal into each stored patch; here the patches are stored as cut and the training pipeline
+  applies that augmentation (``jspectral.data.patches.qrnn3d_augment``; ``denoise_icvl``'s
+  ``augment``).
 * ``test_crops`` (splits ``test_gauss``, ``test_complex``): QRNN3D's MATLAB test images,
   ``center_crop(rot90(rad), 512, 512)`` min-max normalised after the crop; noise is then added with
   ``jspectral.data.noise`` (the MATLAB RNG stream itself cannot be replayed).
@@ -25,9 +26,9 @@ import dataclasses
 import pathlib
 
 import numpy as np
-import scipy.ndimage
 import tensorflow_datasets as tfds
 
+from jspectral.data import patches
 from jspectral.data import tfds as tfds_lib
 
 BANDS = 31
@@ -51,15 +52,8 @@ def training_patches(cube: np.ndarray, crop: int = 1024, patch: int = 64,
   Yields:
     ``(scale index, patch index, patch (patch, patch, C) float32)``.
   """
-  if len(strides) != len(scales):
-    raise ValueError(f"strides, scales: expected equal lengths, got {strides} and {scales}")
   image = tfds_lib.center_crop(np.rot90(tfds_lib.minmax(cube), 2, axes=(0, 1)), crop, crop)
-  for s, (stride, scale) in enumerate(zip(strides, scales, strict=True)):
-    zoomed = image if scale == 1 else scipy.ndimage.zoom(image, (scale, scale, 1), order=3)
-    rows = range(0, zoomed.shape[0] - patch + 1, stride)
-    cols = range(0, zoomed.shape[1] - patch + 1, stride)
-    for i, (top, left) in enumerate((r, c) for r in rows for c in cols):
-      yield s, i, np.ascontiguousarray(zoomed[top:top + patch, left:left + patch], np.float32)
+  yield from patches.multiscale_patches(image, patch, strides, scales)
 
 
 @dataclasses.dataclass(eq=False)
