@@ -14,10 +14,13 @@ Modules:
 * ``tasks``: :func:`jspectral.train.fit` tasks for single-image and multi-task SR, and the
   patch-pair construction.
 * ``protocol``: SSPSR's ``quality_assessment`` (MPSNR, MSSIM, SAM, CC, RMSE, ERGAS).
+* ``sspsr_data``: SSPSR's patch grid, hold-out and dihedral x8 as a random-access index whose
+  patches are degraded (MATLAB bicubic) on the fly.
 * ``figures``: false-colour panels, per-band PSNR and spectral profiles.
 
 Importing this package loads none of its modules; import them by name
 (``from jspectral.superres import essaformer``).
 """
 
-__all__ = ["essaformer", "mixup_mtl", "layers", "losses", "tasks", "protocol", "figures"]
+__all__ = ["essaformer", "mixup_mtl", "layers", "losses", "tasks", "protocol", "sspsr_data",
+           "figures"]

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import grain
 import jax
@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jspectral.data import mixup, pipeline
+from jspectral.nn import torch_init
 from jspectral.superres import mixup_mtl
 from jspectral.superres.losses import hybrid_loss
 from jspectral.superres.protocol import quality_assessment
@@ -137,13 +138,27 @@ def _dihedral(example: Example, rng: np.random.Generator, keys: tuple[str, ...])
 class SingleImageSRTask:
   """SSPSR protocol for an LR-only model ``model.apply(v, lr, train=...)`` (ESSAformer).
 
+  SSPSR (``mains.py``) trains on the patch set, reports the validation L1 (eval mode) on its
+  held-out ``evals`` patches every epoch and tests the last epoch's network on whole images;
+  ``evaluate`` is that validation when ``val_examples`` are given (``fit`` runs it every
+  ``eval_every`` steps and can select on ``val_L1``), and :meth:`test` the whole-image SSPSR
+  indices.
+
   Attributes:
     model: a Flax module taking ``(N, h, w, C)`` and returning ``(N, s h, s w, C)``.
-    train_examples: ``lr``/``lms``/``hr`` patches.
+    train_examples: random-access ``lr``/``hr`` (optionally ``lms``) patches: a list or a
+      :class:`~jspectral.superres.sspsr_data.PatchPairs` index.
     test_images: whole ``lr``/``lms``/``hr`` test images (whole-image inference: ESSA is global).
     scale: SR factor (ERGAS ratio).
     loss_name: ``l1`` (ESSAformer paper) or ``hybrid`` (SSPSR's default ``HybridLoss``).
     clip_cosine: clip SAM's cosine in evaluation (official: no clip).
+    val_examples: held-out validation patches (empty: ``evaluate`` returns the test indices).
+    random_dihedral: draw one random dihedral transform per example (``False`` when the source
+      already serves SSPSR's 8 transforms of every patch, as ``PatchPairs(dihedral=True)``).
+    init_scheme: ``torch`` (PyTorch's default Conv/Linear initialisation, as the official code
+      keeps it; :func:`jspectral.nn.torch_init.torch_default_init`) or ``flax`` (Flax's
+      initialisers).
+    eval_batch: validation batch size.
   """
 
   model: object
@@ -152,22 +167,49 @@ class SingleImageSRTask:
   scale: int
   loss_name: str = "l1"
   clip_cosine: bool = False
+  val_examples: Sequence[Example] = ()
+  random_dihedral: bool = True
+  init_scheme: str = "torch"
+  eval_batch: int = 8
 
   def __post_init__(self):
     if self.loss_name not in ("l1", "hybrid"):
       raise ValueError(f"loss_name: expected 'l1' or 'hybrid', got {self.loss_name!r}")
+    if self.init_scheme not in ("torch", "flax"):
+      raise ValueError(f"init_scheme: expected 'torch' or 'flax', got {self.init_scheme!r}")
     self._predict = jax.jit(lambda params, lr: self.model.apply({"params": params}, lr))
 
   def train_source(self):
-    return grain.MapDataset.source(list(self.train_examples))
+    return grain.MapDataset.source(self.train_examples)
 
-  def augment(self, example: Example, rng: np.random.Generator) -> Example:
-    return _dihedral(example, rng, ("lr", "lms", "hr"))
+  @property
+  def augment(self) -> Callable[[Example, np.random.Generator], Example] | None:
+    """A random dihedral transform of ``lr``/``lms``/``hr`` (``None`` when the source expands
+    every patch into its 8 transforms itself)."""
+    if not self.random_dihedral:
+      return None
+    return lambda example, rng: _dihedral(example, rng, ("lr", "lms", "hr"))
 
   def init(self, rng, batch):
-    params_rng, dropout_rng = jax.random.split(rng)
+    """Initial parameters: Flax's initialisers, then PyTorch's defaults with ``init_scheme``.
+
+    A zero-initialised ``conv_last`` (``upsample_skip``) keeps its zeros.
+
+    Args:
+      rng: PRNG key.
+      batch: a batch with ``"lr"`` ``(B, h, w, C)``.
+
+    Returns:
+      ``(params, {})``.
+    """
+    params_rng, dropout_rng, torch_rng = jax.random.split(rng, 3)
     variables = self.model.init({"params": params_rng, "dropout": dropout_rng}, batch["lr"])
-    return variables["params"], {}
+    params = variables["params"]
+    if self.init_scheme == "torch":
+      skip = getattr(self.model, "upsample_skip", False)
+      params = torch_init.torch_default_init(
+          params, torch_rng, keep=lambda path: skip and path == ("conv_last",))
+    return params, {}
 
   def loss(self, params, state, batch, rng):
     """L1 (or SSPSR hybrid) loss of one batch, dropout on.
@@ -175,7 +217,7 @@ class SingleImageSRTask:
     Args:
       params: trainable parameters.
       state: unused (``{}``).
-      batch: ``{"lr": (B, h, w, C), "lms": (B, s h, s w, C), "hr": (B, s h, s w, C)}``.
+      batch: ``{"lr": (B, h, w, C), "hr": (B, s h, s w, C)}`` (``lms`` ignored).
       rng: dropout key.
 
     Returns:
@@ -198,12 +240,28 @@ class SingleImageSRTask:
     """
     return np.asarray(self._predict(params, jnp.asarray(lr)[None])[0])
 
-  def evaluate(self, params, state):
+  def validation_l1(self, params) -> float:
+    """SSPSR ``validate``: the mean over batches of each batch's L1 (eval mode).
+
+    Args:
+      params: trainable parameters.
+
+    Returns:
+      The validation L1, a Python float.
+    """
+    means = []
+    for start in range(0, len(self.val_examples), self.eval_batch):
+      chunk = [self.val_examples[i]
+               for i in range(start, min(start + self.eval_batch, len(self.val_examples)))]
+      lr, hr = (np.stack([e[k] for e in chunk]) for k in ("lr", "hr"))
+      means.append(float(jnp.mean(jnp.abs(self._predict(params, jnp.asarray(lr)) - hr))))
+    return float(np.mean(means))
+
+  def test(self, params) -> dict[str, float]:
     """SSPSR indices on the whole test images, and the bicubic baseline's.
 
     Args:
       params: trainable parameters.
-      state: unused.
 
     Returns:
       :func:`evaluate_images`' dict of Python floats.
@@ -211,8 +269,25 @@ class SingleImageSRTask:
     return evaluate_images(lambda im: self.predict(params, im["lr"]), self.test_images, self.scale,
                            self.clip_cosine)
 
+  def evaluate(self, params, state):
+    """The validation L1 (``{"val_L1"}``) with a validation set, else the test indices.
+
+    Args:
+      params: trainable parameters.
+      state: unused.
+
+    Returns:
+      A dict of Python floats.
+    """
+    del state
+    if len(self.val_examples):
+      return {"val_L1": self.validation_l1(params)}
+    return self.test(params)
+
 
 KINDS = ("labeled", "mixup", "rgb", "ssl")
+# key prefix of each training source in a batch
+SOURCES = {"labeled": "", "rgb": "rgb_", "unlabeled": "u_"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -319,6 +394,13 @@ class MultiTaskSRTask:
       the cheapest update, but the step compiles every task's forward and backward) or
       ``select`` (every update runs one spectral and one RGB forward and picks inputs and loss:
       about 3x faster compilation, up to 50 % more compute per update; for short CPU runs).
+    samplers: per source (``labeled``, ``rgb``, ``unlabeled``) a ``(image, np_rng) -> lr/lms/hr``
+      patch sampler (:class:`~jspectral.superres.mixup_data.PatchSampler`); that source's items
+      are then whole images ``{"image": (H, W, C)}`` and every example is a fresh random patch
+      (the paper presets). Sources without one hold ready ``lr``/``lms``/``hr`` patches.
+    init_scheme: ``torch`` (every conv redrawn with PyTorch's default initialisation, as the
+      official ``DeepShare`` keeps it) or ``flax`` (Flax's initialisers). A zero-initialised last
+      conv (``lms_skip``) stays zero.
   """
 
   model: mixup_mtl.MultiTaskSR
@@ -332,8 +414,16 @@ class MultiTaskSRTask:
   ratio: float = 4
   clip_cosine: bool = False
   dispatch: str = "switch"
+  samplers: Mapping[str, Callable[[np.ndarray, np.random.Generator], Example]] = (
+      dataclasses.field(default_factory=dict))
+  init_scheme: str = "torch"
 
   def __post_init__(self):
+    if self.init_scheme not in ("torch", "flax"):
+      raise ValueError(f"init_scheme: expected 'torch' or 'flax', got {self.init_scheme!r}")
+    if set(self.samplers) - set(SOURCES):
+      raise ValueError(f"samplers: expected keys among {tuple(SOURCES)}, got "
+                       f"{sorted(self.samplers)}")
     if self.dispatch not in ("switch", "select"):
       raise ValueError(f"dispatch: expected 'switch' or 'select', got {self.dispatch!r}")
     if self.plan.use_rgb and not self.rgb:
@@ -342,26 +432,60 @@ class MultiTaskSRTask:
       raise ValueError("unlabeled: SSL is on (plan.use_ssl) but no unlabeled examples were given")
     self._predict = jax.jit(lambda params, lr, lms: self.model.apply({"params": params}, lr, lms))
 
+  def _sources(self) -> dict[str, Sequence[Example]]:
+    used = {"labeled": True, "rgb": self.plan.use_rgb, "unlabeled": self.plan.use_ssl}
+    return {name: getattr(self, name) for name, on in used.items() if on}
+
   def train_source(self):
-    sources = {"": self.labeled}
-    if self.plan.use_rgb:
-      sources["rgb_"] = self.rgb
-    if self.plan.use_ssl:
-      sources["u_"] = [{k: e[k] for k in ("lr", "lms")} for e in self.unlabeled]
+    """One item per index: the ``i % len``-th example (or whole image) of every source in use.
+
+    Returns:
+      A lazy ``grain.MapDataset``; labeled keys bare, RGB ``rgb_*``, LR-only ``u_*`` (their
+      ``hr`` dropped), whole images ``<prefix>image``.
+    """
+    sources = self._sources()
     length = max(len(s) for s in sources.values())
-    return grain.MapDataset.range(length).map(
-        lambda i: {prefix + k: v for prefix, s in sources.items()
-                   for k, v in s[i % len(s)].items()})
+
+    def item(i):
+      out = {}
+      for name, source in sources.items():
+        example = source[i % len(source)]
+        if name in self.samplers:
+          example = {"image": example}
+        elif name == "unlabeled":
+          example = {k: example[k] for k in ("lr", "lms")}
+        out.update({SOURCES[name] + k: v for k, v in example.items()})
+      return out
+
+    return grain.MapDataset.range(length).map(item)
 
   def augment(self, example: Example, rng: np.random.Generator) -> Example:
-    for keys in (("lr", "lms", "hr"), ("rgb_lr", "rgb_lms", "rgb_hr"), ("u_lr", "u_lms")):
-      present = tuple(k for k in keys if k in example)
+    """Draws the random patches of whole-image sources, then one dihedral mode per source.
+
+    Args:
+      example: an item of :meth:`train_source`.
+      rng: NumPy generator.
+
+    Returns:
+      ``lr``/``lms``/``hr`` patches per source (no ``hr`` for the LR-only source).
+    """
+    example = dict(example)
+    for name, prefix in SOURCES.items():
+      if prefix + "image" in example:
+        pair = self.samplers[name](example.pop(prefix + "image"), rng)
+        keep = ("lr", "lms") if name == "unlabeled" else ("lr", "lms", "hr")
+        example.update({prefix + k: pair[k] for k in keep})
+      present = tuple(prefix + k for k in ("lr", "lms", "hr") if prefix + k in example)
       if present:
         example = _dihedral(example, rng, present)
     return example
 
   def init(self, rng, batch):
-    params = self.model.init(rng, batch["lr"], batch["lms"])["params"]
+    init_rng, torch_rng = jax.random.split(rng)
+    params = self.model.init(init_rng, batch["lr"], batch["lms"])["params"]
+    if self.init_scheme == "torch":
+      zero = ("final", "final_RGB") if self.model.lms_skip else ()
+      params = torch_init.torch_default_init(params, torch_rng, keep=lambda path: path[-1] in zero)
     return params, {}
 
   def _apply(self, params):
@@ -467,5 +591,9 @@ class MultiTaskSRTask:
     Returns:
       :func:`evaluate_images`' dict of Python floats.
     """
-    return evaluate_images(lambda im: self.predict(params, im["lr"], im["lms"]),
-                           self.test_images, self.ratio, self.clip_cosine)
+    # lms may exceed hr by < s pixels (a side not divisible by s): crop both to hr, as official
+    crop = lambda x, hr: x[:hr.shape[0], :hr.shape[1]]
+    images = [{"hr": im["hr"], "lms": crop(im["lms"], im["hr"]), "input": im}
+              for im in self.test_images]
+    predict = lambda im: crop(self.predict(params, im["input"]["lr"], im["input"]["lms"]), im["hr"])
+    return evaluate_images(predict, images, self.ratio, self.clip_cosine)
