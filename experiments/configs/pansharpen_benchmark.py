@@ -4,8 +4,12 @@ Smoke: a synthetic scene (Wald protocol on a linear-mixing cube, PAN = band mean
 four PRISMA test scenes of the toolbox (``jspectral.data.builders.prisma``). RR: ERGAS, SAM, Q2n
 (10/11 px crop); FR: D_lambda (Khan), D_sR and their product QNR, as the toolbox's ``main.py``.
 Deep methods (``config.deep_methods``, section at the end of this file): the supervised networks
-trained with their official recipes (``jspectral.pansharpening.tasks``; smoke: tiny synthetic
-training set, a few steps) and the zero-shot R-PNN / PCA-Z-PNN adapted on each test scene.
+either run from the toolbox's released PRISMA weights (``weights="released"``, the toolbox's own
+default and the paper preset's; files from ``weights_dir``, see
+``jspectral.pansharpening.tasks.released_weights``) or are retrained with their official recipes
+(``weights="train"``; smoke: tiny synthetic training set, a few steps); the zero-shot R-PNN
+(released weights or band-0 pre-training as its starting point) and PCA-Z-PNN adapt on each test
+scene. The report says which.
 """
 
 from __future__ import annotations
@@ -175,7 +179,19 @@ def deep_methods_config(preset: str) -> ml_collections.ConfigDict:
       r_pnn_pretrain_lr=1e-3 if smoke else 1e-5,
       r_pnn_lr=1e-4 if smoke else 1e-5,
       r_pnn_iterations=3 if smoke else None,        # per band; None: the wavelength schedule
-      pca_z_pnn_iterations=1000))
+      pca_z_pnn_iterations=1000,
+      # "released": the toolbox's PRISMA weights (its default, inference only); "train": the
+      # official recipes from scratch.
+      weights="train" if smoke else "released",
+      # a toolbox checkout (<Folder>/weights/PRISMA.tar) or a folder of <name>.npz conversions;
+      # "": <manual root>/pansharpening_toolbox
+      weights_dir=""))
+
+
+def _weights_dir(d) -> pathlib.Path:
+  from jspectral.data import tfds as tfds_lib
+  return pathlib.Path(d.weights_dir) if d.weights_dir else (
+      tfds_lib.manual_root() / "pansharpening_toolbox")
 
 
 def _deep_training_scenes(config):
@@ -208,7 +224,6 @@ def run_deep_methods(config, rr_scenes, fr_scenes, workdir: pathlib.Path) -> dic
          "notes": []}
   if not (d.supervised or d.zero_shot):
     return out
-  train_rr, train_fr = _deep_training_scenes(config)
   norm = tasks.NORMALISATION
 
   def score(name, rr, fr, seconds):
@@ -223,37 +238,43 @@ def run_deep_methods(config, rr_scenes, fr_scenes, workdir: pathlib.Path) -> dic
                                                               config.ratio))
     out["fused_rr"][name] = rr[0]
 
+  if d.weights not in ("released", "train"):
+    raise ValueError(f"config.deep_methods.weights: expected 'released' or 'train', "
+                     f"got {d.weights!r}")
+  released = d.weights == "released"
+  out["notes"].append(
+      f"deep weights: the toolbox's released PRISMA weights from {_weights_dir(d)} (inference, "
+      f"the toolbox's default)" if released else
+      "deep weights: retrained from scratch with the official recipes")
+  train_rr, train_fr = ([], []) if released else _deep_training_scenes(config)
   for name in d.supervised:
     start = time.perf_counter()
     key = jax.random.key(config.seed)
-    examples = tasks.rr_examples(train_rr, name, key, ratio=config.ratio,
-                                    prior_iterations=d.prior_iterations)
-    task = tasks.SupervisedTask(name, examples, ratio=config.ratio)
-    tc = tasks.train_config(name, len(examples), epochs=d.epochs)
-    if d.learning_rate is not None:
-      tc.optimizer.learning_rate = d.learning_rate
-    result = train.fit(task, tc, workdir / name)
-    losses = [h["loss"] for h in result.history if "loss" in h]
-    out["checks"][f"{name}: training loss fell 2x"] = losses[-1] < losses[0] / 2
-    fused = {}
-    for tag, scenes in (("rr", rr_scenes), ("fr", fr_scenes)):
-      test = tasks.rr_examples(scenes, name, jax.random.fold_in(key, len(tag)),
-                                  ratio=config.ratio, prior_iterations=d.prior_iterations)
-      fused[tag] = [task.predict(result.params, result.model_state, ex) for ex in test]
+    tests = {tag: tasks.rr_examples(scenes, name, jax.random.fold_in(key, len(tag)),
+                                    ratio=config.ratio, prior_iterations=d.prior_iterations)
+             for tag, scenes in (("rr", rr_scenes), ("fr", fr_scenes))}
+    if released:
+      params, state, task = _released(name, d, tests["rr"], config.ratio)
+    else:
+      params, state, task = _retrained(name, d, config, train_rr, key, workdir, out)
+    fused = {tag: [task.predict(params, state, ex) for ex in examples]
+             for tag, examples in tests.items()}
     score(name, fused["rr"], fused["fr"], time.perf_counter() - start)
-    out["notes"].append(f"{name}: {tc.total_steps} steps (batch {tc.batch_size}, lr "
-                        f"{tc.optimizer.learning_rate:g}), loss {losses[0]:.4g} -> "
-                        f"{losses[-1]:.4g}")
 
   if "r_pnn" in d.zero_shot:
     start = time.perf_counter()
-    pre = [{"band_up": np.asarray(s["hs_up"][..., :1], np.float32) / norm,
-            "pan": np.asarray(s["pan"], np.float32) / norm,
-            "band_lr": np.asarray(s["hs_lr"][..., :1], np.float32) / norm} for s in train_fr]
-    pc = tasks.rpnn_pretrain_config(len(pre), d.r_pnn_pretrain_epochs)
-    pc.optimizer.learning_rate = d.r_pnn_pretrain_lr
-    params = train.fit(tasks.RPNNPretrainTask(pre, config.ratio), pc,
-                       workdir / "r_pnn_pretrain").params
+    if released:
+      params = tasks.released_weights("r_pnn", _weights_dir(d))[1]
+      start_note = "released PRISMA weights"
+    else:
+      pre = [{"band_up": np.asarray(s["hs_up"][..., :1], np.float32) / norm,
+              "pan": np.asarray(s["pan"], np.float32) / norm,
+              "band_lr": np.asarray(s["hs_lr"][..., :1], np.float32) / norm} for s in train_fr]
+      pc = tasks.rpnn_pretrain_config(len(pre), d.r_pnn_pretrain_epochs)
+      pc.optimizer.learning_rate = d.r_pnn_pretrain_lr
+      params = train.fit(tasks.RPNNPretrainTask(pre, config.ratio), pc,
+                         workdir / "r_pnn_pretrain").params
+      start_note = f"pre-trained {pc.total_steps} steps on band 0"
     runs = {}
 
     def adapt(s):
@@ -271,7 +292,7 @@ def run_deep_methods(config, rr_scenes, fr_scenes, workdir: pathlib.Path) -> dic
     score("R-PNN", rr, [adapt(s) for s in fr_scenes], time.perf_counter() - start)
     spec = runs["first"].loss_spec[0]
     out["checks"]["R-PNN: adaptation lowered band 0's spectral loss"] = bool(spec[-1] < spec[0])
-    out["notes"].append(f"R-PNN: pre-trained {pc.total_steps} steps on band 0, then "
+    out["notes"].append(f"R-PNN: {start_note}, then "
                         f"{int(runs['first'].iterations.sum())} adaptation steps on the scene")
 
   if "pca_z_pnn" in d.zero_shot:
@@ -282,3 +303,33 @@ def run_deep_methods(config, rr_scenes, fr_scenes, workdir: pathlib.Path) -> dic
     score("PCA-Z-PNN", [run_pca(s) for s in rr_scenes], [run_pca(s) for s in fr_scenes],
           time.perf_counter() - start)
   return out
+
+
+def _released(name, d, examples, ratio):
+  """``(params, state, task)`` of the toolbox's released weights of ``name``."""
+  from jspectral.pansharpening import tasks
+  module, params, state = tasks.released_weights(name, _weights_dir(d))
+  task = tasks.SupervisedTask(name, examples, ratio=ratio)
+  if module != task.module:
+    raise ValueError(f"{name}: the released weights build {module}, but the scenes need "
+                     f"{task.module} (band count {examples[0]['gt'].shape[-1]})")
+  return params, state, task
+
+
+def _retrained(name, d, config, train_rr, key, workdir, out):
+  """``(params, state, task)`` of ``name`` trained with its official recipe; logs to ``out``."""
+  from jspectral import train
+  from jspectral.pansharpening import tasks
+  examples = tasks.rr_examples(train_rr, name, key, ratio=config.ratio,
+                               prior_iterations=d.prior_iterations)
+  task = tasks.SupervisedTask(name, examples, ratio=config.ratio)
+  tc = tasks.train_config(name, len(examples), epochs=d.epochs)
+  if d.learning_rate is not None:
+    tc.optimizer.learning_rate = d.learning_rate
+  result = train.fit(task, tc, workdir / name)
+  losses = [h["loss"] for h in result.history if "loss" in h]
+  out["checks"][f"{name}: training loss fell 2x"] = losses[-1] < losses[0] / 2
+  out["notes"].append(f"{name}: {tc.total_steps} steps (batch {tc.batch_size}, lr "
+                      f"{tc.optimizer.learning_rate:g}), loss {losses[0]:.4g} -> "
+                      f"{losses[-1]:.4g}")
+  return result.params, result.model_state, task

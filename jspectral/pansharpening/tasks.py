@@ -12,6 +12,10 @@ Perspectives", arXiv 2407.01355; github.com/matciotola/hyperspectral_pansharpeni
   batch size (:data:`RECIPES`). Data are the toolbox's RR patches divided by 2^16
   (:func:`rr_examples`); DARN and Kite train on per-image priors cached per split.
 * R-PNN's optional pre-training: :class:`RPNNPretrainTask` and :func:`rpnn_pretrain_config`.
+* The toolbox's released PRISMA weights (its default: ``train: False`` in every
+  ``config.yaml``): :func:`released_weights` reads ``<Folder>/weights/PRISMA.tar`` of a toolbox
+  checkout (or a ``.npz`` of the same state dict) and converts it with ``deep.MODELS[...]
+  .from_torch``.
 
 Official behaviour kept: torch's default initialisation for every conv (uniform
 ``+-1/sqrt(fan_in)`` weights and biases) unless the method re-initialises (Hyper-DSNet's
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import pathlib
 from collections.abc import Sequence
 
 import jax
@@ -342,3 +347,75 @@ def rpnn_pretrain_config(num_examples: int, epochs: int = 200) -> ml_collections
   c.checkpoint_every = max(c.total_steps // 4, 1000)   # and at the last step
   c.progress = False
   return c
+
+
+# Folder of each network in the toolbox repository; its weights are ``<Folder>/weights/PRISMA.tar``.
+RELEASED_FOLDERS = {"hyperpnn": "HyperPNN", "hspenet": "HSpeNet", "hyper_dsnet": "HyperDSNet",
+                    "darn": "DHPDarn", "dip_hyperkite": "DIPHyperKite", "r_pnn": "R_PNN"}
+
+
+def released_weights_path(name: str, root, dataset: str = "PRISMA") -> pathlib.Path:
+  """Where the released weights of ``name`` live under ``root``.
+
+  ``root`` is either a checkout of matciotola/hyperspectral_pansharpening_toolbox (the file is
+  ``<root>/<Folder>/weights/<dataset>.tar``, a ``torch.save``d ``state_dict``, read with torch) or
+  a folder of NumPy conversions ``<root>/<name>.npz`` (``np.savez(path, **state_dict)``), which
+  is preferred when present and needs no torch.
+
+  Args:
+    name: registry name (:data:`RELEASED_FOLDERS`).
+    root: the folder.
+    dataset: the toolbox's dataset name (weights ship for ``PRISMA``).
+
+  Returns:
+    The path (``.npz`` if it exists, else the toolbox's ``.tar``).
+
+  Raises:
+    ValueError: ``name`` has no released weights.
+  """
+  if name not in RELEASED_FOLDERS:
+    raise ValueError(f"name: the toolbox releases weights for {sorted(RELEASED_FOLDERS)}, "
+                     f"got {name!r}")
+  root = pathlib.Path(root)
+  npz = root / f"{name}.npz"
+  return npz if npz.exists() else root / RELEASED_FOLDERS[name] / "weights" / f"{dataset}.tar"
+
+
+def _read_state_dict(path: pathlib.Path) -> dict:
+  if path.suffix == ".npz":
+    with np.load(path) as f:
+      return {k: f[k] for k in f.files}
+  try:
+    import torch  # noqa: PLC0415  (optional: only the toolbox's .tar files need it)
+  except ImportError as err:
+    raise ImportError(f"{path}: reading the toolbox's torch checkpoint needs PyTorch; convert "
+                      "it once with np.savez(<name>.npz, **{k: v.numpy() for k, v in "
+                      "torch.load(path).items()}) and put the .npz in the weights folder") from err
+  state = torch.load(path, map_location="cpu", weights_only=True)
+  return {k: v.detach().cpu().numpy() for k, v in state.items()}
+
+
+def released_weights(name: str, root, dataset: str = "PRISMA") -> tuple:
+  """The toolbox's released weights of ``name`` as ``(module, params, state)``.
+
+  Args:
+    name: registry name (:data:`RELEASED_FOLDERS`).
+    root: toolbox checkout or ``.npz`` folder (:func:`released_weights_path`).
+    dataset: the toolbox's dataset name.
+
+  Returns:
+    ``(module, params, state)``: the flax module built from the tensor shapes, its parameters
+    and its non-trainable collections (Kite's ``batch_stats``; ``{}`` otherwise).
+
+  Raises:
+    FileNotFoundError: the file is absent (the message says where it comes from).
+  """
+  path = released_weights_path(name, root, dataset)
+  if not path.exists():
+    raise FileNotFoundError(
+        f"{path}: no released {dataset} weights for {name!r}. They ship with the toolbox "
+        f"(github.com/matciotola/hyperspectral_pansharpening_toolbox, "
+        f"{RELEASED_FOLDERS[name]}/weights/{dataset}.tar): point the weights folder at a "
+        f"checkout, or put {name}.npz (np.savez of its state_dict) there")
+  module, variables = deep.MODELS[name].from_torch(_read_state_dict(path))
+  return module, variables["params"], {k: v for k, v in variables.items() if k != "params"}
