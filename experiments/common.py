@@ -21,7 +21,7 @@ from jspectral import train
 from jspectral.models import param_count
 from jspectral.nn import resnet, spec_vit
 from jspectral.pde import figures as pde_figures
-from jspectral.pde import nsm, problems, solvers
+from jspectral.pde import nsm, problems, protocol, solvers
 from jspectral.pde.tasks import OperatorTask
 from jspectral.ssl import intl
 from jspectral.ssl import tasks as ssl_tasks
@@ -265,29 +265,62 @@ def spectral_earth_task(method: str, config, source):
 # Neural Spectral Methods: pde_poisson, pde_reaction_diffusion, pde_navier_stokes
 # ------------------------------------------------------------------------------------------------
 
-PDE_PAPER_NOTE = ("Paper numbers: the spec could not retrieve the paper's tables (only the "
-                  "abstract); fill the 'paper' column from Tables 1-4 of arXiv 2312.05225 - n/a "
-                  "means not copied.")
+PDE_PAPER_NOTE = ("paper %: the paper's relative L2 error (%), mean ± std over seeds 0..3, as "
+                  "recorded in specs/neural_spectral_methods.md; n/a: the spec holds no number "
+                  "for that cell (it could not retrieve Tables 1-4 of arXiv 2312.05225).")
+PDE_PROTOCOL_NOTE = ("Protocol (official src/train.py metric): per test sample errr = ||u - v|| / "
+                     "||u||, erra = mean |u - v|, residual = mean |finite-difference residual of "
+                     "v| on the test grid; each averaged over the test set, then mean ± std "
+                     "(numpy, ddof 0) over the training seeds.")
 
 
 def operator_config(preset: str) -> ml_collections.ConfigDict:
-  """The fields every PDE experiment shares. Inputs are sampled from the problem's prior and the
-  references come from ``jspectral.pde.solvers``, as in the paper: no dataset."""
-  if preset not in ("smoke", "paper"):
-    raise ValueError(f"preset: expected 'smoke' or 'paper', got {preset!r}")
-  smoke = preset == "smoke"
+  """The fields every PDE experiment shares. Training inputs are sampled from the problem's prior
+  (self-supervised, no dataset). Test sets: ``data.source="official"`` reads the official ``.npy``
+  files from ``data.dir`` (default ``$JSPECTRAL_MANUAL_DIR/neural_spectral_methods``);
+  ``"synthetic"`` draws ``n_test`` samples with key 0 and solves them with
+  ``jspectral.pde.solvers``."""
+  base = preset.partition(":")[0]
+  if base not in ("smoke", "paper"):
+    raise ValueError(f"preset: expected 'smoke', 'paper' or 'paper:VARIANT', got {preset!r}")
+  smoke = base == "smoke"
   c = ml_collections.ConfigDict()
   c.preset = preset
-  c.data = ml_collections.ConfigDict(dict(source="synthetic"))
-  c.seed = 0
+  c.data = ml_collections.ConfigDict(dict(source="synthetic" if smoke else "official", dir=""))
+  c.seeds = [0] if smoke else [0, 1, 2, 3]   # official scripts: seeds 0..3
+  c.methods = []             # names of config.models to run (empty: all)
+  c.problem_steps = ml_collections.ConfigDict()   # instance -> steps (else train.total_steps)
+  c.eval_chunk = 16          # test samples predicted at once (memory, official --vmap)
   c.min_error_drop = 10.0
   c.checks = smoke  # check that the error falls min_error_drop x below the untrained model's
   c.label = "SMOKE: tiny models, few steps, small test grid" if smoke else ""  # table title
+  c.reference = dict(refine=8, dirichlet_n=48, ns_grid=256, ns_dt=0.0)
   return c
 
 
-def model_config(kind: str, hdim: int, depth: int, mode, grid: int = 0, activate: str = "relu"):
-  return dict(kind=kind, hdim=hdim, depth=depth, mode=list(mode), grid=grid, activate=activate)
+def model_config(kind: str, hdim: int, depth: int, mode, grid: int = 0, activate: str = "relu",
+                 cheb: bool = False, fourier: bool = False):
+  """One model of a PDE table: ``kind`` nsm / sno / fno; ``cheb`` = CNO + PINN (official
+  ``--cheb``); ``fourier`` = NSM with the Fourier basis on every axis (official ``--fourier``)."""
+  return dict(kind=kind, hdim=hdim, depth=depth, mode=list(mode), grid=grid, activate=activate,
+              cheb=cheb, fourier=fourier)
+
+
+def paper_models(hdim: int, depth: int, mode, grids=(64, 128, 256), *, sno: bool = True,
+                 cno: bool = False, nsm_fourier: bool = False, activate: str = "relu") -> dict:
+  """The columns of an official run script: SNO, FNO x<grid> + PINN, CNO x256 + PINN, NSM and
+  NSM-Fourier (as selected), all with the same width, depth and modes."""
+  models = {"SNO": model_config("sno", hdim, depth, mode, activate=activate)} if sno else {}
+  for g in grids:
+    models[f"FNO x{g} + PINN"] = model_config("fno", hdim, depth, mode, grid=g, activate=activate)
+  if cno:
+    models["CNO x256 + PINN"] = model_config("fno", hdim, depth, mode, grid=256,
+                                             activate=activate, cheb=True)
+  models["NSM"] = model_config("nsm", hdim, depth, mode, activate=activate)
+  if nsm_fourier:
+    models["NSM (Fourier basis)"] = model_config("nsm", hdim, depth, mode, activate=activate,
+                                                 fourier=True)
+  return models
 
 
 def train_config(preset: str, steps: int, batch_size: int = 16, learning_rate: float = 1e-3):
@@ -295,7 +328,7 @@ def train_config(preset: str, steps: int, batch_size: int = 16, learning_rate: f
   config.total_steps = steps
   config.batch_size = batch_size
   config.optimizer.learning_rate = learning_rate
-  if preset == "paper":
+  if preset.partition(":")[0] == "paper":
     # Official schedule "exp": lr * (1e-3) ** (step / total_steps), a smooth 1000x decay.
     config.schedule.name = "exponential"
     config.schedule.decay_factor = 1e-3
@@ -306,26 +339,27 @@ def train_config(preset: str, steps: int, batch_size: int = 16, learning_rate: f
     config.eval_every = max(steps // 5, 1)
     config.checkpoint_every = steps
     config.log_every = max(steps // 20, 1)
-    config.progress = False
   return config
 
 
-def train_and_evaluate(model: nn.Module, phi_test, u_test, train_config, workdir) -> dict:
+def train_and_evaluate(model: nn.Module, phi_test, u_test, train_config, workdir,
+                       chunk: int = 16) -> dict:
   """Trains ``model`` with :func:`jspectral.train.fit` and measures what the paper tables report.
 
-  Returns a dict with the untrained and trained relative L2 errors (``errors_init``, ``errors``;
-  per test sample, fractions), ``train_seconds_per_step`` (wall time of the fit divided by its
-  steps, compile included), ``inference_seconds`` (whole test set on its grid), the ``history``,
-  ``params`` and one example prediction ``pred0`` on the test grid.
+  Returns a dict with the untrained and trained per-sample metrics (``metrics_init``, ``metrics``:
+  ``errr`` fractions, ``erra``, ``residual``; see :mod:`jspectral.pde.protocol`),
+  ``train_seconds_per_step`` (wall time of the fit divided by its steps, compile included),
+  ``inference_seconds`` (whole test set on its grid, ``chunk`` samples at a time), the
+  ``history``, ``params`` and one example prediction ``pred0`` on the test grid.
   """
-  task = OperatorTask(model, np.asarray(phi_test), np.asarray(u_test))
+  task = OperatorTask(model, phi_test, u_test, chunk=chunk)
   params0, _ = task.init(jax.random.PRNGKey(train_config.seed), None)
-  errors_init = task.errors(params0)
+  metrics_init = task.metrics(params0)
   start = time.perf_counter()
   result = train.fit(task, train_config, workdir)
   seconds = time.perf_counter() - start
   sizes = tuple(np.shape(u_test)[1:-1])
-  return dict(errors_init=errors_init, errors=task.errors(result.params),
+  return dict(metrics_init=metrics_init, metrics=task.metrics(result.params),
               train_seconds_per_step=seconds / max(train_config.total_steps, 1),
               inference_seconds=task.inference_seconds(result.params), history=result.history,
               params=result.params,
@@ -336,14 +370,27 @@ def build_model(spec, problem):
   kw = dict(problem=problem, hdim=spec["hdim"], depth=spec["depth"], mode=tuple(spec["mode"]),
             activate=spec["activate"])
   if spec["kind"] == "nsm":
-    return nsm.NSM(**kw)
+    return nsm.NSM(fourier=spec["fourier"], **kw)
   if spec["kind"] == "sno":
     return nsm.SNO(**kw)
-  return nsm.FNOPINN(grid=spec["grid"], **kw)
+  return nsm.FNOPINN(grid=spec["grid"], cheb=spec["cheb"], **kw)
+
+
+def nsm_data_dir(config) -> pathlib.Path:
+  """``config.data.dir``, or ``<manual root>/neural_spectral_methods`` when empty."""
+  if config.data.dir:
+    return pathlib.Path(config.data.dir).expanduser()
+  from jspectral.data.tfds import manual_root
+
+  return manual_root() / "neural_spectral_methods"
 
 
 def make_test_set(problem, config):
-  """``n_test`` prior samples (key 0, as the official test sets) and their reference solutions."""
+  """The test set of ``problem``: the official ``.npy`` files (``data.source="official"``, first
+  ``n_test``) or ``n_test`` prior samples (key 0, as the official generators) solved by
+  ``jspectral.pde.solvers`` on ``test_grid`` (``"synthetic"``)."""
+  if check_source(config, "synthetic", "official") == "official":
+    return protocol.load_official_test_set(problem, nsm_data_dir(config), config.n_test)
   phi = problems.sample(problem, jax.random.PRNGKey(0), (config.n_test,))
   ref = dict(config.reference)
   ns_dt = ref.pop("ns_dt") or None
@@ -352,51 +399,98 @@ def make_test_set(problem, config):
   return np.asarray(phi), np.stack([np.asarray(solve(p)) for p in phi])
 
 
+def _seed_runs(config, model, phi_test, u_test, workdir: pathlib.Path, steps: int) -> list[dict]:
+  """One training run per seed of ``config.seeds``, in ``<workdir>_seed<seed>``."""
+  runs = []
+  for seed in config.seeds:
+    tc = ml_collections.ConfigDict(config.train.to_dict())
+    tc.seed, tc.total_steps = int(seed), int(steps)
+    runs.append(train_and_evaluate(model, phi_test, u_test, tc,
+                                   workdir.parent / f"{workdir.name}_seed{seed}",
+                                   config.eval_chunk))
+  return runs
+
+
+def _mean_std(values) -> str:
+  values = np.asarray(values, np.float64)
+  return f"{np.mean(values):.3g} ± {np.std(values):.2g}"
+
+
+def _methods(config) -> list[str]:
+  names = list(config.methods) or list(config.models)
+  unknown = [m for m in names if m not in config.models]
+  if unknown:
+    raise ValueError(f"methods: {unknown} are not in config.models {list(config.models)}")
+  return names
+
+
 def run_operator_experiment(config, workdir: pathlib.Path, title: str, instances: dict,
                             paper: dict) -> Report:
-  """Trains every configured model on every problem instance and writes the paper-style table.
+  """Trains every configured model on every problem instance for every seed and writes the
+  paper-style tables (mean ± std over seeds of the test-set means).
+
+  ``config.problem_steps`` gives the official per-instance step counts; ``train.total_steps``
+  applies to the instances it does not name. ``config.methods`` selects models by name.
 
   Args:
     instances: ``name -> problem`` for the instances in ``config.problems``.
     paper: ``(instance, method) -> paper number`` (relative L2 error in %), when known.
   """
-  check_source(config, "synthetic")
   workdir = pathlib.Path(workdir)
+  unknown = [i for i in config.problems if i not in instances]
+  if unknown:
+    raise ValueError(f"problems: {unknown} are not instances of this experiment "
+                     f"{list(instances)}")
   report = Report(title=title)
-  rows, figures, checks = [], [], {}
+  rows, seed_rows, figures, checks = [], [], [], {}
   for instance in config.problems:
     problem = instances[instance]
     phi_test, u_test = make_test_set(problem, config)
-    results = {}
-    for method, spec in config.models.items():
+    n_steps = config.problem_steps.get(instance, config.train.total_steps)
+    for method in _methods(config):
+      spec = config.models[method]
       model = build_model(spec, problem)
       tag = f"{instance}_{method.split()[0].lower()}{spec['grid'] or ''}"
-      out = train_and_evaluate(model, phi_test, u_test, config.train, workdir / tag)
-      results[method] = out
-      err, err0 = 100 * float(np.mean(out["errors"])), 100 * float(np.mean(out["errors_init"]))
-      std = 100 * float(np.std(out["errors"]))
-      rows.append([instance, method, f"{err:.3g} ± {std:.2g}", f"{err0:.3g}",
-                   paper.get((instance, method), "n/a"), out["train_seconds_per_step"],
-                   out["inference_seconds"], param_count({"params": out["params"]})])
+      tag += "_cheb" if spec["cheb"] else "_fourier" if spec["fourier"] else ""
+      runs = _seed_runs(config, model, phi_test, u_test, workdir / tag, n_steps)
+      per_seed = {k: [float(np.mean(r["metrics"][k])) for r in runs]
+                  for k in ("errr", "erra", "residual")}
+      err = 100 * np.asarray(per_seed["errr"])
+      err0 = 100 * float(np.mean([np.mean(r["metrics_init"]["errr"]) for r in runs]))
+      rows.append([instance, method, len(runs), n_steps, _mean_std(err),
+                   _mean_std(per_seed["erra"]), _mean_std(per_seed["residual"]), f"{err0:.3g}",
+                   paper.get((instance, method), "n/a"),
+                   float(np.mean([r["train_seconds_per_step"] for r in runs])),
+                   float(np.mean([r["inference_seconds"] for r in runs])),
+                   param_count({"params": runs[0]["params"]})])
+      seed_rows += [[instance, method, int(seed), float(e), a, r]
+                    for seed, e, a, r in zip(config.seeds, err, per_seed["erra"],
+                                             per_seed["residual"], strict=True)]
       if config.checks:
         checks[f"{instance} {method}: rel. L2 error falls >= {config.min_error_drop:g}x below "
-               f"the untrained model ({err0:.3g}% -> {err:.3g}%)"] = (
-                   err * config.min_error_drop <= err0)
+               f"the untrained model ({err0:.3g}% -> {np.mean(err):.3g}%)"] = (
+                   np.mean(err) * config.min_error_drop <= err0)
       figure = f"{tag}.png"
-      pde_figures.plot_prediction(workdir / figure, u_test[0], out["pred0"],
-                          {method: out["history"]}, title=f"{instance} {method}")
+      pde_figures.plot_prediction(workdir / figure, u_test[0], runs[0]["pred0"],
+                                  {method: runs[0]["history"]}, title=f"{instance} {method}")
       figures.append(figure)
   label = f" ({config.label})" if config.label else ""
   report.tables.append(Table(
-      title=f"Relative L2 error (%), training and inference time{label}",
-      header=["instance", "method", "rel. L2 % (ours)", "untrained %", "paper %",
-              "train s/step", "inference s (test set)", "params"],
+      title=f"Relative L2 error (%), mean ± std over seeds, training and inference time{label}",
+      header=["instance", "method", "seeds", "steps", "errr % (ours)", "erra", "residual",
+              "untrained errr %", "paper errr %", "train s/step", "inference s (test set)",
+              "params"],
       rows=rows, note=PDE_PAPER_NOTE))
+  report.tables.append(Table(title=f"Per seed{label}",
+                             header=["instance", "method", "seed", "errr %", "erra", "residual"],
+                             rows=seed_rows, note=PDE_PROTOCOL_NOTE))
   report.figures = figures
   report.checks = checks
-  report.notes = [f"preset {config.preset}: {config.n_test} test instances on a "
-                  f"{'x'.join(map(str, config.test_grid))} grid incl. ends; "
-                  f"{config.train.total_steps} steps of batch {config.train.batch_size}.",
+  grid = "x".join(map(str, u_test.shape[1:-1]))
+  report.notes = [f"preset {config.preset}: {len(u_test)} test instances ({config.data.source} "
+                  f"test set) on a {grid} grid incl. ends; batch {config.train.batch_size}; "
+                  f"seeds {list(config.seeds)}.",
+                  PDE_PROTOCOL_NOTE,
                   "Training is self-supervised (spectral or PINN residual); reference solutions "
-                  "come from jspectral.pde.solvers and are used for evaluation only."]
+                  "are used for evaluation only."]
   return report

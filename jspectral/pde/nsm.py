@@ -16,8 +16,11 @@ and the numerics of the official models are reproduced, so official ``params`` t
 Every model maps ONE parameter function ``phi`` (coefficients ``(*phi_modes, 1)``) to ``u``; batches
 go through ``jax.vmap`` (:func:`spectral_loss` and :func:`pinn_loss` are per sample; the
 :class:`~jspectral.pde.tasks.OperatorTask` averages them over the batch, as official). Deliberate
-differences: the NSM-Fourier ablation (``--fourier``) is not implemented; the ``weighted=True``
-flag of :func:`spectral_loss` gives the exact Parseval L2 norm (official: unweighted sum).
+differences: the ``weighted=True`` flag of :func:`spectral_loss` gives the exact Parseval L2 norm
+(official: unweighted sum). ``NSM(fourier=True)`` is the official NSM-Fourier ablation
+(``--fourier``, run for reaction-diffusion only): every layer transforms with the Fourier basis,
+the first activation still inverts with the problem's basis, and mollifier, residual and
+evaluation treat the output as a Fourier series (periodic in time).
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ class NSM(nn.Module):
     hdim: hidden width h (paper default 64). depth: number of spectral layers L (4).
     mode: modes M per axis of the hidden series ((31, 31) for Poisson).
     activate: flax activation name ("relu").
+    fourier: the NSM-Fourier ablation (official ``--fourier``; reaction-diffusion only).
   """
 
   problem: Any = problems.PoissonPeriodic()
@@ -80,29 +84,54 @@ class NSM(nn.Module):
   depth: int = 4
   mode: tuple[int, ...] = (31, 31)
   activate: str = "relu"
+  fourier: bool = False
 
   @nn.compact
   def __call__(self, phi: jax.Array) -> jax.Array:
-    kinds = self.problem.kinds
+    kinds, out_kinds = self.problem.kinds, output_kinds(self)
     phi = _check_phi(phi, self.problem)
     sigma = _activation(self.activate)
 
-    def act(u):
-      return bases.transform(sigma(bases.inverse(u, kinds)), kinds)
+    def act(u, inverse_kinds=out_kinds):
+      return bases.transform(sigma(bases.inverse(u, inverse_kinds)), out_kinds)
 
     u = bases.resize(phi, kinds, self.mode)
-    coords = bases.transform(jnp.asarray(bases.grid(kinds, self.mode), u.dtype), kinds)
+    coords = bases.transform(jnp.asarray(bases.grid(kinds, self.mode), u.dtype), out_kinds)
     u = jnp.concatenate([u, coords], axis=-1)
-    u = act(nn.Dense(self.hdim * 4)(u))
+    u = act(nn.Dense(self.hdim * 4)(u), kinds)     # official: still the problem's series here
     u = act(nn.Dense(self.hdim)(u))
     for _ in range(self.depth):
-      conv = SpectralConv(self.hdim, kinds)(u)
+      conv = SpectralConv(self.hdim, out_kinds)(u)
       fc = nn.Dense(self.hdim)(u)
-      u = act(bases.add(kinds, conv, fc))
+      u = act(bases.add(out_kinds, conv, fc))
     u = act(nn.Dense(self.hdim)(u))
     u = act(nn.Dense(self.hdim * 4)(u))
     u = nn.Dense(1)(u)
+    if self.fourier:
+      return self.problem.mollify(phi, u, kinds=out_kinds)
     return self.problem.mollify(phi, u)
+
+
+def output_kinds(model: nn.Module) -> str:
+  """The basis letters of a spectral model's output: the problem's, or all Fourier for
+  ``NSM(fourier=True)``.
+
+  Args:
+    model: an :class:`NSM` or :class:`SNO`.
+
+  Returns:
+    One letter per mode axis.
+
+  Raises:
+    ValueError: for ``fourier=True`` on a problem other than reaction-diffusion (the only one
+      the official ablation runs, and the only one whose residual takes a basis override).
+  """
+  if not getattr(model, "fourier", False):
+    return model.problem.kinds
+  if not isinstance(model.problem, problems.ReactionDiffusion):
+    raise ValueError(f"fourier: the NSM-Fourier ablation is defined for reaction-diffusion only, "
+                     f"got problem {model.problem.name}")
+  return "F" * model.problem.ndim
 
 
 class SNO(nn.Module):
@@ -197,8 +226,12 @@ def spectral_loss(model: nn.Module, params, phi, weighted: bool = False) -> dict
   Returns:
     ``{"residual": scalar}``, the sum of squared spectral-residual coefficients.
   """
-  residual = model.problem.spectral_residual(phi, model.apply({"params": params}, phi))
-  kinds = model.problem.kinds
+  kinds = output_kinds(model)
+  out = model.apply({"params": params}, phi)
+  if kinds == model.problem.kinds:
+    residual = model.problem.spectral_residual(phi, out)
+  else:
+    residual = model.problem.spectral_residual(phi, out, kinds=kinds)
   if weighted:
     return {"residual": jnp.sum(bases.inner(residual, residual, kinds, weighted=True))}
   return {"residual": jnp.sum(jnp.square(residual))}
@@ -261,7 +294,7 @@ def predict(model: nn.Module, params, phi, sizes: tuple[int, ...]) -> jax.Array:
   if isinstance(model, FNOPINN):
     return model.apply({"params": params}, phi, tuple(sizes))
   coef = model.apply({"params": params}, phi)
-  return bases.uniform(coef, model.problem.kinds, tuple(sizes))
+  return bases.uniform(coef, output_kinds(model), tuple(sizes))
 
 
 # ----------------------------------------------------------------------------- registry

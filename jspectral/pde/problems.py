@@ -509,17 +509,18 @@ class ReactionDiffusion:
     values = jnp.broadcast_to(h[..., None, :], tuple(shape) + (2, self.res))
     return _transform_batched(values[..., None], self.kinds, len(shape))
 
-  def mollify(self, phi, u):
+  def mollify(self, phi, u, kinds: str | None = None):
     """The official hard constraint in coefficient space.
 
     Args:
       phi: parameter coefficients, ``(*phi_modes, 1)``.
       u: raw network output coefficients, ``(*modes, 1)``.
+      kinds: basis letters of ``u`` (default the problem's; ``"FF"`` for NSM-Fourier).
 
     Returns:
       Constrained coefficients, ``(*modes, 1)`` (mode counts may grow to ``phi``'s).
     """
-    return mollify_initial(phi, u, self.kinds)
+    return mollify_initial(phi, u, kinds or self.kinds)
 
   def mollify_grid(self, x, phi_values, u_values):
     """The official hard constraint on a uniform grid (both ends included).
@@ -534,22 +535,24 @@ class ReactionDiffusion:
     """
     return u_values * x[..., :1] * SCALE + phi_values
 
-  def spectral_residual(self, phi, u):
+  def spectral_residual(self, phi, u, kinds: str | None = None):
     """The residual in coefficient space (NSM loss = its squared sum).
 
     Args:
       phi: parameter coefficients, ``(*phi_modes, 1)``.
       u: solution coefficients, ``(*modes, 1)``.
+      kinds: basis letters of ``u`` (default the problem's; ``"FF"`` for NSM-Fourier).
 
     Returns:
       Residual coefficients, ``(*modes, 1)`` (modes of the padded sum).
     """
+    kinds = kinds or self.kinds
     u = jnp.asarray(u)
     u1 = u.at[0, 0].add(-1.0)
-    reaction = bases.mul(self.kinds, u, u1) * self.rho
-    diffusion = -bases.grad(u, self.kinds, 2)[..., 1] * self.nu
-    ut = bases.grad(u, self.kinds)[..., 0]
-    return bases.add(self.kinds, ut, reaction, diffusion)
+    reaction = bases.mul(kinds, u, u1) * self.rho
+    diffusion = -bases.grad(u, kinds, 2)[..., 1] * self.nu
+    ut = bases.grad(u, kinds)[..., 0]
+    return bases.add(kinds, ut, reaction, diffusion)
 
   def grid_residual(self, x, phi_values, u_values):
     """The finite-difference (PINN) residual on a uniform grid with both ends included.
