@@ -24,6 +24,7 @@ real nodes only (padding masked), which PyTorch parity needs.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import flax.linen as nn
@@ -168,6 +169,9 @@ class MaskedBatchNorm(nn.Module):
     return (x - mean) * jax.lax.rsqrt(var + self.epsilon) * scale + bias
 
 
+RRELU_SLOPE = (1.0 / 8.0 + 1.0 / 3.0) / 2.0  # torch F.rrelu's evaluation slope
+
+
 class GRACEEncoder(nn.Module):
   """GRACE ``Encoder``: ``num_layers`` GCNConv, activation after every layer (last included).
 
@@ -178,7 +182,7 @@ class GRACEEncoder(nn.Module):
   Attributes:
     out_features: output width ``H``.
     num_layers: number of GCNConv layers (>= 2).
-    activation: ``"relu"`` or ``"prelu"``.
+    activation: ``"relu"``, ``"prelu"`` or ``"rrelu"``.
     hidden_multiplier: ``m``.
   """
 
@@ -202,10 +206,15 @@ class GRACEEncoder(nn.Module):
     """
     if self.num_layers < 2:
       raise ValueError(f"num_layers: expected >= 2, got {self.num_layers}")
-    if self.activation not in ("relu", "prelu"):
-      raise ValueError(f"activation: expected 'relu' or 'prelu', got {self.activation!r}")
+    if self.activation not in ("relu", "prelu", "rrelu"):
+      raise ValueError(f"activation: expected 'relu', 'prelu' or 'rrelu', got {self.activation!r}")
     G.check_graph(graph)
-    act = nn.relu if self.activation == "relu" else PReLU(1, name="activation")
+    if self.activation == "prelu":
+      act = PReLU(1, name="activation")
+    elif self.activation == "rrelu":  # F.rrelu called as a function: training=False
+      act = functools.partial(nn.leaky_relu, negative_slope=RRELU_SLOPE)
+    else:
+      act = nn.relu
     widths = [self.hidden_multiplier * self.out_features] * (self.num_layers - 1)
     h = graph.nodes
     for i, width in enumerate([*widths, self.out_features]):
@@ -223,7 +232,7 @@ class GRACE(nn.Module):
     num_hidden: embedding width ``H``.
     num_proj_hidden: projection-head hidden width ``P``.
     num_layers: GCNConv layers.
-    activation: ``"relu"`` or ``"prelu"``.
+    activation: ``"relu"``, ``"prelu"`` or ``"rrelu"``.
     hidden_multiplier: see :class:`GRACEEncoder`.
   """
 

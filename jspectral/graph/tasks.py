@@ -313,39 +313,46 @@ class GraphContrastTask:
 
   Args:
     graphs: single-graph GraphsTuples (GraphCL's self loops already added if wanted; edge slots
-      reserved if the view adds edges).
+      reserved if a view adds edges).
     labels: ``(G,)`` graph labels for the SVM protocol.
     model: a :class:`~jspectral.graph.encoders.GraphCL` module.
-    view: the augmentation of view 2.
+    views: the augmentation of view 2 (view 1 the graph itself, as GraphCL), or the two views'
+      augmentations (GCL-SPAN's graph script: ``span_max`` and ``span_min``).
     svm: keyword arguments of :func:`~jspectral.graph.protocol.graph_svm`.
+    span_seed: seed of SPAN's initial perturbation vectors.
+    pyg_compat: reproduce PyGCL's ``EdgeAdding`` quirks.
   """
 
-  def __init__(self, graphs, labels, model: nn.Module, view: View, svm: dict | None = None,
-               span_seed: int = 0, pyg_compat: bool = False):
+  def __init__(self, graphs, labels, model: nn.Module, views: View | tuple[View, View],
+               svm: dict | None = None, span_seed: int = 0, pyg_compat: bool = False):
     if not graphs:
       raise ValueError("graphs: expected a non-empty list")
-    self.model, self.view_spec, self.svm = model, view, dict(svm or {})
+    self.view_specs = (View("identity"), views) if isinstance(views, View) else tuple(views)
+    self.model, self.svm = model, dict(svm or {})
     self.labels, self.pyg_compat = np.asarray(labels), pyg_compat
     self.max_nodes = max(int(np.sum(g.n_node)) for g in graphs)
     self.max_edges = max(int(np.sum(g.n_edge)) for g in graphs)
     self.examples = [G.to_padded_example(g, self.max_nodes, self.max_edges) for g in graphs]
-    kind = span_kind(view)
-    if kind:
+    kinds = sorted({span_kind(v) for v in self.view_specs} - {None})
+    if kinds:
       adj = np.stack([_dense_symmetric(g, self.max_nodes) for g in graphs])
       masks = np.arange(self.max_nodes)[None] < np.array([e["n_node"] for e in self.examples])[
           :, None]
+      for example, a in zip(self.examples, adj, strict=True):
+        example["adj"] = a
+    for kind in kinds:
       keys = jax.random.split(jax.random.key(span_seed), len(graphs))
-      prob = jax.jit(jax.vmap(lambda a, m, k: augment.span_probabilities(
+      prob = jax.jit(jax.vmap(lambda a, m, k, kind=kind: augment.span_probabilities(
           a, kind=kind, ratio=SPAN_GRAPH["ratio"], lr=SPAN_GRAPH["lr"][kind.split("-")[0]],
           iterations=SPAN_GRAPH["iterations"], threshold=SPAN_GRAPH["threshold"], key=k,
           node_mask=m)))(adj, masks, keys)
-      for example, a, p in zip(self.examples, adj, np.asarray(prob), strict=True):
-        example["adj"], example["span_prob"] = a, p
+      for example, p in zip(self.examples, np.asarray(prob), strict=True):
+        example[f"span_prob_{kind}"] = p
 
   def train_source(self):
     return self.examples
 
-  def _span_view(self, key, batch):
+  def _span_view(self, key, batch, kind: str):
     keys = jax.random.split(key, batch["x"].shape[0])
     size = self.max_nodes * (self.max_nodes - 1)
 
@@ -356,22 +363,34 @@ class GraphContrastTask:
       return {"senders": g.senders, "receivers": g.receivers, "weight": g.edges["weight"],
               "slot": g.edges["slot"], "n_edge": n_edge}
 
-    edges = jax.vmap(one)(keys, batch["adj"], batch["span_prob"])
+    edges = jax.vmap(one)(keys, batch["adj"], batch[f"span_prob_{kind}"])
     return G.collate_padded({"x": batch["x"], "n_node": batch["n_node"], **edges})
 
   def views(self, key, batch):
+    """The two augmented views of a batch (static shapes).
+
+    Args:
+      key: PRNG key.
+      batch: stacked padded examples.
+
+    Returns:
+      ``(view1, view2)`` collated ``GraphsTuple`` s.
+    """
     graph = G.collate_padded({k: batch[k] for k in ("x", "senders", "receivers", "weight", "slot",
                                                       "n_node", "n_edge")})
-    if span_kind(self.view_spec):
-      return graph, self._span_view(key, batch)
-    return graph, apply_topology(key, graph, self.view_spec, pyg_compat=self.pyg_compat)
+    out = []
+    for k, spec in zip(jax.random.split(key), self.view_specs, strict=True):
+      kind = span_kind(spec)
+      out.append(self._span_view(k, batch, kind) if kind else
+                 apply_topology(k, graph, spec, pyg_compat=self.pyg_compat))
+    return tuple(out)
 
   def init(self, rng, batch):
     variables = self.model.init(rng, self.views(rng, batch)[0], train=True)
     return variables["params"], {"batch_stats": variables["batch_stats"]}
 
   def loss(self, params, state, batch, rng):
-    """GraphCL's NT-Xent between each graph and its augmentation; both views update BatchNorm.
+    """GraphCL's NT-Xent between the two views (view 1 the anchors); both update BatchNorm.
 
     Args:
       params: trainable parameters.
@@ -383,12 +402,12 @@ class GraphContrastTask:
     Returns:
       ``(loss, {"state": updated batch_stats})``; padding graphs are masked out of the loss.
     """
-    graph, augmented = self.views(rng, batch)
-    (_, _, p1), upd = self.model.apply({"params": params, **state}, graph, True,
+    view1, view2 = self.views(rng, batch)
+    (_, _, p1), upd = self.model.apply({"params": params, **state}, view1, True,
                                        mutable=["batch_stats"])
-    (_, _, p2), upd = self.model.apply({"params": params, **upd}, augmented, True,
+    (_, _, p2), upd = self.model.apply({"params": params, **upd}, view2, True,
                                        mutable=["batch_stats"])
-    mask = G.graph_mask(graph)
+    mask = G.graph_mask(view1)
     return losses.graphcl_ntxent(p1, p2, mask=mask), {"state": upd}
 
   def _batches(self, batch_size: int):

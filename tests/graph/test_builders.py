@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import shutil
 
 import numpy as np
 import pytest
@@ -54,6 +55,9 @@ def test_amazon_npz(tmp_path):
   np.testing.assert_array_equal(record["edge_index"], [[0, 1, 1, 2], [1, 0, 2, 1]])
   np.testing.assert_allclose(np.asarray(g.nodes), [[1, 0], [0, 0], [0.5, 0.5]])
   np.testing.assert_array_equal(labels, [0, 1, 1])
+  shutil.copy(tmp_path / "amazon_electronics_photo.npz", tmp_path / "dblp.npz")  # graph2gauss
+  g_dblp, _ = amazon_coauthor.load("dblp", data_dir=tmp_path / "data", manual_dir=tmp_path)
+  np.testing.assert_array_equal(np.asarray(g_dblp.senders), np.asarray(g.senders))
 
 
 def test_tu_text_format(tmp_path):

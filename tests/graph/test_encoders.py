@@ -145,3 +145,16 @@ def test_make_graph_rejects_bad_edge_index():
     G.make_graph(np.zeros((3, 2)), np.zeros((3, 4), int))
   with pytest.raises(ValueError, match="senders"):
     G.make_graph(np.zeros((3, 2)), np.array([[0, 5], [1, 2]]))
+
+
+def test_rrelu_activation_is_torch_functional_rrelu_in_eval_mode():
+  # GCA's 'rrelu' is F.rrelu called as a function (training=False): leaky ReLU of slope 11/48.
+  graph, _ = synthetic_graphs.karate_club()
+  enc = encoders.GRACEEncoder(4, activation="rrelu")
+  params = enc.init(jax.random.key(0), graph)["params"]
+  z = enc.apply({"params": params}, graph)
+  act = functools.partial(jax.nn.leaky_relu, negative_slope=(1 / 8 + 1 / 3) / 2)
+  h = act(encoders.GCNConv(8).apply({"params": params["conv_0"]}, graph.nodes, graph))
+  expected = act(encoders.GCNConv(4).apply({"params": params["conv_1"]}, h, graph))
+  np.testing.assert_allclose(z, expected, rtol=1e-6, atol=1e-7)
+  assert np.any(np.asarray(z) < 0)

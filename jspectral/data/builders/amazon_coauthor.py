@@ -1,10 +1,13 @@
-"""Amazon (Computers, Photo) and Coauthor (CS, Physics) co-purchase / co-authorship graphs.
+"""Amazon (Computers, Photo), Coauthor (CS, Physics) and CitationFull DBLP graphs (``.npz``).
 
 Shchur et al., "Pitfalls of Graph Neural Network Evaluation" (2018),
 github.com/shchur/gnn-benchmark: one ``.npz`` per graph with CSR arrays ``adj_data``,
-``adj_indices``, ``adj_indptr``, ``adj_shape``, ``attr_*`` and ``labels``. Read as PyG's
-``Amazon``/``Coauthor`` read them: features binarised (``x > 0 -> 1``), self loops removed, edges
-made undirected (both directions stored, duplicates merged). One record per graph.
+``adj_indices``, ``adj_indptr``, ``adj_shape``, ``attr_*`` and ``labels``. DBLP (Bojchevski and
+Günnemann, "Deep Gaussian Embedding of Graphs", ICLR 2018; github.com/abojchevski/graph2gauss
+``data/dblp.npz``, PyG's ``CitationFull('dblp')``, GRACE's DBLP) uses the same layout. Read as
+PyG's ``Amazon``/``Coauthor``/``CitationFull`` read them (one ``read_npz``): features binarised
+(``x > 0 -> 1``), self loops removed, edges made undirected (both directions stored, duplicates
+merged). One record per graph.
 """
 
 from __future__ import annotations
@@ -20,17 +23,18 @@ from jspectral.data import graphs as G
 from jspectral.data import tfds as tfds_lib
 
 FILES = {"computers": "amazon_electronics_computers.npz", "photo": "amazon_electronics_photo.npz",
-         "cs": "ms_academic_cs.npz", "physics": "ms_academic_phy.npz"}
+         "cs": "ms_academic_cs.npz", "physics": "ms_academic_phy.npz", "dblp": "dblp.npz"}
 
 
 class AmazonCoauthor(tfds_lib.ManualBuilder):
-  """Amazon-Computers/Photo and Coauthor-CS/Physics, one record per graph."""
+  """Amazon-Computers/Photo, Coauthor-CS/Physics and DBLP, one record per graph."""
 
   BUILDER_CONFIGS = [tfds_lib.ManualConfig(name=n, files=(f,)) for n, f in FILES.items()]
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
   Copy amazon_electronics_computers.npz, amazon_electronics_photo.npz, ms_academic_cs.npz or
-  ms_academic_phy.npz (github.com/shchur/gnn-benchmark/tree/master/data/npz) into the manual
-  directory ($JSPECTRAL_MANUAL_DIR/amazon_coauthor).
+  ms_academic_phy.npz (github.com/shchur/gnn-benchmark/tree/master/data/npz), or dblp.npz
+  (github.com/abojchevski/graph2gauss/tree/master/data) into the manual directory
+  ($JSPECTRAL_MANUAL_DIR/amazon_coauthor).
   """
 
   def _features(self):
@@ -78,7 +82,7 @@ def load(name: str, data_dir=None, manual_dir=None):
   """``(graph, labels)`` with row-normalised features (the SSL scripts use NormalizeFeatures).
 
   Args:
-    name: configuration name (e.g. ``"computers"``, ``"photo"``, ``"cs"``, ``"physics"``).
+    name: configuration name (``"computers"``, ``"photo"``, ``"cs"``, ``"physics"``, ``"dblp"``).
     data_dir: TFDS data directory for the prepared records.
     manual_dir: where the publisher's files are (default ``manual_root()/<builder>``).
 
