@@ -169,7 +169,8 @@ def default_config() -> ml_collections.ConfigDict:
                     decay_factor=0.1, cycle_steps=100),
       grad_clip_norm=0.0, trainable="",
       checkpoint_every=50, keep_checkpoints=2, eval_every=0, log_every=10, progress=True,
-      precision="float32", grad_accum_steps=1, select=dict(metric="", mode="max", restart_at=[])))
+      precision="float32", grad_accum_steps=1,
+      select=dict(metric="", mode="max", restart_at=[], patience=0, ties="later")))
 
 
 # One line per field of :func:`default_config` (``python -m experiments config NAME`` prints them).
@@ -202,6 +203,9 @@ CONFIG_FIELDS = {
     "grad_accum_steps": "split each batch into k micro-batches whose gradients make one update",
     "select.metric": "evaluate() key that selects the best parameters ('' = keep the last)",
     "select.mode": "max | min: which direction of select.metric is better",
+    "select.patience": "early stopping: stop after this many evaluations in a row without a "
+                       "strict improvement of select.metric (0 = never)",
+    "select.ties": "later | earlier: which of two equal select.metric scores is kept",
     "select.restart_at": "steps from which selection starts afresh (a stage boundary): an "
                          "evaluation at or after one never competes with one before it",
 }
@@ -428,7 +432,8 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str | pathlib.Pa
              desc=workdir.name, dynamic_ncols=True)
   last_time, last_step = time.perf_counter(), start
   try:
-    for step in range(start + 1, config.total_steps + 1):
+    last = start if select.stops(ts) else config.total_steps   # a run that stopped early stays so
+    for step in range(start + 1, last + 1):
       ts, metrics, ok = step_fn(ts, global_batch(mesh, next(data_iter)))
       if not bool(ok):
         mngr.wait_until_finished()
@@ -448,10 +453,14 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str | pathlib.Pa
       if config.eval_every and step % config.eval_every == 0 and step != config.total_steps:
         ts, evals = select.evaluate(task, ts)
         history.append({"step": step, **evals})
-      if step % config.checkpoint_every == 0 or step == config.total_steps:
+      stop = select.stops(ts)
+      if stop or step % config.checkpoint_every == 0 or step == config.total_steps:
         checkpoint.save(mngr, step, ts, data_iter.get_state())
         verified = step
       bar.update(1)
+      if stop:
+        history.append({"step": step, "event": "early_stop", "patience": select.patience})
+        break
     ts, evals = select.evaluate(task, ts)
     history.append({"step": int(ts.step), **evals})
   finally:
@@ -497,6 +506,11 @@ def _check_config(config: ml_collections.ConfigDict, devices: int) -> None:
                      f"{config.precision!r}")
   if "select" in config and config.select.mode not in ("max", "min"):
     raise ValueError(f"config.select.mode: expected 'max' or 'min', got {config.select.mode!r}")
+  if "select" in config and config.select.get("ties", "later") not in ("later", "earlier"):
+    raise ValueError(f"config.select.ties: expected 'later' or 'earlier', got "
+                     f"{config.select.ties!r}")
+  if "select" in config and config.select.get("patience", 0) < 0:
+    raise ValueError(f"config.select.patience: expected >= 0, got {config.select.patience}")
 
 
 def guard_saved_config(path: pathlib.Path, text: str, *, allow: bool, advice: str) -> list[str]:
@@ -540,27 +554,37 @@ def _claim_workdir(workdir: pathlib.Path, config: ml_collections.ConfigDict) -> 
 class _Selection:
   """Model selection on ``task.evaluate()[metric]``: the best evaluation's parameters are kept in
   :attr:`TrainState.best` (so they are checkpointed with the run); of equal scores the later
-  evaluation wins. The first evaluation at or after a step of ``restart_at`` replaces the best
-  whatever its score (the official HSDT/MAN recipes reset their best PSNR when the training noise
-  changes)."""
+  evaluation wins (``ties="earlier"``: the earlier one). The first evaluation at or after a step of
+  ``restart_at`` replaces the best whatever its score (the official HSDT/MAN recipes reset their
+  best PSNR when the training noise changes). With ``patience`` the best also counts the
+  evaluations since the last strict improvement (``"stale"``, checkpointed), and training stops
+  when it reaches ``patience`` (the official LoLA-SpecViT loop: 15)."""
 
   metric: str = ""
   mode: str = "max"
   restart_at: tuple[int, ...] = ()
+  patience: int = 0
+  ties: str = "later"
 
   @classmethod
   def of(cls, config) -> _Selection:
     select = config.get("select")
     if select is None:
       return cls()
-    return cls(select.metric, select.mode, tuple(select.get("restart_at", ())))
+    return cls(select.metric, select.mode, tuple(select.get("restart_at", ())),
+               select.get("patience", 0), select.get("ties", "later"))
 
   def initial(self, params, model_state):
     if not self.metric:
       return None
     worst = -jnp.inf if self.mode == "max" else jnp.inf
-    return {"params": params, "model_state": model_state,
+    best = {"params": params, "model_state": model_state,
             "score": jnp.asarray(worst, jnp.float32), "step": jnp.zeros((), jnp.int32)}
+    return {**best, "stale": jnp.zeros((), jnp.int32)} if self.patience else best
+
+  def stops(self, ts: TrainState) -> bool:
+    """Whether ``patience`` evaluations in a row have not improved the best score."""
+    return bool(self.patience) and int(_host(ts.best["stale"])) >= self.patience
 
   def evaluate(self, task: Task, ts: TrainState) -> tuple[TrainState, dict[str, float]]:
     evals = _evaluate(task, ts)
@@ -570,12 +594,16 @@ class _Selection:
     if key not in evals:
       raise ValueError(f"config.select.metric: {self.metric!r} is not among the task's "
                        f"evaluation results {sorted(k[5:] for k in evals)}")
-    score, best = evals[key], float(_host(ts.best["score"]))
+    # compared as stored (float32), so an equal score is a tie and not an improvement
+    score, best = float(np.float32(evals[key])), float(_host(ts.best["score"]))
     step, best_step = int(_host(ts.step)), int(_host(ts.best["step"]))
     if any(best_step < b <= step for b in self.restart_at):     # a new stage: start afresh
       best = -jnp.inf if self.mode == "max" else jnp.inf
-    if (score >= best) if self.mode == "max" else (score <= best):   # ties: the later one
+    improved = (score > best) if self.mode == "max" else (score < best)
+    if improved or (score == best and self.ties == "later"):
       ts = _keep_best(ts, jnp.float32(score))
+    if self.patience:
+      ts = _set_stale(ts, 0 if improved else int(_host(ts.best["stale"])) + 1)
     return ts, {**evals, f"best/{self.metric}": max(score, best) if self.mode == "max"
                 else min(score, best)}
 
@@ -583,8 +611,13 @@ class _Selection:
 @jax.jit
 def _keep_best(ts: TrainState, score: jax.Array) -> TrainState:
   copy = lambda tree: jax.tree.map(jnp.copy, tree)
-  return ts.replace(best={"params": copy(ts.params), "model_state": copy(ts.model_state),
-                         "score": score, "step": ts.step})
+  return ts.replace(best={**ts.best, "params": copy(ts.params),
+                         "model_state": copy(ts.model_state), "score": score, "step": ts.step})
+
+
+@jax.jit
+def _set_stale(ts: TrainState, stale: jax.Array) -> TrainState:
+  return ts.replace(best={**ts.best, "stale": jnp.asarray(stale, jnp.int32)})
 
 
 def _freeze(loss_fn: Callable, pattern: str) -> Callable:

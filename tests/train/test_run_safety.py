@@ -182,6 +182,22 @@ def test_selection_restarts_at_a_stage_boundary(tmp_path):
       [0.9, 0.2, 0.5, 0.5])
 
 
+def test_early_stopping_after_patience_evaluations_without_strict_improvement(tmp_path):
+  scores = (0.5, 0.7, 0.7, 0.6, 0.1)       # steps 2, 4, 6 (a tie), 8; then the final evaluation
+  config = linear_config(steps=16, eval_every=2)
+  config.select.update(metric="score", mode="max", patience=2, ties="earlier")
+  result = train.fit(Linear(scores), config, tmp_path)
+  assert result.step == 8                  # 6 and 8 did not improve on 0.7: stopped
+  assert int(result.best["step"]) == 4     # the tie at 6 keeps the earlier evaluation
+  assert {"step": 8, "event": "early_stop", "patience": 2} in result.history
+  assert max(r["step"] for r in result.history if "loss" in r) == 8
+  resumed = train.fit(Linear((0.2,)), config, tmp_path)   # a stopped run stays stopped
+  assert resumed.step == 8 and int(resumed.best["step"]) == 4
+  with pytest.raises(ValueError, match="select.ties"):
+    config.select.ties = "first"
+    train.fit(Linear(scores), config, tmp_path / "other")
+
+
 def test_selection_on_an_unknown_metric_names_it(tmp_path):
   config = linear_config(eval_every=4)
   config.select.metric = "val_oa"
