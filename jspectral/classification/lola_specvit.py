@@ -12,9 +12,11 @@ runs its 3-D convolutions over a ``(depth, plane-1, plane-2)`` arrangement chose
   (depth = image rows, the "spectral" mean averages rows); needed to reproduce released numbers.
 * ``"spectral"``: ``(C, H, W)``: the 3-D convolution runs along the spectrum, as the paper says.
 
-Deliberate differences from the official code: none in the forward pass. The never-used RGB
-upsampling of the official dataset and the unused ``EnhancedSpectralProcessing`` module are left
-out. Options the official code lacks: ``gate_residual=False`` (plain, mergeable LoRA) and
+Deliberate differences from the official code: none in the forward pass; BatchNorm running
+statistics update as PyTorch's (unbiased batch variance,
+:class:`~jspectral.nn.batchnorm.TorchBatchNorm`). The never-used RGB upsampling of the official
+dataset and the unused ``EnhancedSpectralProcessing`` module are left out. Options the official
+code lacks: ``gate_residual=False`` (plain, mergeable LoRA) and
 ``mask_padding`` (padded window tokens masked out of attention).
 """
 
@@ -29,10 +31,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jspectral.nn.batchnorm import TorchBatchNorm
 from jspectral.nn.model_spec import ModelSpec
 
 AXIS_ORDERS = ("official", "spectral")
-_torch_bn = functools.partial(nn.BatchNorm, momentum=0.9, epsilon=1e-5)
 
 
 def _init_linear(key, shape, dtype=jnp.float32):
@@ -348,7 +350,7 @@ class ReduceSize(nn.Module):
     y = nn.Conv(dim, (3, 3), padding=1, feature_group_count=dim, use_bias=False, name="conv_0")(x)
     y = SqueezeExcite(name="conv_2")(nn.swish(y))
     y = nn.Conv(2 * dim, (1, 1), use_bias=False, name="conv_3")(y)
-    y = _torch_bn(use_running_average=not train, name="norm")(y)
+    y = TorchBatchNorm(name="norm")(y, use_running_average=not train)
     return nn.Conv(2 * dim, (3, 3), strides=2, padding=1, use_bias=False, name="reduction")(y)
 
 
@@ -431,7 +433,10 @@ class LoLASpecViT(nn.Module):
       ValueError: as :meth:`arrange`.
     """
     x = self.arrange(x)[..., None]  # (N, D, P, Q, 1)
-    bn = functools.partial(_torch_bn, use_running_average=not train)
+
+    def bn(name):
+      return functools.partial(TorchBatchNorm(name=name), use_running_average=not train)
+
     for i, (features, depth) in enumerate(((32, 7), (64, 5), (self.dim, 3))):
       pad = (depth // 2, depth // 2)
       x = nn.Conv(features, (depth, 3, 3), padding=(pad, (1, 1), (1, 1)),
@@ -634,11 +639,13 @@ def _from_torch(state: dict) -> tuple[LoLASpecViT, dict]:
   return module, convert_torch_state(state)
 
 
-def convert_torch_state(state: dict) -> dict:
+def convert_torch_state(state: dict, dtype=np.float32) -> dict:
   """Official ``state_dict`` (name -> array) -> Flax ``{"params", "batch_stats"}``.
 
   Args:
     state: ``{name: array}`` of the official model.
+    dtype: NumPy dtype of the converted arrays (``np.float64`` keeps a ``.double()`` model's
+      values exactly).
 
   Returns:
     ``{"params": ..., "batch_stats": ...}``.
@@ -651,7 +658,7 @@ def convert_torch_state(state: dict) -> dict:
     tree[path[-1]] = jnp.asarray(value)
 
   for name, value in state.items():
-    value = np.asarray(value, np.float32)
+    value = np.asarray(value, dtype)
     parts = name.split(".")
     leaf = parts[-1]
     scope = _flax_scope(parts[:-1])

@@ -17,7 +17,7 @@ Differences from the official code (numerics unchanged unless stated):
   ``flex=False`` a band count other than ``num_bands`` is a ``ValueError``.
 * Spatial sizes not divisible by ``2 ** len(sample_idx)`` raise a ``ValueError`` (the official
   model fails with a shape mismatch in a skip addition).
-* BatchNorm follows PyTorch (:class:`~jspectral.denoising.layers.TorchBatchNorm`): normalises
+* BatchNorm follows PyTorch (:class:`~jspectral.nn.batchnorm.TorchBatchNorm`): normalises
   with the biased batch variance, updates the running variance with the unbiased one, momentum
   0.1, eps 1e-5 (Flax's BatchNorm would update with the biased variance).
 * Initialisation follows the training scripts' ``init_params(net, "kn")``: convolutions
@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jspectral.denoising import layers
+from jspectral.nn import batchnorm
 from jspectral.nn.model_spec import ModelSpec
 
 _linear_init = nn.initializers.normal(1e-3)
@@ -208,7 +209,7 @@ class Stage(nn.Module):
       v = layers.conv3d(self.features, stride=(1, 2, 2), name="conv")(v)
     else:
       v = layers.conv3d(self.features, name="conv")(layers.upsample_hw(v))
-    v = layers.TorchBatchNorm(name="bn")(v, use_running_average=not train)
+    v = batchnorm.TorchBatchNorm(name="bn")(v, use_running_average=not train)
     return TransformerBlock(self.num_bands, self.flex, name="block")(v, train)
 
 

@@ -4,6 +4,7 @@ Each module is imported on use (``from jspectral.nn import resnet``); model modu
 default configurations in a module-level ``MODELS`` dict that :mod:`jspectral.models` collects.
 
 * ``model_spec``: ``ModelSpec``, the record of how to build, initialise and load one model;
+* ``batchnorm``: ``TorchBatchNorm``, BatchNorm with PyTorch's unbiased running-variance update;
 * ``canonical_conv``: a ``conv_general_dilated`` whose gradients stay fast inside ``lax`` loops;
 * ``convnet``: ``ResidualConvNet``, a small DnCNN-shaped residual network (the engine's example);
 * ``resnet``: ResNet-18/50 backbones in the INTL / solo-learn layout, with torch weight conversion;
@@ -15,6 +16,6 @@ default configurations in a module-level ``MODELS`` dict that :mod:`jspectral.mo
 """
 
 __all__ = [
-    "canonical_conv", "convnet", "model_spec", "resnet", "spec_resnet", "spec_vit",
+    "batchnorm", "canonical_conv", "convnet", "model_spec", "resnet", "spec_resnet", "spec_vit",
     "spectral_adapter", "torch_init", "vit",
 ]
