@@ -149,11 +149,13 @@ def _chikusei_images(data):
   geometry = dict(rows=tuple(data.crop_rows), cols=tuple(data.crop_cols),
                   test_size=data.test_size, train_tile=data.train_tile)
   default = chikusei.ChikuseiConfig(name="sspsr")
-  name = "sspsr" if all(getattr(default, k) == v for k, v in geometry.items()) else \
-      "sspsr_r{}_{}_c{}_{}_t{}_{}".format(*geometry["rows"], *geometry["cols"], data.test_size,
-                                          data.train_tile)
-  builder = _prepare(chikusei.Chikusei,
-                     chikusei.ChikuseiConfig(name=name, files=(chikusei.FILE,), **geometry))
+  if all(getattr(default, k) == v for k, v in geometry.items()):
+    builder = _prepare(chikusei.Chikusei, "sspsr")
+  else:   # a geometry of its own gets a configuration (and a prepared copy) of its own
+    name = "sspsr_r{}_{}_c{}_{}_t{}_{}".format(*geometry["rows"], *geometry["cols"],
+                                              data.test_size, data.train_tile)
+    builder = _prepare(chikusei.Chikusei,
+                       chikusei.ChikuseiConfig(name=name, files=(chikusei.FILE,), **geometry))
   tiles = [r["cube"] for r in _records(builder, "train")]
   columns = (data.crop_cols[1] - data.crop_cols[0] + 1) // data.train_tile
   test = [r["cube"] for r in _records(builder, "test")]
