@@ -37,3 +37,14 @@ def write_div2k(manual_dir: pathlib.Path, images: dict[str, np.ndarray],
   (manual_dir / folder).mkdir(parents=True, exist_ok=True)
   for name, image in images.items():
     Image.fromarray(np.asarray(image, np.uint8)).save(manual_dir / folder / f"{name}.png")
+
+
+def write_nsm_test_set(directory: pathlib.Path, phi_file: str, phi: np.ndarray, u_file: str,
+                       u: np.ndarray):
+  """An official Neural Spectral Methods test set: what ``python -m src.pde.<problem>.generate``
+  of ASK-Berkeley/Neural-Spectral-Methods saves with ``np.save``: the parameter coefficients
+  ``(N, *phi_modes, 1)`` and the reference solutions ``(N, *grid, 1)`` on a uniform grid with
+  both ends included, under the official file names (e.g. ``h.npy``, ``u.rho=5:nu=0.010.npy``)."""
+  directory.mkdir(parents=True, exist_ok=True)
+  np.save(directory / phi_file, np.asarray(phi, np.float32))
+  np.save(directory / u_file, np.asarray(u, np.float32))
