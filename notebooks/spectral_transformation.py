@@ -60,6 +60,10 @@ fig.savefig("st_spectra.png", dpi=100)
 closed = np.sort(np.asarray(st.iternorm_spectrum_map(lam / lam.sum(), 4)))[::-1]
 measured = np.asarray(st.covariance_spectrum(transforms["IterNorm T=4"], whiten))
 print("closed-form max error:", float(np.abs(closed - measured).max()))
+assert np.abs(closed - measured).max() < 1e-4 * measured.max(), "IterNorm's closed form"
+zca_rank = float(st.effective_rank(st.covariance_spectrum(transforms["ZCA whitening (p=0.5)"],
+                                                          whiten)))
+assert zca_rank > 0.99 * z.shape[1], "ZCA whitening equalises every eigenvalue"
 
 # %% [markdown]
 # ## The eigenvalue maps
@@ -91,3 +95,4 @@ for _ in range(30):
   views = [v - 2.0 * g for v, g in zip(views, grads, strict=True)]
   rank.append(float(st.effective_rank(st.covariance_spectrum(views[0], whiten))))
 print(f"INTL loss {float(loss):.3f}; effective rank {rank[0]:.2f} -> {rank[-1]:.2f}")
+assert rank[-1] > rank[0] + 1, "the trace loss raises the effective rank"
