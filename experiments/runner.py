@@ -174,6 +174,7 @@ def run_experiment(name: str, preset: str, workdir: pathlib.Path, overrides: lis
   from jspectral.train import distributed
 
   distributed.initialize()
+  cache_compiled_programs(workdir / ".jax_cache")
   config = build_config(name, preset, list(overrides))
   if jax.process_index() == 0:
     prepare_workdir(workdir, config, restart=restart, resume_with_changes=resume_with_changes)
@@ -185,6 +186,15 @@ def run_experiment(name: str, preset: str, workdir: pathlib.Path, overrides: lis
     (workdir / "report.md").write_text(report.markdown())
     print(f"report: {workdir / 'report.md'}", flush=True)
   return report
+
+
+def cache_compiled_programs(directory: pathlib.Path) -> None:
+  """Keeps XLA's compiled programs in ``directory`` (unless a cache is already set), so a resumed
+  run, a re-run, or a run of the same shapes skips compilation."""
+  import jax
+
+  if not jax.config.jax_compilation_cache_dir:
+    jax.config.update("jax_compilation_cache_dir", str(directory))
 
 
 def seed_overrides(name: str, seed: int) -> list[str]:
@@ -206,10 +216,8 @@ def demo(workdir: pathlib.Path, seeds: Sequence[int] = (0,)) -> int:
   shapes skip compilation. Prints one line per finished run (name, seed, seconds, checks). Exits
   non-zero when an experiment raised or a check failed.
   """
-  import jax
-
   workdir.mkdir(parents=True, exist_ok=True)
-  jax.config.update("jax_compilation_cache_dir", str(workdir / ".jax_cache"))
+  cache_compiled_programs(workdir / ".jax_cache")
   rows, sections, html_sections, failures = [], [], [], 0
   for seed in seeds:
     for name in experiment_names():
