@@ -109,7 +109,9 @@ class INTLTask:
     eval_batch: batch size of the feature extraction.
 
   ``evaluate`` appends ``(embedding eigenvalues, backbone-feature eigenvalues)`` of the test images
-  to ``spectra`` (host-side record for the eigen-spectrum figure).
+  to ``spectra`` (host-side record for the eigen-spectrum figure). A batch that carries ``views``
+  ``(N, V, S, S, 3)`` (augmented and normalised elsewhere, e.g. fed identically to the official
+  code) is used as it is, without the on-device augmentation.
   """
 
   model: INTLNet
@@ -163,7 +165,10 @@ class INTLTask:
     return z, updates["batch_stats"]
 
   def loss(self, params, state, batch, rng):
-    views = augment_views(rng, batch["image"], self.views)
+    if "views" in batch:   # already augmented and normalised: (N, V, S, S, 3)
+      views = [batch["views"][:, v] for v in range(batch["views"].shape[1])]
+    else:
+      views = augment_views(rng, batch["image"], self.views)
     stats = state["batch_stats"]
     new_state = dict(state)
     if self.ema_momentum is None:
