@@ -47,6 +47,7 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict(dict(source={"smoke": "synthetic", "paper": "prisma"}[preset],
                                           manual_dir="", data_dir=""))
   c.seed = 0
+  # Synthetic band count; PRISMA scenes keep their first `bands` (159: all; fewer cuts a dry run).
   c.bands = {"smoke": 8, "paper": 159}[preset]
   c.lr_size = {"smoke": 32, "paper": 100}[preset]
   c.ratio = 6
@@ -67,8 +68,8 @@ def _scenes(config):
   """``(RR scenes, FR scenes)`` of ``config.data.source``."""
   if check_source(config, "synthetic", "prisma") == "prisma":
     from jspectral.data.builders import prisma
-    return ([prisma.load_test_scene("RR", i, **_prisma_dirs(config)) for i in range(4)],
-            [prisma.load_test_scene("FR", i, **_prisma_dirs(config)) for i in range(4)])
+    return (prisma.load_scenes("rr", "test", bands=config.bands, **_prisma_dirs(config)),
+            prisma.load_scenes("fr", "test", bands=config.bands, **_prisma_dirs(config)))
   s = wald.synthetic_rr_scene(jax.random.key(config.seed), config.lr_size, config.bands,
                                   config.ratio)
   s = {k: np.asarray(v, np.float64) for k, v in s.items()}
@@ -198,8 +199,8 @@ def _deep_training_scenes(config):
   d = config.deep_methods
   if check_source(config, "synthetic", "prisma") == "prisma":
     from jspectral.data.builders import prisma
-    return (prisma.load_scenes("rr", "train", **_prisma_dirs(config)),
-            prisma.load_scenes("fr", "train", **_prisma_dirs(config)))
+    return (prisma.load_scenes("rr", "train", bands=config.bands, **_prisma_dirs(config)),
+            prisma.load_scenes("fr", "train", bands=config.bands, **_prisma_dirs(config)))
   scenes = []
   for i in range(d.train_scenes):
     s = wald.synthetic_rr_scene(jax.random.key(config.seed + 1 + i), 32, config.bands,

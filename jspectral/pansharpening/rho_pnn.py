@@ -75,6 +75,9 @@ class RhoPNNConfig:
     ensemble: ``"official"`` (no-op, released code), ``"working"`` or ``"none"``.
     ensemble_copies: copies of the working ensemble.
     ensemble_epochs: epochs per ensemble copy.
+    float64_correlation: :func:`fuse` enables x64 so the spatial loss's local correlation runs
+      in float64 as in the official ``xcorr_torch`` (weights, inputs and the spectral loss stay
+      float32); False keeps everything float32.
   """
 
   gamma: float = 0.62
@@ -95,6 +98,7 @@ class RhoPNNConfig:
   ensemble: str = "official"          # "official" (no-op, released code) | "working" | "none"
   ensemble_copies: int = 10
   ensemble_epochs: int = 10
+  float64_correlation: bool = True
 
   @classmethod
   def full_resolution(cls, **overrides) -> RhoPNNConfig:
@@ -624,9 +628,93 @@ def postprocess(band: jax.Array) -> jax.Array:
   return counts.astype(jnp.uint32).astype(jnp.uint16)
 
 
-def _pretrain_tiles(hs_lr, hs_up, pan, size, ratio):
-  x = tile(jnp.concatenate([hs_up[..., :1], pan], -1), size)
-  return x, tile(hs_lr[..., :1], size // ratio)
+def patchify(x: jax.Array, size: int, count: int) -> jax.Array:
+  """The official ``utils.patchify`` (no overlap): a ``count x count`` grid of ``size`` tiles.
+
+  Tiles are taken row-major from the top-left corner; what lies beyond ``count * size`` on either
+  axis is dropped.
+
+  Args:
+    x: ``(N, H, W, C)``.
+    size: tile side.
+    count: tiles per axis (the official derives it from the PAN's height for both axes).
+
+  Returns:
+    ``(N * count^2, size, size, C)``, tile ``row * count + col``.
+
+  Raises:
+    ValueError: if the grid does not fit in ``x`` (the official would cut ragged tiles).
+  """
+  n, h, w, c = x.shape
+  if count < 1 or count * size > min(h, w):
+    raise ValueError(f"x: a {count} x {count} grid of {size}-px tiles does not fit in the "
+                     f"spatial size {(h, w)}")
+  x = x[:, :count * size, :count * size]
+  x = x.reshape(n, count, size, count, size, c).transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(-1, size, size, c)
+
+
+def pretrain_tiles(hs_lr, hs_up, pan, size: int, ratio: int) -> tuple[jax.Array, jax.Array]:
+  """Stage-A training tiles of band 0: ``[I_MS band 0, PAN]`` and the LR band, as ``patchify``.
+
+  The grid is ``H // size`` tiles per axis (H = the PAN's height, used for both axes as in the
+  official code), so a scene that is not a multiple of the tile keeps only its whole tiles.
+
+  Args:
+    hs_lr: ``(1, h, w, B)``.
+    hs_up: ``(1, H, W, B)``.
+    pan: ``(1, H, W, 1)``.
+    size: HR tile side (a multiple of ``ratio``).
+    ratio: resolution ratio.
+
+  Returns:
+    ``(x (T, size, size, 2), lr (T, size / ratio, size / ratio, 1))``.
+  """
+  count = pan.shape[1] // size
+  x = patchify(jnp.concatenate([hs_up[..., :1], pan], -1), size, count)
+  return x, patchify(hs_lr[..., :1], size // ratio, count)
+
+
+def ema_step(ema, params, decay: float):
+  """``decay * ema + (1 - decay) * params`` leaf by leaf (the official ``cumulate_EMA``)."""
+  return jax.tree_util.tree_map(lambda e, w: decay * e + (1 - decay) * w, ema, params)
+
+
+def make_pretrain_step(config: RhoPNNConfig, module: RPNN | None = None):
+  """The jitted stage-A2 update ``step(params, opt_state, beta, active, x, lr)``.
+
+  One forward per batch: ``min_spec`` is the batch's interpolator L_spec; beta becomes
+  ``config.pretrain_beta`` below ``gamma gamma_l min_spec`` (and EMA activates), 0 above
+  ``gamma min_spec``, else keeps its value; Adam steps on ``L_spec + beta L_s``.
+
+  Args:
+    config: the :class:`RhoPNNConfig`.
+    module: the network (default :class:`RPNN`).
+
+  Returns:
+    ``(step, optimizer)``; ``step`` returns ``(params, opt_state, beta, active, (L_spec, L_s))``
+    with the losses of the forward before the update.
+  """
+  module = module or RPNN()
+  optimizer = optax.adam(config.learning_rate)
+  lower_f, upper_f = config.limits
+
+  def losses(p, xb, lb):
+    out = module.apply({"params": p}, xb)
+    return (spectral_loss(out, lb, config.ratio, config.spectral_kernel_size),
+            spatial_loss(out, xb[..., -1:], config.ratio))
+
+  @jax.jit
+  def step(p, s, beta, active, xb, lb):
+    min_spec = spectral_loss(xb[..., :1], lb, config.ratio, config.spectral_kernel_size)
+    (ls, lt), pullback = jax.vjp(lambda q: losses(q, xb, lb), p)
+    below, above = ls < lower_f * min_spec, ls > upper_f * min_spec
+    beta = jnp.where(below, config.pretrain_beta, jnp.where(above, 0.0, beta))
+    grads = pullback((jnp.ones_like(ls), beta.astype(lt.dtype)))[0]
+    u, s = optimizer.update(grads, s, p)
+    return optax.apply_updates(p, u), s, beta, active | below, (ls, lt)
+
+  return step, optimizer
 
 
 def pretrain(params, hs_lr, hs_up, pan, config: RhoPNNConfig, rng: jax.Array,
@@ -652,30 +740,9 @@ def pretrain(params, hs_lr, hs_up, pan, config: RhoPNNConfig, rng: jax.Array,
     ValueError: if ``config.ensemble`` is unknown.
   """
   module = module or RPNN()
-  optimizer = optax.adam(config.learning_rate)
-  x, lr = _pretrain_tiles(hs_lr, hs_up, pan, config.pretrain_tile, config.ratio)
-  lower_f, upper_f = config.limits
-
-  def losses(p, xb, lb):
-    out = module.apply({"params": p}, xb)
-    return (spectral_loss(out, lb, config.ratio, config.spectral_kernel_size),
-            spatial_loss(out, xb[..., -1:], config.ratio))
-
-  @jax.jit
-  def step(p, s, beta, active, xb, lb):
-    """One A2 update: the hysteresis (fixed beta) decides from this forward's L_spec."""
-    min_spec = spectral_loss(xb[..., :1], lb, config.ratio, config.spectral_kernel_size)
-    (ls, lt), pullback = jax.vjp(lambda q: losses(q, xb, lb), p)
-    below, above = ls < lower_f * min_spec, ls > upper_f * min_spec
-    beta = jnp.where(below, config.pretrain_beta, jnp.where(above, 0.0, beta))
-    grads = pullback((jnp.ones_like(ls), beta.astype(lt.dtype)))[0]
-    u, s = optimizer.update(grads, s, p)
-    return optax.apply_updates(p, u), s, beta, active | below
-
-  @jax.jit
-  def ema_update(ema, p):
-    return jax.tree_util.tree_map(
-        lambda e, w: config.ema_decay * e + (1 - config.ema_decay) * w, ema, p)
+  step, optimizer = make_pretrain_step(config, module)
+  x, lr = pretrain_tiles(hs_lr, hs_up, pan, config.pretrain_tile, config.ratio)
+  ema_update = jax.jit(functools.partial(ema_step, decay=config.ema_decay))
 
   n_tiles = x.shape[0]
   batch = min(config.pretrain_batch, n_tiles)
@@ -691,7 +758,7 @@ def pretrain(params, hs_lr, hs_up, pan, config: RhoPNNConfig, rng: jax.Array,
       for e in range(config.ensemble_epochs):
         for idx in batches(jax.random.fold_in(jax.random.fold_in(rng, 1000 + k), e)):
           # Each copy starts from the same weights with its own optimiser and shuffling.
-          p, s, _, _ = step(p, s, jnp.float32(0.0), jnp.asarray(False), x[idx], lr[idx])
+          p, s, *_ = step(p, s, jnp.float32(0.0), jnp.asarray(False), x[idx], lr[idx])
       copies.append(p)
     params = jax.tree_util.tree_map(lambda *w: sum(w) / len(w), *copies)
   elif config.ensemble not in ("official", "none"):
@@ -702,7 +769,8 @@ def pretrain(params, hs_lr, hs_up, pan, config: RhoPNNConfig, rng: jax.Array,
   beta, active, ema = jnp.float32(0.0), jnp.asarray(False), None
   for epoch in range(config.pretrain_epochs):
     for idx in batches(jax.random.fold_in(rng, epoch)):
-      params, opt_state, beta, active = step(params, opt_state, beta, active, x[idx], lr[idx])
+      params, opt_state, beta, active, _ = step(params, opt_state, beta, active, x[idx],
+                                                lr[idx])
       if bool(active):
         ema = params if ema is None else ema_update(ema, params)
   engaged = ema is not None
@@ -731,15 +799,40 @@ class FusionResult:
   max_iter: np.ndarray           # (B,)
 
 
-def fuse(hs_lr, hs_up, pan, config: RhoPNNConfig = RhoPNNConfig(), *, params=None,
-         rng: jax.Array | None = None, tile_indices=None, max_iter=None,
-         pretrain_stage: bool = True) -> FusionResult:
-  """Zero-shot rho-PNN on one scene.
+def fuse(hs_lr, hs_up, pan, config: RhoPNNConfig = RhoPNNConfig(), **kwargs) -> FusionResult:
+  """Zero-shot rho-PNN on one scene (see :func:`_fuse` for the arguments).
+
+  Runs under ``jax.enable_x64(config.float64_correlation)``: the official local correlation is
+  float64 and the hysteresis margins are small.
+
+  Args:
+    hs_lr: ``(h, w, B)`` LR cube in DN.
+    hs_up: ``(H, W, B)`` upsampled cube in DN.
+    pan: ``(H, W)`` PAN in DN.
+    config: :class:`RhoPNNConfig`.
+    **kwargs: ``params``, ``rng``, ``tile_indices``, ``max_iter``, ``pretrain_stage``.
+
+  Returns:
+    A :class:`FusionResult`.
+  """
+  with jax.enable_x64(config.float64_correlation):
+    return _fuse(hs_lr, hs_up, pan, config, **kwargs)
+
+
+def _fuse(hs_lr, hs_up, pan, config: RhoPNNConfig, *, params=None,
+          rng: jax.Array | None = None, tile_indices=None, max_iter=None,
+          pretrain_stage: bool = True) -> FusionResult:
+  """Zero-shot rho-PNN on one scene, any size as the official code runs it.
+
+  Stage A trains on the whole ``pretrain_tile`` tiles of band 0 (:func:`pretrain_tiles`, the
+  remainder dropped); stage B tunes on the ``config.tile`` tiles (:func:`tile`: sides that are
+  multiples of the tile or smaller than it, like the official ``torch.split``) and predicts each
+  band on the whole scene.
 
   Args:
     hs_lr: ``(h, w, B)`` LR cube in DN (divided by 2^16 here, as the official code).
-    hs_up: ``(r h, r w, B)`` upsampled cube (``I_MS``) in DN.
-    pan: ``(r h, r w)`` PAN in DN.
+    hs_up: ``(H, W, B)`` upsampled cube (``I_MS``) in DN, ``H // r = h``, ``W // r = w``.
+    pan: ``(H, W)`` PAN in DN.
     config: :class:`RhoPNNConfig` (RR defaults; :meth:`RhoPNNConfig.full_resolution` for FR).
     params: starting weights (default: a fresh PyTorch-default init from ``rng``, like the
       official ``R_PNN`` module; flax's LeCun-normal default is sqrt(3) larger per layer).
@@ -758,7 +851,11 @@ def fuse(hs_lr, hs_up, pan, config: RhoPNNConfig = RhoPNNConfig(), *, params=Non
   hs_lr_b, _ = wald.as_batch(hs_lr, "hs_lr")
   hs_up_b, _ = wald.as_batch(hs_up, "hs_up")
   pan_b, _ = wald.as_pan_batch(pan)
-  wald.check_hs_pan(hs_lr_b, pan_b, ratio)
+  # The official code takes both sizes from the file: any PAN whose size floors to the LR one.
+  if (pan_b.shape[0] != hs_lr_b.shape[0]
+      or tuple(d // ratio for d in pan_b.shape[1:3]) != hs_lr_b.shape[1:3]):
+    raise ValueError(f"pan: expected spatial size (H, W) with (H // {ratio}, W // {ratio}) = "
+                     f"hs_lr's {hs_lr_b.shape[1:3]}, got {pan_b.shape[1:3]}")
   if hs_up_b.shape[:3] != pan_b.shape[:3] or hs_up_b.shape[-1] != hs_lr_b.shape[-1]:
     raise ValueError(f"hs_up: expected shape {pan_b.shape[1:3] + hs_lr_b.shape[-1:]}, "
                      f"got {hs_up_b.shape[1:]}")
@@ -770,6 +867,7 @@ def fuse(hs_lr, hs_up, pan, config: RhoPNNConfig = RhoPNNConfig(), *, params=Non
     # PyTorch's default conv initialisation, as the official network starts from.
     params = deep.official_init(module.init(rng, hs_up_b[:, :8, :8, :1].repeat(2, -1))["params"],
                                 jax.random.fold_in(rng, 2))
+  params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), params)
   if max_iter is None:
     max_iter = adaptive_epochs(np.asarray(hs_lr_b[0]), 4 * config.ns, config.eta)
   max_iter = np.asarray(max_iter, np.int64)

@@ -48,3 +48,29 @@ def write_nsm_test_set(directory: pathlib.Path, phi_file: str, phi: np.ndarray, 
   directory.mkdir(parents=True, exist_ok=True)
   np.save(directory / phi_file, np.asarray(phi, np.float32))
   np.save(directory / u_file, np.asarray(u, np.float32))
+
+
+def write_toolbox_scene(path: pathlib.Path, rng: np.random.Generator, lr_side: int, *,
+                        gt: bool, bands: int = 159, ratio: int = 6):
+  """A scene of matciotola/hyperspectral_pansharpening_toolbox as ``elaborate_PRISMA_images.py``
+  saves it (``scipy.io.savemat``, MATLAB v5): uint16 ``I_PAN (H, W)``, ``I_MS_LR (h, w, B)``,
+  ``I_MS (H, W, B)``, ``I_GT`` in reduced-resolution files, float32 ``wavelengths (1, B)`` and
+  ``overlap``. The cube is smooth (a spatially varying mix of two spectra), PAN its band mean."""
+  import scipy.io
+
+  h = lr_side * ratio
+  yy, xx = np.mgrid[0:h, 0:h] / h
+  mix = 0.5 + 0.4 * np.sin(6 * yy + rng.uniform(0, 3)) * np.cos(5 * xx)
+  spectra = rng.uniform(4000, 20000, (2, bands))
+  cube = mix[..., None] * spectra[0] + (1 - mix[..., None]) * spectra[1]
+  cube = np.clip(cube + rng.normal(0, 100, cube.shape), 0, 65535)
+  lr = cube.reshape(lr_side, ratio, lr_side, ratio, bands).mean((1, 3))
+  data = {"I_PAN": np.round(cube.mean(-1)).astype(np.uint16),
+          "I_MS_LR": np.round(lr).astype(np.uint16),
+          "I_MS": np.round(np.kron(lr, np.ones((ratio, ratio, 1)))).astype(np.uint16),
+          "wavelengths": np.linspace(465.7, 2293.1, bands, dtype=np.float32)[None],
+          "overlap": 25}
+  if gt:
+    data["I_GT"] = np.round(cube).astype(np.uint16)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  scipy.io.savemat(path, data)

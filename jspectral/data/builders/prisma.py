@@ -130,7 +130,8 @@ def make_builder(resolution: str, *, manual_dir: str | os.PathLike | None = None
 
 def load_scenes(resolution: str, split: str = "test", *,
                 manual_dir: str | os.PathLike | None = None,
-                data_dir: str | os.PathLike | None = None) -> list[dict[str, np.ndarray]]:
+                data_dir: str | os.PathLike | None = None,
+                bands: int | None = None) -> list[dict[str, np.ndarray]]:
   """Every scene of ``split``, sorted by name.
 
   Args:
@@ -138,6 +139,7 @@ def load_scenes(resolution: str, split: str = "test", *,
     split: split name.
     manual_dir: the toolbox files (default ``manual_root()/prisma``).
     data_dir: TFDS data directory for the prepared records.
+    bands: keep the first ``bands`` bands (``None`` or 159: all; fewer cuts a dry run).
 
   Returns:
     Dicts with float64 ``pan (H, W, 1)``, ``hs_lr (h, w, B)``, ``hs_up (H, W, B)``, ``gt (H, W,
@@ -145,6 +147,8 @@ def load_scenes(resolution: str, split: str = "test", *,
   """
   if split not in SPLITS:
     raise ValueError(f"split: expected one of {sorted(SPLITS)}, got {split!r}")
+  if bands is not None and not 1 <= bands <= BANDS:
+    raise ValueError(f"bands: expected 1 ... {BANDS}, got {bands}")
   source = make_builder(resolution, manual_dir=manual_dir, data_dir=data_dir).as_data_source(
       split)
   text = lambda v: v.decode() if isinstance(v, bytes) else str(v)
@@ -153,6 +157,8 @@ def load_scenes(resolution: str, split: str = "test", *,
   for record in records:
     scene = {k: np.asarray(record[k], np.float64)
              for k in ("pan", "hs_lr", "hs_up", "gt", "wavelengths")}
+    for k in ("hs_lr", "hs_up", "gt", "wavelengths"):
+      scene[k] = scene[k][..., :bands]
     scene["name"] = text(record["name"])
     if scene["gt"].size == 0:
       scene.pop("gt")
@@ -162,7 +168,8 @@ def load_scenes(resolution: str, split: str = "test", *,
 
 def load_test_scene(resolution: str, index: int = 0, *,
                     manual_dir: str | os.PathLike | None = None,
-                    data_dir: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
+                    data_dir: str | os.PathLike | None = None,
+                    bands: int | None = None) -> dict[str, np.ndarray]:
   """Test scene ``index`` of :func:`load_scenes` (sorted by name).
 
   Args:
@@ -170,8 +177,10 @@ def load_test_scene(resolution: str, index: int = 0, *,
     index: position in the name-sorted test split.
     manual_dir: the toolbox files (default ``manual_root()/prisma``).
     data_dir: TFDS data directory for the prepared records.
+    bands: keep the first ``bands`` bands (see :func:`load_scenes`).
 
   Returns:
     One scene dict (see :func:`load_scenes`).
   """
-  return load_scenes(resolution, "test", manual_dir=manual_dir, data_dir=data_dir)[index]
+  return load_scenes(resolution, "test", manual_dir=manual_dir, data_dir=data_dir,
+                     bands=bands)[index]
