@@ -46,7 +46,7 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
   # builder; "" directories are the defaults)
   c.data = ml_collections.ConfigDict(dict(source={"smoke": "synthetic", "paper": "prisma"}[preset],
                                           manual_dir="", data_dir=""))
-  c.seed = 0
+  c.train = ml_collections.ConfigDict(dict(seed=0))     # --set train.seed=N
   # Synthetic band count; PRISMA scenes keep their first `bands` (159: all; fewer cuts a dry run).
   c.bands = {"smoke": 8, "paper": 159}[preset]
   c.lr_size = {"smoke": 32, "paper": 100}[preset]
@@ -70,8 +70,8 @@ def _scenes(config):
     from jspectral.data.builders import prisma
     return (prisma.load_scenes("rr", "test", bands=config.bands, **_prisma_dirs(config)),
             prisma.load_scenes("fr", "test", bands=config.bands, **_prisma_dirs(config)))
-  s = wald.synthetic_rr_scene(jax.random.key(config.seed), config.lr_size, config.bands,
-                                  config.ratio)
+  s = wald.synthetic_rr_scene(jax.random.key(config.train.seed), config.lr_size,
+                              config.bands, config.ratio)
   s = {k: np.asarray(v, np.float64) for k, v in s.items()}
   fr = {k: s[k] for k in ("pan", "hs_lr", "hs_up")}   # FR indices on the same inputs
   return [s], [fr]
@@ -203,7 +203,7 @@ def _deep_training_scenes(config):
             prisma.load_scenes("fr", "train", bands=config.bands, **_prisma_dirs(config)))
   scenes = []
   for i in range(d.train_scenes):
-    s = wald.synthetic_rr_scene(jax.random.key(config.seed + 1 + i), 32, config.bands,
+    s = wald.synthetic_rr_scene(jax.random.key(config.train.seed + 1 + i), 32, config.bands,
                                     config.ratio, crop=d.train_lr_size)
     scenes.append({k: np.asarray(v, np.float64) for k, v in s.items()})
   return scenes, scenes
@@ -250,7 +250,7 @@ def run_deep_methods(config, rr_scenes, fr_scenes, workdir: pathlib.Path) -> dic
   train_rr, train_fr = ([], []) if released else _deep_training_scenes(config)
   for name in d.supervised:
     start = time.perf_counter()
-    key = jax.random.key(config.seed)
+    key = jax.random.key(config.train.seed)
     tests = {tag: tasks.rr_examples(scenes, name, jax.random.fold_in(key, len(tag)),
                                     ratio=config.ratio, prior_iterations=d.prior_iterations)
              for tag, scenes in (("rr", rr_scenes), ("fr", fr_scenes))}
@@ -273,6 +273,7 @@ def run_deep_methods(config, rr_scenes, fr_scenes, workdir: pathlib.Path) -> dic
               "band_lr": np.asarray(s["hs_lr"][..., :1], np.float32) / norm} for s in train_fr]
       pc = tasks.rpnn_pretrain_config(len(pre), d.r_pnn_pretrain_epochs)
       pc.optimizer.learning_rate = d.r_pnn_pretrain_lr
+      pc.seed = config.train.seed
       params = train.fit(tasks.RPNNPretrainTask(pre, config.ratio), pc,
                          workdir / "r_pnn_pretrain").params
       start_note = f"pre-trained {pc.total_steps} steps on band 0"
@@ -299,7 +300,8 @@ def run_deep_methods(config, rr_scenes, fr_scenes, workdir: pathlib.Path) -> dic
   if "pca_z_pnn" in d.zero_shot:
     start = time.perf_counter()
     run_pca = lambda s: per_image.pca_z_pnn(
-        s["hs_lr"], s["pan"], _wavelengths(s, s["hs_lr"].shape[-1]), jax.random.key(config.seed),
+        s["hs_lr"], s["pan"], _wavelengths(s, s["hs_lr"].shape[-1]),
+        jax.random.key(config.train.seed),
         ratio=config.ratio, iterations=d.pca_z_pnn_iterations).fused
     score("PCA-Z-PNN", [run_pca(s) for s in rr_scenes], [run_pca(s) for s in fr_scenes],
           time.perf_counter() - start)
@@ -325,6 +327,7 @@ def _retrained(name, d, config, train_rr, key, workdir, out):
                                prior_iterations=d.prior_iterations)
   task = tasks.SupervisedTask(name, examples, ratio=config.ratio)
   tc = tasks.train_config(name, len(examples), epochs=d.epochs)
+  tc.seed = config.train.seed
   if d.learning_rate is not None:
     tc.optimizer.learning_rate = d.learning_rate
   result = train.fit(task, tc, workdir / name)

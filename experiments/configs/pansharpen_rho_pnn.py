@@ -42,7 +42,7 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
   # (TFDS builder; "" directories are the defaults)
   c.data = ml_collections.ConfigDict(dict(source={"smoke": "synthetic", "paper": "prisma"}[preset],
                                           manual_dir="", data_dir=""))
-  c.seed = 0
+  c.train = ml_collections.ConfigDict(dict(seed=0))     # --set train.seed=N
   c.bands = {"smoke": 6, "paper": 159}[preset]
   c.lr_size = {"smoke": 32, "paper": 100}[preset]
   c.crop = {"smoke": 16, "paper": None}[preset]
@@ -75,8 +75,8 @@ def _scenes(config, protocol: str) -> list[dict]:
     return prisma.load_scenes(protocol, "test", manual_dir=config.data.manual_dir or None,
                               data_dir=config.data.data_dir or None,
                               bands=config.bands)[:config.scenes]
-  s = wald.synthetic_rr_scene(jax.random.key(config.seed), config.lr_size, config.bands,
-                                  config.ratio, crop=config.crop)
+  s = wald.synthetic_rr_scene(jax.random.key(config.train.seed), config.lr_size,
+                              config.bands, config.ratio, crop=config.crop)
   s = {k: np.asarray(v) for k, v in s.items()}
   return [s if protocol == "rr" else {k: s[k] for k in ("pan", "hs_lr", "hs_up")}]
 
@@ -88,7 +88,7 @@ def _rho_config(config, protocol: str) -> rho_pnn.RhoPNNConfig:
 
 def _fuse(config, scene, protocol):
   result = rho_pnn.fuse(scene["hs_lr"], scene["hs_up"], scene["pan"][..., 0],
-                        _rho_config(config, protocol), rng=jax.random.key(config.seed),
+                        _rho_config(config, protocol), rng=jax.random.key(config.train.seed),
                         tile_indices=config.fr_tile_indices if protocol == "fr" else None)
   return result, np.asarray(result.fused, np.float64) * rho_pnn.NORMALISATION
 
