@@ -159,18 +159,20 @@ class OperatorTask:
     """
     return self.metrics(params)["errr"]
 
-  def predict_test(self, params) -> np.ndarray:
-    """Predictions of every test sample on the test grid, ``chunk`` samples at a time.
+  def predict_test(self, params, limit: int | None = None) -> np.ndarray:
+    """Predictions of the test samples on the test grid, ``chunk`` samples at a time.
 
     Args:
       params: trainable parameters.
+      limit: predict only the first ``limit`` samples (all when ``None``).
 
     Returns:
-      NumPy array ``(N, *grid, 1)``.
+      NumPy array ``(min(N, limit), *grid, 1)``.
     """
+    n = len(self.phi_test) if limit is None else min(int(limit), len(self.phi_test))
     parts = [np.asarray(self._chunk_predict(params, self.phi_test[idx]))[:stop - start]
-             for start, stop, idx in self._chunks()]
-    return np.concatenate(parts)
+             for start, stop, idx in self._chunks() if start < n]
+    return np.concatenate(parts)[:n]
 
   def inference_seconds(self, params) -> float:
     """Wall time to predict the whole test set on its grid in chunks (compiled, median of 3).

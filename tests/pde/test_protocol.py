@@ -10,6 +10,9 @@ import pytest
 from jspectral.pde import bases, nsm, problems, protocol
 from jspectral.pde.tasks import OperatorTask
 
+# compiled once per shape (eagerly, every primitive would compile on its own)
+field_metrics = jax.jit(protocol.field_metrics, static_argnums=0)
+
 
 def test_field_metrics_are_the_official_formulas_and_the_residual_vanishes_on_a_solution():
   problem = problems.PoissonPeriodic(res=16)
@@ -19,15 +22,15 @@ def test_field_metrics_are_the_official_formulas_and_the_residual_vanishes_on_a_
   grid = problems.uniform_grid((65, 65))
   exact = (np.sin(2 * np.pi * grid[..., :1]) * np.sin(2 * np.pi * grid[..., 1:])
            / (8 * np.pi ** 2))
-  solved = protocol.field_metrics(problem, phi, jnp.asarray(exact), jnp.asarray(exact))
+  solved = field_metrics(problem, phi, jnp.asarray(exact), jnp.asarray(exact))
   assert float(solved["errr"]) == 0 and float(solved["erra"]) == 0
   # the 5-point residual of the exact solution is O(h^2), of the zero field it is |s|
-  zero = protocol.field_metrics(problem, phi, jnp.asarray(exact), jnp.zeros_like(exact))
+  zero = field_metrics(problem, phi, jnp.asarray(exact), jnp.zeros_like(exact))
   assert float(solved["residual"]) < 2e-3 * float(zero["residual"])
   np.testing.assert_allclose(float(zero["residual"]), 4 / np.pi ** 2, rtol=2e-2)
   rng = np.random.default_rng(0)
   u, v = rng.normal(size=(2, 9, 9, 1))
-  m = protocol.field_metrics(problem, phi, jnp.asarray(u), jnp.asarray(v))
+  m = field_metrics(problem, phi, jnp.asarray(u), jnp.asarray(v))
   np.testing.assert_allclose(float(m["erra"]), np.mean(np.abs(u - v)), rtol=1e-6)
   np.testing.assert_allclose(float(m["errr"]), np.linalg.norm(u - v) / np.linalg.norm(u),
                              rtol=1e-6)
@@ -40,12 +43,12 @@ def test_chunked_test_prediction_equals_one_vmap_over_the_whole_set():
   model = nsm.NSM(problem=problem, hdim=4, depth=1, mode=(7, 7))
   phi = np.asarray(problems.sample(problem, jax.random.PRNGKey(1), (5,)))
   u = np.random.default_rng(1).normal(size=(5, 9, 9, 1)).astype(np.float32)
-  params = model.init(jax.random.PRNGKey(0), phi[0])["params"]
+  params = jax.jit(model.init)(jax.random.PRNGKey(0), phi[0])["params"]
   whole = OperatorTask(model, phi, u, chunk=5)
   chunked = OperatorTask(model, phi, u, chunk=2)   # chunks 2, 2, 1 (padded to 2)
-  direct = jax.vmap(lambda p: nsm.predict(model, params, p, (9, 9)))(phi)
-  np.testing.assert_allclose(chunked.predict_test(params), direct, rtol=1e-6, atol=1e-9)
-  np.testing.assert_allclose(whole.predict_test(params), direct, rtol=1e-6, atol=1e-9)
+  pred = chunked.predict_test(params)
+  np.testing.assert_allclose(pred, whole.predict_test(params), rtol=1e-6, atol=1e-9)
+  np.testing.assert_array_equal(chunked.predict_test(params, limit=3), pred[:3])
   a, b = whole.metrics(params), chunked.metrics(params)
   for key in ("errr", "erra", "residual"):
     assert a[key].shape == (5,)
@@ -87,9 +90,10 @@ def test_nsm_fourier_ablation_is_periodic_in_time_and_limited_to_reaction_diffus
   phi = problems.sample(problem, jax.random.PRNGKey(0))
   ours, fourier = (nsm.NSM(problem=problem, hdim=4, depth=1, mode=(5, 8), fourier=f)
                    for f in (False, True))
-  params = ours.init(jax.random.PRNGKey(0), phi)["params"]
-  u = nsm.predict(ours, params, phi, (9, 9))
-  uf = nsm.predict(fourier, params, phi, (9, 9))   # same parameter tree
+  params = jax.jit(ours.init)(jax.random.PRNGKey(0), phi)["params"]
+  predict = jax.jit(nsm.predict, static_argnums=(0, 3))
+  u = predict(ours, params, phi, (9, 9))
+  uf = predict(fourier, params, phi, (9, 9))   # same parameter tree
   np.testing.assert_allclose(uf[0], uf[-1], atol=1e-6)   # Fourier in t: u(1) = u(0)
   assert float(jnp.max(jnp.abs(u[-1] - u[0]))) > 1e-4
   np.testing.assert_allclose(uf[0], u[0], atol=1e-5)     # both honour the initial condition
