@@ -10,7 +10,6 @@ from __future__ import annotations
 import pathlib
 import time
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
