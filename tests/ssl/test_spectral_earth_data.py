@@ -81,3 +81,45 @@ def test_synthetic_scene_is_plausible(endmembers):
   # Spectra are smooth along wavelength (real spectra, not noise).
   spectrum = cube[0, 0].astype(float)
   assert np.abs(np.diff(spectrum)).mean() < 0.1 * spectrum.mean()
+
+
+def test_builders_in_the_catalog_with_their_published_layout(tmp_path, endmembers):
+  from jspectral.data import builders
+
+  names = {e["name"]: e for e in builders.catalog(tmp_path)}
+  assert {"spectral_earth/enmap", "spectral_earth_downstream/enmap_cdl",
+          "spectral_earth_downstream/desis_cdl", "spectral_earth_downstream/eo1_cdl"} <= set(names)
+  desis = names["spectral_earth_downstream/desis_cdl"]
+  assert not desis["present"] and "splits/desis_cdl/train.txt" in desis["missing_files"]
+  assert desis["manual_dir"] == str(tmp_path / "spectral_earth_downstream")
+  data.write_pretraining_archive(tmp_path / "spectral_earth", np.random.default_rng(0), 2, 8,
+                                 endmembers)
+  assert {e["name"]: e for e in builders.catalog(tmp_path)}["spectral_earth/enmap"]["present"]
+
+
+@pytest.mark.parametrize("name, bands", [("desis_cdl", 235), ("eo1_cdl", 198)])
+def test_cross_sensor_sets_standardise_with_their_own_statistics(tmp_path, name, bands):
+  from jspectral.data import tfds as tfds_lib
+  from jspectral.ssl import spectral_earth as se
+
+  stats = data.sensor_statistics(name.split("_")[0])
+  assert stats["mu"].shape == stats["sigma"].shape == (bands,)
+  assert np.all(stats["sigma"] > 0) and np.all(np.isfinite(stats["mu"]))
+  assert not np.allclose(stats["mu"][:10], data.enmap_bands()["mu"][:10])
+  config = data.downstream_config(name, size=8)   # the published geometry cut to 8 px
+  rng = np.random.default_rng(4)
+  spectra = data.class_endmembers(rng, 3, bands=bands)
+  data.write_downstream_dataset(tmp_path / "manual", rng, config, {"train": 2, "val": 1,
+                                                                   "test": 1}, spectra)
+  builder = tfds_lib.prepare(data.SpectralEarthDownstream, config=config,
+                             manual_dir=tmp_path / "manual", data_dir=tmp_path / "tfds")
+  example = tfds_lib.data_source(builder, "train")[0]
+  assert example["image"].shape == (8, 8, bands)
+  out = se.downstream_augment(example, None, scale=(0.4, 1.0), mean=stats["mu"],
+                              std=stats["sigma"], train=False)
+  np.testing.assert_allclose(out["image"], (example["image"] - stats["mu"]) / stats["sigma"],
+                             rtol=1e-5)
+  with pytest.raises(ValueError, match=f"{bands}"):
+    data.standardise(example["image"])   # EnMAP's 202 statistics do not apply
+  with pytest.raises(ValueError, match="sensor"):
+    data.sensor_statistics("aviris")

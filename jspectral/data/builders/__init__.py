@@ -24,13 +24,15 @@ from jspectral.data.builders.pavia import Pavia
 from jspectral.data.builders.planetoid import Planetoid
 from jspectral.data.builders.prisma import Prisma
 from jspectral.data.builders.salinas import Salinas
+from jspectral.data.builders.spectral_earth import SpectralEarth, SpectralEarthDownstream
 from jspectral.data.builders.tu import TU
 from jspectral.data.builders.urban import Urban
 from jspectral.data.builders.whu_hi import WhuHi
 
 BUILDERS: tuple[type[tfds_lib.ManualBuilder], ...] = (
     Icvl, Cave, Harvard, Ntire2020, Div2k, Chikusei, Pavia, IndianPines, Salinas, WhuHi, Urban,
-    Planetoid, AmazonCoauthor, TU, Cifar10, Cifar100, ImageNet100, Prisma)
+    Planetoid, AmazonCoauthor, TU, Cifar10, Cifar100, ImageNet100, Prisma,
+    SpectralEarth, SpectralEarthDownstream)
 
 
 def catalog(root: str | os.PathLike | None = None) -> list[dict]:

@@ -34,6 +34,8 @@ import scipy.ndimage
 import tensorflow_datasets as tfds
 import tifffile
 
+from jspectral.data import tfds as tfds_lib
+
 BANDS_CSV = pathlib.Path(__file__).with_name("spectral_earth_enmap_bands.csv")
 RGB_BANDS = (43, 28, 10)  # ~641, 556, 468 nm
 
@@ -50,6 +52,36 @@ def enmap_bands() -> dict[str, np.ndarray]:
                                 if not line.startswith("#"))]
   header, body = rows[0], np.array(rows[1:], dtype=np.float64)
   return {name: body[:, i].astype(np.float32) for i, name in enumerate(header) if name != "idx"}
+
+
+SENSORS = {"enmap": 202, "desis": 235, "eo1": 198, "hyperview": 150}
+
+
+@functools.cache
+def sensor_statistics(sensor: str) -> dict[str, np.ndarray]:
+  """The official per-band normalisation statistics of a sensor.
+
+  EnMAP: the pretraining-set statistics of :func:`enmap_bands`. DESIS, EO-1 Hyperion and
+  Hyperview: the official tables (``data/{desis,eo1,hyperview}_statistics/{mu,sigma}.npy`` of
+  AABNassim/spectral_earth, shipped as ``spectral_earth_<sensor>_stats.csv``), each in its own
+  sensor's band order.
+
+  Args:
+    sensor: one of :data:`SENSORS`.
+
+  Returns:
+    ``{"mu": (B,), "sigma": (B,)}`` float32 (raw values, e.g. int16 reflectance x 1e4).
+  """
+  if sensor not in SENSORS:
+    raise ValueError(f"sensor: expected one of {sorted(SENSORS)}, got {sensor!r}")
+  if sensor == "enmap":
+    bands = enmap_bands()
+    return {"mu": bands["mu"], "sigma": bands["sigma"]}
+  path = BANDS_CSV.with_name(f"spectral_earth_{sensor}_stats.csv")
+  rows = list(csv.reader(line for line in path.read_text().splitlines()
+                         if not line.startswith("#")))
+  body = np.array(rows[1:], dtype=np.float64)
+  return {"mu": body[:, 1].astype(np.float32), "sigma": body[:, 2].astype(np.float32)}
 
 
 def standardise(image: np.ndarray, mean: np.ndarray | None = None,
@@ -141,7 +173,7 @@ def _read_tif(path: pathlib.Path) -> np.ndarray:
 
 
 @dataclasses.dataclass(eq=False)
-class PatchConfig(tfds.core.BuilderConfig):
+class PatchConfig(tfds_lib.ManualConfig):
   """Pretraining patch geometry.
 
   Attributes:
@@ -152,30 +184,66 @@ class PatchConfig(tfds.core.BuilderConfig):
   bands: int = 202
 
 
-class SpectralEarth(tfds.core.GeneratorBasedBuilder):
-  """The SpectralEarth pretraining archive: one example per location with all its dates."""
+def _patch(name: str, size: int) -> PatchConfig:
+  return PatchConfig(name=name, size=size, bands=202, files=("enmap/*/*.tif",))
 
-  VERSION = tfds.core.Version("1.0.0")
-  BUILDER_CONFIGS = [PatchConfig(name="enmap", size=128, bands=202),
-                     PatchConfig(name="smoke", size=32, bands=202),
-                     PatchConfig(name="tiny", size=8, bands=202)]
-  MANUAL_DOWNLOAD_INSTRUCTIONS = """
-  Request 'enmap_spectralearth' from the DLR GeoService (account required) and extract it so that
-  <manual_dir>/enmap/<location_id>/<date>.tif holds (202, 128, 128) int16 patches.
+
+def patch_config(name: str, size: int | None = None) -> PatchConfig:
+  """The :class:`SpectralEarth` configuration ``name``, optionally with another patch side
+  (synthetic archives and dry runs on miniature files in the published layout).
+
+  Args:
+    name: ``enmap``, ``smoke`` or ``tiny``.
+    size: patch side; ``None`` keeps the configuration's.
+
+  Returns:
+    The configuration.
+  """
+  return _with_size(SpectralEarth.BUILDER_CONFIGS, name, size)
+
+
+def _with_size(configs, name: str, size: int | None):
+  named = {c.name: c for c in configs}
+  if name not in named:
+    raise ValueError(f"name: expected one of {sorted(named)}, got {name!r}")
+  config = named[name]
+  if size in (None, config.size):
+    return config
+  return dataclasses.replace(config, name=f"{name}_{size}px", size=size)
+
+
+class SpectralEarth(tfds_lib.ManualBuilder):
+  """The SpectralEarth pretraining archive: one example per location with all its dates.
+
+  Listed in ``python -m experiments data list``; manual directory
+  ``<manual root>/spectral_earth`` holding ``enmap/<location>/<date>.tif``.
   """
 
-  def _info(self):
+  BUILDER_CONFIGS = [_patch("enmap", 128), _patch("smoke", 32), _patch("tiny", 8)]
+  HOMEPAGE = "https://github.com/AABNassim/spectral_earth"
+  DESCRIPTION = "SpectralEarth: 415,153 EnMAP locations of 128x128x202 int16 patches."
+  MANUAL_DOWNLOAD_INSTRUCTIONS = """
+  Request 'enmap_spectralearth' from the DLR GeoService (geoservice.dlr.de, account required;
+  about 3.3 TB) and extract it so that <manual_dir>/enmap/<location_id>/<date>.tif holds
+  (202, 128, 128) int16 patches.
+  """
+
+  def _features(self):
     c = self.builder_config
-    return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+    return tfds.features.FeaturesDict({
         "location": tfds.features.Text(),
         "images": tfds.features.Tensor(shape=(None, c.size, c.size, c.bands), dtype=np.int16),
-    }))
+    })
 
-  def _split_generators(self, dl_manager):
-    return {"train": self._generate_examples(pathlib.Path(dl_manager.manual_dir) / "enmap")}
+  def _split_names(self):
+    return ("train",)
 
-  def _generate_examples(self, root: pathlib.Path):
-    for loc, images in read_archive(root):
+  def _generate_examples(self, split, manual_dir):
+    c = self.builder_config
+    for loc, images in read_archive(pathlib.Path(manual_dir) / "enmap"):
+      if images.shape[1:] != (c.size, c.size, c.bands):
+        raise ValueError(f"{manual_dir}/enmap/{loc}: expected ({c.bands}, {c.size}, {c.size}) "
+                         f"patches, got {np.moveaxis(images[0], -1, 0).shape}")
       yield loc, {"location": loc, "images": images}
 
 
@@ -195,14 +263,14 @@ def read_archive(root: pathlib.Path):
 
 
 @dataclasses.dataclass(eq=False)
-class DownstreamConfig(tfds.core.BuilderConfig):
+class DownstreamConfig(tfds_lib.ManualConfig):
   """One downstream dataset of the SpectralEarth benchmark.
 
   Attributes:
     sensor: ``"enmap"`` or another sensor folder.
     product: label product (``"cdl"``, ``"nlcd"``, ``"corine"``, ...).
     bands: band count ``B``.
-    size: patch side.
+    size: patch side (128 in the published files; a dry run may cut it).
     codes: the class codes kept (segmentation masks are remapped with :func:`remap_mask`).
     multilabel: CORINE-style multi-hot targets instead of masks.
   """
@@ -214,15 +282,37 @@ class DownstreamConfig(tfds.core.BuilderConfig):
   multilabel: bool = False
 
 
+SPLITS = ("train", "val", "test")
+
+
 def _downstream(name, sensor, product, bands, codes=(), multilabel=False, size=128):
+  files = (*(f"splits/{sensor}_{product}/{s}.txt" for s in SPLITS), f"{sensor}/*/*.tif",
+           f"{product}/*/*.tif")
   return DownstreamConfig(name=name, sensor=sensor, product=product, bands=bands, size=size,
-                          codes=codes, multilabel=multilabel)
+                          codes=codes, multilabel=multilabel, files=files)
 
 
-class SpectralEarthDownstream(tfds.core.GeneratorBasedBuilder):
-  """The SpectralEarth downstream datasets (segmentation masks remapped; CORINE multi-hot)."""
+def downstream_config(name: str, size: int | None = None) -> DownstreamConfig:
+  """The :class:`SpectralEarthDownstream` configuration ``name``, optionally with another patch
+  side (dry runs on miniature files in the published layout).
 
-  VERSION = tfds.core.Version("1.0.0")
+  Args:
+    name: a configuration name (``enmap_cdl``, ``desis_cdl``, ...).
+    size: patch side; ``None`` keeps the published one.
+
+  Returns:
+    The configuration.
+  """
+  return _with_size(SpectralEarthDownstream.BUILDER_CONFIGS, name, size)
+
+
+class SpectralEarthDownstream(tfds_lib.ManualBuilder):
+  """The SpectralEarth downstream datasets (segmentation masks remapped; CORINE multi-hot).
+
+  Listed in ``python -m experiments data list``; manual directory
+  ``<manual root>/spectral_earth_downstream``.
+  """
+
   BUILDER_CONFIGS = [
       _downstream("enmap_cdl", "enmap", "cdl", 202, DATASET_CODES["cdl"]),
       _downstream("enmap_nlcd", "enmap", "nlcd", 202, DATASET_CODES["nlcd"]),
@@ -235,32 +325,33 @@ class SpectralEarthDownstream(tfds.core.GeneratorBasedBuilder):
       _downstream("smoke_cdl", "enmap", "cdl", 202, DATASET_CODES["cdl"], size=16),
       _downstream("tiny_corine", "enmap", "corine", 202, multilabel=True, size=8),
   ]
+  HOMEPAGE = "https://github.com/AABNassim/spectral_earth"
+  DESCRIPTION = "SpectralEarth downstream benchmarks: EnMAP/DESIS/EO-1 128x128 patches + labels."
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
-  Download the SpectralEarth downstream dataset from the DLR GeoService and arrange it as
-  <manual_dir>/<sensor>/<tile>/<patch>.tif (images), <manual_dir>/<product>/<tile>/<patch>.tif
-  (raw label rasters) and copy the official split lists (AABNassim/spectral_earth data/splits)
-  to <manual_dir>/splits/<sensor>_<product>/{train,val,test}.txt.
+  Download the SpectralEarth downstream datasets from the DLR GeoService (geoservice.dlr.de) and
+  arrange them as <manual_dir>/<sensor>/<tile>/<patch>.tif (images; sensor enmap, desis or eo1),
+  <manual_dir>/<product>/<tile>/<patch>.tif (raw label rasters; product cdl, nlcd, bdforet, bnetd
+  or corine) and copy the official split lists (AABNassim/spectral_earth data/splits) to
+  <manual_dir>/splits/<sensor>_<product>/{train,val,test}.txt.
   """
 
-  def _info(self):
+  def _features(self):
     c = self.builder_config
     label = (tfds.features.Tensor(shape=(19,), dtype=np.int32) if c.multilabel else
              tfds.features.Tensor(shape=(c.size, c.size), dtype=np.int32))
-    return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+    return tfds.features.FeaturesDict({
         "id": tfds.features.Text(),
         "image": tfds.features.Tensor(shape=(c.size, c.size, c.bands), dtype=np.int16),
         "label" if c.multilabel else "mask": label,
-    }))
+    })
 
-  def _split_generators(self, dl_manager):
-    root = pathlib.Path(dl_manager.manual_dir)
-    c = self.builder_config
-    splits = root / "splits" / f"{c.sensor}_{c.product}"
-    return {s: self._generate_examples(root, (splits / f"{s}.txt").read_text().split())
-            for s in ("train", "val", "test")}
+  def _split_names(self):
+    return SPLITS
 
-  def _generate_examples(self, root: pathlib.Path, ids: list[str]):
+  def _generate_examples(self, split, manual_dir):
     c = self.builder_config
+    root = pathlib.Path(manual_dir)
+    ids = tfds_lib.read_list(root / "splits" / f"{c.sensor}_{c.product}" / f"{split}.txt")
     for sample in ids:
       image = _read_tif(root / c.sensor / sample).astype(np.int16)
       if image.shape != (c.size, c.size, c.bands):
@@ -420,7 +511,8 @@ def write_pretraining_archive(root: pathlib.Path, rng: np.random.Generator, loca
       tifffile.imwrite(folder / f"2023{date + 1:02d}01.tif", np.moveaxis(dated, -1, 0))
 
 
-def write_downstream_dataset(root: pathlib.Path, rng: np.random.Generator, config_name: str,
+def write_downstream_dataset(root: pathlib.Path, rng: np.random.Generator,
+                             config_name: str | DownstreamConfig,
                              counts: dict[str, int], endmembers: np.ndarray,
                              composition: float | None = None, log_gain: float = 0.0) -> None:
   """Writes a tiny downstream dataset in the published layout for builder config ``config_name``.
@@ -431,13 +523,13 @@ def write_downstream_dataset(root: pathlib.Path, rng: np.random.Generator, confi
   Args:
     root: output root.
     rng: NumPy generator.
-    config_name: a :class:`SpectralEarthDownstream` configuration.
+    config_name: a :class:`SpectralEarthDownstream` configuration or its name.
     counts: scenes per split.
     endmembers: ``(K, V, B)``.
     composition: see :func:`synthetic_scene`.
     log_gain: half-range of the log illumination gain.
   """
-  config = next(c for c in SpectralEarthDownstream.BUILDER_CONFIGS if c.name == config_name)
+  config = (downstream_config(config_name) if isinstance(config_name, str) else config_name)
   root = pathlib.Path(root)
   clc = sorted(CORINE_TO_43) + [999]
   for split, n in counts.items():
