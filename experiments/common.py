@@ -7,6 +7,7 @@ Configs import from here, never from one another. Sections: data sources, INTL (
 
 from __future__ import annotations
 
+import os
 import pathlib
 import time
 
@@ -18,7 +19,7 @@ import numpy as np
 from experiments.report import Report, Table
 from jspectral import train
 from jspectral.models import param_count
-from jspectral.nn import resnet, spec_vit
+from jspectral.nn import resnet, spec_resnet, spec_vit
 from jspectral.pde import figures as pde_figures
 from jspectral.pde import nsm, problems, protocol, solvers
 from jspectral.pde.tasks import OperatorTask
@@ -162,24 +163,55 @@ def intl_network(config) -> intl.INTLNet:
 SPECTRAL_EARTH_LOCATIONS = 415_153
 
 
-def spectral_earth_pretrain_config(preset: str) -> ml_collections.ConfigDict:
-  """MoCo-v2 / DINO / MAE pretraining of a Spec ViT: smoke on synthetic EnMAP-like patches,
-  paper the official recipes on the SpectralEarth TFDS archive."""
+def spectral_earth_pretrain_config(preset: str,
+                                   locations: int | None = None) -> ml_collections.ConfigDict:
+  """MoCo-v2 / DINO / MAE pretraining: smoke on synthetic EnMAP-like patches, ``paper`` the
+  official Spec ViT-S/4 recipes on the SpectralEarth TFDS archive, ``paper:VARIANT`` the other
+  backbones (:data:`SPECTRAL_EARTH_PRETRAIN`).
+
+  Args:
+    preset: ``smoke``, ``paper`` or ``paper:VARIANT``.
+    locations: archive size the epoch-based schedules are derived from (default: 48 for the
+      smoke, SpectralEarth's 415,153 for the paper).
+  """
   smoke = preset == "smoke"
+# Pretraining variants (official configs/experiment/pretrain/**; MAE's larger ViTs swap the
+# backbone and keep the decoder): variant -> (backbone, ViT size, methods).
+SPECTRAL_EARTH_PRETRAIN = {
+    "": ("spec_vit", "s", ["moco", "dino", "mae"]),
+    "rn50": ("spec_resnet50", "", ["moco", "dino"]),
+    "mae_vit_b": ("spec_vit", "b", ["mae"]), "mae_vit_l": ("spec_vit", "l", ["mae"]),
+    "mae_vit_h": ("spec_vit", "h", ["mae"]), "mae_vit_g": ("spec_vit", "g", ["mae"]),
+}
+SPECTRAL_EARTH_PRETRAIN_VARIANTS = {
+    "rn50": "Spec ResNet-50 (no stem) with MoCo-v2 and DINO, the official recipes",
+    "mae_vit_b": "MAE with Spec ViT-B/4 (86 M), the ViT-S recipe",
+    "mae_vit_l": "MAE with Spec ViT-L/4 (304 M), the ViT-S recipe",
+    "mae_vit_h": "MAE with Spec ViT-H/4 (632 M), the ViT-S recipe",
+    "mae_vit_g": "MAE with Spec ViT-g/4 (1.1 B), the ViT-S recipe",
+}
+_VIT_WIDTHS = {"s": (384, 12, 6), "b": (768, 12, 12), "l": (1024, 24, 16), "h": (1280, 32, 16),
+               "g": (1536, 40, 24)}
   c = ml_collections.ConfigDict()
   c.preset = preset
   c.data = ml_collections.ConfigDict(dict(
       source="synthetic" if smoke else "spectral_earth",
-      data_dir="" if smoke else "~/tensorflow_datasets"))  # spectral_earth: the TFDS data_dir
-  c.methods = ["moco", "dino", "mae"]
+      manual_dir="",  # spectral_earth: the published files ('' = <manual root>/spectral_earth)
+      data_dir=""))  # spectral_earth: the TFDS data_dir of the prepared records ('' = TFDS's)
+  c.methods = methods
+  c.checks = smoke  # check that every loss falls (first third of the logs vs the last)
+  c.backbone = backbone  # spec_vit | spec_resnet50 (MoCo / DINO only)
+  backbone, vit_size, methods = SPECTRAL_EARTH_PRETRAIN[preset.partition(":")[2]]
   c.seed = 0
   c.size = 16 if smoke else 128
   c.archive_size = 24 if smoke else 128
-  c.locations = 48 if smoke else SPECTRAL_EARTH_LOCATIONS
+  c.locations = locations or (48 if smoke else SPECTRAL_EARTH_LOCATIONS)
   c.composition = 0.5  # synthetic: Dirichlet concentration of each scene's class mixture
-  c.vit = ml_collections.ConfigDict(dict(
-      token_patch_size=4, img_size=c.size, embed_dim=32 if smoke else 384,
-      depth=2 if smoke else 12, num_heads=4 if smoke else 6, mlp_ratio=2.0 if smoke else 4.0))
+  c.spectra = 4  # synthetic: spectral classes (earthlib LEVEL_2 groups) of the archive
+  c.log_gain = 0.1  # synthetic: dates differ by a gain exp(U(-log_gain, log_gain))
+  width, depth, heads = (32, 2, 4) if smoke else _VIT_WIDTHS[vit_size or "s"]
+  c.vit = ml_collections.ConfigDict(dict(token_patch_size=4, embed_dim=width, depth=depth,
+                                         num_heads=heads, mlp_ratio=2.0 if smoke else 4.0))
   c.head_hidden = 64 if smoke else 2048
   c.bank_size = 64 if smoke else 32768
   c.dino_out = 32 if smoke else 128
@@ -205,6 +237,9 @@ def spectral_earth_pretrain_config(preset: str) -> ml_collections.ConfigDict:
   epochs = {"moco": 100, "dino": 100, "mae": 200}
 
   def tc(method, name, lr, wd, schedule, smoke_steps=30):
+  # Official DINO lr: per-epoch LinearLR from lr/20 over 20 epochs, then cosine with T_max = 100
+  # epochs (DINOTask.schedule); the smoke uses train.dino.schedule instead.
+  c.dino_official_lr = not smoke
     t = train.default_config()
     t.update(seed=c.seed, batch_size=batch, log_every=2 if smoke else 100,
              checkpoint_every=1000 if smoke else 5000, progress=not smoke,
@@ -212,8 +247,10 @@ def spectral_earth_pretrain_config(preset: str) -> ml_collections.ConfigDict:
     t.optimizer.update(name=name, learning_rate=lr, weight_decay=wd, momentum=0.9)
     t.schedule.update(schedule)
     return t
+    # Official runs: 16-mixed precision on 4 GPUs -> bf16 compute here.
 
   c.train = ml_collections.ConfigDict({
+             precision="float32" if smoke else "bfloat16",
       "moco": tc("moco", "adamw" if smoke else "momentum", 1e-3, 1e-4,
                  dict(name="step", boundaries=[60 * steps_per_epoch, 80 * steps_per_epoch],
                       decay_factor=0.1)),
@@ -227,13 +264,44 @@ def spectral_earth_pretrain_config(preset: str) -> ml_collections.ConfigDict:
   return c
 
 
-def spectral_earth_archive(config):
-  """The prepared SpectralEarth TFDS archive (EnMAP locations) under ``config.data.data_dir``."""
+def spectral_earth_dirs(config) -> tuple[pathlib.Path | None, pathlib.Path | None]:
+  """``(manual_dir, data_dir)`` of a SpectralEarth builder: ``config.data.manual_dir`` (``None``:
+  the manual root's builder folder) and ``config.data.data_dir`` or ``$TFDS_DATA_DIR`` read now
+  (TFDS fixes its default at import)."""
+  manual = config.data.manual_dir
+  data_dir = config.data.data_dir or os.environ.get("TFDS_DATA_DIR")
+  return (pathlib.Path(manual).expanduser() if manual else None,
+          pathlib.Path(data_dir).expanduser() if data_dir else None)
+
+
+def spectral_earth_archive(config, workdir: pathlib.Path):
+  """The pretraining locations of ``config.data.source`` as a random-access ``grain.MapDataset``.
+
+  ``spectral_earth``: the SpectralEarth archive (``spectral_earth/enmap``), prepared once from
+  ``config.data.manual_dir`` (default: the manual root's ``spectral_earth`` folder) into
+  ``config.data.data_dir`` (default: TFDS's). ``synthetic``: ``config.locations`` synthetic
+  locations of ``config.archive_size`` px written to ``workdir / "synthetic_archive"`` in the
+  published layout (``config.spectra``: the endmembers), read through the same builder. Either
+  way the patches are ``config.archive_size`` px and read one location at a time.
+  """
+  from jspectral.data import tfds as tfds_lib
   from jspectral.data.builders import spectral_earth as se_data
 
-  builder = se_data.SpectralEarth(config="enmap", file_format="array_record",
-                                  data_dir=pathlib.Path(config.data.data_dir).expanduser())
-  return builder.as_data_source("train")
+  builder_config = se_data.patch_config("enmap", config.archive_size)
+  if check_source(config, "synthetic", "spectral_earth") == "synthetic":
+    manual = pathlib.Path(workdir) / "synthetic_archive"
+    if not (manual / "enmap").exists():
+      rng = np.random.default_rng(config.seed + 2)
+      spectra = se_data.class_endmembers(np.random.default_rng(config.seed), config.spectra)
+      se_data.write_pretraining_archive(manual, rng, config.locations, config.archive_size,
+                                        spectra, composition=config.composition,
+                                        log_gain=config.log_gain)
+    data_dir = pathlib.Path(workdir) / "tfds"
+  else:
+    manual, data_dir = spectral_earth_dirs(config)
+  builder = tfds_lib.prepare(se_data.SpectralEarth, config=builder_config, manual_dir=manual,
+                             data_dir=data_dir)
+  return tfds_lib.data_source(builder, "train").map(lambda e: {"images": e["images"]})
 
 
 def spectral_earth_task(method: str, config, source):
@@ -241,19 +309,25 @@ def spectral_earth_task(method: str, config, source):
   from jspectral.data.builders import spectral_earth as se_data
 
   bands = se_data.enmap_bands()
-  vit = spec_vit.SpecViT(**config.vit)
+  vit = spec_vit.SpecViT(**{**config.vit, "img_size": config.size})
+  backbone = vit if config.backbone == "spec_vit" else spec_resnet.SpecResNet50()
+  if config.backbone not in ("spec_vit", "spec_resnet50") or (
+      method == "mae" and config.backbone != "spec_vit"):
+    raise ValueError(f"backbone: expected spec_vit (any method) or spec_resnet50 (moco, dino), "
+                     f"got {config.backbone!r} for {method}")
   common = dict(source=source, mean=bands["mu"], std=bands["sigma"], size=config.size)
   if method == "moco":
-    return ssl_tasks.MoCoTask(**common, backbone=vit, head_hidden=config.head_hidden,
+    return ssl_tasks.MoCoTask(**common, backbone=backbone, head_hidden=config.head_hidden,
                               bank_size=config.bank_size)
   if method == "dino":
-    return ssl_tasks.DINOTask(**common, backbone=vit, head_hidden=config.head_hidden,
+    return ssl_tasks.DINOTask(**common, backbone=backbone, head_hidden=config.head_hidden,
                               out_dim=config.dino_out, steps_per_epoch=config.steps_per_epoch,
                               total_steps=config.train.dino.total_steps,
                               per_step_momentum=config.dino_per_step_momentum,
                               momentum_start=config.dino_momentum_start,
                               center_momentum=config.dino_center_momentum,
-                              bottleneck=config.dino_bottleneck, scale=tuple(config.dino_scale))
+                              bottleneck=config.dino_bottleneck, scale=tuple(config.dino_scale),
+                              official_lr=config.dino_official_lr)
   if method == "mae":
     return ssl_tasks.MAETask(**common, encoder=vit, mask_ratio=config.mask_ratio,
                              decoder_dim=config.decoder_dim, decoder_heads=config.decoder_heads)

@@ -5,16 +5,18 @@ with a per-scene land-cover composition and a per-scene illumination gain; label
 raw CDL codes, code 0 and an unlisted code -> background, ignored) written in the published layout
 and read through the TFDS builder. As in the paper, the encoder is pretrained on a separate,
 unlabelled multi-date archive (a synthetic SpectralEarth: same spectra, 1-3 dates per location
-that differ by illumination gain and offset) with MoCo by default (``pretrain_method``); MoCo's
-positives are two dates of one location, so it can learn invariance to illumination, which the
-labels do not depend on. Then a ConvHead is trained on top of the frozen encoder (smoke: 150 steps,
-cosine lr, tokens standardised by a BatchNorm without affine first, ``probe_standardise``); the
-same probe on a frozen random-init encoder is the baseline. The pretrained probe must beat it.
+that differ by illumination gain and offset) with ``pretrain_method``; then a ConvHead is trained
+on top of the frozen encoder with few labelled scenes (``counts``), the same probe on a frozen
+random-init encoder is the baseline, and the pretrained probe must beat it.
 
-Paper: the official recipe per dataset (frozen Spec ViT-S/4 from ``config.pretrained`` (an ``.npz``
-of the official state dict), ConvHead, CE with ignore index, AdamW lr 1e-3 wd 1e-4, cosine over 100
-epochs, RandomResizedCrop scale per dataset) on the SpectralEarth downstream TFDS builder. Without
-``config.pretrained`` the encoder is pretrained here, on ``config.pretrain.data.source``.
+Paper (``paper`` = EnMAP-CDL; ``paper:<dataset>`` for the others, :data:`PAPER_VARIANTS`): the
+official recipe per dataset (frozen Spec ViT-S/4, ConvHead, CE with ignore index, AdamW lr 1e-3
+wd 1e-4, cosine over 100 epochs, the dataset's batch and RandomResizedCrop scale, validation every
+epoch, the parameters of the best validation loss scored on the test split) on the SpectralEarth
+downstream TFDS builder, standardised with the sensor's official statistics. ``pretrained`` must
+name the encoder: a path to an ``.npz`` of the official Spec ViT state dict, or ``synthetic`` to
+pretrain one here on a synthetic archive (``pretrain.*``: a plumbing check, not the paper's
+encoder).
 """
 
 from __future__ import annotations
@@ -30,157 +32,188 @@ import numpy as np
 from experiments.common import (
     check_source,
     spectral_earth_archive,
+    spectral_earth_dirs,
     spectral_earth_pretrain_config,
     spectral_earth_task,
 )
 from experiments.report import Report, Table, save_loss_curve
 from jspectral import models, train
+from jspectral.data import tfds as tfds_lib
 from jspectral.data.builders import spectral_earth as data
 from jspectral.ssl import spectral_earth as se
 from jspectral.ssl import tasks
 
 matplotlib.use("Agg")
 
-PAPER_DATASETS = {  # builder config -> (RandomResizedCrop scale, batch per GPU x GPUs)
+# Builder config -> (RandomResizedCrop scale, global batch = batch per GPU x GPUs), official
+# configs/experiment/downstream/<task>/*.
+PAPER_DATASETS = {
     "enmap_cdl": ((0.2, 1.0), 32), "enmap_nlcd": ((0.2, 1.0), 64),
     "enmap_bdforet": ((0.4, 1.0), 32), "enmap_bnetd": ((0.4, 1.0), 64),
     "desis_cdl": ((0.4, 1.0), 32), "eo1_cdl": ((0.4, 1.0), 16)}
 PAPER_SIZES = {"enmap_cdl": 1200, "enmap_nlcd": 10125, "enmap_bdforet": 1912, "enmap_bnetd": 1575,
-               "desis_cdl": 750, "eo1_cdl": 357}
+               "desis_cdl": 750, "eo1_cdl": 357}  # training patches
+PAPER_EPOCHS = 100
+PAPER_VARIANTS = {
+    "enmap_nlcd": "EnMAP-NLCD land cover (USA), 15 classes, batch 64",
+    "enmap_bdforet": "EnMAP-BDForet tree species (France), 12 classes, batch 32",
+    "enmap_bnetd": "EnMAP-BNETD land cover (Cote d'Ivoire), 10 classes, batch 64",
+    "desis_cdl": "DESIS-CDL crop types, 235 bands (cross-sensor), batch 32",
+    "eo1_cdl": "EO-1 Hyperion-CDL crop types, 198 bands (cross-sensor), batch 16",
+}
+THIRD_PARTY = {"enmap_cdl": 0.774, "enmap_bnetd": 0.495, "enmap_bdforet": 0.766}
 
 
 def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
   smoke = preset == "smoke"
+  dataset = "smoke_cdl" if smoke else (preset.partition(":")[2] or "enmap_cdl")
   c = ml_collections.ConfigDict()
   c.preset = preset
-  c.seed = 0
+  c.seed = 0  # seeds the data, both encoders' pretraining and every probe
+  c.dataset = dataset  # a SpectralEarthDownstream configuration
   c.data = ml_collections.ConfigDict(dict(
       source="synthetic" if smoke else "spectral_earth_downstream",
-      data_dir="" if smoke else "~/tensorflow_datasets"))  # the downstream TFDS data_dir
-  c.datasets = ["smoke_cdl"] if smoke else list(PAPER_DATASETS)
-  c.counts = {"train": 48, "val": 8, "test": 16}  # synthetic: patches per split
-  c.pretrained = ""  # paper: path to an .npz of the official Spec ViT state dict
-  c.pretrain = spectral_earth_pretrain_config(preset)
-  c.pretrain_method = "moco"  # "moco" | "dino" | "mae": the objective of the smoke pretraining
-  c.composition = 0.5  # smoke: Dirichlet concentration of each scene's class mixture
+      manual_dir="",  # the published files ('' = <manual root>/spectral_earth_downstream)
+      data_dir="",  # TFDS data_dir of the prepared records ('' = TFDS's)
+      patch_size=16 if smoke else 128))  # patch side of the files (a dry run may cut it)
+  c.counts = {"train": 4, "val": 8, "test": 24}  # synthetic: patches per split (few labels)
+  # The encoder: a path to an .npz of the official Spec ViT state dict, or "synthetic" (pretrain
+  # it here on a synthetic archive, pretrain.*). The paper preset refuses to guess.
+  c.pretrained = "synthetic" if smoke else ""
+  c.pretrain = spectral_earth_pretrain_config("smoke" if smoke else "paper",
+                                              locations=48 if smoke else 256)
+  c.pretrain.data.source = "synthetic"
+  c.pretrain.archive_size = 24 if smoke else 32  # synthetic archive patches (cropped to size)
+  c.pretrain.spectra = 6
+  c.pretrain.log_gain = 0.3  # dates differ by an illumination gain exp(U(-0.3, 0.3))
+  c.pretrain_method = "moco"  # "moco" | "dino" | "mae": the objective of pretrained=synthetic
+  c.pretrain.train.moco.total_steps = 150 if smoke else c.pretrain.train.moco.total_steps
+  c.composition = 0.5  # synthetic: Dirichlet concentration of each scene's class mixture
   # Smoke: a BatchNorm without affine standardises the frozen tokens before the ConvHead (the
   # MAE / DINO / MoCo-v3 linear-probe practice; the paper's protocol has none and keeps it off).
   c.probe_standardise = smoke
-  c.log_gain = 0.3  # smoke: per-scene (downstream) and per-date (archive) gain exp(U(-0.3, 0.3))
-  for method in ("moco", "dino", "mae"):
-    c.pretrain.train[method].total_steps = 60 if smoke else c.pretrain.train[method].total_steps
-  c.vit = c.pretrain.vit
+  c.log_gain = 0.3  # synthetic: per-scene gain exp(U(-0.3, 0.3)) of the labelled scenes
+  c.checks = smoke  # check that the pretrained probe beats the random-init one
+  batch = 8 if smoke else PAPER_DATASETS[dataset][1]
+  steps_per_epoch = 25 if smoke else PAPER_SIZES[dataset] // batch
   c.train = train.default_config()
-  c.train.update(seed=c.seed, batch_size=8 if smoke else 32, log_every=5 if smoke else 50,
-                 checkpoint_every=1000, progress=not smoke, trainable=tasks.SegmentationTask
-                 .trainable_head, total_steps=150 if smoke else 100 * 1200 // 32)
+  c.train.update(seed=c.seed, batch_size=batch, log_every=5 if smoke else 50,
+                 checkpoint_every=1000 if smoke else steps_per_epoch, progress=not smoke,
+                 trainable=tasks.SegmentationTask.trainable_head,
+                 total_steps=(6 if smoke else PAPER_EPOCHS) * steps_per_epoch,
+                 eval_every=steps_per_epoch, select=dict(metric="loss", mode="min"))
   c.train.optimizer.update(name="adamw", learning_rate=3e-3 if smoke else 1e-3,
                            weight_decay=1e-4)
   c.train.schedule.update(name="warmup_cosine", warmup_steps=0)
   return c
 
 
-def _splits(config, name: str, workdir: pathlib.Path) -> dict[str, list]:
-  import tensorflow_datasets as tfds
-
-  builder_kw = dict(config=name, file_format="array_record")
+def _sources(config, workdir: pathlib.Path):
+  """The prepared builder configuration and its three splits as ``grain.MapDataset``s of raw
+  ``{"image", "mask"}`` (read one example at a time)."""
+  builder_config = data.downstream_config(config.dataset, config.data.patch_size)
   if check_source(config, "synthetic", "spectral_earth_downstream") == "synthetic":
     manual = workdir / "synthetic_downstream"
-    rng = np.random.default_rng(config.seed + 1)
-    data.write_downstream_dataset(manual, rng, name, dict(config.counts), _endmembers(config),
-                                  composition=config.composition, log_gain=config.log_gain)
-    builder = data.SpectralEarthDownstream(data_dir=workdir / "tfds", **builder_kw)
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-        manual_dir=str(manual)))
+    if not (manual / "splits").exists():
+      spectra = data.class_endmembers(np.random.default_rng(config.seed), config.pretrain.spectra,
+                                      bands=builder_config.bands)
+      data.write_downstream_dataset(manual, np.random.default_rng(config.seed + 1),
+                                    builder_config, dict(config.counts), spectra,
+                                    composition=config.composition, log_gain=config.log_gain)
+    data_dir = workdir / "tfds"
   else:
-    builder = data.SpectralEarthDownstream(
-        data_dir=pathlib.Path(config.data.data_dir).expanduser(), **builder_kw)
-  return {s: [{"image": e["image"], "mask": e["mask"]} for e in builder.as_data_source(s)]
-          for s in ("train", "val", "test")}
-
-
-def _endmembers(config) -> np.ndarray:
-  return data.class_endmembers(np.random.default_rng(config.seed), 6)
-
-
-def _pretraining_source(config, workdir: pathlib.Path):
-  """``config.pretrain.data.source``: ``synthetic`` writes an archive of this experiment's
-  spectra (the downstream classes' endmembers, per-date gains); ``spectral_earth`` is the TFDS
-  archive."""
-  p = config.pretrain
-  if check_source(p, "synthetic", "spectral_earth") == "spectral_earth":
-    return spectral_earth_archive(p)
-  archive = workdir / "synthetic_archive"
-  if not (archive / "enmap").exists():
-    data.write_pretraining_archive(archive, np.random.default_rng(config.seed + 2), p.locations,
-                                   p.archive_size, _endmembers(config),
-                                   composition=config.composition, log_gain=config.log_gain)
-  return [{"images": images} for _, images in data.read_archive(archive / "enmap")]
+    manual, data_dir = spectral_earth_dirs(config)
+  builder = tfds_lib.prepare(data.SpectralEarthDownstream, config=builder_config,
+                             manual_dir=manual, data_dir=data_dir)
+  keep = lambda e: {"image": e["image"], "mask": e["mask"]}
+  return builder_config, {s: tfds_lib.data_source(builder, s).map(keep) for s in data.SPLITS}
 
 
 def _pretrained_backbone(config, workdir: pathlib.Path):
-  if config.pretrained:
-    module, variables = models.from_torch("spec_vit", dict(np.load(config.pretrained)))
-    return module, variables
+  """The frozen encoder and its variables: the official weights at ``config.pretrained`` or, for
+  ``pretrained=synthetic``, ``pretrain_method`` trained here on a synthetic archive."""
+  if config.pretrained != "synthetic":
+    return models.from_torch("spec_vit", dict(np.load(config.pretrained)))
   method = config.pretrain_method
-  source = _pretraining_source(config, workdir)
-  task = spectral_earth_task(method, config.pretrain, source)
-  result = train.fit(task, config.pretrain.train[method], workdir / f"pretrain_{method}")
-  if method == "mae":
-    return task.encoder, {"params": result.params["encoder"],
-                          "batch_stats": result.model_state["batch_stats"]["encoder"]}
-  return task.backbone, {"params": result.params["backbone"],
-                         "batch_stats": result.model_state["batch_stats"]["backbone"]}
+  p = config.pretrain.copy_and_resolve_references()
+  p.seed, p.train[method].seed = config.seed, config.seed
+  source = spectral_earth_archive(p, workdir)
+  task = spectral_earth_task(method, p, source)
+  result = train.fit(task, p.train[method], workdir / f"pretrain_{method}")
+  part = "encoder" if method == "mae" else "backbone"
+  module = task.encoder if method == "mae" else task.backbone
+  return module, {"params": result.params[part],
+                  "batch_stats": result.model_state["batch_stats"][part]}
 
 
-def _probe(config, backbone, init_variables, splits, num_classes, workdir, scale):
-  bands = data.enmap_bands()
-  aug = lambda e, rng, train=True: se.downstream_augment(e, rng, scale=scale, mean=bands["mu"],
-                                                         std=bands["sigma"], train=train)
-  test = [aug(e, None, train=False) for e in splits["test"]]
-  task = tasks.SegmentationTask(model=se.ViTSegmentor(
-      backbone, num_classes, standardise=config.probe_standardise), source=splits["train"],
-                             eval_source=test, num_classes=num_classes,
-                             ignore_index=num_classes, init_variables=init_variables,
-                             augment_fn=aug)
-  result = train.fit(task, config.train, workdir)
-  return task, result, test
+def _probe(config, backbone, init_variables, splits, builder_config, workdir):
+  """Trains a ConvHead on the frozen encoder; returns the task, the fit result and the test
+  scores of the parameters selected on the validation split."""
+  stats = data.sensor_statistics(builder_config.sensor)
+  scale = PAPER_DATASETS.get(config.dataset, ((0.2, 1.0), 0))[0]
+  aug = lambda e, rng, train=True: se.downstream_augment(e, rng, scale=scale, mean=stats["mu"],
+                                                         std=stats["sigma"], train=train)
+  plain = lambda e: aug(e, None, train=False)
+  num_classes = len(builder_config.codes)
+  task = tasks.SegmentationTask(
+      model=se.ViTSegmentor(backbone, num_classes, standardise=config.probe_standardise),
+      source=splits["train"], eval_source=splits["val"].map(plain), num_classes=num_classes,
+      ignore_index=num_classes, init_variables=init_variables, augment_fn=aug)
+  train_config = config.train.copy_and_resolve_references()
+  train_config.seed = config.seed
+  result = train.fit(task, train_config, workdir)
+  best = result.best or {"params": result.params, "model_state": result.model_state, "step": 0}
+  test = splits["test"].map(plain)
+  scores = task.scores(best["params"], best["model_state"], test)
+  return task, result, best, scores, test
+
+
+def check_pretrained(config) -> None:
+  """Refuses a run whose encoder is not named (``pretrained``: a file or ``synthetic``)."""
+  if not config.pretrained:
+    raise ValueError("pretrained: name the encoder: a path to an .npz of the official Spec ViT "
+                     "state dict, or 'synthetic' to pretrain one here on a synthetic archive "
+                     "(--set pretrained=PATH or --set pretrained=synthetic)")
+  if config.pretrained != "synthetic" and not pathlib.Path(config.pretrained).is_file():
+    raise ValueError(f"pretrained: {config.pretrained!r} is not a file (expected an .npz of "
+                     "the official Spec ViT state dict, or 'synthetic')")
 
 
 def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
-  rows, checks, figures, histories = [], {}, [], {}
-  for name in config.datasets:
-    splits = _splits(config, name, workdir)
-    num_classes = len(next(c for c in data.SpectralEarthDownstream.BUILDER_CONFIGS
-                           if c.name == name).codes)
-    scale = PAPER_DATASETS.get(name, ((0.2, 1.0), 0))[0]
-    backbone, pretrained = _pretrained_backbone(config, workdir / name)
-    results = {}
-    for label, init in ((f"pretrained ({config.pretrain_method})", pretrained),
-                        ("random init", None)):
-      key = label.split()[0]
-      task, result, test = _probe(config, backbone, init, splits, num_classes,
-                                  workdir / name / f"probe_{key}", scale)
-      results[key] = (task, result)
-      histories[f"{name} {key}"] = result.history
-      ev = result.evals
-      rows.append([name, label, ev["eval/accuracy"], ev["eval/jaccard_micro"], ev["eval/miou"]])
-    gain = (results["pretrained"][1].evals["eval/jaccard_micro"]
-            - results["random"][1].evals["eval/jaccard_micro"])
-    checks[f"{name}: pretrained probe beats random-init probe (micro Jaccard)"] = gain > 0
-    figures += _figures(workdir, name, results, test)
+  check_pretrained(config)
+  name = config.dataset
+  builder_config, splits = _sources(config, workdir)
+  backbone, pretrained = _pretrained_backbone(config, workdir / name)
+  label = "pretrained (official)" if config.pretrained != "synthetic" else \
+      f"pretrained ({config.pretrain_method}, synthetic archive)"
+  rows, results, histories = [], {}, {}
+  for key, text, init in (("pretrained", label, pretrained), ("random", "random init", None)):
+    task, result, best, scores, test = _probe(config, backbone, init, splits, builder_config,
+                                              workdir / name / f"probe_{key}")
+    results[key] = (task, best)
+    histories[f"{name} {key}"] = result.history
+    rows.append([name, text, int(best["step"]), scores["accuracy"], scores["jaccard_micro"],
+                 scores["miou"], THIRD_PARTY.get(name, "n/a")])
+  gain = rows[0][4] - rows[1][4]
+  checks = {f"{name}: pretrained probe beats random-init probe (test micro Jaccard, "
+            f"{gain:+.3f})": gain > 0} if config.checks else {}
   save_loss_curve(workdir / "probe_loss.png", histories)
+  figures = ["probe_loss.png", *_figures(workdir, name, results, test)]
   smoke = " (smoke, synthetic)" if config.data.source == "synthetic" else ""
   return Report(
       title="SpectralEarth downstream: frozen-encoder segmentation probes" + smoke,
-      tables=[Table(f"Test metrics{smoke}", ["dataset", "encoder", "micro accuracy",
-                                             "micro Jaccard (official)", "mean IoU"], rows,
-                    note="Paper tables were not retrievable; a third-party study lists the "
-                         "SpectralEarth full-HSI reference as 0.774 (CDL), 0.495 (BNETD), "
-                         "0.766 (BDForet) (unverified).")],
-      figures=["probe_loss.png", *figures], checks=checks,
-      notes=["Linear protocol: encoder frozen (parameters), BatchNorm of the frozen adapter in "
-             "training mode as in the official code; ConvHead trained with CE(ignore index)."
+      tables=[Table(f"Test metrics{smoke}", ["dataset", "encoder", "selected step",
+                                             "micro accuracy", "micro Jaccard (official)",
+                                             "mean IoU", "paper"], rows,
+                    note="Test scores of the parameters with the best validation loss. Paper "
+                         "tables were not retrievable; the 'paper' column is a third-party "
+                         "study's SpectralEarth full-HSI reference (unverified).")],
+      figures=figures, checks=checks,
+      notes=[f"{name}: {len(splits['train'])} / {len(splits['val'])} / {len(splits['test'])} "
+             f"train / val / test patches, {builder_config.bands} bands, standardised with the "
+             f"{builder_config.sensor} statistics. Linear protocol: encoder frozen "
+             "(parameters), BatchNorm of the frozen adapter in training mode as in the official "
+             "code; ConvHead trained with CE(ignore index)."
              + (" Smoke deviation: the frozen tokens are standardised (BatchNorm without affine) "
                 "before the ConvHead, as MAE/DINO/MoCo-v3 linear probes do." if
                 config.probe_standardise else "")])
@@ -189,15 +222,16 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
 def _figures(workdir: pathlib.Path, name: str, results, test) -> list[str]:
   import matplotlib.pyplot as plt
 
-  images = np.stack([e["image"] for e in test[:3]])
-  masks = np.stack([e["mask"] for e in test[:3]])
-  preds = {k: task.predict(result.params, result.model_state, images)
-           for k, (task, result) in results.items()}
+  shown = [test[i] for i in range(min(3, len(test)))]
+  images = np.stack([e["image"] for e in shown])
+  masks = np.stack([e["mask"] for e in shown])
+  preds = {k: task.predict(best["params"], best["model_state"], images)
+           for k, (task, best) in results.items()}
   rgb = images[..., list(data.RGB_BANDS)]
   rgb = np.clip((rgb - rgb.min()) / (np.ptp(rgb) + 1e-6), 0, 1)
-  fig, axes = plt.subplots(3, 4, figsize=(8, 6))
+  fig, axes = plt.subplots(len(shown), 4, figsize=(8, 2 * len(shown)), squeeze=False)
   vmax = masks.max()
-  for i in range(3):
+  for i in range(len(shown)):
     for ax, img, title in zip(axes[i], (rgb[i], masks[i], preds["pretrained"][i],
                                         preds["random"][i]),
                               ("RGB (bands 43/28/10)", "label (bg = max)", "pretrained probe",
@@ -213,9 +247,9 @@ def _figures(workdir: pathlib.Path, name: str, results, test) -> list[str]:
 
   fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
   for ax, key in zip(axes, ("pretrained", "random"), strict=True):
-    task, result = results[key]
-    variables = {"params": result.params["backbone"],
-                 "batch_stats": result.model_state["batch_stats"]["backbone"]}
+    task, best = results[key]
+    variables = {"params": best["params"]["backbone"],
+                 "batch_stats": best["model_state"]["batch_stats"]["backbone"]}
     backbone = task.model.backbone
     tokens = np.asarray(jax.jit(lambda v, x, b=backbone: b.apply(
         v, x, method="patch_tokens"))(variables, jnp.asarray(images)))
@@ -231,5 +265,3 @@ def _figures(workdir: pathlib.Path, name: str, results, test) -> list[str]:
   fig.savefig(workdir / pca_png, dpi=100)
   plt.close(fig)
   return [seg_png, pca_png]
-
-

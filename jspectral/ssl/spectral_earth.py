@@ -414,6 +414,25 @@ def dino_learning_rate(epoch, base_lr: float = 1e-3, warmup_epochs: int = 20, t_
   return jnp.where(epoch < warmup_epochs, warm, cos)
 
 
+def dino_teacher_temperature(epoch, start: float = 0.04, end: float = 0.04,
+                             warmup_epochs: int = 10):
+  """lightly ``DINOLoss`` teacher temperature per epoch: ``linspace(start, end, warmup_epochs)``
+  over the warm-up, ``end`` afterwards (official values 0.04 -> 0.04: constant).
+
+  Args:
+    epoch: epoch (scalar or array).
+    start: temperature at epoch 0.
+    end: temperature from epoch ``warmup_epochs - 1`` on.
+    warmup_epochs: warm-up length (>= 2 for a ramp).
+
+  Returns:
+    float32, shaped like ``epoch``.
+  """
+  epoch = jnp.asarray(epoch, jnp.float32)
+  ramp = start + (end - start) * epoch / max(warmup_epochs - 1, 1)
+  return jnp.where(epoch < warmup_epochs, ramp, end).astype(jnp.float32)
+
+
 def moco_learning_rate(epoch, base_lr: float = 1e-3, milestones: Sequence[int] = (60, 80),
                        gamma: float = 0.1):
   """Official MoCo lr per epoch: MultiStepLR, ``x gamma`` at each milestone.

@@ -39,7 +39,9 @@ from jspectral.ssl.spectral_earth import (
   MoCoProjectionHead,
   SSLNet,
   cosine_momentum,
+  dino_learning_rate,
   dino_loss,
+  dino_teacher_temperature,
   enqueue,
   l2_normalise,
   mae_loss,
@@ -433,7 +435,8 @@ class DINOTask(_ViewsTask):
       feats = f if feats is None else feats
       s_out.append(z)
     loss, center = dino_loss(jnp.stack(t_out), jnp.stack(s_out), state["center"],
-                             self.teacher_temp, self.student_temp, self.center_momentum)
+                             self.teacher_temperature(step), self.student_temp,
+                             self.center_momentum)
     new_state = {"batch_stats": stats, "teacher_params": teacher, "teacher_batch_stats": t_stats,
                  "center": center}
     return loss, {"state": new_state, "feature_std": _feature_std(feats), "teacher_momentum": m}
@@ -482,6 +485,14 @@ class MAETask(_ViewsTask):
   def loss(self, params, state, batch, rng):
     x = batch["view1"]
     idx_keep, idx_mask = self._mask(rng, x.shape[0])
+    warmup_teacher_temp: teacher temperature at epoch 0, ramped linearly (per epoch) to
+      ``teacher_temp`` over ``warmup_teacher_temp_epochs`` (official: 0.04 -> 0.04 over 10).
+    warmup_teacher_temp_epochs: epochs of the teacher-temperature ramp.
+    official_lr: the official per-epoch learning rate (:meth:`schedule`: LinearLR from lr/20 over
+      ``warmup_epochs``, then cosine with ``T_max = lr_t_max`` epochs) instead of the training
+      config's schedule.
+    warmup_epochs: learning-rate warm-up epochs (``official_lr``).
+    lr_t_max: cosine period in epochs (``official_lr``; official: max_epochs = 100).
     pred, stats = _apply(self.net, params, state["batch_stats"], x, idx_keep=idx_keep,
                          idx_mask=idx_mask, train=True)
     loss = mae_loss(pred, x, idx_mask, self.encoder.token_patch_size, self.norm_pix)
@@ -497,13 +508,19 @@ class MAETask(_ViewsTask):
 class SegmentationTask:
   """SpectralEarth downstream semantic segmentation with CE(ignore_index).
 
+  warmup_teacher_temp: float = 0.04
+  warmup_teacher_temp_epochs: int = 10
+  official_lr: bool = False
+  warmup_epochs: int = 20
+  lr_t_max: int = 100
   Freezing is done by the training config's ``trainable`` regex (:attr:`trainable_head`).
 
   Attributes:
     model: a :class:`~jspectral.ssl.spectral_earth.ViTSegmentor` or
       :class:`~jspectral.ssl.spectral_earth.FCNSegmenter`.
     source: training examples ``{"image": (H, W, B), "mask": (H, W)}``.
-    eval_source: evaluation examples of the same form.
+    eval_source: evaluation examples of the same form, already standardised (the validation
+      split: ``evaluate`` scores it and ``fit`` selects on its loss).
     num_classes: number of classes.
     ignore_index: label value left out of the loss and the metrics.
     init_variables: pretrained backbone variables ``{"params": ..., "batch_stats": ...}`` copied
@@ -511,6 +528,19 @@ class SegmentationTask:
     eval_frozen_bn: run the backbone's BatchNorm in inference mode during training (the official
       code does not).
     augment_fn: optional host-side ``(example, np_rng) -> example``.
+  def schedule(self, config):
+    """The official per-epoch learning rate as a per-step schedule (``official_lr``), else
+    ``None`` (the training config's schedule)."""
+    if not self.official_lr:
+      return None
+    base, epoch_of = config.optimizer.learning_rate, lambda step: step // self.steps_per_epoch
+    return lambda step: dino_learning_rate(epoch_of(step), base, self.warmup_epochs,
+                                           self.lr_t_max)
+
+  def teacher_temperature(self, step):
+    return dino_teacher_temperature(step // self.steps_per_epoch, self.warmup_teacher_temp,
+                                    self.teacher_temp, self.warmup_teacher_temp_epochs)
+
     eval_batch: images per compiled evaluation call.
   """
 
@@ -565,31 +595,57 @@ class SegmentationTask:
     Args:
       params: trainable parameters.
       state: ``{"batch_stats": ...}``.
-      images: cubes ``(M, H, W, B)``.
+      images: standardised cubes ``(M, H, W, B)``.
 
     Returns:
       Class indices ``(M, H, W)``, NumPy.
     """
-    fn = jax.jit(lambda p, s, x: jnp.argmax(
-        self.model.apply({"params": p, "batch_stats": s}, x), axis=-1))
     step = self.eval_batch
-    return np.concatenate([np.asarray(fn(params, state["batch_stats"], images[i:i + step]))
-                           for i in range(0, len(images), step)])
+    return np.concatenate([np.asarray(self._infer(
+        params, state["batch_stats"], images[i:i + step],
+        np.zeros(images[i:i + step].shape[:3], np.int32))[0])
+        for i in range(0, len(images), step)])
 
-  def evaluate(self, params, state):
-    """Pixel accuracy, micro Jaccard and mean IoU on ``eval_source``.
+  def scores(self, params, state, source) -> dict[str, float]:
+    """Pixel accuracy, micro Jaccard, mean IoU and mean CE over a whole split.
 
     Args:
       params: trainable parameters.
       state: ``{"batch_stats": ...}``.
 
     Returns:
-      ``{"accuracy", "jaccard_micro", "miou"}`` Python floats.
+      ``{"accuracy", "jaccard_micro", "miou", "loss"}`` Python floats, accumulated over the
+      split (one confusion matrix; CE averaged over every non-ignored pixel).
     """
-    images = np.stack([e["image"] for e in self.eval_source])
-    masks = np.stack([e["mask"] for e in self.eval_source])
-    conf = segmentation.segmentation_confusion(jnp.asarray(self.predict(params, state, images)),
-                                  jnp.asarray(masks), self.num_classes, self.ignore_index)
+    conf, ce, count = 0, 0.0, 0
+    for images, masks in self._batches(source):
+      _, c, e, n = self._infer(params, state["batch_stats"], images, masks)
+      conf, ce, count = conf + c, ce + float(e), count + int(n)
     return {"accuracy": float(segmentation.micro_accuracy(conf)),
             "jaccard_micro": float(segmentation.micro_jaccard(conf, self.ignore_index)),
-            "miou": float(segmentation.mean_iou(conf, self.ignore_index))}
+            "miou": float(segmentation.mean_iou(conf, self.ignore_index)),
+            "loss": ce / max(count, 1)}
+
+  def evaluate(self, params, state):
+    """:meth:`scores` on ``eval_source``."""
+    return self.scores(params, state, self.eval_source)
+  Sources are random-access sequences (a ``grain.MapDataset`` over a prepared TFDS split streams
+  them); evaluation reads ``eval_batch`` examples at a time and accumulates one confusion matrix.
+  @functools.cached_property
+  def _infer(self):
+    def infer(params, stats, images, masks):
+      logits = self.model.apply({"params": params, "batch_stats": stats}, images)
+      valid = masks != self.ignore_index
+      ce = segmentation_loss(logits, masks, self.ignore_index) * jnp.sum(valid)
+      pred = jnp.argmax(logits, axis=-1)
+      conf = segmentation.segmentation_confusion(pred, masks, self.num_classes, self.ignore_index)
+      return pred, conf, ce, jnp.sum(valid)
+    return jax.jit(infer)
+
+  def _batches(self, source):
+    for i in range(0, len(source), self.eval_batch):
+      examples = [source[j] for j in range(i, min(i + self.eval_batch, len(source)))]
+      yield (np.stack([e["image"] for e in examples]),
+             np.stack([e["mask"] for e in examples]).astype(np.int32))
+
+      source: standardised examples ``{"image", "mask"}`` (random access).

@@ -138,3 +138,46 @@ def test_loss_curves_equal_over_8_devices(method):
   one, eight = curves[f"{method}_1"], curves[f"{method}_8"]
   assert len(one) == 4
   np.testing.assert_allclose(eight, one, rtol=2e-4, err_msg=method)
+
+
+def test_dino_official_schedules_at_given_steps():
+  """Official DINO: per-epoch LinearLR (lr/20 -> lr over 20 epochs) then cosine with T_max =
+  100 epochs; lightly's teacher momentum cosine over 10 epochs then 1.0; teacher temperature
+  linspace(start, 0.04) over 10 epochs (0.04 -> 0.04 officially)."""
+  task = make_task("dino", make_source(2), official_lr=True)   # 2 steps per epoch
+  lr = task.schedule(fit_config(1))
+  # step -> epoch: 0, 0, 1, 39 (warm-up end), 40 (cosine start), 199 (epoch 99).
+  warm = lambda e: 1e-3 * (1 / 20 + 0.95 * e / 20)
+  expected = {0: 5e-5, 1: 5e-5, 2: warm(1), 39: warm(19), 40: 1e-3,
+              199: 1e-3 * (1 + np.cos(np.pi * 79 / 100)) / 2}
+  for step, value in expected.items():
+    np.testing.assert_allclose(float(lr(step)), value, rtol=1e-5, err_msg=f"step {step}")
+  assert float(lr(199)) > 0.09e-3   # T_max = 100 epochs: still ~0.095 lr at the last epoch
+  cos = lambda e: 1 - 0.004 * (np.cos(np.pi * e / 9) + 1) / 2
+  momentum = {0: 0.996, 1: 0.996, 2: cos(1), 17: cos(8), 18: 1.0, 150: 1.0}
+  for step, value in momentum.items():
+    np.testing.assert_allclose(float(task.teacher_momentum(step)), value, rtol=1e-6)
+  np.testing.assert_allclose([float(task.teacher_temperature(s)) for s in (0, 9, 40)], 0.04)
+  ramp = make_task("dino", make_source(2), warmup_teacher_temp=0.02)
+  np.testing.assert_allclose([float(ramp.teacher_temperature(s)) for s in (0, 2, 16, 18, 40)],
+                             [0.02, 0.02 + 0.02 / 9, 0.02 + 0.02 * 8 / 9, 0.04, 0.04], rtol=1e-6)
+  assert make_task("dino", make_source(2)).schedule(fit_config(1)) is None  # engine schedule
+
+
+def test_pretraining_paper_variants_build_their_tasks():
+  from experiments.common import spectral_earth_task
+  from experiments.configs import pretrain_spectral_earth as pretrain
+
+  assert set(pretrain.PAPER_VARIANTS) == {"rn50", "mae_vit_b", "mae_vit_l", "mae_vit_h",
+                                          "mae_vit_g"}
+  rn50 = pretrain.get_config("paper:rn50")
+  assert rn50.methods == ["moco", "dino"] and rn50.backbone == "spec_resnet50"
+  dino = spectral_earth_task("dino", rn50, [])
+  assert dino.official_lr and type(dino.backbone).__name__ == "SpecResNet50"
+  assert not dino.per_step_momentum and dino.momentum_start == 0.996
+  assert rn50.train.dino.precision == "bfloat16"
+  g = pretrain.get_config("paper:mae_vit_g")
+  assert g.methods == ["mae"] and (g.vit.embed_dim, g.vit.depth, g.vit.num_heads) == (1536, 40, 24)
+  assert spectral_earth_task("mae", g, []).encoder.img_size == 128
+  with pytest.raises(ValueError, match="backbone"):
+    spectral_earth_task("mae", rn50, [])
