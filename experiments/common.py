@@ -161,20 +161,6 @@ def intl_network(config) -> intl.INTLNet:
 # ------------------------------------------------------------------------------------------------
 
 SPECTRAL_EARTH_LOCATIONS = 415_153
-
-
-def spectral_earth_pretrain_config(preset: str,
-                                   locations: int | None = None) -> ml_collections.ConfigDict:
-  """MoCo-v2 / DINO / MAE pretraining: smoke on synthetic EnMAP-like patches, ``paper`` the
-  official Spec ViT-S/4 recipes on the SpectralEarth TFDS archive, ``paper:VARIANT`` the other
-  backbones (:data:`SPECTRAL_EARTH_PRETRAIN`).
-
-  Args:
-    preset: ``smoke``, ``paper`` or ``paper:VARIANT``.
-    locations: archive size the epoch-based schedules are derived from (default: 48 for the
-      smoke, SpectralEarth's 415,153 for the paper).
-  """
-  smoke = preset == "smoke"
 # Pretraining variants (official configs/experiment/pretrain/**; MAE's larger ViTs swap the
 # backbone and keep the decoder): variant -> (backbone, ViT size, methods).
 SPECTRAL_EARTH_PRETRAIN = {
@@ -192,6 +178,21 @@ SPECTRAL_EARTH_PRETRAIN_VARIANTS = {
 }
 _VIT_WIDTHS = {"s": (384, 12, 6), "b": (768, 12, 12), "l": (1024, 24, 16), "h": (1280, 32, 16),
                "g": (1536, 40, 24)}
+
+
+def spectral_earth_pretrain_config(preset: str,
+                                   locations: int | None = None) -> ml_collections.ConfigDict:
+  """MoCo-v2 / DINO / MAE pretraining: smoke on synthetic EnMAP-like patches, ``paper`` the
+  official Spec ViT-S/4 recipes on the SpectralEarth TFDS archive, ``paper:VARIANT`` the other
+  backbones (:data:`SPECTRAL_EARTH_PRETRAIN`).
+
+  Args:
+    preset: ``smoke``, ``paper`` or ``paper:VARIANT``.
+    locations: archive size the epoch-based schedules are derived from (default: 48 for the
+      smoke, SpectralEarth's 415,153 for the paper).
+  """
+  smoke = preset == "smoke"
+  backbone, vit_size, methods = SPECTRAL_EARTH_PRETRAIN[preset.partition(":")[2]]
   c = ml_collections.ConfigDict()
   c.preset = preset
   c.data = ml_collections.ConfigDict(dict(
@@ -201,7 +202,6 @@ _VIT_WIDTHS = {"s": (384, 12, 6), "b": (768, 12, 12), "l": (1024, 24, 16), "h": 
   c.methods = methods
   c.checks = smoke  # check that every loss falls (first third of the logs vs the last)
   c.backbone = backbone  # spec_vit | spec_resnet50 (MoCo / DINO only)
-  backbone, vit_size, methods = SPECTRAL_EARTH_PRETRAIN[preset.partition(":")[2]]
   c.seed = 0
   c.size = 16 if smoke else 128
   c.archive_size = 24 if smoke else 128
@@ -231,26 +231,26 @@ _VIT_WIDTHS = {"s": (384, 12, 6), "b": (768, 12, 12), "l": (1024, 24, 16), "h": 
   c.dino_center_momentum = 0.5 if smoke else 0.9
   c.dino_bottleneck = 32 if smoke else 256
   c.dino_scale = (0.4, 1.0) if smoke else (0.05, 1.0)
+  # Official DINO lr: per-epoch LinearLR from lr/20 over 20 epochs, then cosine with T_max = 100
+  # epochs (DINOTask.schedule); the smoke uses train.dino.schedule instead.
+  c.dino_official_lr = not smoke
   batch = 8 if smoke else 256
   steps_per_epoch = max(c.locations // batch, 1)
   c.steps_per_epoch = steps_per_epoch
   epochs = {"moco": 100, "dino": 100, "mae": 200}
 
   def tc(method, name, lr, wd, schedule, smoke_steps=30):
-  # Official DINO lr: per-epoch LinearLR from lr/20 over 20 epochs, then cosine with T_max = 100
-  # epochs (DINOTask.schedule); the smoke uses train.dino.schedule instead.
-  c.dino_official_lr = not smoke
     t = train.default_config()
+    # Official runs: 16-mixed precision on 4 GPUs -> bf16 compute here.
     t.update(seed=c.seed, batch_size=batch, log_every=2 if smoke else 100,
              checkpoint_every=1000 if smoke else 5000, progress=not smoke,
+             precision="float32" if smoke else "bfloat16",
              total_steps=smoke_steps if smoke else epochs[method] * steps_per_epoch)
     t.optimizer.update(name=name, learning_rate=lr, weight_decay=wd, momentum=0.9)
     t.schedule.update(schedule)
     return t
-    # Official runs: 16-mixed precision on 4 GPUs -> bf16 compute here.
 
   c.train = ml_collections.ConfigDict({
-             precision="float32" if smoke else "bfloat16",
       "moco": tc("moco", "adamw" if smoke else "momentum", 1e-3, 1e-4,
                  dict(name="step", boundaries=[60 * steps_per_epoch, 80 * steps_per_epoch],
                       decay_factor=0.1)),

@@ -383,6 +383,14 @@ class DINOTask(_ViewsTask):
     freeze_last_layer: epochs during which the student's last layer gets a zero gradient.
     per_step_momentum: per-step cosine over the whole run instead of the per-epoch one.
     momentum_start: teacher momentum at step 0.
+    warmup_teacher_temp: teacher temperature at epoch 0, ramped linearly (per epoch) to
+      ``teacher_temp`` over ``warmup_teacher_temp_epochs`` (official: 0.04 -> 0.04 over 10).
+    warmup_teacher_temp_epochs: epochs of the teacher-temperature ramp.
+    official_lr: the official per-epoch learning rate (:meth:`schedule`: LinearLR from lr/20 over
+      ``warmup_epochs``, then cosine with ``T_max = lr_t_max`` epochs) instead of the training
+      config's schedule.
+    warmup_epochs: learning-rate warm-up epochs (``official_lr``).
+    lr_t_max: cosine period in epochs (``official_lr``; official: max_epochs = 100).
   """
 
   backbone: nn.Module = None
@@ -398,6 +406,11 @@ class DINOTask(_ViewsTask):
   freeze_last_layer: int = 1
   per_step_momentum: bool = False
   momentum_start: float = 0.996
+  warmup_teacher_temp: float = 0.04
+  warmup_teacher_temp_epochs: int = 10
+  official_lr: bool = False
+  warmup_epochs: int = 20
+  lr_t_max: int = 100
   scale: tuple[float, float] = (0.05, 1.0)
   blur_p: float = 0.5
 
@@ -411,6 +424,19 @@ class DINOTask(_ViewsTask):
     state = {"batch_stats": stats, "teacher_params": variables["params"],
              "teacher_batch_stats": stats, "center": jnp.zeros((self.out_dim,))}
     return variables["params"], state
+
+  def schedule(self, config):
+    """The official per-epoch learning rate as a per-step schedule (``official_lr``), else
+    ``None`` (the training config's schedule)."""
+    if not self.official_lr:
+      return None
+    base, epoch_of = config.optimizer.learning_rate, lambda step: step // self.steps_per_epoch
+    return lambda step: dino_learning_rate(epoch_of(step), base, self.warmup_epochs,
+                                           self.lr_t_max)
+
+  def teacher_temperature(self, step):
+    return dino_teacher_temperature(step // self.steps_per_epoch, self.warmup_teacher_temp,
+                                    self.teacher_temp, self.warmup_teacher_temp_epochs)
 
   def teacher_momentum(self, step):
     if self.per_step_momentum:
@@ -485,14 +511,6 @@ class MAETask(_ViewsTask):
   def loss(self, params, state, batch, rng):
     x = batch["view1"]
     idx_keep, idx_mask = self._mask(rng, x.shape[0])
-    warmup_teacher_temp: teacher temperature at epoch 0, ramped linearly (per epoch) to
-      ``teacher_temp`` over ``warmup_teacher_temp_epochs`` (official: 0.04 -> 0.04 over 10).
-    warmup_teacher_temp_epochs: epochs of the teacher-temperature ramp.
-    official_lr: the official per-epoch learning rate (:meth:`schedule`: LinearLR from lr/20 over
-      ``warmup_epochs``, then cosine with ``T_max = lr_t_max`` epochs) instead of the training
-      config's schedule.
-    warmup_epochs: learning-rate warm-up epochs (``official_lr``).
-    lr_t_max: cosine period in epochs (``official_lr``; official: max_epochs = 100).
     pred, stats = _apply(self.net, params, state["batch_stats"], x, idx_keep=idx_keep,
                          idx_mask=idx_mask, train=True)
     loss = mae_loss(pred, x, idx_mask, self.encoder.token_patch_size, self.norm_pix)
@@ -508,12 +526,9 @@ class MAETask(_ViewsTask):
 class SegmentationTask:
   """SpectralEarth downstream semantic segmentation with CE(ignore_index).
 
-  warmup_teacher_temp: float = 0.04
-  warmup_teacher_temp_epochs: int = 10
-  official_lr: bool = False
-  warmup_epochs: int = 20
-  lr_t_max: int = 100
   Freezing is done by the training config's ``trainable`` regex (:attr:`trainable_head`).
+  Sources are random-access sequences (a ``grain.MapDataset`` over a prepared TFDS split streams
+  them); evaluation reads ``eval_batch`` examples at a time and accumulates one confusion matrix.
 
   Attributes:
     model: a :class:`~jspectral.ssl.spectral_earth.ViTSegmentor` or
@@ -528,19 +543,6 @@ class SegmentationTask:
     eval_frozen_bn: run the backbone's BatchNorm in inference mode during training (the official
       code does not).
     augment_fn: optional host-side ``(example, np_rng) -> example``.
-  def schedule(self, config):
-    """The official per-epoch learning rate as a per-step schedule (``official_lr``), else
-    ``None`` (the training config's schedule)."""
-    if not self.official_lr:
-      return None
-    base, epoch_of = config.optimizer.learning_rate, lambda step: step // self.steps_per_epoch
-    return lambda step: dino_learning_rate(epoch_of(step), base, self.warmup_epochs,
-                                           self.lr_t_max)
-
-  def teacher_temperature(self, step):
-    return dino_teacher_temperature(step // self.steps_per_epoch, self.warmup_teacher_temp,
-                                    self.teacher_temp, self.warmup_teacher_temp_epochs)
-
     eval_batch: images per compiled evaluation call.
   """
 
@@ -589,6 +591,23 @@ class SegmentationTask:
     loss = segmentation_loss(logits, batch["mask"], self.ignore_index)
     return loss, {"state": {"batch_stats": stats}}
 
+  @functools.cached_property
+  def _infer(self):
+    def infer(params, stats, images, masks):
+      logits = self.model.apply({"params": params, "batch_stats": stats}, images)
+      valid = masks != self.ignore_index
+      ce = segmentation_loss(logits, masks, self.ignore_index) * jnp.sum(valid)
+      pred = jnp.argmax(logits, axis=-1)
+      conf = segmentation.segmentation_confusion(pred, masks, self.num_classes, self.ignore_index)
+      return pred, conf, ce, jnp.sum(valid)
+    return jax.jit(infer)
+
+  def _batches(self, source):
+    for i in range(0, len(source), self.eval_batch):
+      examples = [source[j] for j in range(i, min(i + self.eval_batch, len(source)))]
+      yield (np.stack([e["image"] for e in examples]),
+             np.stack([e["mask"] for e in examples]).astype(np.int32))
+
   def predict(self, params, state, images):
     """Per-pixel class indices, ``eval_batch`` images per call.
 
@@ -612,6 +631,7 @@ class SegmentationTask:
     Args:
       params: trainable parameters.
       state: ``{"batch_stats": ...}``.
+      source: standardised examples ``{"image", "mask"}`` (random access).
 
     Returns:
       ``{"accuracy", "jaccard_micro", "miou", "loss"}`` Python floats, accumulated over the
@@ -629,23 +649,3 @@ class SegmentationTask:
   def evaluate(self, params, state):
     """:meth:`scores` on ``eval_source``."""
     return self.scores(params, state, self.eval_source)
-  Sources are random-access sequences (a ``grain.MapDataset`` over a prepared TFDS split streams
-  them); evaluation reads ``eval_batch`` examples at a time and accumulates one confusion matrix.
-  @functools.cached_property
-  def _infer(self):
-    def infer(params, stats, images, masks):
-      logits = self.model.apply({"params": params, "batch_stats": stats}, images)
-      valid = masks != self.ignore_index
-      ce = segmentation_loss(logits, masks, self.ignore_index) * jnp.sum(valid)
-      pred = jnp.argmax(logits, axis=-1)
-      conf = segmentation.segmentation_confusion(pred, masks, self.num_classes, self.ignore_index)
-      return pred, conf, ce, jnp.sum(valid)
-    return jax.jit(infer)
-
-  def _batches(self, source):
-    for i in range(0, len(source), self.eval_batch):
-      examples = [source[j] for j in range(i, min(i + self.eval_batch, len(source)))]
-      yield (np.stack([e["image"] for e in examples]),
-             np.stack([e["mask"] for e in examples]).astype(np.int32))
-
-      source: standardised examples ``{"image", "mask"}`` (random access).
