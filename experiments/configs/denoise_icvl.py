@@ -27,6 +27,7 @@ Facts: specs/hsdt.md, specs/man.md, specs/hsi_denoising_data.md.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import pathlib
 import zlib
@@ -154,6 +155,7 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
   if variant:
     c.test_cases = GAUSSIAN_CASES
   c.checks = smoke  # both denoisers must beat the noisy input's PSNR
+  c.xla_fast_compile = smoke  # train with XLA's most optimisations off (compiling dominates)
   c.label = "smoke: synthetic cubes, C=4 models" if smoke else ""  # table titles
   c.train = train.default_config()
   c.train.update(batch_size=8 if smoke else 16, log_every=20 if smoke else 200,
@@ -369,7 +371,7 @@ def _train(name: str, config, source, sets, workdir: pathlib.Path):
   checkpoint), and continues with the complex stage's validation set.
 
   Returns:
-    ``(model, {"gaussian" | "complex": (params, state)}, history)``.
+    ``(task, {"gaussian" | "complex": (params, state)}, history)``.
   """
   model = models.create(name, **config.models[name].to_dict())
   phases = [tuple(p) for p in config.phases[name]]
@@ -390,7 +392,7 @@ def _train(name: str, config, source, sets, workdir: pathlib.Path):
   if not complex_start:
     run_config.total_steps = phases[-1][1] * per_epoch
     result = train.fit(task, run_config, run_dir)
-    return model, {"gaussian": _selected(result)}, result.history
+    return task, {"gaussian": _selected(result)}, result.history
   stages = {"gaussian": _gaussian_stage(task, run_config, complex_start * per_epoch, run_dir)}
   complex_task = dataclasses.replace(task, **dict(zip(
       ("eval_noisy", "eval_clean"), sets["mixture"].first(val.complex_files), strict=True)))
@@ -399,7 +401,7 @@ def _train(name: str, config, source, sets, workdir: pathlib.Path):
     result = train.fit(complex_task, run_config, run_dir)
   stages["complex"] = (_selected(result) if val.select_complex
                        else (result.params, result.model_state))
-  return model, stages, result.history
+  return task, stages, result.history
 
 
 def _selected(result) -> tuple:
@@ -443,21 +445,33 @@ def _evaluate(task, stages, test_set: TestSet, case: str) -> tuple[dict, dict, t
   return mean(ours), mean(noisy_scores), first
 
 
+@contextlib.contextmanager
+def _xla_fast_compile(enabled: bool):
+  """XLA with most optimisations off (``jax_disable_most_optimizations``) inside, as it was
+  after: the smoke's graphs are large and its inputs tiny, so compiling dominates."""
+  previous = jax.config.read("jax_disable_most_optimizations")
+  jax.config.update("jax_disable_most_optimizations", enabled or previous)
+  try:
+    yield
+  finally:
+    jax.config.update("jax_disable_most_optimizations", previous)
+
+
 def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
   workdir = pathlib.Path(workdir)
   source, sets = _data(config)
   rows = {case: {} for case in config.test_cases}
   per_band, histories, example = {}, {}, {}
-  for name in NAMES:
-    model, stages, histories[name] = _train(name, config, source, sets, workdir)
-    task = DenoisingTask(model, np.zeros((1, 4, 4, config.bands), np.float32), _stage_noise("50"))
-    for case in config.test_cases:
-      rows[case][name], rows[case]["Noisy"], (noisy, pred, clean) = _evaluate(
-          task, stages, sets[case], case)
-      if case == config.test_cases[0]:
-        per_band[name] = np.asarray(_band_psnr(pred[None], clean[None]))
-        per_band["Noisy"] = np.asarray(_band_psnr(np.clip(noisy, 0, 1)[None], clean[None]))
-        example.update({name: pred, "noisy": noisy, "clean": clean})
+  with _xla_fast_compile(config.xla_fast_compile):
+    for name in NAMES:
+      task, stages, histories[name] = _train(name, config, source, sets, workdir)
+      for case in config.test_cases:
+        rows[case][name], rows[case]["Noisy"], (noisy, pred, clean) = _evaluate(
+            task, stages, sets[case], case)
+        if case == config.test_cases[0]:
+          per_band[name] = np.asarray(_band_psnr(pred[None], clean[None]))
+          per_band["Noisy"] = np.asarray(_band_psnr(np.clip(noisy, 0, 1)[None], clean[None]))
+          example.update({name: pred, "noisy": noisy, "clean": clean})
   save_loss_curve(workdir / "loss.png", histories)
   _save_panels(workdir / "panels.png", example)
   _save_band_curves(workdir / "band_psnr.png", per_band, config.test_cases[0])
@@ -506,8 +520,9 @@ def _notes(config, sets) -> list[str]:
            f"({models.param_count_of(n, **config.models[n].to_dict()):,} parameters); "
            f"{config.phases[n][-1][1]} epochs of {config.steps_per_epoch} steps, batch "
            f"{config.train.batch_size}, augmentation {config.augmentation!r}; validation every "
-           f"epoch on the first {config.validation[n].gaussian_files or 'all'} files of the "
-           f"sigma=50 set, best PSNR selected (reset when the training noise changes)."
+           f"epoch on {_files(config.validation[n].gaussian_files)} of the sigma=50 set, best "
+           f"PSNR selected (reset when the training noise changes)"
+           f"{'; complex stage: last epoch' if _keeps_last(config, n) else ''}."
            for n in NAMES]
   notes += [f"Test set {case}: {test_set.origin}." for case, test_set in sets.items()
             if case in config.test_cases]
@@ -516,6 +531,14 @@ def _notes(config, sets) -> list[str]:
                "outputs clamped to [0, 1]; the paper's Noisy rows are the QRNN3D-era values "
                "(unclamped input), ours score the clamped input as HSIR does.")
   return notes
+
+
+def _keeps_last(config, name: str) -> bool:
+  return _has_complex(config) and not config.validation[name].select_complex
+
+
+def _files(count: int) -> str:
+  return "every file" if count <= 0 else f"the first {count} files"
 
 
 def _band_psnr(pred: np.ndarray, clean: np.ndarray) -> jax.Array:
