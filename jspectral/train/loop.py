@@ -164,7 +164,7 @@ def default_config() -> ml_collections.ConfigDict:
       seed=0, total_steps=100, batch_size=8,
       optimizer=dict(name="adam", learning_rate=1e-3, momentum=0.9, nesterov=False,
                      weight_decay=0.0, decay_1d=True, b1=0.9, b2=0.999, eps=1e-8,
-                     skip_unused=False),
+                     skip_unused=False, skip_until_used=False),
       schedule=dict(name="constant", warmup_steps=0, min_lr_ratio=0.0, boundaries=[],
                     decay_factor=0.1, cycle_steps=100),
       grad_clip_norm=0.0, trainable="",
@@ -186,6 +186,8 @@ CONFIG_FIELDS = {
     "optimizer.decay_1d": "False: no weight decay on biases and norm scales",
     "optimizer.b1": "Adam beta1", "optimizer.b2": "Adam beta2", "optimizer.eps": "Adam epsilon",
     "optimizer.skip_unused": "adam: per-parameter state; unused parameters not updated (torch)",
+    "optimizer.skip_until_used": "adam: torch 1.x zero_grad: a parameter is left alone until its "
+                                 "first gradient, then updated every step",
     "schedule.name": "constant | warmup_cosine | step | exponential | cyclic",
     "schedule.warmup_steps": "linear warm-up steps",
     "schedule.min_lr_ratio": "final learning rate / peak (warmup_cosine)",

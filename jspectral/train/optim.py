@@ -8,6 +8,8 @@ Config fields (``ml_collections.ConfigDict``; see :func:`jspectral.train.default
     gradient before the Adam moments; ``adamw`` decays decoupled, after them)
   optimizer.learning_rate, .momentum, .nesterov, .weight_decay, .b1, .b2, .eps,
     .skip_unused (adam: PyTorch's per-parameter state, unused parameters left alone),
+    .skip_until_used (adam: PyTorch 1.x, whose ``zero_grad`` keeps zero tensors: a parameter is
+    left alone until its first gradient and updated at every step after it),
     .decay_1d (False: sgd/momentum/adamw skip weight decay on biases and norm scales, as LARS
     always does; True, the default, decays every parameter as plain optax does)
   schedule.name: ``constant`` | ``warmup_cosine`` | ``step`` | ``exponential`` | ``cyclic``
@@ -104,8 +106,9 @@ def make_optimizer(config, total_steps: int, schedule: optax.Schedule | None = N
     core = optax.sgd(schedule)
   elif name == "momentum":
     core = optax.sgd(schedule, momentum=opt.momentum, nesterov=opt.nesterov)
-  elif name == "adam" and opt.get("skip_unused", False):
-    core = optax.chain(skip_unused(optax.scale_by_adam(b1=opt.b1, b2=opt.b2, eps=opt.eps)),
+  elif name == "adam" and (opt.get("skip_unused", False) or opt.get("skip_until_used", False)):
+    core = optax.chain(skip_unused(optax.scale_by_adam(b1=opt.b1, b2=opt.b2, eps=opt.eps),
+                                   until_first_use=opt.get("skip_until_used", False)),
                        optax.scale_by_learning_rate(schedule))
   elif name == "adam":
     core = optax.adam(schedule, b1=opt.b1, b2=opt.b2, eps=opt.eps)
@@ -121,8 +124,9 @@ def make_optimizer(config, total_steps: int, schedule: optax.Schedule | None = N
   else:
     raise ValueError(f"config.optimizer.name: unknown optimizer {name!r}; "
                      "expected sgd, momentum, adam, adam_l2, adamw or lars")
-  if opt.get("skip_unused", False) and name != "adam":
-    raise ValueError(f"config.optimizer.skip_unused: implemented for adam, not {name!r}")
+  for field in ("skip_unused", "skip_until_used"):
+    if opt.get(field, False) and name != "adam":
+      raise ValueError(f"config.optimizer.{field}: implemented for adam, not {name!r}")
   if name in ("sgd", "momentum") and opt.weight_decay:
     core = optax.chain(optax.add_decayed_weights(opt.weight_decay, decay_mask), core)
   chain = [core]
@@ -160,7 +164,8 @@ def coupled_l2_adam(learning_rate, weight_decay: float, *, b1: float = 0.9, b2: 
                      optax.scale_by_learning_rate(learning_rate))
 
 
-def skip_unused(inner: optax.GradientTransformation) -> optax.GradientTransformation:
+def skip_unused(inner: optax.GradientTransformation, *,
+                until_first_use: bool = False) -> optax.GradientTransformation:
   """PyTorch's per-parameter optimizer state, where an unused parameter is left alone.
 
   In PyTorch a parameter that took no part in a step's forward pass (e.g. the attention branch
@@ -169,27 +174,43 @@ def skip_unused(inner: optax.GradientTransformation) -> optax.GradientTransforma
   its own ``inner`` state, and a leaf whose gradient is exactly zero gets a zero update and keeps
   its state.
 
+  With ``until_first_use`` a leaf is skipped only until its first nonzero gradient: PyTorch 1.x's
+  ``zero_grad()`` zeroes gradients instead of setting them to ``None``, so once a parameter has
+  had a gradient the optimizer updates it at every later step (its momentum keeps moving it), as
+  in per-task training loops written for torch < 2 (kli8996/HSISR).
+
   Args:
     inner: a stateful transformation applied leaf by leaf (e.g. ``optax.scale_by_adam()``).
+    until_first_use: the PyTorch 1.x behaviour above.
 
   Returns:
-    An ``optax.GradientTransformation``.
+    An ``optax.GradientTransformation``; with ``until_first_use`` its state is ``(inner states,
+    per-leaf "has had a gradient" flags)``.
   """
 
   def init(params):
-    return jax.tree.map(inner.init, params)
+    states = jax.tree.map(inner.init, params)
+    if until_first_use:
+      return states, jax.tree.map(lambda p: jnp.zeros((), bool), params)
+    return states
 
   def update(updates, state, params=None):
     leaves, treedef = jax.tree.flatten(updates)
+    state, started = state if until_first_use else (state, None)
     states = treedef.flatten_up_to(state)
+    flags = treedef.flatten_up_to(started) if until_first_use else [False] * len(leaves)
     params = treedef.flatten_up_to(params) if params is not None else [None] * len(leaves)
-    new_updates, new_states = [], []
-    for grad, leaf_state, param in zip(leaves, states, params, strict=True):
+    new_updates, new_states, new_flags = [], [], []
+    for grad, leaf_state, flag, param in zip(leaves, states, flags, params, strict=True):
       update_, next_state = inner.update(grad, leaf_state, param)
-      used = jnp.any(grad != 0)
+      used = jnp.any(grad != 0) | flag
       new_updates.append(jnp.where(used, update_, jnp.zeros_like(update_)))
       new_states.append(jax.tree.map(functools.partial(_select, used), next_state, leaf_state))
-    return treedef.unflatten(new_updates), treedef.unflatten(new_states)
+      new_flags.append(used)
+    new_state = treedef.unflatten(new_states)
+    if until_first_use:
+      new_state = (new_state, treedef.unflatten(new_flags))
+    return treedef.unflatten(new_updates), new_state
 
   return optax.GradientTransformation(init, update)
 
