@@ -131,21 +131,21 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
   c.phases = ml_collections.ConfigDict({
       "hsdt": [[0, 2, 2e-3, False, "50"]] if smoke else _phases(HSDT_PHASES, gaussian_only),
       "man": [[0, 2, 1e-2, False, "50"]] if smoke else _phases(MAN_PHASES, gaussian_only)})
-  c.validation = ml_collections.ConfigDict(VALIDATION)
-  # synthetic: ICVL-like cubes; icvl / cave / harvard: the TFDS builders, read from the manual
-  # directory ("": jspectral.data.tfds.manual_root()/<dataset>). Test sets missing as prepared
-  # folders are built from the clean test images with keys from test_seed (one per case and file).
-  # Geometry (the publishers' full-size recipe; a dry run cuts it): train_crop / test_crop (0: the
-  # whole image), patch strides at scales 1, 1/2, 1/4.
+  c.validation = ml_collections.ConfigDict(VALIDATION)  # per model: the official selection
+  # The TFDS builders of icvl / cave / harvard (synthetic: ICVL-like cubes); the geometry is the
+  # publishers' full-size recipe, which a dry run cuts.
   c.data = ml_collections.ConfigDict(dict(
-      source="synthetic" if smoke else (variant or "icvl"), manual_dir="", test_seed=0,
-      train_crop=1024, test_crop=512, patch_strides=(64, 32, 32)))
+      source="synthetic" if smoke else (variant or "icvl"),  # synthetic | icvl | cave | harvard
+      manual_dir="",  # the publisher's files ('' = <manual root>/<dataset>)
+      test_seed=0,  # key of the test sets built when the authors' folders are absent
+      train_crop=1024,  # central crop cut into training patches (0: the whole image)
+      test_crop=512,  # central crop of the test images (0: the whole image)
+      patch_strides=(64, 32, 32)))  # patch grid strides at scales 1, 1/2, 1/4
   if variant:
     c.data.update(train_crop=VARIANT_DATA[variant]["train_crop"],
                   test_crop=VARIANT_DATA[variant]["test_crop"])
   c.patch = 16 if smoke else 64
-  # QRNN3D augmentation: "fixed" (one draw per patch, as the official LMDB), "fresh" or "none"
-  c.augmentation = "fixed"
+  c.augmentation = "fixed"  # QRNN3D's: fixed (one draw per patch, official) | fresh | none
   c.num_train = 64 if smoke else 0         # synthetic cubes (the real sources: every patch)
   num_patches = (53_000 if not variant else VARIANT_DATA[variant]["train_images"] * 122)
   c.steps_per_epoch = 40 if smoke else num_patches // 16
