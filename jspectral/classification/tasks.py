@@ -23,16 +23,18 @@ class LoLATask:
 
   Cross-entropy with label smoothing; BatchNorm statistics update in training; LoRA-only
   optimisation (only LoRA A/B/gate/residual train, through the config's optax mask).
-  ``evaluate`` scores the validation split (``val_oa``); with ``config.select.metric="val_oa"``
-  the engine keeps the best-on-validation weights in the checkpointed state (model selection,
-  never on test; ties go to the later evaluation, as the official ``>=`` does).
+  ``evaluate`` scores the selection split (``val_oa``); with ``config.select.metric="val_oa"``
+  the engine keeps the best weights in the checkpointed state and, with ``select.patience``,
+  stops early. The selection split is a validation split carved from the training pixels, or
+  the test pixels for the official protocol (``classify_lola``'s ``select_on="test"``); the
+  official ``>`` keeps the earlier of equal scores (``select.ties="earlier"``).
 
   Attributes:
     module: the :class:`~jspectral.classification.lola_specvit.LoLASpecViT` to train.
     train_patches: training patches ``(N, H, W, C)``.
     train_labels: integer training labels ``(N,)``.
-    val_patches: validation patches ``(M, H, W, C)``.
-    val_labels: integer validation labels ``(M,)``.
+    val_patches: selection patches ``(M, H, W, C)``.
+    val_labels: integer selection labels ``(M,)``.
     label_smoothing: optax label-smoothing factor (official 0.1).
     official_schedule: use :func:`~jspectral.classification.lola_specvit.official_lr_schedule`
       instead of the config's named schedule.
