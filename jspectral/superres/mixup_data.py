@@ -130,25 +130,13 @@ class Images(Sequence):
   def __len__(self) -> int:
     return len(self.source)
 
-  def __getitem__(self, index):
-    if isinstance(index, slice):
-      return [self[i] for i in range(*index.indices(len(self)))]
-    index = int(index) % len(self)
+  def __getitem__(self, index: int) -> np.ndarray:
+    index = int(index)
+    if not 0 <= index < len(self):
+      raise IndexError(f"index {index} out of range for {len(self)} images")
     if index not in self._cache:
       self._cache[index] = np.asarray(self.source[index][self.key])
     return self._cache[index]
-
-  def name(self, index: int) -> str:
-    """The record's ``name`` feature.
-
-    Args:
-      index: record index.
-
-    Returns:
-      The name as text.
-    """
-    name = self.source[index]["name"]
-    return name.decode() if isinstance(name, bytes) else str(name)
 
 
 def conversion_path(path: str | os.PathLike = "") -> pathlib.Path:

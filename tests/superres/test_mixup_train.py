@@ -153,6 +153,9 @@ def test_patch_sources_crop_degrade_and_augment():
   with pytest.raises(ValueError, match="patch"):
     mixup_data.PatchSampler(6, 4)
   assert mixup_data.grid_count(512, 512, 64, 32) == 15 * 15
+  images = mixup_data.Images([{"cube": np.ones((2, 2, 1))}, {"cube": np.zeros((3, 3, 1))}], "cube")
+  assert [im.shape for im in images] == [(2, 2, 1), (3, 3, 1)]     # iteration stops at the end
+  assert images[1] is images[1]                                   # decoded once, kept
   cube = rng.uniform(size=(16, 16, 6)).astype(np.float32)
   hsi = mixup_data.PatchSampler(8, 4)
   model = mixup_mtl.MultiTaskSR(bands=6, scale=4, n_subs=4, n_ovls=1, features=16)
