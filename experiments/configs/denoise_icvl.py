@@ -41,7 +41,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from experiments.common import check_source
-from experiments.report import Report, Table, save_loss_curve
+from experiments.report import Headline, Report, Table, save_loss_curve
 from jspectral import models, train
 from jspectral.data import noise, synthetic
 from jspectral.denoising import protocol
@@ -478,12 +478,24 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
   checks = {}
   if config.checks:
     for name in NAMES:
-      margin = min(r[name]["psnr"] - r["Noisy"]["psnr"] for r in rows.values())
-      checks[f"{name}: denoised PSNR > noisy PSNR (margin {margin:.2f} dB)"] = margin > 0
+      checks[f"{name}: denoised PSNR > noisy PSNR"] = all(
+          r[name]["psnr"] > r["Noisy"]["psnr"] for r in rows.values())
   return Report(title=f"HSDT and MAN hyperspectral denoising "
                       f"({DATASET_NAMES[config.data.source]}, QRNN3D/HSIR protocol)",
                 tables=_tables(config, rows), figures=["panels.png", "band_psnr.png", "loss.png"],
-                checks=checks, notes=_notes(config, sets))
+                checks=checks, notes=_notes(config, sets), headline=_headline(config, rows))
+
+
+def _headline(config, rows) -> Headline:
+  """HSDT and MAN against the noisy input on the first test case (the paper's ICVL numbers)."""
+  case = config.test_cases[0]
+  ours = ", ".join(f"{PAPER_NAMES[n]} {rows[case][n]['psnr']:.2f}" for n in NAMES)
+  paper = PAPER["icvl"]
+  published = ", ".join(f"{PAPER_NAMES[n]} {paper[n][case][0]:.2f}" for n in NAMES
+                        if case in paper[n])
+  return Headline(f"HSDT and MAN denoise: PSNR above the noisy input (sigma {case})",
+                  f"{ours} vs {rows[case]['Noisy']['psnr']:.2f} dB noisy",
+                  f"{published} dB (ICVL)" if published else "")
 
 
 def _tables(config, rows) -> list[Table]:
