@@ -136,6 +136,7 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
                            _mean_rows(scores, rr_keys), note=PAPER_NOTE))
     mean = _means(scores)
     checks["RR: ERGAS below EXP"] = mean("rho-PNN", "ERGAS") < mean("EXP", "ERGAS")
+    checks["RR: SAM below EXP"] = mean("rho-PNN", "SAM") < mean("EXP", "SAM")
     checks["RR: Q2n above EXP"] = mean("rho-PNN", "Q2n") > mean("EXP", "Q2n")
     checks["RR: D_rho below EXP"] = mean("rho-PNN", "D_rho") < mean("EXP", "D_rho")
   if "fr" in config.protocols:

@@ -24,7 +24,9 @@ def test_paper_preset_runs_released_weights_on_toolbox_files(tmp_path, monkeypat
   cut = ["bands=6", "methods=['EXP', 'MTF-GLP-FS']",
          "deep_methods.supervised=['hyperpnn', 'hyper_dsnet']",
          "deep_methods.zero_shot=['r_pnn']", "deep_methods.r_pnn_iterations=1",
-         f"deep_methods.weights_dir={tmp_path / 'weights'}"]
+         f"deep_methods.weights_dir={tmp_path / 'weights'}",
+         # explicit directories: TFDS keeps the first data directory it saw in the process
+         f"data.data_dir={tmp_path / 'tfds'}", f"data.manual_dir={tmp_path / 'manual' / 'prisma'}"]
   argv = ["run", "pansharpen_benchmark", "--preset", "paper", "--workdir", str(workdir)]
   for item in cut:
     argv += ["--set", item]

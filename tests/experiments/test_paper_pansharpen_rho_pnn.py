@@ -31,7 +31,9 @@ def test_paper_preset_runs_on_toolbox_files(tmp_path, monkeypatch):
   monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
   workdir = tmp_path / "run"
   argv = ["run", "pansharpen_rho_pnn", "--preset", "paper", "--workdir", str(workdir)]
-  for item in CUT:
+  # explicit directories: TFDS keeps the first data directory it saw in the process
+  dirs = [f"data.data_dir={tmp_path / 'tfds'}", f"data.manual_dir={tmp_path / 'manual' / 'prisma'}"]
+  for item in CUT + dirs:
     argv += ["--set", item]
   runner.main(argv)      # the checks (beat EXP) cannot be expected after one step: status ignored
 
