@@ -35,11 +35,12 @@ def cheap_compiles():
 
 def _write_scene(manual, builder_cls, config_name, dtype, seed):
   """A class-structured cube (band-count of the real scene) and a uint8 ground truth, saved as
-  the publisher's two ``.mat`` files."""
+  the publisher's two ``.mat`` files. Every scene shares one label map, so the three fits have
+  the same shapes and schedule and the run's compilation cache serves the second and third."""
   spec = next(c for c in builder_cls.BUILDER_CONFIGS if c.name == config_name)
-  rng = np.random.default_rng(seed)
   labels = np.repeat(np.arange(1, 4), math.ceil(SHAPE[1] / 3))[:SHAPE[1]][None].repeat(SHAPE[0], 0)
-  labels = np.where(rng.random(SHAPE) < 0.1, 0, labels).astype(np.uint8)
+  labels = np.where(np.random.default_rng(0).random(SHAPE) < 0.1, 0, labels).astype(np.uint8)
+  rng = np.random.default_rng(seed)
   spectra = rng.uniform(500, 4000, size=(4, spec.bands))
   cube = spectra[labels] + rng.normal(0, 200, size=SHAPE + (spec.bands,))
   folder = manual / builder_cls.name
