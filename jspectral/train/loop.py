@@ -393,7 +393,7 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str | pathlib.Pa
   # Input, optimizer and the state, born replicated.
   batches = pipeline.train_batches(task.train_source(), batch_size=config.batch_size,
                                    seed=config.seed, augment=getattr(task, "augment", None))
-  data_iter = iter(batches.to_iter_dataset())
+  data_iter = pipeline.iterate(batches)
   custom_schedule = getattr(task, "schedule", None)
   tx, schedule = optim.make_optimizer(
       config, config.total_steps, custom_schedule(config) if custom_schedule else None)
