@@ -149,12 +149,13 @@ def prepare(builder_cls: type[ManualBuilder], *, config: str | ManualConfig | No
     builder_cls: a :class:`ManualBuilder` subclass.
     config: configuration name or object (default: the first).
     manual_dir: where the publisher's files are; defaults to ``manual_root()/<name>``.
-    data_dir: TFDS data directory for the prepared records.
+    data_dir: TFDS data directory for the prepared records; defaults to ``$TFDS_DATA_DIR`` read
+      now (TFDS itself reads it once, at import) or TFDS's default.
 
   Returns:
     The prepared builder.
   """
-  builder = builder_cls(config=config, data_dir=data_dir)
+  builder = builder_cls(config=config, data_dir=data_dir or os.environ.get("TFDS_DATA_DIR"))
   manual_dir = pathlib.Path(manual_dir) if manual_dir else manual_root() / builder.name
   check_manual_files(builder.name, manual_dir, builder.expected_files(),
                      builder.MANUAL_DOWNLOAD_INSTRUCTIONS)
