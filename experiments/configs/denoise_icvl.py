@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import pathlib
 import zlib
 from collections.abc import Callable
@@ -137,6 +138,7 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict(dict(
       source="synthetic" if smoke else (variant or "icvl"),  # synthetic | icvl | cave | harvard
       manual_dir="",  # the publisher's files ('' = <manual root>/<dataset>)
+      data_dir="",  # TFDS directory of the prepared records ('' = TFDS's default)
       test_seed=0,  # key of the test sets built when the authors' folders are absent
       train_crop=1024,  # central crop cut into training patches (0: the whole image)
       test_crop=512,  # central crop of the test images (0: the whole image)
@@ -290,11 +292,12 @@ def _real(config, cases):
   name = config.data.source
   manual = pathlib.Path(config.data.manual_dir) if config.data.manual_dir else (
       tfds_lib.manual_root() / name)
-  train_source = tfds_lib.data_source(
-      tfds_lib.prepare(builder_cls, config=train_cfg, manual_dir=manual), "train")
+  prepare = functools.partial(tfds_lib.prepare, builder_cls, manual_dir=manual,
+                              data_dir=config.data.data_dir or None)
+  train_source = tfds_lib.data_source(prepare(config=train_cfg), "train")
   prepared = {}
   if name == "icvl" and not tfds_lib.missing_files(manual, ("icvl_512_*/*.mat",)):
-    noisy = tfds_lib.prepare(builder_cls, config="noisy_test", manual_dir=manual)
+    noisy = prepare(config="noisy_test")
     prepared = {split: tfds_lib.data_source(noisy, split) for split in noisy.info.splits}
   sets, clean = {}, None
   for case in cases:
@@ -304,7 +307,7 @@ def _real(config, cases):
       sets[case] = prepared_test_set(records, f"{folder} (authors' folder, {len(records)} files)")
       continue
     if clean is None:
-      clean = tfds_lib.prepare(builder_cls, config=test_cfg, manual_dir=manual)
+      clean = prepare(config=test_cfg)
     records = tfds_lib.data_source(clean, splits[case])
     sets[case] = built_test_set(records, case, config.data.test_seed,
                                 f"built from the {splits[case]} images ({len(records)} files), "

@@ -81,7 +81,8 @@ def test_test_sets_read_the_authors_folders_or_are_built_from_the_raw_images(tmp
   monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
   manual = _icvl_manual(tmp_path)
   config = denoise_icvl.get_config("paper")
-  config.data.update(manual_dir=str(manual), train_crop=8, test_crop=8, patch_strides=(8, 4, 4))
+  config.data.update(manual_dir=str(manual), data_dir=str(tmp_path / "tfds"), train_crop=8,
+                     test_crop=8, patch_strides=(8, 4, 4))
   config.patch = 8
   _, built = denoise_icvl._real(config, ["50", "mixture"])
   assert built["50"].names == ("a_scene", "b_scene") and "built from the test_gauss" in (

@@ -79,7 +79,8 @@ def test_paper_preset_runs_on_real_format_files(tmp_path, monkeypatch, cheap_com
   argv = ["run", "denoise_icvl", "--preset", preset, "--workdir", str(workdir)]
   phases = [f"phases.{n}={PHASES[n].split(', [2, 3')[0]}]" if len(stages) == 2
             else f"phases.{n}={PHASES[n]}" for n in PHASES]
-  for item in TINY + write(tmp_path / "manual") + phases:
+  # explicit TFDS directory: TFDS keeps the first data directory it saw in the process
+  for item in TINY + write(tmp_path / "manual") + phases + [f"data.data_dir={tmp_path / 'tfds'}"]:
     argv += ["--set", item]
   assert runner.main(argv) == 0
 
