@@ -71,6 +71,10 @@ def intl_config(preset: str) -> ml_collections.ConfigDict:
   c.whiten = "samples"
   c.knn_k = 5
   c.train = train.default_config()
+  # The official ImageNet linear evaluation (evaluate.py) after pre-training; 0 epochs = none (the
+  # CIFAR trainer's own protocol is the online kNN + Adam probe).
+  c.linear_eval = ml_collections.ConfigDict(dict(
+      epochs=0, batch_size=256, lr_classifier=0.2, milestones=(60, 80), crop=224, resize=256))
   if preset == "smoke":
     c.data = ml_collections.ConfigDict(dict(source="digits"))
     c.image_size = 16
@@ -100,6 +104,8 @@ def intl_config(preset: str) -> ml_collections.ConfigDict:
                            weight_decay=s["wd"], decay_1d=s["decay_1d"])
   c.train.schedule.update(name="warmup_cosine", warmup_steps=2 * steps_per_epoch,
                           min_lr_ratio=1e-3)
+  if not source.startswith("cifar"):
+    c.linear_eval.epochs = 100
   return c
 
 
@@ -144,7 +150,7 @@ def intl_data(config) -> tuple[ssl_tasks.EvalData, tuple[intl.ViewAugment, ...],
   val_images, val_labels = imagenet100.as_arrays(builder, "validation")
   data = ssl_tasks.EvalData(train_images, train_labels, val_images, val_labels,
                             intl.IMAGENET_MEAN, intl.IMAGENET_STD)
-  return data, intl.imagenet_views(), train_images
+  return data, intl.imagenet_views(config.image_size), train_images
 
 
 def intl_network(config) -> intl.INTLNet:

@@ -48,6 +48,8 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
   init_spectrum = task.spectra.pop()
   result = train.fit(task, config.train, workdir / "intl")
   final = {k.removeprefix("eval/"): v for k, v in result.evals.items()}
+  linear = linear_evaluation(config, task, result, data, workdir) if config.linear_eval.epochs \
+      else None
   save_loss_curve(workdir / "loss.png", {"INTL": result.history})
   save_spectrum_figure(workdir / "spectrum.png", init_spectrum[0], task.spectra, result.history)
   source = config.data.source
@@ -69,6 +71,15 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
         paper[1], paper[0], paper[2], float("nan"), float("nan")]],
       note="Smoke numbers are a CPU sanity run on 8x8 digits and are not comparable with the "
            "paper's row." if digits else "")
+  tables = [table]
+  if linear is not None:
+    tables.append(Table(
+        f"Official linear evaluation ({config.linear_eval.epochs} epochs, SGD, crop "
+        f"{config.linear_eval.crop})", ["epoch choice", "top-1 (%)", "top-5 (%)"],
+        [["best validation epoch (official: the validation set is the test set)",
+          100 * linear["best_top1"], 100 * linear["best_top5"]],
+         ["last epoch", 100 * linear["top1"], 100 * linear["top5"]],
+         ["INTL (paper)", paper[0], paper[2]]]))
   dim = config.model.features
   checks = {
       f"5-NN beats the random encoder by {100 * config.knn_margin:g} points":
@@ -78,12 +89,42 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
   }
   return Report(
       title=f"INTL self-supervised pre-training ({source}, {config.preset})",
-      tables=[table], figures=["loss.png", "spectrum.png"], checks=checks,
+      tables=tables, figures=["loss.png", "spectrum.png"], checks=checks,
       notes=[f"{result.step} steps, global batch {config.train.batch_size}, IterNorm "
              f"T={config.iterations} whitening {config.whiten}, beta = official trade-off "
              f"{evaluation_beta(config):.3f}.",
              "Evaluation: frozen backbone, eval-mode BatchNorm, 5-NN (Euclidean, majority vote, "
              "ties to the smallest label) and the official Adam linear probe."])
+
+
+def linear_evaluation(config, task, result, data, workdir: pathlib.Path) -> dict[str, float]:
+  """The official ImageNet linear evaluation of the pre-trained backbone (``evaluate.py``): SGD
+  momentum 0.9, no weight decay, ``lr_classifier * batch / 256`` decayed x0.1 at the milestone
+  epochs, evaluated every epoch; returns the last epoch's and the best epoch's top-1 / top-5."""
+  le = config.linear_eval
+  variables = {"params": result.params["backbone"],
+               "batch_stats": result.model_state["batch_stats"]["backbone"]}
+  probe = tasks.LinearEvalTask(
+      task.model.backbone, variables, data.x_train, data.y_train, data.x_test, data.y_test,
+      num_classes=int(max(data.y_train.max(), data.y_test.max())) + 1, crop=le.crop,
+      resize=le.resize, mean=data.mean, std=data.std)
+  steps_per_epoch = max(len(data.x_train) // le.batch_size, 1)
+  probe_config = train.default_config()
+  probe_config.update(total_steps=le.epochs * steps_per_epoch, batch_size=le.batch_size,
+                      log_every=min(50, steps_per_epoch), eval_every=steps_per_epoch,
+                      checkpoint_every=steps_per_epoch, progress=config.train.progress,
+                      seed=config.train.seed)
+  probe_config.optimizer.update(name="momentum", weight_decay=0.0,
+                                learning_rate=le.lr_classifier * le.batch_size / 256)
+  probe_config.schedule.update(name="step", decay_factor=0.1,
+                               boundaries=[m * steps_per_epoch for m in le.milestones])
+  probe_config.select.update(metric="top1", mode="max")
+  fit = train.fit(probe, probe_config, workdir / "linear_eval")
+  evals = [r for r in fit.history if "eval/top1" in r] + [
+      {**fit.evals, "step": fit.step}]
+  best = max(evals, key=lambda r: r["eval/top1"])
+  return {"top1": fit.evals["eval/top1"], "top5": fit.evals["eval/top5"],
+          "best_top1": best["eval/top1"], "best_top5": best["eval/top5"]}
 
 
 def evaluation_beta(config) -> float:

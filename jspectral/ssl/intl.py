@@ -263,6 +263,9 @@ class ViewAugment:
     flip_prob: probability of a horizontal flip.
     mean: per-channel normalisation mean.
     std: per-channel normalisation std.
+    interpolation: ``"bicubic"`` (the pre-training views) or ``"bilinear"`` (torchvision's
+      ``RandomResizedCrop`` default, the linear evaluation's); PIL-style, antialiased when
+      shrinking.
   """
 
   crop_size: int = 32
@@ -280,6 +283,12 @@ class ViewAugment:
   flip_prob: float = 0.5
   mean: tuple[float, float, float] = CIFAR10_MEAN
   std: tuple[float, float, float] = CIFAR10_STD
+  interpolation: str = "bicubic"
+
+  def __post_init__(self):
+    if self.interpolation not in RESAMPLING_KERNELS:
+      raise ValueError(f"interpolation: expected one of {sorted(RESAMPLING_KERNELS)}, got "
+                       f"{self.interpolation!r}")
 
 
 def cifar_views(dataset: str = "cifar10", crop_size: int = 32) -> tuple[ViewAugment, ...]:
@@ -366,16 +375,27 @@ def _cubic(x: jax.Array, a: float = -0.5) -> jax.Array:
   return jnp.where(x <= 1, near, jnp.where(x < 2, far, 0.0))
 
 
-def _resample_matrix(start, length, in_size: int, out_size: int) -> jax.Array:
-  """``(out_size, in_size)`` PIL-style bicubic weights resampling ``[start, start + length)``.
+def _triangle(x: jax.Array) -> jax.Array:
+  """The bilinear (tent) kernel, as PIL's bilinear filter."""
+  return jnp.maximum(1.0 - jnp.abs(x), 0.0)
 
-  The kernel is stretched by ``length / out_size`` when shrinking (antialiasing) and the weights of
-  each output pixel are normalised over the input pixels inside the image, as PIL does.
+
+RESAMPLING_KERNELS = {"bicubic": _cubic, "bilinear": _triangle}
+
+
+def _resample_matrix(start, length, in_size: int, out_size: int,
+                     interpolation: str = "bicubic") -> jax.Array:
+  """``(out_size, in_size)`` PIL-style weights resampling ``[start, start + length)``.
+
+  The kernel (``RESAMPLING_KERNELS[interpolation]``) is stretched by ``length / out_size`` when
+  shrinking (antialiasing) and the weights of each output pixel are normalised over the input
+  pixels inside the image, as PIL does.
   """
   step = length / out_size
   stretch = jnp.maximum(step, 1.0)
   centre = start + (jnp.arange(out_size) + 0.5) * step
-  w = _cubic((jnp.arange(in_size) + 0.5 - centre[:, None]) / stretch)
+  kernel = RESAMPLING_KERNELS[interpolation]
+  w = kernel((jnp.arange(in_size) + 0.5 - centre[:, None]) / stretch)
   return w / jnp.sum(w, axis=1, keepdims=True)
 
 
@@ -464,8 +484,8 @@ def augment_image(u: jax.Array, img: jax.Array, cfg: ViewAugment) -> jax.Array:
   height, width = img.shape[:2]
   top, left, h, w = _crop_box(u[:22], height, width, cfg.scale, cfg.ratio)
   size = cfg.crop_size
-  rows = _resample_matrix(top, h, height, size)
-  cols = _resample_matrix(left, w, width, size)
+  rows = _resample_matrix(top, h, height, size, cfg.interpolation)
+  cols = _resample_matrix(left, w, width, size, cfg.interpolation)
   out = jnp.clip(jnp.einsum("ih,hwc,jw->ijc", rows, img, cols), 0.0, 1.0)
   out = _maybe(u[22], cfg.jitter_prob, lambda x: _color_jitter(u[23:31], x, cfg), out)
   out = _maybe(u[31], cfg.gray_prob, lambda x: jnp.broadcast_to(_gray(x), x.shape), out)

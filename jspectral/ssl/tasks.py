@@ -234,6 +234,107 @@ class INTLTask:
 
 
 
+class _Labelled(_Images):
+  """Random-access ``{"image", "label"}`` examples (for grain)."""
+
+  def __init__(self, images: np.ndarray, labels: np.ndarray):
+    super().__init__(images)
+    self.labels = np.asarray(labels, np.int32)
+
+  def __getitem__(self, i):
+    return {**super().__getitem__(i), "label": self.labels[i]}
+
+
+@dataclasses.dataclass
+class LinearEvalTask:
+  """The official ImageNet linear evaluation (winci-ai/INTL ``evaluate.py``) for ``fit``.
+
+  A frozen backbone in eval mode (BatchNorm running statistics) under a linear classifier (weights
+  ``N(0, 0.01)``, bias 0) trained with cross-entropy on ``RandomResizedCrop(crop)`` (scale
+  0.08-1, bilinear) + horizontal-flip views; scored on the centre ``crop`` of the images resized to
+  a ``resize`` shorter side (top-1 and top-5, fractions). The optimizer (SGD momentum 0.9, no
+  weight decay, ``lr_classifier * batch / 256``, x0.1 at epochs 60 and 80) is the fit config's.
+
+  Attributes:
+    backbone: the frozen network: ``backbone.apply(variables, x, train=False)`` is ``(N, F)``.
+    variables: the backbone's ``{"params", "batch_stats"}`` (kept in the model state, never
+      trained).
+    x_train: training images ``(N, H, W, 3)``, uint8 or float in [0, 1].
+    y_train: integer labels ``(N,)``.
+    x_val: validation images ``(M, H', W', 3)``.
+    y_val: integer labels ``(M,)``.
+    num_classes: ``C``.
+    crop: the training and validation crop side (official 224).
+    resize: the validation shorter side before the centre crop (official 256).
+    mean: normalisation mean.
+    std: normalisation std.
+    eval_batch: validation batch size.
+  """
+
+  backbone: nn.Module
+  variables: Any
+  x_train: np.ndarray
+  y_train: np.ndarray
+  x_val: np.ndarray
+  y_val: np.ndarray
+  num_classes: int
+  crop: int = 224
+  resize: int = 256
+  mean: tuple[float, float, float] = CIFAR10_MEAN
+  std: tuple[float, float, float] = CIFAR10_STD
+  eval_batch: int = 256
+
+  def __post_init__(self):
+    for name in ("x_train", "x_val"):
+      if np.ndim(getattr(self, name)) != 4 or np.shape(getattr(self, name))[-1] != 3:
+        raise ValueError(f"{name}: expected (N, H, W, 3), got {np.shape(getattr(self, name))}")
+    if len(self.x_train) != len(self.y_train) or len(self.x_val) != len(self.y_val):
+      raise ValueError("y_train, y_val: expected one label per image")
+    self.view = ViewAugment(crop_size=self.crop, jitter_prob=0.0, gray_prob=0.0, mean=self.mean,
+                            std=self.std, interpolation="bilinear")
+
+  def train_source(self):
+    return _Labelled(self.x_train, self.y_train)
+
+  def init(self, rng, batch):
+    features = self.backbone.num_features
+    head = {"kernel": 0.01 * jax.random.normal(rng, (features, self.num_classes)),
+            "bias": jnp.zeros((self.num_classes,))}
+    return head, {"backbone": self.variables}
+
+  def _logits(self, params, state, x):
+    features = self.backbone.apply(state["backbone"], x, train=False)
+    return jax.lax.stop_gradient(features) @ params["kernel"] + params["bias"]
+
+  def loss(self, params, state, batch, rng):
+    x = augment_views(rng, batch["image"], [self.view])[0]
+    logp = jax.nn.log_softmax(self._logits(params, state, x))
+    nll = -jnp.take_along_axis(logp, batch["label"][:, None].astype(jnp.int32), axis=1)
+    return jnp.mean(nll), {"state": state}
+
+  @functools.cached_property
+  def _val_logits(self):
+    def logits(params, state, images):
+      x = images.astype(jnp.float32) / (255.0 if images.dtype == jnp.uint8 else 1.0)
+      height, width = x.shape[1:3]
+      if min(height, width) != self.resize:
+        scale = self.resize / min(height, width)
+        x = jax.image.resize(x, (x.shape[0], round(height * scale), round(width * scale), 3),
+                             "bilinear", antialias=True)
+        height, width = x.shape[1:3]
+      top, left = (height - self.crop) // 2, (width - self.crop) // 2
+      x = x[:, top:top + self.crop, left:left + self.crop]
+      return self._logits(params, state, normalize(x, self.mean, self.std))
+    return jax.jit(logits)
+
+  def evaluate(self, params, state) -> dict[str, float]:
+    logits = np.concatenate([np.asarray(self._val_logits(params, state,
+                                                         self.x_val[i:i + self.eval_batch]))
+                             for i in range(0, len(self.x_val), self.eval_batch)])
+    hits = np.argsort(-logits, axis=1)[:, :5] == np.asarray(self.y_val)[:, None]
+    return {"top1": float(hits[:, 0].mean()), "top5": float(hits.any(1).mean())}
+
+
 # --------------------------------------------------------------------------------------------------
 # SpectralEarth pre-training
 

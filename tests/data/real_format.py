@@ -74,3 +74,39 @@ def write_toolbox_scene(path: pathlib.Path, rng: np.random.Generator, lr_side: i
     data["I_GT"] = np.round(cube).astype(np.uint16)
   path.parent.mkdir(parents=True, exist_ok=True)
   scipy.io.savemat(path, data)
+
+
+def write_cifar_batch(path: pathlib.Path, images: np.ndarray, **labels):
+  """A CIFAR python pickle (``data_batch_1``, ``test``, ...): ``{b"data": (N, 3072) uint8 rows,
+  channel-major, b"labels" | b"fine_labels" | ...: lists}`` from ``(N, 32, 32, 3)`` images."""
+  import pickle
+
+  path.parent.mkdir(parents=True, exist_ok=True)
+  data = images.transpose(0, 3, 1, 2).reshape(len(images), 3072)
+  raw = {b"data": data, **{k.encode(): list(map(int, v)) for k, v in labels.items()}}
+  with path.open("wb") as f:
+    pickle.dump(raw, f)
+
+
+def write_cifar10(manual: pathlib.Path, rng: np.random.Generator, per_batch: int):
+  """The five training batches and the test batch of ``cifar-10-batches-py`` (random images)."""
+  for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+    write_cifar_batch(manual / "cifar-10-batches-py" / name,
+                      rng.integers(0, 256, (per_batch, 32, 32, 3), dtype=np.uint8),
+                      labels=rng.integers(0, 10, per_batch))
+
+
+def write_image_folder(root: pathlib.Path, rng: np.random.Generator, classes: int,
+                       per_class: int, size: tuple[int, int] = (20, 30)):
+  """torchvision ``ImageFolder`` splits ``train/<wnid>/*.JPEG`` and ``val/<wnid>/*.JPEG``
+  (ImageNet layout); each class has its own mean colour so that a probe can learn it."""
+  from PIL import Image
+
+  for split in ("train", "val"):
+    for c in range(classes):
+      folder = root / split / f"n{c:08d}"
+      folder.mkdir(parents=True, exist_ok=True)
+      colour = np.asarray([(37 * c) % 256, (91 * c) % 256, (151 * c) % 256])
+      for i in range(per_class):
+        pixels = np.clip(colour + rng.normal(0, 20, (*size, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / f"n{c:08d}_{i}.JPEG", format="JPEG")

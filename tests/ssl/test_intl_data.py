@@ -10,14 +10,7 @@ from PIL import Image
 
 from jspectral.data import tfds as tfds_lib
 from jspectral.data.builders import cifar, imagenet100
-
-
-def _write_batch(path, images, **labels):
-  path.parent.mkdir(parents=True, exist_ok=True)
-  data = images.transpose(0, 3, 1, 2).reshape(len(images), 3072)  # channel-major rows
-  raw = {b"data": data, **{k.encode(): list(map(int, v)) for k, v in labels.items()}}
-  with path.open("wb") as f:
-    pickle.dump(raw, f)
+from tests.data.real_format import write_cifar_batch
 
 
 def test_cifar10_and_100_builders(tmp_path):
@@ -28,7 +21,7 @@ def test_cifar10_and_100_builders(tmp_path):
                "test_batch"):
     images = rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
     written[name] = images
-    _write_batch(manual / "cifar-10-batches-py" / name, images, labels=[3, 7])
+    write_cifar_batch(manual / "cifar-10-batches-py" / name, images, labels=[3, 7])
   builder = tfds_lib.prepare(cifar.Cifar10, manual_dir=manual, data_dir=tmp_path / "data")
   images, labels = cifar.as_arrays(builder, "train")
   assert images.shape == (10, 32, 32, 3) and sorted(labels.tolist()) == [3] * 5 + [7] * 5
@@ -39,8 +32,8 @@ def test_cifar10_and_100_builders(tmp_path):
 
   images100 = rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
   for name in ("train", "test"):
-    _write_batch(manual / "cifar-100-python" / name, images100, fine_labels=[99, 0, 42],
-                 coarse_labels=[19, 0, 7])
+    write_cifar_batch(manual / "cifar-100-python" / name, images100, fine_labels=[99, 0, 42],
+                      coarse_labels=[19, 0, 7])
   builder = tfds_lib.prepare(cifar.Cifar100, manual_dir=manual, data_dir=tmp_path / "data")
   example = builder.as_data_source("test")[0]
   assert set(example) == {"image", "label", "coarse_label"}

@@ -163,6 +163,24 @@ def test_torchvision_resnet_from_torch_round_trip_drops_the_classifier():
     resnet.from_torch({"layer1.0.conv1.weight": np.ones((4, 4, 1, 1))})
 
 
+@pytest.mark.parametrize("interpolation", ["bicubic", "bilinear"])
+def test_crop_resampling_matches_pil(interpolation):
+  from PIL import Image
+
+  rng = np.random.default_rng(0)
+  image = rng.uniform(size=(40, 36)).astype(np.float32)
+  top, left, height, width, out = 3, 5, 30, 27, 11             # shrink: the kernel is stretched
+  rows = intl._resample_matrix(top, height, 40, out, interpolation)
+  cols = intl._resample_matrix(left, width, 36, out, interpolation)
+  ours = np.asarray(rows @ image @ cols.T)
+  pil = Image.fromarray(image, mode="F").resize(
+      (out, out), {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}[interpolation],
+      box=(left, top, left + width, top + height))
+  np.testing.assert_allclose(ours, np.asarray(pil), atol=2e-5)
+  with pytest.raises(ValueError, match="interpolation"):
+    intl.ViewAugment(interpolation="nearest")
+
+
 def test_augmentations_identity_and_determinism():
   images = jax.random.uniform(jax.random.key(0), (4, 12, 10, 3))
   plain = intl.ViewAugment(crop_size=12, scale=(1.0, 1.0), ratio=(1.0, 1.0),
