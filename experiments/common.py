@@ -31,6 +31,26 @@ from jspectral.ssl import tasks as ssl_tasks
 # ------------------------------------------------------------------------------------------------
 
 
+def split_preset(preset: str, variants) -> tuple[str, str]:
+  """``("smoke" | "paper", variant)`` of ``smoke``, ``paper`` or ``paper:VARIANT``.
+
+  Args:
+    preset: the preset string.
+    variants: the experiment's ``PAPER_VARIANTS`` (names).
+
+  Returns:
+    The base preset and the variant (``""`` for ``smoke`` and ``paper``).
+
+  Raises:
+    ValueError: naming every valid preset, for anything else.
+  """
+  base, _, variant = preset.partition(":")
+  if base not in ("smoke", "paper") or (variant and (base != "paper" or variant not in variants)):
+    raise ValueError(f"preset: expected 'smoke', 'paper' or one of "
+                     f"{[f'paper:{v}' for v in variants]}, got {preset!r}")
+  return base, variant
+
+
 def check_source(config, *known: str) -> str:
   """``config.data.source`` when it is one of ``known``; a ValueError naming them otherwise."""
   source = config.data.source

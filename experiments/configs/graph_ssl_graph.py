@@ -20,7 +20,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from experiments.common import check_source
+from experiments.common import check_source, split_preset
 from experiments.report import Report, Table, save_loss_curve
 from jspectral import train
 from jspectral.data import graphs as G
@@ -46,10 +46,7 @@ AUGMENTATIONS = {"add_edges": (None, "add_edges"), "drop_edges": (None, "drop_ed
 
 def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
   """``smoke``, ``paper`` (MUTAG) or ``paper:<dataset>`` (:data:`PAPER_VARIANTS`)."""
-  base, _, variant = preset.partition(":")
-  if preset not in ("smoke", "paper") and (base != "paper" or variant not in PAPER_VARIANTS):
-    raise ValueError(f"preset: expected 'smoke', 'paper' or one of "
-                     f"{[f'paper:{v}' for v in PAPER_VARIANTS]}, got {preset!r}")
+  base, variant = split_preset(preset, PAPER_VARIANTS)
   smoke = base == "smoke"
   c = ml_collections.ConfigDict()
   c.preset = preset

@@ -21,7 +21,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from experiments.common import check_source
+from experiments.common import check_source, split_preset
 from experiments.report import Report, Table, save_loss_curve
 from jspectral import train
 from jspectral.data import synthetic_graphs
@@ -70,10 +70,7 @@ TASKS = {"grace": tasks.NodeContrastTask, "mvgrl": tasks.MVGRLNodeTask, "bgrl": 
 
 def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
   """``smoke``, ``paper`` (Cora) or ``paper:<dataset>`` (:data:`PAPER_VARIANTS`)."""
-  base, _, variant = preset.partition(":")
-  if preset not in ("smoke", "paper") and (base != "paper" or variant not in PAPER_VARIANTS):
-    raise ValueError(f"preset: expected 'smoke', 'paper' or one of "
-                     f"{[f'paper:{v}' for v in PAPER_VARIANTS]}, got {preset!r}")
+  base, variant = split_preset(preset, PAPER_VARIANTS)
   smoke = base == "smoke"
   name = "sbm" if smoke else (variant or "cora")
   source, recipe = ("synthetic", SMOKE_RECIPE) if smoke else DATASETS[name]

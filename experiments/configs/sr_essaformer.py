@@ -20,6 +20,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from experiments.common import split_preset
 from experiments.report import Report, Table
 from jspectral import train
 from jspectral.data import synthetic
@@ -58,10 +59,7 @@ _RECIPES = {
 
 
 def get_config(preset: str) -> ml_collections.ConfigDict:
-  base, _, variant = preset.partition(":")
-  if base not in ("smoke", "paper") or (base == "smoke" and variant) or variant not in _RECIPES:
-    raise ValueError(f"preset: expected 'smoke', 'paper' or 'paper:<variant>' with a variant of "
-                     f"{sorted(PAPER_VARIANTS)}, got {preset!r}")
+  base, variant = split_preset(preset, PAPER_VARIANTS)
   config = ml_collections.ConfigDict()
   config.preset = preset
   config.model = ml_collections.ConfigDict(dict(dim=32, hr_passes=3, attention="essa",

@@ -27,6 +27,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from experiments.common import split_preset
 from experiments.report import Report, Table
 from jspectral import train
 from jspectral.data import builders, rgb, synthetic
@@ -68,11 +69,7 @@ _PAPER_DATA = {
 
 
 def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
-  base, _, variant = preset.partition(":")
-  if base not in ("smoke", "paper") or (variant and (base != "paper"
-                                                     or variant not in PAPER_VARIANTS)):
-    raise ValueError(f"preset: expected 'smoke', 'paper' or one of "
-                     f"{[f'paper:{v}' for v in PAPER_VARIANTS]}, got {preset!r}")
+  base, variant = split_preset(preset, PAPER_VARIANTS)
   config = ml_collections.ConfigDict()
   config.preset = preset
   config.model = ml_collections.ConfigDict(dict(n_subs=8, n_ovls=2, features=256, res_scale=0.1))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 
-import jax
 import numpy as np
 import pytest
 
@@ -23,14 +22,6 @@ TINY = ["data.patch_size=8", "pretrained=synthetic", "pretrain.size=8", "pretrai
         "pretrain.vit.num_heads=2", "pretrain.head_hidden=16", "pretrain.bank_size=8",
         "pretrain.train.moco.total_steps=2", "pretrain.train.moco.batch_size=2",
         "train.total_steps=4", "train.batch_size=2", "train.eval_every=2", "train.log_every=1"]
-
-
-@pytest.fixture
-def cheap_compiles():
-  """XLA without most optimisations: the graphs are several, the inputs tiny."""
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", False)
 
 
 def test_paper_preset_runs_on_published_layout(tmp_path, monkeypatch, cheap_compiles):

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import json
 
-import jax
 import numpy as np
-import pytest
 
 from experiments import runner
 from jspectral.data.builders import spectral_earth as data
@@ -19,14 +17,6 @@ TINY = ["size=8", "archive_size=8", "vit.embed_dim=16", "vit.depth=1", "vit.num_
         "decoder_heads=2", "mask_ratio=0.5", "steps_per_epoch=1",
         *(f"train.{m}.{k}={v}" for m in ("moco", "dino", "mae")
           for k, v in (("total_steps", 2), ("batch_size", 2), ("log_every", 1)))]
-
-
-@pytest.fixture
-def cheap_compiles():
-  """XLA without most optimisations: the graphs are several, the inputs tiny."""
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", False)
 
 
 def test_paper_preset_runs_on_published_layout(tmp_path, monkeypatch, cheap_compiles):
