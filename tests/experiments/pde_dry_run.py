@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import jax
 import numpy as np
 
-from experiments import runner
 from jspectral.pde import problems
 from tests.data.real_format import write_nsm_test_set
+from tests.experiments.cli import run_preset
 
 
 def write_official_files(tmp_path, monkeypatch, problem, phi_file: str, u_file: str,
@@ -28,11 +27,7 @@ def run_paper(tmp_path, name: str, preset: str, overrides: list[str], methods: l
               seeds: int):
   """Runs ``name --preset preset`` with ``overrides`` and checks the report's tables."""
   workdir = tmp_path / "run"
-  argv = ["run", name, "--preset", preset, "--workdir", str(workdir)]
-  for item in overrides:
-    argv += ["--set", item]
-  assert runner.main(argv) == 0
-  config = json.loads((workdir / "config.json").read_text())
+  config = run_preset(workdir, name, preset, overrides)
   assert config["data"]["source"] == "official" and config["preset"] == preset
   text = (workdir / "report.md").read_text()
   assert "mean ± std over seeds" in text and "Protocol (official src/train.py metric)" in text

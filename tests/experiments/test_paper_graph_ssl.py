@@ -4,24 +4,19 @@ steps, widths and epochs cut to a few."""
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
 
-from experiments import runner
 from tests.data.graph_formats import planetoid_like, write_planetoid, write_tu
+from tests.experiments.cli import run_preset
 
 
 def _run(tmp_path, monkeypatch, name: str, preset: str, overrides: list[str]) -> str:
   monkeypatch.setenv("JSPECTRAL_MANUAL_DIR", str(tmp_path / "manual"))
   monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
   workdir = tmp_path / "run"
-  argv = ["run", name, "--preset", preset, "--workdir", str(workdir)]
-  for item in overrides:
-    argv += ["--set", item]
-  assert runner.main(argv) == 0
-  config = json.loads((workdir / "config.json").read_text())
+  config = run_preset(workdir, name, preset, overrides)
   assert config["preset"] == preset and config["data"]["source"] != "synthetic"
   return (workdir / "report.md").read_text()
 
