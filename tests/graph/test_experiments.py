@@ -1,4 +1,4 @@
-"""Experiment configs of the graph-SSL family: presets, variants and the paper recipes they encode."""
+"""Experiment configs of the graph-SSL family: presets, variants and their paper recipes."""
 
 from __future__ import annotations
 
