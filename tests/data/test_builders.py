@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import pathlib
 import sys
 
-import h5py
 import numpy as np
 import pytest
 import scipy.io
@@ -16,17 +14,9 @@ from PIL import Image
 from jspectral.data import builders
 from jspectral.data import tfds as tfds_lib
 from jspectral.data.builders import cave, chikusei, harvard, icvl, pavia, urban
+from tests.data.real_format import write_v73
 
 RNG = np.random.default_rng(0)
-
-
-def _write_v73(path: pathlib.Path, **variables):
-  """A MATLAB v7.3 file: HDF5 with a 512-byte user block, arrays stored with reversed axes."""
-  with h5py.File(path, "w", userblock_size=512) as f:
-    for key, value in variables.items():
-      f.create_dataset(key, data=np.asarray(value).T)
-  with open(path, "r+b") as f:
-    f.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64, HDF5 schema 1.00 .")
 
 
 def _build(builder_cls, config, manual_dir, tmp_path):
@@ -43,7 +33,7 @@ def _records(builder, split):
 def test_load_mat_reads_v5_and_v73_in_matlab_order(tmp_path):
   cube = RNG.uniform(size=(4, 5, 3))
   scipy.io.savemat(tmp_path / "a.mat", {"x": cube})
-  _write_v73(tmp_path / "b.mat", x=cube)
+  write_v73(tmp_path / "b.mat", x=cube)
   np.testing.assert_array_equal(tfds_lib.load_mat(tmp_path / "a.mat", "x"), cube)
   np.testing.assert_array_equal(tfds_lib.load_mat(tmp_path / "b.mat", "x"), cube)
   for name in ("a.mat", "b.mat"):
@@ -59,7 +49,7 @@ def test_icvl_patches_crops_and_noisy_sets(tmp_path):
   manual.mkdir()
   raws = {f"scene_{i}": RNG.uniform(0, 4000, size=(40, 36, 31)) for i in range(3)}
   for name, rad in raws.items():
-    _write_v73(manual / f"{name}.mat", rad=rad)
+    write_v73(manual / f"{name}.mat", rad=rad)
   (manual / "ICVL_train.txt").write_text("scene_0.mat\nscene_1.mat\n")
   (manual / "ICVL_test_gauss.txt").write_text("scene_2.mat\n")
   (manual / "ICVL_test_complex.txt").write_text("scene_2\n")
@@ -132,7 +122,7 @@ def test_chikusei_crop_normalise_and_tiles(tmp_path):
   manual = tmp_path / "chikusei"
   manual.mkdir()
   scene = RNG.uniform(0, 5000, size=(14, 11, 128))
-  _write_v73(manual / chikusei.FILE, chikusei=scene)
+  write_v73(manual / chikusei.FILE, chikusei=scene)
   config = chikusei.ChikuseiConfig(name="tiny", files=(chikusei.FILE,), rows=(2, 13), cols=(2, 9),
                                    test_size=4, train_tile=4)
   builder = _build(chikusei.Chikusei, config, manual, tmp_path)
