@@ -41,7 +41,7 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from experiments.common import check_source
+from experiments.common import check_source, split_preset
 from experiments.report import Headline, Report, Table, save_loss_curve
 from jspectral import models, train
 from jspectral.data import noise, synthetic
@@ -116,11 +116,7 @@ VARIANT_DATA = {"cave": dict(train_images=20, test_crop=0, train_crop=0),
 
 
 def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
-  base, _, variant = preset.partition(":")
-  if base not in ("smoke", "paper") or (variant and (base != "paper"
-                                                     or variant not in PAPER_VARIANTS)):
-    raise ValueError(f"preset: expected 'smoke', 'paper' or one of "
-                     f"{[f'paper:{v}' for v in PAPER_VARIANTS]}, got {preset!r}")
+  base, variant = split_preset(preset, PAPER_VARIANTS)
   smoke = base == "smoke"
   c = ml_collections.ConfigDict()
   c.preset = preset
