@@ -40,8 +40,14 @@ def _adam_step(loss_fn):
 
 
 def _record(name, workload, loss_fn, params, batch, iters):
+  """The step's times, or the allocation error when the step does not fit in memory."""
   tx, step = _adam_step(loss_fn)
-  record = time_jitted(step, params, tx.init(params), *batch, iters=iters, warmup=1)
+  try:
+    record = time_jitted(step, params, tx.init(params), *batch, iters=iters, warmup=1)
+  except jax.errors.JaxRuntimeError as error:
+    if "RESOURCE_EXHAUSTED" not in str(error):
+      raise
+    record = {"error": str(error).splitlines()[0]}
   record.update(model=name, workload=workload)
   print(json.dumps(record), flush=True)
   return record
