@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from experiments.report import Report, Table
+from experiments.report import Headline, Report, Table
 from jspectral import train
 from jspectral.models import param_count
 from jspectral.nn import resnet, spec_resnet, spec_vit
@@ -57,6 +57,23 @@ def check_source(config, *known: str) -> str:
   if source not in known:
     raise ValueError(f"data.source: expected one of {known}, got {source!r}")
   return source
+
+
+# ------------------------------------------------------------------------------------------------
+# Super-resolution: sr_essaformer, sr_mixup_mtl
+# ------------------------------------------------------------------------------------------------
+
+def sr_headline(model: str, evals: dict, paper: str = "") -> Headline:
+  """The demo summary row of a super-resolution run: the model against bicubic, PSNR and SAM.
+
+  Args:
+    model: the model and scale in words ("ESSAformer x4").
+    evals: test metrics with ``MPSNR``, ``SAM`` and their ``bicubic_`` counterparts.
+    paper: published PSNRs of the same protocol, "" when the spec records none.
+  """
+  return Headline(f"{model} beats bicubic on PSNR and SAM",
+                  f"MPSNR {evals['MPSNR']:.2f} vs {evals['bicubic_MPSNR']:.2f} dB, SAM "
+                  f"{evals['SAM']:.3f} vs {evals['bicubic_SAM']:.3f} deg (bicubic)", paper)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -594,6 +611,11 @@ def run_operator_experiment(config, workdir: pathlib.Path, title: str, instances
                              rows=seed_rows, note=PDE_PROTOCOL_NOTE))
   report.figures = figures
   report.checks = checks
+  report.headline = Headline(
+      f"training lowers the relative L2 error >= {config.min_error_drop:g}x below the untrained "
+      "model" if config.checks else "relative L2 error of the trained models",
+      "; ".join(f"{r[0]} {r[1]} {r[4]} %" + f" (untrained {r[7]} %)" * bool(config.checks)
+                for r in rows))
   grid = "x".join(map(str, u_test.shape[1:-1]))
   report.notes = [f"preset {config.preset}: {len(u_test)} test instances ({config.data.source} "
                   f"test set) on a {grid} grid incl. ends; batch {config.train.batch_size}; "

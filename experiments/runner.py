@@ -5,7 +5,7 @@
                           [--set key=value ...]
                           [--restart | --resume-with-changes]
     python -m experiments config NAME [--preset P]
-    python -m experiments demo --workdir runs/demo [--seeds 0,1,2]
+    python -m experiments demo --workdir runs/demo [--seeds 0,1,2] [--jobs 2]
     python -m experiments data list
 
 Each experiment is a module ``experiments/configs/<name>.py`` with ``get_config(preset)`` and
@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import argparse
 import ast
+import concurrent.futures
 import difflib
 import importlib
 import inspect
+import multiprocessing
+import os
 import pathlib
 import pkgutil
 import re
@@ -209,36 +212,50 @@ def seed_overrides(name: str, seed: int) -> list[str]:
           and (key == "seed" or "train" in key.split(".")[:-1])]
 
 
-def demo(workdir: pathlib.Path, seeds: Sequence[int] = (0,)) -> int:
+# The slowest smoke presets first, so that parallel jobs end together (seconds on 2 idle cores).
+SLOWEST_FIRST = ("denoise_icvl", "classify_lola", "pretrain_spectral_earth",
+                 "ssl_spectral_transforms", "sr_mixup_mtl", "pansharpen_benchmark",
+                 "downstream_spectral_earth")
+
+
+def demo(workdir: pathlib.Path, seeds: Sequence[int] = (0,), jobs: int = 1) -> int:
   """Runs every experiment's smoke preset for each seed; writes ``REPORT.md`` and ``index.html``.
 
   Compiled programs are cached under ``workdir/.jax_cache`` so that re-runs and runs of the same
-  shapes skip compilation. Prints one line per finished run (name, seed, seconds, checks). Exits
-  non-zero when an experiment raised or a check failed.
+  shapes skip compilation. With ``jobs > 1`` the runs go to that many worker processes (each
+  compiles on its own core; accelerator memory is then allocated on demand, not preallocated).
+  Prints one line per finished run (name, seed, seconds, checks). Exits non-zero when an
+  experiment raised or a check failed.
   """
+  if jobs < 1:
+    raise ValueError(f"jobs: expected a positive number of worker processes, got {jobs}")
   workdir.mkdir(parents=True, exist_ok=True)
-  cache_compiled_programs(workdir / ".jax_cache")
-  rows, sections, html_sections, failures = [], [], [], 0
-  for seed in seeds:
-    for name in experiment_names():
-      run_dir = workdir / name if tuple(seeds) == (0,) else workdir / f"seed{seed}" / name
-      start = time.perf_counter()
-      try:
-        report = run_experiment(name, "smoke", run_dir, seed_overrides(name, seed))
-      except Exception:  # noqa: BLE001  (one broken experiment must not hide the others)
-        traceback.print_exc()
-        report = None
-      seconds = time.perf_counter() - start
+  cache = workdir / ".jax_cache"
+  cache_compiled_programs(cache)
+  names = sorted(experiment_names(), key=lambda n: (n not in SLOWEST_FIRST,
+                                                    SLOWEST_FIRST.index(n)
+                                                    if n in SLOWEST_FIRST else 0, n))
+  runs = [(seed, name, workdir / name if tuple(seeds) == (0,) else workdir / f"seed{seed}" / name)
+          for seed in seeds for name in names]
+  results, failures = {}, 0
+  with _executor(jobs) as pool:
+    futures = {pool.submit(_smoke_run, name, run_dir, seed_overrides(name, seed), cache):
+               (seed, name) for seed, name, run_dir in runs}
+    for future in concurrent.futures.as_completed(futures):
+      seed, name = futures[future]
+      report, seconds = results[seed, name] = future.result()
       failures += report is None or not report.passed
-      rows.append(_summary_row(name, seed, report, seconds))
-      passed = sum(report.checks.values()) if report else 0
-      total = len(report.checks) if report else 0
-      status = "ERROR" if report is None else f"{passed}/{total} checks passed"
+      status = ("ERROR" if report is None else
+                f"{sum(report.checks.values())}/{len(report.checks)} checks passed")
       print(f"demo: {name} seed {seed}: {seconds:.0f} s, {status}", flush=True)
-      if report is not None:
-        prefix = run_dir.relative_to(workdir).as_posix() + "/"
-        sections.append(report.markdown(heading="##", figure_prefix=prefix))
-        html_sections.append(report.html(run_dir))
+  rows, sections, html_sections = [], [], []
+  for seed, name, run_dir in sorted(runs, key=lambda run: run[:2]):
+    report, seconds = results[seed, name]
+    rows.append(_summary_row(name, seed, report, seconds))
+    if report is not None:
+      prefix = run_dir.relative_to(workdir).as_posix() + "/"
+      sections.append(report.markdown(heading="##", figure_prefix=prefix))
+      html_sections.append(report.html(run_dir))
   summary = Table("Smoke runs", ["experiment", "seed", "paper claim", "ours", "paper", "result",
                                  "seconds"], rows)
   title = "jspectral demo: every experiment's smoke preset"
@@ -248,6 +265,28 @@ def demo(workdir: pathlib.Path, seeds: Sequence[int] = (0,)) -> int:
   print(f"report: {workdir / 'REPORT.md'}\nreport (HTML, figures embedded): "
         f"{workdir / 'index.html'}", flush=True)
   return 1 if failures else 0
+
+
+def _executor(jobs: int) -> concurrent.futures.Executor:
+  """One in-process worker for ``jobs == 1``; otherwise fresh spawned processes, one per run."""
+  if jobs == 1:
+    return concurrent.futures.ThreadPoolExecutor(max_workers=1)
+  os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # several jobs share a device
+  return concurrent.futures.ProcessPoolExecutor(
+      max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1)
+
+
+def _smoke_run(name: str, run_dir: pathlib.Path, overrides: list[str],
+               cache: pathlib.Path) -> tuple[Report | None, float]:
+  """One demo run: its report (None when it raised; the traceback is printed) and its seconds."""
+  cache_compiled_programs(cache)
+  start = time.perf_counter()
+  try:
+    report = run_experiment(name, "smoke", run_dir, overrides)
+  except Exception:  # noqa: BLE001  (one broken experiment must not hide the others)
+    traceback.print_exc()
+    report = None
+  return report, time.perf_counter() - start
 
 
 def _summary_row(name: str, seed: int, report: Report | None, seconds: float) -> list:
@@ -340,6 +379,9 @@ def _parser() -> argparse.ArgumentParser:
   demo_parser.add_argument("--seeds", default="0", type=_seeds,
                            help="comma-separated seeds, e.g. 0,1,2: each shifts every training "
                                 "seed of each smoke config (0 = the presets as they are)")
+  demo_parser.add_argument("--jobs", default=2, type=int,
+                           help="worker processes running smoke presets side by side (default 2: "
+                                "the demo's 2-core budget; 1 runs them in this process)")
   data = sub.add_parser("data", help="datasets: where their files go, whether they are there")
   data.add_argument("action", choices=["list"], help="list every dataset")
   return parser
@@ -364,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
       print(report.markdown())
       return 0 if report.passed else 1
     if args.command == "demo":
-      return demo(args.workdir, args.seeds)
+      return demo(args.workdir, args.seeds, args.jobs)
     return data_list()
   except CliError as error:
     print(f"error: {error}", file=sys.stderr)

@@ -22,7 +22,7 @@ import numpy as np
 import optax
 
 from experiments.common import check_source
-from experiments.report import Report, Table, save_loss_curve
+from experiments.report import Headline, Report, Table, save_loss_curve
 from jspectral import models, train
 from jspectral.classification import lola_specvit as lola
 from jspectral.classification.protocol import scores
@@ -237,7 +237,15 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
   save_loss_curve(workdir / "loss.png", histories)
   return Report(title=f"LoLA-SpecViT classification ({config.preset})",
                 tables=[_table(config, rows)], figures=["loss.png", *figures], checks=checks,
-                notes=_notes(config) + stops)
+                notes=_notes(config) + stops, headline=_headline(rows))
+
+
+def _headline(rows) -> Headline:
+  """LoLA against the per-pixel logistic regression, test OA per dataset."""
+  oa = {(r[0], r[1].startswith("per-pixel")): r[3] for r in rows}
+  return Headline("LoLA-SpecViT beats a per-pixel logistic regression (test OA)", "; ".join(
+      f"{name} OA {oa[name, False]:.1f} vs {oa[name, True]:.1f} (logistic regression)"
+      for name, baseline in oa if baseline))
 
 
 def _table(config, rows) -> Table:

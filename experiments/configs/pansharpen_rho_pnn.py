@@ -23,7 +23,7 @@ import ml_collections
 import numpy as np
 
 from experiments.common import check_source
-from experiments.report import Report, Table
+from experiments.report import Headline, Report, Table
 from jspectral.data import wald
 from jspectral.metrics import pansharpening as indices
 from jspectral.pansharpening import protocol as ps_protocol
@@ -168,7 +168,16 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
             if config.data.source == "synthetic" else
             "paper recipe (official RR / FR hyper-parameters, every test scene)"]
   return Report(title="rho-PNN: zero-shot hyperspectral pansharpening", tables=tables,
-                figures=figures, checks=checks, notes=notes)
+                figures=figures, checks=checks, notes=notes, headline=_headline(tables[0]))
+
+
+def _headline(table: Table) -> Headline:
+  """rho-PNN against EXP on the first protocol's mean table (ERGAS / SAM at RR, D_rho at FR)."""
+  rows = {row[0]: dict(zip(table.header[1:], row[1:], strict=True)) for row in table.rows}
+  keys = [k for k in ("ERGAS", "SAM (deg)", "D_rho") if k in table.header]
+  return Headline("zero-shot rho-PNN improves on the interpolated EXP baseline",
+                  ", ".join(f"{k} {rows['rho-PNN'][k]:.3f} vs {rows['EXP'][k]:.3f}" for k in keys)
+                  + " (EXP)")
 
 
 def _band_table(result, gt, exp, fused) -> Table:

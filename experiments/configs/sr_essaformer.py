@@ -20,7 +20,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from experiments.common import split_preset
+from experiments.common import split_preset, sr_headline
 from experiments.report import Report, Table
 from jspectral import train
 from jspectral.data import synthetic
@@ -284,4 +284,7 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
       figures=[str(f.relative_to(workdir)) for f in figs],
       checks={"SR PSNR > bicubic PSNR": evals["MPSNR"] > evals["bicubic_MPSNR"],
               "SR SAM < bicubic SAM": evals["SAM"] < evals["bicubic_SAM"]},
-      notes=_protocol(config, result, selected))
+      notes=_protocol(config, result, selected),
+      headline=sr_headline(f"ESSAformer x{data.scale}", evals, ", ".join(
+          f"{name} {values[0]:.2f} dB" for name, values in paper.items())
+          + " (SSPSR README)" * bool(paper)))

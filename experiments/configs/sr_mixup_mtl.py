@@ -27,7 +27,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from experiments.common import split_preset
+from experiments.common import split_preset, sr_headline
 from experiments.report import Report, Table
 from jspectral import train
 from jspectral.data import builders, rgb, synthetic
@@ -283,7 +283,8 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
               if synthetic_data else _protocol(config, plan)),
              f"Each fit step is one per-task optimizer update in the official order "
              f"({len(plan.cycle(True))} per iteration while SSL is on, "
-             f"{len(plan.cycle(False))} after)."])
+             f"{len(plan.cycle(False))} after)."],
+      headline=sr_headline(f"Multi-task SR x{data.scale}", evals))
 
 
 def _protocol(config, plan) -> str:

@@ -16,7 +16,7 @@ import ml_collections
 import numpy as np
 
 from experiments.common import INTL_PAPER, INTL_VARIANTS, intl_config, intl_data, intl_network
-from experiments.report import Report, Table
+from experiments.report import Headline, Report, Table
 from jspectral import train
 from jspectral.ssl import spectral_transform as st
 from jspectral.ssl import tasks
@@ -74,6 +74,11 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
               # trace loss keeps the embedding spectrum the best conditioned.
               "INTL's embedding effective rank is the highest of the three transforms":
                   ranks[intl_name] > max(r for n, r in ranks.items() if n != intl_name)},
+      headline=Headline(
+          "INTL's embedding spectrum is the best conditioned and its 5-NN beats random init",
+          f"5-NN {100 * knn[intl_name]:.1f} vs {100 * random_knn:.1f} % (random); effective rank "
+          + ", ".join(f"{n} {r:.1f}" for n, r in ranks.items()),
+          f"INTL CIFAR-10 5-NN {INTL_PAPER['cifar10'][1]:.2f} %"),
       notes=[f"{config.train.total_steps} steps per transform, batch "
              f"{config.train.batch_size}, beta (INTL) = "
              f"{st.trade_off(config.train.batch_size, config.model.features, config.whiten):.3f}."])

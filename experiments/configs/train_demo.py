@@ -16,7 +16,7 @@ import ml_collections
 import numpy as np
 
 from experiments.common import check_source
-from experiments.report import Report, Table, save_loss_curve
+from experiments.report import Headline, Report, Table, save_loss_curve
 from jspectral import metrics, models, train
 from jspectral.data import synthetic
 
@@ -98,7 +98,9 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
       checks={"denoised PSNR > noisy PSNR + 1 dB":
               evals["eval/psnr"] > evals["eval/psnr_noisy"] + 1.0},
       notes=[f"{result.step} steps, batch {config.train.batch_size}, "
-             f"{models.param_count({'params': result.params}):,} parameters."])
+             f"{models.param_count({'params': result.params}):,} parameters."],
+      headline=Headline("the engine trains a denoiser: PSNR above the noisy input + 1 dB",
+                        f"{evals['eval/psnr']:.2f} vs {evals['eval/psnr_noisy']:.2f} dB noisy"))
 
 
 def _save_band_panel(path, task: DenoiseTask, params) -> None:

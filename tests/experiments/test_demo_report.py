@@ -78,3 +78,32 @@ def test_demo_seeds_argument_is_checked(capsys):
   with pytest.raises(SystemExit):
     runner.main(["demo", "--seeds", "0,x"])
   assert "expected comma-separated integers" in capsys.readouterr().err
+
+
+def test_parallel_jobs_report_in_experiment_order_whatever_finishes_first(tmp_path, monkeypatch,
+                                                                         capsys):
+  import concurrent.futures
+  import threading
+
+  gate = threading.Event()
+
+  def run(name, preset, workdir, overrides=()):
+    if name == "sr":   # submitted first, finishes last; raises (a failed run) unless run alongside
+      assert gate.wait(5)
+    else:
+      gate.set()
+    return Report(title=f"{name} title", checks={"ok": True})
+
+  monkeypatch.setattr(runner, "experiment_names", lambda: ["alpha", "sr"])
+  monkeypatch.setattr(runner, "SLOWEST_FIRST", ("sr",))
+  monkeypatch.setattr(runner, "run_experiment", run)
+  monkeypatch.setattr(runner, "seed_overrides", lambda name, seed: [])
+  monkeypatch.setattr(runner, "_executor",
+                      lambda jobs: concurrent.futures.ThreadPoolExecutor(max_workers=jobs))
+  assert runner.demo(tmp_path, jobs=2) == 0
+  out = capsys.readouterr().out
+  assert out.index("demo: alpha") < out.index("demo: sr")       # printed as they finish
+  report = (tmp_path / "REPORT.md").read_text()
+  assert report.index("| alpha |") < report.index("| sr |")     # reported in name order
+  with pytest.raises(ValueError, match="jobs"):
+    runner.demo(tmp_path, jobs=0)
