@@ -218,6 +218,13 @@ SLOWEST_FIRST = ("denoise_icvl", "classify_lola", "pretrain_spectral_earth",
                  "downstream_spectral_earth")
 
 
+def quiet_overrides(name: str) -> list[str]:
+  """``--set`` lines that turn off every progress bar of ``name``'s smoke config (parallel demo
+  jobs would interleave them; each finished run prints its own line instead)."""
+  return [f"{key}=False" for key, value in flat_items(build_config(name, "smoke", []))
+          if key.split(".")[-1] == "progress" and value is True]
+
+
 def demo(workdir: pathlib.Path, seeds: Sequence[int] = (0,), jobs: int = 1) -> int:
   """Runs every experiment's smoke preset for each seed; writes ``REPORT.md`` and ``index.html``.
 
@@ -239,7 +246,8 @@ def demo(workdir: pathlib.Path, seeds: Sequence[int] = (0,), jobs: int = 1) -> i
           for seed in seeds for name in names]
   results, failures = {}, 0
   with _executor(jobs) as pool:
-    futures = {pool.submit(_smoke_run, name, run_dir, seed_overrides(name, seed), cache):
+    futures = {pool.submit(_smoke_run, name, run_dir,
+                           seed_overrides(name, seed) + quiet_overrides(name) * (jobs > 1), cache):
                (seed, name) for seed, name, run_dir in runs}
     for future in concurrent.futures.as_completed(futures):
       seed, name = futures[future]

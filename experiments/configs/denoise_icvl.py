@@ -157,7 +157,7 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
   c.label = "smoke: synthetic cubes, C=4 models" if smoke else ""  # table titles
   c.train = train.default_config()
   c.train.update(batch_size=8 if smoke else 16, log_every=20 if smoke else 200,
-                 checkpoint_every=1000 if smoke else 3312, progress=not smoke)
+                 checkpoint_every=1000 if smoke else 3312)
   # torch Adam: per-parameter state, the GSSA branch not drawn in a step is not updated
   c.train.optimizer.update(name="adam", b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0,
                            skip_unused=True)

@@ -74,8 +74,7 @@ def get_config(preset: str) -> ml_collections.ConfigDict:
         stride=8, correlation_length=5.0, sharpness=4.0, endmembers=6, seed=0))
     # the official model (no bicubic skip) from PyTorch's init: 1,200 steps with a x0.1 decay
     # at step 950 beat bicubic on PSNR and SAM for train seeds 0, 1, 2 (docs/superres.md)
-    config.train.update(dict(total_steps=1200, batch_size=8, log_every=50, checkpoint_every=1200,
-                             progress=False))
+    config.train.update(dict(total_steps=1200, batch_size=8, log_every=50, checkpoint_every=1200))
     config.train.optimizer.learning_rate = 1e-3
     config.train.schedule.update(dict(name="step", boundaries=[950], decay_factor=0.1))
     config.model.drop_rate = 0.0

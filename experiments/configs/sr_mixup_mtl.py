@@ -122,7 +122,7 @@ def _smoke(config):
   config.ablations = ["RGB-SR + SSL + SMixup", "backbone only"]
   config.ablation_updates = 16
   config.train.optimizer.learning_rate = 1e-3
-  config.train.update(dict(log_every=32, checkpoint_every=10_000, progress=False))
+  config.train.update(dict(log_every=32, checkpoint_every=10_000))
 
 
 def camera_response(bands: int) -> np.ndarray:

@@ -74,6 +74,13 @@ def test_seed_overrides_shift_training_seeds_only():
   assert not any(key.startswith("data.") for key in shifted)
 
 
+def test_quiet_overrides_turn_off_the_progress_bars_a_smoke_shows():
+  assert runner.build_config("denoise_icvl", "smoke", []).train.progress
+  quiet = runner.quiet_overrides("denoise_icvl")
+  assert quiet == ["train.progress=False"]
+  assert not runner.build_config("denoise_icvl", "smoke", quiet).train.progress
+
+
 def test_demo_seeds_argument_is_checked(capsys):
   with pytest.raises(SystemExit):
     runner.main(["demo", "--seeds", "0,x"])
