@@ -247,7 +247,8 @@ def demo(workdir: pathlib.Path, seeds: Sequence[int] = (0,), jobs: int = 1) -> i
   results, failures = {}, 0
   with _executor(jobs) as pool:
     futures = {pool.submit(_smoke_run, name, run_dir,
-                           seed_overrides(name, seed) + quiet_overrides(name) * (jobs > 1), cache):
+                           seed_overrides(name, seed) + (quiet_overrides(name) if jobs > 1 else []),
+                           cache):
                (seed, name) for seed, name, run_dir in runs}
     for future in concurrent.futures.as_completed(futures):
       seed, name = futures[future]

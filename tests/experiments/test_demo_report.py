@@ -87,7 +87,7 @@ def test_demo_seeds_argument_is_checked(capsys):
   assert "expected comma-separated integers" in capsys.readouterr().err
 
 
-def test_parallel_jobs_report_in_experiment_order_whatever_finishes_first(tmp_path, monkeypatch,
+def test_parallel_jobs_run_side_by_side_and_report_in_experiment_order(tmp_path, monkeypatch,
                                                                          capsys):
   import concurrent.futures
   import threading
@@ -99,17 +99,18 @@ def test_parallel_jobs_report_in_experiment_order_whatever_finishes_first(tmp_pa
       assert gate.wait(5)
     else:
       gate.set()
-    return Report(title=f"{name} title", checks={"ok": True})
+    return Report(title=f"{name} title", checks={"quiet": overrides == [f"{name}.progress=False"]})
 
   monkeypatch.setattr(runner, "experiment_names", lambda: ["alpha", "sr"])
   monkeypatch.setattr(runner, "SLOWEST_FIRST", ("sr",))
   monkeypatch.setattr(runner, "run_experiment", run)
   monkeypatch.setattr(runner, "seed_overrides", lambda name, seed: [])
+  monkeypatch.setattr(runner, "quiet_overrides", lambda name: [f"{name}.progress=False"])
   monkeypatch.setattr(runner, "_executor",
                       lambda jobs: concurrent.futures.ThreadPoolExecutor(max_workers=jobs))
   assert runner.demo(tmp_path, jobs=2) == 0
   out = capsys.readouterr().out
-  assert out.index("demo: alpha") < out.index("demo: sr")       # printed as they finish
+  assert "demo: alpha seed 0" in out and "demo: sr seed 0" in out   # a line per finished run
   report = (tmp_path / "REPORT.md").read_text()
   assert report.index("| alpha |") < report.index("| sr |")     # reported in name order
   with pytest.raises(ValueError, match="jobs"):
