@@ -36,7 +36,7 @@ def make_graph(x, edge_index, *, n_node=None, edge_weight=None) -> jraph.GraphsT
     edge_index: ``(2, E)`` int, row 0 sources, row 1 targets.
     n_node: nodes per graph ``(G,)`` (default: one graph of ``N`` nodes); edges must be grouped by
       graph in the same order (as ``jraph.batch`` leaves them).
-    edge_weight: optional ``(E,)`` 0/1 liveness (default all ones).
+    edge_weight: optional ``(E,)`` edge weights, 0 = dead edge (default all ones).
 
   Returns:
     A validated ``GraphsTuple``.

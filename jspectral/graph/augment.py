@@ -16,6 +16,9 @@ edges (the node row stays, as in the official code). Sources (spec graph_ssl.md 
   ``Augmentor.SpectralAugmentor``): the perturbation-probability matrix maximising / minimising
   the spectral norm of the normalised adjacency, by projected gradient ascent under an edge budget,
   then Bernoulli sampling.
+* :func:`ppr_diffusion` / :func:`sparsify_diffusion` / :func:`ppr_graph` -- MVGRL's personalised-
+  PageRank diffusion view as PyGCL ``PPRDiffusion`` computes it (self loops added, symmetric
+  normalisation, exact inverse, threshold ``eps`` or top-k, re-normalised).
 """
 
 from __future__ import annotations
@@ -508,3 +511,101 @@ def dense_to_graph(adj: jax.Array, x: jax.Array, max_edges: int | None = None) -
       nodes=x, edges={"weight": weight, "slot": jnp.zeros(size, jnp.float32)},
       senders=senders.astype(jnp.int32), receivers=receivers.astype(jnp.int32),
       n_node=jnp.array([n], jnp.int32), n_edge=jnp.array([size], jnp.int32), globals=None)
+
+
+# ---------------------------------------------------------------------------------------------
+# PPR diffusion (MVGRL's second view)
+
+
+def ppr_diffusion(adj: jax.Array, alpha: float = 0.2, node_mask: jax.Array | None = None
+                  ) -> jax.Array:
+  """Personalised-PageRank diffusion ``S = alpha (I - (1 - alpha) T)^-1``.
+
+  ``T = D^-1/2 (A + I) D^-1/2`` with ``D = rowsum(A + I)``: the self loop is added to whatever is
+  stored (a stored loop counts twice), as PyGCL ``compute_ppr`` (``add_self_loops`` then
+  ``coalesce`` summing duplicates, ``GDC.transition_matrix(normalization="sym")``,
+  ``GDC.diffusion_matrix_exact(method="ppr")``). Hassani & Khasahmadi, "Contrastive Multi-View
+  Representation Learning on Graphs", ICML 2020 (github.com/kavehhassani/mvgrl); PyGCL
+  ``augmentors/functional.py``.
+
+  Args:
+    adj: ``A[i, j]`` = weight of edge ``j -> i`` (:func:`~jspectral.data.graphs.dense_adjacency`),
+      ``(N, N)``.
+    alpha: teleport probability in ``(0, 1]``.
+    node_mask: optional ``(N,)`` bool; rows and columns of False (padding) nodes come out 0.
+
+  Returns:
+    ``S``, ``(N, N)``, ``S[i, j]`` the diffusion weight of ``j -> i``.
+
+  Raises:
+    ValueError: if ``adj`` is not square or ``alpha`` is outside ``(0, 1]``.
+  """
+  if adj.ndim != 2 or adj.shape[0] != adj.shape[1]:
+    raise ValueError(f"adj: expected a square (N, N) matrix, got shape {adj.shape}")
+  if not isinstance(alpha, jax.core.Tracer) and not 0.0 < float(alpha) <= 1.0:
+    raise ValueError(f"alpha: expected a teleport probability in (0, 1], got {alpha}")
+  n = adj.shape[0]
+  mask = jnp.ones(n, bool) if node_mask is None else jnp.asarray(node_mask, bool)
+  eye = jnp.eye(n, dtype=adj.dtype)
+  looped = jnp.where(mask[:, None] & mask[None], adj, 0.0) + eye
+  inv_sqrt = jax.lax.rsqrt(looped.sum(-1))
+  transition = inv_sqrt[:, None] * looped * inv_sqrt[None]
+  diffusion = alpha * jnp.linalg.solve(eye - (1.0 - alpha) * transition, eye)
+  return jnp.where(mask[:, None] & mask[None], diffusion, 0.0)
+
+
+def sparsify_diffusion(diffusion: jax.Array, eps: float | None = 1e-4,
+                       top_k: int | None = None) -> jax.Array:
+  """PyG ``GDC.sparsify_dense`` then the symmetric re-normalisation PyGCL applies after it.
+
+  ``eps`` keeps entries ``>= eps`` (PyGCL ``PPRDiffusion``'s default, 1e-4); ``top_k`` keeps the
+  ``k`` largest entries of each receiver row (GDC ``"topk"``, bounding the edge count at ``N k``).
+  The kept matrix ``S'`` becomes ``D^-1/2 S' D^-1/2`` with ``D = rowsum(S')`` (in-weight).
+
+  Args:
+    diffusion: ``S`` from :func:`ppr_diffusion`, ``(N, N)``.
+    eps: threshold (used when ``top_k`` is None).
+    top_k: entries kept per receiver, or None.
+
+  Returns:
+    Edge weights ``W[i, j]`` of ``j -> i``, zero where dropped, ``(N, N)``.
+
+  Raises:
+    ValueError: if neither ``eps`` nor ``top_k`` is given, or ``top_k`` is not in ``1 .. N``.
+  """
+  n = diffusion.shape[-1]
+  if top_k is not None:
+    if not 1 <= top_k <= n:
+      raise ValueError(f"top_k: expected 1 .. {n}, got {top_k}")
+    kth = jax.lax.top_k(diffusion, top_k)[0][:, -1:]
+    kept = jnp.where(diffusion >= kth, diffusion, 0.0)
+  elif eps is None:
+    raise ValueError("eps, top_k: give a threshold eps or a per-node top_k")
+  else:
+    kept = jnp.where(diffusion >= eps, diffusion, 0.0)
+  degree = kept.sum(-1)
+  inv_sqrt = jnp.where(degree > 0, jax.lax.rsqrt(jnp.where(degree > 0, degree, 1.0)), 0.0)
+  return inv_sqrt[:, None] * kept * inv_sqrt[None]
+
+
+def ppr_graph(graph: jraph.GraphsTuple, alpha: float = 0.2, eps: float | None = 1e-4,
+              top_k: int | None = None) -> jraph.GraphsTuple:
+  """PyGCL ``PPRDiffusion(alpha, eps)`` on a single unpadded graph: the weighted diffusion view.
+
+  Dense ``O(N^2)`` memory and ``O(N^3)`` time, like the official code; the view is deterministic,
+  so tasks compute it once. Edges are every kept entry (self loops included), receivers major.
+
+  Args:
+    graph: a single-graph ``GraphsTuple``, nodes ``(N, F)``.
+    alpha: teleport probability.
+    eps: sparsification threshold (see :func:`sparsify_diffusion`).
+    top_k: entries kept per receiver instead of the threshold.
+
+  Returns:
+    A ``GraphsTuple`` with the same nodes and ``edges["weight"]`` the normalised diffusion.
+  """
+  weights = sparsify_diffusion(ppr_diffusion(G.dense_adjacency(graph), alpha), eps, top_k)
+  weights = np.asarray(weights)
+  receivers, senders = np.nonzero(weights)
+  return G.make_graph(graph.nodes, np.stack([senders, receivers]),
+                      edge_weight=weights[receivers, senders])

@@ -12,6 +12,10 @@ encoders follow the official code of the frameworks it runs:
   (MLP, then ReLU, then BatchNorm), per-layer sum-pool readout concatenated, two-layer head.
 * :class:`MVGRLNode` -- the two-view GCN encoder pair + projector the GCL-SPAN node script runs
   (github.com/Louise-LuLin/GCL-SPAN ``unsupervised_node.py``, = PyGCL's MVGRL example).
+* :class:`MVGRLGraph` -- MVGRL at graph level (Hassani & Khasahmadi, ICML 2020,
+  github.com/kavehhassani/mvgrl) as GCL-SPAN ``unsupervised_graph.py`` and PyGCL
+  ``examples/MVGRL_graph.py`` run it: per-view GCN stacks, layer-wise sum-pool readout
+  concatenated, node and graph ``FC`` projectors.
 * :class:`BGRL` -- PyGCL's BGRL example (github.com/PyGCL/PyGCL ``examples/BGRL_L2L.py``): online
   GCN encoder + BatchNorm + projector, and the predictor; the target is an EMA copy kept as state.
 
@@ -71,7 +75,9 @@ class TorchDense(nn.Module):
 class GCNConv(nn.Module):
   """PyG ``GCNConv``: ``D^-1/2 (A + I) D^-1/2 X W + b`` with ``D`` from in-degree + 1.
 
-  ``A[i, j]`` counts live edges ``j -> i``; stored self-loops are replaced by one weight-1 loop.
+  ``A[i, j]`` sums the live weights of edges ``j -> i``; as PyG's ``add_remaining_self_loops``, a
+  node's live stored self loop keeps its weight (one per node expected, e.g. a diffusion view),
+  every other node gets a weight-1 loop.
   Kernel glorot-uniform without bias in the linear map; bias (zero init) added after aggregation.
 
   Attributes:
@@ -92,12 +98,17 @@ class GCNConv(nn.Module):
       Node features, ``(N, features)``.
     """
     n = x.shape[0]
-    weight = jnp.where(graph.senders == graph.receivers, 0.0, graph.edges["weight"])
-    inv_sqrt = jax.lax.rsqrt(1.0 + jax.ops.segment_sum(weight, graph.receivers, n))
+    is_loop = graph.senders == graph.receivers
+    weight = jnp.where(is_loop, 0.0, graph.edges["weight"])
+    # add_remaining_self_loops: a live stored loop keeps its weight, other nodes get weight 1
+    live_loop = is_loop & (graph.edges["weight"] > 0)
+    loop = 1.0 + jax.ops.segment_sum(jnp.where(live_loop, graph.edges["weight"] - 1.0, 0.0),
+                                     graph.receivers, n)
+    inv_sqrt = jax.lax.rsqrt(loop + jax.ops.segment_sum(weight, graph.receivers, n))
     h = nn.Dense(self.features, use_bias=False, kernel_init=_xavier, name="lin")(x)
     coef = weight * inv_sqrt[graph.senders] * inv_sqrt[graph.receivers]
     out = jax.ops.segment_sum(h[graph.senders] * coef[:, None], graph.receivers, n)
-    out = out + h * (inv_sqrt**2)[:, None]
+    out = out + h * (loop * inv_sqrt**2)[:, None]
     return out + self.param("bias", nn.initializers.zeros, (self.features,))
 
 
@@ -359,21 +370,23 @@ class GCNStack(nn.Module):
   num_layers: int = 2
 
   @nn.compact
-  def __call__(self, graph: jraph.GraphsTuple) -> jax.Array:
+  def __call__(self, graph: jraph.GraphsTuple) -> tuple[jax.Array, ...]:
     """Encodes the nodes.
 
     Args:
       graph: ``GraphsTuple``, nodes ``(N, F)``, ``edges["weight"]`` ``(E,)``.
 
     Returns:
-      Node embeddings, ``(N, hidden)``.
+      Every layer's (activated) node states, ``num_layers`` arrays ``(N, hidden)``; the last is
+      the node embedding.
     """
     G.check_graph(graph)
     act = PReLU(self.hidden, name="activation")
-    h = graph.nodes
+    h, layers = graph.nodes, []
     for i in range(self.num_layers):
       h = act(GCNConv(self.hidden, name=f"conv_{i}")(h, graph))
-    return h
+      layers.append(h)
+    return tuple(layers)
 
 
 class MVGRLNode(nn.Module):
@@ -408,11 +421,77 @@ class MVGRLNode(nn.Module):
         bias_init=lambda k, s, d=jnp.float32: jax.random.uniform(k, s, d, -bound, bound))
     outputs = []
     for i, graph in enumerate((graph1, graph2)):
-      z = GCNStack(self.hidden, self.num_layers, name=f"encoder_{i}")(graph)
+      z = GCNStack(self.hidden, self.num_layers, name=f"encoder_{i}")(graph)[-1]
       mask = G.node_mask(graph).astype(z.dtype)[:, None]
       outputs.append((z, projector(nn.sigmoid(jnp.sum(z * mask, 0) / jnp.sum(mask)))))
     (z1, s1), (z2, s2) = outputs
     return z1, z2, s1, s2
+
+
+class FC(nn.Module):
+  """MVGRL's projection ``FC``: three (Linear, ReLU) plus a linear shortcut (PyTorch init).
+
+  Attributes:
+    features: output width.
+  """
+
+  features: int = 512
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """Projects.
+
+    Args:
+      x: inputs, ``(..., F_in)``.
+
+    Returns:
+      ``mlp(x) + linear(x)``, ``(..., features)``.
+    """
+    h = x
+    for i in range(3):
+      h = nn.relu(TorchDense(self.features, name=f"fc_{i}")(h))
+    return h + TorchDense(self.features, name="linear")(x)
+
+
+class MVGRLGraph(nn.Module):
+  """MVGRL graph level as GCL-SPAN ``unsupervised_graph.py`` / PyGCL ``MVGRL_graph.py`` run it.
+
+  Per view a :class:`GCNStack` (GCNConv layers, one per-channel PReLU shared by the layers) whose
+  layer outputs are sum-pooled per graph and concatenated, ``(G, L*hidden)``; node states go
+  through the node projector ``FC(hidden)``, graph readouts through the graph projector
+  ``FC(hidden)`` (both projectors shared by the views). ``__call__(graph1, graph2)`` returns
+  ``(h1, h2, g1, g2)``; the evaluation embedding is ``g1 + g2``.
+
+  Attributes:
+    hidden: channels of every layer and of both projectors.
+    num_layers: GCNConv layers per view.
+  """
+
+  hidden: int = 512
+  num_layers: int = 2
+
+  @nn.compact
+  def __call__(self, graph1: jraph.GraphsTuple, graph2: jraph.GraphsTuple):
+    """Encodes both views.
+
+    Args:
+      graph1: first view (may batch and pad graphs), node features ``(N, F)``.
+      graph2: second view, same nodes and graph partition as ``graph1``.
+
+    Returns:
+      ``(h1, h2, g1, g2)``: projected node states ``(N, hidden)`` and projected graph readouts
+      ``(G, hidden)``.
+    """
+    node_fc, graph_fc = FC(self.hidden, name="mlp_node"), FC(self.hidden, name="mlp_graph")
+    out = []
+    for i, graph in enumerate((graph1, graph2)):
+      layers = GCNStack(self.hidden, self.num_layers, name=f"encoder_{i}")(graph)
+      mask = G.node_mask(graph)[:, None]
+      pooled = jax.ops.segment_sum(jnp.concatenate(layers, -1) * mask,
+                                   G.node_graph_index(graph), graph.n_node.shape[0])
+      out.append((node_fc(layers[-1]), graph_fc(pooled)))
+    (h1, g1), (h2, g2) = out
+    return h1, h2, g1, g2
 
 
 class BGRL(nn.Module):
@@ -612,6 +691,8 @@ MODELS = {
     "graphcl_imdb_binary": _graphcl(1, 3),
     "pygcl_graphcl_mutag": _graphcl(7, 2),
     "mvgrl_node_cora": ModelSpec(build=MVGRLNode, example_inputs=_two_views(1433)),
+    "mvgrl_graph_mutag": ModelSpec(build=MVGRLGraph, example_inputs=_two_views(7)),
+    "mvgrl_graph_imdb_binary": ModelSpec(build=MVGRLGraph, example_inputs=_two_views(1)),
     "bgrl_cora": ModelSpec(build=BGRL, example_inputs=lambda m: {"graph": example_graph(1433),
                                                                  "train": False}),
     "gbt_cora": ModelSpec(build=GBTEncoder,

@@ -21,6 +21,8 @@ COUNTS = {  # spec graph_ssl.md section 2 (official PyTorch modules)
     "graphcl_mutag_l5": 61_600, "graphcl_proteins": 24_224, "graphcl_nci1": 25_312,
     "graphcl_imdb_binary": 24_160, "pygcl_graphcl_mutag": 11_872, "mvgrl_node_cora": 2_257_408,
     "bgrl_cora": 566_019, "gbt_cora": 866_561,
+    # GCL-SPAN unsupervised_graph.py Encoder(GConv x2, FC(512), FC(1024 -> 512)), counted in torch
+    "mvgrl_graph_mutag": 3_160_064, "mvgrl_graph_imdb_binary": 3_153_920,
 }
 
 
