@@ -6,8 +6,8 @@
   L2L with ``intraview_negs`` (= GRACE plus the self-similarity term ``exp(1/tau)``) or plain G2G.
 * :func:`graphcl_ntxent` -- GraphCL ``simclr.loss_cal`` (github.com/Shen-Lab/GraphCL): T = 0.2,
   one direction, positive excluded from the denominator (can be negative on tiny batches).
-* :func:`jsd_loss` (MVGRL / GCL-SPAN), :func:`bootstrap_loss` (BGRL), :func:`barlow_twins_loss`
-  (G-BT) follow PyGCL's ``losses``.
+* :func:`jsd_loss` (MVGRL / GCL-SPAN node level), :func:`jsd_g2l` (MVGRL graph level),
+  :func:`bootstrap_loss` (BGRL), :func:`barlow_twins_loss` (G-BT) follow PyGCL's ``losses``.
 
 Optional ``mask`` arguments (True on real rows) drop padding rows from numerators, every
 denominator and the mean, so padded and unpadded inputs give the same value.
@@ -167,6 +167,43 @@ def jsd_loss(pos_scores: jax.Array, neg_scores: jax.Array) -> jax.Array:
   log2 = jnp.log(2.0)
   e_pos = jnp.mean(log2 - jax.nn.softplus(-pos_scores))
   e_neg = jnp.mean(jax.nn.softplus(-neg_scores) + neg_scores - log2)
+  return e_neg - e_pos
+
+
+def jsd_g2l(g: jax.Array, h: jax.Array, node_graph: jax.Array, node_mask=None,
+            graph_mask=None) -> jax.Array:
+  """JSD between graph summaries and node states of a batch (PyGCL ``JSD`` + ``G2L`` sampler).
+
+  Scores ``g @ h.T``; positives are the pairs (graph, one of its nodes), negatives every other
+  (graph, node) pair; :func:`jsd_loss` over the two sets. PyGCL multiplies the scores by the masks
+  and divides by the mask counts, which equals these means (masked entries add exactly zero).
+
+  Args:
+    g: graph summaries, ``(G, D)``.
+    h: node states, ``(N, D)``.
+    node_graph: ``(N,)`` int graph index of each node.
+    node_mask: optional ``(N,)`` bool, True on real nodes.
+    graph_mask: optional ``(G,)`` bool, True on real graphs.
+
+  Returns:
+    Scalar loss.
+
+  Raises:
+    ValueError: if ``g`` and ``h`` are not 2-D with the same width or ``node_graph`` is not
+      ``(N,)``.
+  """
+  if g.ndim != 2 or h.ndim != 2 or g.shape[1] != h.shape[1]:
+    raise ValueError(f"g, h: expected (G, D) summaries and (N, D) node states, got {g.shape} "
+                     f"and {h.shape}")
+  if node_graph.shape != h.shape[:1]:
+    raise ValueError(f"node_graph: expected shape {h.shape[:1]}, got {node_graph.shape}")
+  valid = _mask(graph_mask, g.shape[0])[:, None] & _mask(node_mask, h.shape[0])[None]
+  pos = valid & (node_graph[None] == jnp.arange(g.shape[0])[:, None])
+  neg = valid & ~pos
+  scores = g @ h.T
+  log2 = jnp.log(2.0)
+  e_pos = jnp.sum(jnp.where(pos, log2 - jax.nn.softplus(-scores), 0.0)) / jnp.sum(pos)
+  e_neg = jnp.sum(jnp.where(neg, jax.nn.softplus(-scores) + scores - log2, 0.0)) / jnp.sum(neg)
   return e_neg - e_pos
 
 

@@ -9,6 +9,9 @@ Both draw two views per step from keyed augmentations inside the jitted loss, so
 * :class:`MVGRLNodeTask`, :class:`BGRLTask`, :class:`GBTTask` -- the other node-level frameworks
   the paper compares (MVGRL with JSD G2L, BGRL bootstrap with an EMA target, graph Barlow Twins),
   sharing the views and the probe of :class:`NodeContrastTask`.
+* :class:`MVGRLGraphTask` -- MVGRL at graph level (GCL-SPAN ``unsupervised_graph.py``): per-view
+  GCN encoders, node/graph projectors, JSD between each view's graph summaries and the other
+  view's node states; view 2 defaults to the PPR diffusion.
 * :class:`GraphContrastTask` -- GraphCL on a list of small graphs stored as fixed-size examples
   (:func:`jspectral.data.graphs.to_padded_example`), collated in ``jit`` by
   :func:`~jspectral.data.graphs.collate_padded`; view 1 is the graph, view 2 the augmentation;
@@ -18,7 +21,9 @@ Augmentations by name (``kind``): ``"drop_edges"`` (``p`` per directed entry), `
 (fills slots reserved with ratio ``p``), ``"drop_nodes"``, ``"subgraph"``, ``"mask_nodes"``,
 ``"span_max"`` / ``"span_min"`` (SPAN probabilities precomputed once per graph, sampled per step),
 ``"span_max_l2"`` / ``"span_min_l2"`` (SPAN's spectrum-distance objectives, eigvalsh, same lr),
-``"identity"``. Node level adds feature-column masking with ``p_feature``.
+``"ppr"`` (MVGRL's diffusion view, PyGCL ``PPRDiffusion``, teleport probability ``p``; computed
+once per graph since it is deterministic), ``"identity"``. Node level adds feature-column masking
+with ``p_feature``.
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ from jspectral.graph import augment, losses, protocol
 SPAN_NODE = dict(ratio=0.3, iterations=40, threshold=0.8, lr={"max": 100.0, "min": 0.1})
 SPAN_GRAPH = dict(ratio=0.2, iterations=20, threshold=0.5, lr={"max": 0.5, "min": 0.5})
 TOPOLOGY_KINDS = ("identity", "drop_edges", "add_edges", "drop_nodes", "subgraph", "mask_nodes",
-                  "span_max", "span_min", "span_max_l2", "span_min_l2")
+                  "span_max", "span_min", "span_max_l2", "span_min_l2", "ppr")
+PPR_EPS = 1e-4  # PyGCL PPRDiffusion's default threshold (MVGRL_graph.py / MVGRL_node.py)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,9 +53,9 @@ class View:
   Attributes:
     kind: one of ``TOPOLOGY_KINDS`` (``"identity"``, ``"drop_edges"``, ``"add_edges"``,
       ``"drop_nodes"``, ``"subgraph"``, ``"mask_nodes"``, ``"span_max"``, ``"span_min"``,
-      ``"span_max_l2"``, ``"span_min_l2"``).
+      ``"span_max_l2"``, ``"span_min_l2"``, ``"ppr"``).
     p: strength of the topology augmentation (``add_edges`` fills the slots reserved with ratio
-      ``p``; SPAN kinds use their own budget).
+      ``p``; SPAN kinds use their own budget; ``ppr``: the teleport probability alpha).
     p_feature: probability of masking each feature column (node level; 0 = off).
   """
 
@@ -133,6 +139,8 @@ class NodeContrastTask:
     self.graph, self.labels, self.model = graph, np.asarray(labels), model
     self.views, self.tau, self.probe = views, tau, dict(probe or {})
     self.adj = augment.symmetric_adjacency(graph)
+    self.ppr = {view.p: augment.ppr_graph(graph, view.p, PPR_EPS) for view in views
+                if view.kind == "ppr"}
     self.span_prob = {}
     for view in views:
       kind = span_kind(view)
@@ -152,6 +160,8 @@ class NodeContrastTask:
     if kind:
       sampled = augment.span_sample(k_topo, self.adj, self.span_prob[kind])
       graph = augment.dense_to_graph(sampled, self.graph.nodes)
+    elif view.kind == "ppr":
+      graph = self.ppr[view.p]
     else:
       graph = apply_topology(k_topo, self.graph, view)
     if view.p_feature:
@@ -209,7 +219,8 @@ class MVGRLNodeTask(NodeContrastTask):
   One GCN encoder per view, graph summaries ``s = projector(sigmoid(mean z))``, DGI negatives from
   row-shuffled features, JSD in G2L mode
   (``0.5 * (jsd(z2 . s1, z2~ . s1) + jsd(z1 . s2, z1~ . s2))``). Evaluation embedding
-  ``concat(z1, z2)`` of the clean graph (both encoders).
+  ``concat(z1, z2)`` of the clean graph (both encoders; a ``"ppr"`` view's encoder sees the
+  diffusion, as in PyGCL ``MVGRL_node.py``).
 
   Args:
     *args, **kwargs: as :class:`NodeContrastTask`; ``model`` a
@@ -230,7 +241,8 @@ class MVGRLNodeTask(NodeContrastTask):
     return loss, {}
 
   def embed(self, params, state=None) -> np.ndarray:
-    z1, z2, _, _ = jax.jit(self.model.apply)({"params": params}, self.graph, self.graph)
+    g1, g2 = (self.ppr[v.p] if v.kind == "ppr" else self.graph for v in self.views)
+    z1, z2, _, _ = jax.jit(self.model.apply)({"params": params}, g1, g2)
     return np.concatenate([np.asarray(z1), np.asarray(z2)], axis=1)
 
 
@@ -308,6 +320,9 @@ class GBTTask(NodeContrastTask):
         {"params": p, **s}, self.graph, False))(params, state))
 
 
+_GRAPH_KEYS = ("x", "senders", "receivers", "weight", "slot", "n_node", "n_edge")
+
+
 class GraphContrastTask:
   """GraphCL graph-level contrast (see module docstring).
 
@@ -321,10 +336,13 @@ class GraphContrastTask:
     svm: keyword arguments of :func:`~jspectral.graph.protocol.graph_svm`.
     span_seed: seed of SPAN's initial perturbation vectors.
     pyg_compat: reproduce PyGCL's ``EdgeAdding`` quirks.
+    ppr_top_k: sparsify the PPR view to the ``k`` largest entries per node instead of PyGCL's
+      threshold ``PPR_EPS`` (bounds its edges at ``k`` per node on large graphs).
   """
 
   def __init__(self, graphs, labels, model: nn.Module, views: View | tuple[View, View],
-               svm: dict | None = None, span_seed: int = 0, pyg_compat: bool = False):
+               svm: dict | None = None, span_seed: int = 0, pyg_compat: bool = False,
+               ppr_top_k: int | None = None):
     if not graphs:
       raise ValueError("graphs: expected a non-empty list")
     self.view_specs = (View("identity"), views) if isinstance(views, View) else tuple(views)
@@ -340,6 +358,8 @@ class GraphContrastTask:
           :, None]
       for example, a in zip(self.examples, adj, strict=True):
         example["adj"] = a
+    for alpha in sorted({v.p for v in self.view_specs if v.kind == "ppr"}):
+      self._add_ppr(graphs, alpha, ppr_top_k)
     for kind in kinds:
       keys = jax.random.split(jax.random.key(span_seed), len(graphs))
       prob = jax.jit(jax.vmap(lambda a, m, k, kind=kind: augment.span_probabilities(
@@ -348,6 +368,27 @@ class GraphContrastTask:
           node_mask=m)))(adj, masks, keys)
       for example, p in zip(self.examples, np.asarray(prob), strict=True):
         example[f"span_prob_{kind}"] = p
+
+  def _add_ppr(self, graphs, alpha: float, top_k: int | None):
+    """Each graph's PPR view as a padded weighted edge list stored in its example."""
+    views = [augment.ppr_graph(g, alpha, PPR_EPS, top_k) for g in graphs]
+    size = max(int(v.senders.shape[0]) for v in views)
+    for example, v in zip(self.examples, views, strict=True):
+      e = int(v.senders.shape[0])
+      for name, value, dtype in (("senders", v.senders, np.int32),
+                                 ("receivers", v.receivers, np.int32),
+                                 ("weight", v.edges["weight"], np.float32)):
+        example[f"ppr{alpha}_{name}"] = np.zeros(size, dtype)
+        example[f"ppr{alpha}_{name}"][:e] = value
+      example[f"ppr{alpha}_n_edge"] = np.int32(e)
+
+  def _ppr_view(self, batch, alpha: float) -> jraph.GraphsTuple:
+    prefix = f"ppr{alpha}_"
+    weight = batch[prefix + "weight"]
+    return G.collate_padded({"x": batch["x"], "n_node": batch["n_node"],
+                             "senders": batch[prefix + "senders"],
+                             "receivers": batch[prefix + "receivers"], "weight": weight,
+                             "slot": jnp.zeros_like(weight), "n_edge": batch[prefix + "n_edge"]})
 
   def train_source(self):
     return self.examples
@@ -376,14 +417,30 @@ class GraphContrastTask:
     Returns:
       ``(view1, view2)`` collated ``GraphsTuple`` s.
     """
-    graph = G.collate_padded({k: batch[k] for k in ("x", "senders", "receivers", "weight", "slot",
-                                                      "n_node", "n_edge")})
+    graph = G.collate_padded({k: batch[k] for k in _GRAPH_KEYS})
     out = []
     for k, spec in zip(jax.random.split(key), self.view_specs, strict=True):
       kind = span_kind(spec)
-      out.append(self._span_view(k, batch, kind) if kind else
-                 apply_topology(k, graph, spec, pyg_compat=self.pyg_compat))
+      if kind:
+        out.append(self._span_view(k, batch, kind))
+      elif spec.kind == "ppr":
+        out.append(self._ppr_view(batch, spec.p))
+      else:
+        out.append(apply_topology(k, graph, spec, pyg_compat=self.pyg_compat))
     return tuple(out)
+
+  def eval_views(self, batch):
+    """The deterministic views of evaluation: the PPR view where a view is one, else the graph.
+
+    Args:
+      batch: stacked padded examples.
+
+    Returns:
+      ``(view1, view2)`` collated ``GraphsTuple`` s.
+    """
+    graph = G.collate_padded({k: batch[k] for k in _GRAPH_KEYS})
+    return tuple(self._ppr_view(batch, s.p) if s.kind == "ppr" else graph
+                 for s in self.view_specs)
 
   def init(self, rng, batch):
     variables = self.model.init(rng, self.views(rng, batch)[0], train=True)
@@ -410,9 +467,9 @@ class GraphContrastTask:
     mask = G.graph_mask(view1)
     return losses.graphcl_ntxent(p1, p2, mask=mask), {"state": upd}
 
-  def _batches(self, batch_size: int):
+  def _batches(self, batch_size: int, keys=None):
     """Every example once, in order, in batches of static size (the last one padded by repeats)."""
-    keys = ("x", "senders", "receivers", "weight", "slot", "n_node", "n_edge")
+    keys = keys or _GRAPH_KEYS
     for start in range(0, len(self.examples), batch_size):
       chunk = self.examples[start:start + batch_size]
       chunk = chunk + [chunk[-1]] * (batch_size - len(chunk))
@@ -468,3 +525,66 @@ class GraphContrastTask:
       ``{"accuracy", "accuracy_std"}`` Python floats.
     """
     return protocol.graph_svm(self.embed(params, state), self.labels, **self.svm)
+
+
+class MVGRLGraphTask(GraphContrastTask):
+  """MVGRL graph level (GCL-SPAN ``unsupervised_graph.py``, PyGCL ``examples/MVGRL_graph.py``).
+
+  Two views (default: the graph and its PPR diffusion, alpha 0.2), one GCN encoder each,
+  projected node states ``h`` and graph readouts ``g``; loss ``0.5 (jsd_g2l(g1, h2) +
+  jsd_g2l(g2, h1))`` (PyGCL ``DualBranchContrast(JSD(), mode="G2L")``). Evaluation embedding
+  ``g1 + g2`` of the deterministic views (:meth:`eval_views`; the official test pass feeds one
+  more random draw of stochastic views, ours the clean graph). No BatchNorm: the state is empty.
+
+  Args:
+    graphs, labels, svm, span_seed, pyg_compat, ppr_top_k: as :class:`GraphContrastTask`.
+    model: a :class:`~jspectral.graph.encoders.MVGRLGraph`.
+    views: the two views' augmentations (a single :class:`View` is view 2, view 1 the graph).
+  """
+
+  def __init__(self, graphs, labels, model: nn.Module,
+               views: View | tuple[View, View] = (View("identity"), View("ppr", 0.2)), **kwargs):
+    super().__init__(graphs, labels, model, views, **kwargs)
+
+  def _keys(self):
+    return tuple(k for k in self.examples[0] if k in _GRAPH_KEYS or k.startswith("ppr"))
+
+  def init(self, rng, batch):
+    return self.model.init(rng, *self.views(rng, batch))["params"], {}
+
+  def loss(self, params, state, batch, rng):
+    """MVGRL's cross-view graph-node JSD; padding nodes and graphs are masked out.
+
+    Args:
+      params: trainable parameters.
+      state: unused (``{}``).
+      batch: fixed-size padded examples, collated in ``jit``.
+      rng: key of the augmentations.
+
+    Returns:
+      ``(loss, {})``.
+    """
+    view1, view2 = self.views(rng, batch)
+    h1, h2, g1, g2 = self.model.apply({"params": params}, view1, view2)
+    args = (G.node_graph_index(view1), G.node_mask(view1), G.graph_mask(view1))
+    return 0.5 * (losses.jsd_g2l(g1, h2, *args) + losses.jsd_g2l(g2, h1, *args)), {}
+
+  def embed(self, params, state=None, batch_size: int = 64) -> np.ndarray:
+    """``g1 + g2`` of every example's deterministic views, in order.
+
+    Args:
+      params: trainable parameters.
+      state: unused.
+      batch_size: graphs per compiled call.
+
+    Returns:
+      Graph embeddings ``(G, hidden)``, NumPy.
+    """
+    def one(p, b):
+      _, _, g1, g2 = self.model.apply({"params": p}, *self.eval_views(b))
+      return g1 + g2
+
+    apply = jax.jit(one)
+    out = [np.asarray(apply(params, b))[:batch_size] for b in self._batches(batch_size,
+                                                                           self._keys())]
+    return np.concatenate(out)[:len(self.examples)]

@@ -64,12 +64,14 @@ def test_paper_graph_runs_on_tu_text_files(tmp_path, monkeypatch):
   write_tu(tmp_path / "manual" / "tu", "MUTAG", graphs, np.array(graph_labels))
   text = _run(tmp_path, monkeypatch, "graph_ssl_graph", "paper", [
       "train.total_steps=2", "train.batch_size=8", "seeds=[0, 1]", "hidden=8",
-      "augmentations=['add_edges', 'span']", "svm.folds=2", "svm.c_grid=[1.0]", "checks=False"])
+      "augmentations=['add_edges', 'span']", "svm.folds=2", "svm.c_grid=[1.0]", "checks=False",
+      "mvgrl.hidden=8", "mvgrl.batch_size=8", "mvgrl.augmentations=['ppr']"])
   rows = _rows(text, "SVM accuracy")
   assert [r[1] for r in rows] == ["random-init encoder, initial BN statistics",
                                   "random-init encoder, BN calibrated on data", "add_edges",
-                                  "span"]
+                                  "span", "mvgrl: random-init encoders", "mvgrl: ppr"]
   for row in rows:
     assert row[0] == "MUTAG"
     _assert_seed_cells(row, seeds=2)
   assert rows[2][-1] == "86.8" and "'max' view against its 'min' view" in text
+  assert rows[5][-1] == "89.7" and "PyGCL's PPR diffusion (alpha 0.2)" in text
