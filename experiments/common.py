@@ -80,10 +80,16 @@ def sr_headline(model: str, evals: dict, paper: str = "") -> Headline:
 # INTL: ssl_intl, ssl_spectral_transforms
 # ------------------------------------------------------------------------------------------------
 
-# Official README / paper Table 1 (linear top-1, 5-NN, linear top-5).
+_NAN = float("nan")
+# Official README / paper Table 1 (linear top-1, 5-NN, linear top-5; ImageNet: top-1 only).
 INTL_PAPER = {"cifar10": (92.60, 90.03, 99.80), "cifar100": (70.88, 61.90, 92.13),
-              "in100": (81.68, 73.46, 95.42)}
-INTL_SETTINGS = {  # dataset -> the official recipe (spec section 4.2)
+              "in100": (81.68, 73.46, 95.42), "in1k": (73.1, _NAN, _NAN),
+              "in1k_m": (73.5, _NAN, _NAN), "in1k_m200": (75.2, _NAN, _NAN),
+              "in1k_m400": (76.1, _NAN, _NAN), "in1k_m800": (76.6, _NAN, _NAN)}
+_IMAGENET = dict(train_size=1_281_167, batch=256, wd=1e-5, hidden=8192, features=8192,
+                 decay_1d=False, precision="bfloat16", image_size=224, arch="resnet50",
+                 ema=0.996, multi_crop=True, lr_classifier=0.4, lr_backbone=0.004)
+INTL_SETTINGS = {  # variant -> the official recipe (spec section 4.2, scripts/*.sh)
     "cifar10": dict(train_size=50_000, batch=256, epochs=1000, lr=0.3, wd=1e-4, hidden=2048,
                     features=2048, decay_1d=True, precision="float32", image_size=32),
     "cifar100": dict(train_size=50_000, batch=256, epochs=1000, lr=0.3, wd=1e-4, hidden=2048,
@@ -91,31 +97,55 @@ INTL_SETTINGS = {  # dataset -> the official recipe (spec section 4.2)
     # main.py: fp16 autocast -> bf16 compute here; weight decay skips biases and BN (1-D) params.
     "in100": dict(train_size=126_689, batch=128, epochs=400, lr=0.5, wd=2.5e-5, hidden=4096,
                   features=8192, decay_1d=False, precision="bfloat16", image_size=224),
+    # scripts/ep800.sh: 2 views, no EMA; scripts/ep{100,200,400,800}_multi-crop_ema.sh: INTL_M.
+    "in1k": dict(_IMAGENET, epochs=800, lr=0.3, ema=0.0, multi_crop=False, lr_classifier=0.2,
+                 lr_backbone=0.006),
+    "in1k_m": dict(_IMAGENET, epochs=100, lr=0.5),
+    "in1k_m200": dict(_IMAGENET, epochs=200, lr=0.4),
+    "in1k_m400": dict(_IMAGENET, epochs=400, lr=0.4),
+    "in1k_m800": dict(_IMAGENET, epochs=800, lr=0.3),
 }
 INTL_VARIANTS = {
     "cifar100": "CIFAR-100, ResNet-18 (CIFAR stem), the CIFAR-10 recipe (Table 1 row 2)",
     "in100": "ImageNet-100, ResNet-18, batch 128, 400 epochs, lr 0.5, wd 2.5e-5 off 1-D params, "
              "bf16 (Table 1 row 3)",
 }
+INTL_IMAGENET_VARIANTS = {
+    "in1k": "ImageNet-1k, ResNet-50, 2 views, no EMA, 800 epochs, lr 0.3 (scripts/ep800.sh)",
+    **{f"in1k_m{tag}": f"ImageNet-1k INTL_M: ResNet-50, 6-view multi-crop, EMA key (m0 0.996), "
+                       f"{epochs} epochs, lr {INTL_SETTINGS[f'in1k_m{tag}']['lr']:g} "
+                       f"(scripts/ep{epochs}_multi-crop_ema.sh)"
+       for tag, epochs in (("", 100), ("200", 200), ("400", 400), ("800", 800))},
+}
+IMAGENET_SOURCES = ("in100", "in1k")
 
 
 def intl_config(preset: str) -> ml_collections.ConfigDict:
-  """INTL pre-training: smoke on scikit-learn's digits; ``paper`` the official CIFAR-10 recipe and
-  ``paper:cifar100`` / ``paper:in100`` the other rows of the paper's Table 1."""
+  """INTL pre-training: smoke on scikit-learn's digits; ``paper`` the official CIFAR-10 recipe,
+  ``paper:cifar100`` / ``paper:in100`` the other rows of the paper's Table 1 and ``paper:in1k*``
+  the ImageNet-1k scripts (:data:`INTL_IMAGENET_VARIANTS`)."""
   c = ml_collections.ConfigDict()
   c.preset = preset
   c.iterations = 4
   c.whiten = "samples"
   c.knn_k = 5
+  c.ema_momentum = 0.0  # INTL_M key-network base momentum m0 (0 = plain INTL)
+  c.multi_crop = False  # the 6 official multi-crop views (2x224, 192, 160, 128, 96)
+  c.pretrained = ""  # an official checkpoint (.pth.tar): evaluate it instead of pre-training
   c.train = train.default_config()
   # The official ImageNet linear evaluation (evaluate.py) after pre-training; 0 epochs = none (the
   # CIFAR trainer's own protocol is the online kNN + Adam probe).
   c.linear_eval = ml_collections.ConfigDict(dict(
       epochs=0, batch_size=256, lr_classifier=0.2, milestones=(60, 80), crop=224, resize=256))
+  # The official semi-supervised fine-tuning (evaluate.py --weights finetune) on the ImageNet-1k
+  # 1 % / 10 % subsets; empty percents = none.
+  c.semi = ml_collections.ConfigDict(dict(
+      percents=(), epochs=20, batch_size=256, lr_classifier=0.2, lr_backbone=0.004,
+      milestones=(60, 80)))
   if preset == "smoke":
-    c.data = ml_collections.ConfigDict(dict(source="digits"))
+    c.data = ml_collections.ConfigDict(dict(source="digits", knn_stride=1))
     c.image_size = 16
-    c.model = dict(stage_sizes=(1, 1, 1, 1), width=16, hidden=128, features=128)
+    c.model = dict(arch="resnet18", stage_sizes=(1, 1, 1, 1), width=16, hidden=128, features=128)
     c.linear_epochs = 100
     c.knn_margin = 0.01
     c.train.update(total_steps=120, batch_size=64, log_every=10, eval_every=40,
@@ -123,16 +153,22 @@ def intl_config(preset: str) -> ml_collections.ConfigDict:
     c.train.optimizer.update(name="momentum", learning_rate=0.1, weight_decay=1e-4)
     c.train.schedule.update(name="warmup_cosine", warmup_steps=10, min_lr_ratio=1e-3)
     return c
-  source = preset.partition(":")[2] or "cifar10"
-  s = INTL_SETTINGS[source]
-  c.data = ml_collections.ConfigDict(dict(source=source))
+  variant = preset.partition(":")[2] or "cifar10"
+  s = INTL_SETTINGS[variant]
+  source = "in1k" if variant.startswith("in1k") else variant
+  # knn_stride: online kNN against every k-th training image (ImageNet-1k: 128k of 1.28M).
+  c.data = ml_collections.ConfigDict(dict(source=source, knn_stride=10 if source == "in1k" else 1))
   c.image_size = s["image_size"]
-  c.model = dict(stage_sizes=(2, 2, 2, 2), width=64, hidden=s["hidden"], features=s["features"])
+  arch = s.get("arch", "resnet18")
+  c.model = dict(arch=arch, stage_sizes=(3, 4, 6, 3) if arch == "resnet50" else (2, 2, 2, 2),
+                 width=64, hidden=s["hidden"], features=s["features"])
+  c.ema_momentum = s.get("ema", 0.0)
+  c.multi_crop = s.get("multi_crop", False)
   c.linear_epochs = 500
   c.knn_margin = 0.0
   steps_per_epoch = s["train_size"] // s["batch"]
-  # CIFAR trainer: kNN + linear eval every 5 epochs; ImageNet-100 every 20 (its features are 2.5x
-  # as many and 49x as large).
+  # CIFAR trainer: kNN + linear eval every 5 epochs; ImageNet every 20 (its features are 2.5x
+  # as many and 49x as large; the official ImageNet trainer has no online evaluation).
   eval_epochs = 5 if source.startswith("cifar") else 20
   c.train.update(total_steps=s["epochs"] * steps_per_epoch, batch_size=s["batch"],
                  log_every=50, eval_every=eval_epochs * steps_per_epoch,
@@ -141,8 +177,10 @@ def intl_config(preset: str) -> ml_collections.ConfigDict:
                            weight_decay=s["wd"], decay_1d=s["decay_1d"])
   c.train.schedule.update(name="warmup_cosine", warmup_steps=2 * steps_per_epoch,
                           min_lr_ratio=1e-3)
-  if not source.startswith("cifar"):
-    c.linear_eval.epochs = 100
+  if source in IMAGENET_SOURCES:
+    c.linear_eval.update(epochs=100, lr_classifier=s.get("lr_classifier", 0.2))
+  if source == "in1k":
+    c.semi.update(percents=(1, 10), lr_backbone=s["lr_backbone"])
   return c
 
 
@@ -156,9 +194,23 @@ def digits(size: int) -> tuple[np.ndarray, np.ndarray]:
   return np.repeat(np.asarray(images)[..., None], 3, axis=-1), data.target.astype(np.int32)
 
 
-def intl_data(config) -> tuple[ssl_tasks.EvalData, tuple[intl.ViewAugment, ...], np.ndarray]:
-  """(evaluation data, views, pre-training images) of ``config.data.source``."""
-  source = check_source(config, "digits", "cifar10", "cifar100", "in100")
+def intl_views(config) -> tuple[intl.ViewAugment, ...]:
+  """The official views of an ImageNet run: the 6 multi-crop views or the 2 BYOL-style ones."""
+  if config.multi_crop:
+    return intl.multicrop_views(config.image_size)
+  return intl.imagenet_views(config.image_size)
+
+
+def intl_data(config) -> tuple[ssl_tasks.EvalData, tuple[intl.ViewAugment, ...], object]:
+  """(evaluation data, views, pre-training images) of ``config.data.source``.
+
+  CIFAR and digits: arrays in memory. ImageNet-100 / -1k: the prepared splits stream at full
+  resolution; the pre-training images are the train split's encoded records (cropped per
+  example on the host) and the evaluation images are decoded a batch at a time
+  (``Resize(linear_eval.resize)`` + ``CenterCrop(linear_eval.crop)``), the kNN training set
+  every ``data.knn_stride``-th training image.
+  """
+  source = check_source(config, "digits", "cifar10", "cifar100", *IMAGENET_SOURCES)
   if source == "digits":
     images, labels = digits(config.image_size)
     perm = np.random.default_rng(0).permutation(len(labels))
@@ -172,7 +224,7 @@ def intl_data(config) -> tuple[ssl_tasks.EvalData, tuple[intl.ViewAugment, ...],
                               labels[test_idx], mean, std)
     return data, views, images[train_idx]
   from jspectral.data import tfds as tfds_lib
-  from jspectral.data.builders import cifar, imagenet100
+  from jspectral.data.builders import cifar, imagenet, imagenet100
 
   if source in ("cifar10", "cifar100"):
     builder = tfds_lib.prepare(cifar.Cifar10 if source == "cifar10" else cifar.Cifar100)
@@ -182,20 +234,30 @@ def intl_data(config) -> tuple[ssl_tasks.EvalData, tuple[intl.ViewAugment, ...],
     data = ssl_tasks.EvalData(*arrays["train"], *arrays["test"], intl.CIFAR10_MEAN,
                               intl.CIFAR10_STD)
     return data, views, arrays["train"][0]
-  builder = tfds_lib.prepare(imagenet100.ImageNet100)
-  train_images, train_labels = imagenet100.as_arrays(builder, "train")
-  val_images, val_labels = imagenet100.as_arrays(builder, "validation")
-  data = ssl_tasks.EvalData(train_images, train_labels, val_images, val_labels,
-                            intl.IMAGENET_MEAN, intl.IMAGENET_STD)
-  return data, intl.imagenet_views(config.image_size), train_images
+  builder = tfds_lib.prepare(imagenet100.ImageNet100 if source == "in100" else
+                             imagenet.ImageNet1k)
+  train_source = tfds_lib.data_source(builder, "train")
+  val_source = tfds_lib.data_source(builder, "validation")
+  knn_source = train_source[::config.data.knn_stride]
+  le = config.linear_eval
+  data = ssl_tasks.EvalData(
+      imagenet.DecodedImages(knn_source, le.resize, le.crop), imagenet.labels(knn_source),
+      imagenet.DecodedImages(val_source, le.resize, le.crop), imagenet.labels(val_source),
+      intl.IMAGENET_MEAN, intl.IMAGENET_STD)
+  return data, intl_views(config), train_source
 
 
 def intl_network(config) -> intl.INTLNet:
-  """ResNet backbone (CIFAR stem for the small images, ImageNet stem otherwise) + projector."""
+  """ResNet-18 / -50 backbone (CIFAR stem for the small images, ImageNet stem otherwise) +
+  projector."""
   stem = "cifar" if config.data.source in ("digits", "cifar10", "cifar100") else "imagenet"
+  if config.model.arch not in ("resnet18", "resnet50"):
+    raise ValueError(f"model.arch: expected 'resnet18' or 'resnet50', got {config.model.arch!r}")
+  bottleneck = config.model.arch == "resnet50"
   return intl.INTLNet(
       resnet.ResNet(stage_sizes=tuple(config.model.stage_sizes), width=config.model.width,
-                    stem=stem),
+                    stem=stem, block_cls=resnet.Bottleneck if bottleneck else resnet.BasicBlock,
+                    zero_init_residual=bottleneck),
       intl.Projector(config.model.hidden, config.model.features))
 
 

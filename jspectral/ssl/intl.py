@@ -11,7 +11,10 @@ https://github.com/winci-ai/INTL (``methods/intl.py``, ``methods/intl_m.py``, ``
 * :class:`ViewAugment` and :func:`augment_view`: the official view pipeline as a keyed JAX
   transform (random resized crop with bicubic resampling, colour jitter in random order,
   grayscale, Gaussian blur, solarisation, horizontal flip, normalisation), applied on device inside
-  the loss so that it is part of the jitted, data-parallel step.
+  the loss so that it is part of the jitted, data-parallel step. Full-resolution ImageNet takes a
+  host crop stage instead: :func:`crop_views` random-resized-crops a decoded full-size image per
+  view with PIL (as the official loader does), and :func:`augment_crops` applies the
+  photometric rest on device.
 * :class:`INTLTask`: the task for :func:`jspectral.train.fit` (INTL, or INTL_M with an EMA key
   network when ``ema_momentum`` is set), with online kNN evaluation and spectrum monitoring.
 
@@ -324,34 +327,38 @@ def imagenet_views(crop_size: int = 224) -> tuple[ViewAugment, ...]:
                            std=IMAGENET_STD) for b, s in ((1.0, 0.0), (0.1, 0.2)))
 
 
-def multicrop_views() -> tuple[ViewAugment, ...]:
+def multicrop_views(crop_size: int = 224) -> tuple[ViewAugment, ...]:
   """The 6 official multi-crop views (2x224, 192, 160, 128, 96); view 0 feeds the EMA key.
+
+  Args:
+    crop_size: side of the two large crops; the others keep their official ratio to 224.
 
   Returns:
     Six :class:`ViewAugment`.
   """
   crops = ((224, 0.2, 1.0), (224, 0.2, 1.0), (192, 0.171, 0.857), (160, 0.143, 0.714),
            (128, 0.114, 0.571), (96, 0.086, 0.429))
-  return tuple(ViewAugment(crop_size=c, scale=(lo, hi), blur_prob=0.5, solarize_prob=0.1,
-                           mean=IMAGENET_MEAN, std=IMAGENET_STD) for c, lo, hi in crops)
+  return tuple(ViewAugment(crop_size=round(c * crop_size / 224), scale=(lo, hi), blur_prob=0.5,
+                           solarize_prob=0.1, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+               for c, lo, hi in crops)
 
 
 NUM_UNIFORMS = 36  # uniforms consumed by one augmented view of one image
 
 
-def _crop_box(u: jax.Array, height: int, width: int, scale, ratio, attempts: int = 10):
+def _crop_box(u: jax.Array, height: int, width: int, scale, ratio, attempts: int = 10, xp=jnp):
   """torchvision ``RandomResizedCrop.get_params`` from 22 uniforms: (top, left, h, w).
 
   The first of 10 (area, log-ratio) draws that fits wins; otherwise the central crop of the
-  clamped aspect ratio.
+  clamped aspect ratio. ``xp``: ``jax.numpy`` (traced, on device) or ``numpy`` (host crops).
   """
   area = height * width * (scale[0] + (scale[1] - scale[0]) * u[:attempts])
   log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
-  aspect = jnp.exp(log_lo + (log_hi - log_lo) * u[attempts:2 * attempts])
-  w = jnp.round(jnp.sqrt(area * aspect))
-  h = jnp.round(jnp.sqrt(area / aspect))
+  aspect = xp.exp(log_lo + (log_hi - log_lo) * u[attempts:2 * attempts])
+  w = xp.round(xp.sqrt(area * aspect))
+  h = xp.round(xp.sqrt(area / aspect))
   ok = (w > 0) & (w <= width) & (h > 0) & (h <= height)
-  first = jnp.argmax(ok)
+  first = xp.argmax(ok)
   in_ratio = width / height
   if in_ratio < ratio[0]:
     fallback = (round(width / ratio[0]), width)
@@ -360,11 +367,48 @@ def _crop_box(u: jax.Array, height: int, width: int, scale, ratio, attempts: int
   else:
     fallback = (height, width)
   found = ok.any()
-  h = jnp.where(found, h[first], fallback[0])
-  w = jnp.where(found, w[first], fallback[1])
-  top = jnp.where(found, jnp.floor(u[2 * attempts] * (height - h + 1)), (height - h) // 2)
-  left = jnp.where(found, jnp.floor(u[2 * attempts + 1] * (width - w + 1)), (width - w) // 2)
+  h = xp.where(found, h[first], fallback[0])
+  w = xp.where(found, w[first], fallback[1])
+  top = xp.where(found, xp.floor(u[2 * attempts] * (height - h + 1)), (height - h) // 2)
+  left = xp.where(found, xp.floor(u[2 * attempts + 1] * (width - w + 1)), (width - w) // 2)
   return top, left, h, w
+
+
+def crop_view(img, u: np.ndarray, cfg: ViewAugment) -> np.ndarray:
+  """Host-side ``RandomResizedCrop`` of a full-resolution image (the official PIL operation).
+
+  Args:
+    img: ``PIL.Image`` (RGB).
+    u: the view's first 22 uniforms (:data:`NUM_UNIFORMS` layout).
+    cfg: the view's :class:`ViewAugment` (``crop_size``, ``scale``, ``ratio``, ``interpolation``).
+
+  Returns:
+    ``(S, S, 3)`` uint8, ``S = cfg.crop_size``.
+  """
+  from PIL import Image
+
+  width, height = img.size
+  top, left, h, w = (int(v) for v in _crop_box(np.asarray(u[:22], np.float64), height, width,
+                                                cfg.scale, cfg.ratio, xp=np))
+  resample = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}[cfg.interpolation]
+  size = (cfg.crop_size, cfg.crop_size)
+  return np.asarray(img.resize(size, resample, box=(left, top, left + w, top + h)), np.uint8)
+
+
+def crop_views(img, rng: np.random.Generator, views: Sequence[ViewAugment]) -> dict:
+  """The host-side crop stage of every view: ``{"crop0": (S_0, S_0, 3) uint8, ...}``.
+
+  The photometric rest of each view runs on device (:func:`augment_crops`).
+
+  Args:
+    img: ``PIL.Image`` (RGB), e.g. :func:`jspectral.data.builders.imagenet.decode` of a record.
+    rng: NumPy generator.
+    views: V :class:`ViewAugment`.
+
+  Returns:
+    V crops keyed ``crop<v>``.
+  """
+  return {f"crop{v}": crop_view(img, rng.random(22), cfg) for v, cfg in enumerate(views)}
 
 
 def _cubic(x: jax.Array, a: float = -0.5) -> jax.Array:
@@ -467,7 +511,7 @@ def _maybe(u: jax.Array, prob: float, fn, x: jax.Array) -> jax.Array:
   return jnp.where(u < prob, fn(x), x)
 
 
-def augment_image(u: jax.Array, img: jax.Array, cfg: ViewAugment) -> jax.Array:
+def augment_image(u: jax.Array, img: jax.Array, cfg: ViewAugment, crop: bool = True) -> jax.Array:
   """One augmented, normalised view of an image in [0, 1].
 
   ``u``: ``NUM_UNIFORMS`` uniforms in [0, 1) that drive every random choice (one threefry draw per
@@ -475,18 +519,21 @@ def augment_image(u: jax.Array, img: jax.Array, cfg: ViewAugment) -> jax.Array:
 
   Args:
     u: ``(NUM_UNIFORMS,)`` uniforms.
-    img: ``(H, W, 3)`` in [0, 1].
+    img: ``(H, W, 3)`` in [0, 1]; with ``crop=False`` the view's host crop ``(S, S, 3)``.
     cfg: the view's :class:`ViewAugment`.
+    crop: random-resized-crop here (``False``: :func:`crop_view` did it on the host).
 
   Returns:
     ``(S, S, 3)`` with ``S = cfg.crop_size``.
   """
-  height, width = img.shape[:2]
-  top, left, h, w = _crop_box(u[:22], height, width, cfg.scale, cfg.ratio)
-  size = cfg.crop_size
-  rows = _resample_matrix(top, h, height, size, cfg.interpolation)
-  cols = _resample_matrix(left, w, width, size, cfg.interpolation)
-  out = jnp.clip(jnp.einsum("ih,hwc,jw->ijc", rows, img, cols), 0.0, 1.0)
+  out = img
+  if crop:
+    height, width = img.shape[:2]
+    top, left, h, w = _crop_box(u[:22], height, width, cfg.scale, cfg.ratio)
+    size = cfg.crop_size
+    rows = _resample_matrix(top, h, height, size, cfg.interpolation)
+    cols = _resample_matrix(left, w, width, size, cfg.interpolation)
+    out = jnp.clip(jnp.einsum("ih,hwc,jw->ijc", rows, img, cols), 0.0, 1.0)
   out = _maybe(u[22], cfg.jitter_prob, lambda x: _color_jitter(u[23:31], x, cfg), out)
   out = _maybe(u[31], cfg.gray_prob, lambda x: jnp.broadcast_to(_gray(x), x.shape), out)
   sigma = cfg.blur_sigma[0] + (cfg.blur_sigma[1] - cfg.blur_sigma[0]) * u[32]
@@ -518,6 +565,34 @@ def augment_views(key: jax.Array, images: jax.Array,
   images = images.astype(jnp.float32)
   return [jax.vmap(functools.partial(augment_image, cfg=cfg))(u_v, images)
           for u_v, cfg in zip(u, views, strict=True)]
+
+
+def augment_crops(key: jax.Array, crops: Sequence[jax.Array],
+                  views: Sequence[ViewAugment]) -> list[jax.Array]:
+  """The on-device (photometric) rest of each view after the host crop stage.
+
+  Args:
+    key: PRNG key.
+    crops: V batches ``(N, S_v, S_v, 3)``, uint8 or float in [0, 1] (:func:`crop_views`).
+    views: V :class:`ViewAugment`.
+
+  Returns:
+    V arrays ``(N, S_v, S_v, 3)``, augmented and normalised.
+
+  Raises:
+    ValueError: if the crops do not match the views in number or size.
+  """
+  if len(crops) != len(views):
+    raise ValueError(f"crops: expected one batch per view ({len(views)}), got {len(crops)}")
+  u = jax.random.uniform(key, (len(views), crops[0].shape[0], NUM_UNIFORMS))
+  out = []
+  for u_v, x, cfg in zip(u, crops, views, strict=True):
+    if x.shape[1:] != (cfg.crop_size, cfg.crop_size, 3):
+      raise ValueError(f"crops: expected (N, {cfg.crop_size}, {cfg.crop_size}, 3), got "
+                       f"{x.shape}")
+    x = x.astype(jnp.float32) / (255.0 if x.dtype == jnp.uint8 else 1.0)
+    out.append(jax.vmap(functools.partial(augment_image, cfg=cfg, crop=False))(u_v, x))
+  return out
 
 
 def normalize(images: jax.Array, mean, std) -> jax.Array:

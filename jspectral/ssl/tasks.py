@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jspectral.data.builders.imagenet import DecodedImages, decode
 from jspectral.metrics import segmentation
 from jspectral.nn.spec_vit import SpecViT
 from jspectral.ssl import protocol
@@ -27,8 +28,10 @@ from jspectral.ssl.intl import (
   CIFAR10_STD,
   INTLNet,
   ViewAugment,
+  augment_crops,
   augment_views,
   cifar_views,
+  crop_views,
   ema_momentum_at,
   normalize,
   official_schedule,
@@ -70,14 +73,29 @@ class _Images:
     return {"image": image.astype(np.float32) * np.float32(scale)}
 
 
+def _is_array(images) -> bool:
+  return isinstance(images, (np.ndarray, jax.Array))
+
+
+def _encoded_crops(example, rng, views):
+  """The host crop stage of an encoded example (``{"image": bytes, ...}``): its view crops
+  (:func:`~jspectral.ssl.intl.crop_views`) and its label when it has one."""
+  out = crop_views(decode(example["image"]), rng, views)
+  if "label" in example:
+    out["label"] = np.int32(example["label"])
+  return out
+
+
 @dataclasses.dataclass
 class EvalData:
   """Labelled images for online kNN / linear evaluation of the backbone.
 
   Attributes:
-    x_train: training images ``(N, H, W, 3)`` in [0, 1].
+    x_train: training images ``(N, H, W, 3)`` in [0, 1] (or uint8), or a random-access sequence
+      whose slices are such arrays (e.g. :class:`~jspectral.data.builders.imagenet.DecodedImages`
+      of full-resolution records, decoded a batch at a time).
     y_train: integer training labels ``(N,)``.
-    x_test: test images ``(M, H, W, 3)`` in [0, 1].
+    x_test: test images ``(M, H, W, 3)`` in [0, 1] (same forms as ``x_train``).
     y_test: integer test labels ``(M,)``.
     mean: per-channel normalisation mean (the official CIFAR-100 eval uses the CIFAR-10
       statistics).
@@ -98,7 +116,11 @@ class INTLTask:
 
   Attributes:
     model: an :class:`INTLNet` (e.g. ``intl_resnet18_cifar()``).
-    images: training images ``(N, H, W, 3)``, float in [0, 1] or uint8 (labels are not used).
+    images: training images ``(N, H, W, 3)``, float in [0, 1] or uint8 (labels are not used),
+      augmented wholly on device; or a random-access sequence of encoded examples
+      ``{"image": bytes}`` (a prepared ImageNet split at full resolution), decoded and
+      random-resized-cropped per view on the host (:meth:`augment`, grain's per-example stage,
+      so memory stays bounded) and augmented photometrically on device.
     views: one :class:`ViewAugment` per view (>= 2).
     beta: trace-loss weight; ``None`` = the official ``trade_off`` of the global batch.
     iterations, whiten: IterNorm settings (official: 4, "samples").
@@ -138,11 +160,21 @@ class INTLTask:
       raise ValueError(f"views: expected at least 2 views, got {len(self.views)}")
     if self.transform not in ("iternorm", "power"):
       raise ValueError(f"transform: expected 'iternorm' or 'power', got {self.transform!r}")
-    if np.ndim(self.images) != 4 or np.shape(self.images)[-1] != 3:
-      raise ValueError(f"images: expected (N, H, W, 3), got shape {np.shape(self.images)}")
+    if _is_array(self.images):
+      if np.ndim(self.images) != 4 or np.shape(self.images)[-1] != 3:
+        raise ValueError(f"images: expected (N, H, W, 3), got shape {np.shape(self.images)}")
+    elif not hasattr(self.images, "__getitem__") or not hasattr(self.images, "__len__"):
+      raise ValueError("images: expected an (N, H, W, 3) array or a random-access sequence of "
+                       f"{{'image': bytes}} examples, got {type(self.images).__name__}")
 
   def train_source(self):
-    return _Images(self.images)
+    return _Images(self.images) if _is_array(self.images) else self.images
+
+  def augment(self, example, rng):
+    """Host stage: the view crops of an encoded example; array examples pass unchanged."""
+    if isinstance(example.get("image"), bytes):
+      return _encoded_crops({"image": example["image"]}, rng, self.views)
+    return example
 
   def schedule(self, config):
     """The official warm-up + cosine schedule (``config.schedule.warmup_steps``, at least 1)."""
@@ -169,6 +201,8 @@ class INTLTask:
   def loss(self, params, state, batch, rng):
     if "views" in batch:   # already augmented and normalised: (N, V, S, S, 3)
       views = [batch["views"][:, v] for v in range(batch["views"].shape[1])]
+    elif "crop0" in batch:  # host crops of full-resolution images
+      views = augment_crops(rng, [batch[f"crop{v}"] for v in range(len(self.views))], self.views)
     else:
       views = augment_views(rng, batch["image"], self.views)
     stats = state["batch_stats"]
@@ -255,13 +289,18 @@ class LinearEvalTask:
   a ``resize`` shorter side (top-1 and top-5, fractions). The optimizer (SGD momentum 0.9, no
   weight decay, ``lr_classifier * batch / 256``, x0.1 at epochs 60 and 80) is the fit config's.
 
+  Full-resolution ImageNet streams: ``x_train`` is then a random-access sequence of encoded
+  examples ``{"image": bytes, "label"}`` (cropped on the host per example, ``y_train`` may be
+  ``None``) and ``x_val`` a :class:`~jspectral.data.builders.imagenet.DecodedImages` (already
+  resized and centre-cropped on the host).
+
   Attributes:
     backbone: the frozen network: ``backbone.apply(variables, x, train=False)`` is ``(N, F)``.
     variables: the backbone's ``{"params", "batch_stats"}`` (kept in the model state, never
       trained).
-    x_train: training images ``(N, H, W, 3)``, uint8 or float in [0, 1].
-    y_train: integer labels ``(N,)``.
-    x_val: validation images ``(M, H', W', 3)``.
+    x_train: training images ``(N, H, W, 3)``, uint8 or float in [0, 1], or encoded examples.
+    y_train: integer labels ``(N,)`` (``None`` for encoded examples: their own labels).
+    x_val: validation images ``(M, H', W', 3)`` or :class:`DecodedImages`.
     y_val: integer labels ``(M,)``.
     num_classes: ``C``.
     crop: the training and validation crop side (official 224).
@@ -286,15 +325,31 @@ class LinearEvalTask:
 
   def __post_init__(self):
     for name in ("x_train", "x_val"):
-      if np.ndim(getattr(self, name)) != 4 or np.shape(getattr(self, name))[-1] != 3:
-        raise ValueError(f"{name}: expected (N, H, W, 3), got {np.shape(getattr(self, name))}")
-    if len(self.x_train) != len(self.y_train) or len(self.x_val) != len(self.y_val):
+      images = getattr(self, name)
+      if _is_array(images) and (np.ndim(images) != 4 or np.shape(images)[-1] != 3):
+        raise ValueError(f"{name}: expected (N, H, W, 3), got {np.shape(images)}")
+    if not _is_array(self.x_val) and not isinstance(self.x_val, DecodedImages):
+      raise ValueError(f"x_val: expected (N, H, W, 3) or DecodedImages, got "
+                       f"{type(self.x_val).__name__}")
+    if (_is_array(self.x_train) and len(self.x_train) != len(self.y_train)) or \
+        len(self.x_val) != len(self.y_val):
       raise ValueError("y_train, y_val: expected one label per image")
     self.view = ViewAugment(crop_size=self.crop, jitter_prob=0.0, gray_prob=0.0, mean=self.mean,
                             std=self.std, interpolation="bilinear")
 
   def train_source(self):
-    return _Labelled(self.x_train, self.y_train)
+    return _Labelled(self.x_train, self.y_train) if _is_array(self.x_train) else self.x_train
+
+  def augment(self, example, rng):
+    """Host stage: the bilinear random-resized crop of an encoded example."""
+    if isinstance(example.get("image"), bytes):
+      return _encoded_crops(example, rng, [self.view])
+    return example
+
+  def _train_view(self, batch, rng):
+    if "crop0" in batch:
+      return augment_crops(rng, [batch["crop0"]], [self.view])[0]
+    return augment_views(rng, batch["image"], [self.view])[0]
 
   def init(self, rng, batch):
     features = self.backbone.num_features
@@ -307,8 +362,7 @@ class LinearEvalTask:
     return jax.lax.stop_gradient(features) @ params["kernel"] + params["bias"]
 
   def loss(self, params, state, batch, rng):
-    x = augment_views(rng, batch["image"], [self.view])[0]
-    logp = jax.nn.log_softmax(self._logits(params, state, x))
+    logp = jax.nn.log_softmax(self._logits(params, state, self._train_view(batch, rng)))
     nll = -jnp.take_along_axis(logp, batch["label"][:, None].astype(jnp.int32), axis=1)
     return jnp.mean(nll), {"state": state}
 
@@ -317,7 +371,7 @@ class LinearEvalTask:
     def logits(params, state, images):
       x = images.astype(jnp.float32) / (255.0 if images.dtype == jnp.uint8 else 1.0)
       height, width = x.shape[1:3]
-      if min(height, width) != self.resize:
+      if not isinstance(self.x_val, DecodedImages) and min(height, width) != self.resize:
         scale = self.resize / min(height, width)
         x = jax.image.resize(x, (x.shape[0], round(height * scale), round(width * scale), 3),
                              "bilinear", antialias=True)
@@ -333,6 +387,66 @@ class LinearEvalTask:
                              for i in range(0, len(self.x_val), self.eval_batch)])
     hits = np.argsort(-logits, axis=1)[:, :5] == np.asarray(self.y_val)[:, None]
     return {"top1": float(hits[:, 0].mean()), "top5": float(hits.any(1).mean())}
+
+
+@jax.custom_vjp
+def _scale_gradient(x, scale):
+  return x
+
+
+def _scale_gradient_fwd(x, scale):
+  return x, scale
+
+
+def _scale_gradient_bwd(scale, g):
+  return jax.tree.map(lambda t: scale * t, g), None
+
+
+_scale_gradient.defvjp(_scale_gradient_fwd, _scale_gradient_bwd)
+
+
+@dataclasses.dataclass
+class FineTuneTask(LinearEvalTask):
+  """The official semi-supervised fine-tuning (winci-ai/INTL ``evaluate.py --weights finetune``).
+
+  The whole network trains: the backbone in train mode (BatchNorm batch statistics, running
+  statistics updated) under the ``N(0, 0.01)`` head, on the 1 % / 10 % subsets (the ImageNet
+  builder's ``percent1`` / ``percent10``), with the views and validation of
+  :class:`LinearEvalTask`. The official SGD has two parameter groups (head ``lr_classifier``,
+  backbone ``lr_backbone``, both times ``batch / 256``, momentum 0.9, no weight decay); here the
+  fit config's optimizer carries the head's rate and the backbone's gradient is scaled by
+  ``lr_backbone / lr_classifier``, which is the same update for momentum SGD without weight decay.
+
+  Attributes:
+    (those of :class:`LinearEvalTask`; ``variables`` is the starting backbone)
+    backbone_lr_ratio: ``lr_backbone / lr_classifier`` (official 0.004 / 0.2 = 0.02).
+  """
+
+  backbone_lr_ratio: float = 0.02
+
+  def __post_init__(self):
+    super().__post_init__()
+    if self.backbone_lr_ratio < 0:
+      raise ValueError(f"backbone_lr_ratio: expected >= 0, got {self.backbone_lr_ratio}")
+
+  def init(self, rng, batch):
+    head, _ = super().init(rng, batch)
+    return ({**head, "backbone": self.variables["params"]},
+            {"batch_stats": self.variables["batch_stats"]})
+
+  def _logits(self, params, state, x):
+    features = self.backbone.apply({"params": params["backbone"],
+                                    "batch_stats": state["batch_stats"]}, x, train=False)
+    return features @ params["kernel"] + params["bias"]
+
+  def loss(self, params, state, batch, rng):
+    backbone = _scale_gradient(params["backbone"], self.backbone_lr_ratio)
+    features, updates = self.backbone.apply(
+        {"params": backbone, "batch_stats": state["batch_stats"]}, self._train_view(batch, rng),
+        train=True, mutable=["batch_stats"])
+    logp = jax.nn.log_softmax(features @ params["kernel"] + params["bias"])
+    nll = -jnp.take_along_axis(logp, batch["label"][:, None].astype(jnp.int32), axis=1)
+    return jnp.mean(nll), {"state": {"batch_stats": updates["batch_stats"]}}
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
-"""Paper dry runs of ``ssl_intl``: CIFAR-10 python pickles and an ImageNet-100 ImageFolder tree
-through the registered builders, INTL pre-training with online kNN + Adam probe, the official
-linear evaluation (ImageNet-100) and the report; sizes and steps cut by ``--set``."""
+"""Paper dry runs of ``ssl_intl``: CIFAR-10 python pickles and ImageNet-100 / ImageNet-1k
+ImageFolder trees through the registered builders, INTL (INTL_M with multi-crop on ImageNet-1k)
+pre-training with online kNN + Adam probe, the official linear evaluation, the 1 % / 10 %
+semi-supervised fine-tuning and the report; sizes and steps cut by ``--set``."""
 
 from __future__ import annotations
 
@@ -29,8 +30,20 @@ def _imagenet100(manual):
           "linear_eval.milestones=(1, 2)", "linear_eval.crop=32", "linear_eval.resize=40"]
 
 
-@pytest.mark.parametrize("preset, write", [("paper", _cifar), ("paper:in100", _imagenet100)])
-def test_paper_preset_runs_on_real_format_files(tmp_path, monkeypatch, preset, write):
+def _imagenet1k(manual):
+  root = manual / "image_net1k"
+  write_image_folder(root, np.random.default_rng(2), classes=1000, per_class=1)
+  for percent, classes in ((1, range(0, 1000, 50)), (10, range(0, 1000, 25))):
+    (root / f"{percent}percent.txt").write_text("".join(f"n{c:08d}_0.JPEG\n" for c in classes))
+  return ["image_size=32", "linear_eval.epochs=1", "linear_eval.batch_size=250",
+          "linear_eval.milestones=(1, 2)", "linear_eval.crop=32", "linear_eval.resize=40",
+          "semi.epochs=2", "semi.batch_size=10", "semi.milestones=(1, 3)"]
+
+
+@pytest.mark.parametrize("preset, write", [("paper", _cifar), ("paper:in100", _imagenet100),
+                                           ("paper:in1k_m", _imagenet1k)])
+def test_paper_preset_runs_on_real_format_files(tmp_path, monkeypatch, cheap_compiles, preset,
+                                                write):
   monkeypatch.setenv("JSPECTRAL_MANUAL_DIR", str(tmp_path / "manual"))
   monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
   workdir = tmp_path / "run"
@@ -53,5 +66,14 @@ def test_paper_preset_runs_on_real_format_files(tmp_path, monkeypatch, preset, w
     assert [r["step"] for r in evals if "eval/top1" in r] == [2, 4]     # every epoch (2 steps)
     assert "Official linear evaluation (2 epochs" in report and "| last epoch |" in report
     assert "| INTL (paper) | 81.68 | 95.42 |" in report
+  elif config["data"]["source"] == "in1k":
+    assert config["ema_momentum"] == 0.996 and config["multi_crop"] is True
+    assert "INTL_M (EMA key m0 = 0.996), 6 views" in report
+    assert "| INTL (paper) | 73.5 |" in report
+    for percent, steps in ((1, 4), (10, 8)):       # 20 / 40 listed images, batch 10, 2 epochs
+      records = [json.loads(line)
+                 for line in (workdir / f"semi_{percent}percent" / "metrics.jsonl").open()]
+      assert [r["step"] for r in records if "eval/top1" in r] == [steps // 2, steps]
+      assert f"| {percent} % |" in report
   else:
     assert config["linear_eval"]["epochs"] == 0 and "Official linear evaluation" not in report

@@ -17,6 +17,7 @@ from jspectral.data.builders.cifar import Cifar10, Cifar100
 from jspectral.data.builders.div2k import Div2k
 from jspectral.data.builders.harvard import Harvard
 from jspectral.data.builders.icvl import Icvl
+from jspectral.data.builders.imagenet import ImageNet1k
 from jspectral.data.builders.imagenet100 import ImageNet100
 from jspectral.data.builders.indian_pines import IndianPines
 from jspectral.data.builders.ntire2020 import Ntire2020
@@ -31,7 +32,7 @@ from jspectral.data.builders.whu_hi import WhuHi
 
 BUILDERS: tuple[type[tfds_lib.ManualBuilder], ...] = (
     Icvl, Cave, Harvard, Ntire2020, Div2k, Chikusei, Pavia, IndianPines, Salinas, WhuHi, Urban,
-    Planetoid, AmazonCoauthor, TU, Cifar10, Cifar100, ImageNet100, Prisma,
+    Planetoid, AmazonCoauthor, TU, Cifar10, Cifar100, ImageNet100, ImageNet1k, Prisma,
     SpectralEarth, SpectralEarthDownstream)
 
 
