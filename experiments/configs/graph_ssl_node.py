@@ -86,6 +86,10 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
   c.frameworks = ["grace"] if smoke else ["grace", "mvgrl", "bgrl", "gbt"]
   c.recipes = ml_collections.ConfigDict(FRAMEWORK_RECIPES)
   c.augmentations = ["edge_drop", "span"] if smoke else ["edge_drop", "span", "span_l2"]
+  # SPAN's support: "dense" (official, O(N^2)), "sparse" (every edge plus random_per_edge random
+  # candidate pairs per edge, O(E)) or "auto" (dense up to tasks.SPAN_DENSE_MAX_NODES = 4096
+  # nodes: Cora, CiteSeer; sparse for PubMed, Amazon, Coauthor). span_l2 is dense only.
+  c.span = ml_collections.ConfigDict(dict(support="auto", random_per_edge=1.0))
   c.seeds = [0, 1] if smoke else [0, 1, 2, 3, 4]  # training seeds: one run (and split) each
   # pygcl: PyGCL LREvaluator (JAX); grace: GRACE's scikit-learn protocol
   c.probe = ml_collections.ConfigDict(dict(
@@ -156,7 +160,9 @@ def _train_seeds(config, framework: str, aug: str, graph, labels, workdir: pathl
   accs, history = [], []
   # SPAN probabilities are precomputed once per run (as GCL-SPAN caches them); each seed trains
   # and probes anew
-  task = TASKS[framework](graph, labels, model, views, span_seed=config.seeds[0], **kwargs)
+  task = TASKS[framework](graph, labels, model, views, span_seed=config.seeds[0],
+                          span_support=config.span.support,
+                          span_random_per_edge=config.span.random_per_edge, **kwargs)
   for seed in config.seeds:
     fw_config.seed = seed
     task.probe = _probe(config, seed)

@@ -15,7 +15,9 @@ edges (the node row stays, as in the official code). Sources (spec graph_ssl.md 
   Self-Supervised Learning on Graphs", ICLR 2023, github.com/Louise-LuLin/GCL-SPAN
   ``Augmentor.SpectralAugmentor``): the perturbation-probability matrix maximising / minimising
   the spectral norm of the normalised adjacency, by projected gradient ascent under an edge budget,
-  then Bernoulli sampling.
+  then Bernoulli sampling. :func:`span_support` / :func:`span_probabilities_sparse` /
+  :func:`span_sample_sparse` solve the same problem on a bounded set of node pairs (every edge
+  plus random non-edges), ``O(E + P)`` memory instead of ``O(N^2)``.
 * :func:`ppr_diffusion` / :func:`sparsify_diffusion` / :func:`ppr_graph` -- MVGRL's personalised-
   PageRank diffusion view as PyGCL ``PPRDiffusion`` computes it (self loops added, symmetric
   normalisation, exact inverse, threshold ``eps`` or top-k, re-normalised).
@@ -511,6 +513,152 @@ def dense_to_graph(adj: jax.Array, x: jax.Array, max_edges: int | None = None) -
       nodes=x, edges={"weight": weight, "slot": jnp.zeros(size, jnp.float32)},
       senders=senders.astype(jnp.int32), receivers=receivers.astype(jnp.int32),
       n_node=jnp.array([n], jnp.int32), n_edge=jnp.array([size], jnp.int32), globals=None)
+
+
+# ---------------------------------------------------------------------------------------------
+# SPAN on a bounded support (O(E + P) memory)
+
+
+def span_support(graph: jraph.GraphsTuple, random_per_edge: float | None = None,
+                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+  """The node pairs SPAN may perturb: every undirected edge plus random non-edges (host NumPy).
+
+  ``random_per_edge=None`` gives every pair ``i > j`` in ``np.tril_indices(N, -1)`` order, i.e.
+  the dense problem of :func:`span_probabilities`. Otherwise the support is the ``|U|``
+  undirected edges of ``symmetric_adjacency(graph)`` plus ``int(random_per_edge * |U|)`` uniform
+  pairs drawn as candidate additions (self pairs, duplicates and edges removed), ``O(E)`` memory.
+
+  Args:
+    graph: a single unpadded ``GraphsTuple`` with ``N`` nodes.
+    random_per_edge: random candidate pairs per undirected edge, or None for all pairs.
+    seed: seed of the candidate draw.
+
+  Returns:
+    ``(pairs, is_edge)``: ``(P, 2)`` int32 pairs ``(i, j)`` with ``i > j``, and ``(P,)`` bool.
+  """
+  n = int(graph.nodes.shape[0])
+  live = np.asarray(graph.edges["weight"]) > 0
+  s, r = np.asarray(graph.senders)[live], np.asarray(graph.receivers)[live]
+  off = s != r
+  edge_keys = np.unique(np.maximum(s, r)[off].astype(np.int64) * n + np.minimum(s, r)[off])
+  if random_per_edge is None:
+    rows, cols = np.tril_indices(n, -1)
+    keys = rows.astype(np.int64) * n + cols
+  else:
+    if random_per_edge < 0:
+      raise ValueError(f"random_per_edge: expected a non-negative ratio or None, got "
+                       f"{random_per_edge}")
+    num_random = int(random_per_edge * edge_keys.size)
+    rng = np.random.default_rng(seed)
+    a, b = rng.integers(0, n, num_random), rng.integers(0, n, num_random)
+    cand = np.unique(np.maximum(a, b)[a != b].astype(np.int64) * n + np.minimum(a, b)[a != b])
+    keys = np.concatenate([edge_keys, np.setdiff1d(cand, edge_keys, assume_unique=True)])
+  pairs = np.stack([keys // n, keys % n], axis=1).astype(np.int32)
+  return pairs, np.isin(keys, edge_keys)
+
+
+def _support_norm(delta, pairs, is_edge, num_nodes):
+  """``||D^-1/2 (A' + I) D^-1/2||_F`` with ``A'`` supported on ``pairs`` (symmetric)."""
+  a = jnp.where(is_edge, 1.0 - delta, delta)
+  degree = 1.0 + jax.ops.segment_sum(a, pairs[:, 0], num_nodes) + jax.ops.segment_sum(
+      a, pairs[:, 1], num_nodes)
+  return jnp.sqrt(jnp.sum(1.0 / degree**2)
+                  + 2.0 * jnp.sum(a**2 / (degree[pairs[:, 0]] * degree[pairs[:, 1]])))
+
+
+def span_probabilities_sparse(num_nodes: int, pairs: jax.Array, is_edge: jax.Array, *,
+                              kind: str = "max", ratio: float = 0.3, lr: float = 100.0,
+                              iterations: int = 40, threshold: float = 0.8,
+                              key: jax.Array | None = None,
+                              init: jax.Array | None = None) -> jax.Array:
+  """:func:`span_probabilities` with the perturbation restricted to ``pairs``.
+
+  Same objective (``+-||norm(A')||_F / ||norm(A)||_F``, equal to SPAN's eigenvalue norm), steps,
+  start U(1e-5, 1/N) and budget projection, on one value per pair: memory ``O(N + P)`` instead of
+  ``O(N^2)``. With every pair in the support (``span_support(graph)``) it is the dense problem;
+  on a bounded support it is that problem with every other pair's probability held at 0.
+
+  Args:
+    num_nodes: ``N``.
+    pairs: ``(P, 2)`` int pairs ``(i, j)``, ``i != j``, each unordered pair once
+      (:func:`span_support`); must contain every edge of the graph.
+    is_edge: ``(P,)`` bool, True where the pair is an edge.
+    kind: ``"max"`` or ``"min"`` (the spectrum kinds need ``eigvalsh``: dense only).
+    ratio, lr, iterations, threshold: as :func:`span_probabilities`.
+    key: PRNG key of the random start; required when ``init`` is not given.
+    init: optional start, ``(P,)``.
+
+  Returns:
+    Perturbation probability of each pair, ``(P,)``.
+
+  Raises:
+    ValueError: if ``kind`` is not ``"max"`` / ``"min"``, ``ratio`` is outside ``[0, 1]``,
+      ``pairs`` is not ``(P, 2)``, ``is_edge`` or ``init`` is not ``(P,)``, or neither ``key`` nor
+      ``init`` is given.
+  """
+  if kind not in ("max", "min"):
+    raise ValueError(f"kind: the bounded-support SPAN supports 'max' and 'min' (the spectrum "
+                     f"kinds need eigvalsh: use span_probabilities), got {kind!r}")
+  if not 0.0 <= ratio <= 1.0:
+    raise ValueError(f"ratio: expected an edge budget fraction in [0, 1], got {ratio}")
+  pairs, is_edge = jnp.asarray(pairs), jnp.asarray(is_edge, bool)
+  if pairs.ndim != 2 or pairs.shape[1] != 2:
+    raise ValueError(f"pairs: expected (P, 2) node pairs, got shape {pairs.shape}")
+  if is_edge.shape != pairs.shape[:1]:
+    raise ValueError(f"is_edge: expected shape {pairs.shape[:1]}, got {is_edge.shape}")
+  if init is None:
+    if key is None:
+      raise ValueError("key: required when init is not given")
+    delta = jax.random.uniform(key, pairs.shape[:1], jnp.float32, 1e-5, 1.0 / num_nodes)
+  elif init.shape != pairs.shape[:1]:
+    raise ValueError(f"init: expected shape {pairs.shape[:1]} (one value per pair), got "
+                     f"{init.shape}")
+  else:
+    delta = jnp.asarray(init, jnp.float32)
+  budget = jnp.floor(ratio * jnp.sum(is_edge))
+  sign = 1.0 if kind == "max" else -1.0
+  base = _support_norm(jnp.zeros_like(delta), pairs, is_edge, num_nodes)
+  valid = jnp.ones(delta.shape, bool)
+
+  def step(t, d):
+    grad = jax.grad(lambda v: sign * _support_norm(v, pairs, is_edge, num_nodes) / base)(d)
+    return _project(d + lr / jnp.sqrt(t + 1.0) * grad, valid, budget, threshold)
+
+  return jax.lax.fori_loop(1, iterations + 1, step, delta)
+
+
+def span_sample_sparse(key: jax.Array, graph: jraph.GraphsTuple, pairs: jax.Array,
+                       is_edge: jax.Array, prob: jax.Array) -> jraph.GraphsTuple:
+  """One SPAN view on a bounded support: each direction of each pair flips with its probability.
+
+  As :func:`span_sample` (official: the two directions are drawn independently) restricted to
+  the support; the view has ``2 P`` edge slots (``i -> j`` then ``j -> i`` per pair), live where
+  ``is_edge XOR flip``. The support holds every edge, so the view lists all surviving edges.
+
+  Args:
+    key: PRNG key.
+    graph: the graph (its ``nodes`` are kept), ``N`` nodes.
+    pairs: ``(P, 2)`` pairs from :func:`span_support`.
+    is_edge: ``(P,)`` bool.
+    prob: ``(P,)`` probabilities from :func:`span_probabilities_sparse`.
+
+  Returns:
+    A single-graph ``GraphsTuple`` with ``2 P`` edges.
+
+  Raises:
+    ValueError: if ``prob`` is not ``(P,)``.
+  """
+  if prob.shape != pairs.shape[:1]:
+    raise ValueError(f"prob: expected shape {pairs.shape[:1]} (one per pair), got {prob.shape}")
+  flips = jax.random.bernoulli(key, jnp.concatenate([prob, prob]))
+  weight = (jnp.concatenate([is_edge, is_edge]) != flips).astype(jnp.float32)
+  senders = jnp.concatenate([pairs[:, 0], pairs[:, 1]]).astype(jnp.int32)
+  receivers = jnp.concatenate([pairs[:, 1], pairs[:, 0]]).astype(jnp.int32)
+  size = senders.shape[0]
+  return jraph.GraphsTuple(
+      nodes=graph.nodes, edges={"weight": weight, "slot": jnp.zeros(size, jnp.float32)},
+      senders=senders, receivers=receivers, n_node=jnp.asarray([graph.nodes.shape[0]], jnp.int32),
+      n_edge=jnp.asarray([size], jnp.int32), globals=None)
 
 
 # ---------------------------------------------------------------------------------------------

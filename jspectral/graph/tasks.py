@@ -43,6 +43,9 @@ SPAN_NODE = dict(ratio=0.3, iterations=40, threshold=0.8, lr={"max": 100.0, "min
 SPAN_GRAPH = dict(ratio=0.2, iterations=20, threshold=0.5, lr={"max": 0.5, "min": 0.5})
 TOPOLOGY_KINDS = ("identity", "drop_edges", "add_edges", "drop_nodes", "subgraph", "mask_nodes",
                   "span_max", "span_min", "span_max_l2", "span_min_l2", "ppr")
+# node-level SPAN solves the dense (official) problem up to this many nodes and the bounded-support
+# one (every edge plus random candidate pairs, augment.span_probabilities_sparse) above it
+SPAN_DENSE_MAX_NODES = 4096
 PPR_EPS = 1e-4  # PyGCL PPRDiffusion's default threshold (MVGRL_graph.py / MVGRL_node.py)
 
 
@@ -130,26 +133,44 @@ class NodeContrastTask:
     views: the two :class:`View` s.
     tau: temperature.
     probe: keyword arguments of :func:`~jspectral.graph.protocol.node_probe`.
-    span_seed: seed of SPAN's initial perturbation vector.
+    span_seed: seed of SPAN's initial perturbation vector (and of its candidate pairs).
+    span_support: ``"dense"`` (official, ``O(N^2)``), ``"sparse"`` (every edge plus
+      ``span_random_per_edge`` random candidate pairs per edge, ``O(E)``) or ``"auto"`` (dense up
+      to ``SPAN_DENSE_MAX_NODES`` nodes).
+    span_random_per_edge: candidate additions per undirected edge of the sparse support.
   """
 
   def __init__(self, graph, labels, model: nn.Module, views: tuple[View, View], tau: float = 0.4,
-               probe: dict | None = None, span_seed: int = 0):
+               probe: dict | None = None, span_seed: int = 0, span_support: str = "auto",
+               span_random_per_edge: float = 1.0):
     G.check_graph(graph)
+    if span_support not in ("auto", "dense", "sparse"):
+      raise ValueError(f"span_support: expected 'auto', 'dense' or 'sparse', got "
+                       f"{span_support!r}")
     self.graph, self.labels, self.model = graph, np.asarray(labels), model
     self.views, self.tau, self.probe = views, tau, dict(probe or {})
-    self.adj = augment.symmetric_adjacency(graph)
     self.ppr = {view.p: augment.ppr_graph(graph, view.p, PPR_EPS) for view in views
                 if view.kind == "ppr"}
-    self.span_prob = {}
-    for view in views:
-      kind = span_kind(view)
-      if kind and kind not in self.span_prob:
-        self.span_prob[kind] = jax.jit(
-            lambda a, k, kind=kind: augment.span_probabilities(
-                a, kind=kind, ratio=SPAN_NODE["ratio"], lr=SPAN_NODE["lr"][kind.split("-")[0]],
-                iterations=SPAN_NODE["iterations"], threshold=SPAN_NODE["threshold"], key=k)
-        )(self.adj, jax.random.key(span_seed))
+    kinds = sorted({span_kind(view) for view in views} - {None})
+    self.span_dense = span_support == "dense" or (
+        span_support == "auto" and graph.nodes.shape[0] <= SPAN_DENSE_MAX_NODES)
+    if kinds and self.span_dense:
+      self.adj = augment.symmetric_adjacency(graph)
+    elif kinds:
+      self.span_pairs, self.span_is_edge = (jnp.asarray(a) for a in augment.span_support(
+          graph, span_random_per_edge, span_seed))
+    self.span_prob = {kind: self._span_probabilities(kind, jax.random.key(span_seed))
+                      for kind in kinds}
+
+  def _span_probabilities(self, kind: str, key) -> jax.Array:
+    """SPAN's node-level probabilities: ``(N, N)`` (dense) or one per support pair (sparse)."""
+    settings = dict(kind=kind, ratio=SPAN_NODE["ratio"], lr=SPAN_NODE["lr"][kind.split("-")[0]],
+                    iterations=SPAN_NODE["iterations"], threshold=SPAN_NODE["threshold"])
+    if self.span_dense:
+      return jax.jit(lambda a, k: augment.span_probabilities(a, key=k, **settings))(self.adj, key)
+    n = self.graph.nodes.shape[0]
+    return jax.jit(lambda p, e, k: augment.span_probabilities_sparse(n, p, e, key=k, **settings))(
+        self.span_pairs, self.span_is_edge, key)
 
   def train_source(self):
     return [{"step": np.zeros((), np.int32)}]
@@ -157,9 +178,12 @@ class NodeContrastTask:
   def view(self, key, view: View) -> jraph.GraphsTuple:
     k_topo, k_feat = jax.random.split(key)
     kind = span_kind(view)
-    if kind:
+    if kind and self.span_dense:
       sampled = augment.span_sample(k_topo, self.adj, self.span_prob[kind])
       graph = augment.dense_to_graph(sampled, self.graph.nodes)
+    elif kind:
+      graph = augment.span_sample_sparse(k_topo, self.graph, self.span_pairs, self.span_is_edge,
+                                         self.span_prob[kind])
     elif view.kind == "ppr":
       graph = self.ppr[view.p]
     else:

@@ -40,7 +40,8 @@ def test_paper_node_runs_on_planetoid_raw_files(tmp_path, monkeypatch):
                   num_test=30)
   text = _run(tmp_path, monkeypatch, "graph_ssl_node", "paper", [
       "train.total_steps=2", "seeds=[0, 1]", "frameworks=['grace']", "checks=False",
-      "augmentations=['edge_drop', 'span']", "grace.hidden=8", "grace.proj_hidden=8",
+      "augmentations=['edge_drop', 'span']", "span.support=sparse", "grace.hidden=8",
+      "grace.proj_hidden=8",
       "probe.epochs=40", "cost_sizes=[20]", "cost_eigvalsh_max_n=20"])
   assert "PyGCL LREvaluator" in text and "per seed [0, 1]" in text
   rows = _rows(text, "Linear-probe accuracy")
