@@ -51,6 +51,7 @@ from jspectral.ssl.spectral_earth import (
   ntxent_loss,
   random_token_mask,
   segmentation_loss,
+  sincos_pos_embed_2d,
   ssl_view,
 )
 
@@ -578,10 +579,14 @@ class MoCoTask(_ViewsTask):
 class DINOTask(_ViewsTask):
   """DINO pre-training (lightly flavour): two global views, no local crops (official configs).
 
-  Teacher = EMA of the student (same init), centred and sharpened teacher targets, last layer
-  frozen during the first ``freeze_last_layer`` epochs. The teacher momentum is lightly's
-  per-epoch cosine over ``momentum_epochs`` (default) or a per-step cosine over the whole run
-  (``per_step_momentum``), both starting at ``momentum_start``.
+  Teacher = EMA of the student, centred and sharpened teacher targets, last layer frozen during
+  the first ``freeze_last_layer`` epochs. As in the official module the teacher backbone starts
+  as a copy of the student's and the teacher head is initialised independently
+  (``copy_teacher_head`` copies it). The teacher momentum is lightly's per-epoch cosine over
+  ``momentum_epochs`` (default) or a per-step cosine over the whole run (``per_step_momentum``),
+  both starting at ``momentum_start``. The frozen last layer gets a zero gradient; torch sets it
+  to ``None``, so AdamW neither decays it nor advances its moments or step count: train with
+  ``optimizer.skip_unused=True`` for the same (the paper preset does).
 
   Attributes:
     (the view fields ``source`` .. ``two_views``: :class:`_ViewsTask`)
@@ -596,6 +601,8 @@ class DINOTask(_ViewsTask):
     total_steps: length of the run (the per-step momentum schedule needs it).
     momentum_epochs: epochs of lightly's per-epoch cosine, after which the momentum stays 1.0.
     freeze_last_layer: epochs during which the student's last layer gets a zero gradient.
+    copy_teacher_head: start the teacher head as a copy of the student's (official: independent
+      initialisation).
     per_step_momentum: per-step cosine over the whole run instead of the per-epoch one.
     momentum_start: teacher momentum at step 0.
     warmup_teacher_temp: teacher temperature at epoch 0, ramped linearly (per epoch) to
@@ -619,6 +626,7 @@ class DINOTask(_ViewsTask):
   total_steps: int = 1
   momentum_epochs: int = 10
   freeze_last_layer: int = 1
+  copy_teacher_head: bool = False
   per_step_momentum: bool = False
   momentum_start: float = 0.996
   warmup_teacher_temp: float = 0.04
@@ -635,9 +643,12 @@ class DINOTask(_ViewsTask):
 
   def init(self, rng, batch):
     variables = self.net.init(rng, batch["view1"])
-    stats = variables.get("batch_stats", {})
-    state = {"batch_stats": stats, "teacher_params": variables["params"],
-             "teacher_batch_stats": stats, "center": jnp.zeros((self.out_dim,))}
+    stats, teacher = variables.get("batch_stats", {}), variables["params"]
+    if not self.copy_teacher_head:
+      own = self.net.init(jax.random.fold_in(rng, 1), batch["view1"])["params"]["head"]
+      teacher = {**teacher, "head": own}
+    state = {"batch_stats": stats, "teacher_params": teacher, "teacher_batch_stats": stats,
+             "center": jnp.zeros((self.out_dim,))}
     return variables["params"], state
 
   def schedule(self, config):
@@ -689,7 +700,11 @@ class MAETask(_ViewsTask):
 
   One view (RandomResizedCrop scale (0.4, 1), flips, no blur), mask ratio 0.9 of the tokens after
   patch- and position-embedding (the adapter sees the full image), norm-pix MSE on the masked
-  patches of the augmented, standardised image.
+  patches of the augmented, standardised image. As lightly's ``MaskedVisionTransformerTIMM``
+  does, the encoder's position embedding is the fixed 2-D sin-cos table (not a parameter here:
+  :meth:`encoder_params` puts it back). A batch that carries ``idx_keep`` / ``idx_mask`` (e.g.
+  masks drawn by the official code) is masked with them instead of a fresh random mask.
+  :meth:`schedule` (``official_lr``) is the official per-epoch ``CosineAnnealingLR``.
 
   Attributes:
     (the view fields ``source`` .. ``two_views``: :class:`_ViewsTask`)
@@ -699,6 +714,10 @@ class MAETask(_ViewsTask):
     decoder_heads: attention heads of the decoder.
     norm_pix: normalise each target patch by its own mean and variance.
     bands: band count ``B`` the decoder reconstructs.
+    official_lr: the official learning rate: cosine over ``lr_t_max`` epochs, constant within
+      an epoch (else the training config's schedule).
+    steps_per_epoch: optimiser steps per epoch (``official_lr``).
+    lr_t_max: cosine period ``T_max`` in epochs (official 200).
   """
 
   encoder: SpecViT = None
@@ -707,25 +726,53 @@ class MAETask(_ViewsTask):
   decoder_heads: int = 16
   norm_pix: bool = True
   bands: int = 202
+  official_lr: bool = False
+  steps_per_epoch: int = 1
+  lr_t_max: int = 200
   two_views: bool = False
   scale: tuple[float, float] = (0.4, 1.0)
   blur_p: float = 0.0
 
   def __post_init__(self):
     self.net = MAENet(self.encoder, self.decoder_dim, 1, self.decoder_heads, self.bands)
+    grid = self.encoder.img_size // self.encoder.token_patch_size
+    self.pos_embed = jnp.asarray(sincos_pos_embed_2d(self.encoder.embed_dim, grid))[None]
 
   def _mask(self, rng, batch_size):
     return random_token_mask(rng, batch_size, self.encoder.num_patches, self.mask_ratio)
+
+  def encoder_params(self, params):
+    """The encoder's parameter tree with the fixed position embedding (a plain SpecViT's)."""
+    vit_core = params["encoder"]["vit_core"]
+    pos_embed = self.pos_embed.astype(vit_core["cls_token"].dtype)
+    return {**params["encoder"], "vit_core": {**vit_core, "pos_embed": pos_embed}}
+
+  def schedule(self, config):
+    """``CosineAnnealingLR(T_max=lr_t_max, eta_min=0)`` stepped per epoch (``official_lr``),
+    else ``None`` (the training config's schedule)."""
+    if not self.official_lr:
+      return None
+    base = config.optimizer.learning_rate
+    return lambda step: base * (1 + jnp.cos(jnp.pi * (step // self.steps_per_epoch)
+                                            / self.lr_t_max)) / 2
 
   def init(self, rng, batch):
     k_init, k_mask = jax.random.split(rng)
     x = batch["view1"]
     variables = self.net.init(k_init, x, *self._mask(k_mask, x.shape[0]))
-    return variables["params"], {"batch_stats": variables["batch_stats"]}
+    params = dict(variables["params"])
+    vit_core = dict(params["encoder"]["vit_core"])
+    del vit_core["pos_embed"]
+    params["encoder"] = {**params["encoder"], "vit_core": vit_core}
+    return params, {"batch_stats": variables["batch_stats"]}
 
   def loss(self, params, state, batch, rng):
     x = batch["view1"]
-    idx_keep, idx_mask = self._mask(rng, x.shape[0])
+    if "idx_keep" in batch:
+      idx_keep, idx_mask = batch["idx_keep"], batch["idx_mask"]
+    else:
+      idx_keep, idx_mask = self._mask(rng, x.shape[0])
+    params = {**params, "encoder": self.encoder_params(params)}
     pred, stats = _apply(self.net, params, state["batch_stats"], x, idx_keep=idx_keep,
                          idx_mask=idx_mask, train=True)
     loss = mae_loss(pred, x, idx_mask, self.encoder.token_patch_size, self.norm_pix)

@@ -7,9 +7,10 @@ Config fields (``ml_collections.ConfigDict``; see :func:`jspectral.train.default
     (``adam_l2`` is PyTorch's ``Adam(weight_decay=wd)``: coupled L2, ``wd * param`` added to the
     gradient before the Adam moments; ``adamw`` decays decoupled, after them)
   optimizer.learning_rate, .momentum, .nesterov, .weight_decay, .b1, .b2, .eps,
-    .skip_unused (adam: PyTorch's per-parameter state, unused parameters left alone),
-    .skip_until_used (adam: PyTorch 1.x, whose ``zero_grad`` keeps zero tensors: a parameter is
-    left alone until its first gradient and updated at every step after it),
+    .skip_unused (adam, adamw: PyTorch's per-parameter state, unused parameters left alone,
+      AdamW's decay included),
+    .skip_until_used (adam, adamw: PyTorch 1.x, whose ``zero_grad`` keeps zero tensors: a
+    parameter is left alone until its first gradient and updated at every step after it),
     .decay_1d (False: sgd/momentum/adamw skip weight decay on biases and norm scales, as LARS
     always does; True, the default, decays every parameter as plain optax does)
   schedule.name: ``constant`` | ``warmup_cosine`` | ``step`` | ``exponential`` | ``cyclic``
@@ -106,10 +107,9 @@ def make_optimizer(config, total_steps: int, schedule: optax.Schedule | None = N
     core = optax.sgd(schedule)
   elif name == "momentum":
     core = optax.sgd(schedule, momentum=opt.momentum, nesterov=opt.nesterov)
-  elif name == "adam" and (opt.get("skip_unused", False) or opt.get("skip_until_used", False)):
-    core = optax.chain(skip_unused(optax.scale_by_adam(b1=opt.b1, b2=opt.b2, eps=opt.eps),
-                                   until_first_use=opt.get("skip_until_used", False)),
-                       optax.scale_by_learning_rate(schedule))
+  elif name in ("adam", "adamw") and (opt.get("skip_unused", False)
+                                      or opt.get("skip_until_used", False)):
+    core = _per_parameter_adam(opt, schedule, decay_mask, decoupled=name == "adamw")
   elif name == "adam":
     core = optax.adam(schedule, b1=opt.b1, b2=opt.b2, eps=opt.eps)
   elif name == "adam_l2":
@@ -125,8 +125,8 @@ def make_optimizer(config, total_steps: int, schedule: optax.Schedule | None = N
     raise ValueError(f"config.optimizer.name: unknown optimizer {name!r}; "
                      "expected sgd, momentum, adam, adam_l2, adamw or lars")
   for field in ("skip_unused", "skip_until_used"):
-    if opt.get(field, False) and name != "adam":
-      raise ValueError(f"config.optimizer.{field}: implemented for adam, not {name!r}")
+    if opt.get(field, False) and name not in ("adam", "adamw"):
+      raise ValueError(f"config.optimizer.{field}: implemented for adam and adamw, not {name!r}")
   if name in ("sgd", "momentum") and opt.weight_decay:
     core = optax.chain(optax.add_decayed_weights(opt.weight_decay, decay_mask), core)
   chain = [core]
@@ -137,6 +137,16 @@ def make_optimizer(config, total_steps: int, schedule: optax.Schedule | None = N
     tx = optax.multi_transform({"train": tx, "freeze": optax.set_to_zero()},
                                trainable_labels(config.trainable))
   return tx, schedule
+
+
+def _per_parameter_adam(opt, schedule, decay_mask, decoupled: bool):
+  """``adam`` / ``adamw`` with PyTorch's per-parameter state (:func:`skip_unused`); AdamW's
+  decoupled decay, like its moments, only touches parameters that had a gradient."""
+  inner = optax.scale_by_adam(b1=opt.b1, b2=opt.b2, eps=opt.eps)
+  if decoupled:
+    inner = optax.chain(inner, optax.add_decayed_weights(opt.weight_decay, decay_mask))
+  return optax.chain(skip_unused(inner, until_first_use=opt.get("skip_until_used", False)),
+                     optax.scale_by_learning_rate(schedule))
 
 
 def coupled_l2_adam(learning_rate, weight_decay: float, *, b1: float = 0.9, b2: float = 0.999,
