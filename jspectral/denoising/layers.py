@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
+from flax.linen.dtypes import promote_dtype
 
 # PyTorch ``kaiming_normal_(mode="fan_out", nonlinearity="relu")``: std = sqrt(2 / (out * k^3)).
 kaiming_fan_out = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
@@ -70,9 +71,98 @@ def check_cube(x: jax.Array, multiple: int, name: str = "x") -> None:
                      f"downsamplings), got H={h}, W={w}; pad the cube to a multiple of {multiple}")
 
 
+_NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+def _conv2d(x: jax.Array, kernel: jax.Array, strides: Sequence[int],
+            padding: Sequence[tuple[int, int]]) -> jax.Array:
+  return jax.lax.conv_general_dilated(x, kernel, tuple(strides), tuple(padding),
+                                      dimension_numbers=_NHWC)
+
+
+def conv3d_same(v: jax.Array, kernel: jax.Array, strides: Sequence[int] = (1, 1, 1)) -> jax.Array:
+  """PyTorch ``Conv3d`` (zero padding ``k // 2``, no bias) written as 2-D convolutions.
+
+  XLA:CPU runs 2-D NHWC convolutions through its fast Eigen kernels but 3-D ones far slower
+  (forward and both gradients; see ``docs/benchmarks.md``), so the band axis is folded into a
+  2-D convolution: a ``(1, kh, kw)`` kernel is one 2-D convolution over ``(N * D, H, W)``, a
+  ``(kd, 1, 1)`` kernel one over ``(N, D, H * W)``, and a ``(kd, kh, kw)`` kernel the sum of
+  ``kd`` 2-D convolutions of the band-shifted input. Same values as the 3-D convolution up to
+  the order of the floating-point sums.
+
+  Args:
+    v: ``(N, D, H, W, C_in)``.
+    kernel: ``(kd, kh, kw, C_in, C_out)``, odd sizes.
+    strides: ``(sD, sH, sW)``; ``sD`` must be 1 unless the kernel is ``(kd, 1, 1)``.
+
+  Returns:
+    ``(N, ceil(D / sD), ceil(H / sH), ceil(W / sW), C_out)``.
+  """
+  n, d, h, w, c = v.shape
+  kd, kh, kw = kernel.shape[:3]
+  sd, sh, sw = strides
+  if kh == kw == 1 and sh == sw == 1:
+    out = _conv2d(v.reshape(n, d, h * w, c), kernel[:, 0], (sd, 1), ((kd // 2, kd // 2), (0, 0)))
+    return out.reshape(n, out.shape[1], h, w, -1)
+  if sd != 1:
+    raise ValueError(f"strides: a band stride needs a (kd, 1, 1) kernel, got strides {strides} "
+                     f"with kernel {kernel.shape[:3]}")
+  spatial = lambda x, k: _conv2d(x.reshape(n * d, h, w, c), k, (sh, sw),
+                                 ((kh // 2, kh // 2), (kw // 2, kw // 2)))
+  if kd == 1:
+    out = spatial(v, kernel[0])
+  else:
+    padded = jnp.pad(v, ((0, 0), (kd // 2, kd // 2), (0, 0), (0, 0), (0, 0)))
+    out = sum(spatial(padded[:, i:i + d], kernel[i]) for i in range(kd))
+  return out.reshape(n, d, *out.shape[1:])
+
+
+class Conv3d(nn.Module):
+  """PyTorch ``Conv3d`` with zero padding ``k // 2`` on ``(N, D, H, W, F)`` features.
+
+  Parameters as ``nn.Conv`` (float32 ``kernel`` ``(kD, kH, kW, F_in, F_out)``, optional
+  ``bias``), so checkpoints and initial values are those of the ``nn.Conv`` it replaces; the input
+  and parameters are promoted to a common dtype. Computed by
+  :func:`conv3d_same`.
+
+  Attributes:
+    features: output channels.
+    kernel_size: ``(kD, kH, kW)``, odd sizes.
+    strides: ``(sD, sH, sW)``.
+    use_bias: add a bias.
+    kernel_init: kernel initializer.
+    bias_init: bias initializer.
+  """
+
+  features: int
+  kernel_size: tuple[int, int, int] = (3, 3, 3)
+  strides: tuple[int, int, int] = (1, 1, 1)
+  use_bias: bool = False
+  kernel_init: Callable = kaiming_fan_out
+  bias_init: Callable = nn.initializers.zeros
+
+  @nn.compact
+  def __call__(self, v: jax.Array) -> jax.Array:
+    """Applies the convolution.
+
+    Args:
+      v: ``(N, D, H, W, F_in)``.
+
+    Returns:
+      ``(N, D / sD, H / sH, W / sW, features)``.
+    """
+    kernel = self.param("kernel", self.kernel_init,
+                        (*self.kernel_size, v.shape[-1], self.features), jnp.float32)
+    bias = (self.param("bias", self.bias_init, (self.features,), jnp.float32)
+            if self.use_bias else None)
+    v, kernel, bias = promote_dtype(v, kernel, bias)
+    out = conv3d_same(v, kernel, self.strides)
+    return out + bias if self.use_bias else out
+
+
 def conv3d(features: int, kernel: Sequence[int] = (3, 3, 3), stride: Sequence[int] = (1, 1, 1),
            *, use_bias: bool = False, kernel_init: Callable = kaiming_fan_out,
-           bias_init: Callable = nn.initializers.zeros, name: str | None = None) -> nn.Conv:
+           bias_init: Callable = nn.initializers.zeros, name: str | None = None) -> Conv3d:
   """PyTorch ``Conv3d`` with zero padding ``k // 2`` on ``(N, D, H, W, F)`` features.
 
   Args:
@@ -85,10 +175,10 @@ def conv3d(features: int, kernel: Sequence[int] = (3, 3, 3), stride: Sequence[in
     name: module name.
 
   Returns:
-    An ``nn.Conv`` mapping ``(N, D, H, W, F_in) -> (N, D / sD, H / sH, W / sW, features)``.
+    A :class:`Conv3d` mapping ``(N, D, H, W, F_in) -> (N, D / sD, H / sH, W / sW, features)``.
   """
-  return nn.Conv(features, tuple(kernel), tuple(stride), padding=[(k // 2, k // 2) for k in kernel],
-                 use_bias=use_bias, kernel_init=kernel_init, bias_init=bias_init, name=name)
+  return Conv3d(features, tuple(kernel), tuple(stride), use_bias, kernel_init, bias_init,
+                name=name)
 
 
 def pointwise(features: int, *, use_bias: bool = True, kernel_init: Callable = kaiming_fan_out,
