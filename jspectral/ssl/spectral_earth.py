@@ -10,14 +10,17 @@ All inputs are bands-last ``(N, H, W, B)`` cubes standardised per band. Differen
 official code, each deliberate:
 
 - Official quirks kept by default, corrected behind flags: the MoCo key encoder is initialised
-  independently of the query encoder (``MoCoTask.copy_key_encoder=False``); the DINO teacher
-  momentum follows lightly's per-epoch cosine over 10 epochs and then stays at 1.0
+  independently of the query encoder (``MoCoTask.copy_key_encoder=False``), so is the DINO
+  teacher head (``DINOTask.copy_teacher_head=False``); the DINO teacher momentum follows
+  lightly's per-epoch cosine over 10 epochs and then stays at 1.0
   (``DINOTask.per_step_momentum=False``).
 - DINO's frozen last-layer weight-norm gain ``g`` (always 1) is not stored as a parameter, so the
   DINO head has 128 fewer parameters than the torch count; the MAE decoder's fixed sin-cos
   position embedding is a constant, not a parameter, as it is frozen in torch.
 - During DINO's first epoch the student's last layer gets a zero gradient (torch sets it to
-  ``None``); with AdamW the decoupled weight decay still shrinks it slightly in that epoch.
+  ``None``); AdamW leaves it alone as torch does only with ``optimizer.skip_unused=True``.
+- The MAE encoder's position embedding is lightly's fixed sin-cos table, held by ``MAETask`` as
+  a constant (torch: a frozen parameter).
 - Augmentations run on the host in NumPy (``augment``), not on the GPU with kornia.
 """
 
