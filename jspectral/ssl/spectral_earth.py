@@ -805,13 +805,13 @@ def multilabel_loss(logits: jax.Array, target: jax.Array) -> jax.Array:
 
 def downstream_augment(example, rng: np.random.Generator, *, scale: tuple[float, float],
                        mean: np.ndarray, std: np.ndarray, train: bool = True):
-  """Official downstream transform on ``{"image" (S, S, B), "mask" (S, S)}``.
+  """Official downstream transform on ``{"image" (S, S, B), "mask" (S, S) or "label" (L,)}``.
 
-  (train) RandomResizedCrop with ``scale`` (mask resampled nearest), vertical and horizontal
-  flips; then per-band standardisation.
+  (train) RandomResizedCrop with ``scale`` (a mask is resampled nearest), vertical and horizontal
+  flips; then per-band standardisation. A multi-label ``label`` passes through unchanged.
 
   Args:
-    example: ``{"image": (S, S, B), "mask": (S, S)}``.
+    example: ``{"image": (S, S, B)}`` with ``"mask": (S, S)`` or ``"label": (L,)``.
     rng: NumPy generator.
     scale: crop area range.
     mean: per-band mean, ``(B,)``.
@@ -819,17 +819,67 @@ def downstream_augment(example, rng: np.random.Generator, *, scale: tuple[float,
     train: apply the random crop and flips.
 
   Returns:
-    ``{"image": (S, S, B) float32, "mask": (S, S) int32}``.
+    ``{"image": (S, S, B) float32}`` with ``"mask": (S, S) int32`` or ``"label": (L,) int32``.
+
+  Raises:
+    ValueError: if the example holds neither ``mask`` nor ``label``.
   """
+  if ("mask" in example) == ("label" in example):
+    raise ValueError(f"example: expected 'image' with exactly one of 'mask' or 'label', got "
+                     f"{sorted(example)}")
   image = np.asarray(example["image"], np.float32)
-  mask = np.asarray(example["mask"])
+  mask = np.asarray(example["mask"]) if "mask" in example else None
   if train:
     size = image.shape[0]
     box = crop_box(*image.shape[:2], rng, scale)
-    image, mask = resize_crop(image, box, size), resize_crop(mask, box, size, order=0)
-    if rng.uniform() < 0.5:
-      image, mask = image[::-1], mask[::-1]
-    if rng.uniform() < 0.5:
-      image, mask = image[:, ::-1], mask[:, ::-1]
-  return {"image": ((image - mean) / std).astype(np.float32),
-          "mask": np.ascontiguousarray(mask).astype(np.int32)}
+    image = resize_crop(image, box, size)
+    mask = None if mask is None else resize_crop(mask, box, size, order=0)
+    for axis in (0, 1):
+      if rng.uniform() < 0.5:
+        image = np.flip(image, axis)
+        mask = None if mask is None else np.flip(mask, axis)
+  out = {"image": ((image - mean) / std).astype(np.float32)}
+  if mask is None:
+    out["label"] = np.asarray(example["label"]).astype(np.int32)
+  else:
+    out["mask"] = np.ascontiguousarray(mask).astype(np.int32)
+  return out
+
+
+def trainable_pattern(backbone: nn.Module, *, freeze_backbone: bool = True,
+                      finetune_adapter: bool = False, finetune_first_n_layers: int = 0,
+                      prefix: str = "backbone/", head: str = "head/") -> str:
+  """The ``trainable`` regex of the official downstream freezing flags.
+
+  ``freeze_backbone`` freezes the encoder (the "linear" protocol; the head is always trained);
+  ``finetune_adapter`` unfreezes the spectral adapter; ``finetune_first_n_layers = n`` unfreezes
+  the first ``n`` ViT blocks or ResNet stages (``layer1..4``). Without ``freeze_backbone`` every
+  parameter trains (full fine-tuning). Official: ``_freeze_encoder``, ``_unfreeze_adapter_layers``
+  and ``_unfreeze_first_n_layers`` of ``src/models/{semantic_segmentation,
+  multilabel_classification}_module.py``.
+
+  Args:
+    backbone: the encoder (a :class:`SpecViT` or a Spec ResNet-50).
+    freeze_backbone: freeze the encoder.
+    finetune_adapter: train the spectral adapter.
+    finetune_first_n_layers: train ViT blocks / ResNet stages ``0 .. n-1``.
+    prefix: path of the encoder's parameters in the model (``""`` when the model is the encoder).
+    head: path of the head's parameters (e.g. ``"vit_core/head/"`` or ``"fc/"``).
+
+  Returns:
+    A regex over parameter paths (``""``: everything trains).
+
+  Raises:
+    ValueError: if ``finetune_first_n_layers`` is negative.
+  """
+  if finetune_first_n_layers < 0:
+    raise ValueError(f"finetune_first_n_layers: expected >= 0, got {finetune_first_n_layers}")
+  if not freeze_backbone:
+    return ""
+  parts = [head]
+  if finetune_adapter:
+    parts.append(f"{prefix}spectral_adapter/")
+  layer = (lambda i: f"{prefix}vit_core/blocks_{i}/") if isinstance(backbone, SpecViT) else \
+      (lambda i: f"{prefix}layer{i + 1}_\\d+/")
+  parts += [layer(i) for i in range(finetune_first_n_layers)]
+  return "^(" + "|".join(parts) + ")"

@@ -48,6 +48,7 @@ from jspectral.ssl.spectral_earth import (
   enqueue,
   l2_normalise,
   mae_loss,
+  multilabel_loss,
   ntxent_loss,
   random_token_mask,
   segmentation_loss,
@@ -907,6 +908,125 @@ class SegmentationTask:
             "jaccard_micro": float(segmentation.micro_jaccard(conf, self.ignore_index)),
             "miou": float(segmentation.mean_iou(conf, self.ignore_index)),
             "loss": ce / max(count, 1)}
+
+  def evaluate(self, params, state):
+    """:meth:`scores` on ``eval_source``."""
+    return self.scores(params, state, self.eval_source)
+
+
+def _merge(tree: dict, update: dict) -> dict:
+  """``tree`` with the leaves of ``update`` written over it (nested dicts merged key by key)."""
+  out = dict(tree)
+  for key, value in update.items():
+    nested = isinstance(value, dict) and isinstance(out.get(key), dict)
+    out[key] = _merge(out[key], value) if nested else value
+  return out
+
+
+@dataclasses.dataclass
+class MultiLabelTask:
+  """SpectralEarth downstream multi-label classification (EnMAP-CORINE) with BCE-with-logits.
+
+  The model is the encoder with its own linear head (``num_classes > 0``: Spec ViT's
+  ``vit_core/head`` on the class token, Spec ResNet-50's ``fc`` on the pooled feature), as the
+  official ``MultiLabelClassificationModule``. Freezing is done by the training config's
+  ``trainable`` regex (:func:`jspectral.ssl.spectral_earth.trainable_pattern`); the frozen
+  encoder's BatchNorm stays in training mode unless ``eval_frozen_bn`` (official: it does).
+
+  Attributes:
+    model: encoder with a ``num_classes`` head, ``(N, H, W, B) -> (N, L)`` logits.
+    source: training examples ``{"image": (H, W, B), "label": (L,)}`` (multi-hot).
+    eval_source: standardised evaluation examples of the same form (``fit`` selects on their
+      loss).
+    init_variables: pretrained encoder variables ``{"params", "batch_stats"}`` written over the
+      initialisation (the head, absent from them, keeps its initial values).
+    eval_frozen_bn: run the model's BatchNorm in inference mode during training.
+    augment_fn: optional host-side ``(example, np_rng) -> example``.
+    eval_batch: images per compiled evaluation call.
+    threshold: probability threshold of accuracy and F1 (torchmetrics' 0.5).
+  """
+
+  model: nn.Module
+  source: Any
+  eval_source: Any
+  init_variables: dict | None = None
+  eval_frozen_bn: bool = False
+  augment_fn: Any = None
+  eval_batch: int = 16
+  threshold: float = 0.5
+
+  def train_source(self):
+    return self.source
+
+  def augment(self, example, rng):
+    return self.augment_fn(example, rng) if self.augment_fn is not None else example
+
+  def init(self, rng, batch):
+    variables = self.model.init(rng, batch["image"])
+    params, stats = dict(variables["params"]), dict(variables.get("batch_stats", {}))
+    if self.init_variables is not None:
+      params = _merge(params, self.init_variables["params"])
+      stats = _merge(stats, self.init_variables.get("batch_stats", {}))
+    return params, {"batch_stats": stats}
+
+  def loss(self, params, state, batch, rng):
+    """BCE-with-logits of one batch (mean over samples and labels) in training mode.
+
+    Args:
+      params: parameters.
+      state: ``{"batch_stats": ...}``.
+      batch: ``{"image": (N, H, W, B), "label": (N, L)}``.
+      rng: unused.
+
+    Returns:
+      ``(loss, {"state": {"batch_stats": ...}})``.
+    """
+    del rng
+    logits, stats = _apply(self.model, params, state["batch_stats"], batch["image"],
+                           train=not self.eval_frozen_bn)
+    return multilabel_loss(logits, batch["label"]), {"state": {"batch_stats": stats}}
+
+  @functools.cached_property
+  def _logits(self):
+    return jax.jit(lambda params, stats, images: self.model.apply(
+        {"params": params, "batch_stats": stats}, images))
+
+  def logits(self, params, state, source) -> tuple[np.ndarray, np.ndarray]:
+    """Inference-mode logits and targets of a whole split, ``eval_batch`` images per call.
+
+    Args:
+      params: parameters.
+      state: ``{"batch_stats": ...}``.
+      source: standardised examples ``{"image", "label"}`` (random access).
+
+    Returns:
+      ``(logits (M, L), targets (M, L))``, NumPy.
+    """
+    out, targets = [], []
+    for i in range(0, len(source), self.eval_batch):
+      examples = [source[j] for j in range(i, min(i + self.eval_batch, len(source)))]
+      out.append(np.asarray(self._logits(params, state["batch_stats"],
+                                         np.stack([e["image"] for e in examples]))))
+      targets.append(np.stack([e["label"] for e in examples]).astype(np.int32))
+    return np.concatenate(out), np.concatenate(targets)
+
+  def scores(self, params, state, source) -> dict[str, float]:
+    """torchmetrics-style micro/macro accuracy, F1 and AP and the mean BCE over a whole split.
+
+    Args:
+      params: parameters.
+      state: ``{"batch_stats": ...}``.
+      source: standardised examples ``{"image", "label"}`` (random access).
+
+    Returns:
+      ``{"accuracy_micro", "accuracy_macro", "f1_micro", "f1_macro", "ap_micro", "ap_macro",
+      "loss"}`` Python floats.
+    """
+    logits, targets = self.logits(params, state, source)
+    metrics = segmentation.multilabel_metrics(jax.nn.sigmoid(jnp.asarray(logits)),
+                                              jnp.asarray(targets), self.threshold)
+    metrics["loss"] = multilabel_loss(jnp.asarray(logits), jnp.asarray(targets))
+    return {k: float(v) for k, v in metrics.items()}
 
   def evaluate(self, params, state):
     """:meth:`scores` on ``eval_source``."""

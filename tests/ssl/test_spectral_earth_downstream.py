@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from jspectral import models
+from jspectral import train as train_lib
 from jspectral.metrics import segmentation
 from jspectral.nn import spec_resnet, spec_vit
 from jspectral.ssl import spectral_earth as se
@@ -155,3 +156,53 @@ def test_losses():
   p = jax.nn.sigmoid(z)
   bce = -(y * jnp.log(p) + (1 - y) * jnp.log1p(-p)).mean()
   np.testing.assert_allclose(se.multilabel_loss(z, y), bce, rtol=1e-5)
+
+
+def _trained_groups(model, x, pattern, depth):
+  shapes = jax.eval_shape(model.init, jax.random.key(0), x)["params"]
+  labels = train_lib.trainable_labels(pattern)(shapes)
+  groups = {}
+  for path, label in jax.tree_util.tree_leaves_with_path(labels):
+    name = "/".join(str(getattr(k, "key", k)) for k in path[:min(depth, len(path) - 1)])
+    groups.setdefault(name, set()).add(label)
+  return {name for name, labels in groups.items() if labels == {"train"}}, set(groups)
+
+
+def test_trainable_pattern_follows_the_official_freezing_flags():
+  x = jax.ShapeDtypeStruct((1, 8, 8, 202), jnp.float32)
+  vit = spec_vit.SpecViT(token_patch_size=4, img_size=8, embed_dim=16, depth=2, num_heads=2)
+  seg = se.ViTSegmentor(vit, 3)
+  blocks = {"backbone/vit_core/blocks_0", "backbone/vit_core/blocks_1"}
+  linear, every = _trained_groups(seg, x, se.trainable_pattern(vit), 3)
+  assert linear == {"head/conv0", "head/bn0", "head/conv1"}
+  assert blocks <= every and "backbone/spectral_adapter/conv1" in every
+  adapter, _ = _trained_groups(seg, x, se.trainable_pattern(vit, finetune_adapter=True), 2)
+  assert adapter == {"head/conv0", "head/bn0", "head/conv1", "backbone/spectral_adapter"}
+  first, _ = _trained_groups(seg, x, se.trainable_pattern(vit, finetune_first_n_layers=1), 3)
+  assert first == linear | {"backbone/vit_core/blocks_0"}
+  assert se.trainable_pattern(vit, freeze_backbone=False) == ""   # full fine-tuning
+  # Spec ResNet-50 with its own fc head (CORINE): stages layer1..4 are the "layers".
+  rn50 = spec_resnet.SpecResNet50(num_classes=19)
+  pattern = se.trainable_pattern(rn50, finetune_first_n_layers=2, prefix="", head="fc/")
+  trained, groups = _trained_groups(rn50, x, pattern, 1)
+  assert trained == {"fc"} | {g for g in groups if g.startswith(("layer1_", "layer2_"))}
+  assert "layer3_0" in groups and "spectral_adapter" in groups
+  with pytest.raises(ValueError, match="finetune_first_n_layers"):
+    se.trainable_pattern(vit, finetune_first_n_layers=-1)
+
+
+def test_downstream_augment_keeps_multilabel_targets():
+  rng = np.random.default_rng(0)
+  image = rng.uniform(0, 1e4, (8, 8, 202)).astype(np.float32)
+  label = np.array([1, 0, 1])
+  mean, std = np.full(202, 2e3), np.full(202, 1e3)
+  out = se.downstream_augment({"image": image, "label": label}, rng, scale=(0.6, 1.0), mean=mean,
+                              std=std)
+  assert out["image"].shape == (8, 8, 202) and out["label"].dtype == np.int32
+  np.testing.assert_array_equal(out["label"], label)
+  plain = se.downstream_augment({"image": image, "label": label}, None, scale=(0.6, 1.0),
+                                mean=mean, std=std, train=False)
+  np.testing.assert_allclose(plain["image"], (image - 2e3) / 1e3, rtol=1e-6)
+  for bad in ({"image": image}, {"image": image, "label": label, "mask": image[..., 0]}):
+    with pytest.raises(ValueError, match="exactly one of 'mask' or 'label'"):
+      se.downstream_augment(bad, rng, scale=(0.6, 1.0), mean=mean, std=std)

@@ -181,3 +181,45 @@ def test_pretraining_paper_variants_build_their_tasks():
   assert spectral_earth_task("mae", g, []).encoder.img_size == 128
   with pytest.raises(ValueError, match="backbone"):
     spectral_earth_task("mae", rn50, [])
+
+
+def test_multilabel_task_loss_scores_and_frozen_encoder(tmp_path):
+  from jspectral.metrics import segmentation
+  from jspectral.ssl import spectral_earth as se
+
+  rng = np.random.default_rng(0)
+  source = [{"image": rng.normal(size=(8, 8, 202)).astype(np.float32),
+             "label": rng.integers(0, 2, 3).astype(np.int32)} for _ in range(6)]
+  encoder = spec_vit.SpecViT(**TINY_VIT)
+  batch = {k: jnp.stack([e[k] for e in source[:4]]) for k in source[0]}
+  pretrained = jax.jit(encoder.init)(jax.random.key(5), batch["image"])
+  model = encoder.clone(num_classes=3)
+  task = tasks.MultiLabelTask(model=model, source=source, eval_source=source[4:],
+                              init_variables=pretrained, eval_batch=4)
+  params, state = task.init(jax.random.key(0), batch)
+  assert set(params["vit_core"]) - set(pretrained["params"]["vit_core"]) == {"head"}
+  same = lambda a, b: jax.tree.all(jax.tree.map(lambda u, v: bool(jnp.all(u == v)), a, b))
+  assert same(params["spectral_adapter"], pretrained["params"]["spectral_adapter"])
+  # Loss: BCE-with-logits of the training-mode logits (BatchNorm on batch statistics).
+  loss, _ = task.loss(params, state, batch, None)
+  logits = model.apply({"params": params, **state}, batch["image"], True,
+                       mutable=["batch_stats"])[0]
+  p = jax.nn.sigmoid(logits)
+  y = batch["label"]
+  bce = -jnp.mean(y * jnp.log(p) + (1 - y) * jnp.log1p(-p))
+  np.testing.assert_allclose(loss, bce, rtol=1e-5)
+  # Scores: the torchmetrics-style metrics of the inference-mode logits of the whole split.
+  scores = task.scores(params, state, source)
+  all_logits = model.apply({"params": params, **state}, jnp.stack([e["image"] for e in source]))
+  targets = jnp.stack([e["label"] for e in source])
+  expected = segmentation.multilabel_metrics(jax.nn.sigmoid(all_logits), targets)
+  for key, value in expected.items():
+    np.testing.assert_allclose(scores[key], value, rtol=1e-5, atol=1e-6, err_msg=key)
+  np.testing.assert_allclose(scores["loss"], se.multilabel_loss(all_logits, targets), rtol=1e-5)
+  # The linear protocol trains the head only.
+  config = fit_config(2, lr=1e-2)
+  config.batch_size = 4
+  config.trainable = se.trainable_pattern(encoder, prefix="", head="vit_core/head/")
+  result = train.fit(task, config, tmp_path)
+  assert same(result.params["vit_core"]["blocks_0"], params["vit_core"]["blocks_0"])
+  assert not same(result.params["vit_core"]["head"], params["vit_core"]["head"])
