@@ -10,13 +10,18 @@ on top of the frozen encoder with few labelled scenes (``counts``), the same pro
 random-init encoder is the baseline, and the pretrained probe must beat it.
 
 Paper (``paper`` = EnMAP-CDL; ``paper:<dataset>`` for the others, :data:`PAPER_VARIANTS`): the
-official recipe per dataset (frozen Spec ViT-S/4, ConvHead, CE with ignore index, AdamW lr 1e-3
-wd 1e-4, cosine over 100 epochs, the dataset's batch and RandomResizedCrop scale, validation every
-epoch, the parameters of the best validation loss scored on the test split) on the SpectralEarth
-downstream TFDS builder, standardised with the sensor's official statistics. ``pretrained`` must
-name the encoder: a path to an ``.npz`` of the official Spec ViT state dict, or ``synthetic`` to
-pretrain one here on a synthetic archive (``pretrain.*``: a plumbing check, not the paper's
-encoder).
+official recipe per dataset (segmentation: Spec ViT-S/4 + ConvHead or, with
+``backbone=spec_resnet50``, the all-dilated Spec ResNet-50 + FCNHead, CE with ignore index, AdamW
+lr 1e-3 wd 1e-4; ``paper:corine``: multi-label classification with the encoder's own linear head,
+BCE-with-logits, AdamW lr 1e-3 wd 1e-5; cosine over 100 epochs, the dataset's batch and
+RandomResizedCrop scale, validation every epoch, the parameters of the best validation loss scored
+on the test split) on the SpectralEarth downstream TFDS builder, standardised with the sensor's
+official statistics. The official freezing flags are config fields (``model.freeze_backbone``: the
+default "linear" protocol; ``False``: full fine-tuning; ``model.finetune_adapter``,
+``model.finetune_first_n_layers``: the partial ones). ``pretrained`` must name the encoder: a path
+to an ``.npz`` of the official ``backbone`` state dict (read by ``models.from_torch``), or
+``synthetic`` to pretrain one here on a synthetic archive (``pretrain.*``: a plumbing check, not
+the paper's encoder).
 """
 
 from __future__ import annotations
@@ -30,16 +35,18 @@ import ml_collections
 import numpy as np
 
 from experiments.common import (
-    check_source,
-    spectral_earth_archive,
-    spectral_earth_dirs,
-    spectral_earth_pretrain_config,
-    spectral_earth_task,
+  check_source,
+  spectral_earth_archive,
+  spectral_earth_dirs,
+  spectral_earth_pretrain_config,
+  spectral_earth_task,
+  split_preset,
 )
 from experiments.report import Report, Table, save_loss_curve
 from jspectral import models, train
 from jspectral.data import tfds as tfds_lib
 from jspectral.data.builders import spectral_earth as data
+from jspectral.nn.spec_vit import SpecViT
 from jspectral.ssl import spectral_earth as se
 from jspectral.ssl import tasks
 
@@ -50,9 +57,12 @@ matplotlib.use("Agg")
 PAPER_DATASETS = {
     "enmap_cdl": ((0.2, 1.0), 32), "enmap_nlcd": ((0.2, 1.0), 64),
     "enmap_bdforet": ((0.4, 1.0), 32), "enmap_bnetd": ((0.4, 1.0), 64),
-    "desis_cdl": ((0.4, 1.0), 32), "eo1_cdl": ((0.4, 1.0), 16)}
+    "desis_cdl": ((0.4, 1.0), 32), "eo1_cdl": ((0.4, 1.0), 16),
+    "enmap_corine": ((0.6, 1.0), 128)}
 PAPER_SIZES = {"enmap_cdl": 1200, "enmap_nlcd": 10125, "enmap_bdforet": 1912, "enmap_bnetd": 1575,
-               "desis_cdl": 750, "eo1_cdl": 357}  # training patches
+               "desis_cdl": 750, "eo1_cdl": 357, "enmap_corine": 8250}  # training patches
+# Weight decay of the official model configs: segmentation.yaml / multilabel_classif.yaml.
+WEIGHT_DECAY = {"segmentation": 1e-4, "multilabel": 1e-5}
 PAPER_EPOCHS = 100
 PAPER_VARIANTS = {
     "enmap_nlcd": "EnMAP-NLCD land cover (USA), 15 classes, batch 64",
@@ -60,13 +70,19 @@ PAPER_VARIANTS = {
     "enmap_bnetd": "EnMAP-BNETD land cover (Cote d'Ivoire), 10 classes, batch 64",
     "desis_cdl": "DESIS-CDL crop types, 235 bands (cross-sensor), batch 32",
     "eo1_cdl": "EO-1 Hyperion-CDL crop types, 198 bands (cross-sensor), batch 16",
+    "corine": "EnMAP-CORINE multi-label land cover (Europe), 19 labels, the encoder's linear "
+              "head, batch 128",
 }
+VARIANT_DATASET = {"corine": "enmap_corine"}  # variant -> builder configuration, where they differ
+CORINE_LABELS = 19  # BigEarthNet nomenclature of the CORINE multi-hot labels
 THIRD_PARTY = {"enmap_cdl": 0.774, "enmap_bnetd": 0.495, "enmap_bdforet": 0.766}
 
 
 def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
-  smoke = preset == "smoke"
-  dataset = "smoke_cdl" if smoke else (preset.partition(":")[2] or "enmap_cdl")
+  base, variant = split_preset(preset, PAPER_VARIANTS)
+  smoke = base == "smoke"
+  dataset = "smoke_cdl" if smoke else VARIANT_DATASET.get(variant, variant or "enmap_cdl")
+  multilabel = data.downstream_config(dataset).multilabel
   c = ml_collections.ConfigDict()
   c.preset = preset
   c.seed = 0  # seeds the data, both encoders' pretraining and every probe
@@ -77,9 +93,17 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
       data_dir="",  # TFDS data_dir of the prepared records ('' = TFDS's)
       patch_size=16 if smoke else 128))  # patch side of the files (a dry run may cut it)
   c.counts = {"train": 4, "val": 8, "test": 24}  # synthetic: patches per split (few labels)
-  # The encoder: a path to an .npz of the official Spec ViT state dict, or "synthetic" (pretrain
+  # The encoder: spec_vit (segmentation: ConvHead on its tokens) or spec_resnet50 (segmentation:
+  # all strides dilated + FCNHead); CORINE: the encoder's own linear head on its pooled feature.
+  c.backbone = "spec_vit"
+  # pretrained: a path to an .npz of the official `backbone` state dict, or "synthetic" (pretrain
   # it here on a synthetic archive, pretrain.*). The paper preset refuses to guess.
   c.pretrained = "synthetic" if smoke else ""
+  # The official freezing flags (configs/experiment/downstream/*/spec_*.yaml): freeze_backbone
+  # is the "linear" protocol (head only); False fine-tunes everything; finetune_adapter and
+  # finetune_first_n_layers (ViT blocks / ResNet stages 0..n-1) unfreeze parts of a frozen one.
+  c.model = ml_collections.ConfigDict(dict(freeze_backbone=True, finetune_adapter=False,
+                                           finetune_first_n_layers=0))
   c.pretrain = spectral_earth_pretrain_config("smoke" if smoke else "paper",
                                               locations=48 if smoke else 256)
   c.pretrain.data.source = "synthetic"
@@ -92,25 +116,29 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
   # Smoke: a BatchNorm without affine standardises the frozen tokens before the ConvHead (the
   # MAE / DINO / MoCo-v3 linear-probe practice; the paper's protocol has none and keeps it off).
   c.probe_standardise = smoke
+  c.probe_head = "conv"  # Spec ViT segmentation head: "conv" (official ConvHead) | "linear"
+  c.crop_scale = PAPER_DATASETS.get(dataset, ((0.2, 1.0), 0))[0]  # RandomResizedCrop area range
   c.log_gain = 0.3  # synthetic: per-scene gain exp(U(-0.3, 0.3)) of the labelled scenes
   c.checks = smoke  # check that the pretrained probe beats the random-init one
   batch = 8 if smoke else PAPER_DATASETS[dataset][1]
   steps_per_epoch = 25 if smoke else PAPER_SIZES[dataset] // batch
   c.train = train.default_config()
+  # train.trainable stays empty: run() derives it from model.* (a regex set here is refused).
   c.train.update(seed=c.seed, batch_size=batch, log_every=5 if smoke else 50,
                  checkpoint_every=1000 if smoke else steps_per_epoch, progress=not smoke,
-                 trainable=tasks.SegmentationTask.trainable_head,
                  total_steps=(6 if smoke else PAPER_EPOCHS) * steps_per_epoch,
                  eval_every=steps_per_epoch, select=dict(metric="loss", mode="min"))
-  c.train.optimizer.update(name="adamw", learning_rate=3e-3 if smoke else 1e-3,
-                           weight_decay=1e-4)
+  c.train.optimizer.update(
+      name="adamw", learning_rate=3e-3 if smoke else 1e-3,
+      weight_decay=WEIGHT_DECAY["multilabel" if multilabel else "segmentation"])
   c.train.schedule.update(name="warmup_cosine", warmup_steps=0)
   return c
 
 
 def _sources(config, workdir: pathlib.Path):
   """The prepared builder configuration and its three splits as ``grain.MapDataset``s of raw
-  ``{"image", "mask"}`` (read one example at a time)."""
+  ``{"image", "mask"}`` (segmentation) or ``{"image", "label"}`` (multi-label), read one example
+  at a time."""
   builder_config = data.downstream_config(config.dataset, config.data.patch_size)
   if check_source(config, "synthetic", "spectral_earth_downstream") == "synthetic":
     manual = workdir / "synthetic_downstream"
@@ -125,18 +153,20 @@ def _sources(config, workdir: pathlib.Path):
     manual, data_dir = spectral_earth_dirs(config)
   builder = tfds_lib.prepare(data.SpectralEarthDownstream, config=builder_config,
                              manual_dir=manual, data_dir=data_dir)
-  keep = lambda e: {"image": e["image"], "mask": e["mask"]}
+  target = "label" if builder_config.multilabel else "mask"
+  keep = lambda e: {"image": e["image"], target: e[target]}
   return builder_config, {s: tfds_lib.data_source(builder, s).map(keep) for s in data.SPLITS}
 
 
 def _pretrained_backbone(config, workdir: pathlib.Path):
-  """The frozen encoder and its variables: the official weights at ``config.pretrained`` or, for
-  ``pretrained=synthetic``, ``pretrain_method`` trained here on a synthetic archive."""
+  """The encoder and its pretrained variables: the official ``config.backbone`` weights at
+  ``config.pretrained`` or, for ``pretrained=synthetic``, ``pretrain_method`` trained here on a
+  synthetic archive."""
   if config.pretrained != "synthetic":
-    return models.from_torch("spec_vit", dict(np.load(config.pretrained)))
+    return models.from_torch(config.backbone, dict(np.load(config.pretrained)))
   method = config.pretrain_method
   p = config.pretrain.copy_and_resolve_references()
-  p.seed, p.train[method].seed = config.seed, config.seed
+  p.seed, p.train[method].seed, p.backbone = config.seed, config.seed, config.backbone
   source = spectral_earth_archive(p, workdir)
   task = spectral_earth_task(method, p, source)
   result = train.fit(task, p.train[method], workdir / f"pretrain_{method}")
@@ -146,21 +176,51 @@ def _pretrained_backbone(config, workdir: pathlib.Path):
                   "batch_stats": result.model_state["batch_stats"][part]}
 
 
-def _probe(config, backbone, init_variables, splits, builder_config, workdir):
-  """Trains a ConvHead on the frozen encoder; returns the task, the fit result and the test
-  scores of the parameters selected on the validation split."""
-  stats = data.sensor_statistics(builder_config.sensor)
-  scale = PAPER_DATASETS.get(config.dataset, ((0.2, 1.0), 0))[0]
-  aug = lambda e, rng, train=True: se.downstream_augment(e, rng, scale=scale, mean=stats["mu"],
-                                                         std=stats["sigma"], train=train)
-  plain = lambda e: aug(e, None, train=False)
+def downstream_model(config, backbone, builder_config):
+  """The downstream network on ``backbone`` and the paths of its encoder and head parameters.
+
+  Segmentation: :class:`ViTSegmentor` (``probe_head``) on a Spec ViT, or the all-dilated Spec
+  ResNet-50 + FCNHead; multi-label: the encoder with its own ``num_classes`` linear head.
+
+  Returns:
+    ``(model, encoder_prefix, head_prefix)``.
+  """
+  if builder_config.multilabel:
+    vit = isinstance(backbone, SpecViT)
+    return (backbone.clone(num_classes=CORINE_LABELS), "",
+            "vit_core/head/" if vit else "fc/")
   num_classes = len(builder_config.codes)
-  task = tasks.SegmentationTask(
-      model=se.ViTSegmentor(backbone, num_classes, standardise=config.probe_standardise),
-      source=splits["train"], eval_source=splits["val"].map(plain), num_classes=num_classes,
-      ignore_index=num_classes, init_variables=init_variables, augment_fn=aug)
+  if isinstance(backbone, SpecViT):
+    model = se.ViTSegmentor(backbone, num_classes, standardise=config.probe_standardise,
+                            head=config.probe_head)
+  else:
+    model = se.FCNSegmenter(backbone.clone(replace_stride_with_dilation=(True,) * 4,
+                                           return_features=True), num_classes)
+  return model, "backbone/", "head/"
+
+
+def _probe(config, backbone, init_variables, splits, builder_config, workdir):
+  """Trains the head (and what ``model.*`` unfreezes) on the encoder; returns the task, the fit
+  result, the selected parameters and the test scores of the parameters selected on the
+  validation split."""
+  if config.train.trainable:
+    raise ValueError("train.trainable: derived from model.freeze_backbone / finetune_adapter / "
+                     "finetune_first_n_layers; set those instead of a regex")
+  stats = data.sensor_statistics(builder_config.sensor)
+  aug = lambda e, rng, train=True: se.downstream_augment(
+      e, rng, scale=tuple(config.crop_scale), mean=stats["mu"], std=stats["sigma"], train=train)
+  plain = lambda e: aug(e, None, train=False)
+  model, prefix, head = downstream_model(config, backbone, builder_config)
+  common = dict(model=model, source=splits["train"], eval_source=splits["val"].map(plain),
+                init_variables=init_variables, augment_fn=aug)
+  if builder_config.multilabel:
+    task = tasks.MultiLabelTask(**common)
+  else:
+    num_classes = len(builder_config.codes)
+    task = tasks.SegmentationTask(**common, num_classes=num_classes, ignore_index=num_classes)
   train_config = config.train.copy_and_resolve_references()
   train_config.seed = config.seed
+  train_config.trainable = se.trainable_pattern(backbone, prefix=prefix, head=head, **config.model)
   result = train.fit(task, train_config, workdir)
   best = result.best or {"params": result.params, "model_state": result.model_state, "step": 0}
   test = splits["test"].map(plain)
@@ -169,14 +229,33 @@ def _probe(config, backbone, init_variables, splits, builder_config, workdir):
 
 
 def check_pretrained(config) -> None:
-  """Refuses a run whose encoder is not named (``pretrained``: a file or ``synthetic``)."""
+  """Refuses a run whose encoder is not named (``pretrained``: a file or ``synthetic``) or whose
+  ``backbone`` is unknown."""
+  if config.backbone not in BACKBONES:
+    raise ValueError(f"backbone: expected one of {BACKBONES}, got {config.backbone!r}")
   if not config.pretrained:
-    raise ValueError("pretrained: name the encoder: a path to an .npz of the official Spec ViT "
-                     "state dict, or 'synthetic' to pretrain one here on a synthetic archive "
-                     "(--set pretrained=PATH or --set pretrained=synthetic)")
+    raise ValueError(f"pretrained: name the encoder: a path to an .npz of the official "
+                     f"{config.backbone} state dict, or 'synthetic' to pretrain one here on a "
+                     "synthetic archive (--set pretrained=PATH or --set pretrained=synthetic)")
   if config.pretrained != "synthetic" and not pathlib.Path(config.pretrained).is_file():
     raise ValueError(f"pretrained: {config.pretrained!r} is not a file (expected an .npz of "
-                     "the official Spec ViT state dict, or 'synthetic')")
+                     f"the official {config.backbone} state dict, or 'synthetic')")
+
+
+PROTOCOL_NOTE = ("Encoder: {protocol}; BatchNorm of a frozen encoder in training mode as in the "
+                 "official code.")
+
+
+def _protocol(config) -> str:
+  m = config.model
+  if not m.freeze_backbone:
+    return "fully fine-tuned"
+  parts = ["frozen (linear protocol)"]
+  if m.finetune_adapter:
+    parts.append("spectral adapter fine-tuned")
+  if m.finetune_first_n_layers:
+    parts.append(f"first {m.finetune_first_n_layers} layers fine-tuned")
+  return ", ".join(parts)
 
 
 def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
@@ -186,37 +265,55 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
   backbone, pretrained = _pretrained_backbone(config, workdir / name)
   label = "pretrained (official)" if config.pretrained != "synthetic" else \
       f"pretrained ({config.pretrain_method}, synthetic archive)"
+  columns = MULTILABEL_COLUMNS if builder_config.multilabel else SEGMENTATION_COLUMNS
   rows, results, histories = [], {}, {}
   for key, text, init in (("pretrained", label, pretrained), ("random", "random init", None)):
     task, result, best, scores, test = _probe(config, backbone, init, splits, builder_config,
                                               workdir / name / f"probe_{key}")
     results[key] = (task, best)
     histories[f"{name} {key}"] = result.history
-    rows.append([name, text, int(best["step"]), scores["accuracy"], scores["jaccard_micro"],
-                 scores["miou"], THIRD_PARTY.get(name, "n/a")])
-  gain = rows[0][4] - rows[1][4]
-  checks = {f"{name}: pretrained probe beats random-init probe (test micro Jaccard, "
-            f"{gain:+.3f})": gain > 0} if config.checks else {}
+    rows.append([name, text, int(best["step"]), *(scores[k] for k in columns.values()),
+                 THIRD_PARTY.get(name, "n/a")])
+  checks = _checks(config, name, rows)
   save_loss_curve(workdir / "probe_loss.png", histories)
-  figures = ["probe_loss.png", *_figures(workdir, name, results, test)]
+  figures = ["probe_loss.png"]
+  if not builder_config.multilabel:
+    figures += _figures(workdir, name, results, test)
   smoke = " (smoke, synthetic)" if config.data.source == "synthetic" else ""
+  kind = "multi-label classification" if builder_config.multilabel else "segmentation"
   return Report(
-      title="SpectralEarth downstream: frozen-encoder segmentation probes" + smoke,
-      tables=[Table(f"Test metrics{smoke}", ["dataset", "encoder", "selected step",
-                                             "micro accuracy", "micro Jaccard (official)",
-                                             "mean IoU", "paper"], rows,
+      title=f"SpectralEarth downstream: {kind}, pretrained vs random-init encoder" + smoke,
+      tables=[Table(f"Test metrics{smoke}", ["dataset", "encoder", "selected step", *columns,
+                                             "paper"], rows,
                     note="Test scores of the parameters with the best validation loss. Paper "
                          "tables were not retrievable; the 'paper' column is a third-party "
                          "study's SpectralEarth full-HSI reference (unverified).")],
       figures=figures, checks=checks,
       notes=[f"{name}: {len(splits['train'])} / {len(splits['val'])} / {len(splits['test'])} "
              f"train / val / test patches, {builder_config.bands} bands, standardised with the "
-             f"{builder_config.sensor} statistics. Linear protocol: encoder frozen "
-             "(parameters), BatchNorm of the frozen adapter in training mode as in the official "
-             "code; ConvHead trained with CE(ignore index)."
+             f"{builder_config.sensor} statistics. {config.backbone}; "
+             + PROTOCOL_NOTE.format(protocol=_protocol(config))
              + (" Smoke deviation: the frozen tokens are standardised (BatchNorm without affine) "
-                "before the ConvHead, as MAE/DINO/MoCo-v3 linear probes do." if
+                "before the head, as MAE/DINO/MoCo-v3 linear probes do." if
                 config.probe_standardise else "")])
+
+
+SEGMENTATION_COLUMNS = {"micro accuracy": "accuracy", "micro Jaccard (official)": "jaccard_micro",
+                        "mean IoU": "miou"}
+MULTILABEL_COLUMNS = {"micro AP": "ap_micro", "macro AP": "ap_macro", "micro F1": "f1_micro",
+                      "macro F1": "f1_macro", "micro accuracy": "accuracy_micro",
+                      "macro accuracy": "accuracy_macro"}
+BACKBONES = ("spec_vit", "spec_resnet50")
+
+
+def _checks(config, name: str, rows) -> dict[str, bool]:
+  """The smoke's claim: the pretrained encoder's probe beats the random-init one on the test
+  split (micro Jaccard)."""
+  if not config.checks:
+    return {}
+  gain = rows[0][4] - rows[1][4]
+  return {f"{name}: pretrained probe beats random-init probe (test micro Jaccard, "
+          f"{gain:+.3f})": gain > 0}
 
 
 def _figures(workdir: pathlib.Path, name: str, results, test) -> list[str]:
@@ -244,6 +341,8 @@ def _figures(workdir: pathlib.Path, name: str, results, test) -> list[str]:
   seg_png = f"{name}_segmentation.png"
   fig.savefig(workdir / seg_png, dpi=100)
   plt.close(fig)
+  if not isinstance(results["pretrained"][0].model.backbone, SpecViT):
+    return [seg_png]   # the token PCA is for the Spec ViT's patch tokens
 
   fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
   for ax, key in zip(axes, ("pretrained", "random"), strict=True):

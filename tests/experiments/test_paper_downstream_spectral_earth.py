@@ -1,10 +1,14 @@
-"""Paper dry runs of ``downstream_spectral_earth``: a miniature DESIS-CDL set (cross-sensor, 235
-bands, its own statistics; segmentation is the only task kind the experiment runs) in the
-published layout (``<sensor>/<tile>/<patch>.tif`` images, ``<product>/<tile>/<patch>.tif`` raw
-label rasters, ``splits/<sensor>_<product>/{train,val,test}.txt``) through the registered
-builder, the grain pipeline, a synthetic-archive pretraining, both probes with validation every
-epoch, selection on the validation loss, test scoring of the selected parameters and the report;
-and the refusal to run without a named encoder."""
+"""Paper dry runs of ``downstream_spectral_earth``, one per task kind and head: miniature sets in
+the published layout (``<sensor>/<tile>/<patch>.tif`` images, ``<product>/<tile>/<patch>.tif``
+raw label rasters, ``splits/<sensor>_<product>/{train,val,test}.txt``) through the registered
+builder and the grain pipeline, then the encoder, both probes with validation every epoch,
+selection on the validation loss, test scoring of the selected parameters and the report:
+DESIS-CDL segmentation (cross-sensor, 235 bands, its own statistics) with a synthetic-archive
+Spec ViT and a ConvHead; EnMAP-CDL segmentation with a Spec ResNet-50 state dict (``pretrained=
+PATH``, the official layout, layer1 only) and the FCN head, fully fine-tuned; EnMAP-CORINE
+multi-label classification (CLC rasters -> 19 multi-hot labels) with the encoder's linear head.
+Hyperview regression has no builder here yet. Also: the refusal to run without a named
+encoder."""
 
 from __future__ import annotations
 
@@ -13,50 +17,99 @@ import json
 import numpy as np
 import pytest
 
-from experiments import runner
 from experiments.configs import downstream_spectral_earth as downstream
+from jspectral import models
 from jspectral.data.builders import spectral_earth as data
+from jspectral.ssl import spectral_earth as se
+from tests.conftest import load_pack
+from tests.experiments.cli import run_preset
 
-TINY = ["data.patch_size=8", "pretrained=synthetic", "pretrain.size=8", "pretrain.archive_size=8",
-        "pretrain.locations=4", "pretrain.vit.embed_dim=16", "pretrain.vit.depth=1",
-        "pretrain.vit.num_heads=2", "pretrain.head_hidden=16", "pretrain.bank_size=8",
-        "pretrain.train.moco.total_steps=2", "pretrain.train.moco.batch_size=2",
-        "train.total_steps=4", "train.batch_size=2", "train.eval_every=2", "train.log_every=1"]
+TINY_VIT = ["pretrained=synthetic", "pretrain.size=8", "pretrain.archive_size=8",
+            "pretrain.locations=4", "pretrain.vit.embed_dim=16", "pretrain.vit.depth=1",
+            "pretrain.vit.num_heads=2", "pretrain.head_hidden=16", "pretrain.bank_size=8",
+            "pretrain.train.moco.total_steps=2", "pretrain.train.moco.batch_size=2"]
+TINY_FIT = ["data.patch_size=8", "train.total_steps=4", "train.batch_size=2",
+            "train.eval_every=2", "train.log_every=1"]
 
 
-def test_paper_preset_runs_on_published_layout(tmp_path, monkeypatch, cheap_compiles):
-  preset, name, bands = "paper:desis_cdl", "desis_cdl", 235   # cross-sensor segmentation
-  manual = tmp_path / "manual" / "spectral_earth_downstream"
+def _publish(tmp_path, monkeypatch, name: str) -> None:
+  """Writes a miniature ``name`` (8 px, 4 / 2 / 3 patches) under the manual root."""
+  config = data.downstream_config(name, 8)
   rng = np.random.default_rng(0)
-  data.write_downstream_dataset(manual, rng, data.downstream_config(name, 8),
+  data.write_downstream_dataset(tmp_path / "manual" / "spectral_earth_downstream", rng, config,
                                 {"train": 4, "val": 2, "test": 3},
-                                data.class_endmembers(rng, 4, bands=bands))
+                                data.class_endmembers(rng, 4, bands=config.bands))
   monkeypatch.setenv("JSPECTRAL_MANUAL_DIR", str(tmp_path / "manual"))
   monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
-  workdir = tmp_path / "run"
-  argv = ["run", "downstream_spectral_earth", "--preset", preset, "--workdir", str(workdir)]
-  for item in TINY:
-    argv += ["--set", item]
-  assert runner.main(argv) == 0
 
-  assert (tmp_path / "tfds" / "spectral_earth_downstream" / f"{name}_8px").is_dir()
+
+def _report_rows(workdir, name: str, metric: str) -> list[list[str]]:
+  """The report's two result rows; every probe validated every epoch (2 steps) on ``metric``."""
   for probe in ("pretrained", "random"):
     records = [json.loads(line) for line in
                (workdir / name / f"probe_{probe}" / "metrics.jsonl").open()]
     evals = [r for r in records if "eval/loss" in r]
-    assert [r["step"] for r in evals] == [2, 4]   # validation every epoch (2 steps here)
-    assert all(np.isfinite(r["eval/jaccard_micro"]) for r in evals)
+    assert [r["step"] for r in evals] == [2, 4]
+    assert all(np.isfinite(r[f"eval/{metric}"]) for r in evals)
   report = (workdir / "report.md").read_text()
   assert "Test scores of the parameters with the best validation loss" in report
-  assert f"4 / 2 / 3 train / val / test patches, {bands} bands" in report
-  assert "desis statistics" in report
-  rows = [line for line in report.splitlines() if line.startswith(f"| {name} ")]
+  rows = [[c.strip() for c in line.strip("|").split("|")] for line in report.splitlines()
+          if line.startswith(f"| {name} ")]
   assert len(rows) == 2
-  for row in rows:
-    cells = [c.strip() for c in row.strip("|").split("|")]
+  for cells in rows:
     assert cells[2] in ("2", "4")   # the selected step
-    assert all(0 <= float(c) <= 1 for c in cells[3:6]), row
-  assert rows[0].strip("|").split("|")[-1].strip() == "n/a"   # no published number to show
+  return rows
+
+
+def test_paper_preset_runs_on_published_layout(tmp_path, monkeypatch, cheap_compiles):
+  name, bands = "desis_cdl", 235   # cross-sensor segmentation
+  _publish(tmp_path, monkeypatch, name)
+  workdir = tmp_path / "run"
+  run_preset(workdir, "downstream_spectral_earth", f"paper:{name}", TINY_VIT + TINY_FIT)
+  assert (tmp_path / "tfds" / "spectral_earth_downstream" / f"{name}_8px").is_dir()
+  rows = _report_rows(workdir, name, "jaccard_micro")
+  for cells in rows:
+    assert all(0 <= float(c) <= 1 for c in cells[3:6]), cells
+    assert cells[-1] == "n/a"   # no published number to show
+  report = (workdir / "report.md").read_text()
+  assert f"4 / 2 / 3 train / val / test patches, {bands} bands" in report
+  assert "desis statistics" in report and "frozen (linear protocol)" in report
+
+
+@pytest.mark.slow  # ~60 s on an idle machine: compiles a dilated ResNet stage and its gradient
+def test_paper_fcn_resnet50_from_a_state_dict_fine_tuned(tmp_path, monkeypatch, cheap_compiles):
+  # The official Spec ResNet-50 layout (adapter + layer1: a truncated network keeps it cheap).
+  state = tmp_path / "spec_rn50.npz"
+  np.savez(state, **load_pack("spectral_earth_parity_resnet").state("spec_resnet50_layer1"))
+  _publish(tmp_path, monkeypatch, "enmap_cdl")
+  workdir = tmp_path / "run"
+  run_preset(workdir, "downstream_spectral_earth", "paper",
+             ["backbone=spec_resnet50", f"pretrained={state}", "model.freeze_backbone=False"]
+             + TINY_FIT)
+  rows = _report_rows(workdir, "enmap_cdl", "jaccard_micro")
+  assert rows[0][1] == "pretrained (official)" and rows[0][-1] == "0.774"
+  report = (workdir / "report.md").read_text()
+  assert "spec_resnet50; Encoder: fully fine-tuned" in report
+  config = downstream.get_config("paper")
+  module, _ = models.from_torch("spec_resnet50", dict(np.load(state)))
+  model, prefix, head = downstream.downstream_model(config, module,
+                                                    data.downstream_config("enmap_cdl", 8))
+  assert isinstance(model, se.FCNSegmenter) and (prefix, head) == ("backbone/", "head/")
+  assert model.backbone.replace_stride_with_dilation == (True,) * 4
+  assert model.backbone.return_features and model.num_classes == 14
+
+
+@pytest.mark.slow  # ~40 s on an idle machine: a synthetic-archive MoCo and two probes
+def test_paper_corine_multilabel(tmp_path, monkeypatch, cheap_compiles):
+  _publish(tmp_path, monkeypatch, "enmap_corine")
+  workdir = tmp_path / "run"
+  run_preset(workdir, "downstream_spectral_earth", "paper:corine", TINY_VIT + TINY_FIT)
+  rows = _report_rows(workdir, "enmap_corine", "ap_macro")
+  report = (workdir / "report.md").read_text()
+  assert "| micro AP | macro AP | micro F1 | macro F1 | micro accuracy | macro accuracy |" in report
+  for cells in rows:
+    assert all(0 <= float(c) <= 1 for c in cells[3:9]), cells
+  assert "multi-label classification" in report
 
 
 def test_paper_preset_refuses_an_unnamed_encoder(tmp_path):
@@ -71,11 +124,22 @@ def test_paper_preset_refuses_an_unnamed_encoder(tmp_path):
 
 
 def test_paper_variants_take_their_dataset_sizes():
-  for name, (_, batch) in downstream.PAPER_DATASETS.items():
-    config = downstream.get_config("paper" if name == "enmap_cdl" else f"paper:{name}")
+  presets = {"paper": "enmap_cdl", **{f"paper:{v}": downstream.VARIANT_DATASET.get(v, v)
+                                      for v in downstream.PAPER_VARIANTS}}
+  assert sorted(presets.values()) == sorted(downstream.PAPER_DATASETS)
+  for preset, name in presets.items():
+    config = downstream.get_config(preset)
+    batch = downstream.PAPER_DATASETS[name][1]
     steps_per_epoch = downstream.PAPER_SIZES[name] // batch
     assert config.dataset == name and config.train.batch_size == batch
     assert config.train.total_steps == 100 * steps_per_epoch
     assert config.train.eval_every == steps_per_epoch
     assert (config.train.select.metric, config.train.select.mode) == ("loss", "min")
-  assert set(downstream.PAPER_VARIANTS) == set(downstream.PAPER_DATASETS) - {"enmap_cdl"}
+    assert config.train.optimizer.learning_rate == 1e-3
+    assert config.train.optimizer.weight_decay == (1e-5 if name == "enmap_corine" else 1e-4)
+    assert config.model.freeze_backbone and config.train.trainable == ""
+  corine = downstream.get_config("paper:corine")
+  assert (corine.train.batch_size, corine.train.total_steps) == (128, 6400)   # 8250 // 128 = 64
+  assert tuple(corine.crop_scale) == (0.6, 1.0)
+  with pytest.raises(ValueError, match="paper:corine"):
+    downstream.get_config("paper:enmap_corine")
