@@ -6,9 +6,10 @@ contrast, plus the MVGRL, BGRL and graph Barlow Twins frameworks it compares. Pa
 containers and the synthetic / file datasets live in :mod:`jspectral.data`. Modules:
 
 * ``augment``: keyed, shape-preserving augmentations (edge dropping / adding, node dropping,
-  feature masking, GraphCL's subgraph, SPAN's spectral perturbation probabilities).
-* ``encoders``: GCN / GIN encoders and the framework models (GRACE, GraphCL, MVGRL, BGRL, G-BT),
-  with PyTorch weight converters.
+  feature masking, GraphCL's subgraph, SPAN's spectral perturbation probabilities, dense or on
+  a bounded pair support, MVGRL's PPR diffusion view).
+* ``encoders``: GCN / GIN encoders and the framework models (GRACE, GraphCL, MVGRL node and
+  graph level, BGRL, G-BT), with PyTorch weight converters.
 * ``losses``: InfoNCE / NT-Xent, JSD, bootstrap and Barlow Twins losses as pure functions.
 * ``tasks``: :func:`jspectral.train.fit` tasks for node- and graph-level contrast.
 * ``protocol``: evaluation on frozen embeddings (logistic-regression probe, SVM cross-validation).
