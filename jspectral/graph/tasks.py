@@ -259,8 +259,10 @@ class MVGRLNodeTask(NodeContrastTask):
     g1, g2 = self.view(k1, self.views[0]), self.view(k2, self.views[1])
     z1, z2, s1, s2 = self.model.apply({"params": params}, g1, g2)
     perm = jax.random.permutation(k_perm, g1.nodes.shape[0])
-    n1, n2, _, _ = self.model.apply({"params": params}, g1._replace(nodes=g1.nodes[perm]),
-                                    g2._replace(nodes=g2.nodes[perm]))
+    # the DGI corruption; jnp.asarray: an unaugmented view still holds the host (NumPy) features
+    n1, n2, _, _ = self.model.apply({"params": params},
+                                    g1._replace(nodes=jnp.asarray(g1.nodes)[perm]),
+                                    g2._replace(nodes=jnp.asarray(g2.nodes)[perm]))
     loss = 0.5 * (losses.jsd_loss(z2 @ s1, n2 @ s1) + losses.jsd_loss(z1 @ s2, n1 @ s2))
     return loss, {}
 

@@ -12,7 +12,8 @@ import pytest
 import scipy.linalg
 
 from jspectral.data import graphs as G
-from jspectral.graph import augment, encoders
+from jspectral.data import synthetic_graphs
+from jspectral.graph import augment, encoders, tasks
 
 PACK = np.load(pathlib.Path(__file__).parent / "parity" / "mvgrl_ppr.npz")
 
@@ -103,3 +104,19 @@ def test_top_k_keeps_k_entries_per_receiver_and_renormalises():
 def test_bad_input_names_the_argument(call, match):
   with pytest.raises(ValueError, match=match):
     call()
+
+
+def test_mvgrl_node_task_uses_the_diffusion_view_in_training_and_evaluation():
+  graph, labels = synthetic_graphs.karate_club()
+  task = tasks.MVGRLNodeTask(graph, labels, encoders.MVGRLNode(hidden=8),
+                             (tasks.View("identity"), tasks.View("ppr", 0.2)))
+  view = task.view(jax.random.key(0), task.views[1])
+  expected = augment.ppr_graph(graph, 0.2, tasks.PPR_EPS)
+  np.testing.assert_array_equal(view.senders, expected.senders)
+  np.testing.assert_allclose(view.edges["weight"], expected.edges["weight"])
+  params, _ = task.init(jax.random.key(0), None)
+  loss, _ = jax.jit(task.loss)(params, {}, None, jax.random.key(1))
+  z1, z2, _, _ = encoders.MVGRLNode(hidden=8).apply({"params": params}, graph, expected)
+  np.testing.assert_allclose(task.embed(params), np.concatenate([z1, z2], 1), rtol=1e-5,
+                             atol=1e-6)
+  assert np.isfinite(float(loss))
