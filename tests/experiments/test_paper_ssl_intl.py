@@ -35,9 +35,9 @@ def _imagenet1k(manual):
   write_image_folder(root, np.random.default_rng(2), classes=1000, per_class=1)
   for percent, classes in ((1, range(0, 1000, 50)), (10, range(0, 1000, 25))):
     (root / f"{percent}percent.txt").write_text("".join(f"n{c:08d}_0.JPEG\n" for c in classes))
-  return ["image_size=32", "linear_eval.epochs=1", "linear_eval.batch_size=250",
-          "linear_eval.milestones=(1, 2)", "linear_eval.crop=32", "linear_eval.resize=40",
-          "semi.epochs=2", "semi.batch_size=10", "semi.milestones=(1, 3)"]
+  # The streamed linear evaluation runs in the ImageNet-100 case; here the semi-supervised one.
+  return ["image_size=32", "linear_eval.epochs=0", "linear_eval.crop=32", "linear_eval.resize=40",
+          "semi.percents=(10,)", "semi.epochs=1", "semi.batch_size=10", "semi.milestones=(1, 3)"]
 
 
 @pytest.mark.parametrize("preset, write", [("paper", _cifar), ("paper:in100", _imagenet100),
@@ -69,11 +69,12 @@ def test_paper_preset_runs_on_real_format_files(tmp_path, monkeypatch, cheap_com
   elif config["data"]["source"] == "in1k":
     assert config["ema_momentum"] == 0.996 and config["multi_crop"] is True
     assert "INTL_M (EMA key m0 = 0.996), 6 views" in report
-    assert "| INTL (paper) | 73.5 |" in report
-    for percent, steps in ((1, 4), (10, 8)):       # 20 / 40 listed images, batch 10, 2 epochs
-      records = [json.loads(line)
-                 for line in (workdir / f"semi_{percent}percent" / "metrics.jsonl").open()]
-      assert [r["step"] for r in records if "eval/top1" in r] == [steps // 2, steps]
-      assert f"| {percent} % |" in report
+    paper_row = next(line for line in report.splitlines() if line.startswith("| INTL (paper)"))
+    assert "| 73.5 |" in paper_row                       # README: INTL_M 100 epochs, linear top-1
+    # The 10 % list names 40 images: batch 10, 1 epoch, validation after it (the 1 % subset
+    # runs the same code; tests/ssl/test_intl_data.py reads its list).
+    records = [json.loads(line) for line in (workdir / "semi_10percent" / "metrics.jsonl").open()]
+    assert max(r["step"] for r in records) == 4 and any("eval/top1" in r for r in records)
+    assert "| 10 % |" in report and not (workdir / "semi_1percent").exists()
   else:
     assert config["linear_eval"]["epochs"] == 0 and "Official linear evaluation" not in report
