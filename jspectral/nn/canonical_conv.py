@@ -28,6 +28,13 @@ def _valid(x, w, precision):
                                       precision=precision)
 
 
+def _forward(x, w, precision):
+  """The primal of :func:`valid_conv`: :func:`shifted_matmul_conv` when ``kh kw Co <= Ci``."""
+  if w.shape[0] * w.shape[1] * w.shape[3] <= w.shape[2]:
+    return shifted_matmul_conv(x, w, precision)
+  return _valid(x, w, precision)
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def valid_conv(x: jax.Array, w: jax.Array, precision=None) -> jax.Array:
   """VALID, stride-1 correlation with both gradients written as canonical convolutions.
@@ -40,11 +47,11 @@ def valid_conv(x: jax.Array, w: jax.Array, precision=None) -> jax.Array:
   Returns:
     ``(N, H - kh + 1, W - kw + 1, Co)``.
   """
-  return _valid(x, w, precision)
+  return _forward(x, w, precision)
 
 
 def _valid_conv_fwd(x, w, precision):
-  return _valid(x, w, precision), (x, w)
+  return _forward(x, w, precision), (x, w)
 
 
 def _valid_conv_bwd(precision, residuals, g):
@@ -60,6 +67,34 @@ def _valid_conv_bwd(precision, residuals, g):
 
 
 valid_conv.defvjp(_valid_conv_fwd, _valid_conv_bwd)
+
+
+def shifted_matmul_conv(x: jax.Array, w: jax.Array, precision=None) -> jax.Array:
+  """VALID, stride-1 correlation as one matmul to ``kh kw Co`` channels and ``kh kw`` shifted adds.
+
+  ``y[n, p, q, a, b, o] = sum_i x[n, p, q, i] w[a, b, i, o]``, then
+  ``out[n, r, c, o] = sum_{a, b} y[n, r + a, c + b, a, b, o]``. The same values as
+  convolution (up to summation order). XLA:CPU's convolution is slow for few output channels
+  (measured here, jax 0.10.2, 2 cores: a 5x5 32 -> 1 convolution on 196x196 took 0.06 s of CPU
+  as a convolution and 0.001 s this way), so :func:`valid_conv` computes its forward pass this way
+  when ``kh kw Co <= Ci`` (the intermediate is then no larger than the input; 1x1 convolutions
+  become plain matmuls); its gradients stay the canonical convolutions (autodiff of this form
+  costs more than they do).
+
+  Args:
+    x: input ``(N, H, W, Ci)``.
+    w: kernel ``(kh, kw, Ci, Co)``.
+    precision: ``lax`` precision of the matmul.
+
+  Returns:
+    ``(N, H - kh + 1, W - kw + 1, Co)``.
+  """
+  kh, kw, ci, co = w.shape
+  n, h, wd, _ = x.shape
+  y = jnp.matmul(x, jnp.transpose(w, (2, 0, 1, 3)).reshape(ci, kh * kw * co), precision=precision)
+  y = y.reshape(n, h, wd, kh, kw, co)
+  oh, ow = h - kh + 1, wd - kw + 1
+  return sum(y[:, a:a + oh, b:b + ow, a, b] for a in range(kh) for b in range(kw))
 
 
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,

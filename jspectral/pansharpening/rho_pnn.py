@@ -234,6 +234,10 @@ def spectral_kernel(ratio: int = 6, kernel_size: int = 61) -> np.ndarray:
 def spectral_degrade(output: jax.Array, ratio: int = 6, kernel_size: int = 61) -> jax.Array:
   """Valid MTF filtering, rows/cols ``3::6``.
 
+  Only the kept samples are computed (a stride-``ratio`` correlation from offset ``ratio // 2``):
+  the same values as filtering the whole tile and subsampling, 1/ratio² of the work in the
+  forward pass and in the gradient.
+
   Args:
     output: ``(N, 6h, 6w, C)``.
     ratio: PAN / HS resolution ratio.
@@ -242,8 +246,9 @@ def spectral_degrade(output: jax.Array, ratio: int = 6, kernel_size: int = 61) -
   Returns:
     ``(N, h - 10, w - 10, C)`` at the defaults.
   """
-  y = wald.correlate_valid(output, spectral_kernel(ratio, kernel_size))
-  return y[:, ratio // 2::ratio, ratio // 2::ratio]
+  offset = ratio // 2
+  return wald.correlate_valid(output[:, offset:, offset:], spectral_kernel(ratio, kernel_size),
+                              stride=ratio)
 
 
 @functools.partial(jax.jit, static_argnames=("ratio", "kernel_size"))

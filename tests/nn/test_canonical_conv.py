@@ -53,3 +53,21 @@ def test_gradient_convolutions_stay_canonical_inside_a_loop():
 
   assert labels(canonical_conv.conv_general_dilated) == {"b01f_01io->b01f"}
   assert labels(jax.lax.conv_general_dilated) != {"b01f_01io->b01f"}
+
+
+@pytest.mark.parametrize("shape", [(5, 5, 26, 1), (1, 1, 6, 4), (3, 2, 12, 2)])
+def test_shifted_matmul_path_equals_lax_in_float64(shape):
+  """Few output channels (kh kw Co <= Ci) go through the matmul path: same values and grads."""
+  with jax.enable_x64(True):
+    kx, kw = jax.random.split(jax.random.key(1))
+    x = jax.random.normal(kx, (2, 9, 11, shape[2]), jnp.float64)
+    w = jax.random.normal(kw, shape, jnp.float64)
+    conv = lambda x, w: canonical_conv.conv_general_dilated(x, w, (1, 1), "VALID",
+                                                            dimension_numbers=NHWC)
+    np.testing.assert_allclose(conv(x, w), _lax_valid(x, w), atol=1e-12)
+    ref = jax.grad(lambda x, w: jnp.sum(jnp.sin(_lax_valid(x, w))), (0, 1))(x, w)
+    ours = jax.grad(lambda x, w: jnp.sum(jnp.sin(conv(x, w))), (0, 1))(x, w)
+    for a, b in zip(ref, ours, strict=True):
+      np.testing.assert_allclose(b, a, atol=1e-12)
+    text = jax.jit(conv).lower(x, w).compile().as_text()
+    assert " convolution(" not in text
