@@ -112,7 +112,14 @@ DATASET_CODES = {
     "nlcd": (11, 21, 22, 23, 24, 31, 41, 42, 43, 52, 71, 81, 82, 90, 95),
     "bdforet": (1, 2, 3, 4, 5, 7, 9, 10, 11, 12, 14, 16),
     "bnetd": (1, 2, 3, 6, 9, 10, 13, 15, 16, 21),
+    # configs/data/enmap_eurocrops.yaml: HCAT codes, wider than int32 (read masks as int64)
+    "eurocrops": (3301090205, 3301010600, 3301090303, 3301010800, 3301090301, 3303060000,
+                  3303030600, 3303050000, 3303030100, 3301060500, 3301060300, 3303010000,
+                  3301020000, 3301160000, 3301029900),
+    "treemap": (184, 185, 221, 924, 105, 503, 520, 706, 801, 201, 264, 266, 281, 301, 901, 406,
+                923, 142, 161, 602, 607, 608, 267, 371),
 }
+HYPERVIEW_TARGETS = ("P", "K", "Mg", "pH")
 
 CORINE_TO_43 = {
     111: 0, 112: 1, 121: 2, 122: 3, 123: 4, 124: 5, 131: 6, 132: 7, 133: 8, 141: 9, 142: 10,
@@ -137,9 +144,48 @@ def remap_mask(raw: np.ndarray, codes: tuple[int, ...]) -> np.ndarray:
     ``(H, W)`` int32.
   """
   out = np.full(raw.shape, len(codes), np.int32)
+  raw = np.asarray(raw).astype(np.int64)   # EuroCrops codes exceed int32
   for i, code in enumerate(codes):
     out[raw == code] = i
   return out
+
+
+def bicubic_resize(image: np.ndarray, size: int) -> np.ndarray:
+  """torch ``F.interpolate(mode="bicubic", align_corners=True)`` of a bands-last image.
+
+  Cubic convolution with ``A = -0.75``, source coordinate ``i (H - 1) / (size - 1)``, taps
+  clamped at the borders (Hyperview's resize to the model's patch side).
+
+  Args:
+    image: ``(H, W, C)``.
+    size: output side.
+
+  Returns:
+    ``(size, size, C)`` float32.
+
+  Raises:
+    ValueError: if ``image`` is not ``(H, W, C)`` or ``size < 2``.
+  """
+  if np.ndim(image) != 3 or size < 2:
+    raise ValueError(f"image, size: expected (H, W, C) and size >= 2, got {np.shape(image)}, "
+                     f"{size}")
+  rows, cols = (_cubic_matrix(n, size) for n in np.shape(image)[:2])
+  out = np.einsum("ih,hwc,jw->ijc", rows, np.asarray(image, np.float64), cols)
+  return out.astype(np.float32)
+
+
+def _cubic_matrix(n: int, size: int, a: float = -0.75) -> np.ndarray:
+  """``(size, n)`` weights of 1-D align-corners cubic convolution with clamped taps."""
+  src = np.arange(size) * ((n - 1) / (size - 1))
+  base = np.floor(src).astype(int)
+  t = src - base
+  weights = np.zeros((size, n))
+  for k in range(-1, 3):
+    d = np.abs(t - k)
+    w = np.where(d <= 1, ((a + 2) * d - (a + 3)) * d * d + 1,
+                 np.where(d < 2, ((a * d - 5 * a) * d + 8 * a) * d - 4 * a, 0.0))
+    np.add.at(weights, (np.arange(size), np.clip(base + k, 0, n - 1)), w)
+  return weights
 
 
 def corine_multihot(raw: np.ndarray, num_classes: int = 19) -> np.ndarray:
@@ -273,6 +319,8 @@ class DownstreamConfig(tfds_lib.ManualConfig):
     size: patch side (128 in the published files; a dry run may cut it).
     codes: the class codes kept (segmentation masks are remapped with :func:`remap_mask`).
     multilabel: CORINE-style multi-hot targets instead of masks.
+    regression: Hyperview: ``images/<sample_index>.npz`` cubes resized to ``size`` and the four
+      soil targets of the split CSVs.
   """
   sensor: str = "enmap"
   product: str = "cdl"
@@ -280,6 +328,7 @@ class DownstreamConfig(tfds_lib.ManualConfig):
   size: int = 128
   codes: tuple[int, ...] = ()
   multilabel: bool = False
+  regression: bool = False
 
 
 SPLITS = ("train", "val", "test")
@@ -290,6 +339,35 @@ def _downstream(name, sensor, product, bands, codes=(), multilabel=False, size=1
            f"{product}/*/*.tif")
   return DownstreamConfig(name=name, sensor=sensor, product=product, bands=bands, size=size,
                           codes=codes, multilabel=multilabel, files=files)
+
+
+def _hyperview(name="hyperview", size=128):
+  files = ("splits/hyperview/train.csv", "splits/hyperview/val.csv", "hyperview/images/*.npz")
+  return DownstreamConfig(name=name, sensor="hyperview", product="soil", bands=150, size=size,
+                          regression=True, files=files)
+
+
+def read_hyperview_split(path: pathlib.Path) -> list[tuple[int, np.ndarray]]:
+  """``(sample_index, (P, K, Mg, pH) float32)`` rows of an official Hyperview split CSV.
+
+  Args:
+    path: ``splits/hyperview/<split>.csv`` (columns ``sample_index``, ``P``, ``K``, ``Mg``,
+      ``pH`` among others).
+
+  Returns:
+    The rows in file order.
+
+  Raises:
+    ValueError: if a column is missing.
+  """
+  with open(path, newline="") as f:
+    reader = csv.DictReader(f)
+    missing = {"sample_index", *HYPERVIEW_TARGETS} - set(reader.fieldnames or ())
+    if missing:
+      raise ValueError(f"{path}: expected columns sample_index, P, K, Mg, pH; missing "
+                       f"{sorted(missing)}")
+    return [(int(float(r["sample_index"])),
+             np.array([float(r[k]) for k in HYPERVIEW_TARGETS], np.float32)) for r in reader]
 
 
 def downstream_config(name: str, size: int | None = None) -> DownstreamConfig:
@@ -319,6 +397,9 @@ class SpectralEarthDownstream(tfds_lib.ManualBuilder):
       _downstream("enmap_bdforet", "enmap", "bdforet", 202, DATASET_CODES["bdforet"]),
       _downstream("enmap_bnetd", "enmap", "bnetd", 202, DATASET_CODES["bnetd"]),
       _downstream("enmap_corine", "enmap", "corine", 202, multilabel=True),
+      _downstream("enmap_eurocrops", "enmap", "eurocrops", 202, DATASET_CODES["eurocrops"]),
+      _downstream("enmap_treemap", "enmap", "treemap", 202, DATASET_CODES["treemap"]),
+      _hyperview(),
       _downstream("desis_cdl", "desis", "cdl", 235, DATASET_CODES["cdl"]),
       _downstream("eo1_cdl", "eo1", "cdl", 198, DATASET_CODES["cdl"]),
       _downstream("tiny_cdl", "enmap", "cdl", 202, DATASET_CODES["cdl"], size=8),
@@ -330,13 +411,22 @@ class SpectralEarthDownstream(tfds_lib.ManualBuilder):
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
   Download the SpectralEarth downstream datasets from the DLR GeoService (geoservice.dlr.de) and
   arrange them as <manual_dir>/<sensor>/<tile>/<patch>.tif (images; sensor enmap, desis or eo1),
-  <manual_dir>/<product>/<tile>/<patch>.tif (raw label rasters; product cdl, nlcd, bdforet, bnetd
-  or corine) and copy the official split lists (AABNassim/spectral_earth data/splits) to
-  <manual_dir>/splits/<sensor>_<product>/{train,val,test}.txt.
+  <manual_dir>/<product>/<tile>/<patch>.tif (raw label rasters; product cdl, nlcd, bdforet, bnetd,
+  corine, eurocrops or treemap) and copy the official split lists (AABNassim/spectral_earth
+  data/splits) to <manual_dir>/splits/<sensor>_<product>/{train,val,test}.txt.
+  Hyperview (soil P, K, Mg, pH from 150-band airborne patches; the EOTDL 'HyperView' challenge
+  data): the patches as <manual_dir>/hyperview/images/<sample_index>.npz (key 'data', (150, h, w))
+  and the official split CSVs as <manual_dir>/splits/hyperview/{train,val}.csv (the repository
+  publishes no test.csv).
   """
 
   def _features(self):
     c = self.builder_config
+    if c.regression:   # resized float cubes and four soil targets
+      return tfds.features.FeaturesDict({
+          "id": tfds.features.Text(),
+          "image": tfds.features.Tensor(shape=(c.size, c.size, c.bands), dtype=np.float32),
+          "label": tfds.features.Tensor(shape=(len(HYPERVIEW_TARGETS),), dtype=np.float32)})
     label = (tfds.features.Tensor(shape=(19,), dtype=np.int32) if c.multilabel else
              tfds.features.Tensor(shape=(c.size, c.size), dtype=np.int32))
     return tfds.features.FeaturesDict({
@@ -346,11 +436,14 @@ class SpectralEarthDownstream(tfds_lib.ManualBuilder):
     })
 
   def _split_names(self):
-    return SPLITS
+    return SPLITS[:2] if self.builder_config.regression else SPLITS
 
   def _generate_examples(self, split, manual_dir):
     c = self.builder_config
     root = pathlib.Path(manual_dir)
+    if c.regression:
+      yield from _hyperview_examples(root, split, c)
+      return
     ids = tfds_lib.read_list(root / "splits" / f"{c.sensor}_{c.product}" / f"{split}.txt")
     for sample in ids:
       image = _read_tif(root / c.sensor / sample).astype(np.int16)
@@ -365,6 +458,19 @@ class SpectralEarthDownstream(tfds_lib.ManualBuilder):
       else:
         example["mask"] = remap_mask(raw, c.codes)
       yield sample, example
+
+
+def _hyperview_examples(root: pathlib.Path, split: str, c: DownstreamConfig):
+  """Hyperview examples of ``split``: each ``(150, h, w)`` patch resized to ``c.size`` (official
+  ``resize_hyperspectral_tensor``) with its soil targets."""
+  for index, target in read_hyperview_split(root / "splits" / "hyperview" / f"{split}.csv"):
+    with np.load(root / "hyperview" / "images" / f"{index}.npz") as npz:
+      cube = np.asarray(npz["data"])
+    if cube.ndim != 3 or cube.shape[0] != c.bands:
+      raise ValueError(f"hyperview/images/{index}.npz: expected 'data' ({c.bands}, h, w), got "
+                       f"{cube.shape}")
+    image = bicubic_resize(np.moveaxis(cube, 0, -1), c.size)
+    yield str(index), {"id": str(index), "image": image, "label": target}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -542,7 +648,7 @@ def write_downstream_dataset(root: pathlib.Path, rng: np.random.Generator,
       if config.multilabel:
         raw = np.array(clc, np.int32)[rng.choice(len(clc), endmembers.shape[0])][dominant]
       else:
-        table = np.array((0, 999) + tuple(config.codes), np.int32)
+        table = np.array((0, 999) + tuple(config.codes), np.int64)
         raw = table[dominant % len(table)]
       for folder, data in ((config.sensor, np.moveaxis(cube, -1, 0)), (config.product, raw)):
         (root / folder / sample).parent.mkdir(parents=True, exist_ok=True)
@@ -551,3 +657,30 @@ def write_downstream_dataset(root: pathlib.Path, rng: np.random.Generator,
     split_dir = root / "splits" / f"{config.sensor}_{config.product}"
     split_dir.mkdir(parents=True, exist_ok=True)
     (split_dir / f"{split}.txt").write_text("\n".join(ids) + "\n")
+
+
+def write_hyperview_dataset(root: pathlib.Path, rng: np.random.Generator,
+                            counts: dict[str, int], endmembers: np.ndarray) -> None:
+  """Writes a tiny Hyperview set in the official layout: ``hyperview/images/<index>.npz``
+  (``data`` ``(150, h, w)`` of varying sides, as the field patches are) and
+  ``splits/hyperview/<split>.csv`` with the official columns (soil targets drawn at random).
+
+  Args:
+    root: output root.
+    rng: NumPy generator.
+    counts: patches per split (``train``, ``val``).
+    endmembers: ``(K, V, 150)``.
+  """
+  root = pathlib.Path(root)
+  (root / "hyperview" / "images").mkdir(parents=True, exist_ok=True)
+  (root / "splits" / "hyperview").mkdir(parents=True, exist_ok=True)
+  index = 0
+  for split, n in counts.items():
+    rows = ["sample_index,company,field,P,K,Mg,pH"]
+    for _ in range(n):
+      side = int(rng.integers(5, 8))   # field patches of varying size, smaller than 8 px
+      cube, _ = synthetic_scene(rng, endmembers, side)
+      np.savez(root / "hyperview" / "images" / f"{index}.npz", data=np.moveaxis(cube, -1, 0))
+      rows.append(f"{index},A,{index}," + ",".join(f"{v:.6f}" for v in rng.normal(size=4)))
+      index += 1
+    (root / "splits" / "hyperview" / f"{split}.csv").write_text("\n".join(rows) + "\n")
