@@ -51,3 +51,37 @@ def test_validation_takes_the_centre_crop_of_the_resized_image(probe_run):
   with pytest.raises(ValueError, match="x_val"):
     tasks.LinearEvalTask(task.backbone, probe_run[1], task.x_train, task.y_train,
                          task.x_val[:, 0], task.y_val, num_classes=3)
+
+
+def test_fine_tuning_scales_the_backbone_gradient_and_trains_batchnorm(probe_run):
+  """``FineTuneTask``: one optimizer with the backbone gradient scaled by lr_backbone /
+  lr_classifier is the official two-group SGD (momentum, no weight decay); BN in train mode."""
+  base = probe_run[0]
+  kw = dict(num_classes=3, crop=16, resize=20, mean=(0.5,) * 3, std=(0.25,) * 3)
+  make = lambda ratio: tasks.FineTuneTask(base.backbone, probe_run[1], base.x_train,  # noqa: E731
+                                          base.y_train, base.x_val, base.y_val,
+                                          backbone_lr_ratio=ratio, **kw)
+  batch = {"image": base.x_train[:16], "label": base.y_train[:16]}
+  grads, values = {}, {}
+  for ratio in (1.0, 0.02):
+    task = make(ratio)
+    params, state = task.init(jax.random.key(1), None)
+    (values[ratio], aux), grads[ratio] = jax.jit(jax.value_and_grad(task.loss, has_aux=True))(
+        params, state, batch, jax.random.key(2))
+  assert values[1.0] == values[0.02]
+  for name in ("kernel", "bias"):
+    np.testing.assert_array_equal(grads[1.0][name], grads[0.02][name])
+  for g1, g2 in zip(jax.tree.leaves(grads[1.0]["backbone"]),
+                    jax.tree.leaves(grads[0.02]["backbone"]), strict=True):
+    np.testing.assert_allclose(g2, 0.02 * g1, rtol=1e-6, atol=1e-12)
+  assert max(float(np.max(np.abs(g))) for g in jax.tree.leaves(grads[1.0]["backbone"])) > 0
+  moved = [not np.allclose(a, b) for a, b in zip(jax.tree.leaves(aux["state"]["batch_stats"]),
+                                                 jax.tree.leaves(state["batch_stats"]),
+                                                 strict=True)]
+  assert any(moved)                                      # running statistics updated
+  assert 0.0 <= make(0.02).evaluate(params, state)["top1"] <= 1.0
+  with pytest.raises(ValueError, match="backbone_lr_ratio"):
+    make(-1.0)
+  with pytest.raises(ValueError, match="x_val"):
+    tasks.LinearEvalTask(base.backbone, probe_run[1], base.x_train, base.y_train,
+                         list(base.x_val), base.y_val, num_classes=3)
