@@ -48,3 +48,25 @@ def test_graph_recipes_follow_graphcl_go_sh():
   view1, view2 = graph_ssl_graph._views("span", 0.2)  # SPAN's max/min pair, not identity
   assert (view1.kind, view2.kind) == ("span_max", "span_min")
   assert graph_ssl_graph._views("add_edges", 0.2).kind == "add_edges"
+
+
+def test_graph_mvgrl_recipe_follows_gcl_span_unsupervised_graph(tmp_path):
+  graph = graph_ssl_graph.get_config("paper")
+  assert list(graph.frameworks) == ["graphcl", "mvgrl"]
+  assert list(graph_ssl_graph.get_config("smoke").frameworks) == ["graphcl"]
+  m = graph.mvgrl
+  assert (m.hidden, m.num_layers, m.learning_rate, m.batch_size, m.epochs) == (
+      512, 2, 1e-5, 32, 100)
+  assert m.augmentations[0] == "ppr" and m.alpha == 0.2
+  view2 = graph_ssl_graph._views("ppr", 0.2, alpha=0.15)  # view 1 the graph, view 2 PPR(alpha)
+  assert (view2.kind, view2.p) == ("ppr", 0.15)
+  graph.frameworks = ["graphcl", "infograph"]
+  with pytest.raises(ValueError, match="frameworks"):
+    graph_ssl_graph.run(graph, tmp_path)
+
+
+def test_node_span_l2_only_where_span_runs_dense():
+  for name, expected in (("paper", True), ("paper:citeseer", True), ("paper:pubmed", False),
+                         ("paper:cs", False)):
+    config = graph_ssl_node.get_config(name)
+    assert ("span_l2" in config.augmentations) is expected and config.span.support == "auto"
