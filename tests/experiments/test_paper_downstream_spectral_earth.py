@@ -143,3 +143,18 @@ def test_paper_variants_take_their_dataset_sizes():
   assert tuple(corine.crop_scale) == (0.6, 1.0)
   with pytest.raises(ValueError, match="paper:corine"):
     downstream.get_config("paper:enmap_corine")
+
+
+def test_smoke_check_states_the_claim_and_compares_micro_jaccard():
+  config = downstream.get_config("smoke")
+  rows = [["smoke_cdl", "pretrained", 75, 0.5975, 0.426, 0.3819, "n/a"],   # seed 0, 2026-12-04
+          ["smoke_cdl", "random init", 125, 0.6298, 0.4596, 0.4118, "n/a"]]
+  (line, passed), = downstream._checks(config, "smoke_cdl", rows,
+                                       downstream.SEGMENTATION_COLUMNS).items()
+  assert not passed and "frozen pretrained encoder beats a frozen random-init one" in line
+  assert "micro Jaccard (official) 0.426 vs 0.460, -0.034" in line
+  rows[0][4] = 0.47
+  assert list(downstream._checks(config, "smoke_cdl", rows,
+                                 downstream.SEGMENTATION_COLUMNS).values()) == [True]
+  assert downstream._checks(downstream.get_config("paper"), "enmap_cdl", rows,
+                            downstream.SEGMENTATION_COLUMNS) == {}
