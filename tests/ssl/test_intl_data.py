@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from jspectral.data import builders
 from jspectral.data import tfds as tfds_lib
 from jspectral.data.builders import cifar, imagenet, imagenet100
 from tests.data.real_format import write_cifar_batch, write_image_folder
@@ -96,6 +97,14 @@ def test_imagenet1k_subsets_read_the_official_lists(tmp_path):
   with pytest.raises(ValueError, match="n99999999_0.JPEG"):
     tfds_lib.prepare(TinyImageNet1k, config="percent10", manual_dir=manual,
                      data_dir=tmp_path / "data2")
+
+
+def test_data_list_names_the_imagenet_files(tmp_path):
+  entries = {e["name"]: e for e in builders.catalog(tmp_path)}
+  assert entries["image_net1k/default"]["expected_files"] == ["train", "val"]
+  assert entries["image_net1k/percent10"]["expected_files"] == ["train", "10percent.txt"]
+  assert entries["image_net1k/percent1"]["manual_dir"] == str(tmp_path / "image_net1k")
+  assert entries["image_net100/default"]["missing_files"] == ["train", "val"]
 
 
 def test_imagenet_folder_needs_every_class(tmp_path):
