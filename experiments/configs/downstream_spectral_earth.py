@@ -182,8 +182,13 @@ def downstream_model(config, backbone, builder_config):
   Segmentation: :class:`ViTSegmentor` (``probe_head``) on a Spec ViT, or the all-dilated Spec
   ResNet-50 + FCNHead; multi-label: the encoder with its own ``num_classes`` linear head.
 
+  Args:
+    config: the experiment config (``probe_standardise``, ``probe_head``).
+    backbone: a :class:`SpecViT` or a Spec ResNet-50 (as pretrained: strided, pooled).
+    builder_config: the dataset's ``DownstreamConfig`` (classes; ``multilabel``).
+
   Returns:
-    ``(model, encoder_prefix, head_prefix)``.
+    ``(model, encoder_prefix, head_prefix)``: the parameter paths ``trainable_pattern`` needs.
   """
   if builder_config.multilabel:
     return (backbone.clone(num_classes=CORINE_LABELS), "",
@@ -202,9 +207,6 @@ def _probe(config, backbone, init_variables, splits, builder_config, workdir):
   """Trains the head (and what ``model.*`` unfreezes) on the encoder; returns the task, the fit
   result, the selected parameters and the test scores of the parameters selected on the
   validation split."""
-  if config.train.trainable:
-    raise ValueError("train.trainable: derived from model.freeze_backbone / finetune_adapter / "
-                     "finetune_first_n_layers; set those instead of a regex")
   stats = data.sensor_statistics(builder_config.sensor)
   aug = lambda e, rng, train=True: se.downstream_augment(
       e, rng, scale=tuple(config.crop_scale), mean=stats["mu"], std=stats["sigma"], train=train)
@@ -228,8 +230,12 @@ def _probe(config, backbone, init_variables, splits, builder_config, workdir):
 
 
 def check_pretrained(config) -> None:
-  """Refuses a run whose encoder is not named (``pretrained``: a file or ``synthetic``) or whose
-  ``backbone`` is unknown."""
+  """Refuses, before anything is written, a run whose encoder is not named (``pretrained``: a
+  file or ``synthetic``), whose ``backbone`` is unknown, or which sets ``train.trainable`` (derived
+  from ``model.*``)."""
+  if config.train.trainable:
+    raise ValueError("train.trainable: derived from model.freeze_backbone / finetune_adapter / "
+                     "finetune_first_n_layers; set those instead of a regex")
   if config.backbone not in BACKBONES:
     raise ValueError(f"backbone: expected one of {BACKBONES}, got {config.backbone!r}")
   if not config.pretrained:

@@ -112,11 +112,18 @@ def test_paper_corine_multilabel(tmp_path, monkeypatch, cheap_compiles):
   assert "multi-label classification" in report
 
 
-def test_paper_preset_refuses_an_unnamed_encoder(tmp_path):
+def test_paper_preset_refuses_bad_settings_before_writing(tmp_path):
   config = downstream.get_config("paper")
   assert config.pretrained == "" and config.train.batch_size == 32
   with pytest.raises(ValueError, match="pretrained: name the encoder"):
     downstream.run(config, tmp_path)
+  for key, value, message in (("backbone", "vit_b", "backbone: expected one of"),
+                               ("train.trainable", "^head/", "train.trainable: derived from")):
+    bad = downstream.get_config("paper")
+    bad.pretrained = "synthetic"
+    bad.update_from_flattened_dict({key: value})
+    with pytest.raises(ValueError, match=message):
+      downstream.run(bad, tmp_path)
   config.pretrained = str(tmp_path / "missing.npz")
   with pytest.raises(ValueError, match="pretrained: .* is not a file"):
     downstream.run(config, tmp_path)
