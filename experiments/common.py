@@ -339,6 +339,12 @@ def spectral_earth_pretrain_config(preset: str,
   # Official DINO lr: per-epoch LinearLR from lr/20 over 20 epochs, then cosine with T_max = 100
   # epochs (DINOTask.schedule); the smoke uses train.dino.schedule instead.
   c.dino_official_lr = not smoke
+  # Official: the teacher head is initialised independently of the student's (the teacher
+  # backbone is a copy); the smoke starts it as a copy (lightly's examples, the DINO paper) so
+  # that its 60 steps are not spent pulling a random teacher head towards the student.
+  c.dino_copy_teacher_head = smoke
+  # Official MAE lr: CosineAnnealingLR(T_max = 200 epochs) stepped per epoch (MAETask.schedule).
+  c.mae_official_lr = not smoke
   batch = 8 if smoke else 256
   steps_per_epoch = max(c.locations // batch, 1)
   c.steps_per_epoch = steps_per_epoch
@@ -355,7 +361,7 @@ def spectral_earth_pretrain_config(preset: str,
     t.schedule.update(schedule)
     return t
 
-  c.train = ml_collections.ConfigDict({
+  train_configs = {
       "moco": tc("moco", "adamw" if smoke else "momentum", 1e-3, 1e-4,
                  dict(name="step", boundaries=[60 * steps_per_epoch, 80 * steps_per_epoch],
                       decay_factor=0.1)),
@@ -365,7 +371,11 @@ def spectral_earth_pretrain_config(preset: str,
                       min_lr_ratio=0.095), smoke_steps=60),
       "mae": tc("mae", "adamw", 1e-3 if smoke else 1e-4, 0.01,
                 dict(name="constant") if smoke else dict(name="warmup_cosine", warmup_steps=0)),
-  })
+  }
+  # torch sets the gradient of DINO's frozen last layer to None in epoch 0: AdamW then neither
+  # decays it nor advances its moments and step count (per-parameter state).
+  train_configs["dino"].optimizer.skip_unused = not smoke
+  c.train = ml_collections.ConfigDict(train_configs)
   return c
 
 
@@ -432,10 +442,13 @@ def spectral_earth_task(method: str, config, source):
                               momentum_start=config.dino_momentum_start,
                               center_momentum=config.dino_center_momentum,
                               bottleneck=config.dino_bottleneck, scale=tuple(config.dino_scale),
-                              official_lr=config.dino_official_lr)
+                              official_lr=config.dino_official_lr,
+                              copy_teacher_head=config.dino_copy_teacher_head)
   if method == "mae":
     return ssl_tasks.MAETask(**common, encoder=vit, mask_ratio=config.mask_ratio,
-                             decoder_dim=config.decoder_dim, decoder_heads=config.decoder_heads)
+                             decoder_dim=config.decoder_dim, decoder_heads=config.decoder_heads,
+                             official_lr=config.mae_official_lr,
+                             steps_per_epoch=config.steps_per_epoch)
   raise ValueError(f"method: expected moco, dino or mae, got {method!r}")
 
 

@@ -12,7 +12,11 @@ Paper variants (``PAPER_VARIANTS``): Spec ResNet-50 with MoCo-v2 and DINO (``pap
 MAE with Spec ViT-B/L/H/g (``paper:mae_vit_b`` ...). DINO's schedules are the official ones through
 the step-aware engine: the per-epoch LinearLR + Cosine(T_max 100) learning rate
 (``DINOTask.schedule``), lightly's per-epoch teacher momentum (0.996 -> 1.0 over 10 epochs) and
-teacher temperature (0.04 -> 0.04 over 10 epochs). The official 16-mixed precision runs as bf16.
+teacher temperature (0.04 -> 0.04 over 10 epochs); its teacher head starts from its own random
+init and AdamW leaves the frozen last layer alone in epoch 0 (``optimizer.skip_unused``), as in
+torch. MAE's learning rate is the official per-epoch CosineAnnealing(T_max 200)
+(``MAETask.schedule``). Three training steps of each agree with the official modules
+(``tests/ssl/test_spectral_earth_train_steps.py``). The official 16-mixed precision runs as bf16.
 
 Config and tasks are shared with ``downstream_spectral_earth`` (``experiments.common``).
 """
