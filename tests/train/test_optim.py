@@ -145,3 +145,23 @@ def test_skip_unused_leaves_a_parameter_without_gradient_alone_as_torch_does():
   assert np.all(np.asarray(results["torch"]["branch"]) == 0)        # no update, no state change
   assert np.all(np.abs(np.asarray(results["plain"]["branch"])) > 0.1)  # momentum keeps moving it
   np.testing.assert_allclose(results["torch"]["used"], results["plain"]["used"], rtol=1e-6)
+
+
+def test_adamw_skip_unused_neither_decays_nor_counts_a_frozen_leaf():
+  """torch AdamW on a tensor whose grad is None (DINO's last layer in epoch 0): no decoupled
+  decay, no moments, and its own step count, so its first real step is Adam's first step."""
+  c = config()
+  c.optimizer.update(name="adamw", learning_rate=0.1, weight_decay=0.5, skip_unused=True)
+  tx, _ = train.make_optimizer(c, 10)
+  params = {"frozen": jnp.full(2, 2.0), "live": jnp.full(2, 2.0)}
+  state = tx.init(params)
+  for _ in range(2):   # epoch 0: the frozen leaf has an all-zero gradient
+    updates, state = tx.update({"frozen": jnp.zeros(2), "live": jnp.ones(2)}, state, params)
+    assert np.all(np.asarray(updates["frozen"]) == 0)
+    params = optax.apply_updates(params, updates)
+  updates, state = tx.update({"frozen": jnp.full(2, 3.0), "live": jnp.ones(2)}, state, params)
+  # first Adam step of that leaf: m_hat / sqrt(v_hat) = 1, plus the decay, both times lr
+  np.testing.assert_allclose(updates["frozen"], -0.1 * (1.0 + 0.5 * 2.0), rtol=1e-5)
+  with pytest.raises(ValueError, match="adam and adamw"):
+    c.optimizer.update(name="momentum")
+    train.make_optimizer(c, 10)
