@@ -1,7 +1,8 @@
 """Paper dry run of ``pretrain_spectral_earth``: a miniature SpectralEarth archive in the published
 layout (``spectral_earth/enmap/<location>/<date>.tif``, ``(202, S, S)`` int16 GeoTIFFs, 1-3 dates
 per location) through the registered builder, the grain pipeline, MoCo-v2, DINO (official
-per-epoch schedules) and MAE fits in the paper recipe's bf16, and the report."""
+per-epoch schedules, independent teacher head, per-parameter AdamW state) and MAE (per-epoch
+cosine) fits in the paper recipe's bf16, and the report."""
 
 from __future__ import annotations
 
@@ -41,6 +42,13 @@ def test_paper_preset_runs_on_published_layout(tmp_path, monkeypatch, cheap_comp
   # Official DINO lr: epoch 0 and 1 of the LinearLR warm-up from lr/20 (one step per epoch).
   np.testing.assert_allclose([r["learning_rate"] for r in dino if "loss" in r],
                              [5e-5, 1e-3 * (1 / 20 + 0.95 / 20)], rtol=1e-5)
+  # Official MAE lr: CosineAnnealingLR(T_max = 200 epochs) stepped per epoch.
+  mae = [json.loads(line) for line in (workdir / "mae" / "metrics.jsonl").open()]
+  np.testing.assert_allclose([r["learning_rate"] for r in mae if "loss" in r],
+                             [1e-4, 1e-4 * (1 + np.cos(np.pi / 200)) / 2], rtol=1e-5)
+  config = json.loads((workdir / "config.json").read_text())
+  assert config["train"]["dino"]["optimizer"]["skip_unused"]   # torch's frozen last layer
+  assert not config["dino_copy_teacher_head"] and config["mae_official_lr"]
   report = (workdir / "report.md").read_text()
   assert "Pretraining losses" in report and "4 locations" in report
   for method in ("moco", "dino", "mae"):
