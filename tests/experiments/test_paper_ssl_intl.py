@@ -6,12 +6,15 @@ semi-supervised fine-tuning and the report; sizes and steps cut by ``--set``."""
 from __future__ import annotations
 
 import json
+import pathlib
 
 import numpy as np
 import pytest
 
 from experiments import runner
 from tests.data.real_format import write_cifar10, write_image_folder
+
+PACK = pathlib.Path(__file__).parents[1] / "ssl" / "parity" / "intl_m_train_steps.npz"
 
 TINY = ["model.stage_sizes=(1, 1, 1, 1)", "model.width=4", "model.hidden=16", "model.features=16",
         "train.total_steps=2", "train.batch_size=8", "train.eval_every=0",
@@ -35,9 +38,10 @@ def _imagenet1k(manual):
   write_image_folder(root, np.random.default_rng(2), classes=1000, per_class=1)
   for percent, classes in ((1, range(0, 1000, 50)), (10, range(0, 1000, 25))):
     (root / f"{percent}percent.txt").write_text("".join(f"n{c:08d}_0.JPEG\n" for c in classes))
-  # The streamed linear evaluation runs in the ImageNet-100 case; here the semi-supervised one.
+  # The streamed linear evaluation runs in the ImageNet-100 case, the semi-supervised one in
+  # test_released_weights_are_fine_tuned_on_the_10_percent_subset.
   return ["image_size=32", "linear_eval.epochs=0", "linear_eval.crop=32", "linear_eval.resize=40",
-          "semi.percents=(10,)", "semi.epochs=1", "semi.batch_size=10", "semi.milestones=(1, 3)"]
+          "semi.percents=()"]
 
 
 @pytest.mark.parametrize("preset, write", [("paper", _cifar), ("paper:in100", _imagenet100),
@@ -71,10 +75,33 @@ def test_paper_preset_runs_on_real_format_files(tmp_path, monkeypatch, cheap_com
     assert "INTL_M (EMA key m0 = 0.996), 6 views" in report
     paper_row = next(line for line in report.splitlines() if line.startswith("| INTL (paper)"))
     assert "| 73.5 |" in paper_row                       # README: INTL_M 100 epochs, linear top-1
-    # The 10 % list names 40 images: batch 10, 1 epoch, validation after it (the 1 % subset
-    # runs the same code; tests/ssl/test_intl_data.py reads its list).
-    records = [json.loads(line) for line in (workdir / "semi_10percent" / "metrics.jsonl").open()]
-    assert max(r["step"] for r in records) == 4 and any("eval/top1" in r for r in records)
-    assert "| 10 % |" in report and not (workdir / "semi_1percent").exists()
   else:
     assert config["linear_eval"]["epochs"] == 0 and "Official linear evaluation" not in report
+
+
+def test_released_weights_are_fine_tuned_on_the_10_percent_subset(tmp_path, monkeypatch,
+                                                                  cheap_compiles):
+  """``pretrained=PATH``: an official INTL state dict (the tiny ResNet-50-style network of the
+  INTL_M parity pack) is evaluated and fine-tuned on the 10 % list instead of pre-training."""
+  monkeypatch.setenv("JSPECTRAL_MANUAL_DIR", str(tmp_path / "manual"))
+  monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+  with np.load(PACK) as pack:
+    np.savez(tmp_path / "released.npz",
+             **{f"module.{k[5:]}": pack[k] for k in pack.files if k.startswith("init/")})
+  workdir = tmp_path / "run"
+  overrides = _imagenet1k(tmp_path / "manual")[:-1] + [
+      f"pretrained={tmp_path / 'released.npz'}", "linear_epochs=2", "semi.percents=(10,)",
+      "semi.epochs=1", "semi.batch_size=10"]
+  argv = ["run", "ssl_intl", "--preset", "paper:in1k", "--workdir", str(workdir)]
+  for item in overrides:
+    argv += ["--set", item]
+  runner.main(argv)
+
+  assert not (workdir / "intl").exists()                 # no pre-training
+  report = (workdir / "report.md").read_text()
+  assert "released weights (released.npz)" in report and "| 10 % |" in report
+  # The 10 % list names 40 images: batch 10, 1 epoch, validation after it (the 1 % subset runs
+  # the same code; tests/ssl/test_intl_data.py reads its list).
+  records = [json.loads(line) for line in (workdir / "semi_10percent" / "metrics.jsonl").open()]
+  assert max(r["step"] for r in records) == 4 and any("eval/top1" in r for r in records)
+  assert not (workdir / "semi_1percent").exists()
