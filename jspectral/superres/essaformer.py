@@ -30,6 +30,7 @@ Deliberate differences: none in the forward pass. The Flax tree mirrors the offi
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 
@@ -38,6 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jspectral.nn import canonical_conv
 from jspectral.nn.model_spec import ModelSpec
 from jspectral.superres.layers import (
     PixelShuffleUpsampler,
@@ -48,6 +50,10 @@ from jspectral.superres.layers import (
 
 _SUM_EPS = 1e-7      # added to the per-token sum of squares (official)
 _NORM_EPS = 1e-12    # F.normalize clamp of the L2 norm (official)
+
+# Zero-padded convs with the weight gradient as per-tap matmuls: XLA:CPU's own weight-gradient
+# convolution grows faster than the pixel count (docs/benchmarks.md); same values and gradients.
+_Conv = functools.partial(nn.Conv, conv_general_dilated=canonical_conv.conv_general_dilated)
 
 
 def _l2_normalise(x: jax.Array, axis: int) -> jax.Array:
@@ -246,9 +252,9 @@ class ConvFeedForward(nn.Module):
     """
     drop = nn.Dropout(self.drop_rate, broadcast_dims=(1, 2), deterministic=not train)
     width = z.shape[-1]
-    z = drop(nn.leaky_relu(nn.Conv(width, (1, 1), name="0")(z), 0.2))
-    z = drop(nn.leaky_relu(nn.Conv(width, (3, 3), padding=1, name="3")(z), 0.2))
-    return nn.Conv(self.features, (1, 1), name="6")(z)
+    z = drop(nn.leaky_relu(_Conv(width, (1, 1), name="0")(z), 0.2))
+    z = drop(nn.leaky_relu(_Conv(width, (3, 3), padding=1, name="3")(z), 0.2))
+    return _Conv(self.features, (1, 1), name="6")(z)
 
 
 class EncoderBlock(nn.Module):
@@ -315,7 +321,7 @@ class Downsample(nn.Module):
       ValueError: if ``scale`` is not a power of two >= 2 or 3.
     """
     for i, r in enumerate(_factor_steps(self.scale)):
-      x = pixel_unshuffle(nn.Conv(x.shape[-1] // (r * r), (3, 3), padding=1, name=str(2 * i))(x), r)
+      x = pixel_unshuffle(_Conv(x.shape[-1] // (r * r), (3, 3), padding=1, name=str(2 * i))(x), r)
     return x
 
 
@@ -407,13 +413,13 @@ class ESSAformer(nn.Module):
       raise ValueError(f"hr_passes: expected >= 1, got {self.hr_passes}")
     if x.ndim != 4 or x.shape[-1] != self.bands:
       raise ValueError(f"x: expected (N, h, w, {self.bands}) bands-last, got shape {x.shape}")
-    features = nn.Conv(self.dim, (3, 3), padding=1, name="conv_first")(x)
+    features = _Conv(self.dim, (3, 3), padding=1, name="conv_first")(x)
     features = IterativeRefining(self.scale, self.hr_passes, self.attention, self.drop_rate,
                                  name="blockup")(features, train=train)
     if not self.upsample_skip:
-      return nn.Conv(self.bands, (3, 3), padding=1, name="conv_last")(features)
+      return _Conv(self.bands, (3, 3), padding=1, name="conv_last")(features)
     n, h, w, c = x.shape
-    residual = nn.Conv(self.bands, (3, 3), padding=1, kernel_init=nn.initializers.zeros,
+    residual = _Conv(self.bands, (3, 3), padding=1, kernel_init=nn.initializers.zeros,
                        name="conv_last")(features)
     return residual + jax.image.resize(x, (n, self.scale * h, self.scale * w, c), "bicubic")
 

@@ -71,3 +71,16 @@ def test_shifted_matmul_path_equals_lax_in_float64(shape):
       np.testing.assert_allclose(b, a, atol=1e-12)
     text = jax.jit(conv).lower(x, w).compile().as_text()
     assert " convolution(" not in text
+
+
+def test_explicit_padding_is_padded_then_valid_with_the_same_gradients():
+  with jax.enable_x64(True):
+    x = jax.random.normal(jax.random.key(2), (2, 7, 6, 4), jnp.float64)
+    module = nn.Conv(5, (3, 3), padding=((1, 2), (0, 1)), param_dtype=jnp.float64)
+    params = module.init(jax.random.key(3), x)
+    ours = module.clone(conv_general_dilated=canonical_conv.conv_general_dilated)
+    loss = lambda m: jax.grad(lambda p, x: jnp.sum(jnp.sin(m.apply(p, x))), (0, 1))(params, x)
+    np.testing.assert_allclose(ours.apply(params, x), module.apply(params, x), atol=1e-12)
+    for a, b in zip(jax.tree_util.tree_leaves(loss(module)),
+                    jax.tree_util.tree_leaves(loss(ours)), strict=True):
+      np.testing.assert_allclose(b, a, atol=1e-12)
