@@ -158,7 +158,8 @@ def default_config() -> ml_collections.ConfigDict:
     An ``ml_collections.ConfigDict`` with ``seed``, ``total_steps``, ``batch_size``, ``optimizer``
     and ``schedule`` (see :mod:`jspectral.train.optim`), ``grad_clip_norm``, ``trainable``,
     ``checkpoint_every``, ``keep_checkpoints``, ``eval_every``, ``log_every``, ``progress``,
-    ``precision``, ``grad_accum_steps`` and ``select`` (each explained in :data:`CONFIG_FIELDS`).
+    ``precision``, ``grad_accum_steps``, ``finite_check_every`` and ``select`` (each explained
+    in :data:`CONFIG_FIELDS`).
   """
   return ml_collections.ConfigDict(dict(
       seed=0, total_steps=100, batch_size=8,
@@ -169,7 +170,7 @@ def default_config() -> ml_collections.ConfigDict:
                     decay_factor=0.1, cycle_steps=100),
       grad_clip_norm=0.0, trainable="",
       checkpoint_every=50, keep_checkpoints=2, eval_every=0, log_every=10, progress=True,
-      precision="float32", grad_accum_steps=1,
+      precision="float32", grad_accum_steps=1, finite_check_every=16,
       select=dict(metric="", mode="max", restart_at=[], patience=0, ties="later")))
 
 
@@ -203,6 +204,9 @@ CONFIG_FIELDS = {
     "progress": "show the progress bar",
     "precision": "float32 | bfloat16 (bf16 compute; float32 weights and optimizer state)",
     "grad_accum_steps": "split each batch into k micro-batches whose gradients make one update",
+    "finite_check_every": "read the steps' on-device finiteness flags every K steps (and before "
+                          "every log, evaluation and checkpoint); the error still names the "
+                          "first bad step",
     "select.metric": "evaluate() key that selects the best parameters ('' = keep the last)",
     "select.mode": "max | min: which direction of select.metric is better",
     "select.patience": "early stopping: stop after this many evaluations in a row without a "
@@ -433,18 +437,23 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str | pathlib.Pa
   bar = tqdm(total=config.total_steps, initial=start, disable=not (is_main and config.progress),
              desc=workdir.name, dynamic_ncols=True)
   last_time, last_step = time.perf_counter(), start
+  # Finiteness flags stay on device and are read every finite_check_every steps (a read per step
+  # is a host sync that stalls the dispatch of the next step), and always before anything leaves
+  # the step loop: a log record, an evaluation, a checkpoint, the end.
+  check_every = config.get("finite_check_every", 1)
+  unchecked = []
   try:
     last = start if select.stops(ts) else config.total_steps   # a run that stopped early stays so
     for step in range(start + 1, last + 1):
       ts, metrics, ok = step_fn(ts, global_batch(mesh, next(data_iter)))
-      if not bool(ok):
-        mngr.wait_until_finished()
-        where = (f"step {verified} in {workdir / 'checkpoints'}" if verified is not None
-                 else "none yet")
-        raise NonFiniteError(
-            f"non-finite loss or gradient at step {step} (loss={float(metrics['loss'])}, "
-            f"grad_norm={float(metrics['grad_norm'])}); last good checkpoint: {where}")
-      if step % config.log_every == 0 or step == config.total_steps:
+      unchecked.append((step, ok, metrics))
+      log = step % config.log_every == 0 or step == config.total_steps
+      evaluate = bool(config.eval_every) and step % config.eval_every == 0
+      save = step % config.checkpoint_every == 0 or step == config.total_steps
+      if log or evaluate or save or step % check_every == 0 or select.patience:
+        _raise_first_non_finite(unchecked, mngr, verified, workdir / "checkpoints")
+        unchecked = []
+      if log:
         now = time.perf_counter()
         record = {k: float(v) for k, v in metrics.items()}
         record.update(step=step, learning_rate=float(schedule(step - 1)),
@@ -452,11 +461,11 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str | pathlib.Pa
         last_time, last_step = now, step
         history.append(record)
         bar.set_postfix(loss=f"{record['loss']:.4g}", ex_s=f"{record['examples_per_sec']:.1f}")
-      if config.eval_every and step % config.eval_every == 0 and step != config.total_steps:
+      if evaluate and step != config.total_steps:
         ts, evals = select.evaluate(task, ts)
         history.append({"step": step, **evals})
       stop = select.stops(ts)
-      if stop or step % config.checkpoint_every == 0 or step == config.total_steps:
+      if stop or save:
         checkpoint.save(mngr, step, ts, data_iter.get_state())
         verified = step
       bar.update(1)
@@ -503,6 +512,9 @@ def _check_config(config: ml_collections.ConfigDict, devices: int) -> None:
   if config.batch_size < 1 or config.batch_size % (devices * accum):
     raise ValueError(f"config.batch_size: {config.batch_size} is not a positive multiple of the "
                      f"{devices} devices of the mesh times grad_accum_steps={accum}")
+  every = config.get("finite_check_every", 1)
+  if not isinstance(every, int) or every < 1:
+    raise ValueError(f"config.finite_check_every: expected an integer >= 1, got {every!r}")
   if config.get("precision", "float32") not in ("float32", "bfloat16"):
     raise ValueError(f"config.precision: expected 'float32' or 'bfloat16', got "
                      f"{config.precision!r}")
@@ -638,6 +650,19 @@ def _freeze(loss_fn: Callable, pattern: str) -> Callable:
 
 def _host(x):
   return np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) else x
+
+
+def _raise_first_non_finite(unchecked: list, mngr, verified: int | None,
+                            checkpoints: pathlib.Path) -> None:
+  """Raises :class:`NonFiniteError` for the first ``(step, ok, metrics)`` whose ``ok`` is False."""
+  flags = jax.device_get([ok for _, ok, _ in unchecked])
+  for (step, _, metrics), ok in zip(unchecked, flags, strict=True):
+    if not ok:
+      mngr.wait_until_finished()
+      where = f"step {verified} in {checkpoints}" if verified is not None else "none yet"
+      raise NonFiniteError(
+          f"non-finite loss or gradient at step {step} (loss={float(metrics['loss'])}, "
+          f"grad_norm={float(metrics['grad_norm'])}); last good checkpoint: {where}")
 
 
 def _evaluate(task: Task, ts: TrainState) -> dict[str, float]:

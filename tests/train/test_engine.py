@@ -184,6 +184,24 @@ def test_nan_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
                 if p.name.isdigit()) == [1, 2]
 
 
+def test_nan_read_every_k_steps_still_names_the_first_bad_step(tmp_path):
+  """Flags read every 8 steps: the error names step 3, and no checkpoint holds the bad update."""
+  config = engine_run.config(steps=10, checkpoint_every=5)
+  config.optimizer.update(name="sgd", learning_rate=1.0)
+  config.update(batch_size=2, log_every=100, finite_check_every=8)
+  with pytest.raises(train.NonFiniteError, match="at step 3 .*last good checkpoint: none yet"):
+    train.fit(DivergingTask(), config, tmp_path)
+  assert not [p for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()]
+
+
+@pytest.mark.parametrize("every", [0, -2])
+def test_finite_check_every_must_be_a_positive_integer(tmp_path, every):
+  config = engine_run.config()
+  config.finite_check_every = every
+  with pytest.raises(ValueError, match="finite_check_every"):
+    train.fit(engine_run.RegressionTask(), config, tmp_path)
+
+
 def test_batch_size_must_divide_over_devices_and_processes(tmp_path):
   config = engine_run.config()
   config.batch_size = 0
