@@ -87,7 +87,8 @@ def conv3d_same(v: jax.Array, kernel: jax.Array, strides: Sequence[int] = (1, 1,
   (forward and both gradients; see ``docs/benchmarks.md``), so the band axis is folded into a
   2-D convolution: a ``(1, kh, kw)`` kernel is one 2-D convolution over ``(N * D, H, W)``, a
   ``(kd, 1, 1)`` kernel one over ``(N, D, H * W)``, and a ``(kd, kh, kw)`` kernel the sum of
-  ``kd`` 2-D convolutions of the band-shifted input. Same values as the 3-D convolution up to
+  ``kd`` band-shifted outputs of 2-D convolutions over the band-padded ``(N * (D + kd - 1), H, W)``
+  stack. Same values as the 3-D convolution up to
   the order of the floating-point sums.
 
   Args:
@@ -107,14 +108,14 @@ def conv3d_same(v: jax.Array, kernel: jax.Array, strides: Sequence[int] = (1, 1,
   if sd != 1:
     raise ValueError(f"strides: a band stride needs a (kd, 1, 1) kernel, got strides {strides} "
                      f"with kernel {kernel.shape[:3]}")
-  spatial = lambda x, k: _conv2d(x.reshape(n * d, h, w, c), k, (sh, sw),
-                                 ((kh // 2, kh // 2), (kw // 2, kw // 2)))
-  if kd == 1:
-    out = spatial(v, kernel[0])
-  else:
-    padded = jnp.pad(v, ((0, 0), (kd // 2, kd // 2), (0, 0), (0, 0), (0, 0)))
-    out = sum(spatial(padded[:, i:i + d], kernel[i]) for i in range(kd))
-  return out.reshape(n, d, *out.shape[1:])
+  padded = jnp.pad(v, ((0, 0), (kd // 2, kd // 2), (0, 0), (0, 0), (0, 0)))
+  flat = padded.reshape(-1, h, w, c)
+  outs = [_conv2d(flat, kernel[i], (sh, sw), ((kh // 2, kh // 2), (kw // 2, kw // 2)))
+          for i in range(kd)]
+  # Output band t reads input band t + i - kd // 2 through kernel slice i: every slice runs over
+  # the whole padded stack (one shared input, no band-shifted copies) and is shifted after.
+  outs = [o.reshape(n, d + kd - 1, *o.shape[1:])[:, i:i + d] for i, o in enumerate(outs)]
+  return sum(outs[1:], outs[0])
 
 
 class Conv3d(nn.Module):
