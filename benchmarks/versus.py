@@ -159,12 +159,43 @@ def intl_case(batch: int = 32, size: int = 32) -> Case:
               shapes=f"2 views x {batch} x {size}x{size}x3")
 
 
+def denoiser_case(name: str, batch: int = 4, size: int = 64, bands: int = 31) -> Case:
+  """HSDT-M / MAN-M (registry ``name``), batch of ``size``² x ``bands`` cubes, MSE + Adam.
+
+  Training mode: HSDT uses batch statistics (updated running statistics are returned) and draws
+  each GSSA branch from the ``"gssa"`` stream, as the official ``train()`` does.
+  """
+  from jspectral import models
+  model = models.create(name)
+  noisy, clean = _uniform(0, (batch, size, size, bands)), _uniform(1, (batch, size, size, bands))
+  flag = {"train": True} if name.startswith("hsdt") else {}
+  variables = jax.jit(lambda k: model.init({"params": k, "gssa": k}, noisy[:1], **flag))(
+      jax.random.key(2))
+  params, state = variables["params"], {k: v for k, v in variables.items() if k != "params"}
+  tx = optax.adam(1e-4)
+
+  def step(params, state, opt_state, noisy, clean, key):
+    def loss_fn(p):
+      out, updates = model.apply({"params": p, **state}, noisy, rngs={"gssa": key},
+                                 mutable=list(state), **flag)
+      return jnp.mean((out - clean) ** 2), updates
+    (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    grads, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, grads), {**state, **updates}, opt_state, loss
+
+  infer = lambda p, s, x: model.apply({"params": p, **s}, x)
+  return Case((step, (params, state, tx.init(params), noisy, clean, jax.random.key(3))),
+              (infer, (params, state, noisy)), shapes=f"{batch} x {size}x{size}x{bands}")
+
+
 CASES: dict[str, Callable[[], Case]] = {
     "essaformer_lr32": lambda: essaformer_case(32),
     "essaformer_lr48": lambda: essaformer_case(48),
     "rho_pnn": rho_pnn_case,
     "intl_resnet18": intl_case,
     "hyperpnn": hyperpnn_case,
+    "hsdt": lambda: denoiser_case("hsdt"),
+    "man": lambda: denoiser_case("man"),
 }
 
 

@@ -6,7 +6,8 @@ Run with a Python that has torch (and numpy, scipy), never inside the package::
 
 ``DIR`` holds the official repositories as ``owner+name`` (a checkout, or a bare git directory
 ``owner+name`` / ``owner+name/repo`` whose Python files are exported): Rexzhan+ESSAformer,
-giu-guarino+rho-PNN, matciotola+hyperspectral_pansharpening_toolbox, winci-ai+INTL. The cases and
+giu-guarino+rho-PNN, matciotola+hyperspectral_pansharpening_toolbox, winci-ai+INTL,
+Zeqiang-Lai+HSDT, bit-isp+HSIR. The cases and
 their shapes are those of ``benchmarks/versus.py`` (same names); each builds the official module,
 loss and optimiser and times one train step (``zero_grad``, forward, loss, ``backward``,
 ``step``) and one inference call (``eval`` + ``no_grad``) with ``torch.set_num_threads(2)``,
@@ -16,7 +17,8 @@ line protocol of the driver in ``versus.py``.
 
 Imports the official code needs but the timed paths never use (``timm``'s ``to_2tuple``,
 ``torchvision``'s ``InterpolationMode``, ``skimage``'s integral image, rho-PNN's missing
-``other_scripts.cbam``) are replaced by small stand-ins when they are not installed.
+``other_scripts.cbam``) are replaced by small stand-ins when they are not installed; so is
+``einops.rearrange``, which HSDT's GSSA does use (an equivalent reshape + permute).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import argparse
 import contextlib
 import json
 import pathlib
+import re
 import resource
 import subprocess
 import sys
@@ -61,6 +64,20 @@ def _install_stand_ins() -> None:
   _stand_in("skimage.transform.integral",
             integral_image=lambda img: np.cumsum(np.cumsum(img, 0), 1))
   _stand_in("other_scripts.cbam", CBAM=nn.Identity)
+  _stand_in("einops", rearrange=_rearrange)
+
+
+def _rearrange(x: torch.Tensor, pattern: str, **sizes: int) -> torch.Tensor:
+  """``einops.rearrange`` for patterns of names and parenthesised groups (HSDT's GSSA)."""
+  groups = lambda side: [g.strip("()").split() for g in re.findall(r"\([^)]*\)|\w+", side)]
+  left, right = (groups(side) for side in pattern.split("->"))
+  dims = dict(sizes)
+  for group, n in zip(left, x.shape, strict=True):
+    known = int(np.prod([dims[a] for a in group if a in dims]))
+    dims.update({a: n // known for a in group if a not in dims})
+  flat = [a for g in left for a in g]
+  x = x.reshape([dims[a] for a in flat]).permute([flat.index(a) for g in right for a in g])
+  return x.reshape([int(np.prod([dims[a] for a in g])) for g in right])
 
 
 def checkout(mirrors: str, name: str) -> pathlib.Path:
@@ -184,12 +201,38 @@ def intl_case(mirrors: str, batch: int = 32, size: int = 32):
   return _step(net, optimizer, lambda: net(views)), _inference(net.backbone, views[0])
 
 
+def _denoiser_step(net: nn.Module, batch: int, size: int, bands: int):
+  noisy, clean = _uniform(0, batch, 1, bands, size, size), _uniform(1, batch, 1, bands, size, size)
+  optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
+  loss = lambda: nn.functional.mse_loss(net(noisy), clean)
+  return _step(net, optimizer, loss), _inference(net, noisy)
+
+
+def hsdt_case(mirrors: str, batch: int = 4, size: int = 64, bands: int = 31):
+  """HSDT-M (``hsdt.hsdt()``), MSE + Adam; training mode draws GSSA's branch at random."""
+  with on_path(checkout(mirrors, "Zeqiang-Lai+HSDT")):
+    import hsdt
+  return _denoiser_step(hsdt.hsdt(), batch, size, bands)
+
+
+def man_case(mirrors: str, batch: int = 4, size: int = 64, bands: int = 31):
+  """MAN-M v2 (``man_m()`` of HSIR's ``hsir/model/man/v2.py``, loaded alone), MSE + Adam."""
+  import importlib.util
+  path = checkout(mirrors, "bit-isp+HSIR") / "hsir" / "model" / "man" / "v2.py"
+  spec = importlib.util.spec_from_file_location("man_v2", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return _denoiser_step(module.man_m(), batch, size, bands)
+
+
 CASES = {
     "essaformer_lr32": lambda m: essaformer_case(m, 32),
     "essaformer_lr48": lambda m: essaformer_case(m, 48),
     "rho_pnn": rho_pnn_case,
     "intl_resnet18": intl_case,
     "hyperpnn": hyperpnn_case,
+    "hsdt": hsdt_case,
+    "man": man_case,
 }
 
 
