@@ -186,9 +186,10 @@ CONFIG_FIELDS = {
     "optimizer.weight_decay": "weight decay (decoupled: adamw/sgd/momentum/lars; L2: adam_l2)",
     "optimizer.decay_1d": "False: no weight decay on biases and norm scales",
     "optimizer.b1": "Adam beta1", "optimizer.b2": "Adam beta2", "optimizer.eps": "Adam epsilon",
-    "optimizer.skip_unused": "adam: per-parameter state; unused parameters not updated (torch)",
-    "optimizer.skip_until_used": "adam: torch 1.x zero_grad: a parameter is left alone until its "
-                                 "first gradient, then updated every step",
+    "optimizer.skip_unused": "adam, adamw: per-parameter state; unused parameters not updated "
+                            "(torch)",
+    "optimizer.skip_until_used": "adam, adamw: torch 1.x zero_grad: a parameter is left alone "
+                                 "until its first gradient, then updated every step",
     "schedule.name": "constant | warmup_cosine | step | exponential | cyclic",
     "schedule.warmup_steps": "linear warm-up steps",
     "schedule.min_lr_ratio": "final learning rate / peak (warmup_cosine)",
