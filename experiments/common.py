@@ -60,6 +60,17 @@ def check_source(config, *known: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------
+# Multi-seed tables: graph_ssl_node, graph_ssl_graph
+# ------------------------------------------------------------------------------------------------
+
+def seed_cells(accuracies) -> list[str]:
+  """Table cells of accuracies in [0, 1] over training seeds: one ``%`` per seed, then
+  ``mean ± std`` over the seeds."""
+  pct = 100 * np.asarray(accuracies, np.float64)
+  return [f"{a:.1f}" for a in pct] + [f"{pct.mean():.1f} ± {pct.std():.1f}"]
+
+
+# ------------------------------------------------------------------------------------------------
 # Super-resolution: sr_essaformer, sr_mixup_mtl
 # ------------------------------------------------------------------------------------------------
 

@@ -51,6 +51,11 @@ class Headline:
   ours: str
   paper: str = ""
 
+  def sentence(self) -> str:
+    """``Claim: ... Ours: ... Paper: ...`` on one line (the paper part only when recorded)."""
+    return f"Claim: {self.claim}. Ours: {self.ours}." + (
+        f" Paper: {self.paper}." if self.paper else "")
+
 
 @dataclasses.dataclass
 class Report:
@@ -75,6 +80,8 @@ class Report:
 
   def markdown(self, heading: str = "#", figure_prefix: str = "") -> str:
     parts = [f"{heading} {self.title}", ""]
+    if self.headline:
+      parts += [self.headline.sentence(), ""]
     parts += [f"- {note}" for note in self.notes]
     if self.checks:
       parts += ["", "Checks:", ""]
@@ -93,6 +100,8 @@ class Report:
       heading: the tag of the title.
     """
     parts = [f"<{heading}>{html.escape(self.title)}</{heading}>"]
+    if self.headline:
+      parts.append(f"<p class='headline'>{html.escape(self.headline.sentence())}</p>")
     if self.notes:
       parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in self.notes) + "</ul>")
     if self.checks:

@@ -51,6 +51,8 @@ def test_paper_node_runs_on_planetoid_raw_files(tmp_path, monkeypatch):
   for row in rows:
     _assert_seed_cells(row, seeds=2)
   assert rows[1][-1] == "83.3" and rows[2][-1] == "n/a"  # GRACE's published Cora micro-F1
+  assert (f"Ours: grace edge_drop {rows[1][-2]}; grace span {rows[2][-2]}; random init "
+          f"{rows[0][-2]}. Paper: GRACE 83.3 (cora).") in text
 
 
 def test_paper_graph_runs_on_tu_text_files(tmp_path, monkeypatch):
@@ -76,3 +78,5 @@ def test_paper_graph_runs_on_tu_text_files(tmp_path, monkeypatch):
     _assert_seed_cells(row, seeds=2)
   assert rows[2][-1] == "86.8" and "'max' view against its 'min' view" in text
   assert rows[5][-1] == "89.7" and "PyGCL's PPR diffusion (alpha 0.2)" in text
+  assert (f"Ours: add_edges {rows[2][-2]}; span {rows[3][-2]}; mvgrl: ppr {rows[5][-2]}; random "
+          f"init {rows[1][-2]}. Paper: GraphCL 86.8 (MUTAG).") in text
