@@ -282,7 +282,15 @@ def _executor(jobs: int) -> concurrent.futures.Executor:
     return concurrent.futures.ThreadPoolExecutor(max_workers=1)
   os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # several jobs share a device
   return concurrent.futures.ProcessPoolExecutor(
-      max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1)
+      max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1,
+      initializer=_quiet_worker)
+
+
+def _quiet_worker():
+  """A parallel demo worker: no TFDS preparation bars (they would interleave with the others')."""
+  import tensorflow_datasets as tfds  # noqa: PLC0415  (only worker processes need it here)
+
+  tfds.disable_progress_bar()
 
 
 def _smoke_run(name: str, run_dir: pathlib.Path, overrides: list[str],
