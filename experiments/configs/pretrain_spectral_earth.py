@@ -35,7 +35,7 @@ from experiments.common import (
     spectral_earth_pretrain_config,
     spectral_earth_task,
 )
-from experiments.report import Report, Table, save_loss_curve
+from experiments.report import Headline, Report, Table, save_loss_curve
 from jspectral import train
 from jspectral.data.builders import spectral_earth as data
 
@@ -85,4 +85,7 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
              f"{dict(config.vit) if config.backbone == 'spec_vit' else ''}; {len(source)} "
              "locations of "
              f"{config.archive_size}x{config.archive_size}x202 "
-             f"({'earthlib' if data.earthlib_library() else 'synthetic'} endmember spectra)."])
+             f"({'earthlib' if data.earthlib_library() else 'synthetic'} endmember spectra)."],
+      headline=Headline(
+          "each self-supervised objective trains the spectral foundation model (loss falls)",
+          "; ".join(f"{method} {start:.4g} -> {end:.4g}" for method, _, start, end, _ in rows)))

@@ -55,4 +55,5 @@ def test_paper_preset_runs_on_published_layout(tmp_path, monkeypatch, cheap_comp
     row = next(line for line in report.splitlines() if line.startswith(f"| {method} "))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1] == "2" and all(np.isfinite(float(c)) for c in cells[2:4]), row
+    assert f"{method} {cells[2]} -> {cells[3]}" in report  # the headline
   assert "The paper reports downstream results only" in report
