@@ -4,7 +4,9 @@
 * ``classification``: confusion matrix, OA, AA, Cohen's kappa, per-class accuracy (re-exported);
 * ``pansharpening``: the hyperspectral pansharpening toolbox's indices (Q2n, D_lambda, D_s, D_sR,
   D_rho, HQNR, toolbox ERGAS/SAM) on ``(H, W, C)`` or ``(N, H, W, C)``;
-* ``segmentation``: torchmetrics-style micro accuracy, Jaccard, mean IoU and multi-label metrics.
+* ``segmentation``: torchmetrics-style micro accuracy, Jaccard, mean IoU and multi-label metrics;
+* ``regression``: the HyperView challenge's baseline-normalised MSE (whole split and per-batch
+  mean) and RMSE on ``(N, T)`` predictions.
 """
 
 from jspectral.metrics import classification, image
@@ -21,5 +23,5 @@ __all__ = [
     "average_accuracy", "cc", "classification", "confusion_matrix", "ergas", "image", "kappa",
     "overall_accuracy", "per_class_accuracy", "psnr", "quality_report", "rmse", "sam", "ssim",
     # submodules imported on use
-    "pansharpening", "segmentation",
+    "pansharpening", "regression", "segmentation",
 ]

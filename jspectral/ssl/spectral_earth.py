@@ -4,7 +4,8 @@
 Braham, Albrecht, Mairal, Chanussot, Wang, Zhu, "SpectralEarth: Training Hyperspectral Foundation
 Models at Scale", arXiv 2408.08447 (IEEE JSTARS 2025). Official code: AABNassim/spectral_earth
 (``src/backbones/{spec_resnet,spec_vit}.py``, ``src/models/{moco,dino,mae}_module.py``; the losses
-and heads come from the ``lightly`` library).
+and heads come from the ``lightly`` library; downstream heads from
+``src/models/{semantic_segmentation,regression}_module.py``).
 
 All inputs are bands-last ``(N, H, W, B)`` cubes standardised per band. Differences from the
 official code, each deliberate:
@@ -722,6 +723,82 @@ class FCNSegmenter(nn.Module):
     return jax.image.resize(logits, (n, h, w, self.num_classes), method="bilinear")
 
 
+def _torch_dense(features: int, fan_in: int, name: str) -> nn.Dense:
+  """``nn.Dense`` drawn as torch's ``nn.Linear``: kernel and bias ``U(-1/sqrt(fan_in), ...)``."""
+  bound = 1.0 / math.sqrt(fan_in)
+  return nn.Dense(features, name=name,
+                  kernel_init=nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform"),
+                  bias_init=lambda key, shape, dtype=jnp.float32: jax.random.uniform(
+                      key, shape, dtype, -bound, bound))
+
+
+class RegressionHead(nn.Module):
+  """Official Hyperview head (``RegressionModule._configure_backbone``): BatchNorm1d on the
+  pooled feature, then Linear-ReLU-Dropout per hidden width and a final Linear.
+
+  Linear layers start as torch's defaults. ViT-S (384 -> 2048 -> 1024 -> 4): 2,891,524 params;
+  Spec ResNet-50 (2048 -> ...): 6,302,724.
+
+  Attributes:
+    num_outputs: regression targets ``T`` (P, K, Mg, pH).
+    hidden: hidden widths (official ``mlp_dims``).
+    dropout: dropout rate after each hidden ReLU.
+  """
+
+  num_outputs: int = 4
+  hidden: tuple[int, ...] = (2048, 1024)
+  dropout: float = 0.2
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    """Regresses the targets.
+
+    Args:
+      x: pooled features ``(N, D)``.
+      train: batch statistics and dropout (needs a ``"dropout"`` rng).
+
+    Returns:
+      ``(N, num_outputs)``.
+    """
+    x = batch_norm(train, "bn")(x)
+    for i, width in enumerate(self.hidden):
+      x = nn.relu(_torch_dense(width, x.shape[-1], f"linear{i}")(x))
+      x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    return _torch_dense(self.num_outputs, x.shape[-1], f"linear{len(self.hidden)}")(x)
+
+
+class Regressor(nn.Module):
+  """``backbone`` pooled feature + :class:`RegressionHead` (official: the MLP replaces timm's
+  ``head`` on the class token of a Spec ViT, or the ResNet's ``fc`` on its pooled feature).
+
+  Attributes:
+    backbone: a :class:`SpecViT` or Spec ResNet-50 with ``num_classes=0``, ``(N, H, W, B) ->
+      (N, D)``.
+    num_outputs: regression targets.
+    hidden: hidden widths of the head.
+  """
+
+  backbone: nn.Module
+  num_outputs: int = 4
+  hidden: tuple[int, ...] = (2048, 1024)
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False, backbone_train: bool | None = None):
+    """Regresses the targets of a cube.
+
+    Args:
+      x: ``(N, H, W, B)``.
+      train: training mode of the head (BatchNorm, dropout).
+      backbone_train: training mode of the backbone (default ``train``).
+
+    Returns:
+      ``(N, num_outputs)``.
+    """
+    backbone_train = train if backbone_train is None else backbone_train
+    features = self.backbone(x, backbone_train)
+    return RegressionHead(self.num_outputs, tuple(self.hidden), name="head")(features, train)
+
+
 def convert_torch_conv_head(state_dict, prefix: str = "segmentation_conv.") -> tuple[dict, dict]:
   """Official ``ConvHead`` ``nn.Sequential`` entries -> ``(params, batch_stats)``.
 
@@ -808,7 +885,8 @@ def downstream_augment(example, rng: np.random.Generator, *, scale: tuple[float,
   """Official downstream transform on ``{"image" (S, S, B), "mask" (S, S) or "label" (L,)}``.
 
   (train) RandomResizedCrop with ``scale`` (a mask is resampled nearest), vertical and horizontal
-  flips; then per-band standardisation. A multi-label ``label`` passes through unchanged.
+  flips; then per-band standardisation. A ``label`` (multi-hot, or Hyperview's float targets)
+  passes through unchanged.
 
   Args:
     example: ``{"image": (S, S, B)}`` with ``"mask": (S, S)`` or ``"label": (L,)``.
@@ -819,7 +897,8 @@ def downstream_augment(example, rng: np.random.Generator, *, scale: tuple[float,
     train: apply the random crop and flips.
 
   Returns:
-    ``{"image": (S, S, B) float32}`` with ``"mask": (S, S) int32`` or ``"label": (L,) int32``.
+    ``{"image": (S, S, B) float32}`` with ``"mask": (S, S) int32`` or ``"label": (L,)`` (int32;
+    float32 for float targets).
 
   Raises:
     ValueError: if the example holds neither ``mask`` nor ``label``.
@@ -840,7 +919,8 @@ def downstream_augment(example, rng: np.random.Generator, *, scale: tuple[float,
         mask = None if mask is None else np.flip(mask, axis)
   out = {"image": ((image - mean) / std).astype(np.float32)}
   if mask is None:
-    out["label"] = np.asarray(example["label"]).astype(np.int32)
+    label = np.asarray(example["label"])
+    out["label"] = label.astype(np.float32 if label.dtype.kind == "f" else np.int32)
   else:
     out["mask"] = np.ascontiguousarray(mask).astype(np.int32)
   return out

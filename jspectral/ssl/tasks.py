@@ -1,5 +1,6 @@
 """Tasks for :func:`jspectral.train.fit` of the self-supervised family: INTL pre-training,
-SpectralEarth MoCo-v2 / DINO / MAE pre-training and SpectralEarth downstream segmentation.
+SpectralEarth MoCo-v2 / DINO / MAE pre-training and SpectralEarth downstream segmentation,
+multi-label classification and Hyperview regression.
 
 INTL: Weng et al., "Modulate Your Spectrum in Self-Supervised Learning", ICLR 2024,
 github.com/winci-ai/INTL. SpectralEarth: Braham et al., arXiv 2408.08447,
@@ -19,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jspectral.data.builders.imagenet import DecodedImages, decode
-from jspectral.metrics import segmentation
+from jspectral.metrics import regression, segmentation
 from jspectral.nn.spec_vit import SpecViT
 from jspectral.ssl import protocol
 from jspectral.ssl import spectral_transform as st
@@ -1027,6 +1028,126 @@ class MultiLabelTask:
                                               jnp.asarray(targets), self.threshold)
     metrics["loss"] = multilabel_loss(jnp.asarray(logits), jnp.asarray(targets))
     return {k: float(v) for k, v in metrics.items()}
+
+  def evaluate(self, params, state):
+    """:meth:`scores` on ``eval_source``."""
+    return self.scores(params, state, self.eval_source)
+
+
+@dataclasses.dataclass
+class RegressionTask:
+  """SpectralEarth downstream regression (Hyperview soil P, K, Mg, pH) with the challenge's
+  baseline-normalised MSE as loss (official ``RegressionModule`` with ``custom_mse_loss``).
+
+  The model is a :class:`~jspectral.ssl.spectral_earth.Regressor` (encoder under ``backbone``,
+  MLP under ``head``). Freezing is done by the training config's ``trainable`` regex; the frozen
+  encoder's BatchNorm stays in training mode unless ``eval_frozen_bn`` (official: it does).
+
+  Attributes:
+    model: ``(N, H, W, B) -> (N, T)``.
+    source: training examples ``{"image": (H, W, B), "label": (T,) float}``.
+    eval_source: standardised evaluation examples of the same form (``evaluate`` scores them;
+      ``fit`` selects on their ``loss``).
+    baseline: the baseline's constant prediction per target ``(T,)`` (official: zeros, the mean
+      of the standardised targets).
+    init_variables: pretrained encoder variables ``{"params", "batch_stats"}`` put under
+      ``backbone``.
+    eval_frozen_bn: run the backbone's BatchNorm in inference mode during training.
+    augment_fn: optional host-side ``(example, np_rng) -> example``.
+    eval_batch: images per compiled evaluation call.
+    score_batch: batch of the official epoch value of ``val_loss`` (the per-GPU validation
+      batch, 32): ``loss`` is :func:`~jspectral.metrics.regression.batch_mean_score` over
+      consecutive batches of this size.
+  """
+
+  model: nn.Module
+  source: Any
+  eval_source: Any
+  baseline: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
+  init_variables: dict | None = None
+  eval_frozen_bn: bool = False
+  augment_fn: Any = None
+  eval_batch: int = 16
+  score_batch: int = 32
+
+  def train_source(self):
+    return self.source
+
+  def augment(self, example, rng):
+    return self.augment_fn(example, rng) if self.augment_fn is not None else example
+
+  def init(self, rng, batch):
+    variables = self.model.init(rng, batch["image"])
+    params, stats = dict(variables["params"]), dict(variables.get("batch_stats", {}))
+    if self.init_variables is not None:
+      params["backbone"] = self.init_variables["params"]
+      if "batch_stats" in self.init_variables:
+        stats["backbone"] = self.init_variables["batch_stats"]
+    return params, {"batch_stats": stats}
+
+  def loss(self, params, state, batch, rng):
+    """The challenge score of one batch in training mode (head dropout drawn from ``rng``).
+
+    Args:
+      params: parameters.
+      state: ``{"batch_stats": ...}``.
+      batch: ``{"image": (N, H, W, B), "label": (N, T)}``.
+      rng: PRNG key of the head's dropout.
+
+    Returns:
+      ``(loss, {"state": {"batch_stats": ...}})``.
+    """
+    pred, stats = _apply(self.model, params, state["batch_stats"], batch["image"], train=True,
+                         backbone_train=not self.eval_frozen_bn, rngs={"dropout": rng})
+    loss = regression.challenge_score(pred, batch["label"], jnp.asarray(self.baseline))
+    return loss, {"state": {"batch_stats": stats}}
+
+  @functools.cached_property
+  def _predict(self):
+    return jax.jit(lambda params, stats, images: self.model.apply(
+        {"params": params, "batch_stats": stats}, images))
+
+  def predictions(self, params, state, source) -> tuple[np.ndarray, np.ndarray]:
+    """Inference-mode predictions and targets of a whole split, in source order.
+
+    Args:
+      params: parameters.
+      state: ``{"batch_stats": ...}``.
+      source: standardised examples ``{"image", "label"}`` (random access).
+
+    Returns:
+      ``(pred (M, T), target (M, T))`` float32, NumPy.
+    """
+    out, targets = [], []
+    for i in range(0, len(source), self.eval_batch):
+      examples = [source[j] for j in range(i, min(i + self.eval_batch, len(source)))]
+      out.append(np.asarray(self._predict(params, state["batch_stats"],
+                                          np.stack([e["image"] for e in examples]))))
+      targets.append(np.stack([e["label"] for e in examples]).astype(np.float32))
+    return np.concatenate(out), np.concatenate(targets)
+
+  def scores(self, params, state, source) -> dict[str, float]:
+    """Challenge score over the split, per target, the official per-batch mean and RMSE.
+
+    Args:
+      params: parameters.
+      state: ``{"batch_stats": ...}``.
+      source: standardised examples ``{"image", "label"}`` (random access).
+
+    Returns:
+      ``{"score", "score_0" .. "score_{T-1}", "batch_mean", "rmse", "loss"}`` Python floats:
+      ``score`` is the challenge score of the whole split, ``score_t`` its per-target ratios,
+      ``batch_mean`` (= ``loss``) the official epoch ``val_loss``.
+    """
+    pred, target = self.predictions(params, state, source)
+    baseline = jnp.asarray(self.baseline)
+    per_target = regression.normalised_mse(pred, target, baseline)
+    batch_mean = float(regression.batch_mean_score(pred, target, baseline,
+                                                   batch_size=self.score_batch))
+    return {"score": float(jnp.mean(per_target)),
+            **{f"score_{t}": float(v) for t, v in enumerate(per_target)},
+            "batch_mean": batch_mean, "rmse": float(regression.rmse(pred, target)),
+            "loss": batch_mean}
 
   def evaluate(self, params, state):
     """:meth:`scores` on ``eval_source``."""
