@@ -1,4 +1,5 @@
-"""SpectralEarth downstream: segmentation and multi-label classification, pretrained vs random init.
+"""SpectralEarth downstream: segmentation, multi-label classification and Hyperview regression,
+pretrained vs random init.
 
 Smoke: synthetic EnMAP-CDL-style patches (16 px, 202 bands; linear mixtures of earthlib spectra
 with a per-scene land-cover composition and a per-scene illumination gain; label = dominant class,
@@ -14,15 +15,19 @@ Paper (``paper`` = EnMAP-CDL; ``paper:<dataset>`` for the others, :data:`PAPER_V
 official recipe per dataset (segmentation: Spec ViT-S/4 + ConvHead or, with
 ``backbone=spec_resnet50``, the all-dilated Spec ResNet-50 + FCNHead, CE with ignore index, AdamW
 lr 1e-3 wd 1e-4; ``paper:corine``: multi-label classification with the encoder's own linear head,
-BCE-with-logits, AdamW lr 1e-3 wd 1e-5; cosine over 100 epochs, the dataset's batch and
-RandomResizedCrop scale, validation every epoch, the parameters of the best validation loss scored
-on the test split) on the SpectralEarth downstream TFDS builder, standardised with the sensor's
-official statistics. The official freezing flags are config fields (``model.freeze_backbone``: the
-default "linear" protocol; ``False``: full fine-tuning; ``model.finetune_adapter``,
-``model.finetune_first_n_layers``: the partial ones). ``pretrained`` must name the encoder: a path
-to an ``.npz`` of the official ``backbone`` state dict (read by ``models.from_torch``), or
-``synthetic`` to pretrain one here on a synthetic archive (``pretrain.*``: a plumbing check, not
-the paper's encoder).
+BCE-with-logits, AdamW lr 1e-3 wd 1e-5; ``paper:hyperview``: soil P, K, Mg, pH regression with
+the official MLP head on the encoder's pooled feature and the challenge's baseline-normalised MSE
+as loss, AdamW lr 1e-3 wd 1e-4; cosine over 100 epochs, Hyperview 400 with early stopping after
+15 epochs without a better validation loss; the dataset's batch and RandomResizedCrop scale,
+validation every epoch, the parameters of the best validation loss scored on the test split, or
+on the validation split for Hyperview, which has no published test split: the official run's
+number is its best ``val_loss``) on the SpectralEarth downstream TFDS builder, standardised with
+the sensor's official statistics. The official freezing flags are config fields
+(``model.freeze_backbone``: the default "linear" protocol; ``False``: full fine-tuning;
+``model.finetune_adapter``, ``model.finetune_first_n_layers``: the partial ones). ``pretrained``
+must name the encoder: a path to an ``.npz`` of the official ``backbone`` state dict (read by
+``models.from_torch``), or ``synthetic`` to pretrain one here on a synthetic archive
+(``pretrain.*``: a plumbing check, not the paper's encoder).
 """
 
 from __future__ import annotations
@@ -54,17 +59,22 @@ from jspectral.ssl import tasks
 matplotlib.use("Agg")
 
 # Builder config -> (RandomResizedCrop scale, global batch = batch per GPU x GPUs), official
-# configs/experiment/downstream/<task>/*.
+# configs/experiment/downstream/<task>/* (Hyperview: 32 per GPU on its trainer `ddp_2`, 2 GPUs).
 PAPER_DATASETS = {
     "enmap_cdl": ((0.2, 1.0), 32), "enmap_nlcd": ((0.2, 1.0), 64),
     "enmap_bdforet": ((0.4, 1.0), 32), "enmap_bnetd": ((0.4, 1.0), 64),
     "desis_cdl": ((0.4, 1.0), 32), "eo1_cdl": ((0.4, 1.0), 16),
-    "enmap_corine": ((0.6, 1.0), 128)}
+    "enmap_corine": ((0.6, 1.0), 128), "hyperview": ((0.4, 1.0), 64)}
 PAPER_SIZES = {"enmap_cdl": 1200, "enmap_nlcd": 10125, "enmap_bdforet": 1912, "enmap_bnetd": 1575,
-               "desis_cdl": 750, "eo1_cdl": 357, "enmap_corine": 8250}  # training patches
-# Weight decay of the official model configs: segmentation.yaml / multilabel_classif.yaml.
-WEIGHT_DECAY = {"segmentation": 1e-4, "multilabel": 1e-5}
+               "desis_cdl": 750, "eo1_cdl": 357, "enmap_corine": 8250,
+               "hyperview": 1385}  # training patches (Hyperview: rows of train.csv)
+# Weight decay of the official model configs: segmentation.yaml / multilabel_classif.yaml /
+# regression.yaml.
+WEIGHT_DECAY = {"segmentation": 1e-4, "multilabel": 1e-5, "regression": 1e-4}
 PAPER_EPOCHS = 100
+# Datasets whose official base.yaml trains longer and stops early: (max_epochs = cosine T_max,
+# EarlyStopping patience in epochs on val_loss; callbacks/early_stopping.yaml, min_delta 0).
+PAPER_STOPPING = {"hyperview": (400, 15)}
 PAPER_VARIANTS = {
     "enmap_nlcd": "EnMAP-NLCD land cover (USA), 15 classes, batch 64",
     "enmap_bdforet": "EnMAP-BDForet tree species (France), 12 classes, batch 32",
@@ -73,6 +83,9 @@ PAPER_VARIANTS = {
     "eo1_cdl": "EO-1 Hyperion-CDL crop types, 198 bands (cross-sensor), batch 16",
     "corine": "EnMAP-CORINE multi-label land cover (Europe), 19 labels, the encoder's linear "
               "head, batch 128",
+    "hyperview": "Hyperview soil P, K, Mg, pH regression (150 bands), the official MLP head on "
+                 "the pooled feature, batch 64, 400 epochs with early stopping, scored on val "
+                 "(no published test split)",
 }
 VARIANT_DATASET = {"corine": "enmap_corine"}  # variant -> builder configuration, where they differ
 CORINE_LABELS = 19  # BigEarthNet nomenclature of the CORINE multi-hot labels
@@ -83,7 +96,7 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
   base, variant = split_preset(preset, PAPER_VARIANTS)
   smoke = base == "smoke"
   dataset = "smoke_cdl" if smoke else VARIANT_DATASET.get(variant, variant or "enmap_cdl")
-  multilabel = data.downstream_config(dataset).multilabel
+  kind = _kind(data.downstream_config(dataset))
   c = ml_collections.ConfigDict()
   c.preset = preset
   c.seed = 0  # seeds the data, both encoders' pretraining and every probe
@@ -125,40 +138,52 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
   c.checks = smoke  # check that the pretrained probe beats the random-init one
   batch = 8 if smoke else PAPER_DATASETS[dataset][1]
   steps_per_epoch = 25 if smoke else PAPER_SIZES[dataset] // batch
+  epochs, patience = (6, 0) if smoke else PAPER_STOPPING.get(dataset, (PAPER_EPOCHS, 0))
   c.train = train.default_config()
   # train.trainable stays empty: run() derives it from model.* (a regex set here is refused).
   c.train.update(seed=c.seed, batch_size=batch, log_every=5 if smoke else 50,
                  checkpoint_every=1000 if smoke else steps_per_epoch, progress=not smoke,
-                 total_steps=(6 if smoke else PAPER_EPOCHS) * steps_per_epoch,
-                 eval_every=steps_per_epoch, select=dict(metric="loss", mode="min"))
-  c.train.optimizer.update(
-      name="adamw", learning_rate=3e-3 if smoke else 1e-3,
-      weight_decay=WEIGHT_DECAY["multilabel" if multilabel else "segmentation"])
+                 total_steps=epochs * steps_per_epoch, eval_every=steps_per_epoch,
+                 select=dict(metric="loss", mode="min", patience=patience))
+  c.train.optimizer.update(name="adamw", learning_rate=3e-3 if smoke else 1e-3,
+                           weight_decay=WEIGHT_DECAY[kind])
   c.train.schedule.update(name="warmup_cosine", warmup_steps=0)
   return c
 
 
+def _kind(builder_config) -> str:
+  """``"segmentation"``, ``"multilabel"`` or ``"regression"``."""
+  if builder_config.regression:
+    return "regression"
+  return "multilabel" if builder_config.multilabel else "segmentation"
+
+
 def _sources(config, workdir: pathlib.Path):
-  """The prepared builder configuration and its three splits as ``grain.MapDataset``s of raw
-  ``{"image", "mask"}`` (segmentation) or ``{"image", "label"}`` (multi-label), read one example
-  at a time."""
+  """The prepared builder configuration and its splits (train, val and, except Hyperview, test)
+  as ``grain.MapDataset``s of raw ``{"image", "mask"}`` (segmentation) or ``{"image", "label"}``
+  (multi-label, regression), read one example at a time."""
   builder_config = data.downstream_config(config.dataset, config.data.patch_size)
+  names = data.SPLITS[:2] if builder_config.regression else data.SPLITS
   if check_source(config, "synthetic", "spectral_earth_downstream") == "synthetic":
     manual = workdir / "synthetic_downstream"
     if not (manual / "splits").exists():
       spectra = data.class_endmembers(np.random.default_rng(config.seed), config.pretrain.spectra,
                                       bands=builder_config.bands)
-      data.write_downstream_dataset(manual, np.random.default_rng(config.seed + 1),
-                                    builder_config, dict(config.counts), spectra,
-                                    composition=config.composition, log_gain=config.log_gain)
+      rng = np.random.default_rng(config.seed + 1)
+      if builder_config.regression:
+        counts = {s: config.counts[s] for s in names}
+        data.write_hyperview_dataset(manual, rng, counts, spectra)
+      else:
+        data.write_downstream_dataset(manual, rng, builder_config, dict(config.counts), spectra,
+                                      composition=config.composition, log_gain=config.log_gain)
     data_dir = workdir / "tfds"
   else:
     manual, data_dir = spectral_earth_dirs(config)
   builder = tfds_lib.prepare(data.SpectralEarthDownstream, config=builder_config,
                              manual_dir=manual, data_dir=data_dir)
-  target = "label" if builder_config.multilabel else "mask"
+  target = "mask" if _kind(builder_config) == "segmentation" else "label"
   keep = lambda e: {"image": e["image"], target: e[target]}
-  return builder_config, {s: tfds_lib.data_source(builder, s).map(keep) for s in data.SPLITS}
+  return builder_config, {s: tfds_lib.data_source(builder, s).map(keep) for s in names}
 
 
 def _pretrained_backbone(config, workdir: pathlib.Path):
@@ -183,12 +208,14 @@ def downstream_model(config, backbone, builder_config):
   """The downstream network on ``backbone`` and the paths of its encoder and head parameters.
 
   Segmentation: :class:`ViTSegmentor` (``probe_head``) on a Spec ViT, or the all-dilated Spec
-  ResNet-50 + FCNHead; multi-label: the encoder with its own ``num_classes`` linear head.
+  ResNet-50 + FCNHead; multi-label: the encoder with its own ``num_classes`` linear head;
+  regression: :class:`Regressor`, the official MLP head on the pooled feature.
 
   Args:
     config: the experiment config (``probe_standardise``, ``probe_head``).
     backbone: a :class:`SpecViT` or a Spec ResNet-50 (as pretrained: strided, pooled).
-    builder_config: the dataset's ``DownstreamConfig`` (classes; ``multilabel``).
+    builder_config: the dataset's ``DownstreamConfig`` (classes; ``multilabel``,
+      ``regression``).
 
   Returns:
     ``(model, encoder_prefix, head_prefix)``: the parameter paths ``trainable_pattern`` needs.
@@ -196,6 +223,9 @@ def downstream_model(config, backbone, builder_config):
   if builder_config.multilabel:
     return (backbone.clone(num_classes=CORINE_LABELS), "",
             "vit_core/head/" if isinstance(backbone, SpecViT) else "fc/")
+  if builder_config.regression:
+    return (se.Regressor(backbone.clone(num_classes=0), len(data.HYPERVIEW_TARGETS)),
+            "backbone/", "head/")
   num_classes = len(builder_config.codes)
   if isinstance(backbone, SpecViT):
     model = se.ViTSegmentor(backbone, num_classes, standardise=config.probe_standardise,
@@ -208,8 +238,8 @@ def downstream_model(config, backbone, builder_config):
 
 def _probe(config, backbone, init_variables, splits, builder_config, workdir):
   """Trains the head (and what ``model.*`` unfreezes) on the encoder; returns the task, the fit
-  result, the selected parameters and the test scores of the parameters selected on the
-  validation split."""
+  result, the selected parameters, the scores of the parameters selected on the validation split
+  on the scored split (:func:`scored_split`) and that split, standardised."""
   stats = data.sensor_statistics(builder_config.sensor)
   aug = lambda e, rng, train=True: se.downstream_augment(
       e, rng, scale=tuple(config.crop_scale), mean=stats["mu"], std=stats["sigma"], train=train)
@@ -219,6 +249,8 @@ def _probe(config, backbone, init_variables, splits, builder_config, workdir):
                 init_variables=init_variables, augment_fn=aug)
   if builder_config.multilabel:
     task = tasks.MultiLabelTask(**common)
+  elif builder_config.regression:
+    task = tasks.RegressionTask(**common)
   else:
     num_classes = len(builder_config.codes)
     task = tasks.SegmentationTask(**common, num_classes=num_classes, ignore_index=num_classes)
@@ -227,9 +259,15 @@ def _probe(config, backbone, init_variables, splits, builder_config, workdir):
   train_config.trainable = se.trainable_pattern(backbone, prefix=prefix, head=head, **config.model)
   result = train.fit(task, train_config, workdir)
   best = result.best or {"params": result.params, "model_state": result.model_state, "step": 0}
-  test = splits["test"].map(plain)
+  test = splits[scored_split(splits)].map(plain)
   scores = task.scores(best["params"], best["model_state"], test)
   return task, result, best, scores, test
+
+
+def scored_split(splits) -> str:
+  """``"test"``, or ``"val"`` for a dataset without a test split (Hyperview: the official run's
+  test stage has no ``test.csv``; its number is the best ``val_loss``)."""
+  return "test" if "test" in splits else "val"
 
 
 def check_pretrained(config) -> None:
@@ -273,8 +311,8 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
   backbone, pretrained = _pretrained_backbone(config, workdir / name)
   label = "pretrained (official)" if config.pretrained != "synthetic" else \
       f"pretrained ({config.pretrain_method}, synthetic archive)"
-  multilabel = builder_config.multilabel
-  columns = MULTILABEL_COLUMNS if multilabel else SEGMENTATION_COLUMNS
+  kind = _kind(builder_config)
+  columns = COLUMNS[kind]
   rows, results, histories = [], {}, {}
   for key, text, init in (("pretrained", label, pretrained), ("random", "random init", None)):
     task, result, best, scores, test = _probe(config, backbone, init, splits, builder_config,
@@ -283,23 +321,25 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
     histories[f"{name} {key}"] = result.history
     rows.append([name, text, int(best["step"]), *(scores[k] for k in columns.values()),
                  THIRD_PARTY.get(name, "n/a")])
-  checks = _checks(config, name, rows, columns)
+  checks = _checks(config, name, rows, kind)
   save_loss_curve(workdir / "probe_loss.png", histories)
   figures = ["probe_loss.png"]
-  if not multilabel:
+  if kind == "segmentation":
     figures += _figures(workdir, name, results, test)
+  elif kind == "regression":
+    figures.append(_regression_figure(workdir, name, results, test))
   smoke = " (smoke, synthetic)" if config.data.source == "synthetic" else ""
-  kind = "multi-label classification" if multilabel else "segmentation"
+  scored = scored_split(splits)
   return Report(
-      title=f"SpectralEarth downstream: {kind}, pretrained vs random-init encoder" + smoke,
-      tables=[Table(f"Test metrics{smoke}", ["dataset", "encoder", "selected step", *columns,
-                                             "paper"], rows,
-                    note="Test scores of the parameters with the best validation loss. Paper "
-                         "tables were not retrievable; the 'paper' column is a third-party "
-                         "study's SpectralEarth full-HSI reference (unverified).")],
+      title=f"SpectralEarth downstream: {TITLES[kind]}, pretrained vs random-init encoder" + smoke,
+      tables=[Table(f"{SPLIT_TITLES[scored]} metrics{smoke}",
+                    ["dataset", "encoder", "selected step", *columns, "paper"], rows,
+                    note=SCORED_NOTE[scored] + NOTES.get(kind, "") + " Paper tables were not "
+                         "retrievable; the 'paper' column is a third-party study's SpectralEarth "
+                         "full-HSI reference (unverified).")],
       figures=figures, checks=checks,
-      notes=[f"{name}: {len(splits['train'])} / {len(splits['val'])} / {len(splits['test'])} "
-             f"train / val / test patches, {builder_config.bands} bands, standardised with the "
+      notes=[f"{name}: {' / '.join(str(len(v)) for v in splits.values())} "
+             f"{' / '.join(splits)} patches, {builder_config.bands} bands, standardised with the "
              f"{builder_config.sensor} statistics. {config.backbone}; "
              + PROTOCOL_NOTE.format(protocol=_protocol(config))
              + (" Smoke deviation: the encoder's tokens are standardised (BatchNorm without "
@@ -312,17 +352,38 @@ SEGMENTATION_COLUMNS = {"micro accuracy": "accuracy", "micro Jaccard (official)"
 MULTILABEL_COLUMNS = {"micro AP": "ap_micro", "macro AP": "ap_macro", "micro F1": "f1_micro",
                       "macro F1": "f1_macro", "micro accuracy": "accuracy_micro",
                       "macro accuracy": "accuracy_macro"}
+REGRESSION_COLUMNS = {"score (MSE / baseline MSE)": "score",
+                      **{t: f"score_{i}" for i, t in enumerate(data.HYPERVIEW_TARGETS)},
+                      "val_loss (official per-batch mean)": "batch_mean", "RMSE": "rmse"}
+COLUMNS = {"segmentation": SEGMENTATION_COLUMNS, "multilabel": MULTILABEL_COLUMNS,
+           "regression": REGRESSION_COLUMNS}
+TITLES = {"segmentation": "segmentation", "multilabel": "multi-label classification",
+          "regression": "Hyperview regression"}
+SPLIT_TITLES = {"test": "Test", "val": "Validation"}
+SCORED_NOTE = {"test": "Test scores of the parameters with the best validation loss.",
+               "val": "Validation scores of the parameters with the best validation loss (no "
+                      "published test split; the official run's number is its best val_loss)."}
+NOTES = {"regression": " Score: the HyperView challenge's mean over P, K, Mg, pH of MSE / MSE of "
+                       "the zero baseline on the standardised targets, over the whole split "
+                       "(lower is better; the baseline scores 1); P, K, Mg, pH: the per-target "
+                       "ratios; val_loss: the official epoch value, the mean of per-batch "
+                       "scores over batches of 32 (selects the parameters)."}
 BACKBONES = ("spec_vit", "spec_resnet50")
 
 
-def _checks(config, name: str, rows, columns) -> dict[str, bool]:
+# Metric of the smoke check per task kind, and +1 where higher is better.
+CHECK_METRIC = {"segmentation": ("micro Jaccard (official)", 1), "multilabel": ("micro AP", 1),
+                "regression": ("score (MSE / baseline MSE)", -1)}
+
+
+def _checks(config, name: str, rows, kind: str) -> dict[str, bool]:
   """The paper's claim at smoke scale: a pretrained encoder beats a random-init one under the
-  same protocol on the test split (micro Jaccard for segmentation, micro AP for multi-label)."""
+  same protocol on the scored split (:data:`CHECK_METRIC`)."""
   if not config.checks:
     return {}
-  metric = "micro AP" if columns is MULTILABEL_COLUMNS else "micro Jaccard (official)"
-  i = 3 + list(columns).index(metric)
-  gain = rows[0][i] - rows[1][i]
+  metric, sign = CHECK_METRIC[kind]
+  i = 3 + list(COLUMNS[kind]).index(metric)
+  gain = sign * (rows[0][i] - rows[1][i])
   line = (f"{name}: a pretrained encoder beats a random-init one under the same protocol "
           f"({_protocol(config)}; test {metric} {rows[0][i]:.3f} vs {rows[1][i]:.3f}, "
           f"{gain:+.3f})")
@@ -377,3 +438,26 @@ def _figures(workdir: pathlib.Path, name: str, results, test) -> list[str]:
   fig.savefig(workdir / pca_png, dpi=100)
   plt.close(fig)
   return [seg_png, pca_png]
+
+
+def _regression_figure(workdir: pathlib.Path, name: str, results, scored) -> str:
+  """Predicted vs measured (standardised) P, K, Mg, pH on the scored split, both encoders."""
+  import matplotlib.pyplot as plt
+
+  targets = data.HYPERVIEW_TARGETS
+  fig, axes = plt.subplots(1, len(targets), figsize=(3 * len(targets), 3), squeeze=False)
+  for key, (task, best) in results.items():
+    pred, target = task.predictions(best["params"], best["model_state"], scored)
+    for t, ax in enumerate(axes[0]):
+      ax.scatter(target[:, t], pred[:, t], s=8, alpha=0.6, label=f"{key} encoder")
+  for t, ax in enumerate(axes[0]):
+    low, high = ax.get_xlim()
+    ax.plot([low, high], [low, high], "k--", lw=0.8)
+    ax.axhline(0.0, color="grey", lw=0.6)   # the baseline's prediction
+    ax.set(title=targets[t], xlabel="measured (standardised)", ylabel="predicted")
+  axes[0][0].legend(fontsize=7)
+  fig.tight_layout()
+  png = f"{name}_regression.png"
+  fig.savefig(workdir / png, dpi=100)
+  plt.close(fig)
+  return png

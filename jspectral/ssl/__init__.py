@@ -10,8 +10,10 @@ DINO and MAE and fine-tunes them downstream. Modules:
 * ``intl``: the INTL network (ResNet + projector), its registered variants, the official view
   augmentations as keyed JAX transforms and the EMA schedules.
 * ``spectral_earth``: SpectralEarth's projection heads, MAE decoder, MoCo / DINO / MAE losses,
-  host-side views, and the downstream segmentation / classification heads and losses.
-* ``tasks``: :func:`jspectral.train.fit` tasks (INTL, MoCo, DINO, MAE, downstream segmentation).
+  host-side views, and the downstream segmentation / classification / Hyperview regression heads
+  and losses.
+* ``tasks``: :func:`jspectral.train.fit` tasks (INTL, MoCo, DINO, MAE, downstream segmentation,
+  multi-label classification and regression).
 * ``protocol``: frozen-feature evaluation (kNN and linear probe) of INTL's ``evaluate.py``.
 
 Importing this package loads none of its modules; import them by name

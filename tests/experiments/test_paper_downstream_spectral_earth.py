@@ -6,9 +6,10 @@ selection on the validation loss, test scoring of the selected parameters and th
 DESIS-CDL segmentation (cross-sensor, 235 bands, its own statistics) with a synthetic-archive
 Spec ViT and a ConvHead; EnMAP-CDL segmentation with a Spec ResNet-50 state dict (``pretrained=
 PATH``, the official layout, layer1 only) and the FCN head, fully fine-tuned; EnMAP-CORINE
-multi-label classification (CLC rasters -> 19 multi-hot labels) with the encoder's linear head.
-Hyperview regression has no builder here yet. Also: the refusal to run without a named
-encoder."""
+multi-label classification (CLC rasters -> 19 multi-hot labels) with the encoder's linear head;
+Hyperview regression (``hyperview/images/<index>.npz`` field patches of varying size resized at
+prepare time, ``splits/hyperview/{train,val}.csv``) with the official MLP head, selected and scored
+on the validation split. Also: the refusal to run without a named encoder."""
 
 from __future__ import annotations
 
@@ -33,17 +34,21 @@ TINY_FIT = ["data.patch_size=8", "train.total_steps=4", "train.batch_size=2",
 
 
 def _publish(tmp_path, monkeypatch, name: str) -> None:
-  """Writes a miniature ``name`` (8 px, 4 / 2 / 3 patches) under the manual root."""
+  """Writes a miniature ``name`` (8 px, 4 / 2 / 3 patches; Hyperview: 4 / 3 patches of 5-7 px)
+  under the manual root."""
   config = data.downstream_config(name, 8)
   rng = np.random.default_rng(0)
-  data.write_downstream_dataset(tmp_path / "manual" / "spectral_earth_downstream", rng, config,
-                                {"train": 4, "val": 2, "test": 3},
-                                data.class_endmembers(rng, 4, bands=config.bands))
+  root = tmp_path / "manual" / "spectral_earth_downstream"
+  spectra = data.class_endmembers(rng, 4, bands=config.bands)
+  if config.regression:
+    data.write_hyperview_dataset(root, rng, {"train": 4, "val": 3}, spectra)
+  else:
+    data.write_downstream_dataset(root, rng, config, {"train": 4, "val": 2, "test": 3}, spectra)
   monkeypatch.setenv("JSPECTRAL_MANUAL_DIR", str(tmp_path / "manual"))
   monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
 
 
-def _report_rows(workdir, name: str, metric: str) -> list[list[str]]:
+def _report_rows(workdir, name: str, metric: str, scored: str = "Test") -> list[list[str]]:
   """The report's two result rows; every probe validated every epoch (2 steps) on ``metric``."""
   for probe in ("pretrained", "random"):
     records = [json.loads(line) for line in
@@ -52,7 +57,7 @@ def _report_rows(workdir, name: str, metric: str) -> list[list[str]]:
     assert [r["step"] for r in evals] == [2, 4]
     assert all(np.isfinite(r[f"eval/{metric}"]) for r in evals)
   report = (workdir / "report.md").read_text()
-  assert "Test scores of the parameters with the best validation loss" in report
+  assert f"{scored} scores of the parameters with the best validation loss" in report
   rows = [[c.strip() for c in line.strip("|").split("|")] for line in report.splitlines()
           if line.startswith(f"| {name} ")]
   assert len(rows) == 2
@@ -112,6 +117,32 @@ def test_paper_corine_multilabel(tmp_path, monkeypatch, cheap_compiles):
   assert "multi-label classification" in report
 
 
+def test_paper_hyperview_regression(tmp_path, monkeypatch, cheap_compiles):
+  _publish(tmp_path, monkeypatch, "hyperview")
+  workdir = tmp_path / "run"
+  run_preset(workdir, "downstream_spectral_earth", "paper:hyperview", TINY_VIT + TINY_FIT)
+  assert (tmp_path / "tfds" / "spectral_earth_downstream" / "hyperview_8px").is_dir()
+  rows = _report_rows(workdir, "hyperview", "score", scored="Validation")
+  report = (workdir / "report.md").read_text()
+  assert ("| score (MSE / baseline MSE) | P | K | Mg | pH | val_loss (official per-batch mean) "
+          "| RMSE | paper |") in report
+  assert "### Validation metrics" in report and "no published test split" in report
+  assert "Hyperview regression" in report
+  assert "4 / 3 train / val patches, 150 bands" in report and "hyperview statistics" in report
+  for cells, probe in zip(rows, ("pretrained", "random"), strict=True):
+    assert cells[1].startswith("pretrained (moco" if probe == "pretrained" else "random init")
+    score, per_target, batch_mean = float(cells[3]), [float(c) for c in cells[4:8]], cells[8]
+    assert score == pytest.approx(np.mean(per_target), rel=1e-3, abs=1e-3)
+    # Scored on val with the selected parameters: the report repeats that step's evaluation.
+    path = workdir / "hyperview" / f"probe_{probe}" / "metrics.jsonl"
+    records = [json.loads(line) for line in path.open()]
+    chosen, = [r for r in records if r["step"] == int(cells[2]) and "eval/loss" in r]
+    assert float(batch_mean) == pytest.approx(chosen["eval/loss"], rel=1e-3)
+    assert score == pytest.approx(chosen["eval/score"], rel=1e-3)
+    assert chosen["eval/loss"] == min(r["eval/loss"] for r in records if "eval/loss" in r)
+  assert (workdir / "hyperview_regression.png").is_file()
+
+
 def test_paper_preset_refuses_bad_settings_before_writing(tmp_path):
   config = downstream.get_config("paper")
   assert config.pretrained == "" and config.train.batch_size == 32
@@ -127,6 +158,8 @@ def test_paper_preset_refuses_bad_settings_before_writing(tmp_path):
   config.pretrained = str(tmp_path / "missing.npz")
   with pytest.raises(ValueError, match="pretrained: .* is not a file"):
     downstream.run(config, tmp_path)
+  with pytest.raises(ValueError, match="pretrained: name the encoder"):
+    downstream.run(downstream.get_config("paper:hyperview"), tmp_path)
   assert not any(tmp_path.iterdir())   # nothing written before the refusal
 
 
@@ -138,10 +171,12 @@ def test_paper_variants_take_their_dataset_sizes():
     config = downstream.get_config(preset)
     batch = downstream.PAPER_DATASETS[name][1]
     steps_per_epoch = downstream.PAPER_SIZES[name] // batch
+    epochs, patience = (400, 15) if name == "hyperview" else (100, 0)
     assert config.dataset == name and config.train.batch_size == batch
-    assert config.train.total_steps == 100 * steps_per_epoch
+    assert config.train.total_steps == epochs * steps_per_epoch
     assert config.train.eval_every == steps_per_epoch
     assert (config.train.select.metric, config.train.select.mode) == ("loss", "min")
+    assert config.train.select.patience == patience
     assert config.train.optimizer.learning_rate == 1e-3
     assert config.train.optimizer.weight_decay == (1e-5 if name == "enmap_corine" else 1e-4)
     assert config.model.freeze_backbone and config.train.trainable == ""
@@ -150,6 +185,9 @@ def test_paper_variants_take_their_dataset_sizes():
   assert tuple(corine.crop_scale) == (0.6, 1.0)
   with pytest.raises(ValueError, match="paper:corine"):
     downstream.get_config("paper:enmap_corine")
+  hyperview = downstream.get_config("paper:hyperview")   # 2 GPUs x 32; 1385 // 64 = 21 per epoch
+  assert (hyperview.train.batch_size, hyperview.train.total_steps) == (64, 8400)
+  assert tuple(hyperview.crop_scale) == (0.4, 1.0) and hyperview.data.patch_size == 128
 
 
 def test_smoke_check_states_the_claim_and_compares_micro_jaccard():
@@ -157,12 +195,12 @@ def test_smoke_check_states_the_claim_and_compares_micro_jaccard():
   rows = [["smoke_cdl", "pretrained", 75, 0.5975, 0.426, 0.3819, "n/a"],   # seed 0, 2026-12-04
           ["smoke_cdl", "random init", 125, 0.6298, 0.4596, 0.4118, "n/a"]]
   (line, passed), = downstream._checks(config, "smoke_cdl", rows,
-                                       downstream.SEGMENTATION_COLUMNS).items()
+                                       "segmentation").items()
   assert not passed and "a pretrained encoder beats a random-init one" in line
   assert "(fully fine-tuned; test" in line   # the smoke fine-tunes both encoders
   assert "micro Jaccard (official) 0.426 vs 0.460, -0.034" in line
   rows[0][4] = 0.47
   assert list(downstream._checks(config, "smoke_cdl", rows,
-                                 downstream.SEGMENTATION_COLUMNS).values()) == [True]
+                                 "segmentation").values()) == [True]
   assert downstream._checks(downstream.get_config("paper"), "enmap_cdl", rows,
-                            downstream.SEGMENTATION_COLUMNS) == {}
+                            "segmentation") == {}
