@@ -1055,9 +1055,11 @@ class RegressionTask:
     eval_frozen_bn: run the backbone's BatchNorm in inference mode during training.
     augment_fn: optional host-side ``(example, np_rng) -> example``.
     eval_batch: images per compiled evaluation call.
-    score_batch: batch of the official epoch value of ``val_loss`` (the per-GPU validation
-      batch, 32): ``loss`` is :func:`~jspectral.metrics.regression.batch_mean_score` over
-      consecutive batches of this size.
+    score_batch: the official per-GPU batch (32). Each score divides by the baseline MSE of
+      one such batch: the training loss is the mean of the scores of the global batch's
+      ``score_batch``-sample chunks (DDP averages the per-GPU losses' gradients), and the
+      evaluation ``loss`` the official epoch ``val_loss``
+      (:func:`~jspectral.metrics.regression.batch_mean_score` over consecutive batches).
   """
 
   model: nn.Module
@@ -1086,7 +1088,8 @@ class RegressionTask:
     return params, {"batch_stats": stats}
 
   def loss(self, params, state, batch, rng):
-    """The challenge score of one batch in training mode (head dropout drawn from ``rng``).
+    """The challenge score in training mode, per ``score_batch`` chunk (head dropout drawn from
+    ``rng``).
 
     Args:
       params: parameters.
@@ -1099,7 +1102,8 @@ class RegressionTask:
     """
     pred, stats = _apply(self.model, params, state["batch_stats"], batch["image"], train=True,
                          backbone_train=not self.eval_frozen_bn, rngs={"dropout": rng})
-    loss = regression.challenge_score(pred, batch["label"], jnp.asarray(self.baseline))
+    loss = regression.batch_mean_score(pred, batch["label"], jnp.asarray(self.baseline),
+                                       batch_size=self.score_batch)
     return loss, {"state": {"batch_stats": stats}}
 
   @functools.cached_property

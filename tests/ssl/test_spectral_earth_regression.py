@@ -60,17 +60,19 @@ def test_regression_task_loss_scores_and_freezing():
   pretrained = jax.jit(encoder.init)(jax.random.key(5), batch["image"])
   model = se.Regressor(encoder, 4, hidden=(8,))
   task = tasks.RegressionTask(model=model, source=source, eval_source=source[4:],
-                              init_variables=pretrained, eval_batch=4, score_batch=4)
+                              init_variables=pretrained, eval_batch=4, score_batch=2)
   params, state = task.init(jax.random.key(0), batch)
   same = lambda a, b: jax.tree.all(jax.tree.map(lambda u, v: bool(jnp.all(u == v)), a, b))
   assert same(params["backbone"], pretrained["params"]) and set(params) == {"backbone", "head"}
-  # Loss: the challenge score (zero baseline) of training-mode predictions with that dropout key.
+  # Loss: the challenge score (zero baseline) of training-mode predictions with that dropout key,
+  # per chunk of score_batch = 2 (two "GPUs"), averaged.
   key = jax.random.key(7)
   loss, _ = task.loss(params, state, batch, key)
-  pred = model.apply({"params": params, **state}, batch["image"], True, rngs={"dropout": key},
-                     mutable=["batch_stats"])[0]
-  ratios = np.mean((np.asarray(pred) - batch["label"]) ** 2, 0) / np.mean(batch["label"] ** 2, 0)
-  np.testing.assert_allclose(loss, ratios.mean(), rtol=1e-5)
+  pred = np.asarray(model.apply({"params": params, **state}, batch["image"], True,
+                                rngs={"dropout": key}, mutable=["batch_stats"])[0])
+  y = np.asarray(batch["label"])
+  chunk = lambda s: np.mean(np.mean((pred[s] - y[s]) ** 2, 0) / np.mean(y[s] ** 2, 0))
+  np.testing.assert_allclose(loss, (chunk(slice(0, 2)) + chunk(slice(2, 4))) / 2, rtol=1e-5)
   # Scores: inference-mode predictions of the whole split, in source order.
   scores = task.scores(params, state, source)
   pred = np.asarray(model.apply({"params": params, **state},
@@ -79,7 +81,7 @@ def test_regression_task_loss_scores_and_freezing():
   per_target = np.mean((pred - target) ** 2, 0) / np.mean(target ** 2, 0)
   np.testing.assert_allclose([scores[f"score_{t}"] for t in range(4)], per_target, rtol=1e-5)
   np.testing.assert_allclose(scores["score"], per_target.mean(), rtol=1e-5)
-  official = regression.batch_mean_score(pred, target, batch_size=4)   # batches of 4 and 2
+  official = regression.batch_mean_score(pred, target, batch_size=2)
   np.testing.assert_allclose([scores["batch_mean"], scores["loss"]], [official] * 2, rtol=1e-5)
   np.testing.assert_allclose(scores["rmse"], np.sqrt(np.mean((pred - target) ** 2)), rtol=1e-5)
   # The linear protocol trains the head only; finetune_adapter adds the spectral adapter.
