@@ -1,6 +1,9 @@
-"""SpectralEarth Hyperview regression: the official MLP head (counts, torch-default init, the
-eval-mode closed form, dropout), the regression task's loss and scores, the linear protocol, and
-float targets through the downstream transform."""
+"""SpectralEarth Hyperview regression: the official loss and its epoch mean against the official
+function's outputs, the official MLP head (counts, torch-default init, the eval-mode closed form,
+dropout), the regression task's loss and scores, the linear protocol, and float targets through
+the downstream transform."""
+
+import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -14,6 +17,19 @@ from jspectral.ssl import spectral_earth as se
 from jspectral.ssl import tasks
 
 TINY_VIT = dict(token_patch_size=4, img_size=8, embed_dim=16, depth=1, num_heads=2, mlp_ratio=2.0)
+
+
+def test_score_matches_the_official_custom_mse_loss():
+  # docs/parity.md: torch float64 outputs of regression_module.custom_mse_loss on 70 x 4.
+  pack = np.load(pathlib.Path(__file__).parent / "parity" / "spectral_earth_hyperview_loss.npz")
+  pred, target, baseline = pack["pred"], pack["target"], pack["baseline"]
+  with jax.enable_x64(True):
+    np.testing.assert_allclose(regression.challenge_score(pred, target, baseline), pack["score"],
+                               rtol=1e-12)
+    np.testing.assert_allclose(regression.challenge_score(pred, target),
+                               pack["score_zero_baseline"], rtol=1e-12)
+    np.testing.assert_allclose(regression.batch_mean_score(pred, target, baseline, batch_size=32),
+                               pack["batch_mean_32"], rtol=1e-12)   # Lightning's epoch value
 
 
 def _count(module, shape):
