@@ -477,7 +477,7 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
   checks = {}
   if config.checks:
     for name in NAMES:
-      checks[f"{name}: denoised PSNR > noisy PSNR"] = all(
+      checks[f"{name} removes the noise: denoised PSNR > noisy PSNR"] = all(
           r[name]["psnr"] > r["Noisy"]["psnr"] for r in rows.values())
   return Report(title=f"HSDT and MAN hyperspectral denoising "
                       f"({DATASET_NAMES[config.data.source]}, QRNN3D/HSIR protocol)",

@@ -95,7 +95,7 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
   return Report(
       title="Engine example: residual conv denoiser on synthetic cubes",
       tables=[table], figures=["loss.png", "denoising.png"],
-      checks={"denoised PSNR > noisy PSNR + 1 dB":
+      checks={"the engine trains a denoiser: denoised PSNR > noisy PSNR + 1 dB":
               evals["eval/psnr"] > evals["eval/psnr_noisy"] + 1.0},
       notes=[f"{result.step} steps, batch {config.train.batch_size}, "
              f"{models.param_count({'params': result.params}):,} parameters."],
