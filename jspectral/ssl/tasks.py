@@ -829,13 +829,7 @@ class SegmentationTask:
     return self.augment_fn(example, rng) if self.augment_fn is not None else example
 
   def init(self, rng, batch):
-    variables = self.model.init(rng, batch["image"])
-    params, stats = dict(variables["params"]), dict(variables.get("batch_stats", {}))
-    if self.init_variables is not None:
-      params["backbone"] = self.init_variables["params"]
-      if "batch_stats" in self.init_variables:
-        stats["backbone"] = self.init_variables["batch_stats"]
-    return params, {"batch_stats": stats}
+    return _init_with_backbone(self.model, rng, batch["image"], self.init_variables)
 
   def loss(self, params, state, batch, rng):
     """Cross-entropy (``ignore_index`` left out) of one batch in training mode.
@@ -913,6 +907,32 @@ class SegmentationTask:
   def evaluate(self, params, state):
     """:meth:`scores` on ``eval_source``."""
     return self.scores(params, state, self.eval_source)
+
+
+def _init_with_backbone(model: nn.Module, rng, images, init_variables: dict | None):
+  """``(params, {"batch_stats": ...})`` of ``model`` with ``init_variables`` (pretrained encoder
+  ``{"params", "batch_stats"}``) written over its ``backbone`` entries."""
+  variables = model.init(rng, images)
+  params, stats = dict(variables["params"]), dict(variables.get("batch_stats", {}))
+  if init_variables is not None:
+    params["backbone"] = init_variables["params"]
+    if "batch_stats" in init_variables:
+      stats["backbone"] = init_variables["batch_stats"]
+  return params, {"batch_stats": stats}
+
+
+def _split_outputs(apply, source, eval_batch: int, label_dtype) -> tuple[np.ndarray, np.ndarray]:
+  """``apply(images)`` over a split, ``eval_batch`` examples per call, and its ``label``s.
+
+  Returns:
+    ``(outputs (M, ...), labels (M, ...) as label_dtype)``, NumPy, in source order.
+  """
+  out, labels = [], []
+  for i in range(0, len(source), eval_batch):
+    examples = [source[j] for j in range(i, min(i + eval_batch, len(source)))]
+    out.append(np.asarray(apply(np.stack([e["image"] for e in examples]))))
+    labels.append(np.stack([e["label"] for e in examples]).astype(label_dtype))
+  return np.concatenate(out), np.concatenate(labels)
 
 
 def _merge(tree: dict, update: dict) -> dict:
@@ -1003,13 +1023,8 @@ class MultiLabelTask:
     Returns:
       ``(logits (M, L), targets (M, L))``, NumPy.
     """
-    out, targets = [], []
-    for i in range(0, len(source), self.eval_batch):
-      examples = [source[j] for j in range(i, min(i + self.eval_batch, len(source)))]
-      out.append(np.asarray(self._logits(params, state["batch_stats"],
-                                         np.stack([e["image"] for e in examples]))))
-      targets.append(np.stack([e["label"] for e in examples]).astype(np.int32))
-    return np.concatenate(out), np.concatenate(targets)
+    return _split_outputs(lambda x: self._logits(params, state["batch_stats"], x), source,
+                          self.eval_batch, np.int32)
 
   def scores(self, params, state, source) -> dict[str, float]:
     """torchmetrics-style micro/macro accuracy, F1 and AP and the mean BCE over a whole split.
@@ -1079,13 +1094,7 @@ class RegressionTask:
     return self.augment_fn(example, rng) if self.augment_fn is not None else example
 
   def init(self, rng, batch):
-    variables = self.model.init(rng, batch["image"])
-    params, stats = dict(variables["params"]), dict(variables.get("batch_stats", {}))
-    if self.init_variables is not None:
-      params["backbone"] = self.init_variables["params"]
-      if "batch_stats" in self.init_variables:
-        stats["backbone"] = self.init_variables["batch_stats"]
-    return params, {"batch_stats": stats}
+    return _init_with_backbone(self.model, rng, batch["image"], self.init_variables)
 
   def loss(self, params, state, batch, rng):
     """The challenge score in training mode, per ``score_batch`` chunk (head dropout drawn from
@@ -1122,13 +1131,8 @@ class RegressionTask:
     Returns:
       ``(pred (M, T), target (M, T))`` float32, NumPy.
     """
-    out, targets = [], []
-    for i in range(0, len(source), self.eval_batch):
-      examples = [source[j] for j in range(i, min(i + self.eval_batch, len(source)))]
-      out.append(np.asarray(self._predict(params, state["batch_stats"],
-                                          np.stack([e["image"] for e in examples]))))
-      targets.append(np.stack([e["label"] for e in examples]).astype(np.float32))
-    return np.concatenate(out), np.concatenate(targets)
+    return _split_outputs(lambda x: self._predict(params, state["batch_stats"], x), source,
+                          self.eval_batch, np.float32)
 
   def scores(self, params, state, source) -> dict[str, float]:
     """Challenge score over the split, per target, the official per-batch mean and RMSE.
