@@ -7,15 +7,16 @@ the epochs), one Adam (1e-4, ×0.3 at epoch 5, ×0.3 twice at the last of 10 epo
 HybridLoss everywhere, CAVE ×4 with 5 labeled / 15 unlabeled / 12 test scenes.
 
 Presets: ``smoke`` (CPU, synthetic 31-band cubes, ×4, F = 16, all components on, ``select``
-dispatch, lr 1e-3, the paper's 10 epochs of 16 iterations with one RGB and one SSL update per
-iteration instead of three each; of the ablation only the backbone row, for a few updates, so
-every switch runs on and off with two compilations) and ``paper`` (CAVE ×4, F = 256, ``switch``
-dispatch, all four ablation rows). ``paper:VARIANT`` (:data:`PAPER_VARIANTS`) selects the other
-datasets of the paper. The paper presets read the registered TFDS builders (``cave``/``sr``,
-``harvard``/``sr``, ``ntire2020``/``sr``, ``chikusei``/``sspsr``; the RGB task ``div2k``/``hr``) and
-draw random HR patches from the whole images on the fly (``jspectral.superres.mixup_data``); the
-HSI -> 8-channel projection is the official ``conversion_8channels.mat`` (``data.conversion_file``)
-or the CIE/sRGB alternative (``data.projection = "cie"``).
+dispatch, lr 1e-3, gradients clipped at global norm 0.02, the paper's 10 epochs of 16 iterations
+with one RGB and one SSL update per iteration instead of three each; of the ablation only the
+backbone row, for a few updates, so every switch runs on and off with two compilations) and
+``paper`` (CAVE ×4, F = 256, ``switch`` dispatch, all four ablation rows). ``paper:VARIANT``
+(:data:`PAPER_VARIANTS`) selects the other datasets of the paper. The paper presets read the
+registered TFDS builders (``cave``/``sr``, ``harvard``/``sr``, ``ntire2020``/``sr``,
+``chikusei``/``sspsr``; the RGB task ``div2k``/``hr``) and draw random HR patches from the whole
+images on the fly (``jspectral.superres.mixup_data``); the HSI -> 8-channel projection is the
+official ``conversion_8channels.mat`` (``data.conversion_file``) or the CIE/sRGB alternative
+(``data.projection = "cie"``).
 """
 
 from __future__ import annotations
@@ -122,6 +123,10 @@ def _smoke(config):
   config.ablations = ["RGB-SR + SSL + SMixup", "backbone only"]
   config.ablation_updates = 16
   config.train.optimizer.learning_rate = 1e-3
+  # the SSL updates' gradients are 10-30x the others' (logged global norms 0.1-0.5 vs 0.01-0.03):
+  # unclipped, they fill the Adam moments every task shares and the labeled updates barely move
+  # the HSI residual (seed 2 lost SAM to bicubic); clipping each update at 0.02 evens them out
+  config.train.grad_clip_norm = 0.02
   config.train.update(dict(log_every=32, checkpoint_every=10_000))
 
 
@@ -274,9 +279,11 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
       title="Multi-task HSI SR with Spectral Mixup (HSI + RGB, semi-supervised)",
       tables=[main, ablation],
       figures=[str(f.relative_to(workdir)) for f in figs],
-      checks={"SR PSNR > bicubic PSNR": evals["MPSNR"] > evals["bicubic_MPSNR"],
-              "SR SAM < bicubic SAM": evals["SAM"] < evals["bicubic_SAM"],
-              "every ablation switch ran on and off": all(
+      checks={"multi-task SR beats bicubic: PSNR above bicubic's":
+                  evals["MPSNR"] > evals["bicubic_MPSNR"],
+              "multi-task SR keeps spectra better than bicubic: SAM below bicubic's":
+                  evals["SAM"] < evals["bicubic_SAM"],
+              "the paper's ablation runs: RGB-SR, SSL and Spectral Mixup each on and off": all(
                   {ABLATIONS[name][j] for name in results} == {True, False} for j in range(3))},
       notes=[("smoke: lms_skip on (output = lms + learned residual, not the official model); "
               "SAM with clipped cosine (official no-clip SAM is NaN for bicubic on smooth cubes)."
