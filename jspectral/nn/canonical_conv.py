@@ -10,7 +10,8 @@ called one by one. The VJP below writes the input gradient as a canonical convol
 explicit transposes), which XLA keeps, and the weight gradient of kernels up to 3x3 as one matmul
 per kernel tap (:func:`weight_gradient`, linear in the pixel count where XLA's convolution form
 is not), of larger kernels as a canonical convolution too, and is
-otherwise the same function: same values, same gradients.
+otherwise the same function: same values, same gradients. VALID convolutions with many channels are
+written as convolutions padded by one zero row (:func:`_valid`), which XLA:CPU runs 4-8x faster.
 
 Pass it to flax: ``nn.Conv(..., conv_general_dilated=canonical_conv.conv_general_dilated)``. Used
 by the networks that train inside jitted loops (zero-shot pansharpening, deep image priors) and
@@ -28,8 +29,21 @@ _NHWC = ("NHWC", "HWIO", "NHWC")
 
 
 def _valid(x, w, precision):
-  return jax.lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=_NHWC,
-                                      precision=precision)
+  """VALID convolution; with ``Ci Co >= 512`` as one padded by a zero row, whose output row is
+  dropped.
+
+  XLA:CPU (jax 0.10.2, its YNNPACK convolution) runs a convolution with zero padding 4-8x faster
+  than the same convolution written VALID (measured here, CPU seconds, batch 1: 7x7 48 -> 32 on
+  198x198 0.19 s VALID vs 0.025 s padded; 3x3 512 -> 512 on 66x66 0.45 vs 0.095 s; batch 4, 3x3
+  128 -> 128 on 66x66 0.11 vs 0.027 s); with few channels it makes no difference (124 x 66x66,
+  16 -> 16: 0.022 vs 0.025 s), so small convolutions stay VALID.
+  """
+  if x.shape[3] * w.shape[3] < 512:
+    return jax.lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=_NHWC,
+                                        precision=precision)
+  y = jax.lax.conv_general_dilated(x, w, (1, 1), ((0, 1), (0, 0)), dimension_numbers=_NHWC,
+                                   precision=precision)
+  return y[:, :-1]
 
 
 def _forward(x, w, precision):
