@@ -63,10 +63,12 @@ matplotlib.use("Agg")
 PAPER_DATASETS = {
     "enmap_cdl": ((0.2, 1.0), 32), "enmap_nlcd": ((0.2, 1.0), 64),
     "enmap_bdforet": ((0.4, 1.0), 32), "enmap_bnetd": ((0.4, 1.0), 64),
+    "enmap_eurocrops": ((0.4, 1.0), 32), "enmap_treemap": ((0.4, 1.0), 64),
     "desis_cdl": ((0.4, 1.0), 32), "eo1_cdl": ((0.4, 1.0), 16),
     "enmap_corine": ((0.6, 1.0), 128), "hyperview": ((0.4, 1.0), 64)}
 PAPER_SIZES = {"enmap_cdl": 1200, "enmap_nlcd": 10125, "enmap_bdforet": 1912, "enmap_bnetd": 1575,
-               "desis_cdl": 750, "eo1_cdl": 357, "enmap_corine": 8250,
+               "enmap_eurocrops": 1260, "enmap_treemap": 7500, "desis_cdl": 750, "eo1_cdl": 357,
+               "enmap_corine": 8250,
                "hyperview": 1385}  # training patches (Hyperview: rows of train.csv)
 # Weight decay of the official model configs: segmentation.yaml / multilabel_classif.yaml /
 # regression.yaml.
@@ -79,6 +81,8 @@ PAPER_VARIANTS = {
     "enmap_nlcd": "EnMAP-NLCD land cover (USA), 15 classes, batch 64",
     "enmap_bdforet": "EnMAP-BDForet tree species (France), 12 classes, batch 32",
     "enmap_bnetd": "EnMAP-BNETD land cover (Cote d'Ivoire), 10 classes, batch 64",
+    "enmap_eurocrops": "EnMAP-EuroCrops crop types (Europe, HCAT codes), 15 classes, batch 32",
+    "enmap_treemap": "EnMAP-TreeMap forest type groups (USA), 24 classes, batch 64",
     "desis_cdl": "DESIS-CDL crop types, 235 bands (cross-sensor), batch 32",
     "eo1_cdl": "EO-1 Hyperion-CDL crop types, 198 bands (cross-sensor), batch 16",
     "corine": "EnMAP-CORINE multi-label land cover (Europe), 19 labels, the encoder's linear "
