@@ -48,7 +48,7 @@ from experiments.common import (
   spectral_earth_task,
   split_preset,
 )
-from experiments.report import Report, Table, save_loss_curve
+from experiments.report import Headline, Report, Table, save_loss_curve
 from jspectral import models, train
 from jspectral.data import tfds as tfds_lib
 from jspectral.data.builders import spectral_earth as data
@@ -341,7 +341,7 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
                     note=SCORED_NOTE[scored] + NOTES.get(kind, "") + " Paper tables were not "
                          "retrievable; the 'paper' column is a third-party study's SpectralEarth "
                          "full-HSI reference (unverified).")],
-      figures=figures, checks=checks,
+      figures=figures, checks=checks, headline=_headline(config, rows, kind, scored),
       notes=[f"{name}: {' / '.join(str(len(v)) for v in splits.values())} "
              f"{' / '.join(splits)} patches, {builder_config.bands} bands, standardised with the "
              f"{builder_config.sensor} statistics. {config.backbone}; "
@@ -378,6 +378,16 @@ BACKBONES = ("spec_vit", "spec_resnet50")
 # Metric of the smoke check per task kind, and +1 where higher is better.
 CHECK_METRIC = {"segmentation": ("micro Jaccard (official)", 1), "multilabel": ("micro AP", 1),
                 "regression": ("score (MSE / baseline MSE)", -1)}
+
+
+def _headline(config, rows, kind: str, scored: str) -> Headline:
+  """The pretrained encoder against the random-init one on the check's metric."""
+  metric = CHECK_METRIC[kind][0]
+  i = 3 + list(COLUMNS[kind]).index(metric)
+  return Headline("a SpectralEarth-pretrained encoder beats a random-init one, "
+                  f"{_protocol(config)}",
+                  f"{SPLIT_TITLES[scored].lower()} {metric} {rows[0][i]:.3f} vs "
+                  f"{rows[1][i]:.3f} (random init)")
 
 
 def _checks(config, name: str, rows, kind: str) -> dict[str, bool]:
