@@ -231,7 +231,8 @@ def demo(workdir: pathlib.Path, seeds: Sequence[int] = (0,), jobs: int = 1) -> i
   Compiled programs are cached under ``workdir/.jax_cache`` so that re-runs and runs of the same
   shapes skip compilation. With ``jobs > 1`` the runs go to that many worker processes (each
   compiles on its own core; accelerator memory is then allocated on demand, not preallocated).
-  Prints one line per finished run (name, seed, seconds, checks). Exits non-zero when an
+  Prints one line per finished run (name, seed, wall and CPU seconds, checks). Exits non-zero
+  when an
   experiment raised or a check failed.
   """
   if jobs < 1:
@@ -252,21 +253,21 @@ def demo(workdir: pathlib.Path, seeds: Sequence[int] = (0,), jobs: int = 1) -> i
                (seed, name) for seed, name, run_dir in runs}
     for future in concurrent.futures.as_completed(futures):
       seed, name = futures[future]
-      report, seconds = results[seed, name] = future.result()
+      report, seconds, cpu = results[seed, name] = future.result()
       failures += report is None or not report.passed
       status = ("ERROR" if report is None else
                 f"{sum(report.checks.values())}/{len(report.checks)} checks passed")
-      print(f"demo: {name} seed {seed}: {seconds:.0f} s, {status}", flush=True)
+      print(f"demo: {name} seed {seed}: {seconds:.0f} s (CPU {cpu:.0f} s), {status}", flush=True)
   rows, sections, html_sections = [], [], []
   for seed, name, run_dir in sorted(runs, key=lambda run: run[:2]):
-    report, seconds = results[seed, name]
-    rows.append(_summary_row(name, seed, report, seconds))
+    report, seconds, cpu = results[seed, name]
+    rows.append(_summary_row(name, seed, report, seconds, cpu))
     if report is not None:
       prefix = run_dir.relative_to(workdir).as_posix() + "/"
       sections.append(report.markdown(heading="##", figure_prefix=prefix))
       html_sections.append(report.html(run_dir))
   summary = Table("Smoke runs", ["experiment", "seed", "paper claim", "ours", "paper", "result",
-                                 "seconds"], rows)
+                                 "seconds", "CPU seconds"], rows)
   title = "jspectral demo: every experiment's smoke preset"
   (workdir / "REPORT.md").write_text(f"# {title}\n\n{summary.markdown()}\n\n" +
                                      "\n".join(sections))
@@ -294,26 +295,28 @@ def _quiet_worker():
 
 
 def _smoke_run(name: str, run_dir: pathlib.Path, overrides: list[str],
-               cache: pathlib.Path) -> tuple[Report | None, float]:
-  """One demo run: its report (None when it raised; the traceback is printed) and its seconds."""
+               cache: pathlib.Path) -> tuple[Report | None, float, float]:
+  """One demo run: its report (None when it raised; the traceback is printed), its wall seconds
+  and this process's CPU seconds during the run (all threads; a worker runs nothing else)."""
   cache_compiled_programs(cache)
-  start = time.perf_counter()
+  start, cpu = time.perf_counter(), time.process_time()
   try:
     report = run_experiment(name, "smoke", run_dir, overrides)
   except Exception:  # noqa: BLE001  (one broken experiment must not hide the others)
     traceback.print_exc()
     report = None
-  return report, time.perf_counter() - start
+  return report, time.perf_counter() - start, time.process_time() - cpu
 
 
-def _summary_row(name: str, seed: int, report: Report | None, seconds: float) -> list:
+def _summary_row(name: str, seed: int, report: Report | None, seconds: float,
+                 cpu: float) -> list:
   if report is None:
-    return [name, seed, "", "", "", "ERROR (see the log)", f"{seconds:.0f}"]
+    return [name, seed, "", "", "", "ERROR (see the log)", f"{seconds:.0f}", f"{cpu:.0f}"]
   failed = [k for k, ok in report.checks.items() if not ok]
   result = "pass" if not failed else "FAIL: " + "; ".join(failed)
   headline = report.headline or Headline("; ".join(report.checks), "see its report")
   return [name, seed, headline.claim, headline.ours, headline.paper or "–", result,
-          f"{seconds:.0f}"]
+          f"{seconds:.0f}", f"{cpu:.0f}"]
 
 
 def data_list() -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html.parser
+import re
 
 import matplotlib
 import pytest
@@ -111,6 +112,7 @@ def test_parallel_jobs_run_side_by_side_and_report_in_experiment_order(tmp_path,
   assert runner.demo(tmp_path, jobs=2) == 0
   out = capsys.readouterr().out
   assert "demo: alpha seed 0" in out and "demo: sr seed 0" in out   # a line per finished run
+  assert re.search(r"demo: sr seed 0: \d+ s \(CPU \d+ s\), 1/1 checks passed", out)
   report = (tmp_path / "REPORT.md").read_text()
   assert report.index("| alpha |") < report.index("| sr |")     # reported in name order
   with pytest.raises(ValueError, match="jobs"):
