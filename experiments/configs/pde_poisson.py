@@ -53,7 +53,9 @@ def get_config(preset: str) -> ml_collections.ConfigDict:
     c.n_test = 8
     c.test_grid = [33, 33]
     c.models = {"NSM": model_config("nsm", 16, 2, (15, 15))}
-    c.train = train_config(preset, steps=150, batch_size=8, learning_rate=3e-3)
+    # 300 steps: at 150 seed 0 cleared the 10x bar only just (8.76 % vs 9.99 %); 300 give
+    # 1.3-2.4 % for seeds 0, 1, 2 for about 1 s more (docs/pde.md)
+    c.train = train_config(preset, steps=300, batch_size=8, learning_rate=3e-3)
     return c
   problem, steps, activate, which = _PAPER[preset.partition(":")[2]]
   c.problems = [problem]
