@@ -192,7 +192,8 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
                                                          workdir)
     paper = PAPER.get(name, "-") if (framework, aug) == ("grace", "edge_drop") else "n/a"
     rows.append([name, framework, aug, *seed_cells(accs), paper])
-    checks[f"{name}: {framework} {aug} mean probe accuracy > random-init encoder"] = (
+    checks[f"{name}: {framework} with {aug} learns node features without labels: mean probe "
+           "accuracy > random-init encoder's"] = (
         np.mean(accs) > np.mean(baseline))
   sizes = list(config.cost_sizes)
   costs = [cost.augmentation_costs(n, with_eigvalsh=n <= config.cost_eigvalsh_max_n)
@@ -204,7 +205,8 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
              "span_precompute_eigvalsh", "span_l2_precompute"]
   cost_rows = [[n] + [_cost_cell(c.get(m)) for m in methods] for n, c in zip(sizes, costs,
                                                                               strict=True)]
-  checks["SPAN precomputation slower than edge dropping at the largest N"] = (
+  checks["spectral augmentation costs more: SPAN's precomputation is slower than edge "
+         "dropping at the largest N"] = (
       costs[-1]["span_precompute"][0] > 10 * costs[-1]["drop_edges"][0])
   probe = config.probe
   notes = [f"{config.preset} preset on {name}: {config.train.total_steps or 'recipe'} steps per "

@@ -67,7 +67,8 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
     stds = [r["feature_std"] for r in result.history if "feature_std" in r]
     rows.append([method, result.step, start, end, stds[-1] if stds else float("nan")])
     if config.checks:
-      checks[f"{method}: loss falls (mean over the last third of logs < first third)"] = \
+      checks[f"{method} pretraining on spectral patches learns: loss falls (mean over the last "
+             "third of logs < first third)"] = \
           end < start
   for method, records in histories.items():
     save_loss_curve(workdir / f"loss_{method}.png", {method: records})
