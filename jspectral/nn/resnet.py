@@ -15,6 +15,9 @@ Layout and quirks follow the backbone of winci-ai/INTL (``src/resnet.py``, ``src
   ``zero_init_residual`` (last BN scale of every block = 0) is off for ResNet-18 and on for
   ResNet-50, as in the official ``get_backbone``.
 
+Speed (CPU): every convolution is :func:`matmul_grad_conv`, lax's convolution whose weight gradient
+is written as matmuls for the stem and the 1x1 shortcuts, where XLA:CPU's form is slow.
+
 Images are bands-last ``(N, H, W, 3)``. BatchNorm carries no ``axis_name``: under ``jit`` on a
 data-parallel mesh the batch statistics are reduced over the sharded batch axis, i.e. over the
 global batch (the official code uses SyncBatchNorm). Deviation: flax updates the running variance
@@ -32,14 +35,93 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jspectral.nn import canonical_conv
 from jspectral.nn.model_spec import ModelSpec
 
 conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+_NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+def _lax_conv(x, w, stride, padding, precision):
+  return jax.lax.conv_general_dilated(x, w, (stride, stride), [(padding, padding)] * 2,
+                                      dimension_numbers=_NHWC, precision=precision)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def matmul_grad_conv(x: jax.Array, w: jax.Array, stride: int, padding: int,
+                     precision=None) -> jax.Array:
+  """The convolution of ``lax``; its weight gradient is written as matmuls where XLA:CPU is slow.
+
+  XLA:CPU (jax 0.10.2) computes a weight gradient as a convolution whose kernel is the whole
+  cotangent image, after transposing the input to ``(Ci, H, W, N)``. For the two shapes below that
+  costs many times the forward pass (CPU seconds, batch 32, 2 cores), and matmuls are cheaper:
+
+  * few input taps, ``kh kw Ci <= 27`` (the CIFAR stem, 3x3, 3 -> 64 on 34x34): 0.064 s as XLA's
+    convolution vs 0.002 s as one ``x^T g`` matmul per kernel tap
+    (:func:`canonical_conv.weight_gradient`);
+  * 1x1 kernels (the strided projection shortcuts): 0.011 / 0.005 / 0.004 s vs 0.002 / 0.001 /
+    0.001 s as one matmul ``g^T x[:, ::s, ::s]``.
+
+  Other shapes keep XLA's weight gradient (per-tap matmuls measured slower at 64-128 channels on
+  34x34 / 17x17 maps and no faster inside the whole INTL step at 256-512). The forward pass and
+  the input gradient are XLA's own; values and gradients are those of ``lax`` up to summation
+  order.
+
+  Args:
+    x: input ``(N, H, W, Ci)``.
+    w: kernel ``(kh, kw, Ci, Co)``.
+    stride: the same in both spatial axes.
+    padding: zeros on every side.
+    precision: ``lax`` precision.
+
+  Returns:
+    ``(N, (H + 2 padding - kh) // stride + 1, (W + 2 padding - kw) // stride + 1, Co)``.
+  """
+  return _lax_conv(x, w, stride, padding, precision)
+
+
+def _matmul_grad_conv_fwd(x, w, stride, padding, precision):
+  return _lax_conv(x, w, stride, padding, precision), (x, w)
+
+
+def _matmul_grad_conv_bwd(stride, padding, precision, residuals, g):
+  x, w = residuals
+  kh, kw, ci, _ = w.shape
+  dx = jax.vjp(lambda x: _lax_conv(x, w, stride, padding, precision), x)[1](g)[0]
+  if kh * kw == 1 and padding == 0:  # (Co, N H W) @ (N H W, Ci), then transposed
+    g_t = jnp.transpose(g, (3, 0, 1, 2))
+    dw = jnp.einsum("onhw,nhwi->oi", g_t, x[:, ::stride, ::stride], precision=precision)
+    return dx, dw.T.reshape(w.shape)
+  if kh * kw * ci <= 27 and stride == 1:
+    xp = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    return dx, canonical_conv.weight_gradient(xp, g, (kh, kw), precision)
+  return dx, jax.vjp(lambda w: _lax_conv(x, w, stride, padding, precision), w)[1](g)[0]
+
+
+matmul_grad_conv.defvjp(_matmul_grad_conv_fwd, _matmul_grad_conv_bwd)
+
+
+def _conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
+                          rhs_dilation=None, dimension_numbers=None, feature_group_count=1,
+                          batch_group_count=1, precision=None, preferred_element_type=None):
+  """What ``nn.Conv`` calls, routed to :func:`matmul_grad_conv`; the ResNet convolutions use
+  square strides and symmetric padding only, so anything else is refused."""
+  (lo, hi), (left, right) = padding
+  undilated = all(tuple(d or (1, 1)) == (1, 1) for d in (lhs_dilation, rhs_dilation))
+  if not (window_strides[0] == window_strides[1] and lo == hi == left == right and undilated
+          and feature_group_count == batch_group_count == 1 and preferred_element_type is None
+          and jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+          == jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC)):
+    raise ValueError(f"padding/window_strides: expected an NHWC convolution with square strides "
+                     f"and symmetric padding, no dilation or groups; got {window_strides}, "
+                     f"{padding}")
+  return matmul_grad_conv(lhs, rhs, window_strides[0], lo, precision)
 
 
 def _conv(features: int, kernel: int, stride: int, padding: int, name: str) -> nn.Conv:
   return nn.Conv(features, (kernel, kernel), (stride, stride), padding=[(padding, padding)] * 2,
-                 use_bias=False, kernel_init=conv_init, name=name)
+                 use_bias=False, kernel_init=conv_init, name=name,
+                 conv_general_dilated=_conv_general_dilated)
 
 
 def batch_norm(train: bool, name: str, zero_init: bool = False) -> nn.BatchNorm:

@@ -1,0 +1,49 @@
+"""ResNet's convolution: lax's values and lax's gradients on every weight-gradient path."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jspectral.nn import resnet
+
+
+def _lax(x, w, stride, padding):
+  return jax.lax.conv_general_dilated(x, w, (stride, stride), [(padding, padding)] * 2,
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+@pytest.mark.parametrize("kernel, ci, stride, padding, size", [
+    (3, 3, 1, 2, 7),    # CIFAR stem: per-tap x^T g matmuls
+    (1, 4, 2, 0, 7),    # strided 1x1 shortcut, odd size: one g^T x matmul
+    (1, 4, 2, 0, 8),    # even size
+    (3, 4, 2, 1, 7),    # strided 3x3: XLA's own weight gradient
+    (3, 4, 1, 1, 6),    # stride 1, many taps: XLA's own
+])
+def test_values_and_gradients_equal_lax_in_float64(kernel, ci, stride, padding, size):
+  with jax.enable_x64(True):
+    kx, kw = jax.random.split(jax.random.key(0))
+    x = jax.random.normal(kx, (2, size, size + 1, ci), jnp.float64)
+    w = jax.random.normal(kw, (kernel, kernel, ci, 5), jnp.float64)
+    ours = lambda x, w: resnet.matmul_grad_conv(x, w, stride, padding)
+    np.testing.assert_array_equal(ours(x, w), _lax(x, w, stride, padding))
+    loss = lambda conv: jax.jit(jax.grad(lambda x, w: jnp.sum(jnp.sin(conv(x, w))), (0, 1)))
+    ref = loss(lambda x, w: _lax(x, w, stride, padding))(x, w)
+    for a, b in zip(ref, loss(ours)(x, w), strict=True):
+      np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kernel, stride, padding", [(3, 1, 2), (1, 2, 0)])
+def test_stem_and_shortcut_weight_gradients_are_matmuls(kernel, stride, padding):
+  """No convolution is left in the weight gradient of the stem or of a 1x1 shortcut."""
+  x, w = jnp.ones((2, 6, 6, 3)), jnp.ones((kernel, kernel, 3, 4))
+  dw = jax.grad(lambda w: jnp.sum(resnet.matmul_grad_conv(x, w, stride, padding)))
+  assert " convolution(" not in jax.jit(dw).lower(w).compile().as_text()
+
+
+def test_unsupported_convolutions_are_refused():
+  x, w = jnp.ones((1, 6, 6, 2)), jnp.ones((3, 3, 2, 2))
+  with pytest.raises(ValueError, match="padding/window_strides"):
+    resnet._conv_general_dilated(x, w, (1, 2), ((1, 1), (1, 1)))
+  with pytest.raises(ValueError, match="padding/window_strides"):
+    resnet._conv_general_dilated(x, w, (1, 1), ((0, 1), (0, 1)))
