@@ -13,7 +13,7 @@ SEEDS = (0, 1, 2)
 CHEAP = ("train_demo", "pde_reaction_diffusion")
 
 
-@pytest.mark.slow  # ~20 s of CPU per experiment: one compilation, three short fits
+@pytest.mark.slow  # ~30 s of CPU per experiment: one compilation, three short fits
 @pytest.mark.parametrize("name", CHEAP)
 def test_every_smoke_check_passes_for_seeds_0_1_2(name, tmp_path):
   runner.cache_compiled_programs(tmp_path / "jax_cache")
