@@ -56,8 +56,8 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
     # Raw digits are easy for a random encoder (5-NN 93-95 %): every digit gets a fixed
     # contrast and brightness change of the views' jitter strength, a nuisance the random
     # encoder's 5-NN follows (85 %) and INTL learns to ignore (docs/ssl.md).
-    config.data.nuisance = 0.4
-    config.knn_margin = 0.05
+    config.data.nuisance = 0.4  # per-image contrast/brightness factors in [1 - s, 1 + s]
+    config.knn_margin = 0.05  # the 5-NN check's margin over the random encoder (fraction)
   return config
 
 
