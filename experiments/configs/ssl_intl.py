@@ -39,7 +39,7 @@ from experiments.common import (
   intl_data,
   intl_network,
 )
-from experiments.report import Report, Table, save_loss_curve
+from experiments.report import Headline, Report, Table, save_loss_curve
 from jspectral import train
 from jspectral.models import unwrap_checkpoint
 from jspectral.ssl import intl, tasks
@@ -154,11 +154,25 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
   return Report(
       title=f"INTL self-supervised pre-training ({source}, {config.preset})",
       tables=tables, figures=figures, checks=checks,
+      headline=_headline(final, random_eval, None if digits else paper),
       notes=[f"{method}, {len(views)} views, {steps} steps, global batch "
              f"{config.train.batch_size}, IterNorm T={config.iterations} whitening "
              f"{config.whiten}, beta = official trade-off {evaluation_beta(config):.3f}.",
              "Evaluation: frozen backbone, eval-mode BatchNorm, 5-NN (Euclidean, majority vote, "
              "ties to the smallest label) and the official Adam linear probe."])
+
+
+def _headline(final: dict, random_eval: dict, paper: tuple | None) -> Headline:
+  """INTL's 5-NN (and linear top-1 where probed) against the random encoder's; the paper's
+  figures of the same recipe (None: a sanity run the paper has no number for)."""
+  def figures(knn, linear):
+    return ", ".join(f"{name} {value:.1f} %" for name, value in
+                     (("5-NN", knn), ("linear top-1", linear)) if np.isfinite(value))
+
+  ours = figures(100 * final["knn_top1"], 100 * final.get("linear_top1", np.nan))
+  return Headline("INTL learns features without labels (frozen backbone, above a random encoder)",
+                  f"{ours} vs 5-NN {100 * random_eval['knn_top1']:.1f} % (random init)",
+                  figures(paper[1], paper[0]) if paper else "")
 
 
 def _probe_config(config, section, train_size: int) -> tuple[ml_collections.ConfigDict, int]:

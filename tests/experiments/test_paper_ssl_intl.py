@@ -70,11 +70,15 @@ def test_paper_preset_runs_on_real_format_files(tmp_path, monkeypatch, cheap_com
     assert [r["step"] for r in evals if "eval/top1" in r] == [2, 4]     # every epoch (2 steps)
     assert "Official linear evaluation (2 epochs" in report and "| last epoch |" in report
     assert "| INTL (paper) | 81.68 | 95.42 |" in report
+    assert "Claim: INTL learns features without labels" in report
+    assert "linear top-1" in report.split("Ours: ")[1].split(" vs ")[0]   # probed: in the headline
+    assert "Paper: 5-NN 73.5 %, linear top-1 81.7 %." in report
   elif config["data"]["source"] == "in1k":
     assert config["ema_momentum"] == 0.996 and config["multi_crop"] is True
     assert "INTL_M (EMA key m0 = 0.996), 6 views" in report
     paper_row = next(line for line in report.splitlines() if line.startswith("| INTL (paper)"))
     assert "| 73.5 |" in paper_row                       # README: INTL_M 100 epochs, linear top-1
+    assert "Paper: linear top-1 73.5 %." in report        # no published 5-NN
   else:
     assert config["linear_eval"]["epochs"] == 0 and "Official linear evaluation" not in report
 
