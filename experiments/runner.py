@@ -212,10 +212,13 @@ def seed_overrides(name: str, seed: int) -> list[str]:
           and (key == "seed" or "train" in key.split(".")[:-1])]
 
 
-# The slowest smoke presets first, so that parallel jobs end together (seconds on 2 idle cores).
-SLOWEST_FIRST = ("denoise_icvl", "classify_lola", "pretrain_spectral_earth",
-                 "ssl_spectral_transforms", "sr_mixup_mtl", "pansharpen_benchmark",
-                 "downstream_spectral_earth")
+# The smoke presets by CPU seconds, most first (longest-first keeps parallel jobs ending together;
+# measured one by one with a cold compilation cache, docs/benchmarks.md "Smoke runs").
+SLOWEST_FIRST = ("classify_lola", "denoise_icvl", "downstream_spectral_earth", "sr_essaformer",
+                 "pretrain_spectral_earth", "ssl_spectral_transforms", "pansharpen_benchmark",
+                 "sr_mixup_mtl", "graph_ssl_node", "graph_ssl_graph", "ssl_intl",
+                 "pde_navier_stokes", "pansharpen_rho_pnn", "train_demo",
+                 "pde_reaction_diffusion", "pde_poisson")
 
 
 def quiet_overrides(name: str) -> list[str]:

@@ -117,3 +117,7 @@ def test_parallel_jobs_run_side_by_side_and_report_in_experiment_order(tmp_path,
   assert report.index("| alpha |") < report.index("| sr |")     # reported in name order
   with pytest.raises(ValueError, match="jobs"):
     runner.demo(tmp_path, jobs=0)
+
+
+def test_demo_order_names_every_experiment_once():
+  assert sorted(runner.SLOWEST_FIRST) == sorted(runner.experiment_names())
