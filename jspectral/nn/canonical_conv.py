@@ -147,8 +147,11 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
   """``lax.conv_general_dilated`` with :func:`valid_conv` for 2-D stride-1 NHWC convs.
 
   Explicit non-negative zero padding (``((lo, hi), (lo, hi))``, what ``nn.Conv(padding=1)``
-  passes) becomes a ``jnp.pad`` before the VALID convolution. Any other configuration (string
-  padding other than VALID, strides, dilation, groups, layouts) falls through to
+  passes) becomes a ``jnp.pad`` before the VALID convolution; so does ``"SAME"`` /
+  ``"SAME_LOWER"`` (``nn.Conv``'s default: XLA wrote the weight gradients of ESSAformer's 1x1
+  convolutions as convolutions with the whole image as the kernel, ~15 % of the op time of its
+  LR 32 train step in a profiler trace; :func:`weight_gradient` makes each one matmul). Any other
+  configuration (strides, dilation, groups, layouts, other string paddings) falls through to
   ``lax.conv_general_dilated`` unchanged.
 
   Args:
@@ -169,6 +172,10 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
   """
   unit = (1,) * (lhs.ndim - 2)
   canonical = jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC)
+  if (isinstance(padding, str) and padding in ("SAME", "SAME_LOWER") and lhs.ndim == 4
+      and tuple(window_strides) == unit and tuple(rhs_dilation or unit) == unit
+      and jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers) == canonical):
+    padding = jax.lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], window_strides, padding)
   explicit = (not isinstance(padding, str) and len(padding) == 2
               and all(len(p) == 2 and min(p) >= 0 for p in padding))
   simple = (lhs.ndim == 4 and (padding == "VALID" or explicit) and tuple(window_strides) == unit

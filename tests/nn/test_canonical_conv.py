@@ -27,8 +27,9 @@ def test_values_and_gradients_equal_lax_in_float64():
       np.testing.assert_allclose(b, a, atol=1e-12)
 
 
-@pytest.mark.parametrize("kwargs", [{"strides": (2, 2)}, {"padding": "SAME"},
-                                    {"feature_group_count": 2}, {"kernel_dilation": (2, 2)}])
+@pytest.mark.parametrize("kwargs", [{"strides": (2, 2)}, {"padding": "CIRCULAR"},
+                                    {"feature_group_count": 2}, {"kernel_dilation": (2, 2)},
+                                    {"kernel_dilation": (2, 2), "padding": "SAME"}])
 def test_other_convolutions_fall_back_to_lax(kwargs):
   x = jax.random.normal(jax.random.key(0), (1, 8, 8, 4))
   module = nn.Conv(6, (3, 3), padding=kwargs.pop("padding", "VALID"), **kwargs)
@@ -73,17 +74,25 @@ def test_shifted_matmul_path_equals_lax_in_float64(shape):
     assert " convolution(" not in text
 
 
-def test_explicit_padding_is_padded_then_valid_with_the_same_gradients():
+@pytest.mark.parametrize("kernel, padding", [((3, 3), ((1, 2), (0, 1))), ((1, 1), "SAME"),
+                                             ((2, 3), "SAME"), ((2, 3), "SAME_LOWER")])
+def test_explicit_padding_is_padded_then_valid_with_the_same_gradients(kernel, padding):
+  """Explicit and SAME paddings take the canonical path: same values and gradients, and no
+  weight-gradient convolution with the image as its kernel."""
   with jax.enable_x64(True):
     x = jax.random.normal(jax.random.key(2), (2, 7, 6, 4), jnp.float64)
-    module = nn.Conv(5, (3, 3), padding=((1, 2), (0, 1)), param_dtype=jnp.float64)
+    module = nn.Conv(5, kernel, padding=padding, param_dtype=jnp.float64)
     params = module.init(jax.random.key(3), x)
     ours = module.clone(conv_general_dilated=canonical_conv.conv_general_dilated)
-    loss = lambda m: jax.grad(lambda p, x: jnp.sum(jnp.sin(m.apply(p, x))), (0, 1))(params, x)
+    grad = lambda m: jax.grad(lambda p, x: jnp.sum(jnp.sin(m.apply(p, x))), (0, 1))
     np.testing.assert_allclose(ours.apply(params, x), module.apply(params, x), atol=1e-12)
-    for a, b in zip(jax.tree_util.tree_leaves(loss(module)),
-                    jax.tree_util.tree_leaves(loss(ours)), strict=True):
+    for a, b in zip(jax.tree_util.tree_leaves(grad(module)(params, x)),
+                    jax.tree_util.tree_leaves(grad(ours)(params, x)), strict=True):
       np.testing.assert_allclose(b, a, atol=1e-12)
+    text = jax.jit(grad(ours)).lower(params, x).compile().as_text()
+  windows = {line.split("window={size=")[1].split(" ")[0].split("}")[0]
+             for line in text.splitlines() if " convolution(" in line}
+  assert windows <= {"x".join(map(str, kernel))}
 
 
 
