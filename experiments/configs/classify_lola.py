@@ -79,7 +79,7 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
   config.axis_orders = ["official"] if smoke else ["official", "spectral"]
   config.label_smoothing = 0.1
   config.scene = dict(height=32, width=32, bands=30, num_classes=5, noise_std=0.3)
-  config.epochs = 15 if smoke else 100
+  config.epochs = 10 if smoke else 100
   config.eval_epochs = 1 if smoke else 5              # evaluate every k epochs (and at the end)
   config.train = train.default_config()
   # total_steps and eval_every are derived per dataset from the epochs and the fitted split
