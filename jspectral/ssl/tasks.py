@@ -921,16 +921,36 @@ def _init_with_backbone(model: nn.Module, rng, images, init_variables: dict | No
   return params, {"batch_stats": stats}
 
 
-def _split_outputs(apply, source, eval_batch: int, label_dtype) -> tuple[np.ndarray, np.ndarray]:
-  """``apply(images)`` over a split, ``eval_batch`` examples per call, and its ``label``s.
+@functools.cache
+def _inference(model: nn.Module):
+  """``(params, batch_stats, images) -> outputs`` of ``model`` in inference mode, jitted once per
+  model configuration."""
+  return jax.jit(lambda params, stats, images: model.apply(
+      {"params": params, "batch_stats": stats}, images))
+
+
+def _split_outputs(model: nn.Module, params, state, source, eval_batch: int,
+                   label_dtype) -> tuple[np.ndarray, np.ndarray]:
+  """Inference-mode outputs of ``model`` over a split, ``eval_batch`` examples per call, and the
+  split's ``label``s.
+
+  Args:
+    model: the task's module (applied with ``params`` and ``state["batch_stats"]``).
+    params: parameters.
+    state: ``{"batch_stats": ...}``.
+    source: standardised examples ``{"image", "label"}`` (random access).
+    eval_batch: examples per call.
+    label_dtype: dtype of the returned labels.
 
   Returns:
     ``(outputs (M, ...), labels (M, ...) as label_dtype)``, NumPy, in source order.
   """
+  apply = _inference(model)
   out, labels = [], []
   for i in range(0, len(source), eval_batch):
     examples = [source[j] for j in range(i, min(i + eval_batch, len(source)))]
-    out.append(np.asarray(apply(np.stack([e["image"] for e in examples]))))
+    out.append(np.asarray(apply(params, state["batch_stats"],
+                                np.stack([e["image"] for e in examples]))))
     labels.append(np.stack([e["label"] for e in examples]).astype(label_dtype))
   return np.concatenate(out), np.concatenate(labels)
 
@@ -1007,24 +1027,10 @@ class MultiLabelTask:
                            train=not self.eval_frozen_bn)
     return multilabel_loss(logits, batch["label"]), {"state": {"batch_stats": stats}}
 
-  @functools.cached_property
-  def _logits(self):
-    return jax.jit(lambda params, stats, images: self.model.apply(
-        {"params": params, "batch_stats": stats}, images))
-
   def logits(self, params, state, source) -> tuple[np.ndarray, np.ndarray]:
-    """Inference-mode logits and targets of a whole split, ``eval_batch`` images per call.
-
-    Args:
-      params: parameters.
-      state: ``{"batch_stats": ...}``.
-      source: standardised examples ``{"image", "label"}`` (random access).
-
-    Returns:
-      ``(logits (M, L), targets (M, L))``, NumPy.
-    """
-    return _split_outputs(lambda x: self._logits(params, state["batch_stats"], x), source,
-                          self.eval_batch, np.int32)
+    """Inference-mode ``(logits (M, L), int32 targets (M, L))`` of a whole split, in source
+    order (:func:`_split_outputs`, ``eval_batch`` images per call)."""
+    return _split_outputs(self.model, params, state, source, self.eval_batch, np.int32)
 
   def scores(self, params, state, source) -> dict[str, float]:
     """torchmetrics-style micro/macro accuracy, F1 and AP and the mean BCE over a whole split.
@@ -1115,24 +1121,10 @@ class RegressionTask:
                                        batch_size=self.score_batch)
     return loss, {"state": {"batch_stats": stats}}
 
-  @functools.cached_property
-  def _predict(self):
-    return jax.jit(lambda params, stats, images: self.model.apply(
-        {"params": params, "batch_stats": stats}, images))
-
   def predictions(self, params, state, source) -> tuple[np.ndarray, np.ndarray]:
-    """Inference-mode predictions and targets of a whole split, in source order.
-
-    Args:
-      params: parameters.
-      state: ``{"batch_stats": ...}``.
-      source: standardised examples ``{"image", "label"}`` (random access).
-
-    Returns:
-      ``(pred (M, T), target (M, T))`` float32, NumPy.
-    """
-    return _split_outputs(lambda x: self._predict(params, state["batch_stats"], x), source,
-                          self.eval_batch, np.float32)
+    """Inference-mode ``(pred (M, T), float32 target (M, T))`` of a whole split, in source
+    order (:func:`_split_outputs`, ``eval_batch`` images per call)."""
+    return _split_outputs(self.model, params, state, source, self.eval_batch, np.float32)
 
   def scores(self, params, state, source) -> dict[str, float]:
     """Challenge score over the split, per target, the official per-batch mean and RMSE.
