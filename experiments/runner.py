@@ -235,8 +235,7 @@ def demo(workdir: pathlib.Path, seeds: Sequence[int] = (0,), jobs: int = 1) -> i
   shapes skip compilation. With ``jobs > 1`` the runs go to that many worker processes (each
   compiles on its own core; accelerator memory is then allocated on demand, not preallocated).
   Prints one line per finished run (name, seed, wall and CPU seconds, checks). Exits non-zero
-  when an
-  experiment raised or a check failed.
+  when an experiment raised or a check failed.
   """
   if jobs < 1:
     raise ValueError(f"jobs: expected a positive number of worker processes, got {jobs}")

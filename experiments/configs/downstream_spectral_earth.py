@@ -380,14 +380,20 @@ CHECK_METRIC = {"segmentation": ("micro Jaccard (official)", 1), "multilabel": (
                 "regression": ("score (MSE / baseline MSE)", -1)}
 
 
-def _headline(config, rows, kind: str, scored: str) -> Headline:
-  """The pretrained encoder against the random-init one on the check's metric."""
+def _check_values(rows, kind: str) -> tuple[str, float, float]:
+  """The check's metric (:data:`CHECK_METRIC`) and its pretrained / random-init values."""
   metric = CHECK_METRIC[kind][0]
   i = 3 + list(COLUMNS[kind]).index(metric)
+  return metric, rows[0][i], rows[1][i]
+
+
+def _headline(config, rows, kind: str, scored: str) -> Headline:
+  """The pretrained encoder against the random-init one on the check's metric."""
+  metric, pretrained, random_init = _check_values(rows, kind)
   return Headline("a SpectralEarth-pretrained encoder beats a random-init one, "
                   f"{_protocol(config)}",
-                  f"{SPLIT_TITLES[scored].lower()} {metric} {rows[0][i]:.3f} vs "
-                  f"{rows[1][i]:.3f} (random init)")
+                  f"{SPLIT_TITLES[scored].lower()} {metric} {pretrained:.3f} vs "
+                  f"{random_init:.3f} (random init)")
 
 
 def _checks(config, name: str, rows, kind: str) -> dict[str, bool]:
@@ -395,11 +401,10 @@ def _checks(config, name: str, rows, kind: str) -> dict[str, bool]:
   same protocol on the scored split (:data:`CHECK_METRIC`)."""
   if not config.checks:
     return {}
-  metric, sign = CHECK_METRIC[kind]
-  i = 3 + list(COLUMNS[kind]).index(metric)
-  gain = sign * (rows[0][i] - rows[1][i])
+  metric, pretrained, random_init = _check_values(rows, kind)
+  gain = CHECK_METRIC[kind][1] * (pretrained - random_init)
   line = (f"{name}: a pretrained encoder beats a random-init one under the same protocol "
-          f"({_protocol(config)}; test {metric} {rows[0][i]:.3f} vs {rows[1][i]:.3f}, "
+          f"({_protocol(config)}; test {metric} {pretrained:.3f} vs {random_init:.3f}, "
           f"{gain:+.3f})")
   return {line: gain > 0}
 
