@@ -6,16 +6,14 @@ convolutions of a VALID, stride-1 convolution into that form; inside a ``while``
 and the weight gradient falls back to a generic loop. Measured here (jax 0.10.2, 2 cores): the
 weight gradient of a 7x7x48x32 convolution on a 96x108 image took 0.06 s as one call and 1.5 s per
 iteration of a ``fori_loop``; rho-PNN's per-band tuning loop ran 5x slower than the same steps
-called one by one. The VJP below writes the input gradient as a canonical convolution (with
-explicit transposes), which XLA keeps, and the weight gradient of kernels up to 3x3 as one matmul
-per kernel tap (:func:`weight_gradient`, linear in the pixel count where XLA's convolution form
-is not), of larger kernels as a canonical convolution too, and is
-otherwise the same function: same values, same gradients. VALID convolutions with many channels are
-written as convolutions padded by one zero row (:func:`_valid`), which XLA:CPU runs 4-8x faster.
+called one by one. The VJP below writes both gradients as canonical convolutions (with explicit
+transposes), which XLA keeps, and is otherwise the same function: same values, same gradients.
+VALID convolutions with many channels are written as convolutions padded by one zero row
+(:func:`_valid`), which XLA:CPU's YNNPACK convolutions run 4-8x faster.
 
 Pass it to flax: ``nn.Conv(..., conv_general_dilated=canonical_conv.conv_general_dilated)``. Used
 by the networks that train inside jitted loops (zero-shot pansharpening, deep image priors) and
-by ESSAformer, whose large-image weight gradients it keeps linear in the pixels.
+by ESSAformer and HyperPNN.
 """
 
 from __future__ import annotations
@@ -32,11 +30,13 @@ def _valid(x, w, precision):
   """VALID convolution; with ``Ci Co >= 512`` as one padded by a zero row, whose output row is
   dropped.
 
-  XLA:CPU (jax 0.10.2, its YNNPACK convolution) runs a convolution with zero padding 4-8x faster
+  XLA:CPU's YNNPACK convolutions (jaxlib 0.10.2) run a convolution with zero padding 4-8x faster
   than the same convolution written VALID (measured here, CPU seconds, batch 1: 7x7 48 -> 32 on
-  198x198 0.19 s VALID vs 0.025 s padded; 3x3 512 -> 512 on 66x66 0.45 vs 0.095 s; batch 4, 3x3
-  128 -> 128 on 66x66 0.11 vs 0.027 s); with few channels it makes no difference (124 x 66x66,
-  16 -> 16: 0.022 vs 0.025 s), so small convolutions stay VALID.
+  198x198 0.19 s VALID vs 0.025 s padded; 3x3 512 -> 512 on 66x66 0.45 vs 0.095 s); with few
+  channels it makes no difference, so small convolutions stay VALID. Eigen's convolutions, which
+  ``import jspectral`` selects (:func:`jspectral.prefer_eigen_convolutions`), run both forms
+  equally fast (0.036 / 0.035 s and 0.097 / 0.10 s for the two shapes above), so the form only
+  matters where a user keeps YNNPACK.
   """
   if x.shape[3] * w.shape[3] < 512:
     return jax.lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=_NHWC,
@@ -78,36 +78,13 @@ def _valid_conv_bwd(precision, residuals, g):
   # dx: full correlation of the cotangent with the flipped kernel, in/out channels swapped.
   g_full = jnp.pad(g, ((0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1), (0, 0)))
   dx = _valid(g_full, jnp.transpose(w[::-1, ::-1], (0, 1, 3, 2)), precision)
-  if kh * kw <= 9:
-    return dx, weight_gradient(x, g, (kh, kw), precision)
   # dw[a, b, i, o] = sum_{n, y, x} x[n, y + a, x + b, i] g[n, y, x, o]: input channels as the
-  # batch, the image batch as the contracted feature axis, the cotangent as the kernel (for large
-  # kernels one convolution beats kh kw matmuls: 0.04 s vs 0.25 s of CPU for rho-PNN's 7x7 48->32).
+  # batch, the image batch as the contracted feature axis, the cotangent as the kernel. With
+  # Eigen's convolutions this is as fast as XLA's own weight gradient and 1.4-7x faster than one
+  # x^T g matmul per kernel tap (CPU seconds, 3x3: 4 x 62x62, 64 -> 64 0.0076 vs 0.028 s;
+  # 130x130, 256 -> 256 0.093 vs 0.23 s; 132 x 66x66, 16 -> 16 0.10 vs 0.61 s).
   dw = _valid(jnp.transpose(x, (3, 1, 2, 0)), jnp.transpose(g, (1, 2, 0, 3)), precision)
   return dx, jnp.transpose(dw, (1, 2, 0, 3))
-
-
-def weight_gradient(x: jax.Array, g: jax.Array, kernel: tuple[int, int],
-                    precision=None) -> jax.Array:
-  """``dw[a, b] = x[:, a:a + oh, b:b + ow]ᵀ g``: one matmul over all pixels per kernel tap.
-
-  XLA:CPU writes the weight gradient as a convolution whose kernel is the whole cotangent image,
-  and its cost grows faster than the pixel count (3x3, 512 channels, jax 0.10.2, 2 cores: 1.7 s
-  of CPU at 128x128 as a convolution, 0.4 s as these matmuls); the matmuls stay linear.
-
-  Args:
-    x: input ``(N, H, W, Ci)``.
-    g: output cotangent ``(N, H - kh + 1, W - kw + 1, Co)``.
-    kernel: ``(kh, kw)``.
-    precision: ``lax`` precision of the matmuls.
-
-  Returns:
-    ``(kh, kw, Ci, Co)``.
-  """
-  oh, ow = g.shape[1:3]
-  taps = [[jnp.einsum("nhwi,nhwo->io", x[:, a:a + oh, b:b + ow], g, precision=precision)
-           for b in range(kernel[1])] for a in range(kernel[0])]
-  return jnp.stack([jnp.stack(row) for row in taps])
 
 
 valid_conv.defvjp(_valid_conv_fwd, _valid_conv_bwd)
@@ -148,11 +125,10 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
 
   Explicit non-negative zero padding (``((lo, hi), (lo, hi))``, what ``nn.Conv(padding=1)``
   passes) becomes a ``jnp.pad`` before the VALID convolution; so does ``"SAME"`` /
-  ``"SAME_LOWER"`` (``nn.Conv``'s default: XLA wrote the weight gradients of ESSAformer's 1x1
-  convolutions as convolutions with the whole image as the kernel, ~15 % of the op time of its
-  LR 32 train step in a profiler trace; :func:`weight_gradient` makes each one matmul). Any other
-  configuration (strides, dilation, groups, layouts, other string paddings) falls through to
-  ``lax.conv_general_dilated`` unchanged.
+  ``"SAME_LOWER"`` (``nn.Conv``'s default), so ESSAformer's 1x1 convolutions and HyperPNN's
+  take the matmul forward pass of :func:`shifted_matmul_conv`. Any other configuration (strides,
+  dilation, groups, layouts, other string paddings) falls through to ``lax.conv_general_dilated``
+  unchanged.
 
   Args:
     lhs: input, e.g. ``(N, H, W, Ci)``.

@@ -16,7 +16,7 @@ Layout and quirks follow the backbone of winci-ai/INTL (``src/resnet.py``, ``src
   ResNet-50, as in the official ``get_backbone``.
 
 Speed (CPU): every convolution is :func:`matmul_grad_conv`, lax's convolution whose weight gradient
-is written as matmuls for the stem and the 1x1 shortcuts, where XLA:CPU's form is slow.
+is one matmul for the 1x1 shortcuts, where XLA:CPU's convolution form is slow.
 
 Images are bands-last ``(N, H, W, 3)``. BatchNorm carries no ``axis_name``: under ``jit`` on a
 data-parallel mesh the batch statistics are reduced over the sharded batch axis, i.e. over the
@@ -35,7 +35,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jspectral.nn import canonical_conv
 from jspectral.nn.model_spec import ModelSpec
 
 conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
@@ -52,20 +51,14 @@ def matmul_grad_conv(x: jax.Array, w: jax.Array, stride: int, padding: int,
                      precision=None) -> jax.Array:
   """The convolution of ``lax``; its weight gradient is written as matmuls where XLA:CPU is slow.
 
-  XLA:CPU (jax 0.10.2) computes a weight gradient as a convolution whose kernel is the whole
-  cotangent image, after transposing the input to ``(Ci, H, W, N)``. For the two shapes below that
-  costs many times the forward pass (CPU seconds, batch 32, 2 cores), and matmuls are cheaper:
-
-  * few input taps, ``kh kw Ci <= 27`` (the CIFAR stem, 3x3, 3 -> 64 on 34x34): 0.064 s as XLA's
-    convolution vs 0.002 s as one ``x^T g`` matmul per kernel tap
-    (:func:`canonical_conv.weight_gradient`);
-  * 1x1 kernels (the strided projection shortcuts): 0.011 / 0.005 / 0.004 s vs 0.002 / 0.001 /
-    0.001 s as one matmul ``g^T x[:, ::s, ::s]``.
-
-  Other shapes keep XLA's weight gradient (per-tap matmuls measured slower at 64-128 channels on
-  34x34 / 17x17 maps and no faster inside the whole INTL step at 256-512). The forward pass and
-  the input gradient are XLA's own; values and gradients are those of ``lax`` up to summation
-  order.
+  XLA:CPU (jaxlib 0.10.2) computes a weight gradient as a convolution whose kernel is the whole
+  cotangent image, after transposing the input to ``(Ci, H, W, N)``. For the 1x1 kernels of the
+  strided projection shortcuts one matmul ``g^T x[:, ::s, ::s]`` is cheaper (CPU seconds, batch
+  32, 2 cores: 0.011 / 0.005 / 0.004 s as XLA's convolution vs 0.002 / 0.001 / 0.001 s; the whole
+  INTL step 2.01 -> 1.88 s with Eigen's convolutions). Other shapes keep XLA's weight gradient
+  (per-tap matmuls measured slower; the CIFAR stem's, 3 -> 64, is 0.0028 s as XLA's with Eigen's
+  convolutions, 0.0031 s as nine matmuls). The forward pass and the input gradient are XLA's own;
+  values and gradients are those of ``lax`` up to summation order.
 
   Args:
     x: input ``(N, H, W, Ci)``.
@@ -86,15 +79,12 @@ def _matmul_grad_conv_fwd(x, w, stride, padding, precision):
 
 def _matmul_grad_conv_bwd(stride, padding, precision, residuals, g):
   x, w = residuals
-  kh, kw, ci, _ = w.shape
+  kh, kw = w.shape[:2]
   dx = jax.vjp(lambda x: _lax_conv(x, w, stride, padding, precision), x)[1](g)[0]
   if kh * kw == 1 and padding == 0:  # (Co, N H W) @ (N H W, Ci), then transposed
     g_t = jnp.transpose(g, (3, 0, 1, 2))
     dw = jnp.einsum("onhw,nhwi->oi", g_t, x[:, ::stride, ::stride], precision=precision)
     return dx, dw.T.reshape(w.shape)
-  if kh * kw * ci <= 27 and stride == 1:
-    xp = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-    return dx, canonical_conv.weight_gradient(xp, g, (kh, kw), precision)
   return dx, jax.vjp(lambda w: _lax_conv(x, w, stride, padding, precision), w)[1](g)[0]
 
 

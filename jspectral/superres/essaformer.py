@@ -51,8 +51,8 @@ from jspectral.superres.layers import (
 _SUM_EPS = 1e-7      # added to the per-token sum of squares (official)
 _NORM_EPS = 1e-12    # F.normalize clamp of the L2 norm (official)
 
-# Zero-padded convs with the weight gradient as per-tap matmuls: XLA:CPU's own weight-gradient
-# convolution grows faster than the pixel count (docs/benchmarks.md); same values and gradients.
+# Zero-padded convs through canonical_conv: an explicit pad, then a VALID convolution whose 1x1
+# forms are matmuls (docs/benchmarks.md); same values and gradients.
 _Conv = functools.partial(nn.Conv, conv_general_dilated=canonical_conv.conv_general_dilated)
 
 

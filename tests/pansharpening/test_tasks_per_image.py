@@ -103,7 +103,7 @@ def test_fit_prior(kind):
   """The per-image prior fit lowers its loss and returns a [0, 1] cube of the HR size."""
   s = wald.synthetic_rr_scene(jax.random.key(2), 32, 3, RATIO, crop=8)
   hs_lr, pan = np.asarray(s["hs_lr"]) / 2 ** 16, np.asarray(s["pan"]) / 2 ** 16
-  prior, trace = per_image.fit_prior(kind, hs_lr, pan, jax.random.key(0), iterations=12,
+  prior, trace = per_image.fit_prior(kind, hs_lr, pan, jax.random.key(0), iterations=16,
                                     learning_rate=1e-2, prior_kwargs={"features": 4})
   assert prior.shape == (48, 48, 3)
   assert float(prior.min()) >= 0 and float(prior.max()) <= 1
