@@ -27,7 +27,6 @@ Facts: specs/hsdt.md, specs/man.md, specs/hsi_denoising_data.md.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import pathlib
@@ -155,7 +154,6 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
   if variant:
     c.test_cases = GAUSSIAN_CASES
   c.checks = smoke  # both denoisers must beat the noisy input's PSNR
-  c.xla_fast_compile = smoke  # train with XLA's most optimisations off (compiling dominates)
   c.label = "smoke: synthetic cubes, C=4 models" if smoke else ""  # table titles
   c.train = train.default_config()
   c.train.update(batch_size=8 if smoke else 16, log_every=20 if smoke else 200,
@@ -446,33 +444,20 @@ def _evaluate(task, stages, test_set: TestSet, case: str) -> tuple[dict, dict, t
   return mean(ours), mean(noisy_scores), first
 
 
-@contextlib.contextmanager
-def _xla_fast_compile(enabled: bool):
-  """XLA with most optimisations off (``jax_disable_most_optimizations``) inside, as it was
-  after: the smoke's graphs are large and its inputs tiny, so compiling dominates."""
-  previous = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", enabled or previous)
-  try:
-    yield
-  finally:
-    jax.config.update("jax_disable_most_optimizations", previous)
-
-
 def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
   workdir = pathlib.Path(workdir)
   source, sets = _data(config)
   rows = {case: {} for case in config.test_cases}
   per_band, histories, example = {}, {}, {}
-  with _xla_fast_compile(config.xla_fast_compile):
-    for name in NAMES:
-      task, stages, histories[name] = _train(name, config, source, sets, workdir)
-      for case in config.test_cases:
-        rows[case][name], rows[case]["Noisy"], (noisy, pred, clean) = _evaluate(
-            task, stages, sets[case], case)
-        if case == config.test_cases[0]:
-          per_band[name] = np.asarray(_band_psnr(pred[None], clean[None]))
-          per_band["Noisy"] = np.asarray(_band_psnr(np.clip(noisy, 0, 1)[None], clean[None]))
-          example.update({name: pred, "noisy": noisy, "clean": clean})
+  for name in NAMES:
+    task, stages, histories[name] = _train(name, config, source, sets, workdir)
+    for case in config.test_cases:
+      rows[case][name], rows[case]["Noisy"], (noisy, pred, clean) = _evaluate(
+          task, stages, sets[case], case)
+      if case == config.test_cases[0]:
+        per_band[name] = np.asarray(_band_psnr(pred[None], clean[None]))
+        per_band["Noisy"] = np.asarray(_band_psnr(np.clip(noisy, 0, 1)[None], clean[None]))
+        example.update({name: pred, "noisy": noisy, "clean": clean})
   save_loss_curve(workdir / "loss.png", histories)
   _save_panels(workdir / "panels.png", example)
   _save_band_curves(workdir / "band_psnr.png", per_band, config.test_cases[0])
