@@ -204,8 +204,7 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
     where = protocol_splits(labels, config)
     for order in config.axis_orders:
       patch_set = functools.partial(_patch_set, reduced, labels, order)
-      (x_fit, y_fit), (x_sel, y_sel), (x_test, y_test) = (
-          patch_set(where[k]) for k in ("fit", "select", "test"))
+      (x_fit, y_fit), (x_sel, y_sel) = (patch_set(where[k]) for k in ("fit", "select"))
       module = models.create(config.model_name, num_classes=num_classes, axis_order=order,
                              **{k: tuple(v) for k, v in config.model.items() if v})
       task = LoLATask(module, x_fit, y_fit, x_sel, y_sel, config.label_smoothing,
@@ -214,17 +213,23 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
       result = train.fit(task, fit_config, workdir / name / order)
       histories[f"{name}/{order}"] = result.history
       params, state = result.best["params"], result.best["model_state"]
-      ours = scores(task.predict(params, state, x_test), y_test, num_classes)
+      # the first axis order maps every labelled pixel, the test pixels last; the others only
+      # predict the test pixels
+      mapped = order == config.axis_orders[0]
+      positions = (np.concatenate([where["fit"], where["select"], where["test"]]) if mapped
+                   else where["test"])
+      x_predict, y_predict = patch_set(positions)
+      predicted = task.predict(params, state, x_predict)
+      y_test = y_predict[-len(where["test"]):]
+      ours = scores(predicted[-len(y_test):], y_test, num_classes)
       rows.append([name, f"{config.model_name} ({order} axes)", f"{config.train_fraction:.0%}",
                    ours["OA"], ours["AA"], ours["kappa"], int(result.best["step"]),
                    result.step, "–"])
       if result.step < fit_config.total_steps:
         stops.append(f"{name}/{order}: stopped early at step {result.step} of "
                      f"{fit_config.total_steps}")
-      if order == config.axis_orders[0]:
-        full = np.concatenate([where["fit"], where["select"], where["test"]])
-        _save_map(workdir / f"{name}_map.png", labels, full,
-                  task.predict(params, state, patch_set(full)[0]) + 1)
+      if mapped:
+        _save_map(workdir / f"{name}_map.png", labels, positions, predicted + 1)
         figures.append(f"{name}_map.png")
     baseline = scores(logistic_regression(reduced[tuple(where["fit"].T)], jnp.asarray(y_fit),
                                           reduced[tuple(where["test"].T)], num_classes),

@@ -112,7 +112,9 @@ class LoLATask:
     return jax.jit(lambda p, s, x: self.module.apply({"params": p, **s}, x).argmax(-1))
 
   def predict(self, params, state, x, chunk: int = 128):
-    """Class indices for ``x``, in fixed-size chunks (the last one padded): one compilation.
+    """Class indices for ``x``, in fixed-size chunks (the last one padded): one compilation per
+    chunk size. Fewer than ``chunk`` patches (a small validation split) run as one call of their
+    own size rather than padded to ``chunk``.
 
     Args:
       params: trainable parameters.
@@ -123,6 +125,7 @@ class LoLATask:
     Returns:
       Predicted class indices, NumPy array ``(M,)``.
     """
+    chunk = max(min(chunk, len(x)), 1)
     padded = np.concatenate([x, np.zeros((-len(x) % chunk,) + x.shape[1:], x.dtype)])
     return np.concatenate([self._classify(params, state, padded[i:i + chunk])
                            for i in range(0, len(padded), chunk)])[:len(x)]
