@@ -43,8 +43,8 @@ def get_config(preset: str) -> ml_collections.ConfigDict:
     c.test_grid = [9, 17, 17]
     c.models = {"NSM": model_config("nsm", 8, 2, (6, 15, 15))}
     # measured, seeds 0/1/2 (bar 9.73 %): 450 steps of 4 -> 8.19 / 11.8 / 10.7 %; 700 steps of 8
-    # -> 8.08 / 8.50 / 8.36 %. A decaying rate (exponential 0.01 or cosine), a rate of 1e-2,
-    # clipping at norm 1 and a third layer all did worse.
+    # -> 8.68 / 8.07 / 8.65 % (demo). A decaying rate (exponential 0.01 or cosine), a rate of
+    # 1e-2, clipping at norm 1 and a third layer all did worse (docs/pde.md).
     c.train = train_config(preset, steps=700, batch_size=8, learning_rate=5e-3)
     c.reference = dict(refine=8, dirichlet_n=48, ns_grid=32, ns_dt=1e-2)
     return c
