@@ -220,8 +220,9 @@ def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
                    else where["test"])
       x_predict, y_predict = patch_set(positions)
       predicted = task.predict(params, state, x_predict)
-      y_test = y_predict[-len(where["test"]):]
-      ours = scores(predicted[-len(y_test):], y_test, num_classes)
+      n_test = len(where["test"])
+      y_test = y_predict[-n_test:]
+      ours = scores(predicted[-n_test:], y_test, num_classes)
       rows.append([name, f"{config.model_name} ({order} axes)", f"{config.train_fraction:.0%}",
                    ours["OA"], ours["AA"], ours["kappa"], int(result.best["step"]),
                    result.step, "–"])
