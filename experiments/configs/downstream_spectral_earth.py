@@ -202,10 +202,11 @@ def _pretrained_backbone(config, workdir: pathlib.Path):
   source = spectral_earth_archive(p, workdir)
   task = spectral_earth_task(method, p, source)
   result = train.fit(task, p.train[method], workdir / f"pretrain_{method}")
-  part = "encoder" if method == "mae" else "backbone"
-  module = task.encoder if method == "mae" else task.backbone
-  return module, {"params": result.params[part],
-                  "batch_stats": result.model_state["batch_stats"][part]}
+  if method == "mae":  # the encoder's fixed position embedding is put back
+    return task.encoder, {"params": task.encoder_params(result.params),
+                          "batch_stats": result.model_state["batch_stats"]["encoder"]}
+  return task.backbone, {"params": result.params["backbone"],
+                         "batch_stats": result.model_state["batch_stats"]["backbone"]}
 
 
 def downstream_model(config, backbone, builder_config):

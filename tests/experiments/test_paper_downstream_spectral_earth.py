@@ -206,3 +206,19 @@ def test_smoke_check_states_the_claim_and_compares_micro_jaccard():
                                  "segmentation").values()) == [True]
   assert downstream._checks(downstream.get_config("paper"), "enmap_cdl", rows,
                             "segmentation") == {}
+
+
+def test_mae_pretrained_encoder_keeps_its_fixed_position_embedding(tmp_path, cheap_compiles):
+  # MAE trains the encoder without its (fixed sin-cos) position embedding; the downstream
+  # encoder is a plain Spec ViT, so the embedding must come back with the pretrained weights.
+  config = downstream.get_config("smoke")
+  config.pretrain_method = "mae"
+  config.pretrain.update(size=8, archive_size=8, locations=4, decoder_dim=16, decoder_heads=2)
+  config.pretrain.vit.update(embed_dim=16, depth=1, num_heads=2)
+  config.pretrain.train.mae.update(total_steps=2, batch_size=2)
+  backbone, variables = downstream._pretrained_backbone(config, tmp_path)
+  pos_embed = np.asarray(variables["params"]["vit_core"]["pos_embed"])
+  np.testing.assert_array_equal(pos_embed[0], se.sincos_pos_embed_2d(16, 2))
+  tokens = backbone.apply(variables, np.ones((1, 8, 8, 202), np.float32), train=False,
+                          method=backbone.patch_tokens)
+  assert tokens.shape == (1, 4, 16) and np.isfinite(tokens).all()
