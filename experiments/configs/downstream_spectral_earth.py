@@ -4,12 +4,14 @@ pretrained vs random init.
 Smoke: synthetic EnMAP-CDL-style patches (16 px, 202 bands; linear mixtures of earthlib spectra
 with a per-scene land-cover composition and a per-scene illumination gain; label = dominant class,
 raw CDL codes, code 0 and an unlisted code -> background, ignored) written in the published layout
-and read through the TFDS builder. As in the paper, the encoder is pretrained on a separate,
-unlabelled multi-date archive (a synthetic SpectralEarth: same spectra, 1-3 dates per location
-that differ by illumination gain and offset) with ``pretrain_method``; then encoder + ConvHead
-are fine-tuned with few labelled scenes (``counts``; the paper's full fine-tuning protocol: a
-frozen encoder's probe does not separate the two encoders at this scale, docs/ssl.md), the same
-fine-tuning from a random-init encoder is the baseline, and the pretrained one must beat it.
+and read through the TFDS builder (``data_seed`` draws them and the archive, so that ``seed``
+changes only the training, as on a published dataset). As in the paper, the encoder is
+pretrained on a separate, unlabelled multi-date archive (a synthetic SpectralEarth: same
+spectra, 1-3 dates per location that differ by illumination gain and offset) with
+``pretrain_method``; then encoder + ConvHead are fine-tuned with few labelled scenes
+(``counts``; the paper's full fine-tuning protocol: a frozen encoder's probe does not separate
+the two encoders at this scale, docs/ssl.md), the same fine-tuning from a random-init encoder is
+the baseline, and the pretrained one must beat it.
 
 Paper (``paper`` = EnMAP-CDL; ``paper:<dataset>`` for the others, :data:`PAPER_VARIANTS`): the
 official recipe per dataset (segmentation: Spec ViT-S/4 + ConvHead or, with
@@ -103,7 +105,10 @@ def get_config(preset: str = "smoke") -> ml_collections.ConfigDict:
   kind = _kind(data.downstream_config(dataset))
   c = ml_collections.ConfigDict()
   c.preset = preset
-  c.seed = 0  # seeds the data, both encoders' pretraining and every probe
+  c.seed = 0  # seeds both encoders' pretraining and every probe
+  # synthetic: draws the endmembers, the labelled scenes and the pretraining archive; fixed
+  # across training seeds, as a published dataset is
+  c.data_seed = 0
   c.dataset = dataset  # a SpectralEarthDownstream configuration
   c.data = ml_collections.ConfigDict(dict(
       source="synthetic" if smoke else "spectral_earth_downstream",
@@ -171,9 +176,9 @@ def _sources(config, workdir: pathlib.Path):
   if check_source(config, "synthetic", "spectral_earth_downstream") == "synthetic":
     manual = workdir / "synthetic_downstream"
     if not (manual / "splits").exists():
-      spectra = data.class_endmembers(np.random.default_rng(config.seed), config.pretrain.spectra,
-                                      bands=builder_config.bands)
-      rng = np.random.default_rng(config.seed + 1)
+      spectra = data.class_endmembers(np.random.default_rng(config.data_seed),
+                                      config.pretrain.spectra, bands=builder_config.bands)
+      rng = np.random.default_rng(config.data_seed + 1)
       if builder_config.regression:
         counts = {s: config.counts[s] for s in names}
         data.write_hyperview_dataset(manual, rng, counts, spectra)
@@ -198,7 +203,7 @@ def _pretrained_backbone(config, workdir: pathlib.Path):
     return models.from_torch(config.backbone, dict(np.load(config.pretrained)))
   method = config.pretrain_method
   p = config.pretrain.copy_and_resolve_references()
-  p.seed, p.train[method].seed, p.backbone = config.seed, config.seed, config.backbone
+  p.seed, p.train[method].seed, p.backbone = config.data_seed, config.seed, config.backbone
   source = spectral_earth_archive(p, workdir)
   task = spectral_earth_task(method, p, source)
   result = train.fit(task, p.train[method], workdir / f"pretrain_{method}")

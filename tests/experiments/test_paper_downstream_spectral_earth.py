@@ -222,3 +222,14 @@ def test_mae_pretrained_encoder_keeps_its_fixed_position_embedding(tmp_path, che
   tokens = backbone.apply(variables, np.ones((1, 8, 8, 202), np.float32), train=False,
                           method=backbone.patch_tokens)
   assert tokens.shape == (1, 4, 16) and np.isfinite(tokens).all()
+
+
+def test_smoke_seed_changes_the_training_not_the_data(tmp_path):
+  images = {}
+  for seed, data_seed in ((0, 0), (1, 0), (1, 1)):
+    config = downstream.get_config("smoke")
+    config.update(seed=seed, data_seed=data_seed, counts={"train": 2, "val": 1, "test": 1})
+    _, splits = downstream._sources(config, tmp_path / f"{seed}_{data_seed}")
+    images[seed, data_seed] = np.stack([e["image"] for e in splits["train"]])
+  np.testing.assert_array_equal(images[1, 0], images[0, 0])
+  assert not np.array_equal(images[1, 1], images[0, 0])
