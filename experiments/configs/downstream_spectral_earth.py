@@ -282,13 +282,20 @@ def scored_split(splits) -> str:
 
 def check_pretrained(config) -> None:
   """Refuses, before anything is written, a run whose encoder is not named (``pretrained``: a
-  file or ``synthetic``), whose ``backbone`` is unknown, or which sets ``train.trainable`` (derived
-  from ``model.*``)."""
+  file or ``synthetic``), whose ``backbone`` or ``pretrain_method`` is unknown, whose
+  ``data_seed`` is negative, or which sets ``train.trainable`` (derived from ``model.*``)."""
   if config.train.trainable:
     raise ValueError("train.trainable: derived from model.freeze_backbone / finetune_adapter / "
                      "finetune_first_n_layers; set those instead of a regex")
   if config.backbone not in BACKBONES:
     raise ValueError(f"backbone: expected one of {BACKBONES}, got {config.backbone!r}")
+  methods = tuple(config.pretrain.train)
+  if config.pretrained == "synthetic" and config.pretrain_method not in methods:
+    raise ValueError(f"pretrain_method: expected one of {methods}, got "
+                     f"{config.pretrain_method!r}")
+  if config.data_seed < 0:
+    raise ValueError(f"data_seed: expected a non-negative integer (it seeds NumPy's generator "
+                     f"of the synthetic data), got {config.data_seed}")
   if not config.pretrained:
     raise ValueError(f"pretrained: name the encoder: a path to an .npz of the official "
                      f"{config.backbone} state dict, or 'synthetic' to pretrain one here on a "

@@ -233,3 +233,15 @@ def test_smoke_seed_changes_the_training_not_the_data(tmp_path):
     images[seed, data_seed] = np.stack([e["image"] for e in splits["train"]])
   np.testing.assert_array_equal(images[1, 0], images[0, 0])
   assert not np.array_equal(images[1, 1], images[0, 0])
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("pretrain_method", "simclr",
+     r"pretrain_method: expected one of \('dino', 'mae', 'moco'\), got 'simclr'"),
+    ("data_seed", -1, "data_seed: expected a non-negative integer")])
+def test_smoke_refuses_an_unknown_method_or_a_negative_data_seed(tmp_path, key, value, message):
+  config = downstream.get_config("smoke")
+  config.update_from_flattened_dict({key: value})
+  with pytest.raises(ValueError, match=message):
+    downstream.run(config, tmp_path)
+  assert not any(tmp_path.iterdir())   # nothing written before the refusal
