@@ -280,7 +280,7 @@ def scored_split(splits) -> str:
   return "test" if "test" in splits else "val"
 
 
-def check_pretrained(config) -> None:
+def check_settings(config) -> None:
   """Refuses, before anything is written, a run whose encoder is not named (``pretrained``: a
   file or ``synthetic``), whose ``backbone`` or ``pretrain_method`` is unknown, whose
   ``data_seed`` is negative, or which sets ``train.trainable`` (derived from ``model.*``)."""
@@ -322,7 +322,7 @@ def _protocol(config) -> str:
 
 
 def run(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Report:
-  check_pretrained(config)
+  check_settings(config)
   name = config.dataset
   builder_config, splits = _sources(config, workdir)
   backbone, pretrained = _pretrained_backbone(config, workdir / name)
