@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jspectral.denoising import layers
-from jspectral.nn import batchnorm
+from jspectral.nn import batchnorm, dense
 from jspectral.nn.model_spec import ModelSpec
 
 _linear_init = nn.initializers.normal(1e-3)
@@ -107,7 +107,7 @@ class GSSA(nn.Module):
     """
     bands, channels = v.shape[1], v.shape[-1]
     pooled = v.mean(axis=(2, 3))
-    guided = nn.Dense(self.num_bands, kernel_init=_linear_init, name="attn_proj")(pooled)
+    guided = dense.Dense(self.num_bands, kernel_init=_linear_init, name="attn_proj")(pooled)
     self_logits = jnp.einsum("nic,njc->nij", pooled, pooled)
     if bands != self.num_bands:
       if not self.flex:
@@ -120,9 +120,9 @@ class GSSA(nn.Module):
       logits = self_logits if self.flex else guided
     attn = jax.nn.softmax(logits, axis=-1)
     self.sow("intermediates", "attention", attn)
-    values = nn.Dense(channels, use_bias=False, kernel_init=_linear_init, name="value_proj")(v)
+    values = dense.Dense(channels, use_bias=False, kernel_init=_linear_init, name="value_proj")(v)
     mixed = jnp.einsum("nij,njhwc->nihwc", attn, values)
-    return nn.Dense(channels, use_bias=False, kernel_init=_linear_init, name="fc")(mixed) + v
+    return dense.Dense(channels, use_bias=False, kernel_init=_linear_init, name="fc")(mixed) + v
 
 
 class SMFFN(nn.Module):
@@ -142,9 +142,9 @@ class SMFFN(nn.Module):
       ``(N, D, H, W, C)``.
     """
     c = v.shape[-1]
-    hidden = nn.gelu(nn.Dense(2 * c, kernel_init=_linear_init, name="w_1")(v), approximate=False)
-    x1 = nn.Dense(c, kernel_init=_linear_init, name="w_2")(hidden)
-    a, g = jnp.split(nn.Dense(2 * c, kernel_init=_linear_init, name="w_3")(v), 2, axis=-1)
+    hidden = nn.gelu(dense.Dense(2 * c, kernel_init=_linear_init, name="w_1")(v), approximate=False)
+    x1 = dense.Dense(c, kernel_init=_linear_init, name="w_2")(hidden)
+    a, g = jnp.split(dense.Dense(2 * c, kernel_init=_linear_init, name="w_3")(v), 2, axis=-1)
     return x1 + a * jax.nn.sigmoid(g)
 
 

@@ -18,6 +18,8 @@ import numpy as np
 from flax import traverse_util
 from flax.linen.dtypes import promote_dtype
 
+from jspectral.nn import dense
+
 # PyTorch ``kaiming_normal_(mode="fan_out", nonlinearity="relu")``: std = sqrt(2 / (out * k^3)).
 kaiming_fan_out = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 # PyTorch's default ConvTranspose3d init, kaiming_uniform(a=sqrt(5)) over weight.size(1) * k^3
@@ -211,7 +213,7 @@ def pointwise(features: int, *, use_bias: bool = True, kernel_init: Callable = k
   Returns:
     An ``nn.Dense`` mapping ``(..., F_in) -> (..., features)``.
   """
-  return nn.Dense(features, use_bias=use_bias, kernel_init=kernel_init,
+  return dense.Dense(features, use_bias=use_bias, kernel_init=kernel_init,
                   bias_init=nn.initializers.zeros, name=name)
 
 

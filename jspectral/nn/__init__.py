@@ -6,6 +6,7 @@ default configurations in a module-level ``MODELS`` dict that :mod:`jspectral.mo
 * ``model_spec``: ``ModelSpec``, the record of how to build, initialise and load one model;
 * ``batchnorm``: ``TorchBatchNorm``, BatchNorm with PyTorch's unbiased running-variance update;
 * ``canonical_conv``: a ``conv_general_dilated`` whose gradients stay fast inside ``lax`` loops;
+* ``dense``: ``Dense`` whose weight gradient XLA:CPU runs without a transposed copy;
 * ``convnet``: ``ResidualConvNet``, a small DnCNN-shaped residual network (the engine's example);
 * ``resnet``: ResNet-18/50 backbones in the INTL / solo-learn layout, with torch weight conversion;
 * ``vit``: a timm-style Vision Transformer core and its variants, with torch weight conversion;
@@ -16,6 +17,6 @@ default configurations in a module-level ``MODELS`` dict that :mod:`jspectral.mo
 """
 
 __all__ = [
-    "batchnorm", "canonical_conv", "convnet", "model_spec", "resnet", "spec_resnet", "spec_vit",
-    "spectral_adapter", "torch_init", "vit",
+    "batchnorm", "canonical_conv", "convnet", "dense", "model_spec", "resnet", "spec_resnet",
+    "spec_vit", "spectral_adapter", "torch_init", "vit",
 ]
