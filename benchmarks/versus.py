@@ -10,7 +10,8 @@ memory analysis of each compiled function and the process's max RSS.
 * ``python -m benchmarks.versus --driver --official-python PY --mirrors DIR``: starts one worker
   per side and case (``--serve``), interleaves their timings over ``--repeats`` rounds (the side
   that goes first alternates), keeps the minimum, and writes ``versus_driver.json`` and the
-  markdown table ``versus_table.md`` (ratio = official time / jspectral time).
+  markdown table ``versus_table.md`` (ratio = official time / jspectral time). ``--apart``
+  starts a fresh worker for every turn, so the two sides' processes never coexist.
 
 A case is a function returning :class:`Case`; adding one is one function and one line in
 :data:`CASES` (and the same name in ``versus_official.py``).
@@ -282,24 +283,39 @@ class _Worker:
 
 
 def drive(names: list[str], official_python: str, mirrors: str, repeats: int,
-          iters: int) -> list[dict]:
-  """Interleaves both sides per case and returns one row per case (min over all calls)."""
+          iters: int, apart: bool = False) -> list[dict]:
+  """Interleaves both sides per case and returns one row per case (min over all calls).
+
+  By default both workers of a case stay alive and take turns. With ``apart`` each turn starts
+  its worker and closes it after, so only one side's process exists at a time: on a machine
+  whose freed memory goes back to a hypervisor (this VM), the other side's churn of gigabytes
+  per call slows the next call of a process that maps its buffers afresh (XLA:CPU), which the
+  paired mode measures along with the step (docs/benchmarks.md).
+  """
   official_script = str(RESULTS_DIR.parent / "versus_official.py")
   rows = []
   for name in names:
-    sides = {"official": _Worker([official_python, official_script, "--mirrors", mirrors,
-                                  "--serve", "--cases", name]),
-             "jspectral": _Worker([sys.executable, "-m", "benchmarks.versus", "--serve",
-                                   "--cases", name])}
-    times = {side: {"train_s": [], "infer_s": []} for side in sides}
+    commands = {"official": [official_python, official_script, "--mirrors", mirrors,
+                             "--serve", "--cases", name],
+                "jspectral": [sys.executable, "-m", "benchmarks.versus", "--serve",
+                              "--cases", name]}
+    workers = {} if apart else {side: _Worker(command) for side, command in commands.items()}
+    times = {side: {"train_s": [], "infer_s": []} for side in commands}
+    built, closed = {}, {}
     for r in range(repeats):
       for side in (("official", "jspectral") if r % 2 == 0 else ("jspectral", "official")):
-        answer = sides[side].ask(f"time {name} {iters}")
+        worker = workers.get(side) or _Worker(commands[side])
+        built[side] = worker.ready[0]
+        answer = worker.ask(f"time {name} {iters}")
         for kind in ("train_s", "infer_s"):
           times[side][kind] += answer[kind]
-    row = {"case": name}
-    for side, worker in sides.items():
-      row[side] = {"build": worker.ready[0], **times[side], **worker.close(),
+        if apart:
+          rss = worker.close()["max_rss_bytes"]
+          closed[side] = {"max_rss_bytes": max(rss, closed.get(side, {}).get("max_rss_bytes", 0))}
+    closed.update({side: worker.close() for side, worker in workers.items()})
+    row = {"case": name, "apart": apart}
+    for side in commands:
+      row[side] = {"build": built[side], **times[side], **closed[side],
                    "train_min_s": min(times[side]["train_s"]),
                    "infer_min_s": min(times[side]["infer_s"])}
     row["train_ratio"] = row["official"]["train_min_s"] / row["jspectral"]["train_min_s"]
@@ -332,6 +348,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
   parser.add_argument("--official-python", default="python")
   parser.add_argument("--mirrors", help="directory of the official repositories (driver)")
   parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (driver)")
+  parser.add_argument("--apart", action="store_true",
+                      help="driver: one side's worker alive at a time (a fresh one per turn)")
   args = parser.parse_args(argv)
   if args.serve:
     serve(args.cases)
@@ -339,7 +357,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
   if args.driver:
     if not args.mirrors:
       parser.error("--mirrors: the driver needs the official repositories' directory")
-    rows = drive(args.cases, args.official_python, args.mirrors, args.repeats, args.iters)
+    rows = drive(args.cases, args.official_python, args.mirrors, args.repeats, args.iters,
+                 args.apart)
     RESULTS_DIR.mkdir(exist_ok=True)
     (RESULTS_DIR / "versus_driver.json").write_text(json.dumps(rows, indent=2) + "\n")
     (RESULTS_DIR / "versus_table.md").write_text(table(rows))
