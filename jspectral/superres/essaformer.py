@@ -285,7 +285,9 @@ class EncoderBlock(nn.Module):
       ``(N, H, W, d)``.
     """
     n, h, w, d = x.shape
-    tokens = nn.LayerNorm(epsilon=1e-5, name="norm")(x.reshape(n, h * w, d))
+    # Normalised as an (N H W, d) matrix: XLA:CPU reduces the scale and bias gradients of an
+    # (1, H W, d) array 4x slower (128 vs 28 ms at 128x128, d 256; docs/superres.md).
+    tokens = nn.LayerNorm(epsilon=1e-5, name="norm")(x.reshape(n * h * w, d)).reshape(n, h * w, d)
     attended = ESSAttn(self.attention, name="attn")(tokens).reshape(n, h, w, d)
     attended = nn.Dropout(self.drop_rate, broadcast_dims=(1, 2), deterministic=not train)(attended)
     z = jnp.concatenate([attended, x], axis=-1)
