@@ -214,7 +214,7 @@ def pointwise(features: int, *, use_bias: bool = True, kernel_init: Callable = k
     An ``nn.Dense`` mapping ``(..., F_in) -> (..., features)``.
   """
   return dense.Dense(features, use_bias=use_bias, kernel_init=kernel_init,
-                  bias_init=nn.initializers.zeros, name=name)
+                     bias_init=nn.initializers.zeros, name=name)
 
 
 def align_corners_matrix(n: int) -> np.ndarray:

@@ -75,6 +75,12 @@ def _valid_conv_fwd(x, w, precision):
 def _valid_conv_bwd(precision, residuals, g):
   x, w = residuals
   kh, kw = w.shape[:2]
+  if kh == kw == 1:
+    # Matrix products over the flattened pixels: XLA's 1x1 weight-gradient convolution copies
+    # the input and the cotangent to transposed layouts first (HyperPNN: 4 x 60x60x159 -> 64,
+    # 3.2 ms of copy).
+    dw = jnp.matmul(x.reshape(-1, x.shape[-1]).T, g.reshape(-1, g.shape[-1]), precision=precision)
+    return jnp.matmul(g, w[0, 0].T, precision=precision), dw[None, None]
   # dx: full correlation of the cotangent with the flipped kernel, in/out channels swapped.
   g_full = jnp.pad(g, ((0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1), (0, 0)))
   dx = _valid(g_full, jnp.transpose(w[::-1, ::-1], (0, 1, 3, 2)), precision)

@@ -78,7 +78,8 @@ def test_shifted_matmul_path_equals_lax_in_float64(shape):
                                              ((2, 3), "SAME"), ((2, 3), "SAME_LOWER")])
 def test_explicit_padding_is_padded_then_valid_with_the_same_gradients(kernel, padding):
   """Explicit and SAME paddings take the canonical path: same values and gradients, and every
-  convolution XLA keeps in the compiled gradient in the canonical NHWC / HWIO form."""
+  convolution XLA keeps in the compiled gradient in the canonical NHWC / HWIO form (a 1x1
+  kernel keeps none: its forward pass and both gradients are matrix products)."""
   with jax.enable_x64(True):
     x = jax.random.normal(jax.random.key(2), (2, 7, 6, 4), jnp.float64)
     module = nn.Conv(5, kernel, padding=padding, param_dtype=jnp.float64)
@@ -91,7 +92,8 @@ def test_explicit_padding_is_padded_then_valid_with_the_same_gradients(kernel, p
       np.testing.assert_allclose(b, a, atol=1e-12)
     text = jax.jit(grad(ours)).lower(params, x).compile().as_text()
   convolutions = [line for line in text.splitlines() if " convolution(" in line]
-  assert convolutions and all("dim_labels=b01f_01io->b01f" in line for line in convolutions)
+  assert all("dim_labels=b01f_01io->b01f" in line for line in convolutions)
+  assert bool(convolutions) == (kernel != (1, 1))
 
 
 
