@@ -301,7 +301,7 @@ def drive(names: list[str], official_python: str, mirrors: str, repeats: int,
                               "--cases", name]}
     workers = {} if apart else {side: _Worker(command) for side, command in commands.items()}
     times = {side: {"train_s": [], "infer_s": []} for side in commands}
-    built, closed = {}, {}
+    built, rss = {}, dict.fromkeys(commands, 0)
     for r in range(repeats):
       for side in (("official", "jspectral") if r % 2 == 0 else ("jspectral", "official")):
         worker = workers.get(side) or _Worker(commands[side])
@@ -310,12 +310,11 @@ def drive(names: list[str], official_python: str, mirrors: str, repeats: int,
         for kind in ("train_s", "infer_s"):
           times[side][kind] += answer[kind]
         if apart:
-          rss = worker.close()["max_rss_bytes"]
-          closed[side] = {"max_rss_bytes": max(rss, closed.get(side, {}).get("max_rss_bytes", 0))}
-    closed.update({side: worker.close() for side, worker in workers.items()})
+          rss[side] = max(rss[side], worker.close()["max_rss_bytes"])
+    rss.update({side: worker.close()["max_rss_bytes"] for side, worker in workers.items()})
     row = {"case": name, "apart": apart}
     for side in commands:
-      row[side] = {"build": built[side], **times[side], **closed[side],
+      row[side] = {"build": built[side], **times[side], "max_rss_bytes": rss[side],
                    "train_min_s": min(times[side]["train_s"]),
                    "infer_min_s": min(times[side]["infer_s"])}
     row["train_ratio"] = row["official"]["train_min_s"] / row["jspectral"]["train_min_s"]
