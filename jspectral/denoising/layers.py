@@ -18,7 +18,7 @@ import numpy as np
 from flax import traverse_util
 from flax.linen.dtypes import promote_dtype
 
-from jspectral.nn import dense
+from jspectral.nn import canonical_conv, dense
 
 # PyTorch ``kaiming_normal_(mode="fan_out", nonlinearity="relu")``: std = sqrt(2 / (out * k^3)).
 kaiming_fan_out = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
@@ -81,8 +81,10 @@ _STACK_OUT = 48
 
 def _conv2d(x: jax.Array, kernel: jax.Array, strides: Sequence[int],
             padding: Sequence[tuple[int, int]]) -> jax.Array:
-  return jax.lax.conv_general_dilated(x, kernel, tuple(strides), tuple(padding),
-                                      dimension_numbers=_NHWC)
+  strides, padding = tuple(strides), tuple(map(tuple, padding))
+  if strides != (1, 1):  # the input gradient per phase, not at the dilated resolution
+    return canonical_conv.strided_conv(x, kernel, strides, padding)
+  return jax.lax.conv_general_dilated(x, kernel, strides, padding, dimension_numbers=_NHWC)
 
 
 def conv3d_same(v: jax.Array, kernel: jax.Array, strides: Sequence[int] = (1, 1, 1)) -> jax.Array:

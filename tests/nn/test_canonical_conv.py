@@ -114,3 +114,44 @@ def test_many_channel_valid_conv_is_padded_by_a_row_with_the_same_values_and_gra
   windows = [line.split("window={")[1].split("}")[0]
              for line in text.splitlines() if " convolution(" in line]
   assert windows == ["size=3x2 pad=0_1x0_0"]
+
+
+@pytest.mark.parametrize("size, kernel, strides, padding", [
+    ((12, 13), (3, 3), (2, 2), ((1, 1), (1, 1))),  # MAN / HSDT downsampling
+    ((11, 9), (5, 4), (2, 3), ((2, 2), (1, 2))),  # odd sizes, unequal strides and pads
+    ((8, 8), (3, 3), (2, 2), ((0, 1), (2, 0))),  # padding on one side
+    ((8, 8), (1, 3), (2, 2), ((2, 1), (0, 2))),  # rows: the first offset is positive
+    ((9, 7), (1, 1), (2, 1), ((0, 0), (0, 0))),  # a phase no tap reaches
+])
+def test_strided_conv_equals_lax_with_its_phase_input_gradient(size, kernel, strides, padding):
+  def lax_conv(x, w):
+    return jax.lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=NHWC)
+
+  def ours(x, w):
+    return canonical_conv.strided_conv(x, w, strides, padding)
+
+  with jax.enable_x64(True):
+    kx, kw = jax.random.split(jax.random.key(0))
+    x = jax.random.normal(kx, (2, *size, 3), jnp.float64)
+    w = jax.random.normal(kw, (*kernel, 3, 4), jnp.float64)
+    np.testing.assert_array_equal(ours(x, w), lax_conv(x, w))
+    loss = lambda conv: lambda x, w: jnp.sum(jnp.sin(conv(x, w)))
+    for a, b in zip(jax.grad(loss(lax_conv), (0, 1))(x, w), jax.grad(loss(ours), (0, 1))(x, w),
+                    strict=True):
+      np.testing.assert_allclose(b, a, atol=1e-12)
+
+
+def test_strided_conv_input_gradient_is_not_a_dilated_convolution():
+  """lax's input gradient convolves the stride-dilated cotangent (``lhs_dilate``) at full size."""
+  x = jax.random.normal(jax.random.key(0), (2, 16, 16, 4))
+  w = jax.random.normal(jax.random.key(1), (3, 3, 4, 8))
+  pads = ((1, 1), (1, 1))
+
+  def dilated(conv):
+    text = jax.jit(jax.grad(lambda x: jnp.sum(conv(x, w, (2, 2), pads) ** 2))).lower(
+        x).compile().as_text()
+    return [line for line in text.splitlines() if " convolution(" in line and "lhs_dilate" in line]
+
+  assert not dilated(canonical_conv.strided_conv)
+  assert dilated(lambda x, w, s, p: jax.lax.conv_general_dilated(x, w, s, p,
+                                                                 dimension_numbers=NHWC))
