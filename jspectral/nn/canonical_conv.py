@@ -181,7 +181,6 @@ def _phase_input_grad(g, w, x_shape, strides, padding):
   return dx.reshape(n, rows * sh, cols * sw, ci)[:, :h, :wd]
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def strided_conv(x: jax.Array, w: jax.Array, strides: tuple[int, int],
                  padding: tuple[tuple[int, int], tuple[int, int]]) -> jax.Array:
   """``lax.conv_general_dilated`` (NHWC, HWIO, explicit padding) whose input gradient runs per
@@ -195,7 +194,22 @@ def strided_conv(x: jax.Array, w: jax.Array, strides: tuple[int, int],
 
   Returns:
     ``(N, Ho, Wo, Co)``, as ``lax.conv_general_dilated``.
+
+  Raises:
+    ValueError: if ``padding`` is not two ``(lo, hi)`` pairs of integers or ``strides`` not two
+      positive integers.
   """
+  if isinstance(padding, str) or len(padding) != 2 or any(
+      isinstance(p, str) or len(p) != 2 for p in padding):
+    raise ValueError(f"padding: expected explicit ((lo, hi), (lo, hi)), got {padding!r}")
+  if len(strides) != 2 or min(strides) < 1:
+    raise ValueError(f"strides: expected two positive integers (sh, sw), got {strides!r}")
+  return _strided_conv(x, w, tuple(map(int, strides)),
+                       tuple((int(lo), int(hi)) for lo, hi in padding))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _strided_conv(x, w, strides, padding):
   return _strided(x, w, strides, padding)
 
 
@@ -213,7 +227,7 @@ def _strided_conv_bwd(strides, padding, residuals, g):
   return _phase_input_grad(g, w, x.shape, strides, padding), weight_vjp(g)[0]
 
 
-strided_conv.defvjp(_strided_conv_fwd, _strided_conv_bwd)
+_strided_conv.defvjp(_strided_conv_fwd, _strided_conv_bwd)
 
 
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,

@@ -155,3 +155,12 @@ def test_strided_conv_input_gradient_is_not_a_dilated_convolution():
   assert not dilated(canonical_conv.strided_conv)
   assert dilated(lambda x, w, s, p: jax.lax.conv_general_dilated(x, w, s, p,
                                                                  dimension_numbers=NHWC))
+
+
+@pytest.mark.parametrize("strides, padding, named", [((2, 2), "SAME", "padding"),
+                                                     ((2, 2), ((1, 1),), "padding"),
+                                                     ((2, 0), ((1, 1), (1, 1)), "strides")])
+def test_strided_conv_refuses_implicit_padding_and_bad_strides_by_name(strides, padding, named):
+  x, w = jnp.ones((1, 8, 8, 2)), jnp.ones((3, 3, 2, 4))
+  with pytest.raises(ValueError, match=f"^{named}:"):
+    canonical_conv.strided_conv(x, w, strides, padding)
