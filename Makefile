@@ -24,7 +24,9 @@ test: $(STAMP)
 notebooks: $(STAMP)
 	$(BIN)/jupytext --to ipynb notebooks/*.py
 
-## Time the registered benchmarks; writes benchmarks/results/*.json.
+## Time the registered benchmarks; writes benchmarks/results/*.json. Transparent huge pages for
+## glibc's large blocks (XLA:CPU maps each call's temporaries afresh; docs/benchmarks.md).
+benchmark: export GLIBC_TUNABLES ?= glibc.malloc.hugetlb=1
 benchmark: $(STAMP)
 	$(BIN)/python -m benchmarks
 

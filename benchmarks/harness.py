@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import platform
 import statistics
@@ -42,5 +43,6 @@ def write_results(name: str, records: list[dict]) -> pathlib.Path:
   path.write_text(json.dumps({
       "benchmark": name, "device": f"{device.platform}:{device.device_kind}",
       "device_count": jax.device_count(), "jax": jax.__version__,
-      "python": platform.python_version(), "records": records}, indent=2) + "\n")
+      "python": platform.python_version(), "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
+      "records": records}, indent=2) + "\n")
   return path

@@ -11,7 +11,9 @@ memory analysis of each compiled function and the process's max RSS.
   per side and case (``--serve``), interleaves their timings over ``--repeats`` rounds (the side
   that goes first alternates), keeps the minimum, and writes ``versus_driver.json`` and the
   markdown table ``versus_table.md`` (ratio = official time / jspectral time). ``--apart``
-  starts a fresh worker for every turn, so the two sides' processes never coexist.
+  starts a fresh worker for every turn, so the two sides' processes never coexist. Both
+  sides inherit this process's environment; each row records its ``GLIBC_TUNABLES`` (``make
+  benchmark`` sets ``glibc.malloc.hugetlb=1``, docs/benchmarks.md).
 
 A case is a function returning :class:`Case`; adding one is one function and one line in
 :data:`CASES` (and the same name in ``versus_official.py``).
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -312,7 +315,7 @@ def drive(names: list[str], official_python: str, mirrors: str, repeats: int,
         if apart:
           rss[side] = max(rss[side], worker.close()["max_rss_bytes"])
     rss.update({side: worker.close()["max_rss_bytes"] for side, worker in workers.items()})
-    row = {"case": name, "apart": apart}
+    row = {"case": name, "apart": apart, "glibc_tunables": os.environ.get("GLIBC_TUNABLES", "")}
     for side in commands:
       row[side] = {"build": built[side], **times[side], "max_rss_bytes": rss[side],
                    "train_min_s": min(times[side]["train_s"]),
