@@ -81,10 +81,10 @@ _STACK_OUT = 48
 
 def _conv2d(x: jax.Array, kernel: jax.Array, strides: Sequence[int],
             padding: Sequence[tuple[int, int]]) -> jax.Array:
-  if tuple(strides) != (1, 1):  # the input gradient per phase, not at the dilated resolution
+  strides = tuple(strides)
+  if strides != (1, 1):  # the input gradient per phase, not at the dilated resolution
     return canonical_conv.strided_conv(x, kernel, strides, padding)
-  return jax.lax.conv_general_dilated(x, kernel, tuple(strides), tuple(padding),
-                                      dimension_numbers=_NHWC)
+  return jax.lax.conv_general_dilated(x, kernel, strides, tuple(padding), dimension_numbers=_NHWC)
 
 
 def conv3d_same(v: jax.Array, kernel: jax.Array, strides: Sequence[int] = (1, 1, 1)) -> jax.Array:
