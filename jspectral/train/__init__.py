@@ -25,6 +25,7 @@ from jspectral.train.loop import (
     global_batch,
     guard_saved_config,
     make_mesh,
+    release_freed_memory,
     train_step,
 )
 from jspectral.train.optim import cyclic_schedule, make_optimizer, make_schedule, trainable_labels
@@ -34,7 +35,7 @@ __all__ = [
     "allow_config_changes", "config_differences", "cyclic_schedule", "default_config",
     "guard_saved_config",
     "fit", "global_batch", "make_mesh", "make_optimizer", "make_schedule",
-    "train_step", "trainable_labels",
+    "release_freed_memory", "train_step", "trainable_labels",
     # submodules
     "checkpoint", "distributed", "loop", "optim",
 ]

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import ctypes
 import dataclasses
 import functools
 import inspect
 import json
 import pathlib
+import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -221,6 +223,22 @@ CONFIG_FIELDS = {
 # ``jax_disable_most_optimizations`` sets.
 _RUN_ONCE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 _ALLOW_CONFIG_CHANGES = contextvars.ContextVar("allow_config_changes", default=False)
+
+
+def release_freed_memory() -> bool:
+  """Hands the C heap's freed pages back to the operating system (glibc's ``malloc_trim``).
+
+  An XLA compilation frees hundreds of MB when it ends, but glibc keeps most of it in its arenas,
+  so a process stays as large as its compilations' peak. INTL's ResNet-18 step on CPU
+  (``benchmarks.versus``): 815 -> 542 MB resident after compiling, peak while training
+  1,735 -> 1,363 MB. :func:`fit` calls this once its step has compiled. Elsewhere than Linux with
+  glibc it does nothing.
+
+  Returns:
+    Whether memory was handed back.
+  """
+  trim = getattr(ctypes.CDLL(None), "malloc_trim", None) if sys.platform == "linux" else None
+  return bool(trim(0)) if trim else False
 
 
 @contextlib.contextmanager
@@ -453,6 +471,8 @@ def fit(task: Task, config: ml_collections.ConfigDict, workdir: str | pathlib.Pa
     last = start if select.stops(ts) else config.total_steps   # a run that stopped early stays so
     for step in range(start + 1, last + 1):
       ts, metrics, ok = step_fn(ts, global_batch(mesh, next(data_iter)))
+      if step == start + 1:   # the call that compiled the step
+        release_freed_memory()
       unchecked.append((step, ok, metrics))
       log = step % config.log_every == 0 or step == config.total_steps
       evaluate = bool(config.eval_every) and step % config.eval_every == 0

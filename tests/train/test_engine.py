@@ -58,16 +58,37 @@ def reference_run(tmp_path_factory):
   return load(tmp / "out.npz")
 
 
-def test_fit_learns_and_writes_its_files(tmp_path):
+def test_fit_learns_and_writes_its_files(tmp_path, monkeypatch):
+  releases = []
+  monkeypatch.setattr(train.loop, "release_freed_memory", lambda: releases.append(1))
   result = train.fit(engine_run.RegressionTask(), engine_run.config(steps=60), tmp_path)
+  assert len(releases) == 1   # once, after the call that compiled the step
   assert result.evals["eval/mse"] < 0.05 * np.var(engine_run.RegressionTask().data()[1])
   assert (tmp_path / "train_config.json").exists() and (tmp_path / "metrics.jsonl").exists()
   assert {"loss", "learning_rate", "examples_per_sec", "grad_norm"} <= set(result.history[0])
   # A finished run restarted on the same workdir restores and trains no further.
   again = train.fit(engine_run.RegressionTask(), engine_run.config(steps=60), tmp_path)
-  assert again.step == 60
+  assert again.step == 60 and len(releases) == 1
   for a, b in zip(jax.tree.leaves(result.params), jax.tree.leaves(again.params), strict=True):
     np.testing.assert_array_equal(a, b)
+
+
+def resident_bytes() -> int:
+  fields = pathlib.Path("/proc/self/status").read_text().split("VmRSS:")[1].split()
+  return int(fields[0]) * 1024  # kB
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's malloc_trim")
+def test_release_freed_memory_shrinks_the_process_after_a_compilation():
+  def chain(x):
+    for i in range(300):   # a long program: the compiler's freed working memory stays mapped
+      x = jnp.sin(x) * (i + 1) + jnp.roll(x, i)
+    return x
+
+  jax.jit(chain).lower(jnp.ones(64)).compile()
+  before = resident_bytes()
+  assert train.loop.release_freed_memory()
+  assert resident_bytes() < before
 
 
 def test_eight_devices_equal_one_device(tmp_path, reference_run):
