@@ -3,7 +3,8 @@
 Each entry of :data:`CASES` names one workload at the shapes of ``benchmarks/versus_official.py``
 (same names): a train step (forward, loss, gradients, optimiser update) and an inference call,
 both jitted, timed after compilation with ``block_until_ready`` (compile time apart), with XLA's
-memory analysis of each compiled function and the process's max RSS.
+memory analysis of each compiled function and the process's max RSS (the compiler's freed heap
+handed back after compiling, as ``fit`` does).
 
 * ``python -m benchmarks.versus [--cases A B] [--iters N]``: the jspectral side alone, writes
   ``benchmarks/results/versus.json`` (what ``python -m benchmarks`` / ``make benchmark`` run).
