@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jspectral.nn import conv3d
 from jspectral.nn.batchnorm import TorchBatchNorm
 from jspectral.nn.model_spec import ModelSpec
 
@@ -438,9 +439,7 @@ class LoLASpecViT(nn.Module):
       return functools.partial(TorchBatchNorm(name=name), use_running_average=not train)
 
     for i, (features, depth) in enumerate(((32, 7), (64, 5), (self.dim, 3))):
-      pad = (depth // 2, depth // 2)
-      x = nn.Conv(features, (depth, 3, 3), padding=(pad, (1, 1), (1, 1)),
-                  name=f"spectral_conv_{3 * i}")(x)
+      x = conv3d.Conv3d(features, (depth, 3, 3), name=f"spectral_conv_{3 * i}")(x)
       x = nn.swish(bn(name=f"spectral_conv_{3 * i + 1}")(x))
     if train and self.band_dropout:
       keep = jax.random.bernoulli(self.make_rng("dropout"), 1.0 - self.band_dropout,

@@ -6,6 +6,7 @@ default configurations in a module-level ``MODELS`` dict that :mod:`jspectral.mo
 * ``model_spec``: ``ModelSpec``, the record of how to build, initialise and load one model;
 * ``batchnorm``: ``TorchBatchNorm``, BatchNorm with PyTorch's unbiased running-variance update;
 * ``canonical_conv``: a ``conv_general_dilated`` whose gradients stay fast inside ``lax`` loops;
+* ``conv3d``: PyTorch's zero-padded ``Conv3d`` as 2-D convolutions (HSDT, MAN, LoLA-SpecViT);
 * ``dense``: ``Dense`` whose weight gradient XLA:CPU runs without a transposed copy;
 * ``convnet``: ``ResidualConvNet``, a small DnCNN-shaped residual network (the engine's example);
 * ``resnet``: ResNet-18/50 backbones in the INTL / solo-learn layout, with torch weight conversion;
@@ -17,6 +18,6 @@ default configurations in a module-level ``MODELS`` dict that :mod:`jspectral.mo
 """
 
 __all__ = [
-    "batchnorm", "canonical_conv", "convnet", "dense", "model_spec", "resnet", "spec_resnet",
-    "spec_vit", "spectral_adapter", "torch_init", "vit",
+    "batchnorm", "canonical_conv", "conv3d", "convnet", "dense", "model_spec", "resnet",
+    "spec_resnet", "spec_vit", "spectral_adapter", "torch_init", "vit",
 ]
