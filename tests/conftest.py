@@ -79,6 +79,15 @@ def load_pack(stem: str) -> ParityPack:
   return ParityPack(path)
 
 
+@pytest.fixture
+def cheap_compiles():
+  """XLA without most optimisations, for tests whose graphs are large and whose inputs are tiny
+  (LLVM at level 0, no expensive passes: compile time matters more than run time)."""
+  jax.config.update("jax_disable_most_optimizations", True)
+  yield
+  jax.config.update("jax_disable_most_optimizations", False)
+
+
 @pytest.fixture(scope="session")
 def reference_dir() -> pathlib.Path:
   return REFERENCE_DIR

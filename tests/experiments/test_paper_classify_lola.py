@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 
-import jax
 import numpy as np
 import pytest
 import scipy.io
@@ -23,14 +22,6 @@ TINY = ["model_name=lola_specvit_mini", "model.depths=[1]", "model.heads=[2]", "
         "eval_epochs=1", "train.batch_size=16", "train_fraction=0.5", "val_fraction=0.3",
         "train.log_every=1", "train.checkpoint_every=1000", "axis_orders=['official']"]
 SHAPE = (14, 12)   # pixels; 3 classes, about 150 labelled
-
-
-@pytest.fixture
-def cheap_compiles():
-  """XLA without most optimisations: the graphs are several, the inputs tiny."""
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", False)
 
 
 def _write_scene(manual, builder_cls, config_name, dtype, seed):

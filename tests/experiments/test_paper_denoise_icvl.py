@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 
-import jax
 import numpy as np
 import pytest
 import scipy.io
@@ -60,14 +59,6 @@ def _write_cave(manual):
 CASES = {"paper": (_write_icvl, "icvl", ("50", "blind", "complex"),
                    denoise_icvl.GAUSSIAN_CASES + denoise_icvl.COMPLEX_CASES),
          "paper:cave": (_write_cave, "cave", ("50", "blind"), denoise_icvl.GAUSSIAN_CASES)}
-
-
-@pytest.fixture
-def cheap_compiles():
-  """XLA without most optimisations: these graphs are large and the inputs tiny."""
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", False)
 
 
 @pytest.mark.parametrize("preset", list(CASES))

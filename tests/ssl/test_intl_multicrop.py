@@ -63,14 +63,6 @@ def test_device_stage_of_host_crops():
     intl.augment_crops(jax.random.key(0), crops[::-1], views)
 
 
-@pytest.fixture
-def cheap_compiles():
-  """XLA without most optimisations: tiny shapes, several graphs."""
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", False)
-
-
 def _tiny_model() -> intl.INTLNet:
   return intl.INTLNet(resnet.ResNet(stage_sizes=(1, 1, 1, 1), width=4), intl.Projector(16, 24))
 

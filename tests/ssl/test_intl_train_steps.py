@@ -16,7 +16,6 @@ import pathlib
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from jspectral import models, train
 from jspectral.ssl import intl, tasks
@@ -61,14 +60,6 @@ def test_intl_cifar_three_sgd_steps_match_the_official_trainer():
 
 
 PACK_M = pathlib.Path(__file__).parent / "parity" / "intl_m_train_steps.npz"
-
-
-@pytest.fixture
-def cheap_compiles():
-  """XLA without most optimisations (one small graph, compiled once)."""
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", False)
 
 
 def _official_key(pack, step):
