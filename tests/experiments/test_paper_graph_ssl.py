@@ -55,7 +55,7 @@ def test_paper_node_runs_on_planetoid_raw_files(tmp_path, monkeypatch):
           f"{rows[0][-2]}. Paper: GRACE 83.3 (cora).") in text
 
 
-def test_paper_graph_runs_on_tu_text_files(tmp_path, monkeypatch):
+def test_paper_graph_runs_on_tu_text_files(tmp_path, monkeypatch, cheap_compiles):
   rng = np.random.default_rng(0)
   graphs, graph_labels = [], []
   for g in range(20):

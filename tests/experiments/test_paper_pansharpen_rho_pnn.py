@@ -25,7 +25,7 @@ def write_prisma(manual, rng, rr_side=16, fr_side=21):
                         rng, fr_side, gt=False)
 
 
-def test_paper_preset_runs_on_toolbox_files(tmp_path, monkeypatch):
+def test_paper_preset_runs_on_toolbox_files(tmp_path, monkeypatch, cheap_compiles):
   write_prisma(tmp_path / "manual", np.random.default_rng(0))
   monkeypatch.setenv("JSPECTRAL_MANUAL_DIR", str(tmp_path / "manual"))
   monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
