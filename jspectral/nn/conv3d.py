@@ -45,7 +45,17 @@ def conv3d_same(v: jax.Array, kernel: jax.Array, strides: Sequence[int] = (1, 1,
 
   Returns:
     ``(N, ceil(D / sD), ceil(H / sH), ceil(W / sW), C_out)``.
+
+  Raises:
+    ValueError: if the shapes do not match, a kernel size is even, or a band stride comes with a
+      spatial kernel.
   """
+  if v.ndim != 5 or kernel.ndim != 5 or kernel.shape[3] != v.shape[-1]:
+    raise ValueError(f"v, kernel: expected (N, D, H, W, C_in) and (kd, kh, kw, C_in, C_out), got "
+                     f"{v.shape} and {kernel.shape}")
+  if any(k % 2 == 0 for k in kernel.shape[:3]):
+    raise ValueError(f"kernel: expected odd (kd, kh, kw) (padding k // 2 keeps the size only "
+                     f"then), got {kernel.shape[:3]}")
   n, d, h, w, c = v.shape
   kd, kh, kw = kernel.shape[:3]
   sd, sh, sw = strides

@@ -44,6 +44,13 @@ def test_parameters_and_initial_values_are_those_of_nn_conv():
   np.testing.assert_allclose(ours.apply(params, v), reference.apply(params, v), atol=1e-5)
 
 
-def test_a_band_stride_needs_a_band_only_kernel():
+def test_bad_shapes_even_kernels_and_band_strides_are_refused():
+  v = jnp.ones((1, 4, 4, 4, 2))
   with pytest.raises(ValueError, match=r"strides: a band stride needs a \(kd, 1, 1\) kernel"):
-    conv3d.conv3d_same(jnp.ones((1, 4, 4, 4, 1)), jnp.ones((3, 3, 3, 1, 1)), (2, 1, 1))
+    conv3d.conv3d_same(v, jnp.ones((3, 3, 3, 2, 1)), (2, 1, 1))
+  with pytest.raises(ValueError, match=r"kernel: expected odd \(kd, kh, kw\)"):
+    conv3d.conv3d_same(v, jnp.ones((2, 3, 3, 2, 1)))
+  with pytest.raises(ValueError, match=r"v, kernel: expected \(N, D, H, W, C_in\)"):
+    conv3d.conv3d_same(v, jnp.ones((3, 3, 3, 1, 1)))
+  with pytest.raises(ValueError, match=r"v, kernel: expected"):
+    conv3d.conv3d_same(v[0], jnp.ones((3, 3, 3, 2, 1)))
