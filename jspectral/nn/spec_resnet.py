@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jspectral.nn.model_spec import ModelSpec
+from jspectral.nn.resnet import global_average_pool
 from jspectral.nn.spectral_adapter import SpectralAdapter, batch_norm, convert_torch_adapter
 
 
@@ -145,7 +146,7 @@ class SpecResNet50(nn.Module):
         dilation *= 2
     if self.return_features:
       return y
-    y = y.mean(axis=(1, 2))
+    y = global_average_pool(y)
     return nn.Dense(self.num_classes, name="fc")(y) if self.num_classes else y
 
 

@@ -1,10 +1,13 @@
 """ResNet's convolution: lax's values and lax's gradients on every weight-gradient path."""
 
+import importlib.metadata
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jspectral import prefer_eigen_convolutions
 from jspectral.nn import resnet
 
 
@@ -46,3 +49,38 @@ def test_unsupported_convolutions_are_refused():
     resnet._conv_general_dilated(x, w, (1, 2), ((1, 1), (1, 1)))
   with pytest.raises(ValueError, match="padding/window_strides"):
     resnet._conv_general_dilated(x, w, (1, 1), ((0, 1), (0, 1)))
+
+
+def test_global_average_pool_is_the_spatial_mean():
+  x = jax.random.normal(jax.random.key(0), (2, 5, 7, 3))
+  np.testing.assert_allclose(resnet.global_average_pool(x), x.mean((1, 2)), rtol=1e-6, atol=1e-7)
+  with jax.enable_x64(True):
+    x = jax.random.normal(jax.random.key(1), (2, 5, 7, 3), jnp.float64)
+    np.testing.assert_allclose(resnet.global_average_pool(x), x.mean((1, 2)), rtol=1e-14)
+
+
+def _convolutions_in_ynn_fusions(hlo: str) -> int:
+  """Convolutions inside the computations that ``__ynn_fusion`` ops call."""
+  bodies, name = {}, None
+  for line in hlo.splitlines():
+    if line.endswith("{") and not line.startswith(" "):
+      name = line.removeprefix("ENTRY ").split()[0].lstrip("%")
+      bodies[name] = 0
+    elif name is not None and " convolution(" in line:
+      bodies[name] += 1
+  fused = [line.split("calls=")[1].split(",")[0].lstrip("%") for line in hlo.splitlines()
+           if "__ynn_fusion" in line and "calls=" in line]
+  return sum(bodies.get(callee, 0) for callee in fused)
+
+
+@pytest.mark.skipif(not prefer_eigen_convolutions({}, importlib.metadata.version("jaxlib")),
+                    reason="this jaxlib is outside the releases known to have the flag")
+def test_eval_mode_convolutions_stay_out_of_ynnpack_fusions():
+  """The pool is not a reduction XLA:CPU could hand to YNNPACK with the last blocks' convs."""
+  model = resnet.ResNet18Cifar()
+  x = jnp.ones((4, 32, 32, 3))
+  variables = jax.jit(lambda x: model.init(jax.random.key(0), x, train=False))(x)
+  features = jax.jit(lambda v, x: model.apply(v, x, train=False))
+  hlo = features.lower(variables, x).compile().as_text()
+  assert hlo.count(" convolution(") >= 20
+  assert _convolutions_in_ynn_fusions(hlo) == 0
