@@ -263,17 +263,18 @@ ResNet50 = functools.partial(ResNet, stage_sizes=(3, 4, 6, 3), block_cls=Bottlen
 def global_average_pool(x: jax.Array) -> jax.Array:
   """Mean of ``(N, H, W, C)`` feature maps over ``H, W`` -> ``(N, C)``, as a matrix-vector product.
 
-  The values of ``x.mean((1, 2))`` up to float rounding (the product runs at full float32
-  precision on every backend). XLA:CPU (jaxlib 0.10.2) hands a reduction to a YNNPACK fusion
-  together with the elementwise chain that feeds it, and in eval mode that chain reaches back
-  through BatchNorm, ReLU and the residual sums into the last blocks' convolutions: seven of
-  ResNet-18's twenty then run in YNNPACK instead of Eigen (ResNet-18 CIFAR inference, batch 32:
-  0.24 instead of 0.26 s, docs/benchmarks.md). A product is not a reduction, so they stay apart.
+  The values of ``x.mean((1, 2))`` up to float rounding: the product runs at full float32 (or
+  float64) precision on every backend, half-precision inputs summed in float32. XLA:CPU (jaxlib
+  0.10.2) hands a reduction to a YNNPACK fusion together with the elementwise chain that feeds
+  it, and in eval mode that chain reaches back through BatchNorm, ReLU and the residual sums into
+  the last blocks' convolutions: seven of ResNet-18's twenty then run in YNNPACK instead of Eigen
+  (ResNet-18 CIFAR inference, batch 32: 0.24 instead of 0.26 s, docs/benchmarks.md). A product
+  is not a reduction, so they stay apart.
   """
   n, h, w, c = x.shape
-  weights = jnp.full((h * w,), 1.0 / (h * w), x.dtype)
+  weights = jnp.full((h * w,), 1.0 / (h * w), jnp.promote_types(x.dtype, jnp.float32))
   return jnp.einsum("nsc,s->nc", x.reshape(n, h * w, c), weights,
-                    precision=jax.lax.Precision.HIGHEST)
+                    precision=jax.lax.Precision.HIGHEST).astype(x.dtype)
 
 
 def variables_from_torch(state_dict: Mapping[str, np.ndarray], prefix: str = "") -> dict:

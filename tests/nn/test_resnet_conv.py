@@ -1,4 +1,4 @@
-"""ResNet's convolution: lax's values and lax's gradients on every weight-gradient path."""
+"""ResNet's convolution (lax's values and gradients on every weight-gradient path) and its pool."""
 
 import importlib.metadata
 
@@ -57,6 +57,9 @@ def test_global_average_pool_is_the_spatial_mean():
   with jax.enable_x64(True):
     x = jax.random.normal(jax.random.key(1), (2, 5, 7, 3), jnp.float64)
     np.testing.assert_allclose(resnet.global_average_pool(x), x.mean((1, 2)), rtol=1e-14)
+  half = jnp.full((1, 8, 8, 2), 3.0, jnp.bfloat16)
+  pooled = resnet.global_average_pool(half)
+  assert pooled.dtype == jnp.bfloat16 and np.all(np.asarray(pooled, np.float32) == 3.0)
 
 
 def _convolutions_in_ynn_fusions(hlo: str) -> int:
