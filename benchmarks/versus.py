@@ -46,7 +46,8 @@ class Case(NamedTuple):
   """One workload: ``train`` and ``infer`` as ``(function, args)``, jitted by the harness.
 
   Attributes:
-    train: a pure train step ``fn(*args)`` (returns new state and loss).
+    train: a pure train step ``fn(*args)`` returning ``(*state, loss)``, where ``state`` are the
+      new values of its first ``len(state)`` arguments.
     infer: a pure inference call ``fn(*args)``.
     context: a context manager factory every compile and call runs under (e.g. x64).
     shapes: a short description of the workload.
@@ -212,33 +213,45 @@ def _memory(compiled) -> dict[str, int | None]:
 
 
 class Built:
-  """A case compiled once: ``time(iters)`` returns the per-call seconds of train and inference."""
+  """A case compiled once: ``time(iters)`` returns the per-call seconds of train and inference.
+
+  The train step donates its state (every argument it returns anew: parameters, optimiser and
+  model state) and each call starts from the previous one's, as ``fit`` runs it and as the
+  official code updates its tensors in place.
+  """
 
   def __init__(self, name: str):
     self.name = name
-    self.case = CASES[name]()
-    self.info: dict[str, Any] = {"case": name, "shapes": self.case.shapes}
-    self._compiled = {}
-    with self.case.context():
+    case = CASES[name]()
+    self.context = case.context
+    self.info: dict[str, Any] = {"case": name, "shapes": case.shapes}
+    self._compiled, self._args = {}, {}
+    with self.context():
       for kind in ("train", "infer"):
-        fn, args = getattr(self.case, kind)
+        fn, args = getattr(case, kind)
+        carried = len(jax.eval_shape(fn, *args)) - 1 if kind == "train" else 0
         start = time.perf_counter()
-        compiled = jax.jit(fn).lower(*args).compile()
+        compiled = jax.jit(fn, donate_argnums=tuple(range(carried))).lower(*args).compile()
         self.info[f"{kind}_compile_s"] = time.perf_counter() - start
         self.info[f"{kind}_memory"] = _memory(compiled)
-        self._compiled[kind] = (compiled, args)
+        self._compiled[kind] = (compiled, carried)
+        # a copy of the donated state, whose original (parameters) inference may share
+        self._args[kind] = (*jax.tree.map(jnp.copy, args[:carried]), *args[carried:])
       train.release_freed_memory()   # as fit does once its step has compiled
       self.time(1)  # warm-up call of each
 
   def time(self, iters: int) -> dict[str, list[float]]:
     out = {}
-    with self.case.context():
-      for kind, (compiled, args) in self._compiled.items():
+    with self.context():
+      for kind, (compiled, carried) in self._compiled.items():
         times = []
         for _ in range(iters):
+          args = self._args[kind]
           start = time.perf_counter()
-          jax.block_until_ready(compiled(*args))
+          result = jax.block_until_ready(compiled(*args))
           times.append(time.perf_counter() - start)
+          if carried:  # the donated state is gone: the next call starts from the new one
+            self._args[kind] = (*result[:carried], *args[carried:])
         out[f"{kind}_s"] = times
     return out
 
