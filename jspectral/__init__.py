@@ -19,9 +19,10 @@ def prefer_eigen_convolutions(environ: MutableMapping[str, str] = os.environ,
   Since jaxlib 0.9, XLA:CPU hands every large convolution to its YNNPACK fusion, whose weight
   gradients are slow. On the 2-core machine here (jaxlib 0.10.2, idle, wall seconds,
   docs/benchmarks.md) Eigen's convolutions run the train steps of MAN-M 8.4 -> 6.5 s, HSDT-M
-  5.6 -> 4.8 s, INTL's ResNet-18 1.12 -> 0.89 s and rho-PNN 0.093 -> 0.063 s; Eigen's forward
-  3x3 convolutions are slower (0.015 vs 0.011 s at 32 x 32x32, 64 -> 64), and the rho-PNN
-  smoke, mostly compilation, costs 26 instead of 22 CPU seconds. XLA reads ``XLA_FLAGS`` once,
+  5.6 -> 4.8 s, INTL's ResNet-18 1.12 -> 0.89 s and rho-PNN 0.093 -> 0.063 s; which forward
+  3x3 convolution is faster varies with the day (32 x 32x32, 64 -> 64: Eigen 0.015 vs YNNPACK
+  0.011 s once, 0.014 vs 0.026 s another time), and the rho-PNN smoke, mostly compilation,
+  costs 26 instead of 22 CPU seconds. XLA reads ``XLA_FLAGS`` once,
   when the first backend starts, so this runs on ``import jspectral`` and has no effect on a
   process that already computed with JAX. An ``XLA_FLAGS`` that already names the YNN fusion
   types is the user's choice and is left alone; so is a jaxlib outside the releases known to

@@ -271,6 +271,8 @@ def global_average_pool(x: jax.Array) -> jax.Array:
   (ResNet-18 CIFAR inference, batch 32: 0.24 instead of 0.26 s, docs/benchmarks.md). A product
   is not a reduction, so they stay apart.
   """
+  if x.ndim != 4:
+    raise ValueError(f"x: expected feature maps of shape (N, H, W, C), got shape {x.shape}")
   n, h, w, c = x.shape
   weights = jnp.full((h * w,), 1.0 / (h * w), jnp.promote_types(x.dtype, jnp.float32))
   return jnp.einsum("nsc,s->nc", x.reshape(n, h * w, c), weights,

@@ -60,6 +60,18 @@ def test_global_average_pool_is_the_spatial_mean():
   half = jnp.full((1, 8, 8, 2), 3.0, jnp.bfloat16)
   pooled = resnet.global_average_pool(half)
   assert pooled.dtype == jnp.bfloat16 and np.all(np.asarray(pooled, np.float32) == 3.0)
+  with pytest.raises(ValueError, match=r"x: expected feature maps of shape \(N, H, W, C\)"):
+    resnet.global_average_pool(jnp.ones((8, 8, 2)))
+
+
+@pytest.mark.parametrize("stem, shape, message", [
+    ("cifar", (8, 8, 3), r"x: expected images of shape \(N, H, W, C\), got shape \(8, 8, 3\)"),
+    ("tiny", (1, 8, 8, 3), "stem: expected 'imagenet' or 'cifar', got 'tiny'"),
+])
+def test_resnet_names_its_bad_input(stem, shape, message):
+  model = resnet.ResNet18(stem=stem, width=2)
+  with pytest.raises(ValueError, match=message):
+    model.init(jax.random.key(0), jnp.ones(shape), train=False)
 
 
 def _convolutions_in_ynn_fusions(hlo: str) -> int:
