@@ -236,7 +236,7 @@ class Built:
         self.info[f"{kind}_memory"] = _memory(compiled)
         self._compiled[kind] = (compiled, carried)
         # a copy of the donated state, whose original (parameters) inference may share
-        self._args[kind] = (*jax.tree.map(jnp.copy, args[:carried]), *args[carried:])
+        self._args[kind] = (*jax.device_put(args[:carried], may_alias=False), *args[carried:])
       train.release_freed_memory()   # as fit does once its step has compiled
       self.time(1)  # warm-up call of each
 
