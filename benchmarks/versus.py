@@ -59,7 +59,7 @@ class Case(NamedTuple):
   shapes: str = ""
 
 
-def _adam_step(loss_fn: Callable, tx: optax.GradientTransformation) -> Callable:
+def _optax_step(loss_fn: Callable, tx: optax.GradientTransformation) -> Callable:
   """``step(params, opt_state, *batch) -> (params, opt_state, loss)`` of ``loss_fn(p, *batch)``."""
   def step(params, opt_state, *batch):
     loss, grads = jax.value_and_grad(loss_fn)(params, *batch)
@@ -86,7 +86,7 @@ def essaformer_case(lr_size: int, bands: int = 31, dim: int = 256, scale: int = 
     return jnp.mean(jnp.abs(out - hr))
 
   infer = lambda p, lr: model.apply({"params": p}, lr)
-  return Case((_adam_step(loss_fn, tx), (params, tx.init(params), lr, hr, jax.random.key(3))),
+  return Case((_optax_step(loss_fn, tx), (params, tx.init(params), lr, hr, jax.random.key(3))),
               (infer, (params, lr)), shapes=f"1 x {lr_size}x{lr_size}x{bands} -> x{scale}, d {dim}")
 
 
@@ -111,7 +111,7 @@ def rho_pnn_case(size: int = 192) -> Case:
               + rho_pnn.spatial_loss(out, x[..., -1:], config.ratio).astype(jnp.float32))
 
     opt_state = tx.init(params)
-  return Case((_adam_step(loss_fn, tx), (params, opt_state, x, hs_lr)),
+  return Case((_optax_step(loss_fn, tx), (params, opt_state, x, hs_lr)),
               (lambda p, x: module.apply({"params": p}, x), (params, x)),
               context=lambda: jax.enable_x64(True), shapes=f"1 x {size}x{size}x2, lr 1e-5")
 
@@ -128,7 +128,7 @@ def hyperpnn_case(batch: int = 4, size: int = 60, bands: int = 159) -> Case:
   def loss_fn(p, pan, hs, gt):
     return jnp.mean((model.apply({"params": p}, pan, hs) - gt) ** 2)
 
-  return Case((_adam_step(loss_fn, tx), (params, tx.init(params), pan, hs, gt)),
+  return Case((_optax_step(loss_fn, tx), (params, tx.init(params), pan, hs, gt)),
               (lambda p, pan, hs: model.apply({"params": p}, pan, hs), (params, pan, hs)),
               shapes=f"{batch} x {size}x{size}x{bands} + PAN")
 
@@ -221,7 +221,6 @@ class Built:
   """
 
   def __init__(self, name: str):
-    self.name = name
     case = CASES[name]()
     self.context = case.context
     self.info: dict[str, Any] = {"case": name, "shapes": case.shapes}

@@ -12,7 +12,7 @@ def _sgd_case() -> versus.Case:
   params = {"w": jnp.array([1.0, 5.0])}
   tx = optax.sgd(0.1)
   loss_fn = lambda p, target: jnp.sum((p["w"] - target) ** 2)
-  return versus.Case((versus._adam_step(loss_fn, tx), (params, tx.init(params), 3.0)),
+  return versus.Case((versus._optax_step(loss_fn, tx), (params, tx.init(params), 3.0)),
                      (lambda p: 2 * p["w"], (params,)), shapes="2 weights")
 
 
