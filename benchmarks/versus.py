@@ -217,7 +217,8 @@ class Built:
 
   The train step donates its state (every argument it returns anew: parameters, optimiser and
   model state) and each call starts from the previous one's, as ``fit`` runs it and as the
-  official code updates its tensors in place.
+  official code updates its tensors in place. Inference reads the current state, as the official
+  code's ``eval()`` of the same module does: no second copy of the state is held.
   """
 
   def __init__(self, name: str):
@@ -234,8 +235,10 @@ class Built:
         self.info[f"{kind}_compile_s"] = time.perf_counter() - start
         self.info[f"{kind}_memory"] = _memory(compiled)
         self._compiled[kind] = (compiled, carried)
-        # a copy of the donated state, whose original (parameters) inference may share
-        self._args[kind] = (*jax.device_put(args[:carried], may_alias=False), *args[carried:])
+        self._args[kind] = args
+      state = self._args["train"][:self._compiled["train"][1]]
+      self._state_in_infer = _positions(self._args["infer"], state)
+      del case, args, state  # the donated state is referenced nowhere else: each call frees it
       train.release_freed_memory()   # as fit does once its step has compiled
       self.time(1)  # warm-up call of each
 
@@ -249,10 +252,26 @@ class Built:
           start = time.perf_counter()
           result = jax.block_until_ready(compiled(*args))
           times.append(time.perf_counter() - start)
-          if carried:  # the donated state is gone: the next call starts from the new one
+          if carried:  # the donated state is gone: the next calls read the new one
             self._args[kind] = (*result[:carried], *args[carried:])
+            self._args["infer"] = _replaced(self._args["infer"], self._state_in_infer,
+                                            result[:carried])
         out[f"{kind}_s"] = times
     return out
+
+
+def _positions(tree, state) -> dict[int, int]:
+  """Which leaves of ``tree`` are leaves of ``state`` (the same arrays): leaf index -> index."""
+  index = {id(leaf): i for i, leaf in enumerate(jax.tree.leaves(state))}
+  return {i: index[id(leaf)] for i, leaf in enumerate(jax.tree.leaves(tree)) if id(leaf) in index}
+
+
+def _replaced(tree, positions: dict[int, int], state):
+  """``tree`` with the leaves at ``positions`` (:func:`_positions`) taken from ``state``."""
+  leaves, treedef = jax.tree.flatten(tree)
+  new = jax.tree.leaves(state)
+  return jax.tree.unflatten(treedef, [new[positions[i]] if i in positions else leaf
+                                      for i, leaf in enumerate(leaves)])
 
 
 def max_rss_bytes() -> int:
