@@ -196,6 +196,7 @@ def denoiser_case(name: str, batch: int = 4, size: int = 64, bands: int = 31) ->
 
 
 CASES: dict[str, Callable[[], Case]] = {
+    "essaformer_lr16": lambda: essaformer_case(16),
     "essaformer_lr32": lambda: essaformer_case(32),
     "essaformer_lr48": lambda: essaformer_case(48),
     "rho_pnn": rho_pnn_case,

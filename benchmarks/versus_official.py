@@ -226,6 +226,7 @@ def man_case(mirrors: str, batch: int = 4, size: int = 64, bands: int = 31):
 
 
 CASES = {
+    "essaformer_lr16": lambda m: essaformer_case(m, 16),
     "essaformer_lr32": lambda m: essaformer_case(m, 32),
     "essaformer_lr48": lambda m: essaformer_case(m, 48),
     "rho_pnn": rho_pnn_case,
