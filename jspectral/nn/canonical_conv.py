@@ -8,8 +8,8 @@ weight gradient of a 7x7x48x32 convolution on a 96x108 image took 0.06 s as one 
 iteration of a ``fori_loop``; rho-PNN's per-band tuning loop ran 5x slower than the same steps
 called one by one. The VJP below writes both gradients as canonical convolutions (with explicit
 transposes), which XLA keeps, and is otherwise the same function: same values, same gradients.
-VALID convolutions with many channels are written as convolutions padded by one zero row
-(:func:`_valid`), which XLA:CPU's YNNPACK convolutions run 4-8x faster.
+Where XLA:CPU's convolutions run in YNNPACK, VALID convolutions with many channels are written as
+convolutions padded by one zero row (:func:`_valid`), which YNNPACK runs 4-8x faster.
 
 Pass it to flax: ``nn.Conv(..., conv_general_dilated=canonical_conv.conv_general_dilated)``. Used
 by the networks that train inside jitted loops (zero-shot pansharpening, deep image priors) and
@@ -25,22 +25,26 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import jspectral
+
 _NHWC = ("NHWC", "HWIO", "NHWC")
 
 
 def _valid(x, w, precision):
-  """VALID convolution; with ``Ci Co >= 512`` as one padded by a zero row, whose output row is
-  dropped.
+  """VALID convolution; with ``Ci Co >= 512`` on a CPU whose convolutions run in YNNPACK, as one
+  padded by a zero row, whose output row is dropped.
 
   XLA:CPU's YNNPACK convolutions (jaxlib 0.10.2) run a convolution with zero padding 4-8x faster
   than the same convolution written VALID (measured here, CPU seconds, batch 1: 7x7 48 -> 32 on
   198x198 0.19 s VALID vs 0.025 s padded; 3x3 512 -> 512 on 66x66 0.45 vs 0.095 s); with few
   channels it makes no difference, so small convolutions stay VALID. Eigen's convolutions, which
-  ``import jspectral`` selects (:func:`jspectral.prefer_eigen_convolutions`), run both forms
-  equally fast (0.036 / 0.035 s and 0.097 / 0.10 s for the two shapes above), so the form only
-  matters where a user keeps YNNPACK.
+  ``import jspectral`` selects (:data:`jspectral.EIGEN_CONVOLUTIONS`), run both forms equally
+  fast (0.036 / 0.035 s and 0.097 / 0.10 s for the two shapes above), and there the padded form
+  only adds its extra row and the copy that drops it: ESSAformer's LR 32 train step took 7.66-7.76
+  s with it and 6.89-6.92 s without (2 cores, docs/benchmarks.md), so Eigen gets plain VALID.
   """
-  if x.shape[3] * w.shape[3] < 512:
+  if (x.shape[3] * w.shape[3] < 512 or jspectral.EIGEN_CONVOLUTIONS
+      or jax.default_backend() != "cpu"):
     return jax.lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=_NHWC,
                                         precision=precision)
   y = jax.lax.conv_general_dilated(x, w, (1, 1), ((0, 1), (0, 0)), dimension_numbers=_NHWC,
