@@ -26,7 +26,7 @@ def test_train_calls_carry_the_donated_state_and_inference_reads_the_current(mon
   # four steps from [1, 5], each from the previous one's state (not four first steps)
   np.testing.assert_allclose(params["w"], 3.0 + np.array([-2.0, 2.0]) * 0.8 ** 4, rtol=1e-6)
   assert target == 3.0
-  # inference reads the current parameters (as the official eval() of the same module), and
-  # no reference to the first state is left: its buffers were donated and are gone
+  # inference reads the current parameters, the very arrays the last train call returned (as
+  # the official eval() of the same module does)
   np.testing.assert_allclose(built._compiled["infer"][0](*built._args["infer"]), 2 * params["w"])
   assert built._args["infer"][0]["w"] is params["w"]
