@@ -237,9 +237,7 @@ class Built:
         self.info[f"{kind}_memory"] = _memory(compiled)
         self._compiled[kind] = (compiled, carried)
         self._args[kind] = args
-      state = self._args["train"][:self._compiled["train"][1]]
-      self._state_in_infer = _positions(self._args["infer"], state)
-      del case, args, state  # the donated state is referenced nowhere else: each call frees it
+      del case, args  # the donated state is referenced nowhere else: each call frees it
       train.release_freed_memory()   # as fit does once its step has compiled
       self.time(1)  # warm-up call of each
 
@@ -255,24 +253,17 @@ class Built:
           times.append(time.perf_counter() - start)
           if carried:  # the donated state is gone: the next calls read the new one
             self._args[kind] = (*result[:carried], *args[carried:])
-            self._args["infer"] = _replaced(self._args["infer"], self._state_in_infer,
-                                            result[:carried])
+            self._args["infer"] = _following(self._args["infer"], args[:carried],
+                                             result[:carried])
         out[f"{kind}_s"] = times
     return out
 
 
-def _positions(tree, state) -> dict[int, int]:
-  """Which leaves of ``tree`` are leaves of ``state`` (the same arrays): leaf index -> index."""
-  index = {id(leaf): i for i, leaf in enumerate(jax.tree.leaves(state))}
-  return {i: index[id(leaf)] for i, leaf in enumerate(jax.tree.leaves(tree)) if id(leaf) in index}
-
-
-def _replaced(tree, positions: dict[int, int], state):
-  """``tree`` with the leaves at ``positions`` (:func:`_positions`) taken from ``state``."""
-  leaves, treedef = jax.tree.flatten(tree)
-  new = jax.tree.leaves(state)
-  return jax.tree.unflatten(treedef, [new[positions[i]] if i in positions else leaf
-                                      for i, leaf in enumerate(leaves)])
+def _following(tree, old_state, new_state):
+  """``tree`` with every leaf that is a leaf of ``old_state`` (the same array) replaced by its
+  counterpart in ``new_state``."""
+  new = dict(zip(map(id, jax.tree.leaves(old_state)), jax.tree.leaves(new_state), strict=True))
+  return jax.tree.map(lambda leaf: new.get(id(leaf), leaf), tree)
 
 
 def max_rss_bytes() -> int:

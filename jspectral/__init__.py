@@ -50,7 +50,7 @@ def prefer_eigen_convolutions(environ: MutableMapping[str, str] = os.environ,
   return True
 
 
+prefer_eigen_convolutions()
 # Whether XLA:CPU's convolutions run in Eigen (the flag set here or by the user): layers that
 # reshape a convolution for YNNPACK's sake skip that where Eigen runs it (canonical_conv._valid).
-EIGEN_CONVOLUTIONS = (prefer_eigen_convolutions()
-                      or YNN_CONVOLUTIONS_OFF in os.environ.get("XLA_FLAGS", ""))
+EIGEN_CONVOLUTIONS = YNN_CONVOLUTIONS_OFF in os.environ.get("XLA_FLAGS", "")
